@@ -1,0 +1,3 @@
+//! Scheduler benchmarks.
+
+fn main() {}

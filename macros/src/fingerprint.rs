@@ -1,0 +1,136 @@
+//! The code fingerprint of a task: blake3 over its name, the tokens of its function (doc
+//! attributes left out) and its `version` salt.
+//!
+//! Tokens are hashed by kind and text, never by spacing or span, so reformatting a function
+//! or editing its comments keeps the fingerprint, while any change to its code changes it.
+
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+
+/// The fingerprint of task `name` whose function is `tokens`.
+pub(crate) fn fingerprint(name: &str, version: Option<&str>, tokens: TokenStream) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"pipewright task fingerprint v1\0");
+    field(&mut hasher, b'N', name.as_bytes());
+    match version {
+        Some(v) => field(&mut hasher, b'V', v.as_bytes()),
+        None => field(&mut hasher, b'v', b""),
+    }
+    stream(&mut hasher, tokens);
+    *hasher.finalize().as_bytes()
+}
+
+/// Feeds one tagged, length-prefixed field, so adjacent fields cannot run together.
+fn field(hasher: &mut blake3::Hasher, tag: u8, bytes: &[u8]) {
+    hasher.update(&[tag]);
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn stream(hasher: &mut blake3::Hasher, tokens: TokenStream) {
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        if let TokenTree::Punct(p) = &tree
+            && p.as_char() == '#'
+        {
+            // `#[doc = ...]` and `#![doc = ...]`, which is what doc comments become.
+            let mut ahead = iter.clone();
+            let bang = matches!(ahead.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+            if bang {
+                ahead.next();
+            }
+            if let Some(TokenTree::Group(g)) = ahead.peek()
+                && g.delimiter() == Delimiter::Bracket
+                && is_doc(g.stream())
+            {
+                ahead.next();
+                iter = ahead;
+                continue;
+            }
+        }
+        tree_hash(hasher, tree);
+    }
+}
+
+fn is_doc(attr: TokenStream) -> bool {
+    matches!(attr.into_iter().next(), Some(TokenTree::Ident(i)) if i == "doc")
+}
+
+fn tree_hash(hasher: &mut blake3::Hasher, tree: TokenTree) {
+    match tree {
+        TokenTree::Group(g) => {
+            let open = match g.delimiter() {
+                Delimiter::Parenthesis => b'(',
+                Delimiter::Brace => b'{',
+                Delimiter::Bracket => b'[',
+                Delimiter::None => b'0',
+            };
+            hasher.update(&[b'G', open]);
+            stream(hasher, g.stream());
+            hasher.update(b"g");
+        }
+        TokenTree::Ident(i) => field(hasher, b'I', i.to_string().as_bytes()),
+        TokenTree::Punct(p) => field(hasher, b'P', p.as_char().to_string().as_bytes()),
+        TokenTree::Literal(l) => field(hasher, b'L', l.to_string().as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+    use proc_macro2::TokenStream;
+
+    fn fp(src: &str) -> [u8; 32] {
+        fingerprint("t", None, src.parse::<TokenStream>().unwrap())
+    }
+
+    #[test]
+    fn reformatting_and_comments_keep_the_fingerprint() {
+        let a = fp("fn f(x: &Vec<u32>) -> u32 { x.iter().sum() }");
+        let b = fp(
+            "fn f(\n    x: &Vec<u32>,\n) -> u32 {\n    // add them up\n    x.iter()\n        .sum() /* all */\n}",
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn doc_comments_keep_the_fingerprint() {
+        let a = fp("fn f() -> u32 { 1 }");
+        let b = fp("/// Returns one.\n#[doc = \"more\"]\nfn f() -> u32 {\n    //! inner\n    1\n}");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn other_attributes_count() {
+        assert_ne!(fp("fn f() {}"), fp("#[inline] fn f() {}"));
+    }
+
+    #[test]
+    fn an_edited_body_changes_the_fingerprint() {
+        let a = fp("fn f(x: u32) -> u32 { x + 1 }");
+        assert_ne!(a, fp("fn f(x: u32) -> u32 { x + 2 }"));
+        assert_ne!(a, fp("fn f(x: u32) -> u32 { x - 1 }"));
+        assert_ne!(a, fp("fn f(x: u64) -> u32 { x + 1 }"));
+        assert_ne!(
+            fp("fn f() -> &'static str { \"ab\" }"),
+            fp("fn f() -> &'static str { \"a b\" }")
+        );
+    }
+
+    #[test]
+    fn grouping_counts() {
+        assert_ne!(fp("fn f() { (a)(b) }"), fp("fn f() { (a(b)) }"));
+    }
+
+    #[test]
+    fn name_and_version_count() {
+        let tokens = || "fn f() {}".parse::<TokenStream>().unwrap();
+        let base = fingerprint("t", None, tokens());
+        assert_ne!(base, fingerprint("u", None, tokens()));
+        assert_ne!(base, fingerprint("t", Some("2"), tokens()));
+        assert_ne!(base, fingerprint("t", Some(""), tokens()));
+        assert_ne!(
+            fingerprint("t", Some("2"), tokens()),
+            fingerprint("t", Some("3"), tokens())
+        );
+    }
+}

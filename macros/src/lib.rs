@@ -1,0 +1,22 @@
+//! Procedural macros of pipewright. Use them through the `pipewright` crate, whose docs
+//! describe them in full.
+
+mod diag;
+mod fingerprint;
+mod paths;
+mod pipeline;
+mod task;
+
+use proc_macro::TokenStream;
+
+/// Declares a cached task. Full docs and examples: the `pipewright` crate.
+#[proc_macro_attribute]
+pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    task::expand(args.into(), item.into()).into()
+}
+
+/// Wires tasks into a pipeline. Full docs and examples: the `pipewright` crate.
+#[proc_macro]
+pub fn pipeline(input: TokenStream) -> TokenStream {
+    pipeline::expand(input.into()).into()
+}

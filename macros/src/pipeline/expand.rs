@@ -1,0 +1,78 @@
+//! Expands a checked `pipeline!` into calls of the typed builder and a value that derefs to
+//! `Pipeline` with one `Handle` field per binding.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::check::{Arg, Wired};
+use super::parse::PipelineDef;
+use crate::paths;
+
+pub(crate) fn pipeline(def: &PipelineDef, wired: &Wired<'_>) -> TokenStream {
+    let pw = paths::private(None);
+    let builder = format_ident!("__pw_builder", span = Span::mixed_site());
+    let name = &def.name;
+
+    let adds = def.bindings.iter().zip(&wired.args).map(|(binding, args)| {
+        let ident = &binding.ident;
+        let node_name = ident.to_string();
+        let task = &binding.task;
+        let args = args.iter().map(|arg| match arg {
+            Arg::Edge(ident) => quote!(#ident),
+            Arg::Gather(idents) => quote!([#(#idents),*]),
+            Arg::Param(expr) => quote!(#expr),
+        });
+        let paren = binding.call.paren_token;
+        let mut call_args = TokenStream::new();
+        paren.surround(&mut call_args, |tokens| tokens.extend(quote!(#(#args),*)));
+        let constructor = quote_spanned!(task.span()=> #task::node);
+        quote! {
+            let #ident = #builder.__add_checked(#node_name, #constructor #call_args);
+        }
+    });
+
+    let idents: Vec<_> = def.bindings.iter().map(|b| &b.ident).collect();
+    let generics: Vec<_> = (0..idents.len())
+        .map(|i| format_ident!("__T{}", i, span = Span::mixed_site()))
+        .collect();
+    let inner = format_ident!("__pipewright_pipeline", span = Span::mixed_site());
+
+    quote! {
+        {
+            let mut #builder = #pw::Pipeline::builder(#name);
+            #(#adds)*
+
+            /// A pipeline built by `pipeline!`: derefs to `Pipeline`, with one `Handle`
+            /// field per binding.
+            struct PipelineNodes<#(#generics),*> {
+                #(#idents: #generics,)*
+                #inner: #pw::Pipeline,
+            }
+
+            impl<#(#generics),*> #pw::core::ops::Deref for PipelineNodes<#(#generics),*> {
+                type Target = #pw::Pipeline;
+                fn deref(&self) -> &#pw::Pipeline {
+                    &self.#inner
+                }
+            }
+
+            impl<#(#generics),*> #pw::core::convert::AsRef<#pw::Pipeline> for PipelineNodes<#(#generics),*> {
+                fn as_ref(&self) -> &#pw::Pipeline {
+                    &self.#inner
+                }
+            }
+
+            impl<#(#generics),*> #pw::core::fmt::Debug for PipelineNodes<#(#generics),*> {
+                fn fmt(&self, f: &mut #pw::core::fmt::Formatter<'_>) -> #pw::core::fmt::Result {
+                    #pw::core::fmt::Debug::fmt(&self.#inner, f)
+                }
+            }
+
+            PipelineNodes {
+                #(#idents,)*
+                #inner: #builder.build(),
+            }
+        }
+    }
+}

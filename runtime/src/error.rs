@@ -1,0 +1,120 @@
+//! The error type of pipewright's own operations (building, running, reading results).
+
+use std::sync::Arc;
+
+use crate::task::TaskError;
+
+/// What can go wrong while building a pipeline, running it, or reading its results.
+///
+/// A task that fails is not an error of the run: it is recorded in the
+/// [`RunReport`](crate::RunReport), and reading its output returns [`Error::NodeFailed`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two nodes of one pipeline were given the same name.
+    #[error("node `{node}` is defined twice in pipeline `{pipeline}`")]
+    DuplicateNode {
+        /// The pipeline.
+        pipeline: String,
+        /// The repeated name.
+        node: String,
+    },
+
+    /// A node name that cannot be used.
+    #[error("invalid node name {name:?}: {reason}")]
+    InvalidNodeName {
+        /// The name as given.
+        name: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+
+    /// A handle made by another pipeline's builder.
+    #[error("node `{node}` refers to a handle of another pipeline than `{pipeline}`")]
+    ForeignHandle {
+        /// The node being added, or the handle's position.
+        node: String,
+        /// The pipeline it was used with.
+        pipeline: String,
+    },
+
+    /// A pipeline with more than `u32::MAX` nodes.
+    #[error("a pipeline holds at most 4294967295 nodes")]
+    TooManyNodes,
+
+    /// No node has this name.
+    #[error("pipeline `{pipeline}` has no node named `{node}`")]
+    UnknownNode {
+        /// The pipeline.
+        pipeline: String,
+        /// The name asked for.
+        node: String,
+    },
+
+    /// The node's task failed, so it has no output.
+    #[error("node `{node}` failed")]
+    NodeFailed {
+        /// The node.
+        node: String,
+        /// Why it failed.
+        #[source]
+        source: Arc<TaskError>,
+    },
+
+    /// The node never ran because a node it depends on failed.
+    #[error("node `{node}` did not run because its upstream `{upstream}` failed")]
+    UpstreamFailed {
+        /// The node.
+        node: String,
+        /// The failed upstream node it waited on.
+        upstream: String,
+    },
+
+    /// The node's output was dropped once its consumers were done.
+    #[error("the output of node `{node}` was not kept; keep it with `Runner::keep`")]
+    NotKept {
+        /// The node.
+        node: String,
+    },
+
+    /// The node's output is of another type than the one asked for.
+    #[error("node `{node}` outputs `{actual}`, not `{requested}`")]
+    WrongType {
+        /// The node.
+        node: String,
+        /// Its output type.
+        actual: &'static str,
+        /// The type asked for.
+        requested: &'static str,
+    },
+
+    /// No task of this name is linked into the binary.
+    #[error("no task named `{0}` is registered in this binary")]
+    UnknownTask(String),
+
+    /// Two tasks were registered under one name.
+    #[error(
+        "two tasks are registered as `{name}`: in `{first}` and in `{second}`; rename one with `#[task(name = \"...\")]`"
+    )]
+    DuplicateTask {
+        /// The shared name.
+        name: String,
+        /// The module of one of them.
+        first: &'static str,
+        /// The module of the other.
+        second: &'static str,
+    },
+
+    /// The worker threads could not be started.
+    #[error("cannot start {jobs} worker threads")]
+    ThreadPool {
+        /// How many were asked for.
+        jobs: usize,
+        /// Why it failed.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+}
+
+/// `Result` with pipewright's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,487 @@
+//! The typed graph: [`Builder`] adds nodes and returns [`Handle`]s, [`Pipeline`] is the
+//! finished graph (a `petgraph` DAG) that a [`Runner`](crate::Runner) executes.
+
+use std::any::type_name;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Dfs, Reversed};
+
+use crate::error::{Error, Result};
+use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
+
+/// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
+static NEXT_PIPELINE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The position of a node in its pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub(crate) u32);
+
+impl NodeId {
+    /// The node's index in the order nodes were added (a topological order).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A typed reference to a node of a pipeline whose output is a `T`.
+///
+/// Handles are returned by [`Builder::add`] (and are the fields of the value `pipeline!`
+/// returns); pass one to a task's `node` constructor to wire an edge, or to
+/// [`RunReport::get`](crate::RunReport::get) to read the output. They are `Copy`.
+pub struct Handle<T> {
+    pipeline: u64,
+    id: NodeId,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> Handle<T> {
+    /// The node this handle refers to.
+    pub fn id(self) -> NodeId {
+        self.id
+    }
+
+    pub(crate) fn pipeline(self) -> u64 {
+        self.pipeline
+    }
+}
+
+impl<T> Clone for Handle<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Handle<T> {}
+
+impl<T> fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle<{}>(#{})", type_name::<T>(), self.id.0)
+    }
+}
+
+/// How one input argument of a bound task is wired: to one upstream node or to many.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub enum Slot {
+    One(u64, NodeId),
+    Many(Vec<(u64, NodeId)>),
+}
+
+impl Slot {
+    /// Wires an `&T` argument.
+    pub fn one<T>(handle: Handle<T>) -> Self {
+        Slot::One(handle.pipeline, handle.id)
+    }
+
+    /// Wires an `&[&T]` argument.
+    pub fn many<T>(handles: impl IntoIterator<Item = Handle<T>>) -> Self {
+        Slot::Many(handles.into_iter().map(|h| (h.pipeline, h.id)).collect())
+    }
+}
+
+/// A task with its parameters bound and its inputs wired, ready to be added to a
+/// [`Builder`]. Made by the `node` constructor that `#[task]` generates:
+/// `normalize::node(rows, Norm::L1)` takes the same arguments as `normalize`, with a
+/// [`Handle`] in place of each input (a collection of handles for an `&[&T]` input).
+pub struct Bound<T: Task> {
+    task: T,
+    slots: Vec<Slot>,
+}
+
+impl<T: Task> Bound<T> {
+    #[doc(hidden)]
+    pub fn new(task: T, slots: Vec<Slot>) -> Self {
+        Bound { task, slots }
+    }
+
+    /// The task with its parameters.
+    pub fn task(&self) -> &T {
+        &self.task
+    }
+}
+
+impl<T: Task> fmt::Debug for Bound<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bound")
+            .field("task", &self.task)
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+/// The wiring of one input argument inside a pipeline.
+#[derive(Debug, Clone)]
+pub(crate) enum Wire {
+    One(NodeId),
+    Many(Vec<NodeId>),
+}
+
+/// A task object with its type erased, as the executor holds it.
+pub(crate) trait ErasedTask: Send + Sync {
+    fn meta(&self) -> &'static TaskMeta;
+    fn run(&self, inputs: &Inputs<'_>, ctx: &Ctx) -> Result<Arc<Value>, TaskError>;
+    fn params(&self) -> &dyn fmt::Debug;
+    fn output_type(&self) -> &'static str;
+}
+
+impl<T: Task> ErasedTask for T {
+    fn meta(&self) -> &'static TaskMeta {
+        // A reference to an associated const of a concrete type is promoted to 'static.
+        const { &T::META }
+    }
+
+    fn run(&self, inputs: &Inputs<'_>, ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
+        Task::run(self, inputs, ctx).map(|out| Arc::new(out) as Arc<Value>)
+    }
+
+    fn params(&self) -> &dyn fmt::Debug {
+        self
+    }
+
+    fn output_type(&self) -> &'static str {
+        type_name::<T::Output>()
+    }
+}
+
+/// One node of a pipeline.
+pub(crate) struct Node {
+    pub(crate) name: Arc<str>,
+    pub(crate) task: Box<dyn ErasedTask>,
+    pub(crate) wires: Vec<Wire>,
+    /// Distinct upstream nodes, in first-use order.
+    pub(crate) upstream: Vec<NodeId>,
+    /// Distinct downstream nodes.
+    pub(crate) downstream: Vec<NodeId>,
+}
+
+/// Builds a [`Pipeline`] node by node, at run time: the typed API that `pipeline!` expands to.
+///
+/// # Examples
+///
+/// A parameter sweep with one node per value, gathered by one sink:
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// #[task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// #[task]
+/// fn total(parts: &[&u64]) -> u64 {
+///     parts.iter().copied().sum()
+/// }
+///
+/// fn main() -> pipewright::Result<()> {
+///     let mut b = Pipeline::builder("sweep");
+///     let squares = (1..=10)
+///         .map(|x| b.add(format!("square_{x}"), square::node(x)))
+///         .collect::<pipewright::Result<Vec<_>>>()?;
+///     let sum = b.add("total", total::node(squares))?;
+///     let p = b.build();
+///
+///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-builder")).run(&p)?;
+///     assert_eq!(*run.get(sum)?, 385);
+///     Ok(())
+/// }
+/// ```
+pub struct Builder {
+    id: u64,
+    name: String,
+    graph: DiGraph<(), ()>,
+    nodes: Vec<Node>,
+    index: HashMap<Arc<str>, NodeId>,
+}
+
+impl Builder {
+    fn new(name: String) -> Self {
+        Builder {
+            id: NEXT_PIPELINE_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            graph: DiGraph::new(),
+            nodes: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// Adds a node named `name` running `bound` and returns the handle of its output.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateNode`] if the name is taken, [`Error::InvalidNodeName`] if it is
+    /// empty, too long, or not usable as a file name, and [`Error::ForeignHandle`] if an
+    /// input handle belongs to another pipeline.
+    pub fn add<T: Task>(
+        &mut self,
+        name: impl Into<String>,
+        bound: Bound<T>,
+    ) -> Result<Handle<T::Output>> {
+        let name = name.into();
+        check_node_name(&name)?;
+        if self.index.contains_key(name.as_str()) {
+            return Err(Error::DuplicateNode {
+                pipeline: self.name.clone(),
+                node: name,
+            });
+        }
+        let wires = bound
+            .slots
+            .iter()
+            .map(|slot| self.wire(&name, slot))
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut upstream = Vec::new();
+        for wire in &wires {
+            let ids = match wire {
+                Wire::One(id) => std::slice::from_ref(id),
+                Wire::Many(ids) => ids.as_slice(),
+            };
+            for id in ids {
+                if !upstream.contains(id) {
+                    upstream.push(*id);
+                }
+            }
+        }
+
+        let index = self.graph.add_node(());
+        let id = NodeId(u32::try_from(index.index()).map_err(|_| Error::TooManyNodes)?);
+        for up in &upstream {
+            self.graph.add_edge(NodeIndex::new(up.index()), index, ());
+            self.nodes[up.index()].downstream.push(id);
+        }
+        let name: Arc<str> = name.into();
+        self.index.insert(name.clone(), id);
+        self.nodes.push(Node {
+            name,
+            task: Box::new(bound.task),
+            wires,
+            upstream,
+            downstream: Vec::new(),
+        });
+        Ok(Handle {
+            pipeline: self.id,
+            id,
+            _output: PhantomData,
+        })
+    }
+
+    /// Adds a node whose name `pipeline!` has already checked to be new and valid.
+    #[doc(hidden)]
+    pub fn __add_checked<T: Task>(&mut self, name: &str, bound: Bound<T>) -> Handle<T::Output> {
+        match self.add(name, bound) {
+            Ok(handle) => handle,
+            Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
+        }
+    }
+
+    fn wire(&self, node: &str, slot: &Slot) -> Result<Wire> {
+        let check = |(pipeline, id): (u64, NodeId)| {
+            if pipeline == self.id {
+                Ok(id)
+            } else {
+                Err(Error::ForeignHandle {
+                    node: node.to_owned(),
+                    pipeline: self.name.clone(),
+                })
+            }
+        };
+        Ok(match slot {
+            Slot::One(p, id) => Wire::One(check((*p, *id))?),
+            Slot::Many(handles) => {
+                Wire::Many(handles.iter().map(|h| check(*h)).collect::<Result<_>>()?)
+            }
+        })
+    }
+
+    /// The number of nodes added so far.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node has been added yet.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Finishes the graph. Handles only refer to nodes added before, so it has no cycle.
+    pub fn build(self) -> Pipeline {
+        Pipeline {
+            id: self.id,
+            name: self.name,
+            graph: self.graph,
+            nodes: self.nodes,
+            index: self.index,
+        }
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// The longest node name accepted, in bytes.
+const MAX_NODE_NAME: usize = 200;
+
+/// Node names become file names later on: reject what cannot be one.
+fn check_node_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > MAX_NODE_NAME {
+        "it is longer than 200 bytes"
+    } else if name == "." || name == ".." {
+        "it names a directory"
+    } else if name.contains(['/', '\\']) {
+        "it contains a path separator"
+    } else if name.chars().any(char::is_control) {
+        "it contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidNodeName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+/// A finished graph of tasks, ready to run. Made by `pipeline!` or [`Pipeline::builder`].
+pub struct Pipeline {
+    id: u64,
+    name: String,
+    graph: DiGraph<(), ()>,
+    pub(crate) nodes: Vec<Node>,
+    index: HashMap<Arc<str>, NodeId>,
+}
+
+impl Pipeline {
+    /// Starts a pipeline named `name`; see [`Builder`].
+    pub fn builder(name: impl Into<String>) -> Builder {
+        Builder::new(name.into())
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the pipeline has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The node named `name`, if any.
+    pub fn node(&self, name: &str) -> Option<NodeId> {
+        self.index.get(name).copied()
+    }
+
+    /// Every node's name, in the order the nodes were added.
+    pub fn node_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.nodes.iter().map(|n| &*n.name)
+    }
+
+    /// The name of node `id`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not a node of this pipeline.
+    pub fn node_name(&self, id: NodeId) -> &str {
+        &self.nodes[id.index()].name
+    }
+
+    /// The name of the task node `id` runs.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not a node of this pipeline.
+    pub fn task_of(&self, id: NodeId) -> &'static TaskMeta {
+        self.nodes[id.index()].task.meta()
+    }
+
+    /// The distinct nodes whose outputs node `id` consumes, in argument order.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not a node of this pipeline.
+    pub fn parents(&self, id: NodeId) -> &[NodeId] {
+        &self.nodes[id.index()].upstream
+    }
+
+    /// The nodes that consume the output of node `id`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not a node of this pipeline.
+    pub fn children(&self, id: NodeId) -> &[NodeId] {
+        &self.nodes[id.index()].downstream
+    }
+
+    /// The nodes in a topological order: every node after all of its parents.
+    pub fn topological_order(&self) -> Vec<NodeId> {
+        // Handles only point to earlier nodes, so the graph is acyclic by construction.
+        petgraph::algo::toposort(&self.graph, None)
+            .unwrap_or_else(|cycle| unreachable!("a pipeline has no cycle: {cycle:?}"))
+            .into_iter()
+            .map(|i| NodeId(i.index() as u32))
+            .collect()
+    }
+
+    /// `target` and every node it depends on, directly or not, in topological order.
+    ///
+    /// # Panics
+    ///
+    /// If `target` is not a node of this pipeline.
+    pub fn ancestors(&self, target: NodeId) -> Vec<NodeId> {
+        let reversed = Reversed(&self.graph);
+        let mut dfs = Dfs::new(reversed, NodeIndex::new(target.index()));
+        let mut found = Vec::new();
+        while let Some(i) = dfs.next(reversed) {
+            found.push(NodeId(i.index() as u32));
+        }
+        found.sort_unstable();
+        found
+    }
+
+    /// The nodes no other node consumes.
+    pub fn sinks(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.graph
+            .externals(Direction::Outgoing)
+            .map(|i| NodeId(i.index() as u32))
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Nodes<'a>(&'a [Node]);
+        impl fmt::Debug for Nodes<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|n| (&n.name, n.task.params())))
+                    .finish()
+            }
+        }
+        f.debug_struct("Pipeline")
+            .field("name", &self.name)
+            .field("nodes", &Nodes(&self.nodes))
+            .finish()
+    }
+}

@@ -1,0 +1,74 @@
+//! The registry of the tasks linked into a binary, filled by `#[task]` through `inventory`
+//! and looked up by name (never by registration order, which depends on link order).
+
+use crate::error::{Error, Result};
+use crate::task::{Task, TaskMeta};
+
+/// One task's entry in the registry.
+#[derive(Debug)]
+pub struct Registration {
+    meta: &'static TaskMeta,
+}
+
+impl Registration {
+    /// The entry of task `T`; `#[task]` submits one for every task.
+    #[doc(hidden)]
+    pub const fn of<T: Task>() -> Self {
+        Registration {
+            meta: const { &T::META },
+        }
+    }
+
+    /// The task's description.
+    pub fn meta(&self) -> &'static TaskMeta {
+        self.meta
+    }
+}
+
+inventory::collect!(Registration);
+
+/// Every task linked into this binary, in no particular order.
+pub fn registered_tasks() -> impl Iterator<Item = &'static Registration> {
+    inventory::iter::<Registration>.into_iter()
+}
+
+/// The task registered as `name`.
+///
+/// # Errors
+///
+/// [`Error::UnknownTask`] if no task has that name, [`Error::DuplicateTask`] if two have.
+///
+/// # Examples
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// #[task(version = "3")]
+/// fn tokenize(text: String) -> Vec<String> {
+///     text.split_whitespace().map(str::to_owned).collect()
+/// }
+///
+/// let found = pipewright::find_task("tokenize").unwrap();
+/// assert_eq!(found.meta().version, Some("3"));
+/// assert!(pipewright::find_task("no_such_task").is_err());
+/// ```
+pub fn find_task(name: &str) -> Result<&'static Registration> {
+    let mut found: Option<&'static Registration> = None;
+    for reg in registered_tasks().filter(|r| r.meta.name == name) {
+        if let Some(first) = found {
+            let (first, second) = ordered(first.meta.module_path, reg.meta.module_path);
+            return Err(Error::DuplicateTask {
+                name: name.to_owned(),
+                first,
+                second,
+            });
+        }
+        found = Some(reg);
+    }
+    found.ok_or_else(|| Error::UnknownTask(name.to_owned()))
+}
+
+/// Names the two modules in a stable order, whatever the link order was.
+fn ordered(a: &'static str, b: &'static str) -> (&'static str, &'static str) {
+    if a <= b { (a, b) } else { (b, a) }
+}

@@ -1,0 +1,255 @@
+//! What a run returns: every node's outcome and the outputs that were kept.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::graph::{Handle, NodeId, Pipeline};
+use crate::task::{TaskError, Value};
+
+/// How a node ended in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeStatus {
+    /// The task ran and returned an output.
+    Ran,
+    /// The task returned `Err` or panicked.
+    Failed,
+    /// The task never started because a node it depends on failed.
+    UpstreamFailed,
+}
+
+impl NodeStatus {
+    /// Whether the node has an output.
+    pub fn is_success(self) -> bool {
+        matches!(self, NodeStatus::Ran)
+    }
+}
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeStatus::Ran => "ran",
+            NodeStatus::Failed => "failed",
+            NodeStatus::UpstreamFailed => "upstream failed",
+        })
+    }
+}
+
+/// The outcome of one node.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    pub(crate) name: Arc<str>,
+    pub(crate) task: &'static str,
+    pub(crate) status: NodeStatus,
+    pub(crate) duration: Duration,
+    pub(crate) error: Option<Arc<TaskError>>,
+    pub(crate) upstream_failed: Option<Arc<str>>,
+}
+
+impl NodeReport {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name of the task it runs.
+    pub fn task(&self) -> &'static str {
+        self.task
+    }
+
+    /// How it ended.
+    pub fn status(&self) -> NodeStatus {
+        self.status
+    }
+
+    /// How long its task ran (zero if it never started).
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Why it failed, if it did.
+    pub fn error(&self) -> Option<&TaskError> {
+        self.error.as_deref()
+    }
+
+    /// The failed upstream node it waited on, if its status is
+    /// [`NodeStatus::UpstreamFailed`].
+    pub fn failed_upstream(&self) -> Option<&str> {
+        self.upstream_failed.as_deref()
+    }
+}
+
+/// What a run did: every node's outcome, and the outputs that were kept (every sink, and
+/// the nodes passed to [`Runner::keep`](crate::Runner::keep)).
+pub struct RunReport {
+    pipeline: String,
+    pipeline_id: u64,
+    nodes: Vec<NodeReport>,
+    outputs: Vec<Option<Arc<Value>>>,
+    output_types: Vec<&'static str>,
+    index: HashMap<Arc<str>, NodeId>,
+    elapsed: Duration,
+}
+
+impl RunReport {
+    pub(crate) fn new(
+        pipeline: &Pipeline,
+        nodes: Vec<NodeReport>,
+        outputs: Vec<Option<Arc<Value>>>,
+        elapsed: Duration,
+    ) -> Self {
+        RunReport {
+            pipeline: pipeline.name().to_owned(),
+            pipeline_id: pipeline.id(),
+            index: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), NodeId(i as u32)))
+                .collect(),
+            output_types: pipeline
+                .nodes
+                .iter()
+                .map(|n| n.task.output_type())
+                .collect(),
+            nodes,
+            outputs,
+            elapsed,
+        }
+    }
+
+    /// The output of the node behind `handle`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NodeFailed`] or [`Error::UpstreamFailed`] if the node has no output,
+    /// [`Error::NotKept`] if its output was dropped after its consumers were done, and
+    /// [`Error::ForeignHandle`] if the handle belongs to another pipeline.
+    pub fn get<T: 'static>(&self, handle: Handle<T>) -> Result<&T> {
+        if handle.pipeline() != self.pipeline_id || handle.id().index() >= self.nodes.len() {
+            return Err(Error::ForeignHandle {
+                node: format!("#{}", handle.id().index()),
+                pipeline: self.pipeline.clone(),
+            });
+        }
+        self.output(handle.id())
+    }
+
+    /// The output of the node named `name`, which must be a `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), plus [`Error::UnknownNode`] and [`Error::WrongType`].
+    pub fn get_as<T: 'static>(&self, name: &str) -> Result<&T> {
+        let id = self.id(name)?;
+        self.output(id)
+    }
+
+    fn id(&self, name: &str) -> Result<NodeId> {
+        self.index
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownNode {
+                pipeline: self.pipeline.clone(),
+                node: name.to_owned(),
+            })
+    }
+
+    fn output<T: 'static>(&self, id: NodeId) -> Result<&T> {
+        let node = &self.nodes[id.index()];
+        match node.status {
+            NodeStatus::Ran => {}
+            NodeStatus::Failed => {
+                return Err(Error::NodeFailed {
+                    node: node.name.to_string(),
+                    source: node.error.clone().unwrap_or_else(|| {
+                        Arc::new(TaskError::Panicked("no error was recorded".into()))
+                    }),
+                });
+            }
+            NodeStatus::UpstreamFailed => {
+                return Err(Error::UpstreamFailed {
+                    node: node.name.to_string(),
+                    upstream: node.upstream_failed.as_deref().unwrap_or("?").to_owned(),
+                });
+            }
+        }
+        let value = self.outputs[id.index()]
+            .as_ref()
+            .ok_or_else(|| Error::NotKept {
+                node: node.name.to_string(),
+            })?;
+        value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
+            node: node.name.to_string(),
+            actual: self.output_types[id.index()],
+            requested: std::any::type_name::<T>(),
+        })
+    }
+
+    /// The status of the node named `name`, if there is one.
+    pub fn status(&self, name: &str) -> Option<NodeStatus> {
+        self.node(name).map(NodeReport::status)
+    }
+
+    /// The outcome of the node named `name`, if there is one.
+    pub fn node(&self, name: &str) -> Option<&NodeReport> {
+        self.index.get(name).map(|id| &self.nodes[id.index()])
+    }
+
+    /// Every node's outcome, in the pipeline's order.
+    pub fn nodes(&self) -> &[NodeReport] {
+        &self.nodes
+    }
+
+    /// Whether every node ran to an output.
+    pub fn succeeded(&self) -> bool {
+        self.nodes.iter().all(|n| n.status.is_success())
+    }
+
+    /// How many nodes ended with `status`.
+    pub fn count(&self, status: NodeStatus) -> usize {
+        self.nodes.iter().filter(|n| n.status == status).count()
+    }
+
+    /// The name of the pipeline that ran.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// The wall time of the whole run.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+impl fmt::Debug for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunReport")
+            .field("pipeline", &self.pipeline)
+            .field("nodes", &self.nodes)
+            .field("elapsed", &self.elapsed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-line summary: `24 nodes: 22 ran, 1 failed, 1 upstream failed in 1.20s`.
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} nodes:", self.nodes.len())?;
+        let mut first = true;
+        for status in [
+            NodeStatus::Ran,
+            NodeStatus::Failed,
+            NodeStatus::UpstreamFailed,
+        ] {
+            let n = self.count(status);
+            if n > 0 || status == NodeStatus::Ran {
+                write!(f, "{} {n} {status}", if first { "" } else { "," })?;
+                first = false;
+            }
+        }
+        write!(f, " in {:.2?}", self.elapsed)
+    }
+}
