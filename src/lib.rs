@@ -1,6 +1,141 @@
 #![doc = include_str!("../README.md")]
 
-pub use pipewright_macros::{pipeline, task};
+/// Makes a plain function a task of a pipeline.
+///
+/// The function stays as written, callable and unit-testable. Beside it, `#[task]` adds:
+///
+/// - a braced struct of the same name holding the function's parameters (its owned
+///   arguments), which implements [`Task`]: `normalize { norm: Norm::L1 }`;
+/// - an associated function `node` taking the function's arguments with a [`Handle`] in
+///   place of each input, for [`Builder::add`]: `normalize::node(rows, Norm::L1)`;
+/// - an entry in the registry of tasks under the task's name ([`find_task`]).
+///
+/// Arguments are sorted by type: `&T` is an input (the output of one upstream node), `&[&T]`
+/// a gathered input (the outputs of any number of upstream nodes), `&Ctx` the optional
+/// context, and any owned type a parameter. The function returns `T` or `Result<T, E>`
+/// (where `E` converts into `Box<dyn Error + Send + Sync>`); the output is `T`.
+///
+/// The task's fingerprint, taken at compile time, hashes its name, the tokens of the
+/// function (formatting, comments and doc comments left out) and its `version`. It does
+/// not see helper functions the task calls: bump `version` when one of them changes.
+///
+/// # Options
+///
+/// - `name = "load-csv"`: the task's name in the registry and in the store (default: the
+///   function's name). ASCII letters, digits, `_`, `-` and `.`.
+/// - `version = "2"` (or `version = 2`): a salt for the fingerprint (default: none).
+/// - `cache = false`: never reuse a stored output of this task (default: `true`).
+/// - `retries = 3`: how often a failed run is tried again (default: 0).
+/// - `timeout = "30s"`: how long one run may take, in humantime syntax (default: none).
+/// - `cpus = 4`, `mem = "8G"`, `time = "2h"`: resource hints for cluster executors.
+/// - `crate = path::to::pipewright`: where the `pipewright` crate is, if it was renamed.
+///
+/// # Errors
+///
+/// Rejected at compile time, at the mistake: a method (`self`), a generic, `async` or
+/// `unsafe` function, a `&mut` argument, `impl Trait` in an argument or the return type,
+/// an argument that is not a plain name, a gathered input not written `&[&T]`, more than
+/// one `&Ctx`, an unknown or repeated option, and an option value of the wrong form. A
+/// parameter type that is not `Serialize`, `Deserialize`, `Clone` or `Debug` is reported by
+/// rustc at that parameter's type.
+///
+/// # Example
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// #[task(version = "2", retries = 1, cpus = 2)]
+/// fn words(text: &String, min_len: usize, ctx: &Ctx) -> Vec<String> {
+///     assert_eq!(ctx.node(), "long_words");
+///     text.split_whitespace()
+///         .filter(|w| w.len() >= min_len)
+///         .map(str::to_owned)
+///         .collect()
+/// }
+///
+/// #[task]
+/// fn text() -> String {
+///     "a pipeline of plain functions".to_string()
+/// }
+///
+/// // The struct of parameters, and the metadata the macro computed.
+/// let task = words { min_len: 5 };
+/// assert_eq!(<words as Task>::META.version, Some("2"));
+/// assert_eq!(<words as Task>::META.params, ["min_len"]);
+///
+/// // In a pipeline.
+/// let p = pipeline! {
+///     name = "words";
+///     let t = text();
+///     let long_words = words(t, task.min_len);
+/// };
+/// let run = Runner::new(std::env::temp_dir().join("pipewright-doc-task")).run(&p).unwrap();
+/// assert_eq!(run.get(p.long_words).unwrap(), &["pipeline", "plain", "functions"]);
+/// ```
+pub use pipewright_macros::task;
+
+/// Wires tasks into a [`Pipeline`], in the shape of calling them.
+///
+/// The block starts with `name = "...";` and goes on with one `let` per node. Each `let`
+/// calls a task (by name, path or `use ... as` alias); an argument that names an earlier
+/// binding is an edge from that node, `[a, b, c]` gathers several of them into an `&[&T]`
+/// input, and anything else is a parameter expression, evaluated once when the pipeline is
+/// built. The binding's name is the node's name.
+///
+/// It expands to calls of [`Pipeline::builder`] and [`Builder::add`], so the compiler checks
+/// the wiring: a wrong input type, a wrong number of arguments or an unknown task is an
+/// error at that argument or call. The value it returns derefs to [`Pipeline`] and has one
+/// [`Handle`] field per binding, named after it.
+///
+/// # Errors
+///
+/// Rejected at compile time, at the mistake: a missing or repeated `name`, an empty
+/// pipeline, a repeated binding name, a binding used before (or in) its own definition, a
+/// binding used inside a parameter expression or behind `&`, and a gathered input that
+/// lists something else than bindings.
+///
+/// # Example
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// mod etl {
+///     use pipewright::prelude::*;
+///
+///     #[task]
+///     pub fn read(rows: u32) -> Vec<u32> {
+///         (0..rows).collect()
+///     }
+///
+///     #[task]
+///     pub fn keep_even(xs: &Vec<u32>) -> Vec<u32> {
+///         xs.iter().copied().filter(|x| x % 2 == 0).collect()
+///     }
+/// }
+///
+/// use etl::keep_even as even;
+///
+/// #[task]
+/// fn count(parts: &[&Vec<u32>]) -> usize {
+///     parts.iter().map(|p| p.len()).sum()
+/// }
+///
+/// let rows = 10;
+/// let p = pipeline! {
+///     name = "etl";
+///     let small = etl::read(rows);
+///     let large = etl::read(rows * 10);
+///     let small_even = even(small);
+///     let large_even = even(large);
+///     let n = count([small_even, large_even, small]);
+/// };
+/// assert_eq!(p.name(), "etl");
+/// assert_eq!(p.len(), 5);
+/// let run = Runner::new(std::env::temp_dir().join("pipewright-doc-pipeline")).run(&p).unwrap();
+/// assert_eq!(*run.get(p.n).unwrap(), 5 + 50 + 10);
+/// ```
+pub use pipewright_macros::pipeline;
+
 pub use pipewright_runtime::{
     Bound, Builder, Ctx, Error, Handle, InputKind, InputSpec, NodeId, NodeReport, NodeStatus,
     Pipeline, Registration, Resources, Result, RunReport, Runner, Task, TaskError, TaskMeta,

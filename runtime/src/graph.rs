@@ -194,7 +194,7 @@ pub(crate) struct Node {
 /// ```
 pub struct Builder {
     id: u64,
-    name: String,
+    name: Arc<str>,
     graph: DiGraph<(), ()>,
     nodes: Vec<Node>,
     index: HashMap<Arc<str>, NodeId>,
@@ -204,7 +204,7 @@ impl Builder {
     fn new(name: String) -> Self {
         Builder {
             id: NEXT_PIPELINE_ID.fetch_add(1, Ordering::Relaxed),
-            name,
+            name: name.into(),
             graph: DiGraph::new(),
             nodes: Vec::new(),
             index: HashMap::new(),
@@ -227,7 +227,7 @@ impl Builder {
         check_node_name(&name)?;
         if self.index.contains_key(name.as_str()) {
             return Err(Error::DuplicateNode {
-                pipeline: self.name.clone(),
+                pipeline: self.name.to_string(),
                 node: name,
             });
         }
@@ -288,7 +288,7 @@ impl Builder {
             } else {
                 Err(Error::ForeignHandle {
                     node: node.to_owned(),
-                    pipeline: self.name.clone(),
+                    pipeline: self.name.to_string(),
                 })
             }
         };
@@ -358,7 +358,7 @@ fn check_node_name(name: &str) -> Result<()> {
 /// A finished graph of tasks, ready to run. Made by `pipeline!` or [`Pipeline::builder`].
 pub struct Pipeline {
     id: u64,
-    name: String,
+    name: Arc<str>,
     graph: DiGraph<(), ()>,
     pub(crate) nodes: Vec<Node>,
     index: HashMap<Arc<str>, NodeId>,
@@ -466,6 +466,10 @@ impl Pipeline {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.name
     }
 }
 

@@ -113,7 +113,7 @@ impl Runner {
         let _entered = span.enter();
         tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
         let start = Instant::now();
-        let (nodes, outputs) = exec::local::run(pipeline, &pool, &keep);
+        let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, &keep);
         let report = RunReport::new(pipeline, nodes, outputs, start.elapsed());
         tracing::info!(target: "pipewright", "{report}");
         Ok(report)

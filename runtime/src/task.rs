@@ -228,13 +228,23 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ctx {
+    pipeline: Arc<str>,
     task: &'static str,
     node: Arc<str>,
 }
 
 impl Ctx {
-    pub(crate) fn new(task: &'static str, node: Arc<str>) -> Self {
-        Ctx { task, node }
+    pub(crate) fn new(pipeline: Arc<str>, task: &'static str, node: Arc<str>) -> Self {
+        Ctx {
+            pipeline,
+            task,
+            node,
+        }
+    }
+
+    /// The name of the pipeline being run.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
     }
 
     /// The name of the task being run.

@@ -40,6 +40,8 @@ struct Outcome {
 
 struct Run<'p> {
     pipeline: &'p Pipeline,
+    /// The run's span, parent of every node's span whatever thread the node runs on.
+    span: &'p tracing::Span,
     keep: &'p [bool],
     cells: Vec<Cell>,
 }
@@ -49,11 +51,13 @@ struct Run<'p> {
 /// consumer is done.
 pub(crate) fn run(
     pipeline: &Pipeline,
+    span: &tracing::Span,
     pool: &ThreadPool,
     keep: &[bool],
 ) -> (Vec<NodeReport>, Vec<Option<Arc<Value>>>) {
     let run = Run {
         pipeline,
+        span,
         keep,
         cells: pipeline
             .nodes
@@ -97,12 +101,21 @@ impl<'p> Run<'p> {
     fn execute(&self, id: NodeId) {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
-        let span =
-            tracing::info_span!(target: "pipewright", "node", node = %node.name, task = meta.name);
+        let span = tracing::info_span!(
+            target: "pipewright",
+            parent: self.span,
+            "node",
+            node = %node.name,
+            task = %meta.name,
+        );
         let _entered = span.enter();
         tracing::debug!(target: "pipewright", "started");
 
-        let ctx = Ctx::new(meta.name, node.name.clone());
+        let ctx = Ctx::new(
+            self.pipeline.shared_name().clone(),
+            meta.name,
+            node.name.clone(),
+        );
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let slots: Vec<InputValues> = node.wires.iter().map(|w| self.inputs(w)).collect();
@@ -215,6 +228,7 @@ impl<'p> Run<'p> {
             .load(Ordering::Acquire);
         tracing::warn!(
             target: "pipewright",
+            parent: self.span,
             node = %self.pipeline.nodes[id.index()].name,
             upstream = %self.pipeline.nodes[upstream as usize].name,
             "not run: upstream failed"

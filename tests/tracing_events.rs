@@ -1,0 +1,109 @@
+//! A run emits, under target `pipewright`, one span per node with events for its start,
+//! finish and failure; nothing at all is printed unless the user installs a subscriber.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use pipewright::prelude::*;
+
+#[task]
+fn ok(x: u32) -> u32 {
+    x
+}
+
+#[task]
+fn fails(_x: &u32) -> Result<u32, String> {
+    Err("the disk is on fire".to_string())
+}
+
+#[task]
+fn after(x: &u32) -> u32 {
+    *x
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn each_node_gets_a_span_and_events() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .without_time()
+        .init();
+
+    let p = pipeline! {
+        name = "traced";
+        let good = ok(7);
+        let bad = fails(good);
+        let skipped = after(bad);
+    };
+    let run = Runner::new("target/test-data/traced")
+        .jobs(2)
+        .run(&p)
+        .unwrap();
+    assert!(!run.succeeded());
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let has = |needle: &[&str]| lines.iter().any(|l| needle.iter().all(|n| l.contains(n)));
+    assert!(
+        has(&[
+            "DEBUG",
+            "run{pipeline=\"traced\"}:node{node=good task=ok}",
+            "pipewright: started"
+        ]),
+        "{log}"
+    );
+    assert!(
+        has(&[
+            "INFO",
+            "run{pipeline=\"traced\"}:node{node=good task=ok}",
+            "pipewright: finished"
+        ]),
+        "{log}"
+    );
+    assert!(
+        has(&[
+            "ERROR",
+            "node{node=bad task=fails}",
+            "failed",
+            "the disk is on fire"
+        ]),
+        "{log}"
+    );
+    assert!(
+        has(&[
+            "WARN",
+            "run{pipeline=\"traced\"}",
+            "node=skipped",
+            "upstream=bad",
+            "not run: upstream failed"
+        ]),
+        "{log}"
+    );
+    assert!(
+        has(&[
+            "INFO",
+            "run{pipeline=\"traced\"}",
+            "3 nodes: 1 ran, 1 failed, 1 upstream failed"
+        ]),
+        "{log}"
+    );
+    assert!(
+        !log.contains("node{node=skipped"),
+        "a skipped node never enters its span: {log}"
+    );
+}
