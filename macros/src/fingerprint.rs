@@ -3,6 +3,8 @@
 //!
 //! Tokens are hashed by kind and text, never by spacing or span, so reformatting a function
 //! or editing its comments keeps the fingerprint, while any change to its code changes it.
+//! A trailing comma, which rustfmt adds or removes when it splits or joins a list, is left
+//! out wherever it cannot change the meaning: `(x,)` is a tuple, `(x)` is not.
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 
@@ -15,7 +17,7 @@ pub(crate) fn fingerprint(name: &str, version: Option<&str>, tokens: TokenStream
         Some(v) => field(&mut hasher, b'V', v.as_bytes()),
         None => field(&mut hasher, b'v', b""),
     }
-    stream(&mut hasher, tokens);
+    stream(&mut hasher, tokens, Trailing::Keep);
     *hasher.finalize().as_bytes()
 }
 
@@ -26,8 +28,21 @@ fn field(hasher: &mut blake3::Hasher, tag: u8, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
-fn stream(hasher: &mut blake3::Hasher, tokens: TokenStream) {
+/// What a comma that closes a group means.
+#[derive(Clone, Copy)]
+enum Trailing {
+    /// Something: top level, or the opaque tokens of a macro call.
+    Keep,
+    /// Nothing: the group is a list whatever its length (`[a,]`, `{ a, }`, `f(a,)`).
+    Drop,
+    /// Nothing once the group holds another comma: `(a, b,)` is `(a, b)`, `(a,)` is a tuple.
+    DropAfterComma,
+}
+
+fn stream(hasher: &mut blake3::Hasher, tokens: TokenStream, trailing: Trailing) {
     let mut iter = tokens.into_iter().peekable();
+    let mut prev: Option<TokenTree> = None;
+    let mut commas = 0usize;
     while let Some(tree) = iter.next() {
         if let TokenTree::Punct(p) = &tree
             && p.as_char() == '#'
@@ -47,15 +62,79 @@ fn stream(hasher: &mut blake3::Hasher, tokens: TokenStream) {
                 continue;
             }
         }
-        tree_hash(hasher, tree);
+        if let TokenTree::Punct(p) = &tree
+            && p.as_char() == ','
+        {
+            let last = iter.peek().is_none();
+            let noise = match trailing {
+                Trailing::Keep => false,
+                Trailing::Drop => true,
+                Trailing::DropAfterComma => commas > 0,
+            };
+            if last && noise {
+                continue;
+            }
+            commas += 1;
+        }
+        tree_hash(hasher, &tree, prev.as_ref());
+        prev = Some(tree);
     }
+}
+
+/// What a trailing comma means inside a group delimited by `delimiter` that follows `prev`.
+fn inner_trailing(delimiter: Delimiter, prev: Option<&TokenTree>) -> Trailing {
+    match (delimiter, prev) {
+        // A macro's input means what the macro makes of it.
+        (_, Some(TokenTree::Punct(p))) if p.as_char() == '!' => Trailing::Keep,
+        (Delimiter::Bracket | Delimiter::Brace, _) => Trailing::Drop,
+        // Arguments of a call or a function, fields of a tuple struct: `f(a,)`, `Some(a,)`.
+        (Delimiter::Parenthesis, Some(TokenTree::Ident(i))) if !is_keyword(&i.to_string()) => {
+            Trailing::Drop
+        }
+        // A tuple or parentheses: `(a,)`, `return (a,)`, `-> (u32,)`.
+        (Delimiter::Parenthesis, _) => Trailing::DropAfterComma,
+        (Delimiter::None, _) => Trailing::Keep,
+    }
+}
+
+/// Keywords that a parenthesized expression, type or pattern can follow.
+fn is_keyword(word: &str) -> bool {
+    matches!(
+        word,
+        "as" | "box"
+            | "break"
+            | "const"
+            | "continue"
+            | "do"
+            | "dyn"
+            | "else"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "move"
+            | "mut"
+            | "ref"
+            | "return"
+            | "static"
+            | "type"
+            | "unsafe"
+            | "where"
+            | "while"
+            | "yield"
+    )
 }
 
 fn is_doc(attr: TokenStream) -> bool {
     matches!(attr.into_iter().next(), Some(TokenTree::Ident(i)) if i == "doc")
 }
 
-fn tree_hash(hasher: &mut blake3::Hasher, tree: TokenTree) {
+/// Hashes one token tree; `prev` is the tree before it, which tells what a group is.
+fn tree_hash(hasher: &mut blake3::Hasher, tree: &TokenTree, prev: Option<&TokenTree>) {
     match tree {
         TokenTree::Group(g) => {
             let open = match g.delimiter() {
@@ -65,7 +144,7 @@ fn tree_hash(hasher: &mut blake3::Hasher, tree: TokenTree) {
                 Delimiter::None => b'0',
             };
             hasher.update(&[b'G', open]);
-            stream(hasher, g.stream());
+            stream(hasher, g.stream(), inner_trailing(g.delimiter(), prev));
             hasher.update(b"g");
         }
         TokenTree::Ident(i) => field(hasher, b'I', i.to_string().as_bytes()),
@@ -114,6 +193,28 @@ mod tests {
             fp("fn f() -> &'static str { \"ab\" }"),
             fp("fn f() -> &'static str { \"a b\" }")
         );
+    }
+
+    #[test]
+    fn trailing_commas_of_lists_do_not_count() {
+        assert_eq!(
+            fp("fn f(a: u32, b: u32) -> [u32; 2] { g(a, b); [a, b] }"),
+            fp("fn f(a: u32, b: u32,) -> [u32; 2] { g(a, b,); [a, b,] }")
+        );
+        assert_eq!(
+            fp("fn f() -> (u32, u32) { S { a: 1, b: (1, 2) } }"),
+            fp("fn f() -> (u32, u32,) { S { a: 1, b: (1, 2,), } }")
+        );
+    }
+
+    #[test]
+    fn the_comma_of_a_one_tuple_counts() {
+        assert_ne!(
+            fp("fn f() -> (u32,) { (1,) }"),
+            fp("fn f() -> (u32) { (1) }")
+        );
+        assert_ne!(fp("fn f() { return (1,) }"), fp("fn f() { return (1) }"));
+        assert_ne!(fp("fn f() { m!(a,) }"), fp("fn f() { m!(a) }"));
     }
 
     #[test]

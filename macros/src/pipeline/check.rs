@@ -72,7 +72,9 @@ fn classify<'a>(
             return Arg::Edge(ident);
         }
         let message = if at == current {
-            format!("`{ident}` cannot use its own output")
+            format!(
+                "`{ident}` cannot use its own output; a node can only use the bindings above it"
+            )
         } else {
             format!(
                 "`{ident}` is used before it is defined; a node can only use the bindings above it"

@@ -26,7 +26,7 @@ pub(crate) fn pipeline(def: &PipelineDef, wired: &Wired<'_>) -> TokenStream {
         let paren = binding.call.paren_token;
         let mut call_args = TokenStream::new();
         paren.surround(&mut call_args, |tokens| tokens.extend(quote!(#(#args),*)));
-        let constructor = quote_spanned!(task.span()=> #task::node);
+        let constructor = quote_spanned!(task.span()=> <#task>::node);
         quote! {
             let #ident = #builder.__add_checked(#node_name, #constructor #call_args);
         }

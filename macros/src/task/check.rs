@@ -84,7 +84,7 @@ fn argument(arg: &syn::PatType, diag: &mut Diagnostics) {
 }
 
 /// The spans of every `impl Trait` inside `ty`.
-fn impl_traits(ty: &syn::Type) -> Vec<proc_macro2::Span> {
+pub(crate) fn impl_traits(ty: &syn::Type) -> Vec<proc_macro2::Span> {
     struct Finder(Vec<proc_macro2::Span>);
     impl<'ast> Visit<'ast> for Finder {
         fn visit_type_impl_trait(&mut self, node: &'ast syn::TypeImplTrait) {

@@ -1,12 +1,14 @@
 //! Generates a task's items: the user's function untouched, the parameter struct, its
-//! `Task` impl, the `node` constructor and the registry entry.
+//! `Task` impl, the `node` constructor and the registry entry; or, for a task with errors, a
+//! stand-in that keeps the task's uses from adding errors of their own.
 
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
-use super::parse::{Output, Role, TaskFn};
+use super::check::impl_traits;
+use super::parse::{Output, Role, TaskFn, is_ctx};
 use crate::fingerprint::fingerprint;
 use crate::paths;
 
@@ -16,7 +18,8 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let ident = &func.sig.ident;
     let krate = paths::krate(task.options.krate.as_ref());
     let pw = paths::private(task.options.krate.as_ref());
-    let serde_path = format!("{}::serde", pw).replace(' ', "");
+    let serde_path = serde_path(&pw);
+    let name = task.name();
 
     let params: Vec<_> = task
         .args
@@ -26,7 +29,17 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             _ => None,
         })
         .collect();
-    let param_fields = params.iter().map(|(name, ty)| quote!(#vis #name: #ty));
+    let param_fields = params.iter().map(|(param, ty)| {
+        let doc = format!("The parameter `{}` of task `{name}`.", param.unraw());
+        let (serialize, deserialize) = serde_helpers(param);
+        let serialize = format!("{ident}::{serialize}");
+        let deserialize = format!("{ident}::{deserialize}");
+        quote! {
+            #[doc = #doc]
+            #[serde(serialize_with = #serialize, deserialize_with = #deserialize)]
+            #vis #param: #ty
+        }
+    });
     let param_names = params.iter().map(|(name, _)| name.unraw().to_string());
 
     let mut input_specs = Vec::new();
@@ -55,39 +68,46 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
                 input_index += 1;
             }
             Role::Param(ty) => {
-                call_args.push(quote!(::core::clone::Clone::clone(&self.#name)));
+                let via = via(ty);
+                call_args.push(quote!(#via.__clone(&self.#name)));
                 node_args.push(quote!(#name: #ty));
             }
             Role::Ctx => call_args.push(quote!(__ctx)),
         }
     }
     let field_inits = params.iter().map(|(name, _)| quote!(#name));
+    let call = quote!(#ident(#(#call_args),*));
 
     let (output_ty, result) = match &task.output {
-        Output::Unit => (
-            quote!(()),
-            quote!(::core::result::Result::Ok(#ident(#(#call_args),*))),
-        ),
-        Output::Plain(ty) => (
-            quote!(#ty),
-            quote!(::core::result::Result::Ok(#ident(#(#call_args),*))),
-        ),
+        Output::Unit => (quote!(()), quote!(::core::result::Result::Ok(#call))),
+        Output::Plain(ty) => (quote!(#ty), quote!(::core::result::Result::Ok(#call))),
+        Output::Result { ok, err } => {
+            let into_task_error = call_spanned(quote!(__pw_task_error), err);
+            (
+                quote!(#ok),
+                quote! {
+                    match #call {
+                        ::core::result::Result::Ok(__value) => ::core::result::Result::Ok(__value),
+                        ::core::result::Result::Err(__error) => {
+                            ::core::result::Result::Err(#into_task_error(__error))
+                        }
+                    }
+                },
+            )
+        }
         Output::Fallible(ty) => (
             quote_spanned!(ty.span()=> <#ty as __pw::Fallible>::Ok),
-            quote!(__pw::Fallible::into_task_result(#ident(#(#call_args),*))),
+            quote!(__pw::Fallible::into_task_result(#call)),
         ),
     };
+    let error_support = match &task.output {
+        Output::Result { .. } => error_support(),
+        _ => TokenStream::new(),
+    };
 
-    let name = task.name();
-    let options = &task.options;
-    let fp = fingerprint(&name, options.version.as_deref(), quote!(#func));
-    let version = option(options.version.as_ref().map(|v| quote!(#v)));
-    let cache = options.cache.unwrap_or(true);
-    let retries = options.retries.unwrap_or(0);
-    let timeout = option(options.timeout.map(duration));
-    let cpus = option(options.cpus.map(|c| quote!(#c)));
-    let mem = option(options.mem.map(|m| quote!(#m)));
-    let time = option(options.time.map(duration));
+    let param_impls = param_impls(ident, &params);
+    let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
+    let meta = meta(task, fp, &input_specs, param_names);
 
     let struct_doc = format!(
         "The parameters of task `{name}`; `#[task]` made this struct from the function of the same name."
@@ -109,12 +129,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
 
         #[doc = #struct_doc]
         #[allow(non_camel_case_types)]
-        #[derive(
-            ::core::clone::Clone,
-            ::core::fmt::Debug,
-            #pw::serde::Serialize,
-            #pw::serde::Deserialize,
-        )]
+        #[derive(#pw::serde::Serialize, #pw::serde::Deserialize)]
         #[serde(crate = #serde_path)]
         #vis struct #ident {
             #(#param_fields,)*
@@ -123,22 +138,14 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
         const _: () = {
             use #pw as __pw;
 
+            #param_impls
+            #error_support
+
             #[automatically_derived]
             impl __pw::Task for #ident {
                 type Output = #output_ty;
 
-                const META: __pw::TaskMeta = __pw::TaskMeta::__new(
-                    #name,
-                    ::core::module_path!(),
-                    [#(#fp),*],
-                    #version,
-                    #cache,
-                    #retries,
-                    #timeout,
-                    __pw::Resources::new(#cpus, #mem, #time),
-                    &[#(#input_specs),*],
-                    &[#(#param_names),*],
-                );
+                const META: __pw::TaskMeta = #meta;
 
                 fn run(
                     &self,
@@ -160,6 +167,341 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             __pw::inventory::submit! { __pw::Registration::of::<#ident>() }
         };
     }
+}
+
+/// What `#[task]` emits for a task with errors: the function as written and, unless it is a
+/// method, a task of the same name whose `node` takes any arguments, so that the task's uses
+/// in `pipeline!` add no errors to the ones reported. It is never registered and never runs.
+pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
+    let func = task.func;
+    // A method sits in an `impl` or `trait` block, where no struct can go.
+    if func.sig.receiver().is_some() {
+        return quote!(#func);
+    }
+    let vis = &func.vis;
+    let ident = &func.sig.ident;
+    let pw = paths::private(task.options.krate.as_ref());
+    let serde_path = serde_path(&pw);
+
+    let arguments = func.sig.inputs.iter().filter(|input| match input {
+        syn::FnArg::Typed(arg) => !is_ctx(&arg.ty),
+        syn::FnArg::Receiver(_) => false,
+    });
+    let any = arguments.map(|_| quote!(_: impl ::core::marker::Sized));
+
+    // The output type when it can stand outside the function, so that edges from this task
+    // keep their type; `()` when it cannot (a generic or `impl Trait` output).
+    let usable = |ty: &syn::Type| func.sig.generics.params.is_empty() && impl_traits(ty).is_empty();
+    let output_ty = match &task.output {
+        Output::Plain(ty) if usable(ty) => quote!(#ty),
+        Output::Result { ok, .. } if usable(ok) => quote!(#ok),
+        Output::Fallible(ty) if usable(ty) => quote!(<#ty as __pw::Fallible>::Ok),
+        _ => quote!(()),
+    };
+    let meta = meta(task, [0; 32], &[], Vec::new());
+
+    quote! {
+        #func
+
+        #[allow(non_camel_case_types, dead_code)]
+        #[derive(
+            ::core::clone::Clone,
+            ::core::fmt::Debug,
+            #pw::serde::Serialize,
+            #pw::serde::Deserialize,
+        )]
+        #[serde(crate = #serde_path)]
+        #vis struct #ident {}
+
+        const _: () = {
+            use #pw as __pw;
+
+            #[automatically_derived]
+            impl __pw::Task for #ident {
+                type Output = #output_ty;
+
+                const META: __pw::TaskMeta = #meta;
+
+                fn run(
+                    &self,
+                    _: &__pw::Inputs<'_>,
+                    _: &__pw::Ctx,
+                ) -> ::core::result::Result<Self::Output, __pw::TaskError> {
+                    ::core::unreachable!("a task with compile errors never runs")
+                }
+            }
+
+            impl #ident {
+                #[allow(dead_code)]
+                #vis fn node(#(#any),*) -> __pw::Bound<Self> {
+                    ::core::unreachable!("a task with compile errors never runs")
+                }
+            }
+        };
+    }
+}
+
+/// The `TaskMeta` of `task`.
+fn meta(
+    task: &TaskFn<'_>,
+    fingerprint: [u8; 32],
+    input_specs: &[TokenStream],
+    param_names: impl IntoIterator<Item = String>,
+) -> TokenStream {
+    let name = task.name();
+    let options = &task.options;
+    let version = option(options.version.as_ref().map(|v| quote!(#v)));
+    let cache = options.cache.unwrap_or(true);
+    let retries = options.retries.unwrap_or(0);
+    let timeout = option(options.timeout.map(duration));
+    let cpus = option(options.cpus.map(|c| quote!(#c)));
+    let mem = option(options.mem.map(|m| quote!(#m)));
+    let time = option(options.time.map(duration));
+    let param_names = param_names.into_iter();
+    quote! {
+        __pw::TaskMeta::__new(
+            #name,
+            ::core::module_path!(),
+            [#(#fingerprint),*],
+            #version,
+            #cache,
+            #retries,
+            #timeout,
+            __pw::Resources::new(#cpus, #mem, #time),
+            &[#(#input_specs),*],
+            &[#(#param_names),*],
+        )
+    }
+}
+
+/// The names of the functions serde calls to (de)serialize parameter `name`.
+fn serde_helpers(name: &syn::Ident) -> (syn::Ident, syn::Ident) {
+    let name = name.unraw();
+    (
+        format_ident!("__pw_serialize_{}", name),
+        format_ident!("__pw_deserialize_{}", name),
+    )
+}
+
+/// `(&__PwVia::<T>(..))`, the receiver of the autoref dispatch in [`param_impls`].
+fn via(ty: &syn::Type) -> TokenStream {
+    quote!((&__PwVia::<#ty>(::core::marker::PhantomData)))
+}
+
+/// The parameter struct's `Clone` and `Debug` impls, the functions its serde derives call, and
+/// one assertion per parameter type.
+///
+/// Each impl reaches a parameter's own `Clone`, `Debug`, `Serialize` and `Deserialize` through
+/// autoref dispatch: `(&__PwVia::<T>(..)).__clone(v)` finds `__PwHas` when `T` has all four and
+/// the never-called `__PwLacks` when it does not. So the struct compiles whatever the
+/// parameter types, and a type that lacks a trait gets one error, from its assertion, at the
+/// parameter's type, instead of one from every derived impl that touches the field.
+fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
+    let struct_name = ident.unraw().to_string();
+    let names: Vec<_> = params.iter().map(|(name, _)| *name).collect();
+    let name_strs = names.iter().map(|name| name.unraw().to_string());
+    let vias: Vec<_> = params.iter().map(|(_, ty)| via(ty)).collect();
+    let clone_impl = quote! {
+        #[automatically_derived]
+        impl ::core::clone::Clone for #ident {
+            fn clone(&self) -> Self {
+                Self { #(#names: #vias.__clone(&self.#names),)* }
+            }
+        }
+
+        #[automatically_derived]
+        impl ::core::fmt::Debug for #ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#struct_name)
+                    #(.field(#name_strs, #vias.__debug(&self.#names)))*
+                    .finish()
+            }
+        }
+    };
+    if params.is_empty() {
+        return clone_impl;
+    }
+
+    let asserts = params
+        .iter()
+        .map(|(_, ty)| call_spanned(quote!(__pw_param), ty));
+    let serde_fns = params.iter().map(|(name, ty)| {
+        let (serialize, deserialize) = serde_helpers(name);
+        let via = via(ty);
+        quote! {
+            #[doc(hidden)]
+            fn #serialize<__S: __pw::serde::Serializer>(
+                value: &#ty,
+                serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                #via.__serialize(value, serializer)
+            }
+
+            #[doc(hidden)]
+            fn #deserialize<'de, __D: __pw::serde::Deserializer<'de>>(
+                deserializer: __D,
+            ) -> ::core::result::Result<#ty, __D::Error> {
+                #via.__deserialize(deserializer)
+            }
+        }
+    });
+
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a task parameter",
+            label = "a parameter needs `Clone`, `Debug`, `Serialize` and `Deserialize`",
+            note = "a parameter is stored with its task and hashed into the cache key: derive `Clone, Debug, serde::Serialize, serde::Deserialize` for `{Self}`"
+        )]
+        trait __PwParam:
+            ::core::clone::Clone
+            + ::core::fmt::Debug
+            + __pw::serde::Serialize
+            + __pw::serde::de::DeserializeOwned
+        {
+        }
+
+        impl<T> __PwParam for T where
+            T: ::core::clone::Clone
+                + ::core::fmt::Debug
+                + __pw::serde::Serialize
+                + __pw::serde::de::DeserializeOwned
+        {
+        }
+
+        const fn __pw_param<T: __PwParam>() {}
+
+        const _: () = { #(#asserts;)* };
+
+        struct __PwVia<T>(::core::marker::PhantomData<T>);
+
+        trait __PwHas<T> {
+            fn __clone(&self, value: &T) -> T;
+            fn __debug<'a>(&self, value: &'a T) -> &'a dyn ::core::fmt::Debug;
+            fn __serialize<S: __pw::serde::Serializer>(
+                &self,
+                value: &T,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error>;
+            fn __deserialize<'de, D: __pw::serde::Deserializer<'de>>(
+                &self,
+                deserializer: D,
+            ) -> ::core::result::Result<T, D::Error>;
+        }
+
+        impl<T: __PwParam> __PwHas<T> for __PwVia<T> {
+            fn __clone(&self, value: &T) -> T {
+                ::core::clone::Clone::clone(value)
+            }
+            fn __debug<'a>(&self, value: &'a T) -> &'a dyn ::core::fmt::Debug {
+                value
+            }
+            fn __serialize<S: __pw::serde::Serializer>(
+                &self,
+                value: &T,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                __pw::serde::Serialize::serialize(value, serializer)
+            }
+            fn __deserialize<'de, D: __pw::serde::Deserializer<'de>>(
+                &self,
+                deserializer: D,
+            ) -> ::core::result::Result<T, D::Error> {
+                <T as __pw::serde::Deserialize<'de>>::deserialize(deserializer)
+            }
+        }
+
+        #[allow(dead_code)]
+        trait __PwLacks<T> {
+            fn __clone(&self, _: &T) -> T {
+                ::core::unreachable!()
+            }
+            fn __debug<'a>(&self, _: &'a T) -> &'a dyn ::core::fmt::Debug {
+                ::core::unreachable!()
+            }
+            fn __serialize<S: __pw::serde::Serializer>(
+                &self,
+                _: &T,
+                _: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                ::core::unreachable!()
+            }
+            fn __deserialize<'de, D: __pw::serde::Deserializer<'de>>(
+                &self,
+                _: D,
+            ) -> ::core::result::Result<T, D::Error> {
+                ::core::unreachable!()
+            }
+        }
+
+        impl<T> __PwLacks<T> for &__PwVia<T> {}
+
+        #clone_impl
+
+        impl #ident {
+            #(#serde_fns)*
+        }
+    }
+}
+
+/// The assertion that a `Result<T, E>` task's `E` converts into the runtime's boxed error,
+/// and the conversion, so that a wrong `E` is one error at `E`.
+fn error_support() -> TokenStream {
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be the error type of a task",
+            label = "not an error type",
+            note = "a task returns `T` or `Result<T, E>`, where `E` converts into `Box<dyn std::error::Error + Send + Sync>`: an error type that is `Send + Sync`, `String` or `&str`"
+        )]
+        trait __PwTaskError:
+            ::core::convert::Into<
+                __pw::std::boxed::Box<
+                    dyn ::core::error::Error + ::core::marker::Send + ::core::marker::Sync,
+                >,
+            >
+        {
+        }
+
+        impl<E> __PwTaskError for E where
+            E: ::core::convert::Into<
+                __pw::std::boxed::Box<
+                    dyn ::core::error::Error + ::core::marker::Send + ::core::marker::Sync,
+                >,
+            >
+        {
+        }
+
+        fn __pw_task_error<E: __PwTaskError>(error: E) -> __pw::TaskError {
+            __pw::TaskError::failed(error)
+        }
+    }
+}
+
+/// `function::<ty>`, spanned from the first to the last token of `ty`, so that an unmet bound
+/// of `function` is reported under the whole type.
+fn call_spanned(function: TokenStream, ty: &syn::Type) -> TokenStream {
+    let mut tokens = ty.to_token_stream().into_iter();
+    let first = tokens.next().map_or_else(Span::call_site, |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    let function = respan(function, first);
+    let open = quote_spanned!(first=> ::<);
+    let close = quote_spanned!(last=> >);
+    quote!(#function #open #ty #close)
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            tree.set_span(span);
+            tree
+        })
+        .collect()
+}
+
+/// The serde `crate = "..."` value: the path of serde inside the runtime's private module.
+fn serde_path(pw: &TokenStream) -> String {
+    format!("{pw}::serde").replace(' ', "")
 }
 
 fn option(value: Option<TokenStream>) -> TokenStream {

@@ -11,8 +11,9 @@ use quote::quote;
 
 use crate::diag::Diagnostics;
 
-/// Expands `#[task(args)] item`; on error, the errors plus the item as written, so that
-/// calls of the function do not cascade into more errors.
+/// Expands `#[task(args)] item`. On error: the errors, the item as written and a stand-in
+/// for the task, so that calls of the function and uses in `pipeline!` do not cascade into
+/// more errors.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(func)) => func,
@@ -21,33 +22,33 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 item_keyword(&other),
                 "`#[task]` goes on a free function, like `#[task] fn load(path: String) -> Data`",
             );
-            return err.into_compile_error();
+            let err = err.into_compile_error();
+            return quote!(#err #item);
         }
         Err(err) => return err.into_compile_error(),
     };
     match try_expand(args, &func) {
         Ok(out) => out,
-        Err(err) => {
+        Err((err, stand_in)) => {
             let err = err.into_compile_error();
-            let name = &func.sig.ident;
-            let vis = &func.vis;
-            quote! {
-                #err
-                #func
-                #[allow(non_camel_case_types, dead_code)]
-                #vis struct #name {}
-            }
+            quote!(#err #stand_in)
         }
     }
 }
 
-fn try_expand(args: TokenStream, func: &syn::ItemFn) -> syn::Result<TokenStream> {
+/// The task's items, or the errors and what to emit in place of the task.
+fn try_expand(
+    args: TokenStream,
+    func: &syn::ItemFn,
+) -> Result<TokenStream, (syn::Error, TokenStream)> {
     let mut diag = Diagnostics::default();
     let options = parse::options(args, &mut diag);
     check::signature(&func.sig, &mut diag);
     let task = parse::TaskFn::from_syn(func, options, &mut diag);
-    diag.finish()?;
-    Ok(expand::task(&task))
+    match diag.finish() {
+        Ok(()) => Ok(expand::task(&task)),
+        Err(err) => Err((err, expand::stand_in(&task))),
+    }
 }
 
 /// The token that best names a non-function item, for the error span.

@@ -132,7 +132,9 @@ fn task_name(value: &Expr) -> syn::Result<String> {
     if name.is_empty() || name.len() > 100 || !ok_chars || name.starts_with('.') {
         return Err(syn::Error::new(
             span,
-            "a task name is 1 to 100 ASCII letters, digits, `_`, `-` or `.`, not starting with `.`",
+            format!(
+                "invalid task name `{name}`; expected 1 to 100 ASCII letters, digits, `_`, `-` or `.`, not starting with `.`"
+            ),
         ));
     }
     Ok(name)
@@ -180,11 +182,9 @@ fn duration(value: &Expr, key: &str) -> syn::Result<Duration> {
             span,
             format!("`{key}` must be longer than zero"),
         )),
-        Err(err) => Err(syn::Error::new(
+        Err(_) => Err(syn::Error::new(
             span,
-            format!(
-                "`{key}` is not a duration ({err}); write it like \"90s\", \"15m\" or \"2h 30m\""
-            ),
+            format!("`{key}` takes a duration, like `{key} = \"90s\"`, \"15m\" or \"2h 30m\""),
         )),
     }
 }
@@ -195,7 +195,7 @@ fn memory(value: &Expr) -> syn::Result<u64> {
     parse_memory(&text).ok_or_else(|| {
         syn::Error::new(
             span,
-            "`mem` is a whole number with an optional unit `K`, `M`, `G` or `T`, like \"512M\" or \"4G\"",
+            "`mem` takes a size in bytes, with an optional unit `K`, `M`, `G` or `T`, like `mem = \"512M\"` or \"4G\"",
         )
     })
 }
@@ -256,7 +256,9 @@ pub(crate) enum Output {
     Unit,
     /// `T`.
     Plain(syn::Type),
-    /// `Result<T, E>` (or an alias of it): the output is `T`.
+    /// `Result<T, E>`, both written out: the output is `T`, and `E` becomes the task's error.
+    Result { ok: syn::Type, err: Box<syn::Type> },
+    /// Another `Result` alias, like `io::Result<T>`: the runtime's `Fallible` unwraps it.
     Fallible(syn::Type),
 }
 
@@ -299,8 +301,7 @@ impl<'a> TaskFn<'a> {
         }
         let output = match &func.sig.output {
             syn::ReturnType::Default => Output::Unit,
-            syn::ReturnType::Type(_, ty) if is_result(ty) => Output::Fallible((**ty).clone()),
-            syn::ReturnType::Type(_, ty) => Output::Plain((**ty).clone()),
+            syn::ReturnType::Type(_, ty) => output(ty),
         };
         TaskFn {
             func,
@@ -325,7 +326,7 @@ fn role(ty: &syn::Type, diag: &mut Diagnostics) -> Role {
         return Role::Param(ty.clone());
     };
     let inner = &*reference.elem;
-    if last_segment_is(inner, "Ctx") {
+    if is_ctx(ty) {
         return Role::Ctx;
     }
     match inner {
@@ -344,11 +345,19 @@ fn role(ty: &syn::Type, diag: &mut Diagnostics) -> Role {
         syn::Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => {
             diag.at(
                 ty,
-                "an input borrows an upstream node's output, which is sized: write `&String`",
+                "an input cannot be `&str`: it borrows an upstream task's output, which is sized; write `&String`",
             );
             Role::Input(inner.clone())
         }
         _ => Role::Input(inner.clone()),
+    }
+}
+
+/// Whether `ty` is `&Ctx` (by any path): the context, which the caller does not pass.
+pub(crate) fn is_ctx(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Reference(reference) => last_segment_is(&reference.elem, "Ctx"),
+        _ => false,
     }
 }
 
@@ -363,22 +372,42 @@ fn last_segment_is(ty: &syn::Type, name: &str) -> bool {
     }
 }
 
-/// Whether the return type is spelled as a `Result`: `Result<T, E>`, `io::Result<T>`,
-/// `anyhow::Result<T>`; the runtime's `Fallible` trait then unwraps it whatever the alias.
-fn is_result(ty: &syn::Type) -> bool {
-    match ty {
-        syn::Type::Path(p) if p.qself.is_none() => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Result" && !s.arguments.is_none()),
-        _ => false,
+/// Sorts the return type: a `Result` is recognised by its spelling, `Result<T, E>`,
+/// `io::Result<T>`, `anyhow::Result<T>`; the runtime's `Fallible` trait then unwraps any alias.
+fn output(ty: &syn::Type) -> Output {
+    let syn::Type::Path(p) = ty else {
+        return Output::Plain(ty.clone());
+    };
+    let Some(last) = p.path.segments.last() else {
+        return Output::Plain(ty.clone());
+    };
+    if p.qself.is_some() || last.ident != "Result" {
+        return Output::Plain(ty.clone());
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return Output::Plain(ty.clone());
+    };
+    let types: Vec<&syn::Type> = args
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    match types.as_slice() {
+        [ok, err] if args.args.len() == 2 => Output::Result {
+            ok: (*ok).clone(),
+            err: Box::new((*err).clone()),
+        },
+        _ => Output::Fallible(ty.clone()),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{one_of, parse_memory};
+    use super::{Output, is_ctx, one_of, output, parse_memory};
+    use syn::parse_quote;
 
     #[test]
     fn memory_units_are_powers_of_1024() {
@@ -392,6 +421,42 @@ mod tests {
         assert_eq!(parse_memory("G"), None);
         assert_eq!(parse_memory("4X"), None);
         assert_eq!(parse_memory("99999999999T"), None);
+    }
+
+    #[test]
+    fn results_are_recognised_by_their_spelling() {
+        let ok: syn::Type = parse_quote!(Vec<u32>);
+        let err: syn::Type = parse_quote!(io::Error);
+        match output(&parse_quote!(Result<Vec<u32>, io::Error>)) {
+            Output::Result { ok: o, err: e } => assert!(o == ok && *e == err),
+            _ => panic!("`Result<T, E>` names its error type"),
+        }
+        assert!(matches!(
+            output(&parse_quote!(std::io::Result<u32>)),
+            Output::Fallible(_)
+        ));
+        assert!(matches!(
+            output(&parse_quote!(anyhow::Result<u32>)),
+            Output::Fallible(_)
+        ));
+        assert!(matches!(
+            output(&parse_quote!(fmt::Result)),
+            Output::Plain(_)
+        ));
+        assert!(matches!(output(&parse_quote!(Vec<u32>)), Output::Plain(_)));
+        assert!(matches!(
+            output(&parse_quote!(<T as Tr>::Result<u32, E>)),
+            Output::Plain(_)
+        ));
+    }
+
+    #[test]
+    fn the_context_is_a_reference_to_ctx() {
+        assert!(is_ctx(&parse_quote!(&Ctx)));
+        assert!(is_ctx(&parse_quote!(&pipewright::Ctx)));
+        assert!(!is_ctx(&parse_quote!(Ctx)));
+        assert!(!is_ctx(&parse_quote!(&Ctx<u32>)));
+        assert!(!is_ctx(&parse_quote!(&Context)));
     }
 
     #[test]

@@ -1,0 +1,13 @@
+use pipewright::prelude::*;
+
+#[task]
+fn load(path: String) -> String {
+    path
+}
+
+fn main() {
+    let _p = pipeline! {
+        name = "call";
+        let text = load;
+    };
+}

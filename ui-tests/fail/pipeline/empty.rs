@@ -1,0 +1,7 @@
+use pipewright::prelude::*;
+
+fn main() {
+    let _p = pipeline! {
+        name = "empty";
+    };
+}

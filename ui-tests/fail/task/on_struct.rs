@@ -1,0 +1,8 @@
+use pipewright::prelude::*;
+
+#[task]
+struct Load {
+    path: String,
+}
+
+fn main() {}

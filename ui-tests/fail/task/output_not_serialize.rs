@@ -1,0 +1,14 @@
+use pipewright::prelude::*;
+
+struct Report {
+    lines: u32,
+}
+
+#[task]
+fn summarize(text: &String) -> Report {
+    Report {
+        lines: text.lines().count() as u32,
+    }
+}
+
+fn main() {}

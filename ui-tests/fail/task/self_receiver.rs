@@ -1,0 +1,12 @@
+use pipewright::prelude::*;
+
+struct Loader;
+
+impl Loader {
+    #[task]
+    fn load(&self, path: String) -> String {
+        path
+    }
+}
+
+fn main() {}

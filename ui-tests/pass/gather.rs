@@ -1,0 +1,28 @@
+// A gathered input `&[&T]` takes several bindings: `merge([a, b, c])`.
+
+use pipewright::prelude::*;
+
+#[task]
+fn number(n: u64) -> u64 {
+    n
+}
+
+#[task]
+fn merge(parts: &[&u64], scale: u64) -> Vec<u64> {
+    parts.iter().map(|p| *p * scale).collect()
+}
+
+fn main() -> pipewright::Result<()> {
+    let p = pipeline! {
+        name = "gather";
+        let a = number(1);
+        let b = number(2);
+        let c = number(3);
+        let all = merge([c, a, b], 10);
+        let none = merge([], 10);
+    };
+    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-gather")).run(&p)?;
+    assert_eq!(run.get(p.all)?, &vec![30, 10, 20]);
+    assert!(run.get(p.none)?.is_empty());
+    Ok(())
+}

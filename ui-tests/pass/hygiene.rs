@@ -1,0 +1,62 @@
+// Generated code names everything by absolute path: shadowing prelude names, or naming a
+// type like a generic parameter, breaks nothing.
+
+#![allow(dead_code, non_camel_case_types, unused_imports)]
+
+struct Result;
+struct Option;
+struct Some;
+struct Ok;
+struct Err;
+struct Box;
+struct Vec;
+struct String;
+struct Task;
+struct Ctx;
+trait Clone {}
+trait Debug {}
+trait Serialize {}
+trait Deserialize {}
+mod __pw {}
+mod core {}
+mod std {}
+mod serde {}
+
+#[derive(::core::clone::Clone, ::core::fmt::Debug, ::serde::Serialize, ::serde::Deserialize)]
+struct T(usize);
+
+use pipewright::{pipeline, task};
+
+#[task]
+fn words(text: ::std::string::String) -> ::std::vec::Vec<::std::string::String> {
+    text.split(' ')
+        .map(::std::string::ToString::to_string)
+        .collect()
+}
+
+#[task]
+fn count(
+    words: &::std::vec::Vec<::std::string::String>,
+    extra: T,
+    ctx: &pipewright::Ctx,
+) -> ::core::result::Result<usize, ::std::string::String> {
+    ::core::result::Result::Ok(words.len() + extra.0 + ctx.node().len())
+}
+
+#[task]
+fn total(counts: &[&usize]) -> usize {
+    counts.iter().copied().sum()
+}
+
+fn main() {
+    let p = pipeline! {
+        name = "hygiene";
+        let w = words("a b c".into());
+        let n = count(w, T(10));
+        let sum = total([n, n]);
+    };
+    let run = pipewright::Runner::new(::std::env::temp_dir().join("pipewright-ui-hygiene"))
+        .run(&p)
+        .unwrap();
+    assert_eq!(*run.get(p.sum).unwrap(), 28);
+}

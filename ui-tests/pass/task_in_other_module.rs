@@ -1,0 +1,30 @@
+// A task defined in one module, imported by name and wired in another.
+
+mod tasks {
+    use pipewright::prelude::*;
+
+    #[task]
+    pub(crate) fn greet(name: String) -> String {
+        format!("hello, {name}")
+    }
+}
+
+mod app {
+    use crate::tasks::greet;
+    use pipewright::prelude::*;
+
+    pub fn run() -> pipewright::Result<String> {
+        let p = pipeline! {
+            name = "modules";
+            let hello = greet("world".to_string());
+        };
+        let run =
+            Runner::new(std::env::temp_dir().join("pipewright-ui-task-in-other-module")).run(&p)?;
+        Ok(run.get(p.hello)?.clone())
+    }
+}
+
+fn main() -> pipewright::Result<()> {
+    assert_eq!(app::run()?, "hello, world");
+    Ok(())
+}

@@ -1,0 +1,32 @@
+// `use path::task as alias;` brings the function and the task under the new name.
+
+use pipewright::prelude::*;
+
+mod etl {
+    use pipewright::prelude::*;
+
+    #[task]
+    pub fn load_numbers(n: u32) -> Vec<u32> {
+        (1..=n).collect()
+    }
+
+    #[task]
+    pub fn sum(values: &Vec<u32>) -> u32 {
+        values.iter().sum()
+    }
+}
+
+use etl::load_numbers as load;
+use etl::sum as add_up;
+
+fn main() -> pipewright::Result<()> {
+    assert_eq!(load(3), vec![1, 2, 3]);
+    let p = pipeline! {
+        name = "alias";
+        let numbers = load(4);
+        let total = add_up(numbers);
+    };
+    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-use-alias")).run(&p)?;
+    assert_eq!(*run.get(p.total)?, 10);
+    Ok(())
+}
