@@ -4,7 +4,11 @@
 //! 4 data sets -> 8 normalized copies -> 16 clusterings -> 16 scores -> 1 ranking: 45 nodes on
 //! independent paths that only meet at the end, so every worker stays busy.
 //!
-//! `cargo run --release --example multi_path`
+//! `cargo run --release --example multi_path` runs it; run it again and nothing runs, as
+//! every output is in the store. `-- --force NODE` (repeatable) or `-- --force-all` runs
+//! nodes again (what is below them runs only if their output changed), and
+//! `-- --iterations N` changes a parameter of the 16 clusterings, so they and what depends
+//! on them run again.
 
 use std::time::Duration;
 
@@ -169,10 +173,41 @@ fn report(scores: &[&Scored]) -> Vec<Scored> {
     ranked
 }
 
-fn main() -> pipewright::Result<()> {
+/// The command line: `--force NODE`, `--force-all`, `--iterations N`.
+struct Args {
+    force: Vec<String>,
+    force_all: bool,
+    iterations: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        force: Vec::new(),
+        force_all: false,
+        iterations: 60,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--force" => args
+                .force
+                .push(it.next().ok_or("--force needs a node name")?),
+            "--force-all" => args.force_all = true,
+            "--iterations" => {
+                let n = it.next().ok_or("--iterations needs a number")?;
+                args.iterations = n.parse().map_err(|_| format!("not a number: {n}"))?;
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     const N: usize = 20_000;
     const SAMPLE: usize = 1_000;
-    const ITERATIONS: usize = 60;
+    let args = args()?;
+    let iterations = args.iterations;
 
     let p = pipeline! {
         name = "multi-path";
@@ -190,22 +225,22 @@ fn main() -> pipewright::Result<()> {
         let noisy_z = normalize(noisy, Norm::ZScore);
         let noisy_m = normalize(noisy, Norm::MinMax);
 
-        let wide_z3 = kmeans(wide_z, 3, ITERATIONS);
-        let wide_z5 = kmeans(wide_z, 5, ITERATIONS);
-        let wide_m3 = kmeans(wide_m, 3, ITERATIONS);
-        let wide_m5 = kmeans(wide_m, 5, ITERATIONS);
-        let dense_z3 = kmeans(dense_z, 3, ITERATIONS);
-        let dense_z5 = kmeans(dense_z, 5, ITERATIONS);
-        let dense_m3 = kmeans(dense_m, 3, ITERATIONS);
-        let dense_m5 = kmeans(dense_m, 5, ITERATIONS);
-        let sparse_z3 = kmeans(sparse_z, 3, ITERATIONS);
-        let sparse_z5 = kmeans(sparse_z, 5, ITERATIONS);
-        let sparse_m3 = kmeans(sparse_m, 3, ITERATIONS);
-        let sparse_m5 = kmeans(sparse_m, 5, ITERATIONS);
-        let noisy_z3 = kmeans(noisy_z, 3, ITERATIONS);
-        let noisy_z5 = kmeans(noisy_z, 5, ITERATIONS);
-        let noisy_m3 = kmeans(noisy_m, 3, ITERATIONS);
-        let noisy_m5 = kmeans(noisy_m, 5, ITERATIONS);
+        let wide_z3 = kmeans(wide_z, 3, iterations);
+        let wide_z5 = kmeans(wide_z, 5, iterations);
+        let wide_m3 = kmeans(wide_m, 3, iterations);
+        let wide_m5 = kmeans(wide_m, 5, iterations);
+        let dense_z3 = kmeans(dense_z, 3, iterations);
+        let dense_z5 = kmeans(dense_z, 5, iterations);
+        let dense_m3 = kmeans(dense_m, 3, iterations);
+        let dense_m5 = kmeans(dense_m, 5, iterations);
+        let sparse_z3 = kmeans(sparse_z, 3, iterations);
+        let sparse_z5 = kmeans(sparse_z, 5, iterations);
+        let sparse_m3 = kmeans(sparse_m, 3, iterations);
+        let sparse_m5 = kmeans(sparse_m, 5, iterations);
+        let noisy_z3 = kmeans(noisy_z, 3, iterations);
+        let noisy_z5 = kmeans(noisy_z, 5, iterations);
+        let noisy_m3 = kmeans(noisy_m, 3, iterations);
+        let noisy_m5 = kmeans(noisy_m, 5, iterations);
 
         let s_wide_z3 = silhouette(wide_z, wide_z3, SAMPLE, "wide z-score k=3".to_string());
         let s_wide_z5 = silhouette(wide_z, wide_z5, SAMPLE, "wide z-score k=5".to_string());
@@ -232,7 +267,13 @@ fn main() -> pipewright::Result<()> {
         ]);
     };
 
-    let runner = Runner::new("target/pipewright-data");
+    let mut runner = Runner::new("target/pipewright-data");
+    for node in args.force {
+        runner = runner.force(node);
+    }
+    if args.force_all {
+        runner = runner.force_all();
+    }
     let run = runner.run(&p)?;
 
     println!(
@@ -243,11 +284,14 @@ fn main() -> pipewright::Result<()> {
         println!("  {:<22} {:.3}", scored.name, scored.score);
     }
     let busy: Duration = run.nodes().iter().map(|n| n.duration()).sum();
-    println!(
-        "{run}; {:.2?} of task time on {} workers",
-        busy,
-        runner.job_count()
-    );
+    if busy.is_zero() {
+        println!("{run}");
+    } else {
+        println!(
+            "{run}; {busy:.2?} of task time on {} workers",
+            runner.job_count()
+        );
+    }
     if !run.succeeded() {
         for node in run.nodes().iter().filter(|n| !n.status().is_success()) {
             println!("  {}: {}", node.name(), node.status());

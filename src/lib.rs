@@ -137,9 +137,11 @@ pub use pipewright_macros::task;
 pub use pipewright_macros::pipeline;
 
 pub use pipewright_runtime::{
-    Bound, Builder, Ctx, Error, Handle, InputKind, InputSpec, NodeId, NodeReport, NodeStatus,
-    Pipeline, Registration, Resources, Result, RunReport, Runner, Task, TaskError, TaskMeta,
-    find_task, registered_tasks,
+    Bincode, Bound, Builder, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
+    EntryMeta, Error, Explanation, Handle, HashError, InputDigests, InputKind, InputSpec,
+    NamedDigest, NodeId, NodeReport, NodeStatus, Pipeline, Plan, PlannedNode, Registration,
+    Resources, Result, RunReason, RunReport, Runner, StoreError, Task, TaskError, TaskMeta,
+    canonical_digest, find_task, registered_tasks,
 };
 
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.

@@ -63,7 +63,7 @@ fn a_handle_of_another_pipeline_is_an_error() {
     // Nor can a report be read with a foreign handle.
     second.add("own", one::node()).unwrap();
     let p = second.build();
-    let run = Runner::new("target/test-data/foreign").run(&p).unwrap();
+    let run = Runner::in_memory().run(&p).unwrap();
     assert!(matches!(run.get(a), Err(Error::ForeignHandle { .. })));
 }
 
@@ -74,7 +74,7 @@ fn reading_by_name_checks_the_name_and_the_type() {
         let a = one();
         let b = inc(a);
     };
-    let run = Runner::new("target/test-data/by-name").run(&p).unwrap();
+    let run = Runner::in_memory().run(&p).unwrap();
     assert_eq!(*run.get_as::<u8>("b").unwrap(), 2);
     assert_eq!(
         run.get_as::<u8>("c").unwrap_err().to_string(),
@@ -90,7 +90,7 @@ fn reading_by_name_checks_the_name_and_the_type() {
 #[test]
 fn an_empty_pipeline_runs_to_an_empty_report() {
     let p = Pipeline::builder("empty").build();
-    let run = Runner::new("target/test-data/empty").run(&p).unwrap();
+    let run = Runner::in_memory().run(&p).unwrap();
     assert!(run.succeeded());
     assert!(run.nodes().is_empty());
 }

@@ -55,10 +55,7 @@ fn parents_finish_before_children_start() {
         let d3 = double(d1);
         let all = total([d3, d2, c, ab]);
     };
-    let run = Runner::new("target/test-data/order")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert!(run.succeeded());
     assert_eq!(*run.get(p.all).unwrap(), 12 + 10 + 3 + 3);
 

@@ -79,7 +79,7 @@ fn failures_stop_their_descendants_and_nothing_else() {
         let healthy = inc(one);
         let healthy_sum = sum([healthy, two, one]);
     };
-    let run = Runner::new("target/test-data/faults")
+    let run = Runner::in_memory()
         .jobs(2)
         .keep(p.one)
         .keep(p.two)
@@ -171,7 +171,7 @@ fn a_run_with_no_failure_reports_success() {
         let exploded = explode(zero);
         let total = sum([refused, exploded]);
     };
-    let run = Runner::new("target/test-data/no-faults").run(&p).unwrap();
+    let run = Runner::in_memory().run(&p).unwrap();
     assert!(run.succeeded());
     assert_eq!(*run.get(p.total).unwrap(), 0);
     assert_eq!(run.to_string().split(" in ").next(), Some("4 nodes: 4 ran"));

@@ -26,9 +26,8 @@ fn shape_queries() {
         let lone = src(4);
     };
     let id = |name: &str| p.node(name).unwrap();
-    let names = |ids: &[pipewright::NodeId]| -> Vec<&str> {
-        ids.iter().map(|i| p.node_name(*i)).collect()
-    };
+    let names =
+        |ids: &[pipewright::NodeId]| -> Vec<&str> { ids.iter().map(|i| p.node_name(*i)).collect() };
 
     assert_eq!(names(p.parents(id("abc"))), ["ab", "c"]);
     // An upstream used twice by one node is one parent, and that node one child.

@@ -35,10 +35,7 @@ fn independent_nodes_overlap_on_two_workers() {
         let right = meet();
         let met = both(left, right);
     };
-    let run = Runner::new("target/test-data/rendezvous")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert_eq!(
         run.get(p.met).unwrap(),
         &(true, true),

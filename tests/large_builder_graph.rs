@@ -34,10 +34,7 @@ fn ten_thousand_nodes() {
     assert_eq!(p.len(), 10_000);
 
     let expected: u64 = (0..4_999u64).map(|i| (i * 3 + i + 1) % 1_000_003).sum();
-    let run = Runner::new("target/test-data/large")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert!(run.succeeded());
     assert_eq!(run.count(NodeStatus::Ran), 10_000);
     assert_eq!(*run.get(sum).unwrap(), expected);
@@ -56,10 +53,7 @@ fn a_long_chain_of_failures_settles_without_deep_recursion() {
         prev = b.add(format!("n{i}"), total::node([prev])).unwrap();
     }
     let p = b.build();
-    let run = Runner::new("target/test-data/large")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert_eq!(run.count(NodeStatus::Failed), 1);
     assert_eq!(run.count(NodeStatus::UpstreamFailed), 100_000);
     assert_eq!(

@@ -67,10 +67,7 @@ fn outputs_live_only_as_long_as_they_are_needed() {
     // A chain of 100 blocks: at any time one input and one new output are alive.
     let (p, handles) = chain(100);
     reset_peak();
-    let run = Runner::new("target/test-data/drop")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert!(run.succeeded());
     assert_eq!(peak(), 2, "more than two blocks were alive at once");
     // Only the sink is left, in the report.
@@ -85,7 +82,7 @@ fn outputs_live_only_as_long_as_they_are_needed() {
     assert_eq!(live(), 0);
 
     // Kept nodes stay alive in the report, and only those.
-    let run = Runner::new("target/test-data/drop")
+    let run = Runner::in_memory()
         .jobs(2)
         .keep(handles[10])
         .keep(handles[20])
@@ -105,10 +102,7 @@ fn outputs_live_only_as_long_as_they_are_needed() {
         .collect();
     let p = b.build();
     reset_peak();
-    let run = Runner::new("target/test-data/drop")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert!(run.succeeded());
     assert_eq!(
         live(),

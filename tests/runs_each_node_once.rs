@@ -45,10 +45,7 @@ fn a_diamond_lattice_runs_every_node_once() {
             .collect();
     }
     let p = b.build();
-    let run = Runner::new("target/test-data/once")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert!(run.succeeded());
     assert_eq!(run.count(NodeStatus::Ran), 64);
 

@@ -40,10 +40,7 @@ fn each_use_keeps_its_own_parameters() {
         let twice = scale(l2, 2.0, "twice".to_string());
         let half = scale(l2, 0.5, String::from("half"));
     };
-    let run = Runner::new("target/test-data/norms")
-        .keep(p.l2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().keep(p.l2).run(&p).unwrap();
     assert_eq!(run.get(p.l1).unwrap(), &vec![3.0 / 7.0, -4.0 / 7.0]);
     assert_eq!(run.get(p.l2).unwrap(), &vec![0.6, -0.8]);
     assert_eq!(run.get(p.max).unwrap(), &vec![0.75, -1.0]);

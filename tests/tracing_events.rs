@@ -50,10 +50,7 @@ fn each_node_gets_a_span_and_events() {
         let bad = fails(good);
         let skipped = after(bad);
     };
-    let run = Runner::new("target/test-data/traced")
-        .jobs(2)
-        .run(&p)
-        .unwrap();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
     assert!(!run.succeeded());
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -88,6 +88,29 @@ pub enum Error {
         requested: &'static str,
     },
 
+    /// A node's parameters could not be hashed.
+    #[error("cannot hash the parameters of node `{node}`")]
+    Params {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: crate::hash::HashError,
+    },
+
+    /// The data directory cannot be used.
+    #[error(transparent)]
+    Store(#[from] crate::cache::StoreError),
+
+    /// A stored output could not be read back.
+    #[error("the stored output of node `{node}` cannot be read: {reason}")]
+    Damaged {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+
     /// No task of this name is linked into the binary.
     #[error("no task named `{0}` is registered in this binary")]
     UnknownTask(String),

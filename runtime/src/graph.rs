@@ -12,7 +12,10 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
+use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::error::{Error, Result};
+use crate::hash::HashError;
+use crate::key::{Components, Digest};
 use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
 
 /// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
@@ -127,7 +130,15 @@ pub(crate) trait ErasedTask: Send + Sync {
     fn meta(&self) -> &'static TaskMeta;
     fn run(&self, inputs: &Inputs<'_>, ctx: &Ctx) -> Result<Arc<Value>, TaskError>;
     fn params(&self) -> &dyn fmt::Debug;
+    /// The parameters as JSON, for people; `Debug` text where JSON cannot hold them.
+    fn params_json(&self) -> serde_json::Value;
     fn output_type(&self) -> &'static str;
+    /// The key components of this task on inputs with the given output digests.
+    fn components(&self, inputs: Vec<Vec<Digest>>) -> Result<Components, HashError>;
+    /// Encodes an output of this task.
+    fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError>;
+    /// Decodes an output of this task.
+    fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError>;
 }
 
 impl<T: Task> ErasedTask for T {
@@ -144,20 +155,61 @@ impl<T: Task> ErasedTask for T {
         self
     }
 
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|_| format!("{self:?}").into())
+    }
+
     fn output_type(&self) -> &'static str {
         type_name::<T::Output>()
     }
+
+    fn components(&self, inputs: Vec<Vec<Digest>>) -> Result<Components, HashError> {
+        Components::new(&T::META, self, inputs)
+    }
+
+    fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError> {
+        let value = value.downcast_ref::<T::Output>().ok_or_else(|| {
+            CodecError::Encode(format!("the value is not a `{}`", type_name::<T::Output>()))
+        })?;
+        DefaultCodec::encode(value)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
+        DefaultCodec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
+    }
+}
+
+/// The names a running task can ask for, shared by every run of one node.
+#[derive(Debug)]
+pub(crate) struct NodeLabel {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) node: Arc<str>,
 }
 
 /// One node of a pipeline.
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
-    pub(crate) task: Box<dyn ErasedTask>,
+    /// One per node, so that workers running different nodes never share a reference count.
+    pub(crate) label: Arc<NodeLabel>,
+    pub(crate) task: Arc<dyn ErasedTask>,
     pub(crate) wires: Vec<Wire>,
     /// Distinct upstream nodes, in first-use order.
     pub(crate) upstream: Vec<NodeId>,
     /// Distinct downstream nodes.
     pub(crate) downstream: Vec<NodeId>,
+}
+
+impl Node {
+    /// The output digests of this node's inputs, in argument order.
+    pub(crate) fn input_digests(&self, digest: impl Fn(NodeId) -> Digest) -> Vec<Vec<Digest>> {
+        self.wires
+            .iter()
+            .map(|wire| match wire {
+                Wire::One(id) => vec![digest(*id)],
+                Wire::Many(ids) => ids.iter().map(|id| digest(*id)).collect(),
+            })
+            .collect()
+    }
 }
 
 /// Builds a [`Pipeline`] node by node, at run time: the typed API that `pipeline!` expands to.
@@ -259,8 +311,12 @@ impl Builder {
         let name: Arc<str> = name.into();
         self.index.insert(name.clone(), id);
         self.nodes.push(Node {
+            label: Arc::new(NodeLabel {
+                pipeline: self.name.clone(),
+                node: name.clone(),
+            }),
             name,
-            task: Box::new(bound.task),
+            task: Arc::new(bound.task),
             wires,
             upstream,
             downstream: Vec::new(),
@@ -317,7 +373,7 @@ impl Builder {
             name: self.name,
             graph: self.graph,
             nodes: self.nodes,
-            index: self.index,
+            index: Arc::new(self.index),
         }
     }
 }
@@ -361,7 +417,7 @@ pub struct Pipeline {
     name: Arc<str>,
     graph: DiGraph<(), ()>,
     pub(crate) nodes: Vec<Node>,
-    index: HashMap<Arc<str>, NodeId>,
+    index: Arc<HashMap<Arc<str>, NodeId>>,
 }
 
 impl Pipeline {
@@ -468,8 +524,9 @@ impl Pipeline {
         self.id
     }
 
-    pub(crate) fn shared_name(&self) -> &Arc<str> {
-        &self.name
+    /// The index of nodes by name, shared with the reports of runs.
+    pub(crate) fn index(&self) -> &Arc<HashMap<Arc<str>, NodeId>> {
+        &self.index
     }
 }
 

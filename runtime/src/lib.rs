@@ -6,16 +6,27 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod cache;
+mod codec;
 mod error;
 mod exec;
+mod explain;
 mod graph;
+mod hash;
+mod key;
+mod plan;
 mod registry;
 mod report;
 mod runner;
 mod task;
 
+pub use cache::{EntryMeta, InputDigests, NamedDigest, StoreError};
+pub use codec::{Bincode, Codec, CodecError, DECODE_LIMIT, DefaultCodec};
 pub use error::{Error, Result};
+pub use explain::Explanation;
 pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
+pub use hash::{HashError, canonical_digest};
+pub use plan::{Decision, Plan, PlannedNode, RunReason};
 pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};
 pub use runner::Runner;

@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::cache::{EntryMeta, Store};
 use crate::error::{Error, Result};
-use crate::graph::{Handle, NodeId, Pipeline};
+use crate::graph::{ErasedTask, Handle, NodeId, Pipeline};
+use crate::plan::RunReason;
 use crate::task::{TaskError, Value};
 
 /// How a node ended in a run.
@@ -15,6 +17,8 @@ use crate::task::{TaskError, Value};
 pub enum NodeStatus {
     /// The task ran and returned an output.
     Ran,
+    /// The output was already in the store: the task did not run.
+    Cached,
     /// The task returned `Err` or panicked.
     Failed,
     /// The task never started because a node it depends on failed.
@@ -24,7 +28,7 @@ pub enum NodeStatus {
 impl NodeStatus {
     /// Whether the node has an output.
     pub fn is_success(self) -> bool {
-        matches!(self, NodeStatus::Ran)
+        matches!(self, NodeStatus::Ran | NodeStatus::Cached)
     }
 }
 
@@ -32,6 +36,7 @@ impl fmt::Display for NodeStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             NodeStatus::Ran => "ran",
+            NodeStatus::Cached => "cached",
             NodeStatus::Failed => "failed",
             NodeStatus::UpstreamFailed => "upstream failed",
         })
@@ -47,6 +52,9 @@ pub struct NodeReport {
     pub(crate) duration: Duration,
     pub(crate) error: Option<Arc<TaskError>>,
     pub(crate) upstream_failed: Option<Arc<str>>,
+    pub(crate) key: Option<String>,
+    pub(crate) reason: Option<RunReason>,
+    pub(crate) output_digest: Option<String>,
 }
 
 impl NodeReport {
@@ -80,17 +88,41 @@ impl NodeReport {
     pub fn failed_upstream(&self) -> Option<&str> {
         self.upstream_failed.as_deref()
     }
+
+    /// The node key its output is stored under, in hex, if it has one.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Why it ran, if it did.
+    pub fn reason(&self) -> Option<&RunReason> {
+        self.reason.as_ref()
+    }
+
+    /// The content digest of its output, in hex, if it has one (runs with a store only).
+    pub fn output_digest(&self) -> Option<&str> {
+        self.output_digest.as_deref()
+    }
 }
 
-/// What a run did: every node's outcome, and the outputs that were kept (every sink, and
-/// the nodes passed to [`Runner::keep`](crate::Runner::keep)).
+/// One node's output as a report holds it: in memory, or in the store to be read on
+/// demand.
+pub(crate) struct Output {
+    pub(crate) value: OnceLock<Arc<Value>>,
+    pub(crate) entry: Option<Box<EntryMeta>>,
+    pub(crate) task: Arc<dyn ErasedTask>,
+}
+
+/// What a run did: every node's outcome, and access to the outputs: those held in memory
+/// (every sink, and the nodes passed to [`Runner::keep`](crate::Runner::keep)) and those in
+/// the store, read when asked for.
 pub struct RunReport {
     pipeline: String,
     pipeline_id: u64,
     nodes: Vec<NodeReport>,
-    outputs: Vec<Option<Arc<Value>>>,
-    output_types: Vec<&'static str>,
-    index: HashMap<Arc<str>, NodeId>,
+    outputs: Vec<Output>,
+    store: Option<Store>,
+    index: Arc<HashMap<Arc<str>, NodeId>>,
     elapsed: Duration,
 }
 
@@ -98,24 +130,17 @@ impl RunReport {
     pub(crate) fn new(
         pipeline: &Pipeline,
         nodes: Vec<NodeReport>,
-        outputs: Vec<Option<Arc<Value>>>,
+        outputs: Vec<Output>,
+        store: Option<Store>,
         elapsed: Duration,
     ) -> Self {
         RunReport {
             pipeline: pipeline.name().to_owned(),
             pipeline_id: pipeline.id(),
-            index: nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.name.clone(), NodeId(i as u32)))
-                .collect(),
-            output_types: pipeline
-                .nodes
-                .iter()
-                .map(|n| n.task.output_type())
-                .collect(),
+            index: pipeline.index().clone(),
             nodes,
             outputs,
+            store,
             elapsed,
         }
     }
@@ -160,7 +185,7 @@ impl RunReport {
     fn output<T: 'static>(&self, id: NodeId) -> Result<&T> {
         let node = &self.nodes[id.index()];
         match node.status {
-            NodeStatus::Ran => {}
+            NodeStatus::Ran | NodeStatus::Cached => {}
             NodeStatus::Failed => {
                 return Err(Error::NodeFailed {
                     node: node.name.to_string(),
@@ -176,14 +201,28 @@ impl RunReport {
                 });
             }
         }
-        let value = self.outputs[id.index()]
-            .as_ref()
-            .ok_or_else(|| Error::NotKept {
-                node: node.name.to_string(),
-            })?;
+        let output = &self.outputs[id.index()];
+        let value = match output.value.get() {
+            Some(value) => value,
+            None => {
+                let (Some(store), Some(entry)) = (&self.store, &output.entry) else {
+                    return Err(Error::NotKept {
+                        node: node.name.to_string(),
+                    });
+                };
+                let value = store
+                    .read_output(entry)
+                    .and_then(|bytes| output.task.decode(&bytes).map_err(|e| e.to_string()))
+                    .map_err(|reason| Error::Damaged {
+                        node: node.name.to_string(),
+                        reason,
+                    })?;
+                output.value.get_or_init(|| value)
+            }
+        };
         value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
             node: node.name.to_string(),
-            actual: self.output_types[id.index()],
+            actual: output.task.output_type(),
             requested: std::any::type_name::<T>(),
         })
     }
@@ -234,13 +273,14 @@ impl fmt::Debug for RunReport {
     }
 }
 
-/// A one-line summary: `24 nodes: 22 ran, 1 failed, 1 upstream failed in 1.20s`.
+/// A one-line summary: `24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s`.
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} nodes:", self.nodes.len())?;
         let mut first = true;
         for status in [
             NodeStatus::Ran,
+            NodeStatus::Cached,
             NodeStatus::Failed,
             NodeStatus::UpstreamFailed,
         ] {

@@ -1,4 +1,5 @@
-//! [`Runner`]: where a pipeline runs and with how many workers.
+//! [`Runner`]: where a pipeline's outputs are stored, what is forced, and how many workers
+//! run it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -6,12 +7,19 @@ use std::time::Instant;
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+use crate::cache::Store;
 use crate::error::{Error, Result};
 use crate::exec;
+use crate::explain::{self, Explanation};
 use crate::graph::{Handle, NodeId, Pipeline};
+use crate::plan::{self, Plan};
 use crate::report::RunReport;
 
-/// Runs pipelines: owns the data directory and the worker pool.
+/// Runs pipelines: owns the data directory, what to force, and the worker pool.
+///
+/// Every output is stored under `DATA/<task>/<key>/`, where the key hashes the task's code,
+/// its parameters and the content of its inputs; a later run reuses every entry whose key
+/// it computes again, and runs only the rest.
 ///
 /// # Examples
 ///
@@ -34,32 +42,54 @@ use crate::report::RunReport;
 ///         let xs = numbers(4);
 ///         let total = sum(xs);
 ///     };
-///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-runner"))
-///         .jobs(2)
-///         .keep(p.xs)
-///         .run(&p)?;
-///     assert!(run.succeeded());
-///     assert_eq!(run.get(p.xs)?, &vec![1, 2, 3, 4]);
-///     assert_eq!(*run.get(p.total)?, 10);
+///     let data = std::env::temp_dir().join(format!("pipewright-doc-runner-{}", std::process::id()));
+///     let runner = Runner::new(&data).jobs(2);
+///
+///     let first = runner.run(&p)?;
+///     assert_eq!(first.count(NodeStatus::Ran), 2);
+///     assert_eq!(*first.get(p.total)?, 10);
+///
+///     // Nothing changed: nothing runs, and outputs are read from the store on demand.
+///     let second = runner.run(&p)?;
+///     assert_eq!(second.count(NodeStatus::Cached), 2);
+///     assert_eq!(second.get(p.xs)?, &vec![1, 2, 3, 4]);
+///     # std::fs::remove_dir_all(&data).unwrap();
 ///     Ok(())
 /// }
 /// ```
 #[derive(Debug)]
 pub struct Runner {
     data_dir: PathBuf,
+    store: Option<Store>,
     jobs: usize,
     keep: Vec<(u64, NodeId)>,
+    force_all: bool,
+    force: Vec<String>,
     pool: OnceLock<Arc<ThreadPool>>,
 }
 
 impl Runner {
-    /// A runner whose outputs live under `data_dir`, with one worker per available core.
+    /// A runner whose outputs are stored under `data_dir` (created on the first run), with
+    /// one worker per available core.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Runner {
-            data_dir: data_dir.into(),
+            store: Some(Store::new(data_dir.clone())),
+            data_dir,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep: Vec::new(),
+            force_all: false,
+            force: Vec::new(),
             pool: OnceLock::new(),
+        }
+    }
+
+    /// A runner that keeps nothing on disk: every node runs, nothing is hashed or stored.
+    /// For tests and measurements of the scheduler.
+    pub fn in_memory() -> Self {
+        Runner {
+            store: None,
+            ..Runner::new(PathBuf::new())
         }
     }
 
@@ -70,11 +100,26 @@ impl Runner {
         self
     }
 
-    /// Keeps the output of `node` in the report after its consumers are done. Sinks (nodes
+    /// Keeps the output of `node` in memory after its consumers are done. Sinks (nodes
     /// nothing consumes) are always kept; other outputs are dropped as soon as their last
-    /// consumer has finished, so memory follows the graph's width, not its size.
+    /// consumer has finished, so memory follows the graph's width, not its size. (A stored
+    /// output can still be read from the report; it is then loaded from the store.)
     pub fn keep<T>(mut self, node: Handle<T>) -> Self {
         self.keep.push((node.pipeline(), node.id()));
+        self
+    }
+
+    /// Runs every node again, whatever the store holds. What is below a node runs again
+    /// only if that node's output changed.
+    pub fn force_all(mut self) -> Self {
+        self.force_all = true;
+        self
+    }
+
+    /// Runs the node named `node` again, whatever the store holds. What is below it runs
+    /// again only if its output changed.
+    pub fn force(mut self, node: impl Into<String>) -> Self {
+        self.force.push(node.into());
         self
     }
 
@@ -88,7 +133,8 @@ impl Runner {
         self.jobs
     }
 
-    /// Runs every node of `pipeline` and reports how each ended.
+    /// Runs `pipeline`: every node whose entry is in the store is *cached* and the others
+    /// run, in parallel where the graph allows.
     ///
     /// A task that fails or panics fails its node only: the nodes below it end as
     /// *upstream failed* and independent branches run to the end. So this returns `Err`
@@ -96,9 +142,71 @@ impl Runner {
     ///
     /// # Errors
     ///
-    /// [`Error::ThreadPool`] if the worker threads cannot be started.
+    /// [`Error::Store`] if the data directory cannot be created or written,
+    /// [`Error::UnknownNode`] if a forced node does not exist, and [`Error::ThreadPool`] if
+    /// the worker threads cannot be started.
     pub fn run(&self, pipeline: &Pipeline) -> Result<RunReport> {
+        let (keep, forced) = self.flags(pipeline)?;
+        if let Some(store) = &self.store {
+            store.prepare()?;
+        }
         let pool = self.pool()?;
+
+        let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
+        let _entered = span.enter();
+        tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
+        let start = Instant::now();
+        let settings = exec::local::Settings {
+            store: self.store.as_ref(),
+            keep: &keep,
+            forced: &forced,
+        };
+        let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
+        let report = RunReport::new(
+            pipeline,
+            nodes,
+            outputs,
+            self.store.clone(),
+            start.elapsed(),
+        );
+        tracing::info!(target: "pipewright", "{report}");
+        Ok(report)
+    }
+
+    /// What [`run`](Self::run) would do to each node, and why, without running anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::Params`] if a
+    /// node's parameters cannot be hashed.
+    pub fn plan(&self, pipeline: &Pipeline) -> Result<Plan> {
+        let (keep, forced) = self.flags(pipeline)?;
+        plan::plan(pipeline, self.store.as_ref(), &keep, &forced).map(|(plan, _)| plan)
+    }
+
+    /// Why the node named `node` will run: what changed since it last wrote an entry.
+    ///
+    /// # Errors
+    ///
+    /// As [`plan`](Self::plan), and [`Error::UnknownNode`] if there is no such node.
+    pub fn explain(&self, pipeline: &Pipeline, node: &str) -> Result<Explanation> {
+        let (keep, forced) = self.flags(pipeline)?;
+        let id = pipeline.node(node).ok_or_else(|| Error::UnknownNode {
+            pipeline: pipeline.name().to_owned(),
+            node: node.to_owned(),
+        })?;
+        let (plan, digests) = plan::plan(pipeline, self.store.as_ref(), &keep, &forced)?;
+        Ok(explain::explain(
+            pipeline,
+            self.store.as_ref(),
+            &plan,
+            &digests,
+            id,
+        ))
+    }
+
+    /// Which nodes are kept and which forced, for `pipeline`.
+    fn flags(&self, pipeline: &Pipeline) -> Result<(Vec<bool>, Vec<bool>)> {
         let mut keep = vec![false; pipeline.len()];
         for sink in pipeline.sinks() {
             keep[sink.index()] = true;
@@ -108,15 +216,15 @@ impl Runner {
                 keep[id.index()] = true;
             }
         }
-
-        let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
-        let _entered = span.enter();
-        tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
-        let start = Instant::now();
-        let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, &keep);
-        let report = RunReport::new(pipeline, nodes, outputs, start.elapsed());
-        tracing::info!(target: "pipewright", "{report}");
-        Ok(report)
+        let mut forced = vec![self.force_all; pipeline.len()];
+        for name in &self.force {
+            let id = pipeline.node(name).ok_or_else(|| Error::UnknownNode {
+                pipeline: pipeline.name().to_owned(),
+                node: name.clone(),
+            })?;
+            forced[id.index()] = true;
+        }
+        Ok((keep, forced))
     }
 
     fn pool(&self) -> Result<Arc<ThreadPool>> {

@@ -3,10 +3,13 @@
 
 use std::any::Any;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::graph::NodeLabel;
 use serde::de::DeserializeOwned;
 
 /// A type-erased value held by the executor: a task's output.
@@ -228,23 +231,47 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    pipeline: Arc<str>,
     task: &'static str,
-    node: Arc<str>,
+    label: Arc<NodeLabel>,
+    work_dir: Option<PathBuf>,
 }
 
 impl Ctx {
-    pub(crate) fn new(pipeline: Arc<str>, task: &'static str, node: Arc<str>) -> Self {
+    pub(crate) fn new(
+        task: &'static str,
+        label: Arc<NodeLabel>,
+        work_dir: Option<PathBuf>,
+    ) -> Self {
         Ctx {
-            pipeline,
             task,
-            node,
+            label,
+            work_dir,
         }
+    }
+
+    /// A directory private to this run of the task, for files it writes besides its
+    /// output. It is created on first call and published with the task's cache entry
+    /// (`DATA/<task>/<key>/work/`), so it is kept exactly as long as the output is; for a
+    /// task with `cache = false` it is removed when the task ends.
+    ///
+    /// # Errors
+    ///
+    /// If the directory cannot be created, or the runner keeps nothing on disk
+    /// ([`Runner::in_memory`](crate::Runner::in_memory)).
+    pub fn work_dir(&self) -> std::io::Result<&Path> {
+        let dir = self.work_dir.as_deref().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this runner keeps nothing on disk, so tasks have no work directory",
+            )
+        })?;
+        std::fs::create_dir_all(dir)?;
+        Ok(dir)
     }
 
     /// The name of the pipeline being run.
     pub fn pipeline(&self) -> &str {
-        &self.pipeline
+        &self.label.pipeline
     }
 
     /// The name of the task being run.
@@ -254,7 +281,7 @@ impl Ctx {
 
     /// The name of the node being run (the binding's name in `pipeline!`).
     pub fn node(&self) -> &str {
-        &self.node
+        &self.label.node
     }
 }
 
@@ -268,6 +295,15 @@ pub enum TaskError {
     /// The task panicked; holds the panic message.
     #[error("task panicked: {0}")]
     Panicked(String),
+    /// The task's parameters could not be hashed.
+    #[error("cannot hash the parameters: {0}")]
+    Params(#[source] crate::hash::HashError),
+    /// The task's output could not be encoded.
+    #[error("cannot encode the output")]
+    Encode(#[source] crate::codec::CodecError),
+    /// The task's output could not be stored.
+    #[error("cannot store the output")]
+    Store(#[source] crate::cache::StoreError),
 }
 
 impl TaskError {

@@ -5,20 +5,42 @@
 //! and the others are spawned, so a chain costs no spawns at all. A failed node poisons its
 //! children, which end as *upstream failed* without starting, and so on down the graph;
 //! independent branches run to the end.
+//!
+//! With a store, each node is decided when it becomes ready: its key is computed from its
+//! inputs' output digests, and a usable entry makes it *cached* without reading its output.
+//! Outputs are read from the store only when a node that runs needs them; an entry that
+//! turns out damaged then is recomputed on the spot.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rayon::{Scope, ThreadPool};
+use smallvec::SmallVec;
 
-use crate::graph::{NodeId, Pipeline, Wire};
-use crate::report::{NodeReport, NodeStatus};
-use crate::task::{Ctx, InputValues, Inputs, TaskError, Value};
+use crate::cache::{EntryMeta, InputDigests, NamedDigest, Pending, Store};
+use crate::graph::{Node, NodeId, Pipeline, Wire};
+use crate::key::{Digest, parse_hex};
+use crate::plan::{RunReason, cached_entry};
+use crate::report::{NodeReport, NodeStatus, Output};
+use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
+
+/// The inputs of one node; most nodes have a few, which then need no allocation.
+type Gathered = SmallVec<[InputValues; 4]>;
 
 /// No failed upstream.
 const NONE: u32 = u32::MAX;
+
+/// How a run treats its nodes.
+pub(crate) struct Settings<'a> {
+    /// Where outputs are stored; `None` keeps nothing on disk.
+    pub(crate) store: Option<&'a Store>,
+    /// Whether each node's output must outlive its consumers.
+    pub(crate) keep: &'a [bool],
+    /// Whether each node must run even if its entry exists.
+    pub(crate) forced: &'a [bool],
+}
 
 /// The run-time state of one node.
 struct Cell {
@@ -28,37 +50,67 @@ struct Cell {
     failed_upstream: AtomicU32,
     /// Consumers that have not finished with this node's output yet.
     consumers_left: AtomicU32,
-    output: Mutex<Option<Arc<Value>>>,
+    slot: Mutex<Slot>,
     outcome: OnceLock<Outcome>,
+}
+
+/// A settled node's output: in memory, in the store, or both.
+#[derive(Default)]
+struct Slot {
+    value: Option<Arc<Value>>,
+    /// The output's content digest (with a store).
+    digest: Option<Digest>,
+    /// The entry holding the output.
+    entry: Option<Box<EntryMeta>>,
 }
 
 struct Outcome {
     status: NodeStatus,
     duration: Duration,
     error: Option<Arc<TaskError>>,
+    key: Option<String>,
+    reason: Option<RunReason>,
+}
+
+/// A node's output just computed: the value, its content digest, and its new entry
+/// (none for a task that is not cached).
+struct Computed {
+    value: Arc<Value>,
+    digest: Digest,
+    entry: Option<Box<EntryMeta>>,
+}
+
+/// What the work on one node ended with.
+enum Done {
+    Ran {
+        key: Option<String>,
+        reason: RunReason,
+    },
+    Cached {
+        key: String,
+    },
 }
 
 struct Run<'p> {
     pipeline: &'p Pipeline,
     /// The run's span, parent of every node's span whatever thread the node runs on.
     span: &'p tracing::Span,
-    keep: &'p [bool],
+    settings: Settings<'p>,
     cells: Vec<Cell>,
 }
 
-/// Runs every node of `pipeline` on `pool`. `keep[i]` says whether node `i`'s output must
-/// outlive its consumers; the outputs of the other nodes are dropped as soon as their last
-/// consumer is done.
+/// Runs every node of `pipeline` on `pool` and reports how each ended, with the outputs
+/// that are kept.
 pub(crate) fn run(
     pipeline: &Pipeline,
     span: &tracing::Span,
     pool: &ThreadPool,
-    keep: &[bool],
-) -> (Vec<NodeReport>, Vec<Option<Arc<Value>>>) {
+    settings: Settings<'_>,
+) -> (Vec<NodeReport>, Vec<Output>) {
     let run = Run {
         pipeline,
         span,
-        keep,
+        settings,
         cells: pipeline
             .nodes
             .iter()
@@ -66,7 +118,7 @@ pub(crate) fn run(
                 pending: AtomicU32::new(node.upstream.len() as u32),
                 failed_upstream: AtomicU32::new(NONE),
                 consumers_left: AtomicU32::new(node.downstream.len() as u32),
-                output: Mutex::new(None),
+                slot: Mutex::new(Slot::default()),
                 outcome: OnceLock::new(),
             })
             .collect(),
@@ -97,7 +149,7 @@ impl<'p> Run<'p> {
         }
     }
 
-    /// Runs the task of node `id` and records its outcome.
+    /// Decides node `id`, runs its task if it must, and records its outcome.
     fn execute(&self, id: NodeId) {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
@@ -109,33 +161,31 @@ impl<'p> Run<'p> {
             task = %meta.name,
         );
         let _entered = span.enter();
-        tracing::debug!(target: "pipewright", "started");
 
-        let ctx = Ctx::new(
-            self.pipeline.shared_name().clone(),
-            meta.name,
-            node.name.clone(),
-        );
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let slots: Vec<InputValues> = node.wires.iter().map(|w| self.inputs(w)).collect();
-            node.task.run(&Inputs { slots: &slots }, &ctx)
-        }))
-        .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
+        let result = self.work(id, node);
         let duration = start.elapsed();
         self.release_inputs(id);
 
-        let cell = &self.cells[id.index()];
         let outcome = match result {
-            Ok(value) => {
+            Ok(Done::Ran { key, reason }) => {
                 tracing::info!(target: "pipewright", ?duration, "finished");
-                if !node.downstream.is_empty() || self.keep[id.index()] {
-                    *lock(&cell.output) = Some(value);
-                }
                 Outcome {
                     status: NodeStatus::Ran,
                     duration,
                     error: None,
+                    key,
+                    reason: Some(reason),
+                }
+            }
+            Ok(Done::Cached { key }) => {
+                tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
+                Outcome {
+                    status: NodeStatus::Cached,
+                    duration: Duration::ZERO,
+                    error: None,
+                    key: Some(key),
+                    reason: None,
                 }
             }
             Err(error) => {
@@ -144,28 +194,306 @@ impl<'p> Run<'p> {
                     status: NodeStatus::Failed,
                     duration,
                     error: Some(Arc::new(error)),
+                    key: None,
+                    reason: None,
                 }
             }
         };
-        let _ = cell.outcome.set(outcome);
+        let _ = self.cells[id.index()].outcome.set(outcome);
     }
 
-    /// The upstream outputs wired to one input argument.
-    fn inputs(&self, wire: &Wire) -> InputValues {
-        match wire {
-            Wire::One(up) => InputValues::One(self.output_of(*up)),
-            Wire::Many(ups) => {
-                InputValues::Many(ups.iter().map(|up| self.output_of(*up)).collect())
+    /// The work on one node: with a store, decide from its key whether its entry can be
+    /// used; otherwise run it.
+    fn work(&self, id: NodeId, node: &Node) -> Result<Done, TaskError> {
+        let Some(store) = self.settings.store else {
+            let inputs = self.gather(node)?;
+            let value = self.invoke(node, &inputs, None)?;
+            self.put(id, value, None, None);
+            return Ok(Done::Ran {
+                key: None,
+                reason: RunReason::InMemory,
+            });
+        };
+        let meta = node.task.meta();
+        let forced = self.settings.forced[id.index()];
+        let verify = self.settings.keep[id.index()];
+        let use_entry = |key: &str| -> Result<Box<EntryMeta>, RunReason> {
+            if forced {
+                Err(RunReason::Forced)
+            } else if !meta.cache {
+                Err(RunReason::NotCached)
+            } else {
+                cached_entry(store, meta.name, &node.name, key, verify, true)
+            }
+        };
+
+        let mut digests = self.input_digests(node);
+        let mut key = self.key(node, &digests)?;
+        let mut reason = match use_entry(&key) {
+            Ok(entry) => return Ok(self.cached(id, key, entry)),
+            Err(reason) => reason,
+        };
+        // One process computes a key at a time; who waited may find the entry made.
+        let mut lock = if meta.cache {
+            Some(store.lock(&key).map_err(TaskError::Store)?)
+        } else {
+            None
+        };
+        if matches!(reason, RunReason::NoEntry)
+            && let Ok(entry) = use_entry(&key)
+        {
+            return Ok(self.cached(id, key, entry));
+        }
+
+        let inputs = self.gather(node)?;
+        // Reading the inputs may have recomputed a damaged upstream entry, with new bytes.
+        let now = self.input_digests(node);
+        if now != digests {
+            digests = now;
+            key = self.key(node, &digests)?;
+            drop(lock.take());
+            match use_entry(&key) {
+                Ok(entry) => return Ok(self.cached(id, key, entry)),
+                Err(why) => reason = why,
+            }
+            if meta.cache {
+                lock = Some(store.lock(&key).map_err(TaskError::Store)?);
             }
         }
+        let computed = self.compute(node, &inputs, &digests, store, &key, forced)?;
+        self.put(id, computed.value, Some(computed.digest), computed.entry);
+        drop(lock);
+        Ok(Done::Ran {
+            key: Some(key),
+            reason,
+        })
     }
 
-    fn output_of(&self, up: NodeId) -> Arc<Value> {
-        lock(&self.cells[up.index()].output)
-            .clone()
-            .unwrap_or_else(|| {
-                unreachable!("an upstream output is held until its consumers finish")
+    /// Settles node `id` on its stored entry, without reading the output.
+    fn cached(&self, id: NodeId, key: String, entry: Box<EntryMeta>) -> Done {
+        let mut slot = lock(&self.cells[id.index()].slot);
+        slot.digest = parse_hex(&entry.output_digest);
+        slot.entry = Some(entry);
+        Done::Cached { key }
+    }
+
+    /// The key of `node` on inputs with output digests `digests`, in hex.
+    fn key(&self, node: &Node, digests: &[Vec<Digest>]) -> Result<String, TaskError> {
+        let components = node
+            .task
+            .components(digests.to_vec())
+            .map_err(TaskError::Params)?;
+        Ok(hex(&components.key()))
+    }
+
+    /// The output digests of `node`'s inputs as they stand.
+    fn input_digests(&self, node: &Node) -> Vec<Vec<Digest>> {
+        node.input_digests(|up| {
+            lock(&self.cells[up.index()].slot)
+                .digest
+                .unwrap_or_default()
+        })
+    }
+
+    /// Runs `node`'s task on `inputs`, encodes its output and stores it under `key` (unless
+    /// its task is not cached). Returns the output, its digest and its entry.
+    fn compute(
+        &self,
+        node: &Node,
+        inputs: &[InputValues],
+        digests: &[Vec<Digest>],
+        store: &Store,
+        key: &str,
+        replace: bool,
+    ) -> Result<Computed, TaskError> {
+        let meta = node.task.meta();
+        let pending = store.begin(meta.name, key).map_err(TaskError::Store)?;
+        let result = (|| {
+            let start = Instant::now();
+            let value = self.invoke(node, inputs, Some(&pending))?;
+            let duration = start.elapsed();
+            let bytes = node.task.encode(&*value).map_err(TaskError::Encode)?;
+            let digest = *blake3::hash(&bytes).as_bytes();
+            Ok::<_, TaskError>((value, bytes, digest, duration))
+        })();
+        let (value, bytes, digest, duration) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                store.discard(pending);
+                return Err(error);
+            }
+        };
+        if !meta.cache {
+            store.discard(pending);
+            return Ok(Computed {
+                value,
+                digest,
+                entry: None,
+            });
+        }
+        let entry = self.entry_meta(node, key, digests, &bytes, digest, duration)?;
+        store
+            .commit(pending, &entry, &bytes, replace)
+            .map_err(TaskError::Store)?;
+        Ok(Computed {
+            value,
+            digest,
+            entry: Some(Box::new(entry)),
+        })
+    }
+
+    /// What `meta.json` records for a new entry.
+    fn entry_meta(
+        &self,
+        node: &Node,
+        key: &str,
+        digests: &[Vec<Digest>],
+        bytes: &[u8],
+        digest: Digest,
+        duration: Duration,
+    ) -> Result<EntryMeta, TaskError> {
+        let meta = node.task.meta();
+        let components = node
+            .task
+            .components(digests.to_vec())
+            .map_err(TaskError::Params)?;
+        let inputs = node
+            .wires
+            .iter()
+            .zip(meta.inputs)
+            .zip(digests)
+            .map(|((wire, spec), digests)| InputDigests {
+                name: spec.name.to_owned(),
+                nodes: match wire {
+                    Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
+                    Wire::Many(ids) => ids
+                        .iter()
+                        .map(|id| self.pipeline.node_name(*id).to_owned())
+                        .collect(),
+                },
+                digests: digests.iter().map(|d| hex(d)).collect(),
             })
+            .collect();
+        Ok(EntryMeta {
+            format: crate::cache::ENTRY_FORMAT,
+            task: meta.name.to_owned(),
+            node: node.name.to_string(),
+            key: key.to_owned(),
+            codec: <crate::codec::DefaultCodec as crate::codec::Codec>::ID.to_owned(),
+            fingerprint: meta.fingerprint_hex(),
+            version: meta.version.map(str::to_owned),
+            params: node.task.params_json(),
+            param_digests: components
+                .param_hex()
+                .into_iter()
+                .map(|(name, digest)| NamedDigest { name, digest })
+                .collect(),
+            inputs,
+            output_digest: hex(&digest),
+            output_size: bytes.len() as u64,
+            duration_secs: duration.as_secs_f64(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            pipewright: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+    }
+
+    /// Calls the task, catching a panic.
+    fn invoke(
+        &self,
+        node: &Node,
+        inputs: &[InputValues],
+        pending: Option<&Pending>,
+    ) -> Result<Arc<Value>, TaskError> {
+        tracing::debug!(target: "pipewright", "started");
+        let ctx = Ctx::new(
+            node.task.meta().name,
+            node.label.clone(),
+            pending.map(Pending::work_dir),
+        );
+        catch_unwind(AssertUnwindSafe(|| {
+            node.task.run(&Inputs { slots: inputs }, &ctx)
+        }))
+        .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
+    }
+
+    /// Records a settled node's output where its consumers and the report find it.
+    fn put(
+        &self,
+        id: NodeId,
+        value: Arc<Value>,
+        digest: Option<Digest>,
+        entry: Option<Box<EntryMeta>>,
+    ) {
+        let needed = !self.pipeline.nodes[id.index()].downstream.is_empty()
+            || self.settings.keep[id.index()];
+        let mut slot = lock(&self.cells[id.index()].slot);
+        if needed {
+            slot.value = Some(value);
+        }
+        slot.digest = digest;
+        slot.entry = entry;
+    }
+
+    /// The values of `node`'s inputs, read from the store where they are not in memory.
+    fn gather(&self, node: &Node) -> Result<Gathered, TaskError> {
+        node.wires
+            .iter()
+            .map(|wire| {
+                Ok(match wire {
+                    Wire::One(up) => InputValues::One(self.obtain(*up)?),
+                    Wire::Many(ups) => InputValues::Many(
+                        ups.iter()
+                            .map(|up| self.obtain(*up))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// The output of the settled node `up`: from memory, else from its entry; a damaged
+    /// entry is recomputed here and stored again.
+    fn obtain(&self, up: NodeId) -> Result<Arc<Value>, TaskError> {
+        let node = &self.pipeline.nodes[up.index()];
+        // Held while loading, so that consumers of one node load it once. Loading only ever
+        // waits on ancestors, so these locks cannot form a cycle.
+        let mut slot = lock(&self.cells[up.index()].slot);
+        if let Some(value) = &slot.value {
+            return Ok(value.clone());
+        }
+        let (Some(store), Some(entry)) = (self.settings.store, slot.entry.clone()) else {
+            return Err(TaskError::failed(format!(
+                "the output of `{}` is neither in memory nor stored",
+                node.name
+            )));
+        };
+        let loaded = store
+            .read_output(&entry)
+            .and_then(|bytes| node.task.decode(&bytes).map_err(|e| e.to_string()));
+        let value = match loaded {
+            Ok(value) => value,
+            Err(why) => {
+                tracing::warn!(
+                    target: "pipewright",
+                    node = %node.name,
+                    "damaged cache entry ({why}); recomputing it"
+                );
+                store.remove(&store.entry_dir(&entry.task, &entry.key));
+                let inputs = self.gather(node)?;
+                let digests = self.input_digests(node);
+                let key = if digests_of(&entry).as_ref() == Some(&digests) {
+                    entry.key.clone()
+                } else {
+                    self.key(node, &digests)?
+                };
+                let computed = self.compute(node, &inputs, &digests, store, &key, true)?;
+                slot.digest = Some(computed.digest);
+                slot.entry = computed.entry;
+                computed.value
+            }
+        };
+        slot.value = Some(value.clone());
+        Ok(value)
     }
 
     /// Tells the upstream nodes of `id` that it is done with their outputs, and drops each
@@ -173,8 +501,10 @@ impl<'p> Run<'p> {
     fn release_inputs(&self, id: NodeId) {
         for up in &self.pipeline.nodes[id.index()].upstream {
             let cell = &self.cells[up.index()];
-            if cell.consumers_left.fetch_sub(1, Ordering::AcqRel) == 1 && !self.keep[up.index()] {
-                let value = lock(&cell.output).take();
+            if cell.consumers_left.fetch_sub(1, Ordering::AcqRel) == 1
+                && !self.settings.keep[up.index()]
+            {
+                let value = lock(&cell.slot).value.take();
                 drop(value);
             }
         }
@@ -237,6 +567,8 @@ impl<'p> Run<'p> {
             status: NodeStatus::UpstreamFailed,
             duration: Duration::ZERO,
             error: None,
+            key: None,
+            reason: None,
         });
     }
 
@@ -247,8 +579,8 @@ impl<'p> Run<'p> {
             .map_or(NodeStatus::UpstreamFailed, |o| o.status)
     }
 
-    /// Turns the settled cells into the run's node reports and kept outputs.
-    fn finish(self) -> (Vec<NodeReport>, Vec<Option<Arc<Value>>>) {
+    /// Turns the settled cells into the run's node reports and outputs.
+    fn finish(self) -> (Vec<NodeReport>, Vec<Output>) {
         let Run {
             pipeline, cells, ..
         } = self;
@@ -260,8 +592,14 @@ impl<'p> Run<'p> {
                     status: NodeStatus::UpstreamFailed,
                     duration: Duration::ZERO,
                     error: None,
+                    key: None,
+                    reason: None,
                 });
                 let failed = cell.failed_upstream.into_inner();
+                let slot = cell
+                    .slot
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let report = NodeReport {
                     name: node.name.clone(),
                     task: node.task.meta().name,
@@ -271,17 +609,34 @@ impl<'p> Run<'p> {
                     upstream_failed: (outcome.status == NodeStatus::UpstreamFailed
                         && failed != NONE)
                         .then(|| pipeline.nodes[failed as usize].name.clone()),
+                    key: outcome.key,
+                    reason: outcome.reason,
+                    output_digest: slot.digest.map(|d| hex(&d)),
                 };
-                let output = cell
-                    .output
-                    .into_inner()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let value = OnceLock::new();
+                if let Some(v) = slot.value {
+                    let _ = value.set(v);
+                }
+                let output = Output {
+                    value,
+                    entry: slot.entry,
+                    task: node.task.clone(),
+                };
                 (report, output)
             })
             .unzip()
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The input digests an entry was keyed on.
+fn digests_of(entry: &EntryMeta) -> Option<Vec<Vec<Digest>>> {
+    entry
+        .inputs
+        .iter()
+        .map(|input| input.digests.iter().map(|d| parse_hex(d)).collect())
+        .collect()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,0 +1,106 @@
+//! How outputs are encoded on disk: one [`Codec`] trait, with bincode 2 (serde mode,
+//! fixed-width little-endian integers, a decode size limit) as the default.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The most a decode may claim, in bytes: a damaged length prefix cannot make a decode
+/// allocate more than this.
+pub const DECODE_LIMIT: usize = 1 << 34;
+
+/// Encodes outputs to bytes and back. The codec's [`ID`](Codec::ID) is part of every cache
+/// key, so changing the codec or its settings invalidates old entries cleanly.
+pub trait Codec {
+    /// Names the codec, its version and its settings.
+    const ID: &'static str;
+
+    /// Encodes `value`.
+    ///
+    /// # Errors
+    ///
+    /// If `value`'s `Serialize` impl fails or uses what the codec cannot represent.
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError>;
+
+    /// Decodes a `T` from all of `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// If `bytes` is not a whole, valid encoding of a `T` within [`DECODE_LIMIT`].
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>;
+}
+
+/// Why a value could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// Encoding failed.
+    #[error("cannot encode the value: {0}")]
+    Encode(String),
+    /// Decoding failed.
+    #[error("cannot decode the value: {0}")]
+    Decode(String),
+    /// Bytes were left over after the value.
+    #[error("{0} bytes are left over after the value")]
+    Trailing(usize),
+}
+
+/// bincode 2 in serde mode: fixed-width little-endian integers, [`DECODE_LIMIT`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bincode;
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<DECODE_LIMIT>()
+}
+
+impl Codec for Bincode {
+    const ID: &'static str = "bincode-2-serde-le-fixint-limit34";
+
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+        bincode::serde::encode_to_vec(value, bincode_config())
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+        let (value, read) = bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        match bytes.len() - read {
+            0 => Ok(value),
+            left => Err(CodecError::Trailing(left)),
+        }
+    }
+}
+
+/// The codec outputs are stored with.
+pub type DefaultCodec = Bincode;
+
+#[cfg(test)]
+mod tests {
+    use super::{Bincode, Codec, CodecError};
+
+    #[test]
+    fn round_trips() {
+        let value = (vec![1u32, 2, 3], "text".to_string(), Some(2.5f64));
+        let bytes = Bincode::encode(&value).unwrap();
+        let back: (Vec<u32>, String, Option<f64>) = Bincode::decode(&bytes).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn damaged_bytes_are_errors() {
+        let bytes = Bincode::encode(&vec![7u64; 10]).unwrap();
+        assert!(Bincode::decode::<Vec<u64>>(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            Bincode::decode::<Vec<u64>>(&longer),
+            Err(CodecError::Trailing(1))
+        ));
+        // A length prefix claiming 2^62 elements: refused, not allocated.
+        let mut huge = bytes;
+        huge[..8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(Bincode::decode::<Vec<u64>>(&huge).is_err());
+    }
+}

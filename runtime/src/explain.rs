@@ -1,0 +1,158 @@
+//! Why a node will run: its key's components compared with those of the last entry the
+//! node wrote (kept in a small index beside the entries, so no scan of the store is
+//! needed).
+
+use std::fmt;
+
+use crate::cache::{EntryMeta, Store};
+use crate::graph::{NodeId, Pipeline};
+use crate::key::Digest;
+use crate::plan::{Decision, Plan};
+use crate::task::hex;
+
+/// Why a node will run, or that it will not. Printing it gives one line per reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The node.
+    pub node: String,
+    /// What the plan says of it.
+    pub decision: Decision,
+    /// What changed since the node last wrote an entry, one line each.
+    pub changes: Vec<String>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node = &self.node;
+        match &self.decision {
+            Decision::Fresh { key } => {
+                return write!(
+                    f,
+                    "`{node}` is fresh: its entry {} is in the store",
+                    &key[..12]
+                );
+            }
+            Decision::Run { reason, .. } => write!(f, "`{node}` will run ({reason})")?,
+            Decision::Pending { upstream } => write!(
+                f,
+                "`{node}` waits on `{upstream}`, which runs; it is decided once its inputs exist"
+            )?,
+        }
+        for change in &self.changes {
+            write!(f, "\n  - {change}")?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn explain(
+    pipeline: &Pipeline,
+    store: Option<&Store>,
+    plan: &Plan,
+    digests: &[Option<Digest>],
+    id: NodeId,
+) -> Explanation {
+    let planned = &plan.nodes()[id.index()];
+    let mut explanation = Explanation {
+        node: planned.node.clone(),
+        decision: planned.decision.clone(),
+        changes: Vec::new(),
+    };
+    if matches!(planned.decision, Decision::Fresh { .. }) {
+        return explanation;
+    }
+    let Some(store) = store else {
+        return explanation;
+    };
+    let node = &pipeline.nodes[id.index()];
+    let meta = node.task.meta();
+    let Some(last) = store.last_entry(meta.name, &node.name) else {
+        explanation.changes.push(format!(
+            "no entry of task `{}` was ever written for this node",
+            meta.name
+        ));
+        return explanation;
+    };
+    let changes = &mut explanation.changes;
+
+    if last.fingerprint != meta.fingerprint_hex() {
+        let version = meta.version.map(str::to_owned);
+        if last.version != version {
+            changes.push(format!(
+                "version changed ({} → {})",
+                shown(last.version.as_deref()),
+                shown(meta.version)
+            ));
+        } else {
+            changes.push(format!("code of `{}` changed", meta.name));
+        }
+    }
+
+    let params = node.task.params_json();
+    if let Ok(components) = node.task.components(Vec::new()) {
+        for (name, digest) in components.param_hex() {
+            match last.param_digests.iter().find(|p| p.name == name) {
+                Some(old) if old.digest == digest => {}
+                Some(_) => changes.push(format!(
+                    "parameter digest changed (`{name}`: {} → {})",
+                    json_field(&last.params, &name),
+                    json_field(&params, &name)
+                )),
+                None => changes.push(format!("parameter `{name}` is new")),
+            }
+        }
+        for old in &last.param_digests {
+            if !components.params.iter().any(|(name, _)| *name == old.name) {
+                changes.push(format!("parameter `{}` was removed", old.name));
+            }
+        }
+    }
+
+    for (i, spec) in meta.inputs.iter().enumerate() {
+        let wired: Vec<NodeId> = match &node.wires[i] {
+            crate::graph::Wire::One(up) => vec![*up],
+            crate::graph::Wire::Many(ups) => ups.clone(),
+        };
+        let now: Option<Vec<String>> = wired
+            .iter()
+            .map(|up| digests[up.index()].map(|d| hex(&d)))
+            .collect();
+        let before = last.inputs.get(i).map(|input| &input.digests);
+        match now {
+            None => changes.push(format!(
+                "input `{}` is recomputed first (its upstream runs)",
+                spec.name
+            )),
+            Some(now) if Some(&now) != before => {
+                changes.push(format!("input `{}` changed", spec.name));
+            }
+            Some(_) => {}
+        }
+    }
+
+    if changes.is_empty() && !matches!(planned.decision, Decision::Pending { .. }) {
+        note_unexplained(&last, changes);
+    }
+    explanation
+}
+
+/// Every component is as before, yet the key differs: the store's format or codec changed.
+fn note_unexplained(last: &EntryMeta, changes: &mut Vec<String>) {
+    let codec = <crate::codec::DefaultCodec as crate::codec::Codec>::ID;
+    if last.codec != codec {
+        changes.push(format!("the codec changed (`{}` → `{codec}`)", last.codec));
+    } else if last.format != crate::cache::ENTRY_FORMAT {
+        changes.push("the store's entry format changed".to_owned());
+    }
+}
+
+fn shown(version: Option<&str>) -> String {
+    version.map_or_else(|| "none".to_owned(), |v| format!("`{v}`"))
+}
+
+/// The JSON text of field `name` of `params`.
+fn json_field(params: &serde_json::Value, name: &str) -> String {
+    params
+        .get(name)
+        .map_or_else(|| "?".to_owned(), serde_json::Value::to_string)
+}

@@ -1,0 +1,240 @@
+//! Planning: what a run would do to each node, decided before anything runs, and why.
+//!
+//! Walking the graph in topological order, a node is *fresh* when its key is known and its
+//! entry is in the store, *run* when its entry is missing or damaged, it is forced, or its
+//! task is not cached, and *pending* when its key waits on an upstream node that will run
+//! (its inputs' digests are known only once they exist). The executor makes the same
+//! decisions, pending nodes included, the moment their inputs exist.
+
+use std::fmt;
+
+use crate::cache::{EntryMeta, Lookup, Store};
+use crate::error::{Error, Result};
+use crate::graph::{NodeId, Pipeline};
+use crate::key::{Digest, parse_hex};
+use crate::task::hex;
+
+/// Why a node runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunReason {
+    /// No entry has its key.
+    NoEntry,
+    /// An entry has its key but cannot be used; says why.
+    Damaged(String),
+    /// The runner was told to run it again.
+    Forced,
+    /// Its task has `cache = false`.
+    NotCached,
+    /// The runner keeps nothing on disk.
+    InMemory,
+}
+
+impl fmt::Display for RunReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunReason::NoEntry => f.write_str("no entry"),
+            RunReason::Damaged(why) => write!(f, "damaged entry: {why}"),
+            RunReason::Forced => f.write_str("forced"),
+            RunReason::NotCached => f.write_str("`cache = false`"),
+            RunReason::InMemory => f.write_str("nothing is kept on disk"),
+        }
+    }
+}
+
+/// What a run will do to one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Its output is in the store under `key`.
+    Fresh {
+        /// The node key, in hex.
+        key: String,
+    },
+    /// It will run.
+    Run {
+        /// The node key, in hex (absent in a runner that keeps nothing on disk).
+        key: Option<String>,
+        /// Why.
+        reason: RunReason,
+    },
+    /// It will be decided when `upstream`, which runs, has produced its output.
+    Pending {
+        /// The first of its upstream nodes that will run.
+        upstream: String,
+    },
+}
+
+/// One node's line of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedNode {
+    /// The node's name.
+    pub node: String,
+    /// Its task's name.
+    pub task: &'static str,
+    /// What will happen to it.
+    pub decision: Decision,
+}
+
+/// What a run would do, node by node, in the pipeline's order. Made by
+/// [`Runner::plan`](crate::Runner::plan); printing it shows one line per node.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub(crate) pipeline: String,
+    pub(crate) nodes: Vec<PlannedNode>,
+}
+
+impl Plan {
+    /// Every node's line, in the pipeline's order.
+    pub fn nodes(&self) -> &[PlannedNode] {
+        &self.nodes
+    }
+
+    /// The line of the node named `name`.
+    pub fn node(&self, name: &str) -> Option<&PlannedNode> {
+        self.nodes.iter().find(|n| n.node == name)
+    }
+
+    /// How many nodes are fresh, will run, and are pending.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for n in &self.nodes {
+            match n.decision {
+                Decision::Fresh { .. } => counts.0 += 1,
+                Decision::Run { .. } => counts.1 += 1,
+                Decision::Pending { .. } => counts.2 += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// `plan for `p` (5 nodes: 2 fresh, 1 to run, 2 pending)` then one line per node.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (fresh, run, pending) = self.counts();
+        writeln!(
+            f,
+            "plan for `{}` ({} nodes: {fresh} fresh, {run} to run, {pending} pending)",
+            self.pipeline,
+            self.nodes.len()
+        )?;
+        let width = self.nodes.iter().map(|n| n.node.len()).max().unwrap_or(0);
+        for n in &self.nodes {
+            let (word, why) = match &n.decision {
+                Decision::Fresh { key } => ("fresh", format!("cached {}", &key[..12])),
+                Decision::Run { reason, .. } => ("run", reason.to_string()),
+                Decision::Pending { upstream } => ("pending", format!("waits on `{upstream}`")),
+            };
+            writeln!(f, "  {word:<7}  {:<width$}  {:<16}  {why}", n.node, n.task)?;
+        }
+        Ok(())
+    }
+}
+
+/// Looks up the entry of `key` for the executor and the planner alike: its metadata if it
+/// can be used, else why the node must run. A damaged entry is removed so that it is
+/// rewritten; a kept node's output digest is checked now, so damage is repaired in this run.
+pub(crate) fn cached_entry(
+    store: &Store,
+    task: &str,
+    node: &str,
+    key: &str,
+    verify: bool,
+    repair: bool,
+) -> Result<Box<EntryMeta>, RunReason> {
+    let damaged = |why: String| {
+        tracing::warn!(target: "pipewright", node, key, "damaged cache entry ({why}); it will be recomputed");
+        if repair {
+            store.remove(&store.entry_dir(task, key));
+        }
+        RunReason::Damaged(why)
+    };
+    match store.lookup(task, key) {
+        Lookup::Missing => Err(RunReason::NoEntry),
+        Lookup::Damaged(why) => Err(damaged(why)),
+        Lookup::Present(meta) => {
+            if verify && let Err(why) = store.read_output(&meta) {
+                return Err(damaged(why));
+            }
+            Ok(meta)
+        }
+    }
+}
+
+/// Plans `pipeline`: see the module docs. `keep[i]` says whether node `i` is kept (its
+/// entry is verified), `forced[i]` whether it must run. Also returns the output digest of
+/// each fresh node.
+pub(crate) fn plan(
+    pipeline: &Pipeline,
+    store: Option<&Store>,
+    keep: &[bool],
+    forced: &[bool],
+) -> Result<(Plan, Vec<Option<Digest>>)> {
+    let mut digests: Vec<Option<Digest>> = vec![None; pipeline.len()];
+    let mut nodes = Vec::with_capacity(pipeline.len());
+    for (i, node) in pipeline.nodes.iter().enumerate() {
+        let meta = node.task.meta();
+        let decision = match store {
+            None => Decision::Run {
+                key: None,
+                reason: RunReason::InMemory,
+            },
+            Some(store) => match node
+                .upstream
+                .iter()
+                .find(|up| digests[up.index()].is_none())
+            {
+                Some(up) => Decision::Pending {
+                    upstream: pending_root(pipeline, &nodes, *up),
+                },
+                None => {
+                    let inputs = node.input_digests(|up| digests[up.index()].unwrap_or_default());
+                    let components =
+                        node.task
+                            .components(inputs)
+                            .map_err(|source| Error::Params {
+                                node: node.name.to_string(),
+                                source,
+                            })?;
+                    let key = hex(&components.key());
+                    let decision = if forced[i] {
+                        Err(RunReason::Forced)
+                    } else if !meta.cache {
+                        Err(RunReason::NotCached)
+                    } else {
+                        cached_entry(store, meta.name, &node.name, &key, keep[i], false)
+                    };
+                    match decision {
+                        Ok(entry) => {
+                            digests[i] = parse_hex(&entry.output_digest);
+                            Decision::Fresh { key }
+                        }
+                        Err(reason) => Decision::Run {
+                            key: Some(key),
+                            reason,
+                        },
+                    }
+                }
+            },
+        };
+        nodes.push(PlannedNode {
+            node: node.name.to_string(),
+            task: meta.name,
+            decision,
+        });
+    }
+    let plan = Plan {
+        pipeline: pipeline.name().to_owned(),
+        nodes,
+    };
+    Ok((plan, digests))
+}
+
+/// The upstream node that will run which `up` (itself running or pending) waits on.
+fn pending_root(pipeline: &Pipeline, planned: &[PlannedNode], up: NodeId) -> String {
+    match &planned[up.index()].decision {
+        Decision::Pending { upstream } => upstream.clone(),
+        _ => pipeline.node_name(up).to_owned(),
+    }
+}

@@ -1,0 +1,191 @@
+//! Two processes and one data directory: a `HashMap` parameter gives the same key in every
+//! process, and two processes running one pipeline at once compute each node once.
+//!
+//! This file has its own `main`: the test re-runs its own executable as the second
+//! process (`PIPEWRIGHT_CHILD=<scenario>`).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use pipewright::prelude::*;
+
+/// Appends the node's name to `log`, one line per run.
+fn log_run(log: &Path, ctx: &Ctx) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    writeln!(file, "{}", ctx.node()).unwrap();
+}
+
+#[task]
+fn weigh(weights: HashMap<String, u64>, log: PathBuf, ctx: &Ctx) -> u64 {
+    log_run(&log, ctx);
+    weights.values().sum()
+}
+
+#[task]
+fn slow(i: u32, log: PathBuf, ctx: &Ctx) -> u32 {
+    log_run(&log, ctx);
+    std::thread::sleep(Duration::from_millis(200));
+    i * i
+}
+
+#[task]
+fn add_up(parts: &[&u32], log: PathBuf, ctx: &Ctx) -> u32 {
+    log_run(&log, ctx);
+    parts.iter().copied().sum()
+}
+
+fn shared_pipeline(log: &Path) -> (Pipeline, Handle<u32>) {
+    let mut b = Pipeline::builder("shared");
+    let parts: Vec<_> = (0..6)
+        .map(|i| {
+            b.add(format!("slow_{i}"), slow::node(i, log.to_owned()))
+                .unwrap()
+        })
+        .collect();
+    let sum = b.add("sum", add_up::node(parts, log.to_owned())).unwrap();
+    (b.build(), sum)
+}
+
+/// Runs one scenario in this process and prints `ran=N cached=N value=V`.
+fn child(scenario: &str, data: &Path, log: &Path) {
+    let runner = Runner::new(data).jobs(2);
+    let (run, value) = match scenario {
+        "weights" => {
+            // Built afresh in each process, whose iteration order differs.
+            let weights: HashMap<String, u64> =
+                (0..300).map(|i| (format!("item-{i}"), i)).collect();
+            let log = log.to_owned();
+            let p = pipeline! {
+                name = "weights";
+                let total = weigh(weights, log);
+            };
+            let run = runner.run(&p).unwrap();
+            let value = *run.get(p.total).unwrap();
+            (run, value)
+        }
+        "shared" => {
+            let (p, sum) = shared_pipeline(log);
+            let run = runner.run(&p).unwrap();
+            let value = u64::from(*run.get(sum).unwrap());
+            (run, value)
+        }
+        other => panic!("unknown scenario {other}"),
+    };
+    println!(
+        "ran={} cached={} value={value}",
+        run.count(NodeStatus::Ran),
+        run.count(NodeStatus::Cached)
+    );
+}
+
+fn spawn(scenario: &str, data: &Path, log: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env("PIPEWRIGHT_CHILD", scenario)
+        .env("PIPEWRIGHT_DATA", data)
+        .env("PIPEWRIGHT_LOG", log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `(ran, cached, value)` from a child's output.
+fn summary(output: Output) -> (usize, usize, u64) {
+    assert!(output.status.success(), "child failed: {output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let fields: HashMap<&str, u64> = text
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    (
+        fields["ran"] as usize,
+        fields["cached"] as usize,
+        fields["value"],
+    )
+}
+
+fn log_lines(log: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn a_hash_map_parameter_is_cached_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let first = summary(spawn("weights", &data, &log).wait_with_output().unwrap());
+    assert_eq!(first, (1, 0, (0..300).sum()));
+    let second = summary(spawn("weights", &data, &log).wait_with_output().unwrap());
+    assert_eq!(
+        second,
+        (0, 1, (0..300).sum()),
+        "the key changed between processes"
+    );
+    assert_eq!(log_lines(&log), ["total"]);
+}
+
+fn two_processes_compute_each_node_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let a = spawn("shared", &data, &log);
+    let b = spawn("shared", &data, &log);
+    let (a, b) = (
+        summary(a.wait_with_output().unwrap()),
+        summary(b.wait_with_output().unwrap()),
+    );
+    let expected: u64 = (0..6u64).map(|i| i * i).sum();
+    assert_eq!((a.2, b.2), (expected, expected));
+    // Seven nodes, each computed by exactly one of the two.
+    assert_eq!(a.0 + b.0, 7, "{a:?} {b:?}");
+    assert_eq!(a.0 + a.1, 7);
+    assert_eq!(b.0 + b.1, 7);
+    let mut expected_log: Vec<String> = (0..6).map(|i| format!("slow_{i}")).collect();
+    expected_log.push("sum".to_owned());
+    expected_log.sort();
+    assert_eq!(log_lines(&log), expected_log);
+}
+
+fn main() {
+    if let Ok(scenario) = std::env::var("PIPEWRIGHT_CHILD") {
+        let data = PathBuf::from(std::env::var_os("PIPEWRIGHT_DATA").unwrap());
+        let log = PathBuf::from(std::env::var_os("PIPEWRIGHT_LOG").unwrap());
+        child(&scenario, &data, &log);
+        return;
+    }
+    let tests: [(&str, fn()); 2] = [
+        (
+            "a_hash_map_parameter_is_cached_across_processes",
+            a_hash_map_parameter_is_cached_across_processes,
+        ),
+        (
+            "two_processes_compute_each_node_once",
+            two_processes_compute_each_node_once,
+        ),
+    ];
+    let mut failed = 0;
+    for (name, test) in tests {
+        match std::panic::catch_unwind(test) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

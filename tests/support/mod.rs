@@ -1,0 +1,51 @@
+//! Helpers shared by the behaviour tests: a per-node run counter and report queries.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use pipewright::prelude::*;
+
+static RUNS: Mutex<BTreeMap<(String, String), usize>> = Mutex::new(BTreeMap::new());
+
+/// Counts one run of the calling node, keyed by pipeline and node.
+pub fn count(ctx: &Ctx) {
+    let key = (ctx.pipeline().to_owned(), ctx.node().to_owned());
+    *RUNS.lock().unwrap().entry(key).or_default() += 1;
+}
+
+/// How often each node of `pipeline` ran since the last call, by node name.
+pub fn take_runs(pipeline: &str) -> BTreeMap<String, usize> {
+    let mut runs = RUNS.lock().unwrap();
+    let keys: Vec<_> = runs
+        .keys()
+        .filter(|(p, _)| p == pipeline)
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .map(|key| {
+            let n = runs.remove(&key).unwrap();
+            (key.1, n)
+        })
+        .collect()
+}
+
+/// The names of the nodes that ended with `status`, sorted.
+pub fn with_status(run: &RunReport, status: NodeStatus) -> Vec<String> {
+    let mut names: Vec<String> = run
+        .nodes()
+        .iter()
+        .filter(|n| n.status() == status)
+        .map(|n| n.name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `names` as owned, sorted strings.
+pub fn names(names: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
+}
