@@ -51,7 +51,6 @@ struct Cell {
     /// Consumers that have not finished with this node's output yet.
     consumers_left: AtomicU32,
     slot: Mutex<Slot>,
-    outcome: OnceLock<Outcome>,
 }
 
 /// A settled node's output: in memory, in the store, or both.
@@ -62,6 +61,8 @@ struct Slot {
     digest: Option<Digest>,
     /// The entry holding the output.
     entry: Option<Box<EntryMeta>>,
+    /// How the node ended, once it has.
+    outcome: Option<Outcome>,
 }
 
 struct Outcome {
@@ -119,7 +120,6 @@ pub(crate) fn run(
                 failed_upstream: AtomicU32::new(NONE),
                 consumers_left: AtomicU32::new(node.downstream.len() as u32),
                 slot: Mutex::new(Slot::default()),
-                outcome: OnceLock::new(),
             })
             .collect(),
     };
@@ -143,14 +143,17 @@ impl<'p> Run<'p> {
     /// Runs `first`, then each node it makes ready on this thread, until none is left.
     fn drive<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
         let mut next = Some(first);
+        // One clock reading per node: the end of one node is the start of the next.
+        let mut start = Instant::now();
         while let Some(id) = next {
-            self.execute(id);
+            start = self.execute(id, start);
             next = self.settle(scope, id);
         }
     }
 
-    /// Decides node `id`, runs its task if it must, and records its outcome.
-    fn execute(&self, id: NodeId) {
+    /// Decides node `id`, runs its task if it must, and records its outcome. Returns when
+    /// it finished.
+    fn execute(&self, id: NodeId, start: Instant) -> Instant {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
         let span = tracing::info_span!(
@@ -162,9 +165,9 @@ impl<'p> Run<'p> {
         );
         let _entered = span.enter();
 
-        let start = Instant::now();
         let result = self.work(id, node);
-        let duration = start.elapsed();
+        let end = Instant::now();
+        let duration = end - start;
         self.release_inputs(id);
 
         let outcome = match result {
@@ -199,7 +202,8 @@ impl<'p> Run<'p> {
                 }
             }
         };
-        let _ = self.cells[id.index()].outcome.set(outcome);
+        lock(&self.cells[id.index()].slot).outcome = Some(outcome);
+        end
     }
 
     /// The work on one node: with a store, decide from its key whether its entry can be
@@ -563,7 +567,7 @@ impl<'p> Run<'p> {
             upstream = %self.pipeline.nodes[upstream as usize].name,
             "not run: upstream failed"
         );
-        let _ = self.cells[id.index()].outcome.set(Outcome {
+        lock(&self.cells[id.index()].slot).outcome = Some(Outcome {
             status: NodeStatus::UpstreamFailed,
             duration: Duration::ZERO,
             error: None,
@@ -573,9 +577,9 @@ impl<'p> Run<'p> {
     }
 
     fn status(&self, id: NodeId) -> NodeStatus {
-        self.cells[id.index()]
+        lock(&self.cells[id.index()].slot)
             .outcome
-            .get()
+            .as_ref()
             .map_or(NodeStatus::UpstreamFailed, |o| o.status)
     }
 
@@ -588,18 +592,18 @@ impl<'p> Run<'p> {
             .into_iter()
             .zip(&pipeline.nodes)
             .map(|(cell, node)| {
-                let outcome = cell.outcome.into_inner().unwrap_or(Outcome {
+                let failed = cell.failed_upstream.into_inner();
+                let mut slot = cell
+                    .slot
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let outcome = slot.outcome.take().unwrap_or(Outcome {
                     status: NodeStatus::UpstreamFailed,
                     duration: Duration::ZERO,
                     error: None,
                     key: None,
                     reason: None,
                 });
-                let failed = cell.failed_upstream.into_inner();
-                let slot = cell
-                    .slot
-                    .into_inner()
-                    .unwrap_or_else(PoisonError::into_inner);
                 let report = NodeReport {
                     name: node.name.clone(),
                     task: node.task.meta().name,
