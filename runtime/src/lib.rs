@@ -16,6 +16,7 @@ mod hash;
 mod key;
 mod plan;
 mod registry;
+pub mod render;
 mod report;
 mod runner;
 mod task;

@@ -49,6 +49,8 @@ pub struct NodeReport {
     pub(crate) name: Arc<str>,
     pub(crate) task: &'static str,
     pub(crate) status: NodeStatus,
+    pub(crate) started: Duration,
+    pub(crate) worker: Option<usize>,
     pub(crate) duration: Duration,
     pub(crate) error: Option<Arc<TaskError>>,
     pub(crate) upstream_failed: Option<Arc<str>>,
@@ -71,6 +73,16 @@ impl NodeReport {
     /// How it ended.
     pub fn status(&self) -> NodeStatus {
         self.status
+    }
+
+    /// When it started (or was settled), counted from the start of the run.
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+
+    /// The index of the worker that ran or settled it (none for a node that never started).
+    pub fn worker(&self) -> Option<usize> {
+        self.worker
     }
 
     /// How long its task ran (zero if it never started).

@@ -67,6 +67,10 @@ struct Slot {
 
 struct Outcome {
     status: NodeStatus,
+    /// When the node started, from the start of the run.
+    started: Duration,
+    /// The worker that ran it.
+    worker: Option<usize>,
     duration: Duration,
     error: Option<Arc<TaskError>>,
     key: Option<String>,
@@ -94,6 +98,8 @@ enum Done {
 
 struct Run<'p> {
     pipeline: &'p Pipeline,
+    /// When the run started.
+    started: Instant,
     /// The run's span, parent of every node's span whatever thread the node runs on.
     span: &'p tracing::Span,
     settings: Settings<'p>,
@@ -110,6 +116,7 @@ pub(crate) fn run(
 ) -> (Vec<NodeReport>, Vec<Output>) {
     let run = Run {
         pipeline,
+        started: Instant::now(),
         span,
         settings,
         cells: pipeline
@@ -168,6 +175,8 @@ impl<'p> Run<'p> {
         let result = self.work(id, node);
         let end = Instant::now();
         let duration = end - start;
+        let started = start.saturating_duration_since(self.started);
+        let worker = rayon::current_thread_index();
         self.release_inputs(id);
 
         let outcome = match result {
@@ -175,6 +184,8 @@ impl<'p> Run<'p> {
                 tracing::info!(target: "pipewright", ?duration, "finished");
                 Outcome {
                     status: NodeStatus::Ran,
+                    started,
+                    worker,
                     duration,
                     error: None,
                     key,
@@ -185,6 +196,8 @@ impl<'p> Run<'p> {
                 tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
                 Outcome {
                     status: NodeStatus::Cached,
+                    started,
+                    worker,
                     duration: Duration::ZERO,
                     error: None,
                     key: Some(key),
@@ -195,6 +208,8 @@ impl<'p> Run<'p> {
                 tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
                 Outcome {
                     status: NodeStatus::Failed,
+                    started,
+                    worker,
                     duration,
                     error: Some(Arc::new(error)),
                     key: None,
@@ -569,6 +584,8 @@ impl<'p> Run<'p> {
         );
         lock(&self.cells[id.index()].slot).outcome = Some(Outcome {
             status: NodeStatus::UpstreamFailed,
+            started: self.started.elapsed(),
+            worker: None,
             duration: Duration::ZERO,
             error: None,
             key: None,
@@ -599,6 +616,8 @@ impl<'p> Run<'p> {
                     .unwrap_or_else(PoisonError::into_inner);
                 let outcome = slot.outcome.take().unwrap_or(Outcome {
                     status: NodeStatus::UpstreamFailed,
+                    started: Duration::ZERO,
+                    worker: None,
                     duration: Duration::ZERO,
                     error: None,
                     key: None,
@@ -608,6 +627,8 @@ impl<'p> Run<'p> {
                     name: node.name.clone(),
                     task: node.task.meta().name,
                     status: outcome.status,
+                    started: outcome.started,
+                    worker: outcome.worker,
                     duration: outcome.duration,
                     error: outcome.error,
                     upstream_failed: (outcome.status == NodeStatus::UpstreamFailed
