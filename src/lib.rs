@@ -138,10 +138,11 @@ pub use pipewright_macros::pipeline;
 
 pub use pipewright_runtime::{
     Bincode, Bound, Builder, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
-    EntryMeta, Error, Explanation, Handle, HashError, InputDigests, InputKind, InputSpec,
-    NamedDigest, NodeId, NodeReport, NodeStatus, Pipeline, Plan, PlannedNode, Registration,
-    Resources, Result, RunReason, RunReport, Runner, StoreError, Task, TaskError, TaskMeta,
-    canonical_digest, find_task, registered_tasks,
+    EntryMeta, Error, Explanation, Handle, HashError, InputDigests, InputKind, InputRecord,
+    InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, Pipeline, Plan,
+    PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result, RunReason, RunRecord,
+    RunReport, Runner, StoreError, Task, TaskError, TaskMeta, canonical_digest, find_task,
+    registered_tasks,
 };
 
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.

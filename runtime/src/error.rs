@@ -111,6 +111,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A run record that cannot be read, or does not match.
+    #[error("run record `{}`: {reason}", path.display())]
+    Record {
+        /// The record's path.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// No task of this name is linked into the binary.
     #[error("no task named `{0}` is registered in this binary")]
     UnknownTask(String),

@@ -276,6 +276,26 @@ impl Builder {
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
         let name = name.into();
+        let wires = bound
+            .slots
+            .iter()
+            .map(|slot| self.wire(&name, slot))
+            .collect::<Result<Vec<_>>>()?;
+        let id = self.add_node(name, Arc::new(bound.task), wires)?;
+        Ok(Handle {
+            pipeline: self.id,
+            id,
+            _output: PhantomData,
+        })
+    }
+
+    /// Adds a node running `task` with its inputs wired as `wires` (whose nodes exist).
+    pub(crate) fn add_node(
+        &mut self,
+        name: String,
+        task: Arc<dyn ErasedTask>,
+        wires: Vec<Wire>,
+    ) -> Result<NodeId> {
         check_node_name(&name)?;
         if self.index.contains_key(name.as_str()) {
             return Err(Error::DuplicateNode {
@@ -283,24 +303,17 @@ impl Builder {
                 node: name,
             });
         }
-        let wires = bound
-            .slots
+        // Distinct upstream nodes in first-use order.
+        let mut seen = std::collections::HashSet::new();
+        let upstream: Vec<NodeId> = wires
             .iter()
-            .map(|slot| self.wire(&name, slot))
-            .collect::<Result<Vec<_>>>()?;
-
-        let mut upstream = Vec::new();
-        for wire in &wires {
-            let ids = match wire {
+            .flat_map(|wire| match wire {
                 Wire::One(id) => std::slice::from_ref(id),
                 Wire::Many(ids) => ids.as_slice(),
-            };
-            for id in ids {
-                if !upstream.contains(id) {
-                    upstream.push(*id);
-                }
-            }
-        }
+            })
+            .copied()
+            .filter(|id| seen.insert(*id))
+            .collect();
 
         let index = self.graph.add_node(());
         let id = NodeId(u32::try_from(index.index()).map_err(|_| Error::TooManyNodes)?);
@@ -316,16 +329,17 @@ impl Builder {
                 node: name.clone(),
             }),
             name,
-            task: Arc::new(bound.task),
+            task,
             wires,
             upstream,
             downstream: Vec::new(),
         });
-        Ok(Handle {
-            pipeline: self.id,
-            id,
-            _output: PhantomData,
-        })
+        Ok(id)
+    }
+
+    /// The node named `name`, if it was added.
+    pub(crate) fn node(&self, name: &str) -> Option<NodeId> {
+        self.index.get(name).copied()
     }
 
     /// Adds a node whose name `pipeline!` has already checked to be new and valid.

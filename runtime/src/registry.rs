@@ -1,13 +1,30 @@
 //! The registry of the tasks linked into a binary, filled by `#[task]` through `inventory`
 //! and looked up by name (never by registration order, which depends on link order).
 
+use std::fmt;
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
+use crate::graph::ErasedTask;
 use crate::task::{Task, TaskMeta};
 
 /// One task's entry in the registry.
-#[derive(Debug)]
 pub struct Registration {
     meta: &'static TaskMeta,
+    build: fn(&serde_json::Value) -> Result<Arc<dyn ErasedTask>, serde_json::Error>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes task `T` from its parameters as JSON.
+fn build<T: Task>(params: &serde_json::Value) -> Result<Arc<dyn ErasedTask>, serde_json::Error> {
+    T::deserialize(params).map(|task| Arc::new(task) as Arc<dyn ErasedTask>)
 }
 
 impl Registration {
@@ -16,7 +33,16 @@ impl Registration {
     pub const fn of<T: Task>() -> Self {
         Registration {
             meta: const { &T::META },
+            build: build::<T>,
         }
+    }
+
+    /// The task with the parameters recorded as `params`.
+    pub(crate) fn build(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<Arc<dyn ErasedTask>, serde_json::Error> {
+        (self.build)(params)
     }
 
     /// The task's description.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub enum NodeStatus {
     Failed,
     /// The task never started because a node it depends on failed.
     UpstreamFailed,
+    /// The run stopped before the node settled (a reopened record of a run that did not
+    /// finish).
+    Cancelled,
 }
 
 impl NodeStatus {
@@ -39,6 +43,7 @@ impl fmt::Display for NodeStatus {
             NodeStatus::Cached => "cached",
             NodeStatus::Failed => "failed",
             NodeStatus::UpstreamFailed => "upstream failed",
+            NodeStatus::Cancelled => "cancelled",
         })
     }
 }
@@ -53,6 +58,7 @@ pub struct NodeReport {
     pub(crate) worker: Option<usize>,
     pub(crate) duration: Duration,
     pub(crate) error: Option<Arc<TaskError>>,
+    pub(crate) backtrace: Option<Arc<str>>,
     pub(crate) upstream_failed: Option<Arc<str>>,
     pub(crate) key: Option<String>,
     pub(crate) reason: Option<RunReason>,
@@ -95,6 +101,11 @@ impl NodeReport {
         self.error.as_deref()
     }
 
+    /// The backtrace of the panic it failed with, if it panicked.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+
     /// The failed upstream node it waited on, if its status is
     /// [`NodeStatus::UpstreamFailed`].
     pub fn failed_upstream(&self) -> Option<&str> {
@@ -122,7 +133,9 @@ impl NodeReport {
 pub(crate) struct Output {
     pub(crate) value: OnceLock<Arc<Value>>,
     pub(crate) entry: Option<Box<EntryMeta>>,
-    pub(crate) task: Arc<dyn ErasedTask>,
+    /// The task, to decode the output; absent in a reopened record whose task is not
+    /// linked into this binary.
+    pub(crate) task: Option<Arc<dyn ErasedTask>>,
 }
 
 /// What a run did: every node's outcome, and access to the outputs: those held in memory
@@ -136,9 +149,36 @@ pub struct RunReport {
     store: Option<Store>,
     index: Arc<HashMap<Arc<str>, NodeId>>,
     elapsed: Duration,
+    run_dir: Option<PathBuf>,
 }
 
 impl RunReport {
+    /// A report of the nodes and outputs of a run that is not running now (a record).
+    pub(crate) fn reopened(
+        pipeline: String,
+        nodes: Vec<NodeReport>,
+        outputs: Vec<Output>,
+        store: Store,
+        elapsed: Duration,
+        run_dir: PathBuf,
+    ) -> Self {
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), NodeId(i as u32)))
+            .collect();
+        RunReport {
+            pipeline,
+            pipeline_id: 0,
+            nodes,
+            outputs,
+            store: Some(store),
+            index: Arc::new(index),
+            elapsed,
+            run_dir: Some(run_dir),
+        }
+    }
+
     pub(crate) fn new(
         pipeline: &Pipeline,
         nodes: Vec<NodeReport>,
@@ -154,7 +194,18 @@ impl RunReport {
             outputs,
             store,
             elapsed,
+            run_dir: None,
         }
+    }
+
+    pub(crate) fn set_run_dir(&mut self, dir: PathBuf) {
+        self.run_dir = Some(dir);
+    }
+
+    /// The directory this run was recorded in (`run.json`, `run.log`, `failures/`), if it
+    /// was recorded.
+    pub fn run_dir(&self) -> Option<&Path> {
+        self.run_dir.as_deref()
     }
 
     /// The output of the node behind `handle`.
@@ -206,6 +257,11 @@ impl RunReport {
                     }),
                 });
             }
+            NodeStatus::Cancelled => {
+                return Err(Error::NotKept {
+                    node: node.name.to_string(),
+                });
+            }
             NodeStatus::UpstreamFailed => {
                 return Err(Error::UpstreamFailed {
                     node: node.name.to_string(),
@@ -214,6 +270,9 @@ impl RunReport {
             }
         }
         let output = &self.outputs[id.index()];
+        let Some(task) = &output.task else {
+            return Err(Error::UnknownTask(node.task.to_owned()));
+        };
         let value = match output.value.get() {
             Some(value) => value,
             None => {
@@ -224,7 +283,7 @@ impl RunReport {
                 };
                 let value = store
                     .read_output(entry)
-                    .and_then(|bytes| output.task.decode(&bytes).map_err(|e| e.to_string()))
+                    .and_then(|bytes| task.decode(&bytes).map_err(|e| e.to_string()))
                     .map_err(|reason| Error::Damaged {
                         node: node.name.to_string(),
                         reason,
@@ -234,7 +293,7 @@ impl RunReport {
         };
         value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
             node: node.name.to_string(),
-            actual: output.task.output_type(),
+            actual: task.output_type(),
             requested: std::any::type_name::<T>(),
         })
     }

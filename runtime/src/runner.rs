@@ -13,6 +13,7 @@ use crate::exec;
 use crate::explain::{self, Explanation};
 use crate::graph::{Handle, NodeId, Pipeline};
 use crate::plan::{self, Plan};
+use crate::record::RunDir;
 use crate::report::RunReport;
 
 /// Runs pipelines: owns the data directory, what to force, and the worker pool.
@@ -60,6 +61,7 @@ use crate::report::RunReport;
 #[derive(Debug)]
 pub struct Runner {
     data_dir: PathBuf,
+    log_dir: Option<PathBuf>,
     store: Option<Store>,
     jobs: usize,
     keep: Vec<(u64, NodeId)>,
@@ -75,6 +77,7 @@ impl Runner {
         let data_dir = data_dir.into();
         Runner {
             store: Some(Store::new(data_dir.clone())),
+            log_dir: Some(data_dir.join("runs")),
             data_dir,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep: Vec::new(),
@@ -89,6 +92,7 @@ impl Runner {
     pub fn in_memory() -> Self {
         Runner {
             store: None,
+            log_dir: None,
             ..Runner::new(PathBuf::new())
         }
     }
@@ -123,6 +127,12 @@ impl Runner {
         self
     }
 
+    /// Records each run under `log_dir` instead of `DATA/runs`.
+    pub fn log_dir(mut self, log_dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(log_dir.into());
+        self
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -151,25 +161,59 @@ impl Runner {
             store.prepare()?;
         }
         let pool = self.pool()?;
-
-        let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
-        let _entered = span.enter();
-        tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
-        let start = Instant::now();
-        let settings = exec::local::Settings {
-            store: self.store.as_ref(),
-            keep: &keep,
-            forced: &forced,
+        let record = match &self.log_dir {
+            Some(log_dir) => {
+                crate::record::capture_backtraces();
+                Some(RunDir::create(
+                    log_dir,
+                    pipeline,
+                    &self.data_dir,
+                    self.jobs,
+                )?)
+            }
+            None => None,
         };
-        let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
-        let report = RunReport::new(
-            pipeline,
-            nodes,
-            outputs,
-            self.store.clone(),
-            start.elapsed(),
-        );
-        tracing::info!(target: "pipewright", "{report}");
+        // The run's events go to `run.log` unless the program has a subscriber of its own.
+        let dispatch = match &record {
+            Some(record)
+                if tracing::dispatcher::get_default(|d| {
+                    d.is::<tracing::subscriber::NoSubscriber>()
+                }) =>
+            {
+                Some(crate::record::log_dispatch(&record.dir)?)
+            }
+            _ => None,
+        };
+        let run = || {
+            let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
+            let _entered = span.enter();
+            tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
+            let start = Instant::now();
+            let settings = exec::local::Settings {
+                store: self.store.as_ref(),
+                keep: &keep,
+                forced: &forced,
+                dispatch: dispatch.as_ref(),
+            };
+            let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
+            let report = RunReport::new(
+                pipeline,
+                nodes,
+                outputs,
+                self.store.clone(),
+                start.elapsed(),
+            );
+            tracing::info!(target: "pipewright", "{report}");
+            report
+        };
+        let mut report = match &dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
+            None => run(),
+        };
+        if let Some(record) = record {
+            let dir = record.finish(report.nodes(), report.elapsed())?;
+            report.set_run_dir(dir);
+        }
         Ok(report)
     }
 

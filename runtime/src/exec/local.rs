@@ -40,6 +40,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) keep: &'a [bool],
     /// Whether each node must run even if its entry exists.
     pub(crate) forced: &'a [bool],
+    /// The subscriber of the run's log, when the run writes one.
+    pub(crate) dispatch: Option<&'a tracing::Dispatch>,
 }
 
 /// The run-time state of one node.
@@ -73,6 +75,7 @@ struct Outcome {
     worker: Option<usize>,
     duration: Duration,
     error: Option<Arc<TaskError>>,
+    backtrace: Option<Arc<str>>,
     key: Option<String>,
     reason: Option<RunReason>,
 }
@@ -149,6 +152,13 @@ pub(crate) fn run(
 impl<'p> Run<'p> {
     /// Runs `first`, then each node it makes ready on this thread, until none is left.
     fn drive<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
+        if let Some(dispatch) = self.settings.dispatch {
+            return tracing::dispatcher::with_default(dispatch, || self.drive_here(scope, first));
+        }
+        self.drive_here(scope, first);
+    }
+
+    fn drive_here<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
         let mut next = Some(first);
         // One clock reading per node: the end of one node is the start of the next.
         let mut start = Instant::now();
@@ -188,6 +198,7 @@ impl<'p> Run<'p> {
                     worker,
                     duration,
                     error: None,
+                    backtrace: None,
                     key,
                     reason: Some(reason),
                 }
@@ -200,6 +211,7 @@ impl<'p> Run<'p> {
                     worker,
                     duration: Duration::ZERO,
                     error: None,
+                    backtrace: None,
                     key: Some(key),
                     reason: None,
                 }
@@ -211,6 +223,10 @@ impl<'p> Run<'p> {
                     started,
                     worker,
                     duration,
+                    backtrace: matches!(error, TaskError::Panicked(_))
+                        .then(crate::record::take_backtrace)
+                        .flatten()
+                        .map(Arc::from),
                     error: Some(Arc::new(error)),
                     key: None,
                     reason: None,
@@ -588,6 +604,7 @@ impl<'p> Run<'p> {
             worker: None,
             duration: Duration::ZERO,
             error: None,
+            backtrace: None,
             key: None,
             reason: None,
         });
@@ -620,6 +637,7 @@ impl<'p> Run<'p> {
                     worker: None,
                     duration: Duration::ZERO,
                     error: None,
+                    backtrace: None,
                     key: None,
                     reason: None,
                 });
@@ -631,6 +649,7 @@ impl<'p> Run<'p> {
                     worker: outcome.worker,
                     duration: outcome.duration,
                     error: outcome.error,
+                    backtrace: outcome.backtrace,
                     upstream_failed: (outcome.status == NodeStatus::UpstreamFailed
                         && failed != NONE)
                         .then(|| pipeline.nodes[failed as usize].name.clone()),
@@ -645,7 +664,7 @@ impl<'p> Run<'p> {
                 let output = Output {
                     value,
                     entry: slot.entry,
-                    task: node.task.clone(),
+                    task: Some(node.task.clone()),
                 };
                 (report, output)
             })
