@@ -30,7 +30,7 @@ pub struct RunRecord {
     pub pipeline: String,
     /// `running` while the run goes on, then `succeeded` or `failed`.
     pub status: String,
-    /// When the run started (RFC 3339, UTC).
+    /// When the run started (RFC 3339, UTC, to the microsecond).
     pub started: String,
     /// When it ended.
     pub ended: Option<String>,
@@ -147,8 +147,9 @@ pub(crate) const RUN_JSON: &str = "run.json";
 pub(crate) const RUN_LOG: &str = "run.log";
 const FAILURES: &str = "failures";
 
+/// The time now, RFC 3339 in UTC to the microsecond, so that records sort by it.
 fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
 }
 
 /// A run directory being written.
@@ -173,6 +174,7 @@ impl RunDir {
         let started = now();
         let stamp: String = started
             .chars()
+            .take_while(|c| *c != '.')
             .filter(char::is_ascii_alphanumeric)
             .collect();
         let unique = {
@@ -259,7 +261,9 @@ impl RunDir {
         nodes: &[NodeReport],
         elapsed: std::time::Duration,
     ) -> Result<PathBuf, StoreError> {
-        let succeeded = nodes.iter().all(|n| n.status().is_success());
+        let succeeded = nodes
+            .iter()
+            .all(|n| n.status().is_success() || n.status() == NodeStatus::NotNeeded);
         for (record, node) in self.record.nodes.iter_mut().zip(nodes) {
             record.status = node.status().to_string();
             record.cached = node.status() == NodeStatus::Cached;
@@ -268,7 +272,10 @@ impl RunDir {
             record.reason = node.reason().map(ToString::to_string);
             record.worker = node.worker();
             record.upstream_failed = node.failed_upstream().map(str::to_owned);
-            if node.status() != NodeStatus::UpstreamFailed {
+            if !matches!(
+                node.status(),
+                NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+            ) {
                 record.started_secs = Some(node.started().as_secs_f64());
                 record.duration_secs = Some(node.duration().as_secs_f64());
             }
@@ -488,6 +495,7 @@ fn status_of(text: &str) -> NodeStatus {
         "cached" => NodeStatus::Cached,
         "failed" => NodeStatus::Failed,
         "upstream failed" => NodeStatus::UpstreamFailed,
+        "not needed" => NodeStatus::NotNeeded,
         _ => NodeStatus::Cancelled,
     }
 }

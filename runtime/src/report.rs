@@ -24,6 +24,8 @@ pub enum NodeStatus {
     Failed,
     /// The task never started because a node it depends on failed.
     UpstreamFailed,
+    /// The node was not needed by the targets of the run.
+    NotNeeded,
     /// The run stopped before the node settled (a reopened record of a run that did not
     /// finish).
     Cancelled,
@@ -43,6 +45,7 @@ impl fmt::Display for NodeStatus {
             NodeStatus::Cached => "cached",
             NodeStatus::Failed => "failed",
             NodeStatus::UpstreamFailed => "upstream failed",
+            NodeStatus::NotNeeded => "not needed",
             NodeStatus::Cancelled => "cancelled",
         })
     }
@@ -257,7 +260,7 @@ impl RunReport {
                     }),
                 });
             }
-            NodeStatus::Cancelled => {
+            NodeStatus::Cancelled | NodeStatus::NotNeeded => {
                 return Err(Error::NotKept {
                     node: node.name.to_string(),
                 });
@@ -313,9 +316,11 @@ impl RunReport {
         &self.nodes
     }
 
-    /// Whether every node ran to an output.
+    /// Whether every node the run needed has an output.
     pub fn succeeded(&self) -> bool {
-        self.nodes.iter().all(|n| n.status.is_success())
+        self.nodes
+            .iter()
+            .all(|n| n.status.is_success() || n.status == NodeStatus::NotNeeded)
     }
 
     /// How many nodes ended with `status`.
@@ -354,6 +359,7 @@ impl fmt::Display for RunReport {
             NodeStatus::Cached,
             NodeStatus::Failed,
             NodeStatus::UpstreamFailed,
+            NodeStatus::NotNeeded,
         ] {
             let n = self.count(status);
             if n > 0 || status == NodeStatus::Ran {

@@ -11,8 +11,10 @@ use crate::cache::Store;
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::explain::{self, Explanation};
+use crate::gc::Freed;
 use crate::graph::{Handle, NodeId, Pipeline};
 use crate::plan::{self, Plan};
+use crate::progress::Progress;
 use crate::record::RunDir;
 use crate::report::RunReport;
 
@@ -67,6 +69,8 @@ pub struct Runner {
     keep: Vec<(u64, NodeId)>,
     force_all: bool,
     force: Vec<String>,
+    targets: Vec<String>,
+    progress: bool,
     pool: OnceLock<Arc<ThreadPool>>,
 }
 
@@ -83,6 +87,8 @@ impl Runner {
             keep: Vec::new(),
             force_all: false,
             force: Vec::new(),
+            targets: Vec::new(),
+            progress: false,
             pool: OnceLock::new(),
         }
     }
@@ -133,6 +139,19 @@ impl Runner {
         self
     }
 
+    /// Runs only the node named `node` and what it depends on; the other nodes end as
+    /// *not needed*. Several targets run what any of them needs.
+    pub fn target(mut self, node: impl Into<String>) -> Self {
+        self.targets.push(node.into());
+        self
+    }
+
+    /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal.
+    pub fn progress(mut self, show: bool) -> Self {
+        self.progress = show;
+        self
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -156,7 +175,11 @@ impl Runner {
     /// [`Error::UnknownNode`] if a forced node does not exist, and [`Error::ThreadPool`] if
     /// the worker threads cannot be started.
     pub fn run(&self, pipeline: &Pipeline) -> Result<RunReport> {
-        let (keep, forced) = self.flags(pipeline)?;
+        let Flags {
+            keep,
+            forced,
+            needed,
+        } = self.flags(pipeline)?;
         if let Some(store) = &self.store {
             store.prepare()?;
         }
@@ -184,6 +207,10 @@ impl Runner {
             }
             _ => None,
         };
+        let progress = self
+            .progress
+            .then(|| Progress::on_terminal(needed.iter().filter(|n| **n).count()))
+            .flatten();
         let run = || {
             let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
             let _entered = span.enter();
@@ -194,6 +221,8 @@ impl Runner {
                 keep: &keep,
                 forced: &forced,
                 dispatch: dispatch.as_ref(),
+                needed: &needed,
+                progress: progress.as_ref(),
             };
             let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
             let report = RunReport::new(
@@ -210,6 +239,9 @@ impl Runner {
             Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
             None => run(),
         };
+        if let Some(progress) = &progress {
+            progress.finish();
+        }
         if let Some(record) = record {
             let dir = record.finish(report.nodes(), report.elapsed())?;
             report.set_run_dir(dir);
@@ -224,8 +256,8 @@ impl Runner {
     /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::Params`] if a
     /// node's parameters cannot be hashed.
     pub fn plan(&self, pipeline: &Pipeline) -> Result<Plan> {
-        let (keep, forced) = self.flags(pipeline)?;
-        plan::plan(pipeline, self.store.as_ref(), &keep, &forced).map(|(plan, _)| plan)
+        let flags = self.flags(pipeline)?;
+        plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced).map(|(plan, _)| plan)
     }
 
     /// Why the node named `node` will run: what changed since it last wrote an entry.
@@ -234,12 +266,13 @@ impl Runner {
     ///
     /// As [`plan`](Self::plan), and [`Error::UnknownNode`] if there is no such node.
     pub fn explain(&self, pipeline: &Pipeline, node: &str) -> Result<Explanation> {
-        let (keep, forced) = self.flags(pipeline)?;
+        let flags = self.flags(pipeline)?;
         let id = pipeline.node(node).ok_or_else(|| Error::UnknownNode {
             pipeline: pipeline.name().to_owned(),
             node: node.to_owned(),
         })?;
-        let (plan, digests) = plan::plan(pipeline, self.store.as_ref(), &keep, &forced)?;
+        let (plan, digests) =
+            plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced)?;
         Ok(explain::explain(
             pipeline,
             self.store.as_ref(),
@@ -249,11 +282,61 @@ impl Runner {
         ))
     }
 
-    /// Which nodes are kept and which forced, for `pipeline`.
-    fn flags(&self, pipeline: &Pipeline) -> Result<(Vec<bool>, Vec<bool>)> {
+    /// Removes every cache entry from the data directory (run records stay).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if something cannot be removed.
+    pub fn clean(&self) -> Result<Freed> {
+        let mut freed = Freed::default();
+        crate::gc::sweep(
+            &self.data_dir,
+            self.log_dir.as_deref(),
+            |_, _| false,
+            &mut freed,
+        )?;
+        Ok(freed)
+    }
+
+    /// Keeps the newest `keep_runs` run records, removes the older ones, and removes every
+    /// cache entry that no kept record refers to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if something cannot be removed.
+    pub fn gc(&self, keep_runs: usize) -> Result<Freed> {
+        match &self.log_dir {
+            Some(log_dir) => crate::gc::gc(&self.data_dir, log_dir, keep_runs),
+            None => Ok(Freed::default()),
+        }
+    }
+
+    /// The directory runs are recorded in, if they are.
+    pub fn log_dir_path(&self) -> Option<&Path> {
+        self.log_dir.as_deref()
+    }
+
+    /// Which nodes are kept, which forced, and which needed, for `pipeline`.
+    fn flags(&self, pipeline: &Pipeline) -> Result<Flags> {
+        let find = |name: &String| {
+            pipeline.node(name).ok_or_else(|| Error::UnknownNode {
+                pipeline: pipeline.name().to_owned(),
+                node: name.clone(),
+            })
+        };
         let mut keep = vec![false; pipeline.len()];
-        for sink in pipeline.sinks() {
-            keep[sink.index()] = true;
+        let mut needed = vec![self.targets.is_empty(); pipeline.len()];
+        if self.targets.is_empty() {
+            for sink in pipeline.sinks() {
+                keep[sink.index()] = true;
+            }
+        }
+        for target in &self.targets {
+            let id = find(target)?;
+            keep[id.index()] = true;
+            for up in pipeline.ancestors(id) {
+                needed[up.index()] = true;
+            }
         }
         for &(owner, id) in &self.keep {
             if owner == pipeline.id() && id.index() < keep.len() {
@@ -262,13 +345,13 @@ impl Runner {
         }
         let mut forced = vec![self.force_all; pipeline.len()];
         for name in &self.force {
-            let id = pipeline.node(name).ok_or_else(|| Error::UnknownNode {
-                pipeline: pipeline.name().to_owned(),
-                node: name.clone(),
-            })?;
-            forced[id.index()] = true;
+            forced[find(name)?.index()] = true;
         }
-        Ok((keep, forced))
+        Ok(Flags {
+            keep,
+            forced,
+            needed,
+        })
     }
 
     fn pool(&self) -> Result<Arc<ThreadPool>> {
@@ -285,4 +368,11 @@ impl Runner {
             })?;
         Ok(self.pool.get_or_init(|| Arc::new(pool)).clone())
     }
+}
+
+/// What a runner does to each node of one pipeline.
+struct Flags {
+    keep: Vec<bool>,
+    forced: Vec<bool>,
+    needed: Vec<bool>,
 }

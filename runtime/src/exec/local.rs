@@ -23,6 +23,7 @@ use crate::cache::{EntryMeta, InputDigests, NamedDigest, Pending, Store};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::key::{Digest, parse_hex};
 use crate::plan::{RunReason, cached_entry};
+use crate::progress::Progress;
 use crate::report::{NodeReport, NodeStatus, Output};
 use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
 
@@ -42,6 +43,10 @@ pub(crate) struct Settings<'a> {
     pub(crate) forced: &'a [bool],
     /// The subscriber of the run's log, when the run writes one.
     pub(crate) dispatch: Option<&'a tracing::Dispatch>,
+    /// Whether each node is needed by the run's targets (all are, without targets).
+    pub(crate) needed: &'a [bool],
+    /// The progress bar, when there is one.
+    pub(crate) progress: Option<&'a Progress>,
 }
 
 /// The run-time state of one node.
@@ -117,6 +122,7 @@ pub(crate) fn run(
     pool: &ThreadPool,
     settings: Settings<'_>,
 ) -> (Vec<NodeReport>, Vec<Output>) {
+    let needed = settings.needed;
     let run = Run {
         pipeline,
         started: Instant::now(),
@@ -128,7 +134,9 @@ pub(crate) fn run(
             .map(|node| Cell {
                 pending: AtomicU32::new(node.upstream.len() as u32),
                 failed_upstream: AtomicU32::new(NONE),
-                consumers_left: AtomicU32::new(node.downstream.len() as u32),
+                consumers_left: AtomicU32::new(
+                    node.downstream.iter().filter(|d| needed[d.index()]).count() as u32,
+                ),
                 slot: Mutex::new(Slot::default()),
             })
             .collect(),
@@ -137,7 +145,7 @@ pub(crate) fn run(
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, node)| node.upstream.is_empty())
+        .filter(|(i, node)| node.upstream.is_empty() && run.settings.needed[*i])
         .map(|(i, _)| NodeId(i as u32));
 
     let run_ref = &run;
@@ -233,6 +241,9 @@ impl<'p> Run<'p> {
                 }
             }
         };
+        if let Some(progress) = self.settings.progress {
+            progress.settled(&node.name, outcome.status);
+        }
         lock(&self.cells[id.index()].slot).outcome = Some(outcome);
         end
     }
@@ -440,6 +451,9 @@ impl<'p> Run<'p> {
         pending: Option<&Pending>,
     ) -> Result<Arc<Value>, TaskError> {
         tracing::debug!(target: "pipewright", "started");
+        if let Some(progress) = self.settings.progress {
+            progress.started(&node.name);
+        }
         let ctx = Ctx::new(
             node.task.meta().name,
             node.label.clone(),
@@ -459,9 +473,10 @@ impl<'p> Run<'p> {
         digest: Option<Digest>,
         entry: Option<Box<EntryMeta>>,
     ) {
-        let needed = !self.pipeline.nodes[id.index()].downstream.is_empty()
-            || self.settings.keep[id.index()];
-        let mut slot = lock(&self.cells[id.index()].slot);
+        let cell = &self.cells[id.index()];
+        let needed =
+            cell.consumers_left.load(Ordering::Acquire) > 0 || self.settings.keep[id.index()];
+        let mut slot = lock(&cell.slot);
         if needed {
             slot.value = Some(value);
         }
@@ -557,6 +572,9 @@ impl<'p> Run<'p> {
         loop {
             let failed = !self.status(done).is_success();
             for &child in &self.pipeline.nodes[done.index()].downstream {
+                if !self.settings.needed[child.index()] {
+                    continue;
+                }
                 let cell = &self.cells[child.index()];
                 if failed {
                     let _ = cell.failed_upstream.compare_exchange(
@@ -598,6 +616,12 @@ impl<'p> Run<'p> {
             upstream = %self.pipeline.nodes[upstream as usize].name,
             "not run: upstream failed"
         );
+        if let Some(progress) = self.settings.progress {
+            progress.settled(
+                &self.pipeline.nodes[id.index()].name,
+                NodeStatus::UpstreamFailed,
+            );
+        }
         lock(&self.cells[id.index()].slot).outcome = Some(Outcome {
             status: NodeStatus::UpstreamFailed,
             started: self.started.elapsed(),
@@ -632,7 +656,7 @@ impl<'p> Run<'p> {
                     .into_inner()
                     .unwrap_or_else(PoisonError::into_inner);
                 let outcome = slot.outcome.take().unwrap_or(Outcome {
-                    status: NodeStatus::UpstreamFailed,
+                    status: NodeStatus::NotNeeded,
                     started: Duration::ZERO,
                     worker: None,
                     duration: Duration::ZERO,
