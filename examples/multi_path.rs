@@ -5,11 +5,12 @@
 //! independent paths that only meet at the end, so every worker stays busy.
 //!
 //! `cargo run --release --example multi_path` runs it; run it again and nothing runs, as
-//! every output is in the store. `-- --force NODE` (repeatable) or `-- --force-all` runs
-//! nodes again (what is below them runs only if their output changed), and
-//! `-- --iterations N` changes a parameter of the 16 clusterings, so they and what depends
-//! on them run again.
+//! every output is in the store. The binary has pipewright's command line: `-- plan`,
+//! `-- explain NODE`, `-- graph --format svg`, `-- status`, `-- run --force NODE`,
+//! `-- run --target NODE`, `-- gc --keep-runs 3`, `-- --help`. `MULTI_PATH_ITERATIONS=N`
+//! changes a parameter of the 16 clusterings, so they and what depends on them run again.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use pipewright::prelude::*;
@@ -173,41 +174,19 @@ fn report(scores: &[&Scored]) -> Vec<Scored> {
     ranked
 }
 
-/// The command line: `--force NODE`, `--force-all`, `--iterations N`.
-struct Args {
-    force: Vec<String>,
-    force_all: bool,
-    iterations: usize,
-}
-
-fn args() -> Result<Args, String> {
-    let mut args = Args {
-        force: Vec::new(),
-        force_all: false,
-        iterations: 60,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--force" => args
-                .force
-                .push(it.next().ok_or("--force needs a node name")?),
-            "--force-all" => args.force_all = true,
-            "--iterations" => {
-                let n = it.next().ok_or("--iterations needs a number")?;
-                args.iterations = n.parse().map_err(|_| format!("not a number: {n}"))?;
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(args)
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     const N: usize = 20_000;
     const SAMPLE: usize = 1_000;
-    let args = args()?;
-    let iterations = args.iterations;
+    let iterations: usize = match std::env::var("MULTI_PATH_ITERATIONS") {
+        Ok(n) => match n.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                eprintln!("MULTI_PATH_ITERATIONS is not a number: {n}");
+                return ExitCode::from(2);
+            }
+        },
+        Err(_) => 60,
+    };
 
     let p = pipeline! {
         name = "multi-path";
@@ -267,35 +246,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ]);
     };
 
-    let mut runner = Runner::new("target/pipewright-data");
-    for node in args.force {
-        runner = runner.force(node);
-    }
-    if args.force_all {
-        runner = runner.force_all();
-    }
-    let run = runner.run(&p)?;
-
-    println!(
-        "{} configurations ranked by silhouette:",
-        run.get(p.ranking)?.len()
-    );
-    for scored in run.get(p.ranking)? {
-        println!("  {:<22} {:.3}", scored.name, scored.score);
-    }
-    let busy: Duration = run.nodes().iter().map(|n| n.duration()).sum();
-    if busy.is_zero() {
-        println!("{run}");
-    } else {
-        println!(
-            "{run}; {busy:.2?} of task time on {} workers",
-            runner.job_count()
-        );
-    }
-    if !run.succeeded() {
-        for node in run.nodes().iter().filter(|n| !n.status().is_success()) {
-            println!("  {}: {}", node.name(), node.status());
+    pipewright::cli::main_then(&p, |run| {
+        let Ok(ranking) = run.get(p.ranking) else {
+            return;
+        };
+        println!("{} configurations ranked by silhouette:", ranking.len());
+        for scored in ranking {
+            println!("  {:<22} {:.3}", scored.name, scored.score);
         }
-    }
-    Ok(())
+        let busy: Duration = run.nodes().iter().map(|n| n.duration()).sum();
+        if !busy.is_zero() {
+            println!("{busy:.2?} of task time");
+        }
+    })
 }

@@ -138,12 +138,14 @@ pub use pipewright_macros::pipeline;
 
 pub use pipewright_runtime::{
     Bincode, Bound, Builder, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
-    EntryMeta, Error, Explanation, Handle, HashError, InputDigests, InputKind, InputRecord,
+    EntryMeta, Error, Explanation, Freed, Handle, HashError, InputDigests, InputKind, InputRecord,
     InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, Pipeline, Plan,
     PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result, RunReason, RunRecord,
     RunReport, Runner, StoreError, Task, TaskError, TaskMeta, canonical_digest, find_task,
     registered_tasks,
 };
+
+pub use pipewright_runtime::{cli, render};
 
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.
 pub mod prelude {

@@ -120,6 +120,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The command line was used wrongly.
+    #[error("{0}")]
+    Usage(String),
+
     /// The command line's output could not be written.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),

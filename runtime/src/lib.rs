@@ -7,6 +7,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
+pub mod cli;
 mod codec;
 mod error;
 mod exec;

@@ -145,6 +145,7 @@ impl RunRecord {
 
 pub(crate) const RUN_JSON: &str = "run.json";
 pub(crate) const RUN_LOG: &str = "run.log";
+pub(crate) const REPORT_HTML: &str = "report.html";
 const FAILURES: &str = "failures";
 
 /// The time now, RFC 3339 in UTC to the microsecond, so that records sort by it.

@@ -244,6 +244,10 @@ impl Runner {
         }
         if let Some(record) = record {
             let dir = record.finish(report.nodes(), report.elapsed())?;
+            let html = crate::render::html(&crate::render::GraphView::of_run(pipeline, &report));
+            let path = dir.join(crate::record::REPORT_HTML);
+            std::fs::write(&path, html)
+                .map_err(|e| crate::cache::StoreError::new("cannot write", &path, e))?;
             report.set_run_dir(dir);
         }
         Ok(report)

@@ -1,0 +1,385 @@
+//! The usual commands for a pipeline binary: `run` (the default), `plan`, `explain`,
+//! `graph`, `status`, `clean` and `gc`, each with `--data DIR` and `--log DIR`.
+//!
+//! ```no_run
+//! use pipewright::prelude::*;
+//!
+//! #[task]
+//! fn hello(name: String) -> String {
+//!     format!("hello, {name}")
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let p = pipeline! {
+//!         name = "greeting";
+//!         let greeting = hello("world".to_string());
+//!     };
+//!     pipewright::cli::main(&p)
+//! }
+//! ```
+//!
+//! `my-pipeline plan`, `my-pipeline run --jobs 4 --force greeting`, `my-pipeline graph
+//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline gc --keep-runs 3`.
+
+#![expect(
+    clippy::print_stderr,
+    reason = "the command line reports its errors on stderr"
+)]
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::graph::Pipeline;
+use crate::render::{self, GraphView};
+use crate::report::{NodeStatus, RunReport};
+use crate::runner::Runner;
+
+/// Runs and inspects this pipeline.
+#[derive(Debug, Parser)]
+#[command(about = "Runs and inspects this pipeline.")]
+struct Cli {
+    /// The data directory, where outputs are stored.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "pipewright-data"
+    )]
+    data: PathBuf,
+
+    /// Where runs are recorded [default: DATA/runs].
+    #[arg(long, global = true, value_name = "DIR")]
+    log: Option<PathBuf>,
+
+    /// With no command: what `run` takes.
+    #[command(flatten)]
+    run: RunArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipeline: what is in the store is reused, the rest runs (the default).
+    Run(RunArgs),
+    /// Say what a run would do to each node, and why, without running anything.
+    Plan(Selection),
+    /// Say why a node will run: what changed since it last ran.
+    Explain {
+        /// The node.
+        node: String,
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Draw the graph, marked with what a run would do.
+    Graph {
+        /// The kind of picture.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show a past run: the last one, or the one in RUN_DIR.
+    Status {
+        /// A run directory.
+        run_dir: Option<PathBuf>,
+        /// Open the run's HTML report.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Remove every stored output (run records stay).
+    Clean,
+    /// Remove old run records, and the stored outputs no kept record refers to.
+    Gc {
+        /// How many of the newest run records to keep.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        keep_runs: usize,
+    },
+}
+
+/// Which nodes a run forces and which it is for.
+#[derive(Debug, Default, PartialEq, Eq, Args)]
+struct Selection {
+    /// Run NODE again whatever the store holds (repeatable).
+    #[arg(long, value_name = "NODE")]
+    force: Vec<String>,
+    /// Run every node again.
+    #[arg(long)]
+    force_all: bool,
+    /// Run only NODE and what it depends on (repeatable).
+    #[arg(long, value_name = "NODE")]
+    target: Vec<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Args)]
+struct RunArgs {
+    /// How many tasks run at once [default: the number of cores].
+    #[arg(long, short, value_name = "N")]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    selection: Selection,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print every node's outcome.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// Boxes and edges for the terminal.
+    Text,
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// An SVG picture.
+    Svg,
+}
+
+/// Runs the command given on this process's command line against `pipeline`, printing to
+/// stdout, and returns the exit code: success, 1 when a node failed, 2 for a usage error
+/// or an error of the run itself.
+pub fn main(pipeline: &Pipeline) -> ExitCode {
+    main_then(pipeline, |_| {})
+}
+
+/// As [`main`], and after a `run` in which every node succeeded, calls `after_run` with
+/// the run's report (to print results, say).
+pub fn main_then(pipeline: &Pipeline, after_run: impl FnOnce(&RunReport)) -> ExitCode {
+    run_with_then(
+        pipeline,
+        std::env::args_os(),
+        &mut std::io::stdout().lock(),
+        after_run,
+    )
+}
+
+/// Runs the command `args` (the program's name first) against `pipeline`, printing to
+/// `out`; see [`main`].
+pub fn run_with<I, T>(pipeline: &Pipeline, args: I, out: &mut dyn Write) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with_then(pipeline, args, out, |_| {})
+}
+
+fn run_with_then<I, T>(
+    pipeline: &Pipeline,
+    args: I,
+    out: &mut dyn Write,
+    after_run: impl FnOnce(&RunReport),
+) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    match execute(pipeline, cli, out, after_run) {
+        Ok(code) => code,
+        // The reader went away (`| head`): nothing is left to say.
+        Err(Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let mut message = format!("error: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!("\n  caused by: {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runner(cli: &Cli, selection: &Selection) -> Runner {
+    let mut runner = Runner::new(&cli.data);
+    if let Some(log) = &cli.log {
+        runner = runner.log_dir(log);
+    }
+    for node in &selection.force {
+        runner = runner.force(node);
+    }
+    if selection.force_all {
+        runner = runner.force_all();
+    }
+    for node in &selection.target {
+        runner = runner.target(node);
+    }
+    runner
+}
+
+fn io(err: std::io::Error) -> Error {
+    Error::Output(err)
+}
+
+fn execute(
+    pipeline: &Pipeline,
+    mut cli: Cli,
+    out: &mut dyn Write,
+    after_run: impl FnOnce(&RunReport),
+) -> Result<ExitCode> {
+    let command = match cli.command.take() {
+        None => Command::Run(std::mem::take(&mut cli.run)),
+        Some(_) if cli.run != RunArgs::default() => {
+            return Err(Error::Usage(
+                "the options of `run` go after `run`, or alone without a command".to_owned(),
+            ));
+        }
+        Some(command) => command,
+    };
+    match command {
+        Command::Run(args) => {
+            let mut runner = runner(&cli, &args.selection).progress(!args.quiet);
+            if let Some(jobs) = args.jobs {
+                runner = runner.jobs(jobs);
+            }
+            let report = runner.run(pipeline)?;
+            if !args.quiet {
+                print_nodes(out, &report, args.verbose).map_err(io)?;
+                writeln!(out, "{report}").map_err(io)?;
+                if let Some(dir) = report.run_dir() {
+                    writeln!(out, "recorded in {}", dir.display()).map_err(io)?;
+                }
+            }
+            if report.succeeded() {
+                after_run(&report);
+            }
+            Ok(exit(&report))
+        }
+        Command::Plan(selection) => {
+            let plan = runner(&cli, &selection).plan(pipeline)?;
+            write!(out, "{plan}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { node, selection } => {
+            let explanation = runner(&cli, &selection).explain(pipeline, &node)?;
+            writeln!(out, "{explanation}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph { format } => {
+            let plan = runner(&cli, &Selection::default()).plan(pipeline)?;
+            let view = GraphView::of_plan(pipeline, &plan);
+            let picture = match format {
+                Format::Text => render::text(&view),
+                Format::Dot => render::dot(&view),
+                Format::Mermaid => render::mermaid(&view),
+                Format::Svg => render::svg(&view),
+            };
+            write!(out, "{picture}").map_err(io)?;
+            if !picture.ends_with('\n') {
+                writeln!(out).map_err(io)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { run_dir, open } => {
+            let log_dir = cli.log.clone().unwrap_or_else(|| cli.data.join("runs"));
+            let dir = match run_dir {
+                Some(dir) => dir,
+                None => last_run(&log_dir)?,
+            };
+            let report = RunReport::open(&dir)?;
+            writeln!(out, "run {}", dir.display()).map_err(io)?;
+            print_nodes(out, &report, true).map_err(io)?;
+            writeln!(out, "{report}").map_err(io)?;
+            let html = dir.join(crate::record::REPORT_HTML);
+            if open && html.is_file() {
+                open_in_browser(&html);
+                writeln!(out, "opened {}", html.display()).map_err(io)?;
+            }
+            Ok(exit(&report))
+        }
+        Command::Clean => {
+            let freed = runner(&cli, &Selection::default()).clean()?;
+            writeln!(out, "{freed}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gc { keep_runs } => {
+            let freed = runner(&cli, &Selection::default()).gc(keep_runs)?;
+            writeln!(out, "{freed}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit(report: &RunReport) -> ExitCode {
+    if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// One line per node: all of them with `all`, else those that failed.
+fn print_nodes(out: &mut dyn Write, report: &RunReport, all: bool) -> std::io::Result<()> {
+    let width = report
+        .nodes()
+        .iter()
+        .map(|n| n.name().len())
+        .max()
+        .unwrap_or(0);
+    for node in report.nodes() {
+        let failed = matches!(
+            node.status(),
+            NodeStatus::Failed | NodeStatus::UpstreamFailed
+        );
+        if !all && !failed {
+            continue;
+        }
+        let detail = match (node.error(), node.failed_upstream()) {
+            (Some(error), _) => error.to_string(),
+            (None, Some(upstream)) => format!("after `{upstream}`"),
+            (None, None) if node.status() == NodeStatus::Ran => format!("{:.2?}", node.duration()),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<width$}  {:<15}  {detail}",
+            node.name(),
+            node.status().to_string()
+        )?;
+    }
+    Ok(())
+}
+
+/// The newest run directory under `log_dir`.
+fn last_run(log_dir: &Path) -> Result<PathBuf> {
+    crate::gc::runs(log_dir)
+        .into_iter()
+        .next()
+        .map(|(dir, _)| dir)
+        .ok_or_else(|| Error::Record {
+            path: log_dir.to_owned(),
+            reason: "no run is recorded there".to_owned(),
+        })
+}
+
+fn open_in_browser(path: &Path) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    if std::process::Command::new(opener)
+        .arg(path)
+        .spawn()
+        .is_err()
+    {
+        eprintln!("cannot start `{opener}`; the report is {}", path.display());
+    }
+}

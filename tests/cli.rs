@@ -1,0 +1,168 @@
+//! `pipewright::cli` gives a pipeline binary its commands: run (the default), plan, explain,
+//! graph, status, clean and gc, with exit codes that say whether every node succeeded.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use pipewright::cli;
+use pipewright::prelude::*;
+
+#[task]
+fn base(n: u32) -> u32 {
+    n
+}
+
+#[task]
+fn double(x: &u32) -> u32 {
+    x * 2
+}
+
+#[task]
+fn check(x: &u32, limit: u32) -> Result<u32, String> {
+    if *x > limit {
+        Err(format!("{x} is over {limit}"))
+    } else {
+        Ok(*x)
+    }
+}
+
+/// Runs the command line `args` and returns its exit code and what it printed.
+fn cli(p: &Pipeline, data: &Path, args: &[&str]) -> (ExitCode, String) {
+    let mut argv = vec![
+        "pipeline".to_owned(),
+        "--data".to_owned(),
+        data.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let mut out = Vec::new();
+    let code = cli::run_with(p, argv, &mut out);
+    (code, String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn the_commands_of_a_pipeline_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let p = pipeline! {
+        name = "cli";
+        let a = base(2);
+        let b = double(a);
+        let c = double(b);
+    };
+
+    let (code, out) = cli(&p, data, &["plan"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(
+        out.starts_with("plan for `cli` (3 nodes: 0 fresh, 1 to run, 2 pending)"),
+        "{out}"
+    );
+
+    // `run --target` runs what the target needs.
+    let (code, out) = cli(&p, data, &["run", "--target", "b", "--quiet"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.is_empty(), "{out}");
+
+    // No command: run. Only `c` is left.
+    let (code, out) = cli(&p, data, &[]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.contains("3 nodes: 1 ran, 2 cached in"), "{out}");
+    assert!(out.contains("recorded in "), "{out}");
+
+    let (_, out) = cli(&p, data, &["run", "--force", "a", "-v"]);
+    assert!(out.contains("3 nodes: 1 ran, 2 cached in"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["a", "ran"])),
+        "{out}"
+    );
+
+    let (_, out) = cli(&p, data, &["explain", "c"]);
+    assert!(out.starts_with("`c` is fresh: its entry "), "{out}");
+    let (_, out) = cli(&p, data, &["explain", "c", "--force", "c"]);
+    assert!(out.starts_with("`c` will run (forced)"), "{out}");
+
+    let (_, out) = cli(&p, data, &["graph", "--format", "dot"]);
+    assert!(out.starts_with("digraph"), "{out}");
+    let (_, out) = cli(&p, data, &["graph", "--format", "mermaid"]);
+    assert!(
+        out.starts_with("---") || out.contains("flowchart TD"),
+        "{out}"
+    );
+    let (_, out) = cli(&p, data, &["graph", "--format", "svg"]);
+    assert!(
+        out.starts_with("<svg") && out.trim_end().ends_with("</svg>"),
+        "{out}"
+    );
+    let (_, out) = cli(&p, data, &["graph"]);
+    assert!(
+        out.contains("[fresh] c (double)") || out.contains("c"),
+        "{out}"
+    );
+
+    // `status` shows the last run, and its HTML report is beside it.
+    let (code, out) = cli(&p, data, &["status"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.starts_with("run "), "{out}");
+    assert!(out.contains("3 nodes: 1 ran, 2 cached"), "{out}");
+    let run_dir = out.lines().next().unwrap().strip_prefix("run ").unwrap();
+    assert!(Path::new(run_dir).join("report.html").is_file());
+
+    let (_, out) = cli(&p, data, &["gc", "--keep-runs", "1"]);
+    assert!(
+        out.starts_with("removed 0 entries and 2 run records"),
+        "{out}"
+    );
+    let (_, out) = cli(&p, data, &["clean"]);
+    assert!(
+        out.starts_with("removed 3 entries and 0 run records"),
+        "{out}"
+    );
+    // Without a command, the options of `run` apply.
+    let (code, out) = cli(&p, data, &["--quiet", "--jobs", "1"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.is_empty(), "{out}");
+    let (_, out) = cli(&p, data, &["--target", "a"]);
+    assert!(
+        out.contains("3 nodes: 0 ran, 1 cached, 2 not needed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-fail";
+        let a = base(5);
+        let ok = check(a, 10);
+        let bad = check(a, 3);
+    };
+    let (code, out) = cli(&p, dir.path(), &["run"]);
+    assert_eq!(code, ExitCode::from(1));
+    assert!(out.contains("bad") && out.contains("5 is over 3"), "{out}");
+
+    let (code, out) = cli(&p, dir.path(), &["status"]);
+    assert_eq!(code, ExitCode::from(1));
+    assert!(out.contains("5 is over 3"), "{out}");
+
+    // A usage error, a node that does not exist, an empty log.
+    assert_eq!(
+        cli(&p, dir.path(), &["run", "--jobs", "many"]).0,
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        cli(&p, dir.path(), &["run", "--force", "nope"]).0,
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        cli(&p, dir.path(), &["explain", "nope"]).0,
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        cli(&p, dir.path(), &["--jobs", "2", "plan"]).0,
+        ExitCode::from(2)
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(cli(&p, empty.path(), &["status"]).0, ExitCode::from(2));
+    assert_eq!(cli(&p, dir.path(), &["--help"]).0, ExitCode::SUCCESS);
+}
