@@ -141,6 +141,10 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(code, ExitCode::from(1));
     assert!(out.contains("bad") && out.contains("5 is over 3"), "{out}");
 
+    let (code, out) = cli(&p, dir.path(), &["run", "--fail-fast", "--jobs", "1"]);
+    assert_eq!(code, ExitCode::from(1));
+    assert!(out.contains("5 is over 3"), "{out}");
+
     let (code, out) = cli(&p, dir.path(), &["status"]);
     assert_eq!(code, ExitCode::from(1));
     assert!(out.contains("5 is over 3"), "{out}");

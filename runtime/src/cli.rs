@@ -122,6 +122,12 @@ struct RunArgs {
     jobs: Option<usize>,
     #[command(flatten)]
     selection: Selection,
+    /// Keep running what does not depend on a failed node (the default).
+    #[arg(long, overrides_with = "fail_fast")]
+    keep_going: bool,
+    /// Stop starting nodes at the first failure.
+    #[arg(long, overrides_with = "keep_going")]
+    fail_fast: bool,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -245,7 +251,9 @@ fn execute(
     };
     match command {
         Command::Run(args) => {
-            let mut runner = runner(&cli, &args.selection).progress(!args.quiet);
+            let mut runner = runner(&cli, &args.selection)
+                .progress(!args.quiet)
+                .fail_fast(args.fail_fast);
             if let Some(jobs) = args.jobs {
                 runner = runner.jobs(jobs);
             }

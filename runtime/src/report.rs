@@ -26,8 +26,8 @@ pub enum NodeStatus {
     UpstreamFailed,
     /// The node was not needed by the targets of the run.
     NotNeeded,
-    /// The run stopped before the node settled (a reopened record of a run that did not
-    /// finish).
+    /// The run stopped before the node started: an earlier failure stopped a fail-fast
+    /// run, or the record of a run that did not finish was reopened.
     Cancelled,
 }
 
@@ -359,6 +359,7 @@ impl fmt::Display for RunReport {
             NodeStatus::Cached,
             NodeStatus::Failed,
             NodeStatus::UpstreamFailed,
+            NodeStatus::Cancelled,
             NodeStatus::NotNeeded,
         ] {
             let n = self.count(status);

@@ -71,6 +71,7 @@ pub struct Runner {
     force: Vec<String>,
     targets: Vec<String>,
     progress: bool,
+    fail_fast: bool,
     pool: OnceLock<Arc<ThreadPool>>,
 }
 
@@ -89,6 +90,7 @@ impl Runner {
             force: Vec::new(),
             targets: Vec::new(),
             progress: false,
+            fail_fast: false,
             pool: OnceLock::new(),
         }
     }
@@ -143,6 +145,14 @@ impl Runner {
     /// *not needed*. Several targets run what any of them needs.
     pub fn target(mut self, node: impl Into<String>) -> Self {
         self.targets.push(node.into());
+        self
+    }
+
+    /// Stops starting nodes at the first failure: the nodes not started by then end as
+    /// *cancelled*. By default a run keeps going: only what depends on a failed node is
+    /// left out.
+    pub fn fail_fast(mut self, stop: bool) -> Self {
+        self.fail_fast = stop;
         self
     }
 
@@ -223,6 +233,7 @@ impl Runner {
                 dispatch: dispatch.as_ref(),
                 needed: &needed,
                 progress: progress.as_ref(),
+                fail_fast: self.fail_fast,
             };
             let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
             let report = RunReport::new(

@@ -12,7 +12,7 @@
 //! turns out damaged then is recomputed on the spot.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) needed: &'a [bool],
     /// The progress bar, when there is one.
     pub(crate) progress: Option<&'a Progress>,
+    /// Whether the first failure stops the run: nodes not started by then are cancelled.
+    pub(crate) fail_fast: bool,
 }
 
 /// The run-time state of one node.
@@ -106,6 +108,8 @@ enum Done {
 
 struct Run<'p> {
     pipeline: &'p Pipeline,
+    /// Set when the run stops starting nodes.
+    stop: AtomicBool,
     /// When the run started.
     started: Instant,
     /// The run's span, parent of every node's span whatever thread the node runs on.
@@ -125,6 +129,7 @@ pub(crate) fn run(
     let needed = settings.needed;
     let run = Run {
         pipeline,
+        stop: AtomicBool::new(false),
         started: Instant::now(),
         span,
         settings,
@@ -190,6 +195,11 @@ impl<'p> Run<'p> {
         );
         let _entered = span.enter();
 
+        if self.stop.load(Ordering::Acquire) {
+            self.release_inputs(id);
+            self.settle_without_running(id, NodeStatus::Cancelled);
+            return Instant::now();
+        }
         let result = self.work(id, node);
         let end = Instant::now();
         let duration = end - start;
@@ -226,6 +236,9 @@ impl<'p> Run<'p> {
             }
             Err(error) => {
                 tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
+                if self.settings.fail_fast {
+                    self.stop.store(true, Ordering::Release);
+                }
                 Outcome {
                     status: NodeStatus::Failed,
                     started,
@@ -603,27 +616,35 @@ impl<'p> Run<'p> {
         }
     }
 
-    /// Settles node `id` as *upstream failed* without running it.
+    /// Settles node `id`, whose upstream node failed or was cancelled, the same way
+    /// without running it.
     fn skip(&self, id: NodeId) {
         self.release_inputs(id);
         let upstream = self.cells[id.index()]
             .failed_upstream
             .load(Ordering::Acquire);
+        let upstream = NodeId(upstream);
+        if self.status(upstream) == NodeStatus::Cancelled {
+            self.settle_without_running(id, NodeStatus::Cancelled);
+            return;
+        }
         tracing::warn!(
             target: "pipewright",
             parent: self.span,
             node = %self.pipeline.nodes[id.index()].name,
-            upstream = %self.pipeline.nodes[upstream as usize].name,
+            upstream = %self.pipeline.node_name(upstream),
             "not run: upstream failed"
         );
+        self.settle_without_running(id, NodeStatus::UpstreamFailed);
+    }
+
+    /// Records that node `id` ended as `status` without running.
+    fn settle_without_running(&self, id: NodeId, status: NodeStatus) {
         if let Some(progress) = self.settings.progress {
-            progress.settled(
-                &self.pipeline.nodes[id.index()].name,
-                NodeStatus::UpstreamFailed,
-            );
+            progress.settled(&self.pipeline.nodes[id.index()].name, status);
         }
         lock(&self.cells[id.index()].slot).outcome = Some(Outcome {
-            status: NodeStatus::UpstreamFailed,
+            status,
             started: self.started.elapsed(),
             worker: None,
             duration: Duration::ZERO,
