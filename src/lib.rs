@@ -137,7 +137,7 @@ pub use pipewright_macros::task;
 pub use pipewright_macros::pipeline;
 
 pub use pipewright_runtime::{
-    Bincode, Bound, Builder, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
+    Bincode, Bound, Builder, Cancel, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
     EntryMeta, Error, Explanation, Freed, Handle, HashError, InputDigests, InputKind, InputRecord,
     InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, Pipeline, Plan,
     PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result, RunReason, RunRecord,

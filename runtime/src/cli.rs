@@ -30,6 +30,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Mutex, Once};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::graph::Pipeline;
 use crate::render::{self, GraphView};
 use crate::report::{NodeStatus, RunReport};
-use crate::runner::Runner;
+use crate::runner::{Cancel, Runner};
 
 /// Runs and inspects this pipeline.
 #[derive(Debug, Parser)]
@@ -257,7 +258,17 @@ fn execute(
             if let Some(jobs) = args.jobs {
                 runner = runner.jobs(jobs);
             }
+            cancel_on_signal(runner.cancel_handle());
             let report = runner.run(pipeline)?;
+            if report.cancelled() {
+                writeln!(out, "{report}").map_err(io)?;
+                writeln!(
+                    out,
+                    "cancelled; what finished is stored, and the next run resumes"
+                )
+                .map_err(io)?;
+                return Ok(ExitCode::from(CANCELLED));
+            }
             if !args.quiet {
                 print_nodes(out, &report, args.verbose).map_err(io)?;
                 writeln!(out, "{report}").map_err(io)?;
@@ -323,6 +334,32 @@ fn execute(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The exit code of a cancelled run, as shells give a process stopped by SIGINT.
+const CANCELLED: u8 = 130;
+
+/// Makes Ctrl-C (SIGINT) and SIGTERM cancel the run of `cancel`: no node starts any more,
+/// running tasks are told, and the run is recorded. A second signal exits at once.
+fn cancel_on_signal(cancel: Cancel) {
+    static CURRENT: Mutex<Option<Cancel>> = Mutex::new(None);
+    static INSTALL: Once = Once::new();
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel);
+    INSTALL.call_once(|| {
+        let installed = ctrlc::set_handler(|| {
+            let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+            match current.as_ref() {
+                Some(cancel) if !cancel.is_cancelled() => {
+                    eprintln!("cancelling: no node starts any more (again to exit now)");
+                    cancel.cancel();
+                }
+                _ => std::process::exit(i32::from(CANCELLED)),
+            }
+        });
+        if let Err(err) = installed {
+            eprintln!("warning: Ctrl-C will not cancel the run cleanly: {err}");
+        }
+    });
 }
 
 fn exit(report: &RunReport) -> ExitCode {

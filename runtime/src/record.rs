@@ -28,7 +28,7 @@ pub struct RunRecord {
     pub format: u32,
     /// The pipeline's name.
     pub pipeline: String,
-    /// `running` while the run goes on, then `succeeded` or `failed`.
+    /// `running` while the run goes on, then `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// When the run started (RFC 3339, UTC, to the microsecond).
     pub started: String,
@@ -261,6 +261,7 @@ impl RunDir {
         mut self,
         nodes: &[NodeReport],
         elapsed: std::time::Duration,
+        cancelled: bool,
     ) -> Result<PathBuf, StoreError> {
         let succeeded = nodes
             .iter()
@@ -308,7 +309,14 @@ impl RunDir {
                 fs::write(&path, text).map_err(|e| StoreError::new("cannot write", &path, e))?;
             }
         }
-        self.record.status = if succeeded { "succeeded" } else { "failed" }.to_owned();
+        self.record.status = if cancelled {
+            "cancelled"
+        } else if succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        }
+        .to_owned();
         self.record.ended = Some(now());
         self.record.elapsed_secs = Some(elapsed.as_secs_f64());
         self.write()?;
@@ -563,6 +571,7 @@ impl crate::report::RunReport {
             store,
             secs(record.elapsed_secs),
             run_dir.to_owned(),
+            record.status == "cancelled" || record.status == "running",
         ))
     }
 }

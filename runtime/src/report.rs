@@ -153,6 +153,7 @@ pub struct RunReport {
     index: Arc<HashMap<Arc<str>, NodeId>>,
     elapsed: Duration,
     run_dir: Option<PathBuf>,
+    cancelled: bool,
 }
 
 impl RunReport {
@@ -164,6 +165,7 @@ impl RunReport {
         store: Store,
         elapsed: Duration,
         run_dir: PathBuf,
+        cancelled: bool,
     ) -> Self {
         let index = nodes
             .iter()
@@ -179,6 +181,7 @@ impl RunReport {
             index: Arc::new(index),
             elapsed,
             run_dir: Some(run_dir),
+            cancelled,
         }
     }
 
@@ -198,7 +201,17 @@ impl RunReport {
             store,
             elapsed,
             run_dir: None,
+            cancelled: false,
         }
+    }
+
+    pub(crate) fn set_cancelled(&mut self, cancelled: bool) {
+        self.cancelled = cancelled;
+    }
+
+    /// Whether the run was cancelled before it could finish.
+    pub fn cancelled(&self) -> bool {
+        self.cancelled
     }
 
     pub(crate) fn set_run_dir(&mut self, dir: PathBuf) {

@@ -2,6 +2,7 @@
 //! run it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -72,6 +73,7 @@ pub struct Runner {
     targets: Vec<String>,
     progress: bool,
     fail_fast: bool,
+    stop: Arc<AtomicBool>,
     pool: OnceLock<Arc<ThreadPool>>,
 }
 
@@ -91,6 +93,7 @@ impl Runner {
             targets: Vec::new(),
             progress: false,
             fail_fast: false,
+            stop: Arc::new(AtomicBool::new(false)),
             pool: OnceLock::new(),
         }
     }
@@ -156,6 +159,13 @@ impl Runner {
         self
     }
 
+    /// A handle that cancels this runner's runs from anywhere (a signal handler, another
+    /// thread): nodes not started end as *cancelled*, running tasks see
+    /// [`Ctx::cancelled`](crate::Ctx::cancelled), and what finished stays stored.
+    pub fn cancel_handle(&self) -> Cancel {
+        Cancel(self.stop.clone())
+    }
+
     /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal.
     pub fn progress(mut self, show: bool) -> Self {
         self.progress = show;
@@ -190,6 +200,7 @@ impl Runner {
             forced,
             needed,
         } = self.flags(pipeline)?;
+        self.stop.store(false, Ordering::Release);
         if let Some(store) = &self.store {
             store.prepare()?;
         }
@@ -234,6 +245,7 @@ impl Runner {
                 needed: &needed,
                 progress: progress.as_ref(),
                 fail_fast: self.fail_fast,
+                stop: self.stop.clone(),
             };
             let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
             let report = RunReport::new(
@@ -246,6 +258,7 @@ impl Runner {
             tracing::info!(target: "pipewright", "{report}");
             report
         };
+
         let mut report = match &dispatch {
             Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
             None => run(),
@@ -253,8 +266,9 @@ impl Runner {
         if let Some(progress) = &progress {
             progress.finish();
         }
+        report.set_cancelled(self.stop.load(Ordering::Acquire));
         if let Some(record) = record {
-            let dir = record.finish(report.nodes(), report.elapsed())?;
+            let dir = record.finish(report.nodes(), report.elapsed(), report.cancelled())?;
             let html = crate::render::html(&crate::render::GraphView::of_run(pipeline, &report));
             let path = dir.join(crate::record::REPORT_HTML);
             std::fs::write(&path, html)
@@ -390,4 +404,20 @@ struct Flags {
     keep: Vec<bool>,
     forced: Vec<bool>,
     needed: Vec<bool>,
+}
+
+/// Cancels the runs of a [`Runner`]; see [`Runner::cancel_handle`]. Clone it freely.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Stops the run: no node starts any more, running tasks are told.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }

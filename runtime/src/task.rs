@@ -5,7 +5,8 @@ use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -234,6 +235,11 @@ pub struct Ctx {
     task: &'static str,
     label: Arc<NodeLabel>,
     work_dir: Option<PathBuf>,
+    /// Set when the run is cancelled.
+    stop: Option<Arc<AtomicBool>>,
+    /// When this run of the task times out.
+    deadline: Option<Instant>,
+    attempt: u32,
 }
 
 impl Ctx {
@@ -246,7 +252,41 @@ impl Ctx {
             task,
             label,
             work_dir,
+            stop: None,
+            deadline: None,
+            attempt: 1,
         }
+    }
+
+    /// The same context for attempt `attempt` of a run that stops when `stop` is set, and
+    /// times out at `deadline`.
+    pub(crate) fn for_attempt(
+        mut self,
+        stop: Arc<AtomicBool>,
+        deadline: Option<Instant>,
+        attempt: u32,
+    ) -> Self {
+        self.stop = Some(stop);
+        self.deadline = deadline;
+        self.attempt = attempt;
+        self
+    }
+
+    /// Whether the task should stop: the run was cancelled (Ctrl-C, or
+    /// [`Runner::cancel_handle`](crate::Runner::cancel_handle)), or this run of the task
+    /// passed its `timeout`. A thread cannot be killed, so a long task should look at this
+    /// now and then and return early; whatever it returns after its timeout, the node
+    /// fails as timed out.
+    pub fn cancelled(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Which attempt this is: 1, then 2 and on when `retries` tries a failed task again.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// A directory private to this run of the task, for files it writes besides its
@@ -295,6 +335,12 @@ pub enum TaskError {
     /// The task panicked; holds the panic message.
     #[error("task panicked: {0}")]
     Panicked(String),
+    /// The task ran past its `timeout`.
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+    /// The run was cancelled before the task finished.
+    #[error("cancelled")]
+    Cancelled,
     /// The task's parameters could not be hashed.
     #[error("cannot hash the parameters: {0}")]
     Params(#[source] crate::hash::HashError),

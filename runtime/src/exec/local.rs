@@ -30,6 +30,10 @@ use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
 /// The inputs of one node; most nodes have a few, which then need no allocation.
 type Gathered = SmallVec<[InputValues; 4]>;
 
+/// How long the first retry of a failed task waits; each further retry waits twice as
+/// long as the one before.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
 /// No failed upstream.
 const NONE: u32 = u32::MAX;
 
@@ -49,6 +53,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) progress: Option<&'a Progress>,
     /// Whether the first failure stops the run: nodes not started by then are cancelled.
     pub(crate) fail_fast: bool,
+    /// Set to stop the run: nodes not started are cancelled, running ones are told.
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 /// The run-time state of one node.
@@ -108,8 +114,10 @@ enum Done {
 
 struct Run<'p> {
     pipeline: &'p Pipeline,
-    /// Set when the run stops starting nodes.
-    stop: AtomicBool,
+    /// Set when the run is cancelled.
+    stop: Arc<AtomicBool>,
+    /// Set when a failure stops a fail-fast run.
+    halt: AtomicBool,
     /// When the run started.
     started: Instant,
     /// The run's span, parent of every node's span whatever thread the node runs on.
@@ -129,7 +137,8 @@ pub(crate) fn run(
     let needed = settings.needed;
     let run = Run {
         pipeline,
-        stop: AtomicBool::new(false),
+        stop: settings.stop.clone(),
+        halt: AtomicBool::new(false),
         started: Instant::now(),
         span,
         settings,
@@ -195,7 +204,7 @@ impl<'p> Run<'p> {
         );
         let _entered = span.enter();
 
-        if self.stop.load(Ordering::Acquire) {
+        if self.stopped() {
             self.release_inputs(id);
             self.settle_without_running(id, NodeStatus::Cancelled);
             return Instant::now();
@@ -237,7 +246,7 @@ impl<'p> Run<'p> {
             Err(error) => {
                 tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
                 if self.settings.fail_fast {
-                    self.stop.store(true, Ordering::Release);
+                    self.halt.store(true, Ordering::Release);
                 }
                 Outcome {
                     status: NodeStatus::Failed,
@@ -463,19 +472,55 @@ impl<'p> Run<'p> {
         inputs: &[InputValues],
         pending: Option<&Pending>,
     ) -> Result<Arc<Value>, TaskError> {
-        tracing::debug!(target: "pipewright", "started");
         if let Some(progress) = self.settings.progress {
             progress.started(&node.name);
         }
-        let ctx = Ctx::new(
-            node.task.meta().name,
-            node.label.clone(),
-            pending.map(Pending::work_dir),
-        );
-        catch_unwind(AssertUnwindSafe(|| {
-            node.task.run(&Inputs { slots: inputs }, &ctx)
-        }))
-        .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
+        let meta = node.task.meta();
+        let work_dir = pending.map(Pending::work_dir);
+        let mut attempt = 1;
+        loop {
+            tracing::debug!(target: "pipewright", attempt, "started");
+            let start = Instant::now();
+            let ctx = Ctx::new(meta.name, node.label.clone(), work_dir.clone()).for_attempt(
+                self.stop.clone(),
+                meta.timeout.map(|t| start + t),
+                attempt,
+            );
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                node.task.run(&Inputs { slots: inputs }, &ctx)
+            }))
+            .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
+            // Whatever the task returned after its deadline, it timed out.
+            let result = match meta.timeout {
+                Some(timeout) if start.elapsed() > timeout => Err(TaskError::TimedOut(timeout)),
+                _ => result,
+            };
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if attempt > meta.retries || self.stopped() {
+                return Err(error);
+            }
+            let backoff = RETRY_BACKOFF * 2u32.saturating_pow(attempt - 1).min(64);
+            tracing::warn!(
+                target: "pipewright",
+                attempt,
+                error = %error,
+                "attempt failed; trying again in {backoff:?}"
+            );
+            std::thread::sleep(backoff);
+            // Each attempt starts from an empty work directory.
+            if let Some(dir) = &work_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Whether the run starts no more nodes.
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire) || self.halt.load(Ordering::Acquire)
     }
 
     /// Records a settled node's output where its consumers and the report find it.
