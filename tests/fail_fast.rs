@@ -46,5 +46,8 @@ fn fail_fast_cancels_what_has_not_started() {
     assert_eq!(run.status("third"), Some(NodeStatus::Cancelled));
     assert!(!run.succeeded());
     assert!(run.get(third).is_err());
-    assert!(run.to_string().contains("1 ran, 1 failed, 2 cancelled"), "{run}");
+    assert!(
+        run.to_string().contains("1 ran, 1 failed, 2 cancelled"),
+        "{run}"
+    );
 }

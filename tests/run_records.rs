@@ -84,7 +84,11 @@ fn a_run_records_every_node_and_where_it_ran() {
 
     let record = RunRecord::read(&run_dir).unwrap();
     let json = serde_json::to_string(&record).unwrap();
-    assert_eq!(serde_json::from_str::<RunRecord>(&json).unwrap(), record, "round trip");
+    assert_eq!(
+        serde_json::from_str::<RunRecord>(&json).unwrap(),
+        record,
+        "round trip"
+    );
     assert_eq!(record.pipeline, "recorded run");
     assert_eq!(record.status, "failed");
     assert!(record.ended.is_some() && record.elapsed_secs.unwrap() > 0.0);
