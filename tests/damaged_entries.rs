@@ -148,8 +148,15 @@ fn reading_a_damaged_output_from_a_report_is_an_error() {
     assert_eq!(run.status("xs"), Some(NodeStatus::Cached));
     flipped_byte(&entry(dir.path(), &run, "xs"));
     let err = run.get(p.xs).unwrap_err();
+    let entry_dir = entry(dir.path(), &run, "xs");
+    assert!(!entry_dir.exists(), "the damaged entry is removed");
     assert_eq!(
         err.to_string(),
-        "the stored output of node `xs` cannot be read: `output.bin` does not match its recorded digest"
+        "the stored output of node `xs` cannot be read: `output.bin` does not match its recorded \
+         digest; the entry is removed, so the next run computes it again"
     );
+    take_runs("damaged-report");
+    let run = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["xs"]));
+    assert_eq!(run.get(p.xs).unwrap(), &vec![0, 1, 2, 3, 4]);
 }

@@ -329,7 +329,12 @@ impl Store {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
         let aside = dir.with_file_name(format!(".trash-{name}-{}-{n}", std::process::id()));
         if fs::rename(dir, &aside).is_ok() {
-            let _ = fs::remove_dir_all(&aside);
+            // What is in the way may be a file rather than an entry directory.
+            let _ = if aside.is_dir() {
+                fs::remove_dir_all(&aside)
+            } else {
+                fs::remove_file(&aside)
+            };
         }
     }
 

@@ -300,9 +300,15 @@ impl RunReport {
                 let value = store
                     .read_output(entry)
                     .and_then(|bytes| task.decode(&bytes).map_err(|e| e.to_string()))
-                    .map_err(|reason| Error::Damaged {
-                        node: node.name.to_string(),
-                        reason,
+                    .map_err(|reason| {
+                        // A damaged entry must not stay fresh: the next run computes it again.
+                        store.remove(&store.entry_dir(&entry.task, &entry.key));
+                        Error::Damaged {
+                            node: node.name.to_string(),
+                            reason: format!(
+                                "{reason}; the entry is removed, so the next run computes it again"
+                            ),
+                        }
                     })?;
                 output.value.get_or_init(|| value)
             }
