@@ -84,7 +84,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Show a past run: the last one, or the one in RUN_DIR.
+    /// Show a past run (the last one, or the one in RUN_DIR) and write its HTML report.
     Status {
         /// A run directory.
         run_dir: Option<PathBuf>,
@@ -316,10 +316,10 @@ fn execute(
             writeln!(out, "run {}", dir.display()).map_err(io)?;
             print_nodes(out, &report, true).map_err(io)?;
             writeln!(out, "{report}").map_err(io)?;
-            let html = dir.join(crate::record::REPORT_HTML);
-            if open && html.is_file() {
+            let html = crate::record::write_report(&dir)?;
+            writeln!(out, "report {}", html.display()).map_err(io)?;
+            if open {
                 open_in_browser(&html);
-                writeln!(out, "opened {}", html.display()).map_err(io)?;
             }
             Ok(exit(&report))
         }

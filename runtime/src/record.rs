@@ -146,6 +146,16 @@ impl RunRecord {
 pub(crate) const RUN_JSON: &str = "run.json";
 pub(crate) const RUN_LOG: &str = "run.log";
 pub(crate) const REPORT_HTML: &str = "report.html";
+
+/// Writes `report.html` into a run directory, drawn from its `run.json`, and returns its
+/// path.
+pub(crate) fn write_report(run_dir: &Path) -> crate::Result<PathBuf> {
+    let view = crate::render::GraphView::of_record(run_dir)?;
+    let path = run_dir.join(REPORT_HTML);
+    fs::write(&path, crate::render::html(&view))
+        .map_err(|e| StoreError::new("cannot write", &path, e))?;
+    Ok(path)
+}
 const FAILURES: &str = "failures";
 
 /// The time now, RFC 3339 in UTC to the microsecond, so that records sort by it.
@@ -242,16 +252,21 @@ impl RunDir {
             provenance: provenance(),
         };
         let run = RunDir { dir, record };
-        run.write()?;
+        run.write(false)?;
         Ok(run)
     }
 
-    /// Writes `run.json` atomically: a temporary file renamed into place.
-    fn write(&self) -> Result<(), StoreError> {
+    /// Writes `run.json` atomically: a temporary file renamed into place; indented for
+    /// people at the end of the run, compact (and quick) at its start.
+    fn write(&self, pretty: bool) -> Result<(), StoreError> {
         let path = self.dir.join(RUN_JSON);
         let tmp = self.dir.join(".run.json.tmp");
-        let json = serde_json::to_vec_pretty(&self.record)
-            .map_err(|e| StoreError::new("cannot encode", &path, io::Error::other(e)))?;
+        let json = if pretty {
+            serde_json::to_vec_pretty(&self.record)
+        } else {
+            serde_json::to_vec(&self.record)
+        }
+        .map_err(|e| StoreError::new("cannot encode", &path, io::Error::other(e)))?;
         fs::write(&tmp, json).map_err(|e| StoreError::new("cannot write", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| StoreError::new("cannot write", &path, e))
     }
@@ -319,7 +334,7 @@ impl RunDir {
         .to_owned();
         self.record.ended = Some(now());
         self.record.elapsed_secs = Some(elapsed.as_secs_f64());
-        self.write()?;
+        self.write(true)?;
         Ok(self.dir)
     }
 }

@@ -269,10 +269,6 @@ impl Runner {
         report.set_cancelled(self.stop.load(Ordering::Acquire));
         if let Some(record) = record {
             let dir = record.finish(report.nodes(), report.elapsed(), report.cancelled())?;
-            let html = crate::render::html(&crate::render::GraphView::of_run(pipeline, &report));
-            let path = dir.join(crate::record::REPORT_HTML);
-            std::fs::write(&path, html)
-                .map_err(|e| crate::cache::StoreError::new("cannot write", &path, e))?;
             report.set_run_dir(dir);
         }
         Ok(report)

@@ -224,6 +224,36 @@ pub struct GraphView {
     pub edges: Vec<(usize, usize)>,
 }
 
+impl NodeView {
+    /// The view of a node from its outcome in a run.
+    fn of_report(node: &crate::report::NodeReport, name: &str, task: &str) -> Self {
+        let state = match node.status() {
+            NodeStatus::Ran => NodeState::Ran,
+            NodeStatus::Cached => NodeState::Cached,
+            NodeStatus::Failed => NodeState::Failed,
+            NodeStatus::UpstreamFailed => NodeState::UpstreamFailed,
+            NodeStatus::NotNeeded => NodeState::NotNeeded,
+            // The run stopped before the node settled: nothing is known of it.
+            NodeStatus::Cancelled => NodeState::Unknown,
+        };
+        let ran = matches!(state, NodeState::Ran | NodeState::Failed);
+        let error = match state {
+            NodeState::Failed => node.error().map(ToString::to_string),
+            NodeState::UpstreamFailed => node
+                .failed_upstream()
+                .map(|up| format!("upstream node `{up}` failed")),
+            _ => None,
+        };
+        NodeView {
+            started: node.worker().map(|_| node.started()),
+            duration: (ran || node.worker().is_some()).then(|| node.duration()),
+            worker: node.worker(),
+            error,
+            ..NodeView::new(name, task, state)
+        }
+    }
+}
+
 impl GraphView {
     /// The graph alone: every node's state is [`NodeState::Unknown`].
     pub fn of_pipeline(pipeline: &Pipeline) -> Self {
@@ -257,34 +287,51 @@ impl GraphView {
     /// [`NodeState::NotNeeded`], and when, where and how long it ran. A node the report does
     /// not name is [`NodeState::Unknown`].
     pub fn of_run(pipeline: &Pipeline, report: &RunReport) -> Self {
-        Self::with_states(pipeline, |name, task| {
-            let Some(node) = report.node(name) else {
-                return NodeView::new(name, task, NodeState::Unknown);
-            };
-            let state = match node.status() {
-                NodeStatus::Ran => NodeState::Ran,
-                NodeStatus::Cached => NodeState::Cached,
-                NodeStatus::Failed => NodeState::Failed,
-                NodeStatus::UpstreamFailed => NodeState::UpstreamFailed,
-                NodeStatus::NotNeeded => NodeState::NotNeeded,
-                // The run stopped before the node settled: nothing is known of it.
-                NodeStatus::Cancelled => NodeState::Unknown,
-            };
-            let ran = matches!(state, NodeState::Ran | NodeState::Failed);
-            let error = match state {
-                NodeState::Failed => node.error().map(ToString::to_string),
-                NodeState::UpstreamFailed => node
-                    .failed_upstream()
-                    .map(|up| format!("upstream node `{up}` failed")),
-                _ => None,
-            };
-            NodeView {
-                started: node.worker().map(|_| node.started()),
-                duration: (ran || node.worker().is_some()).then(|| node.duration()),
-                worker: node.worker(),
-                error,
-                ..NodeView::new(name, task, state)
-            }
+        Self::with_states(pipeline, |name, task| match report.node(name) {
+            Some(node) => NodeView::of_report(node, name, task),
+            None => NodeView::new(name, task, NodeState::Unknown),
+        })
+    }
+
+    /// The graph of a recorded run, read from its run directory: the nodes with their
+    /// outcomes, and the edges from each node's recorded parents.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Record`] if the run's `run.json` cannot be read.
+    pub fn of_record(run_dir: &std::path::Path) -> crate::Result<Self> {
+        let record = crate::RunRecord::read(run_dir)?;
+        let report = RunReport::open(run_dir)?;
+        let index: std::collections::HashMap<&str, usize> = record
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let nodes = record
+            .nodes
+            .iter()
+            .map(|n| match report.node(&n.name) {
+                Some(node) => NodeView::of_report(node, &n.name, &n.task),
+                None => NodeView::new(&n.name, &n.task, NodeState::Unknown),
+            })
+            .collect();
+        let edges = record
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                n.parents
+                    .iter()
+                    .filter_map(|p| index.get(p.as_str()).copied())
+                    .map(move |up| (up, i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(GraphView {
+            pipeline: record.pipeline,
+            nodes,
+            edges,
         })
     }
 
