@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 
 use crate::cache::{EntryMeta, InputDigests, NamedDigest, Pending, Store};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
-use crate::key::{Digest, parse_hex};
+use crate::key::{Components, Digest, parse_hex};
 use crate::plan::{RunReason, cached_entry};
 use crate::progress::Progress;
 use crate::report::{NodeReport, NodeStatus, Output};
@@ -296,7 +296,8 @@ impl<'p> Run<'p> {
         };
 
         let mut digests = self.input_digests(node);
-        let mut key = self.key(node, &digests)?;
+        let mut components = self.components(node, &digests)?;
+        let mut key = hex(&components.key());
         let mut reason = match use_entry(&key) {
             Ok(entry) => return Ok(self.cached(id, key, entry)),
             Err(reason) => reason,
@@ -318,7 +319,8 @@ impl<'p> Run<'p> {
         let now = self.input_digests(node);
         if now != digests {
             digests = now;
-            key = self.key(node, &digests)?;
+            components = self.components(node, &digests)?;
+            key = hex(&components.key());
             drop(lock.take());
             match use_entry(&key) {
                 Ok(entry) => return Ok(self.cached(id, key, entry)),
@@ -328,7 +330,7 @@ impl<'p> Run<'p> {
                 lock = Some(store.lock(&key).map_err(TaskError::Store)?);
             }
         }
-        let computed = self.compute(node, &inputs, &digests, store, &key, forced)?;
+        let computed = self.compute(node, &inputs, &components, store, &key, forced)?;
         self.put(id, computed.value, Some(computed.digest), computed.entry);
         drop(lock);
         Ok(Done::Ran {
@@ -345,13 +347,11 @@ impl<'p> Run<'p> {
         Done::Cached { key }
     }
 
-    /// The key of `node` on inputs with output digests `digests`, in hex.
-    fn key(&self, node: &Node, digests: &[Vec<Digest>]) -> Result<String, TaskError> {
-        let components = node
-            .task
+    /// What the key of `node` is made of, on inputs with output digests `digests`.
+    fn components(&self, node: &Node, digests: &[Vec<Digest>]) -> Result<Components, TaskError> {
+        node.task
             .components(digests.to_vec())
-            .map_err(TaskError::Params)?;
-        Ok(hex(&components.key()))
+            .map_err(TaskError::Params)
     }
 
     /// The output digests of `node`'s inputs as they stand.
@@ -369,7 +369,7 @@ impl<'p> Run<'p> {
         &self,
         node: &Node,
         inputs: &[InputValues],
-        digests: &[Vec<Digest>],
+        components: &Components,
         store: &Store,
         key: &str,
         replace: bool,
@@ -399,7 +399,7 @@ impl<'p> Run<'p> {
                 entry: None,
             });
         }
-        let entry = self.entry_meta(node, key, digests, &bytes, digest, duration)?;
+        let entry = self.entry_meta(node, key, components, &bytes, digest, duration);
         store
             .commit(pending, &entry, &bytes, replace)
             .map_err(TaskError::Store)?;
@@ -415,21 +415,17 @@ impl<'p> Run<'p> {
         &self,
         node: &Node,
         key: &str,
-        digests: &[Vec<Digest>],
+        components: &Components,
         bytes: &[u8],
         digest: Digest,
         duration: Duration,
-    ) -> Result<EntryMeta, TaskError> {
+    ) -> EntryMeta {
         let meta = node.task.meta();
-        let components = node
-            .task
-            .components(digests.to_vec())
-            .map_err(TaskError::Params)?;
         let inputs = node
             .wires
             .iter()
             .zip(meta.inputs)
-            .zip(digests)
+            .zip(&components.inputs)
             .map(|((wire, spec), digests)| InputDigests {
                 name: spec.name.to_owned(),
                 nodes: match wire {
@@ -442,7 +438,7 @@ impl<'p> Run<'p> {
                 digests: digests.iter().map(|d| hex(d)).collect(),
             })
             .collect();
-        Ok(EntryMeta {
+        EntryMeta {
             format: crate::cache::ENTRY_FORMAT,
             task: meta.name.to_owned(),
             node: node.name.to_string(),
@@ -462,7 +458,7 @@ impl<'p> Run<'p> {
             duration_secs: duration.as_secs_f64(),
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             pipewright: env!("CARGO_PKG_VERSION").to_owned(),
-        })
+        }
     }
 
     /// Calls the task, catching a panic.
@@ -587,14 +583,11 @@ impl<'p> Run<'p> {
                     "damaged cache entry ({why}); recomputing it"
                 );
                 store.remove(&store.entry_dir(&entry.task, &entry.key));
+                // Its inputs, recomputed in turn if need be, give it its key again.
                 let inputs = self.gather(node)?;
-                let digests = self.input_digests(node);
-                let key = if digests_of(&entry).as_ref() == Some(&digests) {
-                    entry.key.clone()
-                } else {
-                    self.key(node, &digests)?
-                };
-                let computed = self.compute(node, &inputs, &digests, store, &key, true)?;
+                let components = self.components(node, &self.input_digests(node))?;
+                let key = hex(&components.key());
+                let computed = self.compute(node, &inputs, &components, store, &key, true)?;
                 slot.digest = Some(computed.digest);
                 slot.entry = computed.entry;
                 computed.value
@@ -760,15 +753,6 @@ impl<'p> Run<'p> {
             })
             .unzip()
     }
-}
-
-/// The input digests an entry was keyed on.
-fn digests_of(entry: &EntryMeta) -> Option<Vec<Vec<Digest>>> {
-    entry
-        .inputs
-        .iter()
-        .map(|input| input.digests.iter().map(|d| parse_hex(d)).collect())
-        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
