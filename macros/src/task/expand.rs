@@ -108,6 +108,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let param_impls = param_impls(ident, &params);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let meta = meta(task, fp, &input_specs, param_names);
+    let task_impl = task_impl(ident, &output_ty, &meta, &result);
 
     let struct_doc = format!(
         "The parameters of task `{name}`; `#[task]` made this struct from the function of the same name."
@@ -141,20 +142,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             #param_impls
             #error_support
 
-            #[automatically_derived]
-            impl __pw::Task for #ident {
-                type Output = #output_ty;
-
-                const META: __pw::TaskMeta = #meta;
-
-                fn run(
-                    &self,
-                    __inputs: &__pw::Inputs<'_>,
-                    __ctx: &__pw::Ctx,
-                ) -> ::core::result::Result<Self::Output, __pw::TaskError> {
-                    #result
-                }
-            }
+            #task_impl
 
             impl #ident {
                 #[doc = #node_doc]
@@ -199,6 +187,14 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
         _ => quote!(()),
     };
     let meta = meta(task, [0; 32], &[], Vec::new());
+    let task_impl = task_impl(
+        ident,
+        &output_ty,
+        &meta,
+        &quote!(::core::unreachable!(
+            "a task with compile errors never runs"
+        )),
+    );
 
     quote! {
         #func
@@ -216,20 +212,7 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
         const _: () = {
             use #pw as __pw;
 
-            #[automatically_derived]
-            impl __pw::Task for #ident {
-                type Output = #output_ty;
-
-                const META: __pw::TaskMeta = #meta;
-
-                fn run(
-                    &self,
-                    _: &__pw::Inputs<'_>,
-                    _: &__pw::Ctx,
-                ) -> ::core::result::Result<Self::Output, __pw::TaskError> {
-                    ::core::unreachable!("a task with compile errors never runs")
-                }
-            }
+            #task_impl
 
             impl #ident {
                 #[allow(dead_code)]
@@ -238,6 +221,32 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The `Task` impl of the parameter struct `ident`, whose `run` evaluates `body` (with the
+/// inputs as `__inputs` and the context as `__ctx`).
+fn task_impl(
+    ident: &syn::Ident,
+    output_ty: &TokenStream,
+    meta: &TokenStream,
+    body: &TokenStream,
+) -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        impl __pw::Task for #ident {
+            type Output = #output_ty;
+
+            const META: __pw::TaskMeta = #meta;
+
+            fn run(
+                &self,
+                __inputs: &__pw::Inputs<'_>,
+                __ctx: &__pw::Ctx,
+            ) -> ::core::result::Result<Self::Output, __pw::TaskError> {
+                #body
+            }
+        }
     }
 }
 
