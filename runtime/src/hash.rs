@@ -436,56 +436,29 @@ impl<'a> ser::Serializer for Canonical<'a> {
     }
 }
 
-impl SerializeSeq for Items<'_> {
-    type Ok = ();
-    type Error = HashError;
+/// The compound serializers whose items are values: each item goes through [`Items::item`].
+macro_rules! items_of_values {
+    ($($trait:path => $method:ident;)*) => {
+        $(impl $trait for Items<'_> {
+            type Ok = ();
+            type Error = HashError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), HashError> {
-        self.item(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), HashError> {
+                self.item(value)
+            }
 
-    fn end(self) -> Result<(), HashError> {
-        Items::end(self)
-    }
+            fn end(self) -> Result<(), HashError> {
+                Items::end(self)
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for Items<'_> {
-    type Ok = ();
-    type Error = HashError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), HashError> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), HashError> {
-        Items::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Items<'_> {
-    type Ok = ();
-    type Error = HashError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), HashError> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), HashError> {
-        Items::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Items<'_> {
-    type Ok = ();
-    type Error = HashError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), HashError> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), HashError> {
-        Items::end(self)
-    }
+items_of_values! {
+    SerializeSeq => serialize_element;
+    ser::SerializeTuple => serialize_element;
+    ser::SerializeTupleStruct => serialize_field;
+    ser::SerializeTupleVariant => serialize_field;
 }
 
 impl SerializeMap for Items<'_> {
@@ -515,38 +488,32 @@ impl SerializeMap for Items<'_> {
     }
 }
 
-impl SerializeStruct for Items<'_> {
-    type Ok = ();
-    type Error = HashError;
+/// The compound serializers whose items are named fields: each goes through
+/// [`Items::field`].
+macro_rules! items_of_fields {
+    ($($trait:path;)*) => {
+        $(impl $trait for Items<'_> {
+            type Ok = ();
+            type Error = HashError;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), HashError> {
-        self.field(key, value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), HashError> {
+                self.field(key, value)
+            }
 
-    fn end(self) -> Result<(), HashError> {
-        Items::end(self)
-    }
+            fn end(self) -> Result<(), HashError> {
+                Items::end(self)
+            }
+        })*
+    };
 }
 
-impl ser::SerializeStructVariant for Items<'_> {
-    type Ok = ();
-    type Error = HashError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), HashError> {
-        self.field(key, value)
-    }
-
-    fn end(self) -> Result<(), HashError> {
-        Items::end(self)
-    }
+items_of_fields! {
+    SerializeStruct;
+    ser::SerializeStructVariant;
 }
 
 const NOT_A_STRUCT: &str = "\0not a struct";
