@@ -235,11 +235,13 @@ impl Store {
         output: &[u8],
         replace: bool,
     ) -> Result<(), StoreError> {
-        let result = self.write_entry(&pending, meta, output);
-        if result.is_err() {
-            self.discard(pending);
-            return result;
-        }
+        let json = match self.write_entry(&pending, meta, output) {
+            Ok(json) => json,
+            Err(err) => {
+                self.discard(pending);
+                return Err(err);
+            }
+        };
         if replace {
             self.remove(&pending.dest);
         }
@@ -261,7 +263,7 @@ impl Store {
             }
         };
         placed?;
-        self.write_index(meta);
+        self.write_index(meta, &json);
         Ok(())
     }
 
@@ -274,19 +276,16 @@ impl Store {
             .join(format!("{name}.json"))
     }
 
-    /// Records `meta` as the last entry its node wrote. It only serves explanations, so a
-    /// failure to write it is logged, not raised.
-    fn write_index(&self, meta: &EntryMeta) {
+    /// Records `meta` (encoded as `json`) as the last entry its node wrote. It only serves
+    /// explanations, so a failure to write it is logged, not raised.
+    fn write_index(&self, meta: &EntryMeta, json: &[u8]) {
         let path = self.index_path(&meta.task, &meta.node);
         let result = (|| {
             let dir = path.parent().unwrap_or(&self.root);
             fs::create_dir_all(dir)?;
             let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
             let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-            fs::write(
-                &tmp,
-                serde_json::to_vec_pretty(meta).map_err(io::Error::other)?,
-            )?;
+            fs::write(&tmp, json)?;
             fs::rename(&tmp, &path).inspect_err(|_| {
                 let _ = fs::remove_file(&tmp);
             })
@@ -302,19 +301,21 @@ impl Store {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Writes the output and `meta.json` into the pending entry; returns the JSON written.
     fn write_entry(
         &self,
         pending: &Pending,
         meta: &EntryMeta,
         output: &[u8],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<u8>, StoreError> {
         let output_path = pending.tmp.join(OUTPUT);
         fs::write(&output_path, output)
             .map_err(|e| StoreError::new("cannot write", &output_path, e))?;
         let meta_path = pending.tmp.join(META);
         let json = serde_json::to_vec_pretty(meta)
             .map_err(|e| StoreError::new("cannot encode", &meta_path, io::Error::other(e)))?;
-        fs::write(&meta_path, json).map_err(|e| StoreError::new("cannot write", &meta_path, e))
+        fs::write(&meta_path, &json).map_err(|e| StoreError::new("cannot write", &meta_path, e))?;
+        Ok(json)
     }
 
     /// Drops a pending entry.
