@@ -1,6 +1,7 @@
 //! What the store costs: a fully cached re-run of a 10,000-node graph, storing and reading
 //! back one 100 MB output (against plain `std::fs` with the same codec), and the cost per
-//! node of writing entries for trivial tasks (against the same graph run in memory).
+//! node of writing entries for trivial tasks (against the same graph run in memory, and
+//! with each node in a worker process of its own).
 //!
 //! Every data directory is under one temporary directory on the machine's disk, deleted when
 //! the benchmark ends. Whatever must not be timed (populating a store, deleting a file,
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use pipewright::render::{GraphView, html};
-use pipewright::{Bincode, Codec, Handle, NodeStatus, Pipeline, RunReport, Runner, task};
+use pipewright::{Bincode, Codec, Executor, Handle, NodeStatus, Pipeline, RunReport, Runner, task};
 use tempfile::TempDir;
 
 /// Worker threads of every runner.
@@ -349,6 +350,11 @@ fn trivial_nodes(c: &mut Criterion, scratch: &Scratch) {
             run_all(&stored, &p, NodeStatus::Ran);
             run_all(&stored, &p, NodeStatus::Cached);
             run_all(&in_memory, &p, NodeStatus::Ran);
+            let process = Runner::new(scratch.fresh(p.name()))
+                .jobs(THREADS)
+                .executor(Executor::Process);
+            run_all(&process, &p, NodeStatus::Ran);
+            run_all(&process, &p, NodeStatus::Cached);
         })
     };
 
@@ -371,11 +377,28 @@ fn trivial_nodes(c: &mut Criterion, scratch: &Scratch) {
         check();
         b.iter_custom(|iters| timed(iters, || (), |()| in_memory.run(&p).expect("the run")));
     });
+    // The same, each node in a worker process of its own: spawn, load, run, store.
+    group.bench_function("process", |b| {
+        check();
+        b.iter_custom(|iters| {
+            timed(
+                iters,
+                || {
+                    Runner::new(scratch.fresh(p.name()))
+                        .jobs(THREADS)
+                        .executor(Executor::Process)
+                },
+                |runner| runner.run(&p).expect("the run"),
+            )
+        });
+    });
     group.finish();
 }
 
 /// Runs the three benchmarks as `criterion_main!` would, but keeps the scratch directory
-/// (so every file the benchmarks write) until the last one has finished.
+/// (so every file the benchmarks write) until the last one has finished. Marked, because
+/// the process executor's workers are this program.
+#[pipewright::main]
 fn main() {
     let scratch = Scratch::new();
     let mut c = Criterion::default()

@@ -1,8 +1,11 @@
 //! Procedural macros of pipewright. Use them through the `pipewright` crate, whose docs
 //! describe them in full.
 
+#![forbid(unsafe_code)]
+
 mod diag;
 mod fingerprint;
+mod main_attr;
 mod paths;
 mod pipeline;
 mod task;
@@ -13,6 +16,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     task::expand(args.into(), item.into()).into()
+}
+
+/// Marks the program's `main`, so that the process executor can run its tasks in workers.
+/// Full docs: the `pipewright` crate.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    main_attr::expand(args.into(), item.into()).into()
 }
 
 /// Wires tasks into a pipeline. Full docs and examples: the `pipewright` crate.

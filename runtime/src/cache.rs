@@ -157,6 +157,29 @@ impl Store {
         Ok(())
     }
 
+    /// The data directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Removes the temporary entries for `key` that writers of any process left behind;
+    /// only for the holder of the key's lock, when no writer of it can be running.
+    pub(crate) fn discard_unfinished(&self, task: &str, key: &str) {
+        let prefix = format!(".tmp-{}-", &key[..16.min(key.len())]);
+        let Ok(dir) = fs::read_dir(self.root.join(task)) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
     pub(crate) fn entry_dir(&self, task: &str, key: &str) -> PathBuf {
         self.root.join(task).join(key)
     }

@@ -35,6 +35,7 @@ use std::sync::{Mutex, Once};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
+use crate::exec::{Executor, Slurm};
 use crate::graph::Pipeline;
 use crate::render::{self, GraphView};
 use crate::report::{NodeStatus, RunReport};
@@ -121,6 +122,19 @@ struct RunArgs {
     /// How many tasks run at once [default: the number of cores].
     #[arg(long, short, value_name = "N")]
     jobs: Option<usize>,
+    /// Where tasks run: on threads of this process, each in a child process of its own,
+    /// or as jobs of a Slurm cluster (both need `#[pipewright::main]`).
+    #[arg(long, value_enum, default_value_t)]
+    executor: ExecutorArg,
+    /// The Slurm partition of the jobs.
+    #[arg(long, value_name = "NAME")]
+    partition: Option<String>,
+    /// The Slurm account the jobs are charged to.
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// A further `sbatch` argument for every job (repeatable), e.g. `--sbatch-arg=--qos=short`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
     #[command(flatten)]
     selection: Selection,
     /// Keep running what does not depend on a failed node (the default).
@@ -135,6 +149,41 @@ struct RunArgs {
     /// Print every node's outcome.
     #[arg(long, short)]
     verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum ExecutorArg {
+    /// On threads of this process.
+    #[default]
+    InProcess,
+    /// Each task in a child process: a crash fails its node only.
+    Process,
+    /// Each task as a job of a Slurm cluster, submitted with `sbatch`.
+    Slurm,
+}
+
+impl RunArgs {
+    /// The executor the options ask for.
+    fn executor(&self) -> Result<Executor> {
+        let slurm_only =
+            self.partition.is_some() || self.account.is_some() || !self.sbatch_arg.is_empty();
+        Ok(match self.executor {
+            ExecutorArg::Slurm => {
+                let mut slurm = Slurm::new();
+                slurm.partition = self.partition.clone();
+                slurm.account = self.account.clone();
+                slurm.sbatch_args = self.sbatch_arg.clone();
+                Executor::Slurm(slurm)
+            }
+            _ if slurm_only => {
+                return Err(Error::Usage(
+                    "--partition, --account and --sbatch-arg go with --executor slurm".to_owned(),
+                ));
+            }
+            ExecutorArg::InProcess => Executor::InProcess,
+            ExecutorArg::Process => Executor::Process,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -254,7 +303,8 @@ fn execute(
         Command::Run(args) => {
             let mut runner = runner(&cli, &args.selection)
                 .progress(!args.quiet)
-                .fail_fast(args.fail_fast);
+                .fail_fast(args.fail_fast)
+                .executor(args.executor()?);
             if let Some(jobs) = args.jobs {
                 runner = runner.jobs(jobs);
             }

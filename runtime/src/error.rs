@@ -145,6 +145,10 @@ pub enum Error {
         second: &'static str,
     },
 
+    /// The runner's executor cannot run in this program; says why.
+    #[error("{0}")]
+    Executor(String),
+
     /// The worker threads could not be started.
     #[error("cannot start {jobs} worker threads")]
     ThreadPool {

@@ -125,6 +125,16 @@ pub(crate) enum Wire {
     Many(Vec<NodeId>),
 }
 
+impl Wire {
+    /// The nodes the input reads, in order.
+    pub(crate) fn ids(&self) -> &[NodeId] {
+        match self {
+            Wire::One(id) => std::slice::from_ref(id),
+            Wire::Many(ids) => ids,
+        }
+    }
+}
+
 /// A task object with its type erased, as the executor holds it.
 pub(crate) trait ErasedTask: Send + Sync {
     fn meta(&self) -> &'static TaskMeta;

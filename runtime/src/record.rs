@@ -305,7 +305,7 @@ impl RunDir {
             let dir = self.dir.join(FAILURES);
             fs::create_dir_all(&dir).map_err(|e| StoreError::new("cannot create", &dir, e))?;
             for node in failures {
-                let path = dir.join(format!("{}.txt", safe_name(node.name())));
+                let path = dir.join(format!("{}.txt", node_file_name(node.name())));
                 let mut text = format!("node `{}` (task `{}`) failed\n", node.name(), node.task());
                 for (i, line) in node
                     .error()
@@ -340,7 +340,7 @@ impl RunDir {
 }
 
 /// An error and its sources, outermost first.
-fn chain(error: &TaskError) -> Vec<String> {
+pub(crate) fn chain(error: &TaskError) -> Vec<String> {
     let mut lines = vec![error.to_string()];
     let mut source = std::error::Error::source(error);
     while let Some(err) = source {
@@ -351,6 +351,20 @@ fn chain(error: &TaskError) -> Vec<String> {
         source = err.source();
     }
     lines
+}
+
+/// A file name for node `name`: the name itself where it is a safe file name, else its
+/// [`safe_name`] with a digest of the name, so that two nodes never share a file.
+pub(crate) fn node_file_name(name: &str) -> String {
+    let safe = safe_name(name);
+    if safe == name {
+        safe
+    } else {
+        format!(
+            "{safe}-{}",
+            hex(&blake3::hash(name.as_bytes()).as_bytes()[..4])
+        )
+    }
 }
 
 /// `name` with every character that is not safe in a file name replaced by `_`.
@@ -484,13 +498,13 @@ mod tests {
 
 /// An error read back from a record: its message and, as its source, the rest of the chain.
 #[derive(Debug)]
-struct RecordedError {
+pub(crate) struct RecordedError {
     message: String,
     source: Option<Box<RecordedError>>,
 }
 
 impl RecordedError {
-    fn from_chain(chain: &[String]) -> Option<Box<Self>> {
+    pub(crate) fn from_chain(chain: &[String]) -> Option<Box<Self>> {
         let (message, rest) = chain.split_first()?;
         Some(Box::new(RecordedError {
             message: message.clone(),

@@ -4,14 +4,16 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::error::{Error, Result};
 use crate::graph::ErasedTask;
-use crate::task::{Task, TaskMeta};
+use crate::task::{Task, TaskMeta, Value};
 
 /// One task's entry in the registry.
 pub struct Registration {
     meta: &'static TaskMeta,
     build: fn(&serde_json::Value) -> Result<Arc<dyn ErasedTask>, serde_json::Error>,
+    decode: fn(&[u8]) -> Result<Arc<Value>, CodecError>,
 }
 
 impl fmt::Debug for Registration {
@@ -20,6 +22,11 @@ impl fmt::Debug for Registration {
             .field("meta", &self.meta)
             .finish_non_exhaustive()
     }
+}
+
+/// Decodes a stored output of task `T`.
+fn decode<T: Task>(bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
+    DefaultCodec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
 }
 
 /// Makes task `T` from its parameters as JSON.
@@ -34,6 +41,7 @@ impl Registration {
         Registration {
             meta: const { &T::META },
             build: build::<T>,
+            decode: decode::<T>,
         }
     }
 
@@ -43,6 +51,11 @@ impl Registration {
         params: &serde_json::Value,
     ) -> Result<Arc<dyn ErasedTask>, serde_json::Error> {
         (self.build)(params)
+    }
+
+    /// Decodes a stored output of the task.
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
+        (self.decode)(bytes)
     }
 
     /// The task's description.

@@ -2,7 +2,6 @@
 //! run it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -10,7 +9,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::cache::Store;
 use crate::error::{Error, Result};
-use crate::exec;
+use crate::exec::{self, Executor, Stop};
 use crate::explain::{self, Explanation};
 use crate::gc::Freed;
 use crate::graph::{Handle, NodeId, Pipeline};
@@ -73,7 +72,8 @@ pub struct Runner {
     targets: Vec<String>,
     progress: bool,
     fail_fast: bool,
-    stop: Arc<AtomicBool>,
+    executor: Executor,
+    stop: Arc<Stop>,
     pool: OnceLock<Arc<ThreadPool>>,
 }
 
@@ -93,7 +93,8 @@ impl Runner {
             targets: Vec::new(),
             progress: false,
             fail_fast: false,
-            stop: Arc::new(AtomicBool::new(false)),
+            executor: Executor::InProcess,
+            stop: Arc::new(Stop::default()),
             pool: OnceLock::new(),
         }
     }
@@ -159,6 +160,13 @@ impl Runner {
         self
     }
 
+    /// Where the nodes that must run are run: on this process's thread pool (the default)
+    /// or each in a child process; see [`Executor`].
+    pub fn executor(mut self, executor: Executor) -> Self {
+        self.executor = executor;
+        self
+    }
+
     /// A handle that cancels this runner's runs from anywhere (a signal handler, another
     /// thread): nodes not started end as *cancelled*, running tasks see
     /// [`Ctx::cancelled`](crate::Ctx::cancelled), and what finished stays stored.
@@ -200,7 +208,8 @@ impl Runner {
             forced,
             needed,
         } = self.flags(pipeline)?;
-        self.stop.store(false, Ordering::Release);
+        self.check_executor()?;
+        self.stop.reset();
         if let Some(store) = &self.store {
             store.prepare()?;
         }
@@ -246,8 +255,23 @@ impl Runner {
                 progress: progress.as_ref(),
                 fail_fast: self.fail_fast,
                 stop: self.stop.clone(),
+                in_child: self.executor == Executor::Process,
+                run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
-            let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
+            let (nodes, outputs) = match (&self.executor, &self.store, &record) {
+                (Executor::Slurm(slurm), Some(store), Some(record)) => exec::slurm::run(
+                    pipeline,
+                    slurm,
+                    store,
+                    &record.dir,
+                    &keep,
+                    &forced,
+                    &needed,
+                    &self.stop,
+                    progress.as_ref(),
+                )?,
+                _ => exec::local::run(pipeline, &span, &pool, settings),
+            };
             let report = RunReport::new(
                 pipeline,
                 nodes,
@@ -256,17 +280,17 @@ impl Runner {
                 start.elapsed(),
             );
             tracing::info!(target: "pipewright", "{report}");
-            report
+            Ok::<_, Error>(report)
         };
 
         let mut report = match &dispatch {
             Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
             None => run(),
-        };
+        }?;
         if let Some(progress) = &progress {
             progress.finish();
         }
-        report.set_cancelled(self.stop.load(Ordering::Acquire));
+        report.set_cancelled(self.stop.is_set());
         if let Some(record) = record {
             let dir = record.finish(report.nodes(), report.elapsed(), report.cancelled())?;
             report.set_run_dir(dir);
@@ -341,6 +365,36 @@ impl Runner {
         self.log_dir.as_deref()
     }
 
+    /// Whether this runner's executor can run here.
+    fn check_executor(&self) -> Result<()> {
+        let name = match &self.executor {
+            Executor::InProcess => return Ok(()),
+            Executor::Process => "process",
+            Executor::Slurm(_) => "Slurm",
+        };
+        if cfg!(not(unix)) {
+            return Err(Error::Executor(format!(
+                "the {name} executor runs on Unix only"
+            )));
+        }
+        if self.store.is_none() || self.log_dir.is_none() {
+            return Err(Error::Executor(format!(
+                "the {name} executor passes outputs through the store, so it needs a runner \
+                 with a data directory, not `Runner::in_memory`"
+            )));
+        }
+        if !exec::worker::main_marked() {
+            return Err(Error::Executor(format!(
+                "the {name} executor runs each task in this program, started again as a \
+                 worker: mark its `main` with `#[pipewright::main]`"
+            )));
+        }
+        if let Executor::Slurm(_) = &self.executor {
+            exec::slurm::check_tools()?;
+        }
+        Ok(())
+    }
+
     /// Which nodes are kept, which forced, and which needed, for `pipeline`.
     fn flags(&self, pipeline: &Pipeline) -> Result<Flags> {
         let find = |name: &String| {
@@ -404,16 +458,16 @@ struct Flags {
 
 /// Cancels the runs of a [`Runner`]; see [`Runner::cancel_handle`]. Clone it freely.
 #[derive(Debug, Clone)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<Stop>);
 
 impl Cancel {
     /// Stops the run: no node starts any more, running tasks are told.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.set();
     }
 
     /// Whether the run was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.is_set()
     }
 }

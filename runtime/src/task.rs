@@ -350,6 +350,69 @@ pub enum TaskError {
     /// The task's output could not be stored.
     #[error("cannot store the output")]
     Store(#[source] crate::cache::StoreError),
+    /// The worker process running the task ended without a result: it crashed, was
+    /// killed, or exited (process executor).
+    #[error(transparent)]
+    Crashed(WorkerExit),
+    /// No worker process could be started for the task (process executor).
+    #[error("cannot start a worker process")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// How a worker process ended without reporting a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub struct WorkerExit {
+    /// Its exit code, if it exited.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// The last lines it wrote (stdout and stderr), which often say why.
+    pub last_output: String,
+    /// Its log, with everything it wrote.
+    pub log: PathBuf,
+}
+
+impl fmt::Display for WorkerExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.signal, self.code) {
+            (Some(signal), _) => match signal_name(signal) {
+                Some(name) => write!(
+                    f,
+                    "the worker process was killed by signal {signal} ({name})"
+                )?,
+                None => write!(f, "the worker process was killed by signal {signal}")?,
+            },
+            (None, Some(code)) => write!(f, "the worker process exited with code {code}")?,
+            (None, None) => f.write_str("the worker process ended without a result")?,
+        }
+        if !self.last_output.is_empty() {
+            write!(f, "; its last output: {}", self.last_output)?;
+        }
+        write!(f, " (log: `{}`)", self.log.display())
+    }
+}
+
+/// The name of a common signal, as `kill -l` gives it.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return None,
+    })
 }
 
 impl TaskError {

@@ -12,6 +12,7 @@
 //! turns out damaged then is recomputed on the spot.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 use rayon::{Scope, ThreadPool};
 use smallvec::SmallVec;
 
-use crate::cache::{EntryMeta, InputDigests, NamedDigest, Pending, Store};
+use super::Stop;
+use crate::cache::{EntryMeta, Lookup, Pending, Store};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::key::{Components, Digest, parse_hex};
 use crate::plan::{RunReason, cached_entry};
@@ -54,7 +56,11 @@ pub(crate) struct Settings<'a> {
     /// Whether the first failure stops the run: nodes not started by then are cancelled.
     pub(crate) fail_fast: bool,
     /// Set to stop the run: nodes not started are cancelled, running ones are told.
-    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) stop: Arc<Stop>,
+    /// Whether each node that must run runs in a child process (the process executor).
+    pub(crate) in_child: bool,
+    /// The run's directory, where the process executor keeps each node's job and log.
+    pub(crate) run_dir: Option<&'a Path>,
 }
 
 /// The run-time state of one node.
@@ -115,7 +121,7 @@ enum Done {
 struct Run<'p> {
     pipeline: &'p Pipeline,
     /// Set when the run is cancelled.
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     /// Set when a failure stops a fail-fast run.
     halt: AtomicBool,
     /// When the run started.
@@ -243,6 +249,19 @@ impl<'p> Run<'p> {
                     reason: None,
                 }
             }
+            Err(TaskError::Cancelled) => {
+                tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
+                Outcome {
+                    status: NodeStatus::Cancelled,
+                    started,
+                    worker,
+                    duration,
+                    error: None,
+                    backtrace: None,
+                    key: None,
+                    reason: None,
+                }
+            }
             Err(error) => {
                 tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
                 if self.settings.fail_fast {
@@ -314,6 +333,14 @@ impl<'p> Run<'p> {
             return Ok(self.cached(id, key, entry));
         }
 
+        if self.settings.in_child {
+            self.run_in_child(id, node, store, &key, forced || !meta.cache)?;
+            drop(lock);
+            return Ok(Done::Ran {
+                key: Some(key),
+                reason,
+            });
+        }
         let inputs = self.gather(node)?;
         // Reading the inputs may have recomputed a damaged upstream entry, with new bytes.
         let now = self.input_digests(node);
@@ -410,7 +437,7 @@ impl<'p> Run<'p> {
         })
     }
 
-    /// What `meta.json` records for a new entry.
+    /// What `meta.json` records for a new entry of `node`.
     fn entry_meta(
         &self,
         node: &Node,
@@ -420,45 +447,30 @@ impl<'p> Run<'p> {
         digest: Digest,
         duration: Duration,
     ) -> EntryMeta {
-        let meta = node.task.meta();
-        let inputs = node
-            .wires
+        super::new_entry(
+            &*node.task,
+            &node.name,
+            self.input_names(node),
+            key,
+            components,
+            bytes,
+            digest,
+            duration,
+        )
+    }
+
+    /// The names of the nodes each input argument of `node` reads.
+    fn input_names(&self, node: &Node) -> Vec<Vec<String>> {
+        node.wires
             .iter()
-            .zip(meta.inputs)
-            .zip(&components.inputs)
-            .map(|((wire, spec), digests)| InputDigests {
-                name: spec.name.to_owned(),
-                nodes: match wire {
-                    Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
-                    Wire::Many(ids) => ids
-                        .iter()
-                        .map(|id| self.pipeline.node_name(*id).to_owned())
-                        .collect(),
-                },
-                digests: digests.iter().map(|d| hex(d)).collect(),
+            .map(|wire| match wire {
+                Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
+                Wire::Many(ids) => ids
+                    .iter()
+                    .map(|id| self.pipeline.node_name(*id).to_owned())
+                    .collect(),
             })
-            .collect();
-        EntryMeta {
-            format: crate::cache::ENTRY_FORMAT,
-            task: meta.name.to_owned(),
-            node: node.name.to_string(),
-            key: key.to_owned(),
-            codec: <crate::codec::DefaultCodec as crate::codec::Codec>::ID.to_owned(),
-            fingerprint: meta.fingerprint_hex(),
-            version: meta.version.map(str::to_owned),
-            params: node.task.params_json(),
-            param_digests: components
-                .param_hex()
-                .into_iter()
-                .map(|(name, digest)| NamedDigest { name, digest })
-                .collect(),
-            inputs,
-            output_digest: hex(&digest),
-            output_size: bytes.len() as u64,
-            duration_secs: duration.as_secs_f64(),
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            pipewright: env!("CARGO_PKG_VERSION").to_owned(),
-        }
+            .collect()
     }
 
     /// Calls the task, catching a panic.
@@ -473,12 +485,16 @@ impl<'p> Run<'p> {
         }
         let meta = node.task.meta();
         let work_dir = pending.map(Pending::work_dir);
-        let mut attempt = 1;
-        loop {
-            tracing::debug!(target: "pipewright", attempt, "started");
+        self.attempts(node, |attempt| {
+            // Each attempt starts from an empty work directory.
+            if attempt > 1
+                && let Some(dir) = &work_dir
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             let start = Instant::now();
             let ctx = Ctx::new(meta.name, node.label.clone(), work_dir.clone()).for_attempt(
-                self.stop.clone(),
+                self.stop.flag.clone(),
                 meta.timeout.map(|t| start + t),
                 attempt,
             );
@@ -487,15 +503,29 @@ impl<'p> Run<'p> {
             }))
             .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
             // Whatever the task returned after its deadline, it timed out.
-            let result = match meta.timeout {
+            match meta.timeout {
                 Some(timeout) if start.elapsed() > timeout => Err(TaskError::TimedOut(timeout)),
                 _ => result,
-            };
-            let error = match result {
-                Ok(value) => return Ok(value),
+            }
+        })
+    }
+
+    /// Makes attempts at `node` until one succeeds, its `retries` are used up, or the run
+    /// stops; waits longer before each retry. Returns the last attempt's outcome.
+    fn attempts<T>(
+        &self,
+        node: &Node,
+        mut attempt_at: impl FnMut(u32) -> Result<T, TaskError>,
+    ) -> Result<T, TaskError> {
+        let retries = node.task.meta().retries;
+        let mut attempt = 1;
+        loop {
+            tracing::debug!(target: "pipewright", attempt, "started");
+            let error = match attempt_at(attempt) {
+                Ok(done) => return Ok(done),
                 Err(error) => error,
             };
-            if attempt > meta.retries || self.stopped() {
+            if attempt > retries || self.stopped() || matches!(error, TaskError::Cancelled) {
                 return Err(error);
             }
             let backoff = RETRY_BACKOFF * 2u32.saturating_pow(attempt - 1).min(64);
@@ -506,17 +536,114 @@ impl<'p> Run<'p> {
                 "attempt failed; trying again in {backoff:?}"
             );
             std::thread::sleep(backoff);
-            // Each attempt starts from an empty work directory.
-            if let Some(dir) = &work_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
             attempt += 1;
+        }
+    }
+
+    /// Runs `node` in a child process that reads its inputs from the store and commits
+    /// its output under `key`; then settles it on that entry.
+    fn run_in_child(
+        &self,
+        id: NodeId,
+        node: &Node,
+        store: &Store,
+        key: &str,
+        replace: bool,
+    ) -> Result<(), TaskError> {
+        #[cfg(unix)]
+        {
+            use super::process::{JobFiles, run_job};
+            use super::worker::{InputRef, Job};
+
+            if let Some(progress) = self.settings.progress {
+                progress.started(&node.name);
+            }
+            let meta = node.task.meta();
+            let run_dir = self.settings.run_dir.ok_or_else(|| {
+                TaskError::failed("the process executor needs a run directory for its jobs")
+            })?;
+            let files = JobFiles::new(run_dir, &crate::record::node_file_name(&node.name))
+                .map_err(TaskError::Store)?;
+            let inputs = node
+                .wires
+                .iter()
+                .map(|wire| {
+                    wire.ids()
+                        .iter()
+                        .map(|up| {
+                            let slot = lock(&self.cells[up.index()].slot);
+                            let entry = slot.entry.as_ref().ok_or_else(|| {
+                                TaskError::failed(format!(
+                                    "the output of `{}` is not stored",
+                                    self.pipeline.node_name(*up)
+                                ))
+                            })?;
+                            Ok(InputRef {
+                                node: self.pipeline.node_name(*up).to_owned(),
+                                task: entry.task.clone(),
+                                key: Some(entry.key.clone()),
+                                status: None,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, TaskError>>()
+                })
+                .collect::<Result<Vec<_>, TaskError>>()?;
+            let mut job = Job {
+                data_dir: store.root().to_owned(),
+                pipeline: self.pipeline.name().to_owned(),
+                node: node.name.to_string(),
+                task: meta.name.to_owned(),
+                fingerprint: meta.fingerprint_hex(),
+                params: node.task.params_json(),
+                key: Some(key.to_owned()),
+                lock: false,
+                inputs,
+                replace,
+                attempt: 1,
+                timeout_secs: meta.timeout.map(|t| t.as_secs_f64()),
+                mem_limit: meta.resources.mem,
+                status: files.status.clone(),
+            };
+            let outcome = self.attempts(node, |attempt| {
+                job.attempt = attempt;
+                let outcome = run_job(&job, &files, meta.timeout, &self.stop);
+                if outcome.is_err() && meta.cache {
+                    // This process holds the key's lock: what is half written under it
+                    // was left by the worker that just ended.
+                    store.discard_unfinished(meta.name, key);
+                }
+                outcome
+            });
+            outcome?;
+            let entry = match store.lookup(meta.name, key) {
+                Lookup::Present(entry) => entry,
+                Lookup::Missing => {
+                    return Err(TaskError::failed(
+                        "the worker reported success, but its entry is not in the store",
+                    ));
+                }
+                Lookup::Damaged(why) => {
+                    return Err(TaskError::failed(format!(
+                        "the worker reported success, but its entry is damaged: {why}"
+                    )));
+                }
+            };
+            let cell = &self.cells[id.index()];
+            let mut slot = lock(&cell.slot);
+            slot.digest = parse_hex(&entry.output_digest);
+            slot.entry = Some(entry);
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (id, node, store, key, replace);
+            Err(TaskError::failed("the process executor runs on Unix only"))
         }
     }
 
     /// Whether the run starts no more nodes.
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire) || self.halt.load(Ordering::Acquire)
+        self.stop.is_set() || self.halt.load(Ordering::Acquire)
     }
 
     /// Records a settled node's output where its consumers and the report find it.

@@ -1,3 +1,168 @@
 //! Executors: how the nodes of a pipeline get run.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
 pub(crate) mod local;
+#[cfg(unix)]
+pub(crate) mod process;
+pub(crate) mod slurm;
+pub(crate) mod worker;
+
+pub use slurm::Slurm;
+
+/// Where the nodes that must run are run.
+///
+/// # Examples
+///
+/// ```no_run
+/// use pipewright::prelude::*;
+///
+/// # #[task] fn one() -> u32 { 1 }
+/// #[pipewright::main]
+/// fn main() -> pipewright::Result<()> {
+///     let p = pipeline! {
+///         name = "isolated";
+///         let x = one();
+///     };
+///     // Each task runs in a child process: a crash fails its node, not the run.
+///     let report = Runner::new("data").executor(Executor::Process).run(&p)?;
+///     assert!(report.succeeded());
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Executor {
+    /// On the runner's thread pool, in this process (the default). A panic fails its node
+    /// only, but a crash of native code, an `abort` or running out of memory ends the
+    /// whole program.
+    #[default]
+    InProcess,
+    /// Each node in a child process: this program re-entered as a worker, which reads the
+    /// node's inputs from the store and writes its output there. An abort, a segfault, an
+    /// exit or an out-of-memory kill fails that node only, a task past its `timeout` is
+    /// killed, and a task's stdout and stderr go to `logs/<node>.log` in the run directory.
+    /// At most [`jobs`](crate::Runner::jobs) children run at once.
+    ///
+    /// The program's `main` must be marked `#[pipewright::main]`, the
+    /// runner must have a store (not [`Runner::in_memory`](crate::Runner::in_memory)), and
+    /// every task's output goes through the store, also for tasks with `cache = false`
+    /// (their entry is replaced on every run and never used as a cached result).
+    ///
+    /// Unix only.
+    Process,
+    /// Each node as a job of a Slurm cluster, submitted with `sbatch` in dependency order
+    /// so that the cluster holds the order; see [`Slurm`] for what a cluster needs.
+    Slurm(Slurm),
+}
+
+/// A run's stop flag that threads can also sleep on: [`Stop::set`] wakes them.
+#[derive(Debug, Default)]
+pub(crate) struct Stop {
+    /// Read by tasks through their `Ctx`.
+    pub(crate) flag: Arc<AtomicBool>,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Stop {
+    /// Raises the flag and wakes every thread waiting on it.
+    pub(crate) fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        let _guard = self.guard();
+        self.wake.notify_all();
+    }
+
+    /// Lowers the flag for the next run.
+    pub(crate) fn reset(&self) {
+        self.flag.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Wakes the threads waiting on the flag, so that they look again at what they wait
+    /// for.
+    pub(crate) fn notify(&self) {
+        let _guard = self.guard();
+        self.wake.notify_all();
+    }
+
+    /// The lock under which waiters check their condition.
+    pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits under `guard` until notified, or until `deadline` if there is one.
+    pub(crate) fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, ()>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, ()> {
+        match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.wake
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => self
+                .wake
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+}
+
+/// What `meta.json` records for a new entry of `node`, whose input arguments read the
+/// nodes named in `input_nodes`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_entry(
+    task: &dyn crate::graph::ErasedTask,
+    node: &str,
+    input_nodes: Vec<Vec<String>>,
+    key: &str,
+    components: &crate::key::Components,
+    bytes: &[u8],
+    digest: crate::key::Digest,
+    duration: std::time::Duration,
+) -> crate::cache::EntryMeta {
+    use crate::cache::{EntryMeta, InputDigests, NamedDigest};
+    use crate::task::hex;
+    let meta = task.meta();
+    let inputs = input_nodes
+        .into_iter()
+        .zip(meta.inputs)
+        .zip(&components.inputs)
+        .map(|((nodes, spec), digests)| InputDigests {
+            name: spec.name.to_owned(),
+            nodes,
+            digests: digests.iter().map(|d| hex(d)).collect(),
+        })
+        .collect();
+    EntryMeta {
+        format: crate::cache::ENTRY_FORMAT,
+        task: meta.name.to_owned(),
+        node: node.to_owned(),
+        key: key.to_owned(),
+        codec: <crate::codec::DefaultCodec as crate::codec::Codec>::ID.to_owned(),
+        fingerprint: meta.fingerprint_hex(),
+        version: meta.version.map(str::to_owned),
+        params: task.params_json(),
+        param_digests: components
+            .param_hex()
+            .into_iter()
+            .map(|(name, digest)| NamedDigest { name, digest })
+            .collect(),
+        inputs,
+        output_digest: hex(&digest),
+        output_size: bytes.len() as u64,
+        duration_secs: duration.as_secs_f64(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        pipewright: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}

@@ -1,0 +1,228 @@
+//! The parent's side of the process executor: runs one job in a child process (this program
+//! re-entered as a worker, see [`super::worker`]) and waits for it without polling.
+//!
+//! The thread that runs the node blocks in `waitid` until the child has exited, without
+//! reaping it; a watcher thread sleeps until the task's deadline or until the run is
+//! stopped, and then kills the child's process group. Both look at whether the child was
+//! reaped under one lock, so a kill never reaches a process id the system has reused.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
+
+use super::Stop;
+use super::worker::{Job, JobStatus, WORKER_ARG};
+use crate::cache::StoreError;
+use crate::record::RecordedError;
+use crate::task::{TaskError, WorkerExit};
+
+/// How many lines of a crashed worker's output its error quotes.
+const LAST_LINES: usize = 3;
+
+/// Where one node's job, status and log are kept in the run directory.
+pub(crate) struct JobFiles {
+    pub(crate) spec: PathBuf,
+    pub(crate) status: PathBuf,
+    pub(crate) log: PathBuf,
+}
+
+impl JobFiles {
+    /// The files of the node whose file name is `file_name`, under `run_dir`.
+    pub(crate) fn new(run_dir: &Path, file_name: &str) -> Result<Self, StoreError> {
+        let jobs = run_dir.join("jobs");
+        let logs = run_dir.join("logs");
+        for dir in [&jobs, &logs] {
+            fs::create_dir_all(dir).map_err(|e| StoreError::new("cannot create", dir, e))?;
+        }
+        Ok(JobFiles {
+            spec: jobs.join(format!("{file_name}.json")),
+            status: jobs.join(format!("{file_name}.status.json")),
+            log: logs.join(format!("{file_name}.log")),
+        })
+    }
+}
+
+/// Why the parent killed a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Killed {
+    TimedOut,
+    Cancelled,
+}
+
+/// Runs `job` in a child process and says how it ended: `Ok` with the task's run time once
+/// its output is committed under the job's key.
+pub(crate) fn run_job(
+    job: &Job,
+    files: &JobFiles,
+    timeout: Option<Duration>,
+    stop: &Stop,
+) -> Result<Duration, TaskError> {
+    let json = serde_json::to_vec_pretty(job).map_err(|e| {
+        TaskError::Store(StoreError::new(
+            "cannot encode",
+            &files.spec,
+            std::io::Error::other(e),
+        ))
+    })?;
+    write_atomically(&files.spec, &json)
+        .map_err(|e| TaskError::Store(StoreError::new("cannot write", &files.spec, e)))?;
+    let _ = fs::remove_file(&files.status);
+
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&files.log)
+        .map_err(|e| TaskError::Store(StoreError::new("cannot open", &files.log, e)))?;
+    let log_start = log.metadata().map_or(0, |m| m.len());
+    let err_log = log
+        .try_clone()
+        .map_err(|e| TaskError::Store(StoreError::new("cannot open", &files.log, e)))?;
+    let exe = std::env::current_exe().map_err(TaskError::Spawn)?;
+    let mut child = Command::new(exe)
+        .arg(WORKER_ARG)
+        .arg(&files.spec)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        // Its own process group: a terminal's Ctrl-C reaches the parent only, which then
+        // kills the whole group, the task's own children included.
+        .process_group(0)
+        .spawn()
+        .map_err(TaskError::Spawn)?;
+    let pid = Pid::from_raw(child.id() as i32).ok_or_else(|| {
+        TaskError::Spawn(std::io::Error::other("the worker has no valid process id"))
+    })?;
+    tracing::debug!(target: "pipewright", pid = child.id(), attempt = job.attempt, "worker started");
+
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let reaped = AtomicBool::new(false);
+    let (status, killed) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| watch(stop, deadline, &reaped, pid));
+        // Wait for the exit without reaping: until the watcher knows, the id stays ours.
+        while let Err(rustix::io::Errno::INTR) = waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {}
+        let status = {
+            let _guard = stop.guard();
+            let status = child.wait();
+            reaped.store(true, Ordering::Release);
+            status
+        };
+        stop.notify();
+        let killed = watcher.join().unwrap_or(None);
+        (status, killed)
+    });
+
+    match killed {
+        Some(Killed::TimedOut) => {
+            return Err(TaskError::TimedOut(timeout.unwrap_or_default()));
+        }
+        Some(Killed::Cancelled) => return Err(TaskError::Cancelled),
+        None => {}
+    }
+    if let Some(status) = JobStatus::read(&files.status) {
+        return if status.ok {
+            Ok(Duration::from_secs_f64(status.duration_secs))
+        } else {
+            Err(failure(status, timeout))
+        };
+    }
+    let status = status.map_err(TaskError::Spawn)?;
+    Err(TaskError::Crashed(WorkerExit {
+        code: status.code(),
+        signal: status.signal(),
+        last_output: last_lines(&files.log, log_start),
+        log: files.log.clone(),
+    }))
+}
+
+/// Sleeps until the child was reaped, the deadline passed or the run was stopped; kills the
+/// child's process group in the last two cases.
+fn watch(stop: &Stop, deadline: Option<Instant>, reaped: &AtomicBool, pid: Pid) -> Option<Killed> {
+    let mut guard = stop.guard();
+    loop {
+        if reaped.load(Ordering::Acquire) {
+            return None;
+        }
+        let why = if stop.is_set() {
+            Some(Killed::Cancelled)
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Killed::TimedOut)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            // The child is not reaped (checked under the lock the reaper takes), so its
+            // process group id is still its own.
+            let _ = kill_process_group(pid, Signal::KILL);
+            drop(guard);
+            return Some(why);
+        }
+        guard = stop.wait(guard, deadline);
+    }
+}
+
+/// The task error a worker reported.
+fn failure(status: JobStatus, timeout: Option<Duration>) -> TaskError {
+    if status.timed_out
+        && let Some(timeout) = timeout
+    {
+        return TaskError::TimedOut(timeout);
+    }
+    if status.panicked {
+        let message = status.error.first().map_or("", |m| m.as_str());
+        let message = message.strip_prefix("task panicked: ").unwrap_or(message);
+        return TaskError::Panicked(message.to_owned());
+    }
+    match RecordedError::from_chain(&status.error) {
+        Some(error) => TaskError::Failed(error),
+        None => TaskError::failed("the worker reported a failure without a message"),
+    }
+}
+
+/// The last few lines written to `log` after `start`, joined by ` | `, leaving out empty
+/// lines and backtraces.
+fn last_lines(log: &Path, start: u64) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = File::open(log) {
+        let _ = file.seek(SeekFrom::Start(start));
+        let _ = file.take(1 << 20).read_to_end(&mut bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_backtrace(l))
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(LAST_LINES)..];
+    let joined = tail.join(" | ");
+    match joined.char_indices().nth(400) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
+}
+
+/// Whether `line` belongs to a printed backtrace, which says less than the lines before it.
+fn is_backtrace(line: &str) -> bool {
+    let frame = line
+        .split_once(':')
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    frame
+        || line.starts_with("at ")
+        || line == "stack backtrace:"
+        || line.starts_with("note: Some details are omitted")
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}

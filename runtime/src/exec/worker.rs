@@ -1,0 +1,407 @@
+//! Worker mode: a program marked `#[pipewright::main]` started with [`WORKER_ARG`] and the
+//! path of a [`Job`] runs that one node and exits, instead of running its own `main`.
+//!
+//! The worker finds the node's task in the registry by name, rebuilds it from its recorded
+//! parameters, reads its inputs from the store, checks that they give the key the parent
+//! computed, runs the task and commits its output as a store entry. It reports how the task
+//! ended in a [`JobStatus`] file, written atomically; a worker that leaves none crashed,
+//! and the parent reads its exit status instead.
+
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Lookup, Store};
+use crate::graph::{ErasedTask, NodeLabel};
+use crate::key::parse_hex;
+use crate::registry::find_task;
+use crate::task::{Ctx, InputKind, InputValues, Inputs, TaskError, Value, hex};
+
+/// The first argument that turns a program marked `#[pipewright::main]` into a worker.
+pub(crate) const WORKER_ARG: &str = "__pipewright-worker";
+
+/// The exit code of a worker whose task failed (its status file says how).
+pub(crate) const EXIT_FAILED: i32 = 1;
+
+/// The exit code of a worker that could not even read its job.
+pub(crate) const EXIT_NO_JOB: i32 = 2;
+
+/// Set by `#[pipewright::main]`: this program can be re-entered as a worker.
+static MAIN_MARKED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this program's `main` is marked `#[pipewright::main]`.
+pub(crate) fn main_marked() -> bool {
+    MAIN_MARKED.load(Ordering::Acquire)
+}
+
+/// What a worker is asked to do. The parent writes it as JSON into the run directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Job {
+    /// The data directory of the store.
+    pub(crate) data_dir: PathBuf,
+    pub(crate) pipeline: String,
+    pub(crate) node: String,
+    pub(crate) task: String,
+    /// The fingerprint of the task's code the parent planned with.
+    pub(crate) fingerprint: String,
+    pub(crate) params: serde_json::Value,
+    /// The key the parent computed, which the worker must arrive at too; without one (a
+    /// cluster job submitted before its inputs existed) the worker's key counts, and an
+    /// entry already stored under it is used instead of running the task.
+    pub(crate) key: Option<String>,
+    /// Whether the worker takes the key's lock itself (the parent does not hold it).
+    pub(crate) lock: bool,
+    /// The entries each input argument reads, in argument order.
+    pub(crate) inputs: Vec<Vec<InputRef>>,
+    /// Whether an entry already under the key is replaced (a forced or uncached node).
+    pub(crate) replace: bool,
+    pub(crate) attempt: u32,
+    /// The task's timeout, after which `Ctx::cancelled` turns true.
+    pub(crate) timeout_secs: Option<f64>,
+    /// A limit on the worker's address space, in bytes.
+    pub(crate) mem_limit: Option<u64>,
+    /// Where the worker writes its [`JobStatus`].
+    pub(crate) status: PathBuf,
+}
+
+/// One stored output a worker reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InputRef {
+    pub(crate) node: String,
+    pub(crate) task: String,
+    /// The input's key, when it was known at submission.
+    pub(crate) key: Option<String>,
+    /// Otherwise, the status file of the worker that computes it, which holds its key.
+    pub(crate) status: Option<PathBuf>,
+}
+
+/// How a worker's task ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct JobStatus {
+    /// The output is stored under `key`.
+    pub(crate) ok: bool,
+    /// The entry was already stored, so the task did not run.
+    pub(crate) cached: bool,
+    /// The node's key, once the worker knows it.
+    pub(crate) key: Option<String>,
+    pub(crate) panicked: bool,
+    pub(crate) timed_out: bool,
+    /// The error and its sources, outermost first.
+    pub(crate) error: Vec<String>,
+    pub(crate) backtrace: Option<String>,
+    /// How long the task itself ran.
+    pub(crate) duration_secs: f64,
+}
+
+impl JobStatus {
+    /// Reads a status file; `None` if there is none or it does not parse.
+    pub(crate) fn read(path: &Path) -> Option<JobStatus> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Writes the status file atomically.
+    fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Called first thing by a `main` marked `#[pipewright::main]`: records the mark and, when
+/// the program was started as a worker, runs its job and exits.
+pub fn main_entry() {
+    MAIN_MARKED.store(true, Ordering::Release);
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(WORKER_ARG)) {
+        return;
+    }
+    let code = match args.next() {
+        Some(job) => run_job_file(Path::new(&job)),
+        None => {
+            let _ = writeln!(std::io::stderr(), "pipewright worker: no job file given");
+            EXIT_NO_JOB
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Runs the job described in `path`; returns the exit code.
+fn run_job_file(path: &Path) -> i32 {
+    let job: Job = match std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(job) => job,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "pipewright worker: cannot read the job `{}`: {e}",
+                path.display()
+            );
+            return EXIT_NO_JOB;
+        }
+    };
+    install_log();
+    let status = run(&job);
+    if let Err(e) = status.write(&job.status) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "pipewright worker: cannot write the status `{}`: {e}",
+            job.status.display()
+        );
+        return EXIT_FAILED;
+    }
+    if status.ok { 0 } else { EXIT_FAILED }
+}
+
+/// Sends the worker's `tracing` events, the task's own included, to stderr, which the
+/// parent captures into the node's log.
+fn install_log() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Runs `job` and says how it ended.
+fn run(job: &Job) -> JobStatus {
+    let start = Instant::now();
+    let mut key = None;
+    let mut status = match execute(job, &mut key) {
+        Ok(cached) => JobStatus {
+            ok: true,
+            cached,
+            ..JobStatus::default()
+        },
+        Err(error) => {
+            tracing::error!(target: "pipewright", node = %job.node, error = %error, "failed");
+            JobStatus {
+                panicked: matches!(error, TaskError::Panicked(_)),
+                timed_out: matches!(error, TaskError::TimedOut(_)),
+                backtrace: matches!(error, TaskError::Panicked(_))
+                    .then(crate::record::take_backtrace)
+                    .flatten(),
+                error: crate::record::chain(&error),
+                ..JobStatus::default()
+            }
+        }
+    };
+    status.duration_secs = start.elapsed().as_secs_f64();
+    status.key = key;
+    status
+}
+
+/// Fails the job with `message`.
+fn fail(message: impl Into<String>) -> TaskError {
+    TaskError::failed(message.into())
+}
+
+/// Runs the job; `Ok(true)` if its entry was already stored. Sets `key` once it is known.
+fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
+    #[cfg(unix)]
+    if let Some(limit) = job.mem_limit {
+        use rustix::process::{Resource, Rlimit, setrlimit};
+        let limit = Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        };
+        setrlimit(Resource::As, limit)
+            .map_err(|e| fail(format!("cannot limit the worker's memory: {e}")))?;
+    }
+    let registration = find_task(&job.task).map_err(|e| fail(e.to_string()))?;
+    let meta = registration.meta();
+    if meta.fingerprint_hex() != job.fingerprint {
+        return Err(fail(format!(
+            "the code of task `{}` in this program is not the one the run was planned with; \
+             was the program rebuilt during the run?",
+            job.task
+        )));
+    }
+    let task = registration
+        .build(&job.params)
+        .map_err(|e| fail(format!("cannot rebuild the task from its parameters: {e}")))?;
+    let store = Store::new(job.data_dir.clone());
+
+    let mut values = Vec::with_capacity(job.inputs.len());
+    let mut digests = Vec::with_capacity(job.inputs.len());
+    for (refs, spec) in job.inputs.iter().zip(meta.inputs) {
+        let mut read = Vec::with_capacity(refs.len());
+        let mut wire_digests = Vec::with_capacity(refs.len());
+        for input in refs {
+            let (value, digest) = read_input(&store, input)?;
+            read.push(value);
+            wire_digests.push(digest);
+        }
+        values.push(match spec.kind {
+            InputKind::One if read.len() == 1 => InputValues::One(read.remove(0)),
+            InputKind::One => return Err(fail("a single input is wired to several nodes")),
+            InputKind::Many => InputValues::Many(read),
+        });
+        digests.push(wire_digests);
+    }
+    let components = task.components(digests).map_err(TaskError::Params)?;
+    let key = hex(&components.key());
+    *key_out = Some(key.clone());
+    if let Some(expected) = &job.key
+        && key != *expected
+    {
+        return Err(fail(format!(
+            "the worker computes key {key} for node `{}`, not the parent's {expected}: its \
+             parameters do not survive the trip through JSON (e.g. a float that is NaN or \
+             infinite)",
+            job.node
+        )));
+    }
+    let _lock = if job.lock && meta.cache {
+        Some(store.lock(&key).map_err(TaskError::Store)?)
+    } else {
+        None
+    };
+    if job.key.is_none()
+        && meta.cache
+        && !job.replace
+        && let Lookup::Present(_) = store.lookup(meta.name, &key)
+    {
+        return Ok(true);
+    }
+
+    let pending = store.begin(meta.name, &key).map_err(TaskError::Store)?;
+    let label = Arc::new(NodeLabel {
+        pipeline: Arc::from(job.pipeline.as_str()),
+        node: Arc::from(job.node.as_str()),
+    });
+    let timeout = job.timeout_secs.map(Duration::from_secs_f64);
+    let start = Instant::now();
+    let ctx = Ctx::new(meta.name, label, Some(pending.work_dir())).for_attempt(
+        Arc::new(AtomicBool::new(false)),
+        timeout.map(|t| start + t),
+        job.attempt,
+    );
+    crate::record::capture_backtraces();
+    let result = match timeout {
+        None => call(&*task, &values, &ctx),
+        Some(timeout) => call_with_timeout(task.clone(), values, ctx, timeout),
+    };
+    let duration = start.elapsed();
+    let result = match timeout {
+        Some(timeout) if duration > timeout => Err(TaskError::TimedOut(timeout)),
+        _ => result,
+    };
+    let stored = result.and_then(|value| {
+        let bytes = task.encode(&*value).map_err(TaskError::Encode)?;
+        let digest = *blake3::hash(&bytes).as_bytes();
+        let input_nodes = job
+            .inputs
+            .iter()
+            .map(|refs| refs.iter().map(|r| r.node.clone()).collect())
+            .collect();
+        let entry = super::new_entry(
+            &*task,
+            &job.node,
+            input_nodes,
+            &key,
+            &components,
+            &bytes,
+            digest,
+            duration,
+        );
+        Ok((entry, bytes))
+    });
+    match stored {
+        Ok((entry, bytes)) => store
+            .commit(pending, &entry, &bytes, job.replace)
+            .map(|()| false)
+            .map_err(TaskError::Store),
+        Err(error) => {
+            store.discard(pending);
+            Err(error)
+        }
+    }
+}
+
+/// Calls the task, catching a panic.
+fn call(task: &dyn ErasedTask, values: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        task.run(&Inputs { slots: values }, ctx)
+    }))
+    .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
+}
+
+/// Calls the task on a thread of its own and gives up on it at `timeout`; the worker's
+/// exit then ends it, as no thread can be killed otherwise.
+fn call_with_timeout(
+    task: Arc<dyn ErasedTask>,
+    values: Vec<InputValues>,
+    ctx: Ctx,
+    timeout: Duration,
+) -> Result<Arc<Value>, TaskError> {
+    let (send, receive) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("task".to_owned())
+        // The stack a task has on the main thread.
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let _ = send.send(call(&*task, &values, &ctx));
+        });
+    if let Err(e) = spawned {
+        return Err(fail(format!("cannot start the task's thread: {e}")));
+    }
+    receive
+        .recv_timeout(timeout)
+        .unwrap_or(Err(TaskError::TimedOut(timeout)))
+}
+
+/// Reads and decodes one input's stored output, with its digest. A damaged entry is
+/// removed, so that the next run recomputes it.
+fn read_input(
+    store: &Store,
+    input: &InputRef,
+) -> Result<(Arc<crate::task::Value>, crate::key::Digest), TaskError> {
+    let damaged = |key: &str, why: String| {
+        store.remove(&store.entry_dir(&input.task, key));
+        fail(format!(
+            "the stored output of input node `{}` is damaged ({why}); it was removed, and the \
+             next run computes it again",
+            input.node
+        ))
+    };
+    let key = match (&input.key, &input.status) {
+        (Some(key), _) => key.clone(),
+        (None, Some(status)) => JobStatus::read(status)
+            .and_then(|s| s.key.filter(|_| s.ok))
+            .ok_or_else(|| {
+                fail(format!(
+                    "input node `{}` reports no output in `{}`",
+                    input.node,
+                    status.display()
+                ))
+            })?,
+        (None, None) => return Err(fail(format!("input node `{}` has no key", input.node))),
+    };
+    let meta = match store.lookup(&input.task, &key) {
+        Lookup::Present(meta) => meta,
+        Lookup::Missing => {
+            return Err(fail(format!(
+                "the stored output of input node `{}` is missing",
+                input.node
+            )));
+        }
+        Lookup::Damaged(why) => return Err(damaged(&key, why)),
+    };
+    let bytes = store.read_output(&meta).map_err(|why| damaged(&key, why))?;
+    let registration = find_task(&input.task).map_err(|e| fail(e.to_string()))?;
+    let value = registration
+        .decode(&bytes)
+        .map_err(|e| damaged(&key, e.to_string()))?;
+    let digest = parse_hex(&meta.output_digest).unwrap_or_default();
+    Ok((value, digest))
+}

@@ -1,0 +1,417 @@
+//! The process executor: every task runs in a child process (this test's own executable,
+//! re-entered as a worker through `#[pipewright::main]`), so an abort, a segfault, an exit,
+//! a stack overflow or running out of memory fails that node only.
+//!
+//! This file has its own `main`, which the workers need; each scenario is a function.
+
+// The segfault is a real one, inside a C library call, as a broken native library makes it.
+#![allow(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pipewright::prelude::*;
+use pipewright::{TaskError, WorkerExit};
+
+mod support;
+use support::{names, with_status};
+
+/// A value and the process that computed it.
+type Stamped = (u64, u32);
+
+#[task]
+fn source(x: u64) -> Stamped {
+    (x, std::process::id())
+}
+
+#[task]
+fn add(a: &Stamped, b: &Stamped) -> Stamped {
+    (a.0 + b.0, std::process::id())
+}
+
+#[task]
+fn double(a: &Stamped) -> Stamped {
+    (a.0 * 2, std::process::id())
+}
+
+#[task]
+fn sum_all(parts: &[&Stamped]) -> Stamped {
+    (parts.iter().map(|p| p.0).sum(), std::process::id())
+}
+
+fn the_diamond_runs_in_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-diamond";
+        let a = source(20);
+        let b = double(a);
+        let c = source(1);
+        let d = add(b, c);
+        let e = sum_all([a, b, c, d]);
+    };
+    let runner = Runner::new(dir.path()).jobs(2).executor(Executor::Process);
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.count(NodeStatus::Ran), 5);
+    assert_eq!(run.get(p.d).unwrap().0, 41);
+    assert_eq!(run.get(p.e).unwrap().0, 20 + 40 + 1 + 41);
+    // Each node ran in a process of its own, none in this one.
+    let pids: std::collections::BTreeSet<u32> = [
+        run.get(p.a).unwrap().1,
+        run.get(p.b).unwrap().1,
+        run.get(p.c).unwrap().1,
+        run.get(p.d).unwrap().1,
+        run.get(p.e).unwrap().1,
+    ]
+    .into();
+    assert_eq!(pids.len(), 5, "{pids:?}");
+    assert!(!pids.contains(&std::process::id()));
+    // Each node has its job and its log in the run directory.
+    let run_dir = run.run_dir().unwrap();
+    for node in ["a", "b", "c", "d", "e"] {
+        assert!(
+            run_dir.join(format!("jobs/{node}.json")).is_file(),
+            "{node}"
+        );
+        assert!(run_dir.join(format!("logs/{node}.log")).is_file(), "{node}");
+    }
+
+    // The workers' entries are the cache: nothing runs again, in or out of process.
+    let again = runner.run(&p).unwrap();
+    assert_eq!(again.count(NodeStatus::Cached), 5, "{again}");
+    let in_process = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(in_process.count(NodeStatus::Cached), 5, "{in_process}");
+    assert_eq!(in_process.get(p.e).unwrap().0, 102);
+}
+
+unsafe extern "C" {
+    fn strlen(s: *const std::ffi::c_char) -> usize;
+}
+
+#[task]
+fn segfault(x: &Stamped) -> Stamped {
+    // SAFETY: none; this crashes on purpose, in C, as a buggy native library would.
+    let n = unsafe { strlen(std::ptr::null()) };
+    (x.0 + n as u64, 0)
+}
+
+#[task]
+fn abort(x: &Stamped) -> Stamped {
+    if x.0 < u64::MAX {
+        std::process::abort();
+    }
+    *x
+}
+
+#[task]
+fn exit3(x: &Stamped) -> Stamped {
+    if x.0 < u64::MAX {
+        std::process::exit(3);
+    }
+    *x
+}
+
+fn recurse(depth: u64, pad: [u8; 256]) -> u64 {
+    let pad = std::hint::black_box(pad);
+    if depth == 0 {
+        return u64::from(pad[0]);
+    }
+    recurse(depth - 1, pad) + u64::from(pad[depth as usize % 256])
+}
+
+#[task]
+fn overflow(x: &Stamped) -> Stamped {
+    (recurse(u64::MAX / 2 + x.0, [1; 256]), 0)
+}
+
+/// Allocates (and touches) 4 GiB, under a memory limit of 256 MiB.
+#[task(mem = "256M")]
+fn hungry(x: &Stamped) -> Stamped {
+    let big = vec![1u8; 4 << 30];
+    (x.0 + u64::from(big[big.len() - 1]), 0)
+}
+
+#[task]
+fn panics(x: &Stamped) -> Stamped {
+    panic!("no good value for {}", x.0)
+}
+
+#[task]
+fn fails(x: &Stamped) -> Result<Stamped, String> {
+    Err(format!("cannot use {}", x.0))
+}
+
+#[task]
+fn talks(x: &Stamped) -> Stamped {
+    println!("a line on stdout");
+    eprintln!("a line on stderr");
+    *x
+}
+
+fn the_error(run: &RunReport, node: &str) -> String {
+    let node = run.node(node).unwrap();
+    assert_eq!(node.status(), NodeStatus::Failed, "{}", node.name());
+    node.error().unwrap().to_string()
+}
+
+fn worker_exit<'r>(run: &'r RunReport, node: &str) -> &'r WorkerExit {
+    match run.node(node).unwrap().error() {
+        Some(TaskError::Crashed(exit)) => exit,
+        other => panic!("`{node}` did not crash: {other:?}"),
+    }
+}
+
+fn crashes_fail_their_node_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-crashes";
+        let x = source(1);
+        let segv = segfault(x);
+        let aborted = abort(x);
+        let exited = exit3(x);
+        let overflowed = overflow(x);
+        let oom = hungry(x);
+        let panicked = panics(x);
+        let failed = fails(x);
+        let fine = double(x);
+        let talker = talks(fine);
+        let below = double(segv);
+        let joined = sum_all([fine, aborted]);
+    };
+    let runner = Runner::new(dir.path()).jobs(2).executor(Executor::Process);
+    let run = runner.run(&p).unwrap();
+
+    assert_eq!(
+        with_status(&run, NodeStatus::Ran),
+        names(&["x", "fine", "talker"])
+    );
+    assert_eq!(run.get(p.talker).unwrap().0, 2);
+    assert_eq!(
+        with_status(&run, NodeStatus::UpstreamFailed),
+        names(&["below", "joined"])
+    );
+
+    let segv = worker_exit(&run, "segv");
+    assert_eq!(segv.signal, Some(11));
+    assert!(
+        the_error(&run, "segv").starts_with("the worker process was killed by signal 11 (SIGSEGV)"),
+        "{}",
+        the_error(&run, "segv")
+    );
+    assert_eq!(worker_exit(&run, "aborted").signal, Some(6));
+    assert!(the_error(&run, "aborted").contains("signal 6 (SIGABRT)"));
+
+    let exited = worker_exit(&run, "exited");
+    assert_eq!((exited.code, exited.signal), (Some(3), None));
+    assert!(
+        the_error(&run, "exited").starts_with("the worker process exited with code 3"),
+        "{}",
+        the_error(&run, "exited")
+    );
+
+    let overflowed = worker_exit(&run, "overflowed");
+    assert!(overflowed.signal.is_some(), "{overflowed:?}");
+    assert!(
+        overflowed.last_output.contains("has overflowed its stack"),
+        "{overflowed:?}"
+    );
+
+    let oom = worker_exit(&run, "oom");
+    assert_eq!(oom.signal, Some(6), "{oom:?}");
+    assert!(
+        oom.last_output
+            .contains("memory allocation of 4294967296 bytes failed"),
+        "{oom:?}"
+    );
+
+    assert_eq!(
+        the_error(&run, "panicked"),
+        "task panicked: no good value for 1"
+    );
+    assert!(matches!(
+        run.node("panicked").unwrap().error(),
+        Some(TaskError::Panicked(_))
+    ));
+    assert_eq!(the_error(&run, "failed"), "cannot use 1");
+
+    // The task's own output went to its log.
+    let log = std::fs::read_to_string(run.run_dir().unwrap().join("logs/talker.log")).unwrap();
+    assert!(log.contains("a line on stdout"), "{log}");
+    assert!(log.contains("a line on stderr"), "{log}");
+    // The failure record names the signal too.
+    let record = std::fs::read_to_string(run.run_dir().unwrap().join("failures/segv.txt")).unwrap();
+    assert!(record.contains("SIGSEGV"), "{record}");
+    // No half-written entry of a crashed node is left in the store.
+    for task in ["segfault", "abort", "exit3", "overflow", "hungry"] {
+        let dir = dir.path().join(task);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{task}: {left:?}");
+    }
+
+    // What succeeded is cached; the crashes are tried again, and crash again.
+    let again = runner.run(&p).unwrap();
+    assert_eq!(
+        with_status(&again, NodeStatus::Cached),
+        names(&["x", "fine", "talker"])
+    );
+    assert_eq!(again.count(NodeStatus::Failed), 7);
+}
+
+/// Writes this process's id to `pid_file`, then sleeps without looking at its context.
+#[task(timeout = "1s")]
+fn stuck(pid_file: PathBuf, done_file: PathBuf) -> Stamped {
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+    std::fs::write(&done_file, b"woke up").unwrap();
+    (1, 0)
+}
+
+/// Whether process `pid` is gone (or a zombie nobody has reaped yet).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn a_worker_past_its_timeout_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let done_file = dir.path().join("done");
+    let p = pipeline! {
+        name = "process-timeout";
+        let s = stuck(pid_file.clone(), done_file.clone());
+        let after = double(s);
+    };
+    let run = Runner::new(dir.path().join("data"))
+        .executor(Executor::Process)
+        .run(&p)
+        .unwrap();
+    assert!(matches!(
+        run.node("s").unwrap().error(),
+        Some(TaskError::TimedOut(t)) if *t == Duration::from_secs(1)
+    ));
+    assert_eq!(run.status("after"), Some(NodeStatus::UpstreamFailed));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(gone(&pid), "worker {pid} still runs");
+    assert!(!done_file.exists());
+}
+
+/// Crashes on its first attempt, succeeds on the second.
+#[task(retries = 1)]
+fn flaky(x: &Stamped, ctx: &Ctx) -> Stamped {
+    if ctx.attempt() == 1 {
+        std::process::abort();
+    }
+    (x.0 + 100, ctx.attempt())
+}
+
+fn a_crash_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-retry";
+        let x = source(1);
+        let y = flaky(x);
+    };
+    let run = Runner::new(dir.path())
+        .executor(Executor::Process)
+        .run(&p)
+        .unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.get(p.y).unwrap(), &(101, 2));
+    let log = std::fs::read_to_string(run.run_dir().unwrap().join("run.log")).unwrap();
+    assert!(log.contains("attempt failed"), "{log}");
+}
+
+/// Writes its process id to `pid_file`, then sleeps.
+#[task]
+fn sleeper(x: &Stamped, pid_file: PathBuf) -> Stamped {
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+    *x
+}
+
+fn cancelling_kills_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let p = pipeline! {
+        name = "process-cancel";
+        let x = source(5);
+        let slow = sleeper(x, pid_file.clone());
+        let after = double(slow);
+    };
+    let runner = Runner::new(dir.path().join("data")).executor(Executor::Process);
+    let cancel = runner.cancel_handle();
+    let run = std::thread::scope(|scope| {
+        let run = scope.spawn(|| runner.run(&p));
+        let start = Instant::now();
+        while !pid_file.exists() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cancel.cancel();
+        run.join().unwrap().unwrap()
+    });
+    assert!(run.cancelled());
+    assert_eq!(run.status("x"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("slow"), Some(NodeStatus::Cancelled));
+    assert_eq!(run.status("after"), Some(NodeStatus::Cancelled));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(gone(&pid), "worker {pid} still runs");
+    let record = pipewright::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    assert_eq!(record.status, "cancelled");
+
+    // The next run starts from what finished.
+    assert_eq!(runner.plan(&p).unwrap().counts(), (1, 1, 1));
+}
+
+fn the_command_line_takes_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-cli";
+        let x = source(3);
+        let y = double(x);
+    };
+    let data = dir.path().display().to_string();
+    let mut out = Vec::new();
+    let code = pipewright::cli::run_with(
+        &p,
+        [
+            "prog",
+            "--data",
+            &data,
+            "run",
+            "--executor",
+            "process",
+            "-v",
+        ],
+        &mut out,
+    );
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("2 nodes: 2 ran"), "{out}");
+    let stamped = Runner::new(dir.path()).run(&p).unwrap();
+    assert_ne!(stamped.get(p.y).unwrap().1, std::process::id());
+}
+
+#[pipewright::main]
+fn main() -> std::process::ExitCode {
+    support::run_scenarios(&[
+        ("the_diamond_runs_in_workers", the_diamond_runs_in_workers),
+        ("crashes_fail_their_node_only", crashes_fail_their_node_only),
+        (
+            "a_worker_past_its_timeout_is_killed",
+            a_worker_past_its_timeout_is_killed,
+        ),
+        ("a_crash_is_retried", a_crash_is_retried),
+        ("cancelling_kills_the_workers", cancelling_kills_the_workers),
+        (
+            "the_command_line_takes_the_executor",
+            the_command_line_takes_the_executor,
+        ),
+    ])
+}

@@ -1,0 +1,345 @@
+//! The Slurm executor against a real Slurm (`.ci/slurm-up.sh` starts a one-node cluster):
+//! every node that must run is a batch job running this test's own executable as a worker.
+//!
+//! Skipped, with a message, where `sbatch` is missing; `PIPEWRIGHT_REQUIRE_SLURM=1` (as in
+//! CI) makes that a failure. This file has its own `main`, which the workers need.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pipewright::prelude::*;
+use pipewright::{Slurm, TaskError};
+
+mod support;
+use support::{names, with_status};
+
+/// A value and the Slurm job (or array job and task) that computed it.
+type Stamped = (u64, String);
+
+/// The job this process runs in, as Slurm names it.
+fn job() -> String {
+    match (
+        std::env::var("SLURM_ARRAY_JOB_ID"),
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+    ) {
+        (Ok(array), Ok(task)) => format!("{array}_{task}"),
+        _ => std::env::var("SLURM_JOB_ID").unwrap_or_default(),
+    }
+}
+
+#[task]
+fn source(x: u64) -> Stamped {
+    (x, job())
+}
+
+#[task]
+fn double(a: &Stamped) -> Stamped {
+    (a.0 * 2, job())
+}
+
+#[task]
+fn add(a: &Stamped, b: &Stamped) -> Stamped {
+    (a.0 + b.0, job())
+}
+
+#[task]
+fn sum_all(parts: &[&Stamped]) -> Stamped {
+    (parts.iter().map(|p| p.0).sum(), job())
+}
+
+#[task]
+fn scale(a: &Stamped, factor: u64) -> Stamped {
+    (a.0 * factor, job())
+}
+
+#[task]
+fn refuse(a: &Stamped) -> Result<Stamped, String> {
+    Err(format!("refusing {}", a.0))
+}
+
+/// Sleeps past its timeout without looking at its context.
+#[task(timeout = "2s")]
+fn oversleep(a: &Stamped) -> Stamped {
+    std::thread::sleep(Duration::from_secs(120));
+    a.clone()
+}
+
+/// What `scontrol show job` says about the job running this task.
+#[task(cpus = 2, mem = "300M", time = "10m")]
+fn describe_own_job(a: &Stamped) -> String {
+    let out = Command::new("scontrol")
+        .args(["-o", "show", "job", &std::env::var("SLURM_JOB_ID").unwrap()])
+        .output()
+        .unwrap();
+    format!("{} {}", a.0, String::from_utf8_lossy(&out.stdout))
+}
+
+/// Writes its job id to `marker`, then sleeps.
+#[task]
+fn sleeper(a: &Stamped, marker: PathBuf) -> Stamped {
+    std::fs::write(&marker, job()).unwrap();
+    std::thread::sleep(Duration::from_secs(300));
+    a.clone()
+}
+
+fn slurm_runner(dir: &Path) -> Runner {
+    Runner::new(dir).executor(Executor::Slurm(Slurm::new()))
+}
+
+/// The files in `dir` whose names end with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// What `squeue -t all` says of job `id`: its state and reason.
+fn squeue(id: &str) -> String {
+    let out = Command::new("squeue")
+        .args(["-h", "-t", "all", "-o", "%T|%r", "-j", id])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn a_diamond_runs_as_jobs_and_then_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-diamond";
+        let a = source(20);
+        let b = double(a);
+        let c = source(1);
+        let d = add(b, c);
+        let e = sum_all([a, b, c, d]);
+    };
+    let runner = slurm_runner(dir.path());
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.count(NodeStatus::Ran), 5);
+    assert_eq!(run.get(p.d).unwrap().0, 41);
+    assert_eq!(run.get(p.e).unwrap().0, 20 + 40 + 1 + 41);
+    // Every node ran in a Slurm job: `a` and `c` (one task, no upstream) as one job array.
+    let jobs = [
+        &run.get(p.a).unwrap().1,
+        &run.get(p.b).unwrap().1,
+        &run.get(p.c).unwrap().1,
+        &run.get(p.d).unwrap().1,
+        &run.get(p.e).unwrap().1,
+    ];
+    assert!(jobs.iter().all(|j| !j.is_empty()), "{jobs:?}");
+    assert!(
+        jobs[0].ends_with("_0") && jobs[2].ends_with("_1"),
+        "{jobs:?}"
+    );
+    let run_dir = run.run_dir().unwrap();
+    assert_eq!(files_ending(&run_dir.join("slurm"), ".sh").len(), 4);
+    let record = pipewright::RunRecord::read(run_dir).unwrap();
+    assert_eq!(record.status, "succeeded");
+
+    // A second run submits nothing.
+    let again = runner.run(&p).unwrap();
+    assert_eq!(again.count(NodeStatus::Cached), 5, "{again}");
+    assert_eq!(again.get(p.e).unwrap(), run.get(p.e).unwrap());
+    let again_dir = again.run_dir().unwrap();
+    assert!(files_ending(&again_dir.join("slurm"), ".sh").is_empty());
+    assert!(files_ending(&again_dir.join("jobs"), ".json").is_empty());
+}
+
+fn a_failure_cancels_what_is_below_and_a_rerun_submits_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-failure";
+        let a = source(3);
+        let bad = refuse(a);
+        let below = double(bad);
+        let further = double(below);
+        let fine = scale(a, 7);
+    };
+    let runner = slurm_runner(dir.path());
+    let run = runner.run(&p).unwrap();
+    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["a", "fine"]));
+    assert_eq!(run.get(p.fine).unwrap().0, 21);
+    let bad = run.node("bad").unwrap();
+    assert_eq!(bad.status(), NodeStatus::Failed);
+    assert_eq!(bad.error().unwrap().to_string(), "refusing 3");
+    assert_eq!(
+        with_status(&run, NodeStatus::UpstreamFailed),
+        names(&["below", "further"])
+    );
+    assert_eq!(run.node("below").unwrap().failed_upstream(), Some("bad"));
+    assert_eq!(
+        run.node("further").unwrap().failed_upstream(),
+        Some("below")
+    );
+    // Slurm itself cancelled the jobs below the failure: they never started.
+    let record = pipewright::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    assert_eq!(record.status, "failed");
+    let below_job = std::fs::read_to_string(run.run_dir().unwrap().join("slurm/below.sh"))
+        .map(|_| ())
+        .is_ok();
+    assert!(below_job, "`below` was not submitted");
+    assert!(
+        !run.run_dir()
+            .unwrap()
+            .join("jobs/below.status.json")
+            .exists(),
+        "`below` ran"
+    );
+
+    // Again: what is stored is not submitted; only the failure and what is below it are.
+    let again = runner.run(&p).unwrap();
+    assert_eq!(
+        with_status(&again, NodeStatus::Cached),
+        names(&["a", "fine"])
+    );
+    assert_eq!(again.status("bad"), Some(NodeStatus::Failed));
+    assert_eq!(
+        files_ending(&again.run_dir().unwrap().join("jobs"), ".json")
+            .iter()
+            .filter(|f| !f.ends_with(".status.json"))
+            .count(),
+        3
+    );
+}
+
+fn a_fan_out_of_fifty_is_one_job_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("slurm-fan-out");
+    let root = b.add("root", source::node(2)).unwrap();
+    let parts: Vec<_> = (0..50u64)
+        .map(|i| b.add(format!("part{i}"), scale::node(root, i)).unwrap())
+        .collect();
+    let total = b.add("total", sum_all::node(parts.clone())).unwrap();
+    let p = b.build();
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.get(total).unwrap().0, 2 * (0..50).sum::<u64>());
+    // Three submissions: the root, one array of 50, the sink.
+    let run_dir = run.run_dir().unwrap();
+    assert_eq!(files_ending(&run_dir.join("slurm"), ".sh").len(), 3);
+    let mut tasks = std::collections::BTreeSet::new();
+    let mut arrays = std::collections::BTreeSet::new();
+    for part in &parts {
+        let (array, task) = run.get(*part).unwrap().1.split_once('_').unwrap();
+        arrays.insert(array.to_owned());
+        tasks.insert(task.parse::<u32>().unwrap());
+    }
+    assert_eq!(arrays.len(), 1, "{arrays:?}");
+    assert_eq!(tasks, (0..50).collect());
+}
+
+fn a_task_past_its_timeout_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-timeout";
+        let a = source(1);
+        let slow = oversleep(a);
+        let after = double(slow);
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    assert!(matches!(
+        run.node("slow").unwrap().error(),
+        Some(TaskError::TimedOut(t)) if *t == Duration::from_secs(2)
+    ));
+    assert_eq!(run.status("after"), Some(NodeStatus::UpstreamFailed));
+}
+
+fn resource_hints_reach_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-resources";
+        let a = source(1);
+        let seen = describe_own_job(a);
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    let seen = run.get(p.seen).unwrap();
+    assert!(seen.contains("NumCPUs=2"), "{seen}");
+    assert!(seen.contains("mem=300M"), "{seen}");
+    assert!(seen.contains("TimeLimit=00:10:00"), "{seen}");
+}
+
+fn cancelling_cancels_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let p = pipeline! {
+        name = "slurm-cancel";
+        let a = source(1);
+        let slow = sleeper(a, marker.clone());
+        let after = double(slow);
+    };
+    let runner = slurm_runner(&dir.path().join("data"));
+    let cancel = runner.cancel_handle();
+    let run = std::thread::scope(|scope| {
+        let run = scope.spawn(|| runner.run(&p));
+        let start = Instant::now();
+        while !marker.exists() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cancel.cancel();
+        run.join().unwrap().unwrap()
+    });
+    assert!(run.cancelled());
+    assert_eq!(run.status("a"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("slow"), Some(NodeStatus::Cancelled));
+    assert_eq!(run.status("after"), Some(NodeStatus::Cancelled));
+    let job = std::fs::read_to_string(&marker).unwrap();
+    // scancel reached the job.
+    let start = Instant::now();
+    loop {
+        let state = squeue(&job);
+        if state.starts_with("CANCELLED") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job {job} is {state}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[pipewright::main]
+fn main() -> std::process::ExitCode {
+    let required = std::env::var("PIPEWRIGHT_REQUIRE_SLURM").as_deref() == Ok("1");
+    let present = Command::new("sbatch")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        if required {
+            println!("sbatch is missing, and PIPEWRIGHT_REQUIRE_SLURM=1 requires these tests");
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("skipped: no sbatch here (start a cluster with .ci/slurm-up.sh)");
+        return std::process::ExitCode::SUCCESS;
+    }
+    support::run_scenarios(&[
+        (
+            "a_diamond_runs_as_jobs_and_then_from_the_store",
+            a_diamond_runs_as_jobs_and_then_from_the_store,
+        ),
+        (
+            "a_failure_cancels_what_is_below_and_a_rerun_submits_only_that",
+            a_failure_cancels_what_is_below_and_a_rerun_submits_only_that,
+        ),
+        (
+            "a_fan_out_of_fifty_is_one_job_array",
+            a_fan_out_of_fifty_is_one_job_array,
+        ),
+        (
+            "a_task_past_its_timeout_fails",
+            a_task_past_its_timeout_fails,
+        ),
+        ("resource_hints_reach_the_job", resource_hints_reach_the_job),
+        ("cancelling_cancels_the_jobs", cancelling_cancels_the_jobs),
+    ])
+}

@@ -1,0 +1,4 @@
+#[pipewright::main]
+fn main<T: Default>() {
+    let _ = T::default();
+}

@@ -1,0 +1,6 @@
+#[pipewright::main]
+fn start() {}
+
+fn main() {
+    start();
+}

@@ -1,0 +1,4 @@
+#[pipewright::main]
+struct Main;
+
+fn main() {}
