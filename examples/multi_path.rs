@@ -174,6 +174,7 @@ fn report(scores: &[&Scored]) -> Vec<Scored> {
     ranked
 }
 
+#[pipewright::main]
 fn main() -> ExitCode {
     const N: usize = 20_000;
     const SAMPLE: usize = 1_000;

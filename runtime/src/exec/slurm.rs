@@ -189,6 +189,9 @@ pub(crate) fn run(
 ) -> Result<(Vec<NodeReport>, Vec<Output>)> {
     let started = Instant::now();
     let (plan, _) = crate::plan::plan(pipeline, Some(store), keep, forced)?;
+    // Jobs may start in another directory, on another machine: every path is absolute.
+    let run_dir = std::path::absolute(run_dir)
+        .map_err(|e| Error::Executor(format!("cannot make the run directory absolute: {e}")))?;
     let jobs_dir = run_dir.join("jobs");
     let slurm_dir = run_dir.join("slurm");
     for dir in [&jobs_dir, &slurm_dir] {
@@ -230,12 +233,9 @@ pub(crate) fn run(
         };
         let name = node_file_name(&node.name);
         let node_files = Files {
-            spec: std::path::absolute(jobs_dir.join(format!("{name}.json")))
-                .unwrap_or_else(|_| jobs_dir.join(format!("{name}.json"))),
-            status: std::path::absolute(jobs_dir.join(format!("{name}.status.json")))
-                .unwrap_or_else(|_| jobs_dir.join(format!("{name}.status.json"))),
-            rc: std::path::absolute(jobs_dir.join(format!("{name}.rc")))
-                .unwrap_or_else(|_| jobs_dir.join(format!("{name}.rc"))),
+            spec: jobs_dir.join(format!("{name}.json")),
+            status: jobs_dir.join(format!("{name}.status.json")),
+            rc: jobs_dir.join(format!("{name}.rc")),
             log: PathBuf::new(),
         };
         let meta = node.task.meta();
@@ -404,7 +404,7 @@ pub(crate) fn run(
         };
         match id {
             Ok(id) => {
-                tracing::info!(target: "pipewright", job = %id, nodes = members.len(), "submitted");
+                tracing::info!(target: "pipewright", job = %id, nodes = members.len(), "job submitted");
                 for (index, member) in members.iter().enumerate() {
                     let job = JobRef {
                         id: id.clone(),
@@ -433,6 +433,13 @@ pub(crate) fn run(
         }
     }
 
+    tracing::info!(
+        target: "pipewright",
+        jobs = groups.len(),
+        nodes = submitted_at.iter().filter(|t| !t.is_zero()).count(),
+        elapsed = ?started.elapsed(),
+        "all jobs submitted"
+    );
     follow(pipeline, &mut states, &files, stop, progress);
 
     // The outcome of every node, with the entry of each stored one.
@@ -756,29 +763,46 @@ fn squeue<'a>(ids: impl Iterator<Item = &'a str>) -> Option<HashMap<String, Slur
     Some(parse_squeue(&String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Parses `squeue -o '%i|%T|%r'` lines. Array tasks still pending together
-/// (`ID_[3-9]`) are left out: they have not ended.
+/// Parses `squeue -o '%i|%T|%r'` lines. Array tasks still pending together, shown as one
+/// line (`ID_[3-9,12]` or `ID_[3-99%8]`), each get that line's state.
 fn parse_squeue(text: &str) -> HashMap<String, SlurmState> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.trim().splitn(3, '|');
-            let id = parts.next()?.trim();
-            let state = parts.next()?.trim();
-            let reason = parts.next().unwrap_or("").trim();
-            if id.is_empty() || id.contains('[') {
-                return None;
+    let mut states = HashMap::new();
+    for line in text.lines() {
+        let mut parts = line.trim().splitn(3, '|');
+        let (Some(id), Some(state)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (id, reason) = (id.trim(), parts.next().unwrap_or("").trim());
+        // Some versions add a suffix to a state (`CANCELLED by 0`).
+        let state = state.split_whitespace().next().unwrap_or("").to_owned();
+        if id.is_empty() || state.is_empty() {
+            continue;
+        }
+        let state = SlurmState {
+            state,
+            reason: reason.to_owned(),
+        };
+        match id.split_once("_[") {
+            Some((array, ranges)) => {
+                let ranges = ranges.trim_end_matches(']');
+                let ranges = ranges.split('%').next().unwrap_or("");
+                for range in ranges.split(',') {
+                    let (first, last) = range.split_once('-').unwrap_or((range, range));
+                    let (Ok(first), Ok(last)) = (first.parse::<usize>(), last.parse::<usize>())
+                    else {
+                        continue;
+                    };
+                    for index in first..=last.min(first + 1_000_000) {
+                        states.insert(format!("{array}_{index}"), state.clone());
+                    }
+                }
             }
-            // Some versions add a suffix to a state (`CANCELLED by 0`).
-            let state = state.split_whitespace().next().unwrap_or(state);
-            Some((
-                id.to_owned(),
-                SlurmState {
-                    state: state.to_owned(),
-                    reason: reason.to_owned(),
-                },
-            ))
-        })
-        .collect()
+            None => {
+                states.insert(id.to_owned(), state);
+            }
+        }
+    }
+    states
 }
 
 /// The job id `sbatch --parsable` printed (`ID` or `ID;CLUSTER`).
@@ -846,9 +870,13 @@ mod tests {
     fn squeue_lines_become_states() {
         let states = parse_squeue(
             "12|COMPLETED|None\n13|CANCELLED|DependencyNeverSatisfied\n16_3|RUNNING|None\n\
-             16_[4-9]|PENDING|Resources\n17|CANCELLED by 0|None\n",
+             16_[4-9,12]|PENDING|Resources\n17|CANCELLED by 0|None\n18_[0-2%1]|PENDING|None\n",
         );
-        assert_eq!(states.len(), 4);
+        assert_eq!(states.len(), 4 + 7 + 3);
+        assert_eq!(states["16_12"].state, "PENDING");
+        assert_eq!(states["16_4"].reason, "Resources");
+        assert!(!states.contains_key("16_10"));
+        assert!(states.contains_key("18_2"));
         assert_eq!(states["12"].state, "COMPLETED");
         assert!(states["12"].is_terminal());
         assert_eq!(states["13"].reason, "DependencyNeverSatisfied");
