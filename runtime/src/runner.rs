@@ -247,14 +247,8 @@ impl Runner {
                 fail_fast: self.fail_fast,
                 stop: self.stop.clone(),
             };
-            let (nodes, outputs) = exec::local::run(pipeline, &span, &pool, settings);
-            let report = RunReport::new(
-                pipeline,
-                nodes,
-                outputs,
-                self.store.clone(),
-                start.elapsed(),
-            );
+            let outcomes = exec::local::run(pipeline, &span, &pool, settings);
+            let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
             tracing::info!(target: "pipewright", "{report}");
             report
         };
@@ -268,7 +262,7 @@ impl Runner {
         }
         report.set_cancelled(self.stop.load(Ordering::Acquire));
         if let Some(record) = record {
-            let dir = record.finish(report.nodes(), report.elapsed(), report.cancelled())?;
+            let dir = record.finish(&report)?;
             report.set_run_dir(dir);
         }
         Ok(report)
