@@ -480,10 +480,11 @@ impl<'p> Run<'p> {
         let mut attempt = 1;
         loop {
             tracing::debug!(target: "pipewright", attempt, "started");
-            let start = Instant::now();
+            // The clock is read only for a task that can time out.
+            let deadline = meta.timeout.map(|t| Instant::now() + t);
             let ctx = Ctx::new(meta.name, node.label.clone(), work_dir.clone()).for_attempt(
                 self.stop.clone(),
-                meta.timeout.map(|t| start + t),
+                deadline,
                 attempt,
             );
             let result = catch_unwind(AssertUnwindSafe(|| {
@@ -491,8 +492,10 @@ impl<'p> Run<'p> {
             }))
             .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
             // Whatever the task returned after its deadline, it timed out.
-            let result = match meta.timeout {
-                Some(timeout) if start.elapsed() > timeout => Err(TaskError::TimedOut(timeout)),
+            let result = match (meta.timeout, deadline) {
+                (Some(timeout), Some(deadline)) if Instant::now() > deadline => {
+                    Err(TaskError::TimedOut(timeout))
+                }
                 _ => result,
             };
             let error = match result {
