@@ -547,19 +547,20 @@ impl<'p> Run<'p> {
 
     /// The values of `node`'s inputs, read from the store where they are not in memory.
     fn gather(&self, node: &Node) -> Result<Gathered, TaskError> {
-        node.wires
-            .iter()
-            .map(|wire| {
-                Ok(match wire {
-                    Wire::One(up) => InputValues::One(self.obtain(*up)?),
-                    Wire::Many(ups) => InputValues::Many(
-                        ups.iter()
-                            .map(|up| self.obtain(*up))
-                            .collect::<Result<_, _>>()?,
-                    ),
-                })
-            })
-            .collect()
+        let mut inputs = Gathered::with_capacity(node.wires.len());
+        for wire in &node.wires {
+            inputs.push(match wire {
+                Wire::One(up) => InputValues::One(self.obtain(*up)?),
+                Wire::Many(ups) => {
+                    let mut values = Vec::with_capacity(ups.len());
+                    for up in ups {
+                        values.push(self.obtain(*up)?);
+                    }
+                    InputValues::Many(values)
+                }
+            });
+        }
+        Ok(inputs)
     }
 
     /// The output of the settled node `up`: from memory, else from its entry; a damaged
