@@ -70,7 +70,7 @@ fn main() {
             let start = Instant::now();
             let run = runner.run(&p).expect("the run");
             let total = start.elapsed();
-            if let Some(failed) = run.nodes().iter().find(|n| n.error().is_some()) {
+            if let Some(failed) = run.nodes().find(|n| n.error().is_some()) {
                 panic!(
                     "{run}: `{}` failed: {}",
                     failed.name(),

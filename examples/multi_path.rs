@@ -255,7 +255,7 @@ fn main() -> ExitCode {
         for scored in ranking {
             println!("  {:<22} {:.3}", scored.name, scored.score);
         }
-        let busy: Duration = run.nodes().iter().map(|n| n.duration()).sum();
+        let busy: Duration = run.nodes().map(|n| n.duration()).sum();
         if !busy.is_zero() {
             println!("{busy:.2?} of task time");
         }

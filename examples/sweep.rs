@@ -134,7 +134,7 @@ fn count_files(dir: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let p = b.build();
 
     let run = Runner::new("target/pipewright-data").run(&p)?;
-    for node in run.nodes().iter().filter(|n| !n.status().is_success()) {
+    for node in run.nodes().filter(|n| !n.status().is_success()) {
         println!(
             "{}: {} ({})",
             node.name(),

@@ -62,7 +62,7 @@ fn a_second_run_runs_nothing_and_returns_equal_values() {
         second.to_string().split(" in ").next(),
         Some("3 nodes: 0 ran, 3 cached")
     );
-    for (a, b) in first.nodes().iter().zip(second.nodes()) {
+    for (a, b) in first.nodes().zip(second.nodes()) {
         assert_eq!(a.key(), b.key());
         assert_eq!(a.output_digest(), b.output_digest());
     }

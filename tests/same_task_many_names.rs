@@ -54,7 +54,7 @@ fn each_use_keeps_its_own_parameters() {
     );
 
     // Same task, distinct nodes.
-    let tasks: Vec<&str> = run.nodes().iter().map(|n| n.task()).collect();
+    let tasks: Vec<&str> = run.nodes().map(|n| n.task()).collect();
     assert_eq!(
         tasks,
         [

@@ -422,12 +422,7 @@ fn exit(report: &RunReport) -> ExitCode {
 
 /// One line per node: all of them with `all`, else those that failed.
 fn print_nodes(out: &mut dyn Write, report: &RunReport, all: bool) -> std::io::Result<()> {
-    let width = report
-        .nodes()
-        .iter()
-        .map(|n| n.name().len())
-        .max()
-        .unwrap_or(0);
+    let width = report.nodes().map(|n| n.name().len()).max().unwrap_or(0);
     for node in report.nodes() {
         let failed = matches!(
             node.status(),

@@ -396,7 +396,7 @@ impl Builder {
             id: self.id,
             name: self.name,
             graph: self.graph,
-            nodes: self.nodes,
+            nodes: self.nodes.into(),
             index: Arc::new(self.index),
         }
     }
@@ -440,7 +440,8 @@ pub struct Pipeline {
     id: u64,
     name: Arc<str>,
     graph: DiGraph<(), ()>,
-    pub(crate) nodes: Vec<Node>,
+    /// Shared with the reports of runs, which read the nodes' names and tasks from it.
+    pub(crate) nodes: Arc<[Node]>,
     index: Arc<HashMap<Arc<str>, NodeId>>,
 }
 

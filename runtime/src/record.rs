@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::StoreError;
 use crate::graph::{Pipeline, Wire};
-use crate::report::{NodeReport, NodeStatus};
+use crate::report::{NodeReport, NodeStatus, RunReport};
 use crate::task::{TaskError, hex};
 
 /// The layout of `run.json`.
@@ -272,16 +272,10 @@ impl RunDir {
     }
 
     /// Records every node's outcome, writes the failures, and rewrites `run.json`.
-    pub(crate) fn finish(
-        mut self,
-        nodes: &[NodeReport],
-        elapsed: std::time::Duration,
-        cancelled: bool,
-    ) -> Result<PathBuf, StoreError> {
-        let succeeded = nodes
-            .iter()
-            .all(|n| n.status().is_success() || n.status() == NodeStatus::NotNeeded);
-        for (record, node) in self.record.nodes.iter_mut().zip(nodes) {
+    pub(crate) fn finish(mut self, report: &RunReport) -> Result<PathBuf, StoreError> {
+        let (elapsed, cancelled) = (report.elapsed(), report.cancelled());
+        let succeeded = report.succeeded();
+        for (record, node) in self.record.nodes.iter_mut().zip(report.nodes()) {
             record.status = node.status().to_string();
             record.cached = node.status() == NodeStatus::Cached;
             record.key = node.key().map(str::to_owned);
@@ -300,7 +294,8 @@ impl RunDir {
                 record.error = chain(error);
             }
         }
-        let failures: Vec<&NodeReport> = nodes.iter().filter(|n| n.error().is_some()).collect();
+        let failures: Vec<NodeReport<'_>> =
+            report.nodes().filter(|n| n.error().is_some()).collect();
         if !failures.is_empty() {
             let dir = self.dir.join(FAILURES);
             fs::create_dir_all(&dir).map_err(|e| StoreError::new("cannot create", &dir, e))?;
@@ -550,7 +545,7 @@ impl crate::report::RunReport {
         use std::sync::Arc;
 
         use crate::cache::{Lookup, Store};
-        use crate::report::Output;
+        use crate::report::{NodeOutcome, RecordedNode, nanos};
 
         let run_dir = run_dir.as_ref();
         let record = RunRecord::read(run_dir)?;
@@ -558,8 +553,14 @@ impl crate::report::RunReport {
         let secs = |s: Option<f64>| {
             std::time::Duration::try_from_secs_f64(s.unwrap_or(0.0)).unwrap_or_default()
         };
+        let position: std::collections::HashMap<&str, u32> = record
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i as u32))
+            .collect();
         let mut nodes = Vec::with_capacity(record.nodes.len());
-        let mut outputs = Vec::with_capacity(record.nodes.len());
+        let mut outcomes = Vec::with_capacity(record.nodes.len());
         for node in &record.nodes {
             let status = status_of(&node.status);
             let task = crate::registry::find_task(&node.task)
@@ -572,31 +573,34 @@ impl crate::report::RunReport {
                 },
                 _ => None,
             };
-            nodes.push(NodeReport {
+            let mut outcome = NodeOutcome::new(status);
+            outcome.started = nanos(secs(node.started_secs));
+            if let Some(worker) = node.worker {
+                outcome.worker = u32::try_from(worker).unwrap_or(crate::report::NO_WORKER);
+            }
+            outcome.duration = nanos(secs(node.duration_secs));
+            if let Some(upstream) = &node.upstream_failed {
+                outcome.failed_upstream = position
+                    .get(upstream.as_str())
+                    .copied()
+                    .unwrap_or(crate::report::NO_NODE);
+            }
+            let details = outcome.details_mut();
+            details.error =
+                RecordedError::from_chain(&node.error).map(|e| Arc::new(TaskError::Failed(e)));
+            details.key = node.key.clone();
+            details.output_digest = node.output_digest.clone();
+            details.entry = entry;
+            nodes.push(RecordedNode {
                 name: node.name.as_str().into(),
-                task: task.as_ref().map_or("?", |t| t.meta().name),
-                status,
-                started: secs(node.started_secs),
-                worker: node.worker,
-                duration: secs(node.duration_secs),
-                error: RecordedError::from_chain(&node.error)
-                    .map(|e| Arc::new(TaskError::Failed(e))),
-                backtrace: None,
-                upstream_failed: node.upstream_failed.as_deref().map(Into::into),
-                key: node.key.clone(),
-                reason: None,
-                output_digest: node.output_digest.clone(),
-            });
-            outputs.push(Output {
-                value: OnceLock::new(),
-                entry,
                 task,
             });
+            outcomes.push(outcome);
         }
         Ok(crate::report::RunReport::reopened(
             record.pipeline,
             nodes,
-            outputs,
+            outcomes,
             store,
             secs(record.elapsed_secs),
             run_dir.to_owned(),

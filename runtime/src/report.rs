@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cache::{EntryMeta, Store};
 use crate::error::{Error, Result};
-use crate::graph::{ErasedTask, Handle, NodeId, Pipeline};
+use crate::graph::{ErasedTask, Handle, Node, NodeId, Pipeline};
 use crate::plan::RunReason;
 use crate::task::{TaskError, Value};
 
@@ -51,94 +51,205 @@ impl fmt::Display for NodeStatus {
     }
 }
 
-/// The outcome of one node.
-#[derive(Debug, Clone)]
-pub struct NodeReport {
-    pub(crate) name: Arc<str>,
-    pub(crate) task: &'static str,
+/// A node's outcome, as the executor leaves it and the report reads it: small, and for a
+/// node that ran in memory, free of allocations. What only some nodes have (an error, a
+/// key, a stored entry) is in [`Details`].
+pub(crate) struct NodeOutcome {
     pub(crate) status: NodeStatus,
-    pub(crate) started: Duration,
-    pub(crate) worker: Option<usize>,
-    pub(crate) duration: Duration,
+    /// It ran because the runner keeps nothing on disk ([`RunReason::InMemory`]).
+    pub(crate) in_memory: bool,
+    /// The worker that ran or settled it, or [`NO_WORKER`].
+    pub(crate) worker: u32,
+    /// The failed upstream node it waited on (with [`NodeStatus::UpstreamFailed`]), or
+    /// [`NO_NODE`].
+    pub(crate) failed_upstream: u32,
+    /// When it started, in nanoseconds from the start of the run.
+    pub(crate) started: u64,
+    /// How long its task ran, in nanoseconds.
+    pub(crate) duration: u64,
+    /// Its output, if it is held in memory.
+    pub(crate) value: Option<Arc<Value>>,
+    pub(crate) details: Option<Box<Details>>,
+}
+
+/// No worker: the node never started.
+pub(crate) const NO_WORKER: u32 = u32::MAX;
+
+/// No node.
+pub(crate) const NO_NODE: u32 = u32::MAX;
+
+/// What only some outcomes have.
+#[derive(Default)]
+pub(crate) struct Details {
     pub(crate) error: Option<Arc<TaskError>>,
     pub(crate) backtrace: Option<Arc<str>>,
-    pub(crate) upstream_failed: Option<Arc<str>>,
     pub(crate) key: Option<String>,
     pub(crate) reason: Option<RunReason>,
     pub(crate) output_digest: Option<String>,
+    /// The stored entry holding the output.
+    pub(crate) entry: Option<Box<EntryMeta>>,
+    /// The output, once read from the store on demand.
+    pub(crate) loaded: OnceLock<Arc<Value>>,
 }
 
-impl NodeReport {
-    /// The node's name.
-    pub fn name(&self) -> &str {
-        &self.name
+impl NodeOutcome {
+    /// An outcome with `status` and nothing else.
+    pub(crate) fn new(status: NodeStatus) -> Self {
+        NodeOutcome {
+            status,
+            in_memory: false,
+            worker: NO_WORKER,
+            failed_upstream: NO_NODE,
+            started: 0,
+            duration: 0,
+            value: None,
+            details: None,
+        }
     }
 
-    /// The name of the task it runs.
+    /// Its details, made if it has none yet.
+    pub(crate) fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
+    }
+}
+
+/// A duration in whole nanoseconds, as an outcome holds it (enough for 584 years).
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The nodes a report is about: those of the pipeline that ran, or those of a recorded run.
+enum Nodes {
+    Pipeline(Arc<[Node]>),
+    Recorded(Vec<RecordedNode>),
+}
+
+/// A node of a recorded run.
+pub(crate) struct RecordedNode {
+    pub(crate) name: Arc<str>,
+    /// The task, to decode the output; absent if it is not linked into this binary.
+    pub(crate) task: Option<Arc<dyn ErasedTask>>,
+}
+
+impl Nodes {
+    fn name(&self, i: usize) -> &Arc<str> {
+        match self {
+            Nodes::Pipeline(nodes) => &nodes[i].name,
+            Nodes::Recorded(nodes) => &nodes[i].name,
+        }
+    }
+
+    fn task(&self, i: usize) -> Option<&Arc<dyn ErasedTask>> {
+        match self {
+            Nodes::Pipeline(nodes) => Some(&nodes[i].task),
+            Nodes::Recorded(nodes) => nodes[i].task.as_ref(),
+        }
+    }
+}
+
+/// The reason of every node that ran in memory.
+static IN_MEMORY: RunReason = RunReason::InMemory;
+
+/// The outcome of one node: a view into its [`RunReport`].
+#[derive(Clone, Copy)]
+pub struct NodeReport<'r> {
+    report: &'r RunReport,
+    id: usize,
+    outcome: &'r NodeOutcome,
+}
+
+impl<'r> NodeReport<'r> {
+    fn details(&self) -> Option<&'r Details> {
+        self.outcome.details.as_deref()
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &'r str {
+        self.report.nodes.name(self.id)
+    }
+
+    /// The name of the task it runs (`?` in a recorded run whose task is not linked into
+    /// this binary).
     pub fn task(&self) -> &'static str {
-        self.task
+        self.report
+            .nodes
+            .task(self.id)
+            .map_or("?", |task| task.meta().name)
     }
 
     /// How it ended.
     pub fn status(&self) -> NodeStatus {
-        self.status
+        self.outcome.status
     }
 
     /// When it started (or was settled), counted from the start of the run.
     pub fn started(&self) -> Duration {
-        self.started
+        Duration::from_nanos(self.outcome.started)
     }
 
     /// The index of the worker that ran or settled it (none for a node that never started).
     pub fn worker(&self) -> Option<usize> {
-        self.worker
+        (self.outcome.worker != NO_WORKER).then_some(self.outcome.worker as usize)
     }
 
     /// How long its task ran (zero if it never started).
     pub fn duration(&self) -> Duration {
-        self.duration
+        Duration::from_nanos(self.outcome.duration)
     }
 
     /// Why it failed, if it did.
-    pub fn error(&self) -> Option<&TaskError> {
-        self.error.as_deref()
+    pub fn error(&self) -> Option<&'r TaskError> {
+        self.details().and_then(|d| d.error.as_deref())
     }
 
     /// The backtrace of the panic it failed with, if it panicked.
-    pub fn backtrace(&self) -> Option<&str> {
-        self.backtrace.as_deref()
+    pub fn backtrace(&self) -> Option<&'r str> {
+        self.details().and_then(|d| d.backtrace.as_deref())
     }
 
     /// The failed upstream node it waited on, if its status is
     /// [`NodeStatus::UpstreamFailed`].
-    pub fn failed_upstream(&self) -> Option<&str> {
-        self.upstream_failed.as_deref()
+    pub fn failed_upstream(&self) -> Option<&'r str> {
+        let outcome = self.outcome;
+        (outcome.status == NodeStatus::UpstreamFailed && outcome.failed_upstream != NO_NODE)
+            .then(|| &**self.report.nodes.name(outcome.failed_upstream as usize))
     }
 
     /// The node key its output is stored under, in hex, if it has one.
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+    pub fn key(&self) -> Option<&'r str> {
+        self.details().and_then(|d| d.key.as_deref())
     }
 
     /// Why it ran, if it did.
-    pub fn reason(&self) -> Option<&RunReason> {
-        self.reason.as_ref()
+    pub fn reason(&self) -> Option<&'r RunReason> {
+        if self.outcome.in_memory {
+            return Some(&IN_MEMORY);
+        }
+        self.details().and_then(|d| d.reason.as_ref())
     }
 
     /// The content digest of its output, in hex, if it has one (runs with a store only).
-    pub fn output_digest(&self) -> Option<&str> {
-        self.output_digest.as_deref()
+    pub fn output_digest(&self) -> Option<&'r str> {
+        self.details().and_then(|d| d.output_digest.as_deref())
     }
 }
 
-/// One node's output as a report holds it: in memory, or in the store to be read on
-/// demand.
-pub(crate) struct Output {
-    pub(crate) value: OnceLock<Arc<Value>>,
-    pub(crate) entry: Option<Box<EntryMeta>>,
-    /// The task, to decode the output; absent in a reopened record whose task is not
-    /// linked into this binary.
-    pub(crate) task: Option<Arc<dyn ErasedTask>>,
+impl fmt::Debug for NodeReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeReport")
+            .field("name", &self.name())
+            .field("task", &self.task())
+            .field("status", &self.status())
+            .field("started", &self.started())
+            .field("worker", &self.worker())
+            .field("duration", &self.duration())
+            .field("error", &self.error())
+            .field("failed_upstream", &self.failed_upstream())
+            .field("key", &self.key())
+            .field("reason", &self.reason())
+            .field("output_digest", &self.output_digest())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a run did: every node's outcome, and access to the outputs: those held in memory
@@ -147,8 +258,9 @@ pub(crate) struct Output {
 pub struct RunReport {
     pipeline: String,
     pipeline_id: u64,
-    nodes: Vec<NodeReport>,
-    outputs: Vec<Output>,
+    nodes: Nodes,
+    /// Each node's outcome, in the pipeline's order.
+    outcomes: Vec<NodeOutcome>,
     store: Option<Store>,
     index: Arc<HashMap<Arc<str>, NodeId>>,
     elapsed: Duration,
@@ -157,11 +269,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// A report of the nodes and outputs of a run that is not running now (a record).
+    /// A report of the nodes and outcomes of a run that is not running now (a record).
     pub(crate) fn reopened(
         pipeline: String,
-        nodes: Vec<NodeReport>,
-        outputs: Vec<Output>,
+        nodes: Vec<RecordedNode>,
+        outcomes: Vec<NodeOutcome>,
         store: Store,
         elapsed: Duration,
         run_dir: PathBuf,
@@ -175,8 +287,8 @@ impl RunReport {
         RunReport {
             pipeline,
             pipeline_id: 0,
-            nodes,
-            outputs,
+            nodes: Nodes::Recorded(nodes),
+            outcomes,
             store: Some(store),
             index: Arc::new(index),
             elapsed,
@@ -185,10 +297,10 @@ impl RunReport {
         }
     }
 
+    /// The report of a run of `pipeline` whose nodes ended as `outcomes`.
     pub(crate) fn new(
         pipeline: &Pipeline,
-        nodes: Vec<NodeReport>,
-        outputs: Vec<Output>,
+        outcomes: Vec<NodeOutcome>,
         store: Option<Store>,
         elapsed: Duration,
     ) -> Self {
@@ -196,8 +308,8 @@ impl RunReport {
             pipeline: pipeline.name().to_owned(),
             pipeline_id: pipeline.id(),
             index: pipeline.index().clone(),
-            nodes,
-            outputs,
+            nodes: Nodes::Pipeline(pipeline.nodes.clone()),
+            outcomes,
             store,
             elapsed,
             run_dir: None,
@@ -232,7 +344,7 @@ impl RunReport {
     /// [`Error::NotKept`] if its output was dropped after its consumers were done, and
     /// [`Error::ForeignHandle`] if the handle belongs to another pipeline.
     pub fn get<T: 'static>(&self, handle: Handle<T>) -> Result<&T> {
-        if handle.pipeline() != self.pipeline_id || handle.id().index() >= self.nodes.len() {
+        if handle.pipeline() != self.pipeline_id || handle.id().index() >= self.outcomes.len() {
             return Err(Error::ForeignHandle {
                 node: format!("#{}", handle.id().index()),
                 pipeline: self.pipeline.clone(),
@@ -262,40 +374,39 @@ impl RunReport {
     }
 
     fn output<T: 'static>(&self, id: NodeId) -> Result<&T> {
-        let node = &self.nodes[id.index()];
-        match node.status {
-            NodeStatus::Ran | NodeStatus::Cached => {}
-            NodeStatus::Failed => {
-                return Err(Error::NodeFailed {
-                    node: node.name.to_string(),
-                    source: node.error.clone().unwrap_or_else(|| {
-                        Arc::new(TaskError::Panicked("no error was recorded".into()))
-                    }),
-                });
-            }
-            NodeStatus::Cancelled | NodeStatus::NotNeeded => {
-                return Err(Error::NotKept {
-                    node: node.name.to_string(),
-                });
-            }
-            NodeStatus::UpstreamFailed => {
-                return Err(Error::UpstreamFailed {
-                    node: node.name.to_string(),
-                    upstream: node.upstream_failed.as_deref().unwrap_or("?").to_owned(),
-                });
-            }
-        }
-        let output = &self.outputs[id.index()];
-        let Some(task) = &output.task else {
-            return Err(Error::UnknownTask(node.task.to_owned()));
-        };
-        let value = match output.value.get() {
-            Some(value) => value,
-            None => {
-                let (Some(store), Some(entry)) = (&self.store, &output.entry) else {
-                    return Err(Error::NotKept {
-                        node: node.name.to_string(),
+        let node = self.report_of(id.index());
+        let name = || node.name().to_owned();
+        let outcome =
+            match node.outcome {
+                outcome if outcome.status.is_success() => outcome,
+                _ => {
+                    return Err(match node.status() {
+                        NodeStatus::Failed => Error::NodeFailed {
+                            node: name(),
+                            source: node.details().and_then(|d| d.error.clone()).unwrap_or_else(
+                                || Arc::new(TaskError::Panicked("no error was recorded".into())),
+                            ),
+                        },
+                        NodeStatus::UpstreamFailed => Error::UpstreamFailed {
+                            node: name(),
+                            upstream: node.failed_upstream().unwrap_or("?").to_owned(),
+                        },
+                        _ => Error::NotKept { node: name() },
                     });
+                }
+            };
+        let Some(task) = self.nodes.task(id.index()) else {
+            return Err(Error::UnknownTask(node.task().to_owned()));
+        };
+        let details = node.details();
+        let value = match (&outcome.value, details.and_then(|d| d.loaded.get())) {
+            (Some(value), _) | (None, Some(value)) => value,
+            (None, None) => {
+                let (Some(store), Some(details)) = (&self.store, details) else {
+                    return Err(Error::NotKept { node: name() });
+                };
+                let Some(entry) = &details.entry else {
+                    return Err(Error::NotKept { node: name() });
                 };
                 let value = store
                     .read_output(entry)
@@ -304,47 +415,62 @@ impl RunReport {
                         // A damaged entry must not stay fresh: the next run computes it again.
                         store.remove(&store.entry_dir(&entry.task, &entry.key));
                         Error::Damaged {
-                            node: node.name.to_string(),
+                            node: name(),
                             reason: format!(
                                 "{reason}; the entry is removed, so the next run computes it again"
                             ),
                         }
                     })?;
-                output.value.get_or_init(|| value)
+                details.loaded.get_or_init(|| value)
             }
         };
         value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
-            node: node.name.to_string(),
+            node: name(),
             actual: task.output_type(),
             requested: std::any::type_name::<T>(),
         })
     }
 
+    /// The outcome of node `i`.
+    fn report_of(&self, i: usize) -> NodeReport<'_> {
+        NodeReport {
+            report: self,
+            id: i,
+            outcome: &self.outcomes[i],
+        }
+    }
+
     /// The status of the node named `name`, if there is one.
     pub fn status(&self, name: &str) -> Option<NodeStatus> {
-        self.node(name).map(NodeReport::status)
+        self.node(name).map(|n| n.status())
     }
 
     /// The outcome of the node named `name`, if there is one.
-    pub fn node(&self, name: &str) -> Option<&NodeReport> {
-        self.index.get(name).map(|id| &self.nodes[id.index()])
+    pub fn node(&self, name: &str) -> Option<NodeReport<'_>> {
+        self.index.get(name).map(|id| self.report_of(id.index()))
     }
 
     /// Every node's outcome, in the pipeline's order.
-    pub fn nodes(&self) -> &[NodeReport] {
-        &self.nodes
+    pub fn nodes(
+        &self,
+    ) -> impl ExactSizeIterator<Item = NodeReport<'_>> + DoubleEndedIterator + Clone + '_ {
+        (0..self.outcomes.len()).map(|i| self.report_of(i))
     }
 
     /// Whether every node the run needed has an output.
     pub fn succeeded(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| n.status.is_success() || n.status == NodeStatus::NotNeeded)
+        self.statuses()
+            .all(|s| s.is_success() || s == NodeStatus::NotNeeded)
     }
 
     /// How many nodes ended with `status`.
     pub fn count(&self, status: NodeStatus) -> usize {
-        self.nodes.iter().filter(|n| n.status == status).count()
+        self.statuses().filter(|s| *s == status).count()
+    }
+
+    /// Every node's status, in the pipeline's order.
+    fn statuses(&self) -> impl Iterator<Item = NodeStatus> + '_ {
+        self.outcomes.iter().map(|o| o.status)
     }
 
     /// The name of the pipeline that ran.
@@ -362,7 +488,7 @@ impl fmt::Debug for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunReport")
             .field("pipeline", &self.pipeline)
-            .field("nodes", &self.nodes)
+            .field("nodes", &self.nodes().collect::<Vec<_>>())
             .field("elapsed", &self.elapsed)
             .finish_non_exhaustive()
     }
@@ -371,7 +497,7 @@ impl fmt::Debug for RunReport {
 /// A one-line summary: `24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s`.
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} nodes:", self.nodes.len())?;
+        write!(f, "{} nodes:", self.outcomes.len())?;
         let mut first = true;
         for status in [
             NodeStatus::Ran,

@@ -258,7 +258,7 @@ impl Runner {
                 in_child: self.executor == Executor::Process,
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
-            let (nodes, outputs) = match (&self.executor, &self.store, &record) {
+            let outcomes = match (&self.executor, &self.store, &record) {
                 (Executor::Slurm(slurm), Some(store), Some(record)) => exec::slurm::run(
                     pipeline,
                     slurm,
@@ -272,13 +272,7 @@ impl Runner {
                 )?,
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
-            let report = RunReport::new(
-                pipeline,
-                nodes,
-                outputs,
-                self.store.clone(),
-                start.elapsed(),
-            );
+            let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
             tracing::info!(target: "pipewright", "{report}");
             Ok::<_, Error>(report)
         };
@@ -292,7 +286,7 @@ impl Runner {
         }
         report.set_cancelled(self.stop.is_set());
         if let Some(record) = record {
-            let dir = record.finish(report.nodes(), report.elapsed(), report.cancelled())?;
+            let dir = record.finish(&report)?;
             report.set_run_dir(dir);
         }
         Ok(report)

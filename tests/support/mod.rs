@@ -35,7 +35,6 @@ pub fn take_runs(pipeline: &str) -> BTreeMap<String, usize> {
 pub fn with_status(run: &RunReport, status: NodeStatus) -> Vec<String> {
     let mut names: Vec<String> = run
         .nodes()
-        .iter()
         .filter(|n| n.status() == status)
         .map(|n| n.name().to_owned())
         .collect();

@@ -13,8 +13,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rayon::{Scope, ThreadPool};
@@ -26,7 +26,7 @@ use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::key::{Components, Digest, parse_hex};
 use crate::plan::{RunReason, cached_entry};
 use crate::progress::Progress;
-use crate::report::{NodeReport, NodeStatus, Output};
+use crate::report::{NO_WORKER, NodeOutcome, NodeStatus, nanos};
 use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
 
 /// The inputs of one node; most nodes have a few, which then need no allocation.
@@ -71,7 +71,35 @@ struct Cell {
     failed_upstream: AtomicU32,
     /// Consumers that have not finished with this node's output yet.
     consumers_left: AtomicU32,
+    /// How the node ended, as [`status_code`], or [`UNSETTLED`].
+    status: AtomicU8,
     slot: Mutex<Slot>,
+}
+
+/// The status of a node that has not settled yet.
+const UNSETTLED: u8 = 0;
+
+/// What [`Cell::status`] holds for a node that ended as `status`.
+fn status_code(status: NodeStatus) -> u8 {
+    status as u8 + 1
+}
+
+/// The status of a node whose [`Cell::status`] is `code`.
+fn status_of(code: u8) -> NodeStatus {
+    const STATUSES: [NodeStatus; 6] = [
+        NodeStatus::Ran,
+        NodeStatus::Cached,
+        NodeStatus::Failed,
+        NodeStatus::UpstreamFailed,
+        NodeStatus::NotNeeded,
+        NodeStatus::Cancelled,
+    ];
+    // An unsettled node has no output, as if its upstream failed.
+    STATUSES
+        .iter()
+        .copied()
+        .find(|s| status_code(*s) == code)
+        .unwrap_or(NodeStatus::UpstreamFailed)
 }
 
 /// A settled node's output: in memory, in the store, or both.
@@ -83,20 +111,7 @@ struct Slot {
     /// The entry holding the output.
     entry: Option<Box<EntryMeta>>,
     /// How the node ended, once it has.
-    outcome: Option<Outcome>,
-}
-
-struct Outcome {
-    status: NodeStatus,
-    /// When the node started, from the start of the run.
-    started: Duration,
-    /// The worker that ran it.
-    worker: Option<usize>,
-    duration: Duration,
-    error: Option<Arc<TaskError>>,
-    backtrace: Option<Arc<str>>,
-    key: Option<String>,
-    reason: Option<RunReason>,
+    outcome: Option<NodeOutcome>,
 }
 
 /// A node's output just computed: the value, its content digest, and its new entry
@@ -132,14 +147,14 @@ struct Run<'p> {
     cells: Vec<Cell>,
 }
 
-/// Runs every node of `pipeline` on `pool` and reports how each ended, with the outputs
+/// Runs every node of `pipeline` on `pool` and returns how each ended, with the outputs
 /// that are kept.
 pub(crate) fn run(
     pipeline: &Pipeline,
     span: &tracing::Span,
     pool: &ThreadPool,
     settings: Settings<'_>,
-) -> (Vec<NodeReport>, Vec<Output>) {
+) -> Vec<NodeOutcome> {
     let needed = settings.needed;
     let run = Run {
         pipeline,
@@ -157,6 +172,7 @@ pub(crate) fn run(
                 consumers_left: AtomicU32::new(
                     node.downstream.iter().filter(|d| needed[d.index()]).count() as u32,
                 ),
+                status: AtomicU8::new(UNSETTLED),
                 slot: Mutex::new(Slot::default()),
             })
             .collect(),
@@ -189,16 +205,21 @@ impl<'p> Run<'p> {
     fn drive_here<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
         let mut next = Some(first);
         // One clock reading per node: the end of one node is the start of the next.
-        let mut start = Instant::now();
+        let mut start = self.clock();
         while let Some(id) = next {
             start = self.execute(id, start);
             next = self.settle(scope, id);
         }
     }
 
-    /// Decides node `id`, runs its task if it must, and records its outcome. Returns when
-    /// it finished.
-    fn execute(&self, id: NodeId, start: Instant) -> Instant {
+    /// The time since the start of the run, in nanoseconds.
+    fn clock(&self) -> u64 {
+        nanos(self.started.elapsed())
+    }
+
+    /// Decides node `id`, which started at `start` (see [`clock`](Self::clock)), runs its
+    /// task if it must, and records its outcome. Returns when it finished.
+    fn execute(&self, id: NodeId, start: u64) -> u64 {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
         let span = tracing::info_span!(
@@ -212,80 +233,55 @@ impl<'p> Run<'p> {
 
         if self.stopped() {
             self.release_inputs(id);
-            self.settle_without_running(id, NodeStatus::Cancelled);
-            return Instant::now();
+            self.settle_without_running(id, NodeStatus::Cancelled, NONE);
+            return self.clock();
         }
         let result = self.work(id, node);
-        let end = Instant::now();
-        let duration = end - start;
-        let started = start.saturating_duration_since(self.started);
-        let worker = rayon::current_thread_index();
+        let end = self.clock();
+        let duration = Duration::from_nanos(end.saturating_sub(start));
+        let mut outcome = NodeOutcome::new(NodeStatus::Ran);
+        outcome.started = start;
+        outcome.worker = rayon::current_thread_index().map_or(NO_WORKER, |w| w as u32);
         self.release_inputs(id);
 
-        let outcome = match result {
+        match result {
             Ok(Done::Ran { key, reason }) => {
                 tracing::info!(target: "pipewright", ?duration, "finished");
-                Outcome {
-                    status: NodeStatus::Ran,
-                    started,
-                    worker,
-                    duration,
-                    error: None,
-                    backtrace: None,
-                    key,
-                    reason: Some(reason),
+                outcome.duration = nanos(duration);
+                if key.is_none() && reason == RunReason::InMemory {
+                    outcome.in_memory = true;
+                } else {
+                    let details = outcome.details_mut();
+                    details.key = key;
+                    details.reason = Some(reason);
                 }
             }
             Ok(Done::Cached { key }) => {
                 tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
-                Outcome {
-                    status: NodeStatus::Cached,
-                    started,
-                    worker,
-                    duration: Duration::ZERO,
-                    error: None,
-                    backtrace: None,
-                    key: Some(key),
-                    reason: None,
-                }
+                outcome.status = NodeStatus::Cached;
+                outcome.details_mut().key = Some(key);
             }
             Err(TaskError::Cancelled) => {
                 tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
-                Outcome {
-                    status: NodeStatus::Cancelled,
-                    started,
-                    worker,
-                    duration,
-                    error: None,
-                    backtrace: None,
-                    key: None,
-                    reason: None,
-                }
+                outcome.status = NodeStatus::Cancelled;
+                outcome.duration = nanos(duration);
             }
             Err(error) => {
                 tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
                 if self.settings.fail_fast {
                     self.halt.store(true, Ordering::Release);
                 }
-                Outcome {
-                    status: NodeStatus::Failed,
-                    started,
-                    worker,
-                    duration,
-                    backtrace: matches!(error, TaskError::Panicked(_))
-                        .then(crate::record::take_backtrace)
-                        .flatten()
-                        .map(Arc::from),
-                    error: Some(Arc::new(error)),
-                    key: None,
-                    reason: None,
-                }
+                outcome.status = NodeStatus::Failed;
+                outcome.duration = nanos(duration);
+                let details = outcome.details_mut();
+                details.backtrace = matches!(error, TaskError::Panicked(_))
+                    .then(crate::record::take_backtrace)
+                    .flatten()
+                    .map(Arc::from);
+                details.error = Some(Arc::new(error));
             }
-        };
-        if let Some(progress) = self.settings.progress {
-            progress.settled(&node.name, outcome.status);
         }
-        lock(&self.cells[id.index()].slot).outcome = Some(outcome);
+        self.settle_as(id, outcome);
         end
     }
 
@@ -492,10 +488,11 @@ impl<'p> Run<'p> {
             {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            let start = Instant::now();
+            // The clock is read only for a task that can time out.
+            let deadline = meta.timeout.map(|t| Instant::now() + t);
             let ctx = Ctx::new(meta.name, node.label.clone(), work_dir.clone()).for_attempt(
                 self.stop.flag.clone(),
-                meta.timeout.map(|t| start + t),
+                deadline,
                 attempt,
             );
             let result = catch_unwind(AssertUnwindSafe(|| {
@@ -503,8 +500,10 @@ impl<'p> Run<'p> {
             }))
             .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
             // Whatever the task returned after its deadline, it timed out.
-            match meta.timeout {
-                Some(timeout) if start.elapsed() > timeout => Err(TaskError::TimedOut(timeout)),
+            match (meta.timeout, deadline) {
+                (Some(timeout), Some(deadline)) if Instant::now() > deadline => {
+                    Err(TaskError::TimedOut(timeout))
+                }
                 _ => result,
             }
         })
@@ -667,19 +666,20 @@ impl<'p> Run<'p> {
 
     /// The values of `node`'s inputs, read from the store where they are not in memory.
     fn gather(&self, node: &Node) -> Result<Gathered, TaskError> {
-        node.wires
-            .iter()
-            .map(|wire| {
-                Ok(match wire {
-                    Wire::One(up) => InputValues::One(self.obtain(*up)?),
-                    Wire::Many(ups) => InputValues::Many(
-                        ups.iter()
-                            .map(|up| self.obtain(*up))
-                            .collect::<Result<_, _>>()?,
-                    ),
-                })
-            })
-            .collect()
+        let mut inputs = Gathered::with_capacity(node.wires.len());
+        for wire in &node.wires {
+            inputs.push(match wire {
+                Wire::One(up) => InputValues::One(self.obtain(*up)?),
+                Wire::Many(ups) => {
+                    let mut values = Vec::with_capacity(ups.len());
+                    for up in ups {
+                        values.push(self.obtain(*up)?);
+                    }
+                    InputValues::Many(values)
+                }
+            });
+        }
+        Ok(inputs)
     }
 
     /// The output of the settled node `up`: from memory, else from its entry; a damaged
@@ -790,7 +790,7 @@ impl<'p> Run<'p> {
             .load(Ordering::Acquire);
         let upstream = NodeId(upstream);
         if self.status(upstream) == NodeStatus::Cancelled {
-            self.settle_without_running(id, NodeStatus::Cancelled);
+            self.settle_without_running(id, NodeStatus::Cancelled, NONE);
             return;
         }
         tracing::warn!(
@@ -800,85 +800,56 @@ impl<'p> Run<'p> {
             upstream = %self.pipeline.node_name(upstream),
             "not run: upstream failed"
         );
-        self.settle_without_running(id, NodeStatus::UpstreamFailed);
+        self.settle_without_running(id, NodeStatus::UpstreamFailed, upstream.0);
     }
 
-    /// Records that node `id` ended as `status` without running.
-    fn settle_without_running(&self, id: NodeId, status: NodeStatus) {
+    /// Records that node `id` ended as `status` without running, after the failed
+    /// upstream node `failed_upstream` (or [`NONE`]).
+    fn settle_without_running(&self, id: NodeId, status: NodeStatus, failed_upstream: u32) {
+        let mut outcome = NodeOutcome::new(status);
+        outcome.started = self.clock();
+        outcome.failed_upstream = failed_upstream;
+        self.settle_as(id, outcome);
+    }
+
+    /// Records how node `id` ended, where its children and the report find it.
+    fn settle_as(&self, id: NodeId, outcome: NodeOutcome) {
         if let Some(progress) = self.settings.progress {
-            progress.settled(&self.pipeline.nodes[id.index()].name, status);
+            progress.settled(&self.pipeline.nodes[id.index()].name, outcome.status);
         }
-        lock(&self.cells[id.index()].slot).outcome = Some(Outcome {
-            status,
-            started: self.started.elapsed(),
-            worker: None,
-            duration: Duration::ZERO,
-            error: None,
-            backtrace: None,
-            key: None,
-            reason: None,
-        });
+        let cell = &self.cells[id.index()];
+        let code = status_code(outcome.status);
+        lock(&cell.slot).outcome = Some(outcome);
+        cell.status.store(code, Ordering::Release);
     }
 
     fn status(&self, id: NodeId) -> NodeStatus {
-        lock(&self.cells[id.index()].slot)
-            .outcome
-            .as_ref()
-            .map_or(NodeStatus::UpstreamFailed, |o| o.status)
+        status_of(self.cells[id.index()].status.load(Ordering::Acquire))
     }
 
-    /// Turns the settled cells into the run's node reports and outputs.
-    fn finish(self) -> (Vec<NodeReport>, Vec<Output>) {
-        let Run {
-            pipeline, cells, ..
-        } = self;
-        cells
+    /// Turns the settled cells into the outcomes the report reads, with the outputs that
+    /// are kept and, with a store, each output's digest and entry.
+    fn finish(self) -> Vec<NodeOutcome> {
+        let with_store = self.settings.store.is_some();
+        self.cells
             .into_iter()
-            .zip(&pipeline.nodes)
-            .map(|(cell, node)| {
-                let failed = cell.failed_upstream.into_inner();
-                let mut slot = cell
+            .map(|cell| {
+                let slot = cell
                     .slot
                     .into_inner()
                     .unwrap_or_else(PoisonError::into_inner);
-                let outcome = slot.outcome.take().unwrap_or(Outcome {
-                    status: NodeStatus::NotNeeded,
-                    started: Duration::ZERO,
-                    worker: None,
-                    duration: Duration::ZERO,
-                    error: None,
-                    backtrace: None,
-                    key: None,
-                    reason: None,
-                });
-                let report = NodeReport {
-                    name: node.name.clone(),
-                    task: node.task.meta().name,
-                    status: outcome.status,
-                    started: outcome.started,
-                    worker: outcome.worker,
-                    duration: outcome.duration,
-                    error: outcome.error,
-                    backtrace: outcome.backtrace,
-                    upstream_failed: (outcome.status == NodeStatus::UpstreamFailed
-                        && failed != NONE)
-                        .then(|| pipeline.nodes[failed as usize].name.clone()),
-                    key: outcome.key,
-                    reason: outcome.reason,
-                    output_digest: slot.digest.map(|d| hex(&d)),
-                };
-                let value = OnceLock::new();
-                if let Some(v) = slot.value {
-                    let _ = value.set(v);
+                let mut outcome = slot
+                    .outcome
+                    .unwrap_or_else(|| NodeOutcome::new(NodeStatus::NotNeeded));
+                outcome.value = slot.value;
+                if with_store {
+                    let details = outcome.details_mut();
+                    details.output_digest = slot.digest.map(|d| hex(&d));
+                    details.entry = slot.entry;
                 }
-                let output = Output {
-                    value,
-                    entry: slot.entry,
-                    task: Some(node.task.clone()),
-                };
-                (report, output)
+                outcome
             })
-            .unzip()
+            .collect()
     }
 }
 

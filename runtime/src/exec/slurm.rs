@@ -17,18 +17,17 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::Stop;
 use super::worker::{InputRef, Job, JobStatus, WORKER_ARG};
-use crate::cache::{EntryMeta, Lookup, Store};
+use crate::cache::{Lookup, Store};
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
 use crate::plan::{Decision, RunReason};
 use crate::progress::Progress;
 use crate::record::{RecordedError, node_file_name};
-use crate::report::{NodeReport, NodeStatus, Output};
+use crate::report::{Details, NodeOutcome, NodeStatus, nanos};
 use crate::task::{TaskError, WorkerExit};
 
 /// How often the client asks Slurm about the jobs that have not ended.
@@ -186,7 +185,7 @@ pub(crate) fn run(
     needed: &[bool],
     stop: &Stop,
     progress: Option<&Progress>,
-) -> Result<(Vec<NodeReport>, Vec<Output>)> {
+) -> Result<Vec<NodeOutcome>> {
     let started = Instant::now();
     let (plan, _) = crate::plan::plan(pipeline, Some(store), keep, forced)?;
     // Jobs may start in another directory, on another machine: every path is absolute.
@@ -443,75 +442,56 @@ pub(crate) fn run(
     follow(pipeline, &mut states, &files, stop, progress);
 
     // The outcome of every node, with the entry of each stored one.
-    let mut reports = Vec::with_capacity(n);
-    let mut outputs = Vec::with_capacity(n);
+    let mut outcomes = Vec::with_capacity(n);
     for (i, state) in states.into_iter().enumerate() {
         let node = &pipeline.nodes[i];
-        let mut report = NodeReport {
-            name: node.name.clone(),
-            task: node.task.meta().name,
-            status: NodeStatus::NotNeeded,
-            started: submitted_at[i],
-            worker: None,
-            duration: Duration::ZERO,
-            error: None,
-            backtrace: None,
-            upstream_failed: None,
-            key: None,
-            reason: match &plan.nodes[i].decision {
-                Decision::Run { reason, .. } => Some(reason.clone()),
-                _ => None,
-            },
-            output_digest: None,
-        };
-        let mut entry = None;
+        let mut outcome = NodeOutcome::new(NodeStatus::NotNeeded);
         match state {
             State::NotNeeded => {}
             State::Stored { key, ran, duration } => {
+                let mut details = Details {
+                    reason: match (ran, &plan.nodes[i].decision) {
+                        (true, Decision::Run { reason, .. }) => Some(reason.clone()),
+                        _ => None,
+                    },
+                    ..Details::default()
+                };
                 match store.lookup(node.task.meta().name, &key) {
                     Lookup::Present(meta) => {
-                        report.status = if ran {
-                            NodeStatus::Ran
+                        details.output_digest = Some(meta.output_digest.clone());
+                        details.entry = Some(meta);
+                        if ran {
+                            outcome.status = NodeStatus::Ran;
+                            outcome.started = nanos(submitted_at[i]);
+                            outcome.duration = nanos(duration);
                         } else {
-                            NodeStatus::Cached
-                        };
-                        report.duration = duration;
-                        report.output_digest = Some(meta.output_digest.clone());
-                        entry = Some(meta);
+                            outcome.status = NodeStatus::Cached;
+                        }
                     }
                     _ => {
-                        report.status = NodeStatus::Failed;
-                        report.error = Some(Arc::new(TaskError::failed(
+                        outcome.status = NodeStatus::Failed;
+                        details.error = Some(Arc::new(TaskError::failed(
                             "the worker reported an output, but its entry is not in the store",
                         )));
                     }
                 }
-                report.key = Some(key);
-                if !ran {
-                    report.reason = None;
-                }
+                details.key = Some(key);
+                outcome.details = Some(Box::new(details));
             }
             State::Failed(error) => {
-                report.status = NodeStatus::Failed;
-                report.error = Some(Arc::new(error));
+                outcome.status = NodeStatus::Failed;
+                outcome.started = nanos(submitted_at[i]);
+                outcome.details_mut().error = Some(Arc::new(error));
             }
             State::UpstreamFailed(up) => {
-                report.status = NodeStatus::UpstreamFailed;
-                report.upstream_failed = Some(pipeline.nodes[up.index()].name.clone());
+                outcome.status = NodeStatus::UpstreamFailed;
+                outcome.failed_upstream = up.0;
             }
-            State::Cancelled | State::Open { .. } => report.status = NodeStatus::Cancelled,
+            State::Cancelled | State::Open { .. } => outcome.status = NodeStatus::Cancelled,
         }
-        if report.status != NodeStatus::Ran {
-            report.started = Duration::ZERO;
-        }
-        reports.push(report);
-        outputs.push(Output {
-            value: OnceLock::new(),
-            entry: entry.map(|e: Box<EntryMeta>| e),
-            task: Some(node.task.clone()),
-        });
+        outcomes.push(outcome);
     }
-    Ok((reports, outputs))
+    Ok(outcomes)
 }
 
 /// Waits for every submitted node to end, asking Slurm every [`POLL`]; on stop, cancels

@@ -226,7 +226,7 @@ pub struct GraphView {
 
 impl NodeView {
     /// The view of a node from its outcome in a run.
-    fn of_report(node: &crate::report::NodeReport, name: &str, task: &str) -> Self {
+    fn of_report(node: crate::report::NodeReport<'_>, name: &str, task: &str) -> Self {
         let state = match node.status() {
             NodeStatus::Ran => NodeState::Ran,
             NodeStatus::Cached => NodeState::Cached,
