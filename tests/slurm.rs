@@ -65,6 +65,13 @@ fn oversleep(a: &Stamped) -> Stamped {
     a.clone()
 }
 
+/// Runs past the one minute of its Slurm time limit.
+#[task(time = "1m")]
+fn overrun(a: &Stamped) -> Stamped {
+    std::thread::sleep(Duration::from_secs(600));
+    a.clone()
+}
+
 /// What `scontrol show job` says about the job running this task.
 #[task(cpus = 2, mem = "300M", time = "10m")]
 fn describe_own_job(a: &Stamped) -> String {
@@ -252,6 +259,25 @@ fn a_task_past_its_timeout_fails() {
     assert_eq!(run.status("after"), Some(NodeStatus::UpstreamFailed));
 }
 
+/// Slurm itself ends the job at its time limit (a minute, checked every 30 s), so this
+/// takes 60 to 100 s; `main` runs it beside the other scenarios.
+fn a_job_past_its_time_limit_ends_as_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-time-limit";
+        let a = source(1);
+        let slow = overrun(a);
+        let after = double(slow);
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    let error = run.node("slow").unwrap().error().unwrap().to_string();
+    assert!(error.contains(" ended TIMEOUT: "), "{error}");
+    assert!(error.contains("ran past its time limit"), "{error}");
+    assert_eq!(run.status("after"), Some(NodeStatus::UpstreamFailed));
+    let record = std::fs::read_to_string(run.run_dir().unwrap().join("failures/slow.txt")).unwrap();
+    assert!(record.contains("TIMEOUT"), "{record}");
+}
+
 fn resource_hints_reach_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline! {
@@ -322,7 +348,17 @@ fn main() -> std::process::ExitCode {
         println!("skipped: no sbatch here (start a cluster with .ci/slurm-up.sh)");
         return std::process::ExitCode::SUCCESS;
     }
-    support::run_scenarios(&[
+    // The slowest scenario runs on a thread of its own, beside the others.
+    let slow = std::thread::spawn(|| {
+        let name = "a_job_past_its_time_limit_ends_as_timeout";
+        if !support::selected(name) {
+            return true;
+        }
+        let ok = std::panic::catch_unwind(a_job_past_its_time_limit_ends_as_timeout).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        ok
+    });
+    let others = support::run_scenarios(&[
         (
             "a_diamond_runs_as_jobs_and_then_from_the_store",
             a_diamond_runs_as_jobs_and_then_from_the_store,
@@ -341,5 +377,9 @@ fn main() -> std::process::ExitCode {
         ),
         ("resource_hints_reach_the_job", resource_hints_reach_the_job),
         ("cancelling_cancels_the_jobs", cancelling_cancels_the_jobs),
-    ])
+    ]);
+    match slow.join() {
+        Ok(true) => others,
+        _ => std::process::ExitCode::FAILURE,
+    }
 }

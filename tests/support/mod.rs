@@ -52,13 +52,9 @@ pub fn names(names: &[&str]) -> Vec<String> {
 /// Runs the scenarios of a test with its own `main` (those whose names contain one of the
 /// command line's filters, or all), printing one line each; fails if any failed.
 pub fn run_scenarios(scenarios: &[(&str, fn())]) -> std::process::ExitCode {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
     let mut failed = Vec::new();
     for (name, test) in scenarios {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        if !selected(name) {
             continue;
         }
         let ok = std::panic::catch_unwind(*test).is_ok();
@@ -81,4 +77,14 @@ pub fn run_scenarios(scenarios: &[(&str, fn())]) -> std::process::ExitCode {
     } else {
         std::process::ExitCode::FAILURE
     }
+}
+
+/// Whether the command line selects scenario `name`: it names no filter, or one that is
+/// part of `name`.
+pub fn selected(name: &str) -> bool {
+    let mut filters = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .peekable();
+    filters.peek().is_none() || filters.any(|f| name.contains(f.as_str()))
 }
