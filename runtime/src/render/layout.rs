@@ -145,21 +145,39 @@ impl Layout {
         self.layers = best;
     }
 
-    /// How many pairs of edges cross between consecutive layers.
+    /// How many pairs of edges cross between consecutive layers: for each pair of layers,
+    /// the edges sorted by their top end, then the inversions among their bottom ends,
+    /// counted with a Fenwick tree (`E log S` rather than comparing every pair of edges).
     pub(crate) fn crossings(&self) -> usize {
         let mut total = 0;
+        let mut tree = vec![0usize; self.slots.len() + 2];
         for pair in self.layers.windows(2) {
             let top = &positions(&pair[0], self.slots.len());
             let bottom = &positions(&pair[1], self.slots.len());
-            let edges: Vec<(usize, usize)> = pair[0]
+            let mut edges: Vec<(usize, usize)> = pair[0]
                 .iter()
                 .flat_map(|&s| self.down[s].iter().map(move |&t| (top[s], bottom[t])))
                 .collect();
-            for (i, a) in edges.iter().enumerate() {
-                for b in &edges[i + 1..] {
-                    if (a.0 < b.0 && a.1 > b.1) || (a.0 > b.0 && a.1 < b.1) {
-                        total += 1;
-                    }
+            // Edges from one top end never cross: with their bottom ends ascending, none
+            // of them is counted against another.
+            edges.sort_unstable();
+            // A bottom end outside the layer, if any, counts as right of all of it.
+            let width = pair[1].len() + 1;
+            tree[..=width].fill(0);
+            for (seen, &(_, b)) in edges.iter().enumerate() {
+                let b = b.min(width - 1);
+                // Edges seen so far whose bottom end is at or left of `b`.
+                let mut at_or_left = 0;
+                let mut i = b + 1;
+                while i > 0 {
+                    at_or_left += tree[i];
+                    i &= i - 1;
+                }
+                total += seen - at_or_left;
+                let mut i = b + 1;
+                while i <= width {
+                    tree[i] += 1;
+                    i += i & i.wrapping_neg();
                 }
             }
         }
@@ -329,6 +347,61 @@ mod tests {
         let long = layout.routes.iter().position(|r| (r.from, r.to) == (0, 2));
         assert_eq!(layout.slots[4], Slot::Dummy(long.unwrap()));
         assert_eq!(layout.routes[long.unwrap()].slots, [0, 4, 2]);
+    }
+
+    /// Crossings counted by comparing every pair of edges, as the definition says.
+    fn crossings_by_pairs(layout: &Layout) -> usize {
+        let mut total = 0;
+        for pair in layout.layers.windows(2) {
+            let top = &positions(&pair[0], layout.slots.len());
+            let bottom = &positions(&pair[1], layout.slots.len());
+            let edges: Vec<(usize, usize)> = pair[0]
+                .iter()
+                .flat_map(|&s| layout.down[s].iter().map(move |&t| (top[s], bottom[t])))
+                .collect();
+            for (i, a) in edges.iter().enumerate() {
+                for b in &edges[i + 1..] {
+                    if (a.0 < b.0 && a.1 > b.1) || (a.0 > b.0 && a.1 < b.1) {
+                        total += 1;
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn crossings_match_the_count_of_crossing_pairs() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as usize
+        };
+        let mut with_crossings = 0;
+        for _ in 0..200 {
+            let n = 2 + next(30);
+            let edges: Vec<(usize, usize)> = (0..next(60))
+                .map(|_| {
+                    let a = next(n as u64 - 1);
+                    (a, a + 1 + next((n - a - 1) as u64))
+                })
+                .collect();
+            let mut layout = Layout::new(&view(n, &edges));
+            assert_eq!(layout.crossings(), crossings_by_pairs(&layout), "{edges:?}");
+            // Also in an order the sweeps did not choose.
+            for layer in &mut layout.layers {
+                layer.reverse();
+            }
+            let crossings = crossings_by_pairs(&layout);
+            assert_eq!(layout.crossings(), crossings, "{edges:?}");
+            with_crossings += usize::from(crossings > 0);
+        }
+        assert!(
+            with_crossings > 100,
+            "{with_crossings} cases with crossings"
+        );
     }
 
     #[test]

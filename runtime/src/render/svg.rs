@@ -1,5 +1,6 @@
 //! The graph as an SVG picture, laid out by [`layout`](super::layout): no Graphviz needed.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::layout::{Layout, Slot};
@@ -71,13 +72,25 @@ pub fn svg(view: &GraphView) -> String {
     }
     out.push_str("</defs>\n<g class=\"edges\" fill=\"none\" stroke-width=\"1.4\">\n");
 
-    // Where an edge enters a box: spread over its top, in the order of the sources.
+    // Where an edge enters a box: spread over its top, in the order of the sources. Each
+    // box's sources are put in order once, not once per edge.
+    let entry_rank: Vec<HashMap<usize, usize>> = layout
+        .up
+        .iter()
+        .map(|ups| {
+            let mut ups = ups.clone();
+            ups.sort_by(|a, b| x(*a).total_cmp(&x(*b)));
+            let mut rank = HashMap::with_capacity(ups.len());
+            for (i, u) in ups.into_iter().enumerate() {
+                rank.entry(u).or_insert(i);
+            }
+            rank
+        })
+        .collect();
     let entry_x = |target: usize, from: usize| -> f64 {
-        let mut ups = layout.up[target].clone();
-        ups.sort_by(|a, b| x(*a).total_cmp(&x(*b)));
-        let i = ups.iter().position(|&u| u == from).unwrap_or(0);
+        let i = entry_rank[target].get(&from).copied().unwrap_or(0);
         let span = widths[target] * 0.6;
-        x(target) - span / 2.0 + (i + 1) as f64 * span / (ups.len() + 1) as f64
+        x(target) - span / 2.0 + (i + 1) as f64 * span / (layout.up[target].len() + 1) as f64
     };
     for route in &layout.routes {
         let mut points = vec![(x(route.from), top(route.from) + BOX_HEIGHT)];
