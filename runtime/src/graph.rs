@@ -207,6 +207,9 @@ pub(crate) struct Node {
     pub(crate) upstream: Vec<NodeId>,
     /// Distinct downstream nodes.
     pub(crate) downstream: Vec<NodeId>,
+    /// Whether each upstream node is read by one input only, so that the inputs, in
+    /// argument order, are `upstream` itself.
+    pub(crate) distinct_inputs: bool,
 }
 
 impl Node {
@@ -324,6 +327,8 @@ impl Builder {
             .copied()
             .filter(|id| seen.insert(*id))
             .collect();
+        let distinct_inputs =
+            wires.iter().map(|wire| wire.ids().len()).sum::<usize>() == upstream.len();
 
         let index = self.graph.add_node(());
         let id = NodeId(u32::try_from(index.index()).map_err(|_| Error::TooManyNodes)?);
@@ -343,6 +348,7 @@ impl Builder {
             wires,
             upstream,
             downstream: Vec::new(),
+            distinct_inputs,
         });
         Ok(id)
     }

@@ -69,8 +69,6 @@ struct Cell {
     pending: AtomicU32,
     /// The first failed upstream, or [`NONE`].
     failed_upstream: AtomicU32,
-    /// Consumers that have not finished with this node's output yet.
-    consumers_left: AtomicU32,
     /// How the node ended, as [`status_code`], or [`UNSETTLED`].
     status: AtomicU8,
     slot: Mutex<Slot>,
@@ -103,8 +101,10 @@ fn status_of(code: u8) -> NodeStatus {
 }
 
 /// A settled node's output: in memory, in the store, or both.
-#[derive(Default)]
 struct Slot {
+    /// Consumers that have not taken this node's output yet. Counted under the lock that
+    /// guards the output, so that the last of them can take it instead of sharing it.
+    consumers_left: u32,
     value: Option<Arc<Value>>,
     /// The output's content digest (with a store).
     digest: Option<Digest>,
@@ -169,11 +169,15 @@ pub(crate) fn run(
             .map(|node| Cell {
                 pending: AtomicU32::new(node.upstream.len() as u32),
                 failed_upstream: AtomicU32::new(NONE),
-                consumers_left: AtomicU32::new(
-                    node.downstream.iter().filter(|d| needed[d.index()]).count() as u32,
-                ),
                 status: AtomicU8::new(UNSETTLED),
-                slot: Mutex::new(Slot::default()),
+                slot: Mutex::new(Slot {
+                    consumers_left: node.downstream.iter().filter(|d| needed[d.index()]).count()
+                        as u32,
+                    value: None,
+                    digest: None,
+                    entry: None,
+                    outcome: None,
+                }),
             })
             .collect(),
     };
@@ -236,13 +240,27 @@ impl<'p> Run<'p> {
             self.settle_without_running(id, NodeStatus::Cancelled, NONE);
             return self.clock();
         }
-        let result = self.work(id, node);
+        let mut output = None;
+        let result = match self.settings.store {
+            // Inputs are released as they are gathered.
+            None => self.run_in_memory(node).map(|value| {
+                output = Some(value);
+                Done::Ran {
+                    key: None,
+                    reason: RunReason::InMemory,
+                }
+            }),
+            Some(store) => {
+                let result = self.work(id, node, store);
+                self.release_inputs(id);
+                result
+            }
+        };
         let end = self.clock();
         let duration = Duration::from_nanos(end.saturating_sub(start));
         let mut outcome = NodeOutcome::new(NodeStatus::Ran);
         outcome.started = start;
         outcome.worker = rayon::current_thread_index().map_or(NO_WORKER, |w| w as u32);
-        self.release_inputs(id);
 
         match result {
             Ok(Done::Ran { key, reason }) => {
@@ -281,22 +299,26 @@ impl<'p> Run<'p> {
                 details.error = Some(Arc::new(error));
             }
         }
-        self.settle_as(id, outcome);
+        self.settle_with(id, outcome, output);
         end
     }
 
-    /// The work on one node: with a store, decide from its key whether its entry can be
-    /// used; otherwise run it.
-    fn work(&self, id: NodeId, node: &Node) -> Result<Done, TaskError> {
-        let Some(store) = self.settings.store else {
-            let inputs = self.gather(node)?;
-            let value = self.invoke(node, &inputs, None)?;
-            self.put(id, value, None, None);
-            return Ok(Done::Ran {
-                key: None,
-                reason: RunReason::InMemory,
-            });
+    /// Runs `node` on inputs held in memory and returns its output. The inputs are
+    /// released as they are gathered: each stays alive until the task returns.
+    fn run_in_memory(&self, node: &Node) -> Result<Arc<Value>, TaskError> {
+        let inputs = if node.distinct_inputs {
+            self.take_inputs(node)?
+        } else {
+            let inputs = self.gather(node);
+            self.release(node);
+            inputs?
         };
+        self.invoke(node, &inputs, None)
+    }
+
+    /// The work on one node with a store: decide from its key whether its entry can be
+    /// used, else run it.
+    fn work(&self, id: NodeId, node: &Node, store: &Store) -> Result<Done, TaskError> {
         let meta = node.task.meta();
         let forced = self.settings.forced[id.index()];
         let verify = self.settings.keep[id.index()];
@@ -653,11 +675,8 @@ impl<'p> Run<'p> {
         digest: Option<Digest>,
         entry: Option<Box<EntryMeta>>,
     ) {
-        let cell = &self.cells[id.index()];
-        let needed =
-            cell.consumers_left.load(Ordering::Acquire) > 0 || self.settings.keep[id.index()];
-        let mut slot = lock(&cell.slot);
-        if needed {
+        let mut slot = lock(&self.cells[id.index()].slot);
+        if slot.consumers_left > 0 || self.settings.keep[id.index()] {
             slot.value = Some(value);
         }
         slot.digest = digest;
@@ -680,6 +699,55 @@ impl<'p> Run<'p> {
             });
         }
         Ok(inputs)
+    }
+
+    /// The values of the inputs of `node`, whose inputs read distinct nodes, each released
+    /// as it is taken: the last consumer of an output takes it instead of sharing it.
+    fn take_inputs(&self, node: &Node) -> Result<Gathered, TaskError> {
+        let mut inputs = Gathered::with_capacity(node.wires.len());
+        let mut missing = None;
+        let mut take = |up: NodeId| {
+            let value = self.take(up);
+            if value.is_none() && missing.is_none() {
+                missing = Some(up);
+            }
+            value
+        };
+        for wire in &node.wires {
+            match wire {
+                Wire::One(up) => {
+                    if let Some(value) = take(*up) {
+                        inputs.push(InputValues::One(value));
+                    }
+                }
+                Wire::Many(ups) => {
+                    let mut values = Vec::with_capacity(ups.len());
+                    for up in ups {
+                        values.extend(take(*up));
+                    }
+                    inputs.push(InputValues::Many(values));
+                }
+            }
+        }
+        match missing {
+            None => Ok(inputs),
+            Some(up) => Err(TaskError::failed(format!(
+                "the output of `{}` is not in memory",
+                self.pipeline.node_name(up)
+            ))),
+        }
+    }
+
+    /// The in-memory output of the settled node `up`, for one of its consumers, which is
+    /// done with it once it drops it.
+    fn take(&self, up: NodeId) -> Option<Arc<Value>> {
+        let mut slot = lock(&self.cells[up.index()].slot);
+        slot.consumers_left -= 1;
+        if slot.consumers_left == 0 && !self.settings.keep[up.index()] {
+            slot.value.take()
+        } else {
+            slot.value.clone()
+        }
     }
 
     /// The output of the settled node `up`: from memory, else from its entry; a damaged
@@ -727,14 +795,13 @@ impl<'p> Run<'p> {
     /// Tells the upstream nodes of `id` that it is done with their outputs, and drops each
     /// output whose last consumer this was, unless it is kept.
     fn release_inputs(&self, id: NodeId) {
-        for up in &self.pipeline.nodes[id.index()].upstream {
-            let cell = &self.cells[up.index()];
-            if cell.consumers_left.fetch_sub(1, Ordering::AcqRel) == 1
-                && !self.settings.keep[up.index()]
-            {
-                let value = lock(&cell.slot).value.take();
-                drop(value);
-            }
+        self.release(&self.pipeline.nodes[id.index()]);
+    }
+
+    /// [`release_inputs`](Self::release_inputs) of `node`.
+    fn release(&self, node: &Node) {
+        for up in &node.upstream {
+            drop(self.take(*up));
         }
     }
 
@@ -809,17 +876,23 @@ impl<'p> Run<'p> {
         let mut outcome = NodeOutcome::new(status);
         outcome.started = self.clock();
         outcome.failed_upstream = failed_upstream;
-        self.settle_as(id, outcome);
+        self.settle_with(id, outcome, None);
     }
 
-    /// Records how node `id` ended, where its children and the report find it.
-    fn settle_as(&self, id: NodeId, outcome: NodeOutcome) {
+    /// Records how node `id` ended, with its in-memory `output` if it has one that is
+    /// still needed, where its children and the report find it.
+    fn settle_with(&self, id: NodeId, outcome: NodeOutcome, output: Option<Arc<Value>>) {
         if let Some(progress) = self.settings.progress {
             progress.settled(&self.pipeline.nodes[id.index()].name, outcome.status);
         }
         let cell = &self.cells[id.index()];
         let code = status_code(outcome.status);
-        lock(&cell.slot).outcome = Some(outcome);
+        let mut slot = lock(&cell.slot);
+        if output.is_some() && (slot.consumers_left > 0 || self.settings.keep[id.index()]) {
+            slot.value = output;
+        }
+        slot.outcome = Some(outcome);
+        drop(slot);
         cell.status.store(code, Ordering::Release);
     }
 
