@@ -208,12 +208,19 @@ impl<'p> Run<'p> {
 
     fn drive_here<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
         let mut next = Some(first);
+        // One context for the nodes run here, pointed at each in turn.
+        let mut ctx = self.new_ctx();
         // One clock reading per node: the end of one node is the start of the next.
         let mut start = self.clock();
         while let Some(id) = next {
-            start = self.execute(id, start);
+            start = self.execute(id, start, &mut ctx);
             next = self.settle(scope, id);
         }
+    }
+
+    /// A context for the tasks of this run.
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new(self.pipeline.names.clone(), self.stop.flag.clone())
     }
 
     /// The time since the start of the run, in nanoseconds.
@@ -223,7 +230,7 @@ impl<'p> Run<'p> {
 
     /// Decides node `id`, which started at `start` (see [`clock`](Self::clock)), runs its
     /// task if it must, and records its outcome. Returns when it finished.
-    fn execute(&self, id: NodeId, start: u64) -> u64 {
+    fn execute(&self, id: NodeId, start: u64, ctx: &mut Ctx) -> u64 {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
         let span = tracing::info_span!(
@@ -243,7 +250,7 @@ impl<'p> Run<'p> {
         let mut output = None;
         let result = match self.settings.store {
             // Inputs are released as they are gathered.
-            None => self.run_in_memory(node).map(|value| {
+            None => self.run_in_memory(id, node, ctx).map(|value| {
                 output = Some(value);
                 Done::Ran {
                     key: None,
@@ -305,7 +312,12 @@ impl<'p> Run<'p> {
 
     /// Runs `node` on inputs held in memory and returns its output. The inputs are
     /// released as they are gathered: each stays alive until the task returns.
-    fn run_in_memory(&self, node: &Node) -> Result<Arc<Value>, TaskError> {
+    fn run_in_memory(
+        &self,
+        id: NodeId,
+        node: &Node,
+        ctx: &mut Ctx,
+    ) -> Result<Arc<Value>, TaskError> {
         let inputs = if node.distinct_inputs {
             self.take_inputs(node)?
         } else {
@@ -313,7 +325,7 @@ impl<'p> Run<'p> {
             self.release(node);
             inputs?
         };
-        self.invoke(node, &inputs, None)
+        self.invoke(id, node, &inputs, None, ctx)
     }
 
     /// The work on one node with a store: decide from its key whether its entry can be
@@ -375,7 +387,7 @@ impl<'p> Run<'p> {
                 lock = Some(store.lock(&key).map_err(TaskError::Store)?);
             }
         }
-        let computed = self.compute(node, &inputs, &components, store, &key, forced)?;
+        let computed = self.compute(id, node, &inputs, &components, store, &key, forced)?;
         self.put(id, computed.value, Some(computed.digest), computed.entry);
         drop(lock);
         Ok(Done::Ran {
@@ -410,8 +422,10 @@ impl<'p> Run<'p> {
 
     /// Runs `node`'s task on `inputs`, encodes its output and stores it under `key` (unless
     /// its task is not cached). Returns the output, its digest and its entry.
+    #[allow(clippy::too_many_arguments)]
     fn compute(
         &self,
+        id: NodeId,
         node: &Node,
         inputs: &[InputValues],
         components: &Components,
@@ -423,7 +437,7 @@ impl<'p> Run<'p> {
         let pending = store.begin(meta.name, key).map_err(TaskError::Store)?;
         let result = (|| {
             let start = Instant::now();
-            let value = self.invoke(node, inputs, Some(&pending))?;
+            let value = self.invoke(id, node, inputs, Some(&pending), &mut self.new_ctx())?;
             let duration = start.elapsed();
             let bytes = node.task.encode(&*value).map_err(TaskError::Encode)?;
             let digest = *blake3::hash(&bytes).as_bytes();
@@ -494,15 +508,18 @@ impl<'p> Run<'p> {
     /// Calls the task, catching a panic.
     fn invoke(
         &self,
+        id: NodeId,
         node: &Node,
         inputs: &[InputValues],
         pending: Option<&Pending>,
+        ctx: &mut Ctx,
     ) -> Result<Arc<Value>, TaskError> {
         if let Some(progress) = self.settings.progress {
             progress.started(&node.name);
         }
         let meta = node.task.meta();
         let work_dir = pending.map(Pending::work_dir);
+        ctx.set_node(meta.name, id.index(), work_dir.clone());
         self.attempts(node, |attempt| {
             // Each attempt starts from an empty work directory.
             if attempt > 1
@@ -512,13 +529,10 @@ impl<'p> Run<'p> {
             }
             // The clock is read only for a task that can time out.
             let deadline = meta.timeout.map(|t| Instant::now() + t);
-            let ctx = Ctx::new(meta.name, node.label.clone(), work_dir.clone()).for_attempt(
-                self.stop.flag.clone(),
-                deadline,
-                attempt,
-            );
+            ctx.set_attempt(deadline, attempt);
+            let ctx = &*ctx;
             let result = catch_unwind(AssertUnwindSafe(|| {
-                node.task.run(&Inputs { slots: inputs }, &ctx)
+                node.task.run(&Inputs { slots: inputs }, ctx)
             }))
             .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
             // Whatever the task returned after its deadline, it timed out.
@@ -782,7 +796,7 @@ impl<'p> Run<'p> {
                 let inputs = self.gather(node)?;
                 let components = self.components(node, &self.input_digests(node))?;
                 let key = hex(&components.key());
-                let computed = self.compute(node, &inputs, &components, store, &key, true)?;
+                let computed = self.compute(up, node, &inputs, &components, store, &key, true)?;
                 slot.digest = Some(computed.digest);
                 slot.entry = computed.entry;
                 computed.value
