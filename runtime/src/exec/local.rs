@@ -65,7 +65,7 @@ pub(crate) struct Settings<'a> {
 
 /// The run-time state of one node.
 struct Cell {
-    /// Upstream nodes that have not settled yet.
+    /// Upstream nodes that have not settled yet; the last of them leaves it at one.
     pending: AtomicU32,
     /// The first failed upstream, or [`NONE`].
     failed_upstream: AtomicU32,
@@ -843,7 +843,11 @@ impl<'p> Run<'p> {
                         Ordering::Acquire,
                     );
                 }
-                if cell.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+                // Each upstream node counts itself off once, so one left is this one: the
+                // child is ready without a write to the counter.
+                if cell.pending.load(Ordering::Acquire) != 1
+                    && cell.pending.fetch_sub(1, Ordering::AcqRel) != 1
+                {
                     continue;
                 }
                 if cell.failed_upstream.load(Ordering::Acquire) != NONE {
