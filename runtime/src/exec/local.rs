@@ -13,7 +13,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::key::{Components, Digest, parse_hex};
 use crate::plan::{RunReason, cached_entry};
 use crate::progress::Progress;
-use crate::report::{NO_WORKER, NodeOutcome, NodeStatus, nanos};
+use crate::report::{Details, NO_WORKER, NodeOutcome, NodeStatus, nanos};
 use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
 
 /// The inputs of one node; most nodes have a few, which then need no allocation.
@@ -63,7 +63,9 @@ pub(crate) struct Settings<'a> {
     pub(crate) run_dir: Option<&'a Path>,
 }
 
-/// The run-time state of one node.
+/// The run-time state of one node. How it ended is written once, by the thread that
+/// settles it, and read by the others only after its status; the report reads it when the
+/// run is over. Only its output and what few nodes have (an entry, an error) take a lock.
 struct Cell {
     /// Upstream nodes that have not settled yet; the last of them leaves it at one.
     pending: AtomicU32,
@@ -71,6 +73,14 @@ struct Cell {
     failed_upstream: AtomicU32,
     /// How the node ended, as [`status_code`], or [`UNSETTLED`].
     status: AtomicU8,
+    /// The worker that ran or settled it, or [`NO_WORKER`].
+    worker: AtomicU32,
+    /// When it started or was settled, in nanoseconds from the start of the run.
+    started: AtomicU64,
+    /// How long its task ran, in nanoseconds.
+    duration: AtomicU64,
+    /// Its consumers in this run.
+    consumers: u32,
     slot: Mutex<Slot>,
 }
 
@@ -93,11 +103,13 @@ fn status_of(code: u8) -> NodeStatus {
         NodeStatus::Cancelled,
     ];
     // An unsettled node has no output, as if its upstream failed.
-    STATUSES
-        .iter()
-        .copied()
-        .find(|s| status_code(*s) == code)
-        .unwrap_or(NodeStatus::UpstreamFailed)
+    match code
+        .checked_sub(1)
+        .and_then(|i| STATUSES.get(usize::from(i)))
+    {
+        Some(status) => *status,
+        None => NodeStatus::UpstreamFailed,
+    }
 }
 
 /// A settled node's output: in memory, in the store, or both.
@@ -110,8 +122,8 @@ struct Slot {
     digest: Option<Digest>,
     /// The entry holding the output.
     entry: Option<Box<EntryMeta>>,
-    /// How the node ended, once it has.
-    outcome: Option<NodeOutcome>,
+    /// What only some outcomes have: an error, a key.
+    details: Option<Box<Details>>,
 }
 
 /// A node's output just computed: the value, its content digest, and its new entry
@@ -120,6 +132,14 @@ struct Computed {
     value: Arc<Value>,
     digest: Digest,
     entry: Option<Box<EntryMeta>>,
+}
+
+/// The output of a node handed to the node run next on the same thread, its only
+/// consumer, which reads it as its one input: it does not go through the producer's cell.
+struct Handoff {
+    from: NodeId,
+    to: NodeId,
+    value: Arc<Value>,
 }
 
 /// What the work on one node ended with.
@@ -145,7 +165,14 @@ struct Run<'p> {
     span: &'p tracing::Span,
     settings: Settings<'p>,
     cells: Vec<Cell>,
+    /// A task context for each thread of the pool, so that a loop of nodes started there
+    /// takes no reference counts for one.
+    contexts: Vec<ThreadCtx>,
 }
+
+/// The task context of one thread, on a cache line of its own.
+#[repr(align(128))]
+struct ThreadCtx(Mutex<Ctx>);
 
 /// Runs every node of `pipeline` on `pool` and returns how each ended, with the outputs
 /// that are kept.
@@ -162,22 +189,31 @@ pub(crate) fn run(
         halt: AtomicBool::new(false),
         started: Instant::now(),
         span,
+        contexts: (0..pool.current_num_threads())
+            .map(|_| ThreadCtx(Mutex::new(run_ctx(pipeline, &settings.stop))))
+            .collect(),
         settings,
         cells: pipeline
             .nodes
             .iter()
-            .map(|node| Cell {
-                pending: AtomicU32::new(node.upstream.len() as u32),
-                failed_upstream: AtomicU32::new(NONE),
-                status: AtomicU8::new(UNSETTLED),
-                slot: Mutex::new(Slot {
-                    consumers_left: node.downstream.iter().filter(|d| needed[d.index()]).count()
-                        as u32,
-                    value: None,
-                    digest: None,
-                    entry: None,
-                    outcome: None,
-                }),
+            .map(|node| {
+                let consumers = node.downstream.iter().filter(|d| needed[d.index()]).count() as u32;
+                Cell {
+                    pending: AtomicU32::new(node.upstream.len() as u32),
+                    failed_upstream: AtomicU32::new(NONE),
+                    status: AtomicU8::new(UNSETTLED),
+                    worker: AtomicU32::new(NO_WORKER),
+                    started: AtomicU64::new(0),
+                    duration: AtomicU64::new(0),
+                    consumers,
+                    slot: Mutex::new(Slot {
+                        consumers_left: consumers,
+                        value: None,
+                        digest: None,
+                        entry: None,
+                        details: None,
+                    }),
+                }
             })
             .collect(),
     };
@@ -208,19 +244,41 @@ impl<'p> Run<'p> {
 
     fn drive_here<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
         let mut next = Some(first);
-        // One context for the nodes run here, pointed at each in turn.
-        let mut ctx = self.new_ctx();
+        let worker = rayon::current_thread_index();
+        // One context for the nodes run here, pointed at each in turn: this thread's,
+        // unless a task on this thread that waits on the pool runs this loop inside its own.
+        let mut guard = worker
+            .and_then(|w| self.contexts.get(w))
+            .and_then(|c| c.0.try_lock().ok());
+        let mut own = None;
+        let ctx = match &mut guard {
+            Some(guard) => &mut **guard,
+            None => own.insert(self.new_ctx()),
+        };
+        let worker = worker.map_or(NO_WORKER, |w| w as u32);
         // One clock reading per node: the end of one node is the start of the next.
         let mut start = self.clock();
+        let mut handed = None;
         while let Some(id) = next {
-            start = self.execute(id, start, &mut ctx);
+            let input = handed.take().map(|h: Handoff| h.value);
+            let (end, output) = self.execute(id, start, input, worker, ctx);
+            start = end;
             next = self.settle(scope, id);
+            if let Some(output) = output {
+                // The only consumer reads nothing else, so this node made it ready.
+                debug_assert_eq!(next, Some(output.to));
+                if next == Some(output.to) {
+                    handed = Some(output);
+                } else {
+                    self.put(output.from, output.value, None, None);
+                }
+            }
         }
     }
 
     /// A context for the tasks of this run.
     fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.pipeline.names.clone(), self.stop.flag.clone())
+        run_ctx(self.pipeline, &self.stop)
     }
 
     /// The time since the start of the run, in nanoseconds.
@@ -229,8 +287,17 @@ impl<'p> Run<'p> {
     }
 
     /// Decides node `id`, which started at `start` (see [`clock`](Self::clock)), runs its
-    /// task if it must, and records its outcome. Returns when it finished.
-    fn execute(&self, id: NodeId, start: u64, ctx: &mut Ctx) -> u64 {
+    /// task if it must, and records its outcome. `input` is its one input, when the node
+    /// run before on this thread handed it over. Returns when it finished, and its output
+    /// if it hands it over to its only consumer in turn.
+    fn execute(
+        &self,
+        id: NodeId,
+        start: u64,
+        input: Option<Arc<Value>>,
+        worker: u32,
+        ctx: &mut Ctx,
+    ) -> (u64, Option<Handoff>) {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
         let span = tracing::info_span!(
@@ -243,14 +310,15 @@ impl<'p> Run<'p> {
         let _entered = span.enter();
 
         if self.stopped() {
+            drop(input);
             self.release_inputs(id);
             self.settle_without_running(id, NodeStatus::Cancelled, NONE);
-            return self.clock();
+            return (self.clock(), None);
         }
         let mut output = None;
         let result = match self.settings.store {
             // Inputs are released as they are gathered.
-            None => self.run_in_memory(id, node, ctx).map(|value| {
+            None => self.run_in_memory(id, node, input, ctx).map(|value| {
                 output = Some(value);
                 Done::Ran {
                     key: None,
@@ -267,7 +335,7 @@ impl<'p> Run<'p> {
         let duration = Duration::from_nanos(end.saturating_sub(start));
         let mut outcome = NodeOutcome::new(NodeStatus::Ran);
         outcome.started = start;
-        outcome.worker = rayon::current_thread_index().map_or(NO_WORKER, |w| w as u32);
+        outcome.worker = worker;
 
         match result {
             Ok(Done::Ran { key, reason }) => {
@@ -306,8 +374,40 @@ impl<'p> Run<'p> {
                 details.error = Some(Arc::new(error));
             }
         }
+        let handoff = match (output, self.sole_reader(id)) {
+            (Some(value), Some(to)) => {
+                output = None;
+                Some(Handoff {
+                    from: id,
+                    to,
+                    value,
+                })
+            }
+            (value, _) => {
+                output = value;
+                None
+            }
+        };
         self.settle_with(id, outcome, output);
-        end
+        (end, handoff)
+    }
+
+    /// The only consumer of node `id`'s output, if that consumer reads it as its one input
+    /// and the output is not kept: that consumer becomes ready when `id` settles.
+    fn sole_reader(&self, id: NodeId) -> Option<NodeId> {
+        if self.cells[id.index()].consumers != 1 || self.settings.keep[id.index()] {
+            return None;
+        }
+        let needed = self.settings.needed;
+        let to = *self.pipeline.nodes[id.index()]
+            .downstream
+            .iter()
+            .find(|d| needed[d.index()])?;
+        matches!(
+            self.pipeline.nodes[to.index()].wires.as_slice(),
+            [Wire::One(_)]
+        )
+        .then_some(to)
     }
 
     /// Runs `node` on inputs held in memory and returns its output. The inputs are
@@ -316,9 +416,12 @@ impl<'p> Run<'p> {
         &self,
         id: NodeId,
         node: &Node,
+        input: Option<Arc<Value>>,
         ctx: &mut Ctx,
     ) -> Result<Arc<Value>, TaskError> {
-        let inputs = if node.distinct_inputs {
+        let inputs = if let Some(input) = input {
+            smallvec::smallvec![InputValues::One(input)]
+        } else if node.distinct_inputs {
             self.take_inputs(node)?
         } else {
             let inputs = self.gather(node);
@@ -898,20 +1001,39 @@ impl<'p> Run<'p> {
     }
 
     /// Records how node `id` ended, with its in-memory `output` if it has one that is
-    /// still needed, where its children and the report find it.
+    /// still needed, where its children and the report find it. The outcome's value, failed
+    /// upstream node and in-memory mark are not read: the cell has them.
     fn settle_with(&self, id: NodeId, outcome: NodeOutcome, output: Option<Arc<Value>>) {
+        let NodeOutcome {
+            status,
+            worker,
+            started,
+            duration,
+            details,
+            ..
+        } = outcome;
         if let Some(progress) = self.settings.progress {
-            progress.settled(&self.pipeline.nodes[id.index()].name, outcome.status);
+            progress.settled(&self.pipeline.nodes[id.index()].name, status);
         }
         let cell = &self.cells[id.index()];
-        let code = status_code(outcome.status);
-        let mut slot = lock(&cell.slot);
-        if output.is_some() && (slot.consumers_left > 0 || self.settings.keep[id.index()]) {
-            slot.value = output;
+        // Read after the run, or by another thread only once it has read the status.
+        cell.worker.store(worker, Ordering::Relaxed);
+        cell.started.store(started, Ordering::Relaxed);
+        cell.duration.store(duration, Ordering::Relaxed);
+        let output = output.filter(|_| cell.consumers > 0 || self.settings.keep[id.index()]);
+        match (output, details) {
+            (None, None) => {}
+            (output, details) => {
+                let mut slot = lock(&cell.slot);
+                if output.is_some() {
+                    slot.value = output;
+                }
+                if details.is_some() {
+                    slot.details = details;
+                }
+            }
         }
-        slot.outcome = Some(outcome);
-        drop(slot);
-        cell.status.store(code, Ordering::Release);
+        cell.status.store(status_code(status), Ordering::Release);
     }
 
     fn status(&self, id: NodeId) -> NodeStatus {
@@ -929,14 +1051,28 @@ impl<'p> Run<'p> {
                     .slot
                     .into_inner()
                     .unwrap_or_else(PoisonError::into_inner);
-                let mut outcome = slot
-                    .outcome
-                    .unwrap_or_else(|| NodeOutcome::new(NodeStatus::NotNeeded));
+                let status = match cell.status.into_inner() {
+                    UNSETTLED => NodeStatus::NotNeeded,
+                    code => status_of(code),
+                };
+                let mut outcome = NodeOutcome::new(status);
+                outcome.worker = cell.worker.into_inner();
+                outcome.started = cell.started.into_inner();
+                outcome.duration = cell.duration.into_inner();
+                outcome.details = slot.details;
+                // Without a store, a node that ran ran because nothing is kept on disk.
+                outcome.in_memory = !with_store && status == NodeStatus::Ran;
+                if status == NodeStatus::UpstreamFailed {
+                    outcome.failed_upstream = cell.failed_upstream.into_inner();
+                }
                 outcome.value = slot.value;
                 if with_store {
                     let details = outcome.details_mut();
                     details.output_digest = slot.digest.map(|d| hex(&d));
                     details.entry = slot.entry;
+                } else if let Some(entry) = slot.entry {
+                    // Entries are only made with a store.
+                    drop(entry);
                 }
                 outcome
             })
@@ -944,6 +1080,32 @@ impl<'p> Run<'p> {
     }
 }
 
+/// A context for the tasks of a run of `pipeline` that stops when `stop` is set.
+fn run_ctx(pipeline: &Pipeline, stop: &Stop) -> Ctx {
+    Ctx::new(pipeline.names.clone(), stop.flag.clone())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_round_trip() {
+        for status in [
+            NodeStatus::Ran,
+            NodeStatus::Cached,
+            NodeStatus::Failed,
+            NodeStatus::UpstreamFailed,
+            NodeStatus::NotNeeded,
+            NodeStatus::Cancelled,
+        ] {
+            assert_ne!(status_code(status), UNSETTLED);
+            assert_eq!(status_of(status_code(status)), status);
+        }
+        assert_eq!(status_of(UNSETTLED), NodeStatus::UpstreamFailed);
+    }
 }
