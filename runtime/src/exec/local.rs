@@ -315,16 +315,21 @@ impl<'p> Run<'p> {
             self.settle_without_running(id, NodeStatus::Cancelled, NONE);
             return (self.clock(), None);
         }
-        let mut output = None;
         let result = match self.settings.store {
             // Inputs are released as they are gathered.
-            None => self.run_in_memory(id, node, input, ctx).map(|value| {
-                output = Some(value);
-                Done::Ran {
-                    key: None,
-                    reason: RunReason::InMemory,
+            None => match self.run_in_memory(id, node, input, ctx) {
+                Ok(value) => {
+                    let end = self.clock();
+                    let duration = end.saturating_sub(start);
+                    tracing::info!(
+                        target: "pipewright",
+                        duration = ?Duration::from_nanos(duration),
+                        "finished"
+                    );
+                    return (end, self.settle_ran(id, start, duration, worker, value));
                 }
-            }),
+                Err(error) => Err(error),
+            },
             Some(store) => {
                 let result = self.work(id, node, store);
                 self.release_inputs(id);
@@ -341,13 +346,9 @@ impl<'p> Run<'p> {
             Ok(Done::Ran { key, reason }) => {
                 tracing::info!(target: "pipewright", ?duration, "finished");
                 outcome.duration = nanos(duration);
-                if key.is_none() && reason == RunReason::InMemory {
-                    outcome.in_memory = true;
-                } else {
-                    let details = outcome.details_mut();
-                    details.key = key;
-                    details.reason = Some(reason);
-                }
+                let details = outcome.details_mut();
+                details.key = key;
+                details.reason = Some(reason);
             }
             Ok(Done::Cached { key }) => {
                 tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
@@ -374,22 +375,39 @@ impl<'p> Run<'p> {
                 details.error = Some(Arc::new(error));
             }
         }
-        let handoff = match (output, self.sole_reader(id)) {
-            (Some(value), Some(to)) => {
-                output = None;
+        self.settle_with(id, outcome, None);
+        (end, None)
+    }
+
+    /// Records that node `id` ran in memory from `start` for `duration` nanoseconds on
+    /// `worker`, with output `value`; returns the handoff of the output to its only
+    /// consumer, if that consumer reads it as its one input.
+    fn settle_ran(
+        &self,
+        id: NodeId,
+        start: u64,
+        duration: u64,
+        worker: u32,
+        value: Arc<Value>,
+    ) -> Option<Handoff> {
+        let mut outcome = NodeOutcome::new(NodeStatus::Ran);
+        outcome.started = start;
+        outcome.duration = duration;
+        outcome.worker = worker;
+        match self.sole_reader(id) {
+            Some(to) => {
+                self.settle_with(id, outcome, None);
                 Some(Handoff {
                     from: id,
                     to,
                     value,
                 })
             }
-            (value, _) => {
-                output = value;
+            None => {
+                self.settle_with(id, outcome, Some(value));
                 None
             }
-        };
-        self.settle_with(id, outcome, output);
-        (end, handoff)
+        }
     }
 
     /// The only consumer of node `id`'s output, if that consumer reads it as its one input
@@ -623,6 +641,12 @@ impl<'p> Run<'p> {
         let meta = node.task.meta();
         let work_dir = pending.map(Pending::work_dir);
         ctx.set_node(meta.name, id.index(), work_dir.clone());
+        if meta.retries == 0 && meta.timeout.is_none() {
+            // One attempt, without a deadline: what `attempts` would make of it.
+            tracing::debug!(target: "pipewright", attempt = 1, "started");
+            ctx.set_attempt(None, 1);
+            return call(node, inputs, ctx);
+        }
         self.attempts(node, |attempt| {
             // Each attempt starts from an empty work directory.
             if attempt > 1
@@ -633,11 +657,7 @@ impl<'p> Run<'p> {
             // The clock is read only for a task that can time out.
             let deadline = meta.timeout.map(|t| Instant::now() + t);
             ctx.set_attempt(deadline, attempt);
-            let ctx = &*ctx;
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                node.task.run(&Inputs { slots: inputs }, ctx)
-            }))
-            .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
+            let result = call(node, inputs, ctx);
             // Whatever the task returned after its deadline, it timed out.
             match (meta.timeout, deadline) {
                 (Some(timeout), Some(deadline)) if Instant::now() > deadline => {
@@ -1078,6 +1098,14 @@ impl<'p> Run<'p> {
             })
             .collect()
     }
+}
+
+/// Calls the task of `node`, catching a panic.
+fn call(node: &Node, inputs: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        node.task.run(&Inputs { slots: inputs }, ctx)
+    }))
+    .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
 }
 
 /// A context for the tasks of a run of `pipeline` that stops when `stop` is set.
