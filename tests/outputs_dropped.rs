@@ -51,6 +51,16 @@ fn step(prev: &Block) -> Block {
     Block::new(prev.0 + 1)
 }
 
+#[task]
+fn pair(a: &Block, b: &Block) -> Block {
+    Block::new(a.0 + b.0)
+}
+
+#[task]
+fn total(parts: &[&Block]) -> Block {
+    Block::new(parts.iter().map(|b| b.0).sum())
+}
+
 fn chain(len: usize) -> (Pipeline, Vec<Handle<Block>>) {
     let mut b = Pipeline::builder("chain");
     let mut handles = vec![b.add("n0", start::node(0)).unwrap()];
@@ -111,6 +121,21 @@ fn outputs_live_only_as_long_as_they_are_needed() {
     );
     assert!(leaves.iter().all(|h| run.get(*h).unwrap().0 == 8));
     assert!(run.get(root).is_err());
+    drop(run);
+    assert_eq!(live(), 0);
+
+    // A consumer that reads one output through two arguments, or twice in one gathered
+    // argument, is one consumer: the output goes once it is done.
+    let mut b = Pipeline::builder("twice");
+    let root = b.add("root", start::node(3)).unwrap();
+    let both = b.add("both", pair::node(root, root)).unwrap();
+    let sum = b.add("sum", total::node([both, both, root])).unwrap();
+    let last = b.add("last", step::node(sum)).unwrap();
+    let p = b.build();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
+    assert!(run.succeeded());
+    assert_eq!(run.get(last).unwrap().0, 16);
+    assert_eq!(live(), 1, "an output read twice by one node outlived it");
     drop(run);
     assert_eq!(live(), 0);
 }

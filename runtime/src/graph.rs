@@ -189,24 +189,27 @@ impl<T: Task> ErasedTask for T {
     }
 }
 
-/// The names a running task can ask for, shared by every run of one node.
+/// The names a running task can ask for: its pipeline's and its node's, by node index.
+/// One table per pipeline, shared by its runs, so that a task's context names its node
+/// without a reference count of its own.
 #[derive(Debug)]
-pub(crate) struct NodeLabel {
+pub(crate) struct NodeNames {
     pub(crate) pipeline: Arc<str>,
-    pub(crate) node: Arc<str>,
+    pub(crate) nodes: Box<[Arc<str>]>,
 }
 
 /// One node of a pipeline.
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
-    /// One per node, so that workers running different nodes never share a reference count.
-    pub(crate) label: Arc<NodeLabel>,
     pub(crate) task: Arc<dyn ErasedTask>,
     pub(crate) wires: Vec<Wire>,
     /// Distinct upstream nodes, in first-use order.
     pub(crate) upstream: Vec<NodeId>,
     /// Distinct downstream nodes.
     pub(crate) downstream: Vec<NodeId>,
+    /// Whether each upstream node is read by one input only, so that the inputs, in
+    /// argument order, are `upstream` itself.
+    pub(crate) distinct_inputs: bool,
 }
 
 impl Node {
@@ -324,6 +327,8 @@ impl Builder {
             .copied()
             .filter(|id| seen.insert(*id))
             .collect();
+        let distinct_inputs =
+            wires.iter().map(|wire| wire.ids().len()).sum::<usize>() == upstream.len();
 
         let index = self.graph.add_node(());
         let id = NodeId(u32::try_from(index.index()).map_err(|_| Error::TooManyNodes)?);
@@ -334,15 +339,12 @@ impl Builder {
         let name: Arc<str> = name.into();
         self.index.insert(name.clone(), id);
         self.nodes.push(Node {
-            label: Arc::new(NodeLabel {
-                pipeline: self.name.clone(),
-                node: name.clone(),
-            }),
             name,
             task,
             wires,
             upstream,
             downstream: Vec::new(),
+            distinct_inputs,
         });
         Ok(id)
     }
@@ -392,11 +394,16 @@ impl Builder {
 
     /// Finishes the graph. Handles only refer to nodes added before, so it has no cycle.
     pub fn build(self) -> Pipeline {
+        let names = Arc::new(NodeNames {
+            pipeline: self.name.clone(),
+            nodes: self.nodes.iter().map(|node| node.name.clone()).collect(),
+        });
         Pipeline {
             id: self.id,
             name: self.name,
             graph: self.graph,
             nodes: self.nodes.into(),
+            names,
             index: Arc::new(self.index),
         }
     }
@@ -442,6 +449,8 @@ pub struct Pipeline {
     graph: DiGraph<(), ()>,
     /// Shared with the reports of runs, which read the nodes' names and tasks from it.
     pub(crate) nodes: Arc<[Node]>,
+    /// What the tasks' contexts read their names from.
+    pub(crate) names: Arc<NodeNames>,
     index: Arc<HashMap<Arc<str>, NodeId>>,
 }
 

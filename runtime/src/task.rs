@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::graph::NodeLabel;
+use crate::graph::NodeNames;
 use serde::de::DeserializeOwned;
 
 /// A type-erased value held by the executor: a task's output.
@@ -230,46 +230,47 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
 ///     Ok(())
 /// }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Ctx {
     task: &'static str,
-    label: Arc<NodeLabel>,
+    names: Arc<NodeNames>,
+    /// The node's index in `names`.
+    node: usize,
     work_dir: Option<PathBuf>,
     /// Set when the run is cancelled.
-    stop: Option<Arc<AtomicBool>>,
+    stop: Arc<AtomicBool>,
     /// When this run of the task times out.
     deadline: Option<Instant>,
     attempt: u32,
 }
 
 impl Ctx {
-    pub(crate) fn new(
-        task: &'static str,
-        label: Arc<NodeLabel>,
-        work_dir: Option<PathBuf>,
-    ) -> Self {
+    /// A context for the nodes named in `names`, in a run that stops when `stop` is set.
+    /// An executor makes one and points it at each node it runs in turn.
+    pub(crate) fn new(names: Arc<NodeNames>, stop: Arc<AtomicBool>) -> Self {
         Ctx {
-            task,
-            label,
-            work_dir,
-            stop: None,
+            task: "",
+            names,
+            node: 0,
+            work_dir: None,
+            stop,
             deadline: None,
             attempt: 1,
         }
     }
 
-    /// The same context for attempt `attempt` of a run that stops when `stop` is set, and
-    /// times out at `deadline`.
-    pub(crate) fn for_attempt(
-        mut self,
-        stop: Arc<AtomicBool>,
-        deadline: Option<Instant>,
-        attempt: u32,
-    ) -> Self {
-        self.stop = Some(stop);
+    /// Points the context at node `node` (an index in its names), which runs `task` with
+    /// the work directory `work_dir`.
+    pub(crate) fn set_node(&mut self, task: &'static str, node: usize, work_dir: Option<PathBuf>) {
+        self.task = task;
+        self.node = node;
+        self.work_dir = work_dir;
+    }
+
+    /// Points the context at attempt `attempt` of its node, which times out at `deadline`.
+    pub(crate) fn set_attempt(&mut self, deadline: Option<Instant>, attempt: u32) {
         self.deadline = deadline;
         self.attempt = attempt;
-        self
     }
 
     /// Whether the task should stop: the run was cancelled (Ctrl-C, or
@@ -278,10 +279,7 @@ impl Ctx {
     /// now and then and return early; whatever it returns after its timeout, the node
     /// fails as timed out.
     pub fn cancelled(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Acquire))
-            || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.stop.load(Ordering::Acquire) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Which attempt this is: 1, then 2 and on when `retries` tries a failed task again.
@@ -311,7 +309,7 @@ impl Ctx {
 
     /// The name of the pipeline being run.
     pub fn pipeline(&self) -> &str {
-        &self.label.pipeline
+        &self.names.pipeline
     }
 
     /// The name of the task being run.
@@ -321,7 +319,21 @@ impl Ctx {
 
     /// The name of the node being run (the binding's name in `pipeline!`).
     pub fn node(&self) -> &str {
-        &self.label.node
+        &self.names.nodes[self.node]
+    }
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("pipeline", &self.pipeline())
+            .field("task", &self.task)
+            .field("node", &self.node())
+            .field("work_dir", &self.work_dir)
+            .field("stop", &self.stop)
+            .field("deadline", &self.deadline)
+            .field("attempt", &self.attempt)
+            .finish()
     }
 }
 

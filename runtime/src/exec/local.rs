@@ -13,7 +13,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::key::{Components, Digest, parse_hex};
 use crate::plan::{RunReason, cached_entry};
 use crate::progress::Progress;
-use crate::report::{NO_WORKER, NodeOutcome, NodeStatus, nanos};
+use crate::report::{Details, NO_WORKER, NodeOutcome, NodeStatus, nanos};
 use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
 
 /// The inputs of one node; most nodes have a few, which then need no allocation.
@@ -63,16 +63,24 @@ pub(crate) struct Settings<'a> {
     pub(crate) run_dir: Option<&'a Path>,
 }
 
-/// The run-time state of one node.
+/// The run-time state of one node. How it ended is written once, by the thread that
+/// settles it, and read by the others only after its status; the report reads it when the
+/// run is over. Only its output and what few nodes have (an entry, an error) take a lock.
 struct Cell {
-    /// Upstream nodes that have not settled yet.
+    /// Upstream nodes that have not settled yet; the last of them leaves it at one.
     pending: AtomicU32,
     /// The first failed upstream, or [`NONE`].
     failed_upstream: AtomicU32,
-    /// Consumers that have not finished with this node's output yet.
-    consumers_left: AtomicU32,
     /// How the node ended, as [`status_code`], or [`UNSETTLED`].
     status: AtomicU8,
+    /// The worker that ran or settled it, or [`NO_WORKER`].
+    worker: AtomicU32,
+    /// When it started or was settled, in nanoseconds from the start of the run.
+    started: AtomicU64,
+    /// How long its task ran, in nanoseconds.
+    duration: AtomicU64,
+    /// Its consumers in this run.
+    consumers: u32,
     slot: Mutex<Slot>,
 }
 
@@ -95,23 +103,27 @@ fn status_of(code: u8) -> NodeStatus {
         NodeStatus::Cancelled,
     ];
     // An unsettled node has no output, as if its upstream failed.
-    STATUSES
-        .iter()
-        .copied()
-        .find(|s| status_code(*s) == code)
-        .unwrap_or(NodeStatus::UpstreamFailed)
+    match code
+        .checked_sub(1)
+        .and_then(|i| STATUSES.get(usize::from(i)))
+    {
+        Some(status) => *status,
+        None => NodeStatus::UpstreamFailed,
+    }
 }
 
 /// A settled node's output: in memory, in the store, or both.
-#[derive(Default)]
 struct Slot {
+    /// Consumers that have not taken this node's output yet. Counted under the lock that
+    /// guards the output, so that the last of them can take it instead of sharing it.
+    consumers_left: u32,
     value: Option<Arc<Value>>,
     /// The output's content digest (with a store).
     digest: Option<Digest>,
     /// The entry holding the output.
     entry: Option<Box<EntryMeta>>,
-    /// How the node ended, once it has.
-    outcome: Option<NodeOutcome>,
+    /// What only some outcomes have: an error, a key.
+    details: Option<Box<Details>>,
 }
 
 /// A node's output just computed: the value, its content digest, and its new entry
@@ -120,6 +132,14 @@ struct Computed {
     value: Arc<Value>,
     digest: Digest,
     entry: Option<Box<EntryMeta>>,
+}
+
+/// The output of a node handed to the node run next on the same thread, its only
+/// consumer, which reads it as its one input: it does not go through the producer's cell.
+struct Handoff {
+    from: NodeId,
+    to: NodeId,
+    value: Arc<Value>,
 }
 
 /// What the work on one node ended with.
@@ -145,7 +165,14 @@ struct Run<'p> {
     span: &'p tracing::Span,
     settings: Settings<'p>,
     cells: Vec<Cell>,
+    /// A task context for each thread of the pool, so that a loop of nodes started there
+    /// takes no reference counts for one.
+    contexts: Vec<ThreadCtx>,
 }
+
+/// The task context of one thread, on a cache line of its own.
+#[repr(align(128))]
+struct ThreadCtx(Mutex<Ctx>);
 
 /// Runs every node of `pipeline` on `pool` and returns how each ended, with the outputs
 /// that are kept.
@@ -162,18 +189,31 @@ pub(crate) fn run(
         halt: AtomicBool::new(false),
         started: Instant::now(),
         span,
+        contexts: (0..pool.current_num_threads())
+            .map(|_| ThreadCtx(Mutex::new(run_ctx(pipeline, &settings.stop))))
+            .collect(),
         settings,
         cells: pipeline
             .nodes
             .iter()
-            .map(|node| Cell {
-                pending: AtomicU32::new(node.upstream.len() as u32),
-                failed_upstream: AtomicU32::new(NONE),
-                consumers_left: AtomicU32::new(
-                    node.downstream.iter().filter(|d| needed[d.index()]).count() as u32,
-                ),
-                status: AtomicU8::new(UNSETTLED),
-                slot: Mutex::new(Slot::default()),
+            .map(|node| {
+                let consumers = node.downstream.iter().filter(|d| needed[d.index()]).count() as u32;
+                Cell {
+                    pending: AtomicU32::new(node.upstream.len() as u32),
+                    failed_upstream: AtomicU32::new(NONE),
+                    status: AtomicU8::new(UNSETTLED),
+                    worker: AtomicU32::new(NO_WORKER),
+                    started: AtomicU64::new(0),
+                    duration: AtomicU64::new(0),
+                    consumers,
+                    slot: Mutex::new(Slot {
+                        consumers_left: consumers,
+                        value: None,
+                        digest: None,
+                        entry: None,
+                        details: None,
+                    }),
+                }
             })
             .collect(),
     };
@@ -204,12 +244,41 @@ impl<'p> Run<'p> {
 
     fn drive_here<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
         let mut next = Some(first);
+        let worker = rayon::current_thread_index();
+        // One context for the nodes run here, pointed at each in turn: this thread's,
+        // unless a task on this thread that waits on the pool runs this loop inside its own.
+        let mut guard = worker
+            .and_then(|w| self.contexts.get(w))
+            .and_then(|c| c.0.try_lock().ok());
+        let mut own = None;
+        let ctx = match &mut guard {
+            Some(guard) => &mut **guard,
+            None => own.insert(self.new_ctx()),
+        };
+        let worker = worker.map_or(NO_WORKER, |w| w as u32);
         // One clock reading per node: the end of one node is the start of the next.
         let mut start = self.clock();
+        let mut handed = None;
         while let Some(id) = next {
-            start = self.execute(id, start);
+            let input = handed.take().map(|h: Handoff| h.value);
+            let (end, output) = self.execute(id, start, input, worker, ctx);
+            start = end;
             next = self.settle(scope, id);
+            if let Some(output) = output {
+                // The only consumer reads nothing else, so this node made it ready.
+                debug_assert_eq!(next, Some(output.to));
+                if next == Some(output.to) {
+                    handed = Some(output);
+                } else {
+                    self.put(output.from, output.value, None, None);
+                }
+            }
         }
+    }
+
+    /// A context for the tasks of this run.
+    fn new_ctx(&self) -> Ctx {
+        run_ctx(self.pipeline, &self.stop)
     }
 
     /// The time since the start of the run, in nanoseconds.
@@ -218,8 +287,17 @@ impl<'p> Run<'p> {
     }
 
     /// Decides node `id`, which started at `start` (see [`clock`](Self::clock)), runs its
-    /// task if it must, and records its outcome. Returns when it finished.
-    fn execute(&self, id: NodeId, start: u64) -> u64 {
+    /// task if it must, and records its outcome. `input` is its one input, when the node
+    /// run before on this thread handed it over. Returns when it finished, and its output
+    /// if it hands it over to its only consumer in turn.
+    fn execute(
+        &self,
+        id: NodeId,
+        start: u64,
+        input: Option<Arc<Value>>,
+        worker: u32,
+        ctx: &mut Ctx,
+    ) -> (u64, Option<Handoff>) {
         let node = &self.pipeline.nodes[id.index()];
         let meta = node.task.meta();
         let span = tracing::info_span!(
@@ -232,29 +310,45 @@ impl<'p> Run<'p> {
         let _entered = span.enter();
 
         if self.stopped() {
+            drop(input);
             self.release_inputs(id);
             self.settle_without_running(id, NodeStatus::Cancelled, NONE);
-            return self.clock();
+            return (self.clock(), None);
         }
-        let result = self.work(id, node);
+        let result = match self.settings.store {
+            // Inputs are released as they are gathered.
+            None => match self.run_in_memory(id, node, input, ctx) {
+                Ok(value) => {
+                    let end = self.clock();
+                    let duration = end.saturating_sub(start);
+                    tracing::info!(
+                        target: "pipewright",
+                        duration = ?Duration::from_nanos(duration),
+                        "finished"
+                    );
+                    return (end, self.settle_ran(id, start, duration, worker, value));
+                }
+                Err(error) => Err(error),
+            },
+            Some(store) => {
+                let result = self.work(id, node, store);
+                self.release_inputs(id);
+                result
+            }
+        };
         let end = self.clock();
         let duration = Duration::from_nanos(end.saturating_sub(start));
         let mut outcome = NodeOutcome::new(NodeStatus::Ran);
         outcome.started = start;
-        outcome.worker = rayon::current_thread_index().map_or(NO_WORKER, |w| w as u32);
-        self.release_inputs(id);
+        outcome.worker = worker;
 
         match result {
             Ok(Done::Ran { key, reason }) => {
                 tracing::info!(target: "pipewright", ?duration, "finished");
                 outcome.duration = nanos(duration);
-                if key.is_none() && reason == RunReason::InMemory {
-                    outcome.in_memory = true;
-                } else {
-                    let details = outcome.details_mut();
-                    details.key = key;
-                    details.reason = Some(reason);
-                }
+                let details = outcome.details_mut();
+                details.key = key;
+                details.reason = Some(reason);
             }
             Ok(Done::Cached { key }) => {
                 tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
@@ -281,22 +375,83 @@ impl<'p> Run<'p> {
                 details.error = Some(Arc::new(error));
             }
         }
-        self.settle_as(id, outcome);
-        end
+        self.settle_with(id, outcome, None);
+        (end, None)
     }
 
-    /// The work on one node: with a store, decide from its key whether its entry can be
-    /// used; otherwise run it.
-    fn work(&self, id: NodeId, node: &Node) -> Result<Done, TaskError> {
-        let Some(store) = self.settings.store else {
-            let inputs = self.gather(node)?;
-            let value = self.invoke(node, &inputs, None)?;
-            self.put(id, value, None, None);
-            return Ok(Done::Ran {
-                key: None,
-                reason: RunReason::InMemory,
-            });
+    /// Records that node `id` ran in memory from `start` for `duration` nanoseconds on
+    /// `worker`, with output `value`; returns the handoff of the output to its only
+    /// consumer, if that consumer reads it as its one input.
+    fn settle_ran(
+        &self,
+        id: NodeId,
+        start: u64,
+        duration: u64,
+        worker: u32,
+        value: Arc<Value>,
+    ) -> Option<Handoff> {
+        let mut outcome = NodeOutcome::new(NodeStatus::Ran);
+        outcome.started = start;
+        outcome.duration = duration;
+        outcome.worker = worker;
+        match self.sole_reader(id) {
+            Some(to) => {
+                self.settle_with(id, outcome, None);
+                Some(Handoff {
+                    from: id,
+                    to,
+                    value,
+                })
+            }
+            None => {
+                self.settle_with(id, outcome, Some(value));
+                None
+            }
+        }
+    }
+
+    /// The only consumer of node `id`'s output, if that consumer reads it as its one input
+    /// and the output is not kept: that consumer becomes ready when `id` settles.
+    fn sole_reader(&self, id: NodeId) -> Option<NodeId> {
+        if self.cells[id.index()].consumers != 1 || self.settings.keep[id.index()] {
+            return None;
+        }
+        let needed = self.settings.needed;
+        let to = *self.pipeline.nodes[id.index()]
+            .downstream
+            .iter()
+            .find(|d| needed[d.index()])?;
+        matches!(
+            self.pipeline.nodes[to.index()].wires.as_slice(),
+            [Wire::One(_)]
+        )
+        .then_some(to)
+    }
+
+    /// Runs `node` on inputs held in memory and returns its output. The inputs are
+    /// released as they are gathered: each stays alive until the task returns.
+    fn run_in_memory(
+        &self,
+        id: NodeId,
+        node: &Node,
+        input: Option<Arc<Value>>,
+        ctx: &mut Ctx,
+    ) -> Result<Arc<Value>, TaskError> {
+        let inputs = if let Some(input) = input {
+            smallvec::smallvec![InputValues::One(input)]
+        } else if node.distinct_inputs {
+            self.take_inputs(node)?
+        } else {
+            let inputs = self.gather(node);
+            self.release(node);
+            inputs?
         };
+        self.invoke(id, node, &inputs, None, ctx)
+    }
+
+    /// The work on one node with a store: decide from its key whether its entry can be
+    /// used, else run it.
+    fn work(&self, id: NodeId, node: &Node, store: &Store) -> Result<Done, TaskError> {
         let meta = node.task.meta();
         let forced = self.settings.forced[id.index()];
         let verify = self.settings.keep[id.index()];
@@ -353,7 +508,7 @@ impl<'p> Run<'p> {
                 lock = Some(store.lock(&key).map_err(TaskError::Store)?);
             }
         }
-        let computed = self.compute(node, &inputs, &components, store, &key, forced)?;
+        let computed = self.compute(id, node, &inputs, &components, store, &key, forced)?;
         self.put(id, computed.value, Some(computed.digest), computed.entry);
         drop(lock);
         Ok(Done::Ran {
@@ -388,8 +543,10 @@ impl<'p> Run<'p> {
 
     /// Runs `node`'s task on `inputs`, encodes its output and stores it under `key` (unless
     /// its task is not cached). Returns the output, its digest and its entry.
+    #[allow(clippy::too_many_arguments)]
     fn compute(
         &self,
+        id: NodeId,
         node: &Node,
         inputs: &[InputValues],
         components: &Components,
@@ -401,7 +558,7 @@ impl<'p> Run<'p> {
         let pending = store.begin(meta.name, key).map_err(TaskError::Store)?;
         let result = (|| {
             let start = Instant::now();
-            let value = self.invoke(node, inputs, Some(&pending))?;
+            let value = self.invoke(id, node, inputs, Some(&pending), &mut self.new_ctx())?;
             let duration = start.elapsed();
             let bytes = node.task.encode(&*value).map_err(TaskError::Encode)?;
             let digest = *blake3::hash(&bytes).as_bytes();
@@ -472,15 +629,24 @@ impl<'p> Run<'p> {
     /// Calls the task, catching a panic.
     fn invoke(
         &self,
+        id: NodeId,
         node: &Node,
         inputs: &[InputValues],
         pending: Option<&Pending>,
+        ctx: &mut Ctx,
     ) -> Result<Arc<Value>, TaskError> {
         if let Some(progress) = self.settings.progress {
             progress.started(&node.name);
         }
         let meta = node.task.meta();
         let work_dir = pending.map(Pending::work_dir);
+        ctx.set_node(meta.name, id.index(), work_dir.clone());
+        if meta.retries == 0 && meta.timeout.is_none() {
+            // One attempt, without a deadline: what `attempts` would make of it.
+            tracing::debug!(target: "pipewright", attempt = 1, "started");
+            ctx.set_attempt(None, 1);
+            return call(node, inputs, ctx);
+        }
         self.attempts(node, |attempt| {
             // Each attempt starts from an empty work directory.
             if attempt > 1
@@ -490,15 +656,8 @@ impl<'p> Run<'p> {
             }
             // The clock is read only for a task that can time out.
             let deadline = meta.timeout.map(|t| Instant::now() + t);
-            let ctx = Ctx::new(meta.name, node.label.clone(), work_dir.clone()).for_attempt(
-                self.stop.flag.clone(),
-                deadline,
-                attempt,
-            );
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                node.task.run(&Inputs { slots: inputs }, &ctx)
-            }))
-            .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
+            ctx.set_attempt(deadline, attempt);
+            let result = call(node, inputs, ctx);
             // Whatever the task returned after its deadline, it timed out.
             match (meta.timeout, deadline) {
                 (Some(timeout), Some(deadline)) if Instant::now() > deadline => {
@@ -653,11 +812,8 @@ impl<'p> Run<'p> {
         digest: Option<Digest>,
         entry: Option<Box<EntryMeta>>,
     ) {
-        let cell = &self.cells[id.index()];
-        let needed =
-            cell.consumers_left.load(Ordering::Acquire) > 0 || self.settings.keep[id.index()];
-        let mut slot = lock(&cell.slot);
-        if needed {
+        let mut slot = lock(&self.cells[id.index()].slot);
+        if slot.consumers_left > 0 || self.settings.keep[id.index()] {
             slot.value = Some(value);
         }
         slot.digest = digest;
@@ -680,6 +836,55 @@ impl<'p> Run<'p> {
             });
         }
         Ok(inputs)
+    }
+
+    /// The values of the inputs of `node`, whose inputs read distinct nodes, each released
+    /// as it is taken: the last consumer of an output takes it instead of sharing it.
+    fn take_inputs(&self, node: &Node) -> Result<Gathered, TaskError> {
+        let mut inputs = Gathered::with_capacity(node.wires.len());
+        let mut missing = None;
+        let mut take = |up: NodeId| {
+            let value = self.take(up);
+            if value.is_none() && missing.is_none() {
+                missing = Some(up);
+            }
+            value
+        };
+        for wire in &node.wires {
+            match wire {
+                Wire::One(up) => {
+                    if let Some(value) = take(*up) {
+                        inputs.push(InputValues::One(value));
+                    }
+                }
+                Wire::Many(ups) => {
+                    let mut values = Vec::with_capacity(ups.len());
+                    for up in ups {
+                        values.extend(take(*up));
+                    }
+                    inputs.push(InputValues::Many(values));
+                }
+            }
+        }
+        match missing {
+            None => Ok(inputs),
+            Some(up) => Err(TaskError::failed(format!(
+                "the output of `{}` is not in memory",
+                self.pipeline.node_name(up)
+            ))),
+        }
+    }
+
+    /// The in-memory output of the settled node `up`, for one of its consumers, which is
+    /// done with it once it drops it.
+    fn take(&self, up: NodeId) -> Option<Arc<Value>> {
+        let mut slot = lock(&self.cells[up.index()].slot);
+        slot.consumers_left -= 1;
+        if slot.consumers_left == 0 && !self.settings.keep[up.index()] {
+            slot.value.take()
+        } else {
+            slot.value.clone()
+        }
     }
 
     /// The output of the settled node `up`: from memory, else from its entry; a damaged
@@ -714,7 +919,7 @@ impl<'p> Run<'p> {
                 let inputs = self.gather(node)?;
                 let components = self.components(node, &self.input_digests(node))?;
                 let key = hex(&components.key());
-                let computed = self.compute(node, &inputs, &components, store, &key, true)?;
+                let computed = self.compute(up, node, &inputs, &components, store, &key, true)?;
                 slot.digest = Some(computed.digest);
                 slot.entry = computed.entry;
                 computed.value
@@ -727,14 +932,13 @@ impl<'p> Run<'p> {
     /// Tells the upstream nodes of `id` that it is done with their outputs, and drops each
     /// output whose last consumer this was, unless it is kept.
     fn release_inputs(&self, id: NodeId) {
-        for up in &self.pipeline.nodes[id.index()].upstream {
-            let cell = &self.cells[up.index()];
-            if cell.consumers_left.fetch_sub(1, Ordering::AcqRel) == 1
-                && !self.settings.keep[up.index()]
-            {
-                let value = lock(&cell.slot).value.take();
-                drop(value);
-            }
+        self.release(&self.pipeline.nodes[id.index()]);
+    }
+
+    /// [`release_inputs`](Self::release_inputs) of `node`.
+    fn release(&self, node: &Node) {
+        for up in &node.upstream {
+            drop(self.take(*up));
         }
     }
 
@@ -762,7 +966,11 @@ impl<'p> Run<'p> {
                         Ordering::Acquire,
                     );
                 }
-                if cell.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+                // Each upstream node counts itself off once, so one left is this one: the
+                // child is ready without a write to the counter.
+                if cell.pending.load(Ordering::Acquire) != 1
+                    && cell.pending.fetch_sub(1, Ordering::AcqRel) != 1
+                {
                     continue;
                 }
                 if cell.failed_upstream.load(Ordering::Acquire) != NONE {
@@ -809,18 +1017,43 @@ impl<'p> Run<'p> {
         let mut outcome = NodeOutcome::new(status);
         outcome.started = self.clock();
         outcome.failed_upstream = failed_upstream;
-        self.settle_as(id, outcome);
+        self.settle_with(id, outcome, None);
     }
 
-    /// Records how node `id` ended, where its children and the report find it.
-    fn settle_as(&self, id: NodeId, outcome: NodeOutcome) {
+    /// Records how node `id` ended, with its in-memory `output` if it has one that is
+    /// still needed, where its children and the report find it. The outcome's value, failed
+    /// upstream node and in-memory mark are not read: the cell has them.
+    fn settle_with(&self, id: NodeId, outcome: NodeOutcome, output: Option<Arc<Value>>) {
+        let NodeOutcome {
+            status,
+            worker,
+            started,
+            duration,
+            details,
+            ..
+        } = outcome;
         if let Some(progress) = self.settings.progress {
-            progress.settled(&self.pipeline.nodes[id.index()].name, outcome.status);
+            progress.settled(&self.pipeline.nodes[id.index()].name, status);
         }
         let cell = &self.cells[id.index()];
-        let code = status_code(outcome.status);
-        lock(&cell.slot).outcome = Some(outcome);
-        cell.status.store(code, Ordering::Release);
+        // Read after the run, or by another thread only once it has read the status.
+        cell.worker.store(worker, Ordering::Relaxed);
+        cell.started.store(started, Ordering::Relaxed);
+        cell.duration.store(duration, Ordering::Relaxed);
+        let output = output.filter(|_| cell.consumers > 0 || self.settings.keep[id.index()]);
+        match (output, details) {
+            (None, None) => {}
+            (output, details) => {
+                let mut slot = lock(&cell.slot);
+                if output.is_some() {
+                    slot.value = output;
+                }
+                if details.is_some() {
+                    slot.details = details;
+                }
+            }
+        }
+        cell.status.store(status_code(status), Ordering::Release);
     }
 
     fn status(&self, id: NodeId) -> NodeStatus {
@@ -838,14 +1071,28 @@ impl<'p> Run<'p> {
                     .slot
                     .into_inner()
                     .unwrap_or_else(PoisonError::into_inner);
-                let mut outcome = slot
-                    .outcome
-                    .unwrap_or_else(|| NodeOutcome::new(NodeStatus::NotNeeded));
+                let status = match cell.status.into_inner() {
+                    UNSETTLED => NodeStatus::NotNeeded,
+                    code => status_of(code),
+                };
+                let mut outcome = NodeOutcome::new(status);
+                outcome.worker = cell.worker.into_inner();
+                outcome.started = cell.started.into_inner();
+                outcome.duration = cell.duration.into_inner();
+                outcome.details = slot.details;
+                // Without a store, a node that ran ran because nothing is kept on disk.
+                outcome.in_memory = !with_store && status == NodeStatus::Ran;
+                if status == NodeStatus::UpstreamFailed {
+                    outcome.failed_upstream = cell.failed_upstream.into_inner();
+                }
                 outcome.value = slot.value;
                 if with_store {
                     let details = outcome.details_mut();
                     details.output_digest = slot.digest.map(|d| hex(&d));
                     details.entry = slot.entry;
+                } else if let Some(entry) = slot.entry {
+                    // Entries are only made with a store.
+                    drop(entry);
                 }
                 outcome
             })
@@ -853,6 +1100,40 @@ impl<'p> Run<'p> {
     }
 }
 
+/// Calls the task of `node`, catching a panic.
+fn call(node: &Node, inputs: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        node.task.run(&Inputs { slots: inputs }, ctx)
+    }))
+    .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
+}
+
+/// A context for the tasks of a run of `pipeline` that stops when `stop` is set.
+fn run_ctx(pipeline: &Pipeline, stop: &Stop) -> Ctx {
+    Ctx::new(pipeline.names.clone(), stop.flag.clone())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_round_trip() {
+        for status in [
+            NodeStatus::Ran,
+            NodeStatus::Cached,
+            NodeStatus::Failed,
+            NodeStatus::UpstreamFailed,
+            NodeStatus::NotNeeded,
+            NodeStatus::Cancelled,
+        ] {
+            assert_ne!(status_code(status), UNSETTLED);
+            assert_eq!(status_of(status_code(status)), status);
+        }
+        assert_eq!(status_of(UNSETTLED), NodeStatus::UpstreamFailed);
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Lookup, Store};
-use crate::graph::{ErasedTask, NodeLabel};
+use crate::graph::{ErasedTask, NodeNames};
 use crate::key::parse_hex;
 use crate::registry::find_task;
 use crate::task::{Ctx, InputKind, InputValues, Inputs, TaskError, Value, hex};
@@ -275,17 +275,15 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
     }
 
     let pending = store.begin(meta.name, &key).map_err(TaskError::Store)?;
-    let label = Arc::new(NodeLabel {
+    let names = Arc::new(NodeNames {
         pipeline: Arc::from(job.pipeline.as_str()),
-        node: Arc::from(job.node.as_str()),
+        nodes: Box::new([Arc::from(job.node.as_str())]),
     });
     let timeout = job.timeout_secs.map(Duration::from_secs_f64);
     let start = Instant::now();
-    let ctx = Ctx::new(meta.name, label, Some(pending.work_dir())).for_attempt(
-        Arc::new(AtomicBool::new(false)),
-        timeout.map(|t| start + t),
-        job.attempt,
-    );
+    let mut ctx = Ctx::new(names, Arc::new(AtomicBool::new(false)));
+    ctx.set_node(meta.name, 0, Some(pending.work_dir()));
+    ctx.set_attempt(timeout.map(|t| start + t), job.attempt);
     crate::record::capture_backtraces();
     let result = match timeout {
         None => call(&*task, &values, &ctx),
