@@ -92,16 +92,18 @@ fn status_code(status: NodeStatus) -> u8 {
     status as u8 + 1
 }
 
+/// Every status, in the order of their codes.
+const STATUSES: [NodeStatus; 6] = [
+    NodeStatus::Ran,
+    NodeStatus::Cached,
+    NodeStatus::Failed,
+    NodeStatus::UpstreamFailed,
+    NodeStatus::NotNeeded,
+    NodeStatus::Cancelled,
+];
+
 /// The status of a node whose [`Cell::status`] is `code`.
 fn status_of(code: u8) -> NodeStatus {
-    const STATUSES: [NodeStatus; 6] = [
-        NodeStatus::Ran,
-        NodeStatus::Cached,
-        NodeStatus::Failed,
-        NodeStatus::UpstreamFailed,
-        NodeStatus::NotNeeded,
-        NodeStatus::Cancelled,
-    ];
     // An unsettled node has no output, as if its upstream failed.
     match code
         .checked_sub(1)
@@ -1123,14 +1125,7 @@ mod tests {
 
     #[test]
     fn status_codes_round_trip() {
-        for status in [
-            NodeStatus::Ran,
-            NodeStatus::Cached,
-            NodeStatus::Failed,
-            NodeStatus::UpstreamFailed,
-            NodeStatus::NotNeeded,
-            NodeStatus::Cancelled,
-        ] {
+        for status in STATUSES {
             assert_ne!(status_code(status), UNSETTLED);
             assert_eq!(status_of(status_code(status)), status);
         }
