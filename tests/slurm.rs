@@ -1,8 +1,9 @@
 //! The Slurm executor against a real Slurm (`.ci/slurm-up.sh` starts a one-node cluster):
 //! every node that must run is a batch job running this test's own executable as a worker.
 //!
-//! Skipped, with a message, where `sbatch` is missing; `PIPEWRIGHT_REQUIRE_SLURM=1` (as in
-//! CI) makes that a failure. This file has its own `main`, which the workers need.
+//! Skipped, with a message, where `sbatch` is missing or no controller answers;
+//! `PIPEWRIGHT_REQUIRE_SLURM=1` (as in CI) makes that a failure. This file has its own
+//! `main`, which the workers need.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -336,16 +337,25 @@ fn cancelling_cancels_the_jobs() {
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
     let required = std::env::var("PIPEWRIGHT_REQUIRE_SLURM").as_deref() == Ok("1");
-    let present = Command::new("sbatch")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present {
+    let succeeds = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let missing = if !succeeds("sbatch", "--version") {
+        Some("no sbatch here")
+    } else if !succeeds("sinfo", "--noheader") {
+        Some("no Slurm controller answers")
+    } else {
+        None
+    };
+    if let Some(missing) = missing {
         if required {
-            println!("sbatch is missing, and PIPEWRIGHT_REQUIRE_SLURM=1 requires these tests");
+            println!("{missing}, and PIPEWRIGHT_REQUIRE_SLURM=1 requires these tests");
             return std::process::ExitCode::FAILURE;
         }
-        println!("skipped: no sbatch here (start a cluster with .ci/slurm-up.sh)");
+        println!("skipped: {missing} (start a cluster with .ci/slurm-up.sh)");
         return std::process::ExitCode::SUCCESS;
     }
     // The slowest scenario runs on a thread of its own, beside the others.
