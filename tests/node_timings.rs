@@ -1,0 +1,72 @@
+//! The report's timings are measured: each node's duration covers its task, a node starts
+//! after the node it waits on has finished, and all of it falls within the run.
+//!
+//! The report's clock (the CPU's time-stamp counter, where it can be trusted) is calibrated
+//! against the OS clock the tasks read here; [`slack`] allows for what the two may differ.
+
+use std::time::{Duration, Instant};
+
+use pipewright::prelude::*;
+
+/// What the two clocks may differ by over `d`: a thousandth of it, and a microsecond.
+fn slack(d: Duration) -> Duration {
+    d / 1000 + Duration::from_micros(1)
+}
+
+/// Sleeps `millis` and returns how long it really took, as the task saw it.
+#[task]
+fn nap(millis: u64) -> Duration {
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(millis));
+    start.elapsed()
+}
+
+/// Sleeps `millis` after its input has been computed.
+#[task]
+fn nap_after(_before: &Duration, millis: u64) -> Duration {
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(millis));
+    start.elapsed()
+}
+
+#[test]
+fn durations_and_starts_are_measured() {
+    let p = pipeline! {
+        name = "timings";
+        let first = nap(40);
+        let second = nap_after(first, 25);
+        let aside = nap(30);
+    };
+    let before = Instant::now();
+    let run = Runner::in_memory().jobs(2).keep(p.first).run(&p).unwrap();
+    let wall = before.elapsed();
+    assert!(run.succeeded());
+
+    for (name, handle) in [("first", p.first), ("second", p.second), ("aside", p.aside)] {
+        let node = run.node(name).unwrap();
+        let inside = *run.get(handle).unwrap();
+        // The recorded duration holds the task's own measure of itself, and is no longer
+        // than the whole run.
+        assert!(
+            node.duration() + slack(inside) >= inside,
+            "`{name}` recorded {:?}, its task took {inside:?}",
+            node.duration()
+        );
+        assert!(
+            node.started() + node.duration() <= run.elapsed() + slack(run.elapsed()),
+            "`{name}` ends at {:?}, after the run's {:?}",
+            node.started() + node.duration(),
+            run.elapsed()
+        );
+    }
+    assert!(run.elapsed() <= wall, "{:?} > {wall:?}", run.elapsed());
+
+    let first = run.node("first").unwrap();
+    let second = run.node("second").unwrap();
+    assert!(
+        second.started() >= first.started() + first.duration(),
+        "`second` started at {:?}, before `first` ended at {:?}",
+        second.started(),
+        first.started() + first.duration()
+    );
+}
