@@ -126,12 +126,20 @@ struct Slot {
     /// guards the output, so that the last of them can take it instead of sharing it.
     consumers_left: u32,
     value: Option<Arc<Value>>,
-    /// The output's content digest (with a store).
-    digest: Option<Digest>,
-    /// The entry holding the output.
-    entry: Option<Box<EntryMeta>>,
+    /// Where the output is stored (with a store); boxed, so that a cell takes less memory
+    /// in a run without one.
+    stored: Option<Box<Stored>>,
     /// What only some outcomes have: an error, a key.
     details: Option<Box<Details>>,
+}
+
+/// A node's output as a store knows it.
+#[derive(Default)]
+struct Stored {
+    /// The output's content digest.
+    digest: Option<Digest>,
+    /// The entry holding the output (none for a task that is not cached).
+    entry: Option<Box<EntryMeta>>,
 }
 
 /// A node's output just computed: the value, its content digest, and its new entry
@@ -217,8 +225,7 @@ pub(crate) fn run(
                     slot: Mutex::new(Slot {
                         consumers_left: consumers,
                         value: None,
-                        digest: None,
-                        entry: None,
+                        stored: None,
                         details: None,
                     }),
                 }
@@ -527,9 +534,10 @@ impl<'p> Run<'p> {
 
     /// Settles node `id` on its stored entry, without reading the output.
     fn cached(&self, id: NodeId, key: String, entry: Box<EntryMeta>) -> Done {
-        let mut slot = lock(&self.cells[id.index()].slot);
-        slot.digest = parse_hex(&entry.output_digest);
-        slot.entry = Some(entry);
+        lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
+            digest: parse_hex(&entry.output_digest),
+            entry: Some(entry),
+        }));
         Done::Cached { key }
     }
 
@@ -544,7 +552,9 @@ impl<'p> Run<'p> {
     fn input_digests(&self, node: &Node) -> Vec<Vec<Digest>> {
         node.input_digests(|up| {
             lock(&self.cells[up.index()].slot)
-                .digest
+                .stored
+                .as_ref()
+                .and_then(|stored| stored.digest)
                 .unwrap_or_default()
         })
     }
@@ -738,7 +748,8 @@ impl<'p> Run<'p> {
                         .iter()
                         .map(|up| {
                             let slot = lock(&self.cells[up.index()].slot);
-                            let entry = slot.entry.as_ref().ok_or_else(|| {
+                            let entry = slot.stored.as_ref().and_then(|s| s.entry.as_ref());
+                            let entry = entry.ok_or_else(|| {
                                 TaskError::failed(format!(
                                     "the output of `{}` is not stored",
                                     self.pipeline.node_name(*up)
@@ -794,10 +805,10 @@ impl<'p> Run<'p> {
                     )));
                 }
             };
-            let cell = &self.cells[id.index()];
-            let mut slot = lock(&cell.slot);
-            slot.digest = parse_hex(&entry.output_digest);
-            slot.entry = Some(entry);
+            lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
+                digest: parse_hex(&entry.output_digest),
+                entry: Some(entry),
+            }));
             Ok(())
         }
         #[cfg(not(unix))]
@@ -824,8 +835,9 @@ impl<'p> Run<'p> {
         if slot.consumers_left > 0 || self.settings.keep[id.index()] {
             slot.value = Some(value);
         }
-        slot.digest = digest;
-        slot.entry = entry;
+        if digest.is_some() || entry.is_some() {
+            slot.stored = Some(Box::new(Stored { digest, entry }));
+        }
     }
 
     /// The values of `node`'s inputs, read from the store where they are not in memory.
@@ -905,7 +917,8 @@ impl<'p> Run<'p> {
         if let Some(value) = &slot.value {
             return Ok(value.clone());
         }
-        let (Some(store), Some(entry)) = (self.settings.store, slot.entry.clone()) else {
+        let entry = slot.stored.as_ref().and_then(|s| s.entry.clone());
+        let (Some(store), Some(entry)) = (self.settings.store, entry) else {
             return Err(TaskError::failed(format!(
                 "the output of `{}` is neither in memory nor stored",
                 node.name
@@ -928,8 +941,10 @@ impl<'p> Run<'p> {
                 let components = self.components(node, &self.input_digests(node))?;
                 let key = hex(&components.key());
                 let computed = self.compute(up, node, &inputs, &components, store, &key, true)?;
-                slot.digest = Some(computed.digest);
-                slot.entry = computed.entry;
+                slot.stored = Some(Box::new(Stored {
+                    digest: Some(computed.digest),
+                    entry: computed.entry,
+                }));
                 computed.value
             }
         };
@@ -1094,13 +1109,10 @@ impl<'p> Run<'p> {
                     outcome.failed_upstream = cell.failed_upstream.into_inner();
                 }
                 outcome.value = slot.value;
-                if with_store {
+                if let Some(stored) = slot.stored {
                     let details = outcome.details_mut();
-                    details.output_digest = slot.digest.map(|d| hex(&d));
-                    details.entry = slot.entry;
-                } else if let Some(entry) = slot.entry {
-                    // Entries are only made with a store.
-                    drop(entry);
+                    details.output_digest = stored.digest.map(|d| hex(&d));
+                    details.entry = stored.entry;
                 }
                 outcome
             })
