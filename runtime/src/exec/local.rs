@@ -198,6 +198,14 @@ pub(crate) fn run(
     pool: &ThreadPool,
     settings: Settings<'_>,
 ) -> Vec<NodeOutcome> {
+    // The cells are made, and turned into outcomes at the end, on a thread of the pool,
+    // which runs nodes in between: their memory is then in a worker's cache, not this
+    // thread's.
+    pool.install(|| run_here(pipeline, span, settings))
+}
+
+/// [`run`], on a thread of the pool.
+fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -> Vec<NodeOutcome> {
     let needed = settings.needed;
     let run = Run {
         pipeline,
@@ -205,7 +213,7 @@ pub(crate) fn run(
         halt: AtomicBool::new(false),
         started: CLOCK.raw(),
         span,
-        contexts: (0..pool.current_num_threads())
+        contexts: (0..rayon::current_num_threads())
             .map(|_| ThreadCtx(Mutex::new(run_ctx(pipeline, &settings.stop))))
             .collect(),
         settings,
@@ -240,7 +248,7 @@ pub(crate) fn run(
         .map(|(i, _)| NodeId(i as u32));
 
     let run_ref = &run;
-    pool.scope(|scope| {
+    rayon::scope(|scope| {
         for root in roots {
             scope.spawn(move |scope| run_ref.drive(scope, root));
         }
