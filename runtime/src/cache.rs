@@ -9,7 +9,7 @@
 //! entry at once.
 
 use std::fs::{self, File};
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -130,6 +130,30 @@ impl StoreError {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Writes `bytes` to `path` as a whole: into a temporary file beside it (named `.tmp-…`,
+/// which garbage collection removes if a crash leaves it), then renamed over `path`. A
+/// reader sees the old file or the new one, never part of either, and a failure leaves no
+/// temporary file behind.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    // As `fs::write` would create it: readable by others unless the umask says otherwise.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder
+        .tempfile_in(dir)
+        .and_then(|mut tmp| {
+            tmp.write_all(bytes)?;
+            tmp.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .map_err(|e| StoreError::new("cannot write", path, e))
 }
 
 /// Makes the names of temporary directories unique within a process.
@@ -303,16 +327,10 @@ impl Store {
     /// explanations, so a failure to write it is logged, not raised.
     fn write_index(&self, meta: &EntryMeta, json: &[u8]) {
         let path = self.index_path(&meta.task, &meta.node);
-        let result = (|| {
-            let dir = path.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir)?;
-            let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-            let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-            fs::write(&tmp, json)?;
-            fs::rename(&tmp, &path).inspect_err(|_| {
-                let _ = fs::remove_file(&tmp);
-            })
-        })();
+        let dir = path.parent().unwrap_or(&self.root);
+        let result = fs::create_dir_all(dir)
+            .map_err(|e| StoreError::new("cannot create", dir, e))
+            .and_then(|()| write_atomically(&path, json));
         if let Err(e) = result {
             tracing::warn!(target: "pipewright", path = %path.display(), "cannot record the node's last entry: {e}");
         }
@@ -377,5 +395,46 @@ impl Store {
         file.lock()
             .map_err(|e| StoreError::new("cannot take the lock", &path, e))?;
         Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_atomically_replaces_the_file_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["run.json"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Created as `fs::write` creates a file: 0o666 less the umask, whatever it is.
+            let plain = dir.path().join("plain");
+            fs::write(&plain, b"").unwrap();
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), mode(&plain));
+        }
+    }
+
+    #[test]
+    fn a_failed_write_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("run.json");
+        let error = write_atomically(&path, b"x").unwrap_err();
+        assert_eq!(error.path(), path);
+        assert_eq!(
+            error.to_string(),
+            format!("cannot write `{}`", path.display())
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::StoreError;
+use crate::cache::{StoreError, write_atomically};
 use crate::graph::{Pipeline, Wire};
 use crate::report::{NodeReport, NodeStatus, RunReport};
 use crate::task::{TaskError, hex};
@@ -152,8 +152,7 @@ pub(crate) const REPORT_HTML: &str = "report.html";
 pub(crate) fn write_report(run_dir: &Path) -> crate::Result<PathBuf> {
     let view = crate::render::GraphView::of_record(run_dir)?;
     let path = run_dir.join(REPORT_HTML);
-    fs::write(&path, crate::render::html(&view))
-        .map_err(|e| StoreError::new("cannot write", &path, e))?;
+    write_atomically(&path, crate::render::html(&view).as_bytes())?;
     Ok(path)
 }
 const FAILURES: &str = "failures";
@@ -260,15 +259,13 @@ impl RunDir {
     /// people at the end of the run, compact (and quick) at its start.
     fn write(&self, pretty: bool) -> Result<(), StoreError> {
         let path = self.dir.join(RUN_JSON);
-        let tmp = self.dir.join(".run.json.tmp");
         let json = if pretty {
             serde_json::to_vec_pretty(&self.record)
         } else {
             serde_json::to_vec(&self.record)
         }
         .map_err(|e| StoreError::new("cannot encode", &path, io::Error::other(e)))?;
-        fs::write(&tmp, json).map_err(|e| StoreError::new("cannot write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::new("cannot write", &path, e))
+        write_atomically(&path, &json)
     }
 
     /// Records every node's outcome, writes the failures, and rewrites `run.json`.
@@ -316,7 +313,7 @@ impl RunDir {
                     text.push_str(backtrace);
                     text.push('\n');
                 }
-                fs::write(&path, text).map_err(|e| StoreError::new("cannot write", &path, e))?;
+                write_atomically(&path, text.as_bytes())?;
             }
         }
         self.record.status = if cancelled {
