@@ -736,8 +736,8 @@ impl<'p> Run<'p> {
     ) -> Result<(), TaskError> {
         #[cfg(unix)]
         {
-            use super::process::{JobFiles, run_job};
-            use super::worker::{InputRef, Job};
+            use super::process::{job_files, run_job};
+            use super::worker::{Job, input_refs};
 
             if let Some(progress) = self.settings.progress {
                 progress.started(&node.name);
@@ -746,48 +746,33 @@ impl<'p> Run<'p> {
             let run_dir = self.settings.run_dir.ok_or_else(|| {
                 TaskError::failed("the process executor needs a run directory for its jobs")
             })?;
-            let files = JobFiles::new(run_dir, &crate::record::node_file_name(&node.name))
+            let files = job_files(run_dir, &crate::record::node_file_name(&node.name))
                 .map_err(TaskError::Store)?;
-            let inputs = node
-                .wires
-                .iter()
-                .map(|wire| {
-                    wire.ids()
-                        .iter()
-                        .map(|up| {
-                            let slot = lock(&self.cells[up.index()].slot);
-                            let entry = slot.stored.as_ref().and_then(|s| s.entry.as_ref());
-                            let entry = entry.ok_or_else(|| {
-                                TaskError::failed(format!(
-                                    "the output of `{}` is not stored",
-                                    self.pipeline.node_name(*up)
-                                ))
-                            })?;
-                            Ok(InputRef {
-                                node: self.pipeline.node_name(*up).to_owned(),
-                                task: entry.task.clone(),
-                                key: Some(entry.key.clone()),
-                                status: None,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, TaskError>>()
-                })
-                .collect::<Result<Vec<_>, TaskError>>()?;
-            let mut job = Job {
-                data_dir: store.root().to_owned(),
-                pipeline: self.pipeline.name().to_owned(),
-                node: node.name.to_string(),
-                task: meta.name.to_owned(),
-                fingerprint: meta.fingerprint_hex(),
-                params: node.task.params_json(),
-                key: Some(key.to_owned()),
-                lock: false,
+            let inputs = input_refs(self.pipeline, node, |up| {
+                let slot = lock(&self.cells[up.index()].slot);
+                match slot.stored.as_ref().and_then(|s| s.entry.as_ref()) {
+                    Some(entry) => Ok((Some(entry.key.clone()), None)),
+                    None => Err(TaskError::failed(format!(
+                        "the output of `{}` is not stored",
+                        self.pipeline.node_name(up)
+                    ))),
+                }
+            })?;
+            let job = Job::new(
+                self.pipeline,
+                node,
+                store.root().to_owned(),
+                Some(key.to_owned()),
                 inputs,
                 replace,
-                attempt: 1,
-                timeout_secs: meta.timeout.map(|t| t.as_secs_f64()),
+                files.status.clone(),
+            );
+            // This process holds the key's lock, and the worker may be told how much
+            // memory it can have.
+            let mut job = Job {
+                lock: false,
                 mem_limit: meta.resources.mem,
-                status: files.status.clone(),
+                ..job
             };
             let outcome = self.attempts(node, |attempt| {
                 job.attempt = attempt;

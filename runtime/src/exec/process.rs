@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
 
 use super::Stop;
-use super::worker::{Job, JobStatus, WORKER_ARG};
+use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG};
 use crate::cache::StoreError;
 use crate::record::RecordedError;
 use crate::task::{TaskError, WorkerExit};
@@ -25,27 +25,19 @@ use crate::task::{TaskError, WorkerExit};
 /// How many lines of a crashed worker's output its error quotes.
 const LAST_LINES: usize = 3;
 
-/// Where one node's job, status and log are kept in the run directory.
-pub(crate) struct JobFiles {
-    pub(crate) spec: PathBuf,
-    pub(crate) status: PathBuf,
-    pub(crate) log: PathBuf,
-}
-
-impl JobFiles {
-    /// The files of the node whose file name is `file_name`, under `run_dir`.
-    pub(crate) fn new(run_dir: &Path, file_name: &str) -> Result<Self, StoreError> {
-        let jobs = run_dir.join("jobs");
-        let logs = run_dir.join("logs");
-        for dir in [&jobs, &logs] {
-            fs::create_dir_all(dir).map_err(|e| StoreError::new("cannot create", dir, e))?;
-        }
-        Ok(JobFiles {
-            spec: jobs.join(format!("{file_name}.json")),
-            status: jobs.join(format!("{file_name}.status.json")),
-            log: logs.join(format!("{file_name}.log")),
-        })
+/// The files of the node whose file name is `file_name`, under `run_dir`: its job and
+/// status in `jobs/`, its log in `logs/`.
+pub(crate) fn job_files(run_dir: &Path, file_name: &str) -> Result<JobFiles, StoreError> {
+    let jobs = run_dir.join("jobs");
+    let logs = run_dir.join("logs");
+    for dir in [&jobs, &logs] {
+        fs::create_dir_all(dir).map_err(|e| StoreError::new("cannot create", dir, e))?;
     }
+    Ok(JobFiles::new(
+        &jobs,
+        file_name,
+        logs.join(format!("{file_name}.log")),
+    ))
 }
 
 /// Why the parent killed a child.
@@ -63,15 +55,7 @@ pub(crate) fn run_job(
     timeout: Option<Duration>,
     stop: &Stop,
 ) -> Result<Duration, TaskError> {
-    let json = serde_json::to_vec_pretty(job).map_err(|e| {
-        TaskError::Store(StoreError::new(
-            "cannot encode",
-            &files.spec,
-            std::io::Error::other(e),
-        ))
-    })?;
-    write_atomically(&files.spec, &json)
-        .map_err(|e| TaskError::Store(StoreError::new("cannot write", &files.spec, e)))?;
+    job.write(&files.spec).map_err(TaskError::Store)?;
     let _ = fs::remove_file(&files.status);
 
     let log = File::options()
@@ -218,11 +202,4 @@ fn is_backtrace(line: &str) -> bool {
         || line.starts_with("at ")
         || line == "stack backtrace:"
         || line.starts_with("note: Some details are omitted")
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
 }

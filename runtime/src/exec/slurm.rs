@@ -13,6 +13,7 @@
 //! started, cancelled, past their time limit, lost with their node).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Stop;
-use super::worker::{InputRef, Job, JobStatus, WORKER_ARG};
-use crate::cache::{Lookup, Store};
+use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG, input_refs};
+use crate::cache::{Lookup, Store, write_atomically};
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
 use crate::plan::{Decision, RunReason};
@@ -167,10 +168,10 @@ enum State {
 
 /// One node's files in the run directory.
 struct Files {
-    spec: PathBuf,
-    status: PathBuf,
+    /// Its job, status and log (the log is set once its job is submitted).
+    job: JobFiles,
+    /// The exit code of its worker, which the job script writes.
     rc: PathBuf,
-    log: PathBuf,
 }
 
 /// Runs `pipeline` on a Slurm cluster; see the module docs.
@@ -232,53 +233,28 @@ pub(crate) fn run(
         };
         let name = node_file_name(&node.name);
         let node_files = Files {
-            spec: jobs_dir.join(format!("{name}.json")),
-            status: jobs_dir.join(format!("{name}.status.json")),
+            job: JobFiles::new(&jobs_dir, &name, PathBuf::new()),
             rc: jobs_dir.join(format!("{name}.rc")),
-            log: PathBuf::new(),
         };
-        let meta = node.task.meta();
-        let inputs = node
-            .wires
-            .iter()
-            .map(|wire| {
-                wire.ids()
-                    .iter()
-                    .map(|up| InputRef {
-                        node: pipeline.node_name(*up).to_owned(),
-                        task: pipeline.nodes[up.index()].task.meta().name.to_owned(),
-                        key: match &states[up.index()] {
-                            State::Stored { key, .. } => Some(key.clone()),
-                            _ => None,
-                        },
-                        status: files[up.index()].as_ref().map(|f| f.status.clone()),
-                    })
-                    .collect()
-            })
-            .collect();
-        let job = Job {
-            data_dir: data_dir.clone(),
-            pipeline: pipeline.name().to_owned(),
-            node: node.name.to_string(),
-            task: meta.name.to_owned(),
-            fingerprint: meta.fingerprint_hex(),
-            params: node.task.params_json(),
+        let Ok(inputs) = input_refs(pipeline, node, |up| {
+            let key = match &states[up.index()] {
+                State::Stored { key, .. } => Some(key.clone()),
+                _ => None,
+            };
+            let status = files[up.index()].as_ref().map(|f| f.job.status.clone());
+            Ok::<_, Infallible>((key, status))
+        });
+        let job = Job::new(
+            pipeline,
+            node,
+            data_dir.clone(),
             key,
-            lock: true,
             inputs,
             replace,
-            attempt: 1,
-            timeout_secs: meta.timeout.map(|t| t.as_secs_f64()),
-            mem_limit: None,
-            status: node_files.status.clone(),
-        };
-        let written = serde_json::to_vec_pretty(&job)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(&node_files.spec, json));
-        if let Err(e) = written {
-            return Err(crate::cache::StoreError::new("cannot write", &node_files.spec, e).into());
-        }
-        let _ = std::fs::remove_file(&node_files.status);
+            node_files.job.status.clone(),
+        );
+        job.write(&node_files.job.spec)?;
+        let _ = std::fs::remove_file(&node_files.job.status);
         let _ = std::fs::remove_file(&node_files.rc);
         let deps = node
             .upstream
@@ -345,11 +321,9 @@ pub(crate) fn run(
         let script = slurm_dir.join(format!("{base}.sh"));
         let specs: Vec<&Path> = members
             .iter()
-            .filter_map(|id| files[id.index()].as_ref().map(|f| f.spec.as_path()))
+            .filter_map(|id| files[id.index()].as_ref().map(|f| f.job.spec.as_path()))
             .collect();
-        if let Err(e) = std::fs::write(&script, job_script(&exe, &specs)) {
-            return Err(crate::cache::StoreError::new("cannot write", &script, e).into());
-        }
+        write_atomically(&script, job_script(&exe, &specs).as_bytes())?;
         let (out, err) = if array {
             (
                 slurm_dir.join(format!("{base}_%a.out")),
@@ -410,7 +384,7 @@ pub(crate) fn run(
                         index: array.then_some(index),
                     };
                     if let Some(f) = files[member.index()].as_mut() {
-                        f.log = if array {
+                        f.job.log = if array {
                             slurm_dir.join(format!("{base}_{index}.out"))
                         } else {
                             out.clone()
@@ -526,7 +500,7 @@ fn follow(
                 // A job that ended before the cancel keeps its outcome.
                 let settled = files[i]
                     .as_ref()
-                    .and_then(|f| JobStatus::read(&f.status))
+                    .and_then(|f| JobStatus::read(&f.job.status))
                     .map(|status| from_status(status, &pipeline.nodes[i]));
                 states[i] = settled.unwrap_or(State::Cancelled);
             }
@@ -543,7 +517,7 @@ fn follow(
             let Some(node_files) = &files[i] else {
                 continue;
             };
-            if let Some(status) = JobStatus::read(&node_files.status) {
+            if let Some(status) = JobStatus::read(&node_files.job.status) {
                 states[i] = from_status(status, &pipeline.nodes[i]);
             } else {
                 let State::Open { job, ended } = &mut states[i] else {
@@ -662,14 +636,14 @@ fn job_error(job: &JobRef, state: &SlurmState, files: &Files) -> TaskError {
             code: (rc <= 128).then_some(rc),
             signal: (rc > 128).then_some(rc - 128),
             last_output: String::new(),
-            log: files.log.clone(),
+            log: files.job.log.clone(),
         }),
         _ => TaskError::failed(format!(
             "Slurm job {} ended {}: {} (log: `{}`)",
             job.name(),
             state.state,
             state.describe(),
-            files.log.display()
+            files.job.log.display()
         )),
     }
 }

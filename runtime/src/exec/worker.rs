@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Lookup, Store};
-use crate::graph::{ErasedTask, NodeNames};
+use crate::cache::{Lookup, Store, StoreError, write_atomically};
+use crate::graph::{ErasedTask, Node, NodeId, NodeNames, Pipeline};
 use crate::key::parse_hex;
 use crate::registry::find_task;
 use crate::task::{Ctx, InputKind, InputValues, Inputs, TaskError, Value, hex};
@@ -69,6 +69,94 @@ pub(crate) struct Job {
     pub(crate) status: PathBuf,
 }
 
+impl Job {
+    /// The job of running `node` of `pipeline` on the store in `data_dir`, with the inputs
+    /// `inputs`, under `key` where it is known, reporting to `status`. The worker takes the
+    /// key's lock itself, and its memory is not limited.
+    pub(crate) fn new(
+        pipeline: &Pipeline,
+        node: &Node,
+        data_dir: PathBuf,
+        key: Option<String>,
+        inputs: Vec<Vec<InputRef>>,
+        replace: bool,
+        status: PathBuf,
+    ) -> Job {
+        let meta = node.task.meta();
+        Job {
+            data_dir,
+            pipeline: pipeline.name().to_owned(),
+            node: node.name.to_string(),
+            task: meta.name.to_owned(),
+            fingerprint: meta.fingerprint_hex(),
+            params: node.task.params_json(),
+            key,
+            lock: true,
+            inputs,
+            replace,
+            attempt: 1,
+            timeout_secs: meta.timeout.map(|t| t.as_secs_f64()),
+            mem_limit: None,
+            status,
+        }
+    }
+
+    /// Writes the job, as JSON for people to read too, into `path`, atomically.
+    pub(crate) fn write(&self, path: &Path) -> Result<(), StoreError> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| StoreError::new("cannot encode", path, std::io::Error::other(e)))?;
+        write_atomically(path, &json)
+    }
+}
+
+/// The inputs of `node` as a worker finds them in the store, in argument order. `locate`
+/// gives each upstream node's key, or else the status file of the worker that will know it.
+pub(crate) fn input_refs<E>(
+    pipeline: &Pipeline,
+    node: &Node,
+    mut locate: impl FnMut(NodeId) -> Result<(Option<String>, Option<PathBuf>), E>,
+) -> Result<Vec<Vec<InputRef>>, E> {
+    node.wires
+        .iter()
+        .map(|wire| {
+            wire.ids()
+                .iter()
+                .map(|&up| {
+                    let (key, status) = locate(up)?;
+                    Ok(InputRef {
+                        node: pipeline.node_name(up).to_owned(),
+                        task: pipeline.nodes[up.index()].task.meta().name.to_owned(),
+                        key,
+                        status,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Where one node's job, status and log are kept in a run directory.
+pub(crate) struct JobFiles {
+    /// The [`Job`] the worker reads.
+    pub(crate) spec: PathBuf,
+    /// The [`JobStatus`] the worker writes.
+    pub(crate) status: PathBuf,
+    /// What the task prints.
+    pub(crate) log: PathBuf,
+}
+
+impl JobFiles {
+    /// The files of the node whose file name is `file_name`: its job and status in the
+    /// directory `jobs`, its log at `log`.
+    pub(crate) fn new(jobs: &Path, file_name: &str, log: PathBuf) -> Self {
+        JobFiles {
+            spec: jobs.join(format!("{file_name}.json")),
+            status: jobs.join(format!("{file_name}.status.json")),
+            log,
+        }
+    }
+}
+
 /// One stored output a worker reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InputRef {
@@ -105,13 +193,10 @@ impl JobStatus {
     }
 
     /// Writes the status file atomically.
-    fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, path)
+    fn write(&self, path: &Path) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(self)
+            .map_err(|e| StoreError::new("cannot encode", path, std::io::Error::other(e)))?;
+        write_atomically(path, &json)
     }
 }
 
@@ -152,10 +237,11 @@ fn run_job_file(path: &Path) -> i32 {
     install_log();
     let status = run(&job);
     if let Err(e) = status.write(&job.status) {
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}"));
         let _ = writeln!(
             std::io::stderr(),
-            "pipewright worker: cannot write the status `{}`: {e}",
-            job.status.display()
+            "pipewright worker: {e}{}",
+            cause.unwrap_or_default()
         );
         return EXIT_FAILED;
     }
