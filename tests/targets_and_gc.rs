@@ -112,3 +112,64 @@ fn gc_keeps_what_kept_runs_need_and_clean_removes_all() {
     );
     assert_eq!(runner.run(&new).unwrap().count(NodeStatus::Ran), 3);
 }
+
+#[test]
+fn gc_removes_what_crashed_writers_left_once_it_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::new(dir.path());
+    let p = pipeline! {
+        name = "strays";
+        let a = leaf(1);
+    };
+    runner.run(&p).unwrap();
+    let task = dir.path().join("leaf");
+    let nodes = task.join(".nodes");
+    let records = || {
+        let mut names: Vec<_> = std::fs::read_dir(&nodes)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+    };
+    let recorded = records();
+    assert_eq!(recorded.len(), 1, "the node's last entry is recorded");
+
+    // What a writer killed half-way leaves: a temporary entry and a temporary record of
+    // the node's last entry, each an hour and a half old, and the same just written.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(5400);
+    let stray = |path: std::path::PathBuf, dir: bool, stale: bool| {
+        if dir {
+            std::fs::create_dir(&path).unwrap();
+        } else {
+            std::fs::write(&path, b"{").unwrap();
+        }
+        if stale {
+            std::fs::File::open(&path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        path
+    };
+    let old_entry = stray(task.join(".tmp-0123456789abcdef-1-0"), true, true);
+    let old_record = stray(nodes.join(".tmp-Ab12Cd"), false, true);
+    let new_entry = stray(task.join(".tmp-fedcba9876543210-1-0"), true, false);
+    let new_record = stray(nodes.join(".tmp-Ef34Gh"), false, false);
+
+    runner.gc(1).unwrap();
+    assert!(
+        !old_entry.exists() && !old_record.exists(),
+        "stale temporaries go"
+    );
+    // A fresh one may belong to a writer still at work.
+    assert!(
+        new_entry.exists() && new_record.exists(),
+        "fresh temporaries stay"
+    );
+    let mut left = recorded.clone();
+    left.push(new_record.clone());
+    left.sort();
+    assert_eq!(records(), left, "the record itself stays");
+    assert_eq!(runner.run(&p).unwrap().count(NodeStatus::Cached), 1);
+}

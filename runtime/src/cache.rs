@@ -25,7 +25,7 @@ const OUTPUT: &str = "output.bin";
 const META: &str = "meta.json";
 const WORK: &str = "work";
 const LOCKS: &str = ".locks";
-const NODES: &str = ".nodes";
+pub(crate) const NODES: &str = ".nodes";
 
 /// What `meta.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,10 +132,10 @@ impl StoreError {
     }
 }
 
-/// Writes `bytes` to `path` as a whole: into a temporary file beside it (named `.tmp-…`,
-/// which garbage collection removes if a crash leaves it), then renamed over `path`. A
-/// reader sees the old file or the new one, never part of either, and a failure leaves no
-/// temporary file behind.
+/// Writes `bytes` to `path` as a whole: into a temporary file beside it, named `.tmp-…`,
+/// then renamed over `path`. A reader sees the old file or the new one, never part of
+/// either, and a failure leaves no temporary file behind (garbage collection removes one
+/// that a crash leaves in the store).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -332,7 +332,13 @@ impl Store {
             .map_err(|e| StoreError::new("cannot create", dir, e))
             .and_then(|()| write_atomically(&path, json));
         if let Err(e) = result {
-            tracing::warn!(target: "pipewright", path = %path.display(), "cannot record the node's last entry: {e}");
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            tracing::warn!(
+                target: "pipewright",
+                path = %path.display(),
+                "cannot record the node's last entry: {e}: {}",
+                cause.unwrap_or_default()
+            );
         }
     }
 

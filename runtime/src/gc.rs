@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::cache::StoreError;
+use crate::cache::{NODES, StoreError};
 use crate::error::Result;
 use crate::record::{RUN_JSON, RunRecord};
 
@@ -70,7 +70,8 @@ fn is_stale(path: &Path) -> bool {
 }
 
 /// Removes from `data_dir` every entry for which `keep(task, key)` is false, and stale
-/// temporary directories; `log_dir`, if it is inside, is left alone.
+/// temporaries (of entries, and of the files that record each node's last entry);
+/// `log_dir`, if it is inside, is left alone.
 pub(crate) fn sweep(
     data_dir: &Path,
     log_dir: Option<&Path>,
@@ -98,6 +99,16 @@ pub(crate) fn sweep(
         }
         for entry in fs::read_dir(&path).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == NODES {
+                // Each node's last entry, written atomically: a crash may leave a temporary.
+                for file in fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+                    let stray = file.file_name().to_string_lossy().starts_with(".tmp-");
+                    if stray && is_stale(&file.path()) {
+                        let _ = fs::remove_file(file.path());
+                    }
+                }
+                continue;
+            }
             let temporary = name.starts_with(".tmp-") || name.starts_with(".trash-");
             if (is_key(&name) && !keep(&task, &name)) || (temporary && is_stale(&entry.path())) {
                 remove(&entry.path(), freed)?;
