@@ -41,8 +41,8 @@ const NONE: u32 = u32::MAX;
 
 /// The clock that times nodes: the CPU's time-stamp counter where it runs at a constant
 /// rate (read in a few nanoseconds, where the OS clock takes a few tens), else the OS's
-/// monotonic clock. Calibrated against the OS clock once per process, in about a
-/// millisecond.
+/// monotonic clock. Calibrated against the OS clock once per process, by the first run:
+/// typically in under a millisecond, at most in 200 ms.
 static CLOCK: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
 
 /// How a run treats its nodes.
