@@ -332,12 +332,11 @@ impl Store {
             .map_err(|e| StoreError::new("cannot create", dir, e))
             .and_then(|()| write_atomically(&path, json));
         if let Err(e) = result {
-            let cause = std::error::Error::source(&e).map(ToString::to_string);
             tracing::warn!(
                 target: "pipewright",
                 path = %path.display(),
-                "cannot record the node's last entry: {e}: {}",
-                cause.unwrap_or_default()
+                "cannot record the node's last entry: {}",
+                crate::record::chain(&e).join(": ")
             );
         }
     }

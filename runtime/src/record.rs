@@ -301,7 +301,7 @@ impl RunDir {
                 let mut text = format!("node `{}` (task `{}`) failed\n", node.name(), node.task());
                 for (i, line) in node
                     .error()
-                    .map(chain)
+                    .map(|error| chain(error))
                     .unwrap_or_default()
                     .iter()
                     .enumerate()
@@ -332,7 +332,7 @@ impl RunDir {
 }
 
 /// An error and its sources, outermost first.
-pub(crate) fn chain(error: &TaskError) -> Vec<String> {
+pub(crate) fn chain(error: &dyn std::error::Error) -> Vec<String> {
     let mut lines = vec![error.to_string()];
     let mut source = std::error::Error::source(error);
     while let Some(err) = source {

@@ -134,7 +134,6 @@ struct Slot {
 }
 
 /// A node's output as a store knows it.
-#[derive(Default)]
 struct Stored {
     /// The output's content digest.
     digest: Option<Digest>,

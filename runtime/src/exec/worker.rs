@@ -237,11 +237,10 @@ fn run_job_file(path: &Path) -> i32 {
     install_log();
     let status = run(&job);
     if let Err(e) = status.write(&job.status) {
-        let cause = std::error::Error::source(&e).map(|c| format!(": {c}"));
         let _ = writeln!(
             std::io::stderr(),
-            "pipewright worker: {e}{}",
-            cause.unwrap_or_default()
+            "pipewright worker: {}",
+            crate::record::chain(&e).join(": ")
         );
         return EXIT_FAILED;
     }
