@@ -156,6 +156,22 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
         .map_err(|e| StoreError::new("cannot write", path, e))
 }
 
+/// Writes `value` as JSON to `path` through [`write_atomically`]: indented for people to
+/// read where `pretty`, else compact.
+pub(crate) fn write_json_atomically(
+    path: &Path,
+    value: &impl Serialize,
+    pretty: bool,
+) -> Result<(), StoreError> {
+    let json = if pretty {
+        serde_json::to_vec_pretty(value)
+    } else {
+        serde_json::to_vec(value)
+    }
+    .map_err(|e| StoreError::new("cannot encode", path, io::Error::other(e)))?;
+    write_atomically(path, &json)
+}
+
 /// Makes the names of temporary directories unique within a process.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 

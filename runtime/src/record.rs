@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once, OnceLock};
@@ -13,7 +12,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{StoreError, write_atomically};
+use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::graph::{Pipeline, Wire};
 use crate::report::{NodeReport, NodeStatus, RunReport};
 use crate::task::{TaskError, hex};
@@ -258,14 +257,7 @@ impl RunDir {
     /// Writes `run.json` atomically: a temporary file renamed into place; indented for
     /// people at the end of the run, compact (and quick) at its start.
     fn write(&self, pretty: bool) -> Result<(), StoreError> {
-        let path = self.dir.join(RUN_JSON);
-        let json = if pretty {
-            serde_json::to_vec_pretty(&self.record)
-        } else {
-            serde_json::to_vec(&self.record)
-        }
-        .map_err(|e| StoreError::new("cannot encode", &path, io::Error::other(e)))?;
-        write_atomically(&path, &json)
+        write_json_atomically(&self.dir.join(RUN_JSON), &self.record, pretty)
     }
 
     /// Records every node's outcome, writes the failures, and rewrites `run.json`.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Lookup, Store, StoreError, write_atomically};
+use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
 use crate::graph::{ErasedTask, Node, NodeId, NodeNames, Pipeline};
 use crate::key::parse_hex;
 use crate::registry::find_task;
@@ -103,9 +103,7 @@ impl Job {
 
     /// Writes the job, as JSON for people to read too, into `path`, atomically.
     pub(crate) fn write(&self, path: &Path) -> Result<(), StoreError> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| StoreError::new("cannot encode", path, std::io::Error::other(e)))?;
-        write_atomically(path, &json)
+        write_json_atomically(path, self, true)
     }
 }
 
@@ -194,9 +192,7 @@ impl JobStatus {
 
     /// Writes the status file atomically.
     fn write(&self, path: &Path) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| StoreError::new("cannot encode", path, std::io::Error::other(e)))?;
-        write_atomically(path, &json)
+        write_json_atomically(path, self, false)
     }
 }
 
