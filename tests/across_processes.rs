@@ -14,13 +14,17 @@ use std::time::Duration;
 use pipewright::prelude::*;
 
 /// Appends the node's name to `log`, one line per run.
+///
+/// The line is built first and written in one call: with `O_APPEND`, one `write` of a short
+/// line lands whole, while `writeln!` may issue two writes that another process can split.
 fn log_run(log: &Path, ctx: &Ctx) {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    writeln!(file, "{}", ctx.node()).unwrap();
+    let line = format!("{}\n", ctx.node());
+    file.write_all(line.as_bytes()).unwrap();
 }
 
 #[task]
