@@ -18,7 +18,10 @@
 ///
 /// The task's fingerprint, taken at compile time, hashes its name, the tokens of the
 /// function (formatting, comments and doc comments left out) and its `version`. It does
-/// not see helper functions the task calls: bump `version` when one of them changes.
+/// not see helper functions the task calls: bump `version` when one of them changes. A
+/// node's key adds the task's module and output type, and, for a task that takes `&Ctx`,
+/// its pipeline's and its node's names ([`Ctx::node`]). Two tasks of one name in one
+/// program are refused when a pipeline uses either: give one a `name`.
 ///
 /// # Options
 ///

@@ -75,7 +75,7 @@ pub(crate) fn explain(
     };
     let changes = &mut explanation.changes;
 
-    if last.fingerprint != meta.fingerprint_hex() {
+    if last.fingerprint != hex(&crate::key::fingerprint(meta, node.task.output_type())) {
         let version = meta.version.map(str::to_owned);
         if last.version != version {
             changes.push(format!(
@@ -89,7 +89,7 @@ pub(crate) fn explain(
     }
 
     let params = node.task.params_json();
-    if let Ok(components) = node.task.components(Vec::new()) {
+    if let Ok(components) = node.components(pipeline.name(), Vec::new()) {
         for (name, digest) in components.param_hex() {
             match last.param_digests.iter().find(|p| p.name == name) {
                 Some(old) if old.digest == digest => {}
@@ -132,6 +132,14 @@ pub(crate) fn explain(
 
     if changes.is_empty() && !matches!(planned.decision, Decision::Pending { .. }) {
         note_unexplained(&last, changes);
+        if changes.is_empty() && meta.names_in_key {
+            changes.push(format!(
+                "task `{}` takes `&Ctx`, so its key holds the pipeline's name (now `{}`), which \
+                 may have changed",
+                meta.name,
+                pipeline.name()
+            ));
+        }
     }
     explanation
 }

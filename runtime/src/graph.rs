@@ -15,7 +15,7 @@ use petgraph::visit::{Dfs, Reversed};
 use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::error::{Error, Result};
 use crate::hash::HashError;
-use crate::key::{Components, Digest};
+use crate::key::{Components, Digest, Names};
 use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
 
 /// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
@@ -143,8 +143,13 @@ pub(crate) trait ErasedTask: Send + Sync {
     /// The parameters as JSON, for people; `Debug` text where JSON cannot hold them.
     fn params_json(&self) -> serde_json::Value;
     fn output_type(&self) -> &'static str;
-    /// The key components of this task on inputs with the given output digests.
-    fn components(&self, inputs: Vec<Vec<Digest>>) -> Result<Components, HashError>;
+    /// The key components of this task as node `names`, on inputs with the given output
+    /// digests.
+    fn components(
+        &self,
+        names: Names<'_>,
+        inputs: Vec<Vec<Digest>>,
+    ) -> Result<Components, HashError>;
     /// Encodes an output of this task.
     fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError>;
     /// Decodes an output of this task.
@@ -173,8 +178,12 @@ impl<T: Task> ErasedTask for T {
         type_name::<T::Output>()
     }
 
-    fn components(&self, inputs: Vec<Vec<Digest>>) -> Result<Components, HashError> {
-        Components::new(&T::META, self, inputs)
+    fn components(
+        &self,
+        names: Names<'_>,
+        inputs: Vec<Vec<Digest>>,
+    ) -> Result<Components, HashError> {
+        Components::new(&T::META, type_name::<T::Output>(), names, self, inputs)
     }
 
     fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError> {
@@ -213,6 +222,20 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// The key components of this node of pipeline `pipeline`, on inputs with the given
+    /// output digests.
+    pub(crate) fn components(
+        &self,
+        pipeline: &str,
+        inputs: Vec<Vec<Digest>>,
+    ) -> Result<Components, HashError> {
+        let names = Names {
+            pipeline,
+            node: &self.name,
+        };
+        self.task.components(names, inputs)
+    }
+
     /// The output digests of this node's inputs, in argument order.
     pub(crate) fn input_digests(&self, digest: impl Fn(NodeId) -> Digest) -> Vec<Vec<Digest>> {
         self.wires
@@ -281,14 +304,20 @@ impl Builder {
     /// # Errors
     ///
     /// [`Error::DuplicateNode`] if the name is taken, [`Error::InvalidNodeName`] if it is
-    /// empty, too long, or not usable as a file name, and [`Error::ForeignHandle`] if an
-    /// input handle belongs to another pipeline.
+    /// empty, too long, or not usable as a file name, [`Error::ForeignHandle`] if an input
+    /// handle belongs to another pipeline, and [`Error::DuplicateTask`] if another task
+    /// registered in this program has the task's name.
     pub fn add<T: Task>(
         &mut self,
         name: impl Into<String>,
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
-        let name = name.into();
+        crate::registry::check_unique(&T::META)?;
+        self.insert(name.into(), bound)
+    }
+
+    /// [`add`](Self::add), without the check that the task's name is its own.
+    fn insert<T: Task>(&mut self, name: String, bound: Bound<T>) -> Result<Handle<T::Output>> {
         let wires = bound
             .slots
             .iter()
@@ -354,10 +383,12 @@ impl Builder {
         self.index.get(name).copied()
     }
 
-    /// Adds a node whose name `pipeline!` has already checked to be new and valid.
+    /// Adds a node whose name `pipeline!` has already checked to be new and valid. A task
+    /// whose name another registered task has is added, and refused when the pipeline is
+    /// run, planned or explained, as `pipeline!` returns no `Result`.
     #[doc(hidden)]
     pub fn __add_checked<T: Task>(&mut self, name: &str, bound: Bound<T>) -> Handle<T::Output> {
-        match self.add(name, bound) {
+        match self.insert(name.to_owned(), bound) {
             Ok(handle) => handle,
             Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
         }

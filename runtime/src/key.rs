@@ -1,7 +1,8 @@
 //! Node keys: what a node's output is stored under. A key changes exactly when the output
-//! could change: it hashes the key format, the codec, the task's code fingerprint, the
-//! digest of each parameter, and the content digests of the inputs' outputs in argument
-//! order.
+//! could change: it hashes the key format, the codec, the task's identity (its code
+//! fingerprint, the module it is defined in and its output type), the names it runs under
+//! if it reads them, the digest of each parameter, and the content digests of the inputs'
+//! outputs in argument order.
 
 use crate::cache::ENTRY_FORMAT;
 use crate::codec::{Codec, DefaultCodec};
@@ -11,21 +12,48 @@ use crate::task::{TaskMeta, hex};
 /// A 32-byte blake3 digest.
 pub(crate) type Digest = [u8; 32];
 
+/// The names a node runs under: its pipeline's and its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Names<'a> {
+    pub(crate) pipeline: &'a str,
+    pub(crate) node: &'a str,
+}
+
 /// Everything a node key is made of, kept apart so a changed key can be explained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Components {
+    /// The task's identity, from [`fingerprint`].
     pub(crate) fingerprint: Digest,
+    /// The digest of the pipeline's and the node's names, for a task that can read them
+    /// ([`TaskMeta::names_in_key`]).
+    pub(crate) names: Option<Digest>,
     /// Each parameter's digest, by name, in argument order.
     pub(crate) params: Vec<(&'static str, Digest)>,
     /// Each input argument's upstream output digests, in argument order.
     pub(crate) inputs: Vec<Vec<Digest>>,
 }
 
+/// The identity of a task in keys, in `meta.json` and in the worker's check: its code
+/// fingerprint, the module it is defined in and the name of its output type. Two tasks of
+/// one name in two modules, or with two output types, never share a key.
+pub(crate) fn fingerprint(meta: &TaskMeta, output_type: &str) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(b"pipewright task\0");
+    h.update(&meta.fingerprint);
+    for text in [meta.module_path, output_type] {
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
 impl Components {
-    /// The components of a node running `meta` with parameters `task`, on inputs whose
-    /// output digests are `inputs`.
+    /// The components of node `names` running `meta`, whose output type is named
+    /// `output_type`, with parameters `task`, on inputs whose output digests are `inputs`.
     pub(crate) fn new<T: serde::Serialize + ?Sized>(
         meta: &TaskMeta,
+        output_type: &str,
+        names: Names<'_>,
         task: &T,
         inputs: Vec<Vec<Digest>>,
     ) -> Result<Self, HashError> {
@@ -33,8 +61,17 @@ impl Components {
             .into_iter()
             .map(|(name, bytes)| (name, *blake3::hash(&bytes).as_bytes()))
             .collect();
+        let names = meta.names_in_key.then(|| {
+            let mut h = blake3::Hasher::new();
+            for name in [names.pipeline, names.node] {
+                h.update(&(name.len() as u64).to_le_bytes());
+                h.update(name.as_bytes());
+            }
+            *h.finalize().as_bytes()
+        });
         Ok(Components {
-            fingerprint: meta.fingerprint,
+            fingerprint: fingerprint(meta, output_type),
+            names,
             params,
             inputs,
         })
@@ -48,6 +85,15 @@ impl Components {
         h.update(&(DefaultCodec::ID.len() as u64).to_le_bytes());
         h.update(DefaultCodec::ID.as_bytes());
         h.update(&self.fingerprint);
+        match &self.names {
+            Some(names) => {
+                h.update(&[1]);
+                h.update(names);
+            }
+            None => {
+                h.update(&[0]);
+            }
+        }
         h.update(&(self.params.len() as u64).to_le_bytes());
         for (name, digest) in &self.params {
             h.update(&(name.len() as u64).to_le_bytes());
@@ -83,4 +129,75 @@ pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
         *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Resources;
+
+    /// A task named `load` defined in `module`, with or without a `&Ctx`.
+    const fn load(module: &'static str, names_in_key: bool) -> TaskMeta {
+        TaskMeta::__new(
+            "load",
+            module,
+            [7; 32],
+            None,
+            true,
+            0,
+            None,
+            Resources::NONE,
+            &[],
+            &[],
+            names_in_key,
+        )
+    }
+
+    #[derive(serde::Serialize)]
+    struct NoParams {}
+
+    fn key(meta: &TaskMeta, output_type: &str, pipeline: &str, node: &str) -> Digest {
+        let names = Names { pipeline, node };
+        Components::new(meta, output_type, names, &NoParams {}, Vec::new())
+            .unwrap()
+            .key()
+    }
+
+    #[test]
+    fn tasks_of_one_name_in_two_modules_have_two_keys() {
+        let a = key(&load("app::a", false), "u64", "p", "n");
+        let b = key(&load("app::b", false), "u64", "p", "n");
+        assert_ne!(a, b);
+        assert_eq!(a, key(&load("app::a", false), "u64", "p", "n"));
+    }
+
+    #[test]
+    fn tasks_with_two_output_types_have_two_keys() {
+        let meta = load("app", false);
+        assert_ne!(
+            key(&meta, "u64", "p", "n"),
+            key(&meta, "(u32, u32)", "p", "n")
+        );
+    }
+
+    #[test]
+    fn names_are_in_the_key_of_a_task_that_reads_them_only() {
+        let reads = load("app", true);
+        assert_ne!(
+            key(&reads, "u64", "p", "north"),
+            key(&reads, "u64", "p", "south")
+        );
+        assert_ne!(
+            key(&reads, "u64", "etl", "n"),
+            key(&reads, "u64", "elt", "n")
+        );
+        // The names are length-prefixed: moving a byte from one to the other changes the key.
+        assert_ne!(key(&reads, "u64", "ab", "c"), key(&reads, "u64", "a", "bc"));
+
+        let blind = load("app", false);
+        assert_eq!(
+            key(&blind, "u64", "p", "north"),
+            key(&blind, "u64", "q", "south")
+        );
+    }
 }

@@ -191,12 +191,12 @@ pub(crate) fn plan(
                 None => {
                     let inputs = node.input_digests(|up| digests[up.index()].unwrap_or_default());
                     let components =
-                        node.task
-                            .components(inputs)
-                            .map_err(|source| Error::Params {
+                        node.components(pipeline.name(), inputs).map_err(|source| {
+                            Error::Params {
                                 node: node.name.to_string(),
                                 source,
-                            })?;
+                            }
+                        })?;
                     let key = hex(&components.key());
                     let decision = if forced[i] {
                         Err(RunReason::Forced)

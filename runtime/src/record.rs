@@ -697,8 +697,12 @@ impl Pipeline {
                             node.name
                         ))
                     })?;
+                let names = crate::key::Names {
+                    pipeline: &record.pipeline,
+                    node: &node.name,
+                };
                 let key = task
-                    .components(inputs)
+                    .components(names, inputs)
                     .map_err(|source| crate::Error::Params {
                         node: node.name.clone(),
                         source,

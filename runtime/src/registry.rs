@@ -1,8 +1,9 @@
 //! The registry of the tasks linked into a binary, filled by `#[task]` through `inventory`
 //! and looked up by name (never by registration order, which depends on link order).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ pub struct Registration {
     meta: &'static TaskMeta,
     build: fn(&serde_json::Value) -> Result<Arc<dyn ErasedTask>, serde_json::Error>,
     decode: fn(&[u8]) -> Result<Arc<Value>, CodecError>,
+    output_type: fn() -> &'static str,
 }
 
 impl fmt::Debug for Registration {
@@ -42,6 +44,7 @@ impl Registration {
             meta: const { &T::META },
             build: build::<T>,
             decode: decode::<T>,
+            output_type: std::any::type_name::<T::Output>,
         }
     }
 
@@ -56,6 +59,11 @@ impl Registration {
     /// Decodes a stored output of the task.
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
         (self.decode)(bytes)
+    }
+
+    /// The name of the task's output type.
+    pub(crate) fn output_type(&self) -> &'static str {
+        (self.output_type)()
     }
 
     /// The task's description.
@@ -105,6 +113,48 @@ pub fn find_task(name: &str) -> Result<&'static Registration> {
         found = Some(reg);
     }
     found.ok_or_else(|| Error::UnknownTask(name.to_owned()))
+}
+
+/// Refuses task `meta` if another registered task has its name: a worker could not tell
+/// them apart. The names registered more than once are found once per process, so the
+/// check costs one lookup in an empty map in a program without them.
+///
+/// # Errors
+///
+/// [`Error::DuplicateTask`], naming both modules.
+pub(crate) fn check_unique(meta: &TaskMeta) -> Result<()> {
+    static DUPLICATES: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> =
+        OnceLock::new();
+    let duplicates = DUPLICATES.get_or_init(|| {
+        let mut modules: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        for reg in registered_tasks() {
+            modules
+                .entry(reg.meta.name)
+                .or_default()
+                .push(reg.meta.module_path);
+        }
+        modules
+            .into_iter()
+            .filter_map(|(name, mut modules)| {
+                modules.sort_unstable();
+                match modules[..] {
+                    [first, second, ..] => Some((name, (first, second))),
+                    _ => None,
+                }
+            })
+            .collect()
+    });
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    match duplicates.get(meta.name) {
+        Some(&(first, second)) => Err(Error::DuplicateTask {
+            name: meta.name.to_owned(),
+            first,
+            second,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Names the two modules in a stable order, whatever the link order was.

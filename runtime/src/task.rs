@@ -63,6 +63,10 @@ pub struct TaskMeta {
     pub inputs: &'static [InputSpec],
     /// The names of the parameters, in argument order.
     pub params: &'static [&'static str],
+    /// Whether the task takes a `&Ctx`, and so may return something made of the names it
+    /// runs under ([`Ctx::pipeline`], [`Ctx::node`]): its key then holds its pipeline's
+    /// name and its node's name, so that two nodes of the task never share an entry.
+    pub names_in_key: bool,
 }
 
 impl TaskMeta {
@@ -82,6 +86,7 @@ impl TaskMeta {
         resources: Resources,
         inputs: &'static [InputSpec],
         params: &'static [&'static str],
+        names_in_key: bool,
     ) -> Self {
         TaskMeta {
             name,
@@ -94,6 +99,7 @@ impl TaskMeta {
             resources,
             inputs,
             params,
+            names_in_key,
         }
     }
 
@@ -209,6 +215,12 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
 
 /// What a task can ask about the run it is part of; take it as a `&Ctx` argument.
 ///
+/// A task that takes a `&Ctx` can return something made of the names it runs under, so its
+/// key holds its pipeline's name and its node's name ([`TaskMeta::names_in_key`]): each of
+/// its nodes has entries of its own, and renaming the node or the pipeline runs it again.
+/// A task without `&Ctx` shares one entry between all nodes that run it on the same
+/// parameters and inputs.
+///
 /// # Examples
 ///
 /// ```
@@ -307,7 +319,8 @@ impl Ctx {
         Ok(dir)
     }
 
-    /// The name of the pipeline being run.
+    /// The name of the pipeline being run. It is part of the node's key, as the node's name
+    /// is (see [`node`](Self::node)).
     pub fn pipeline(&self) -> &str {
         &self.names.pipeline
     }
@@ -318,6 +331,10 @@ impl Ctx {
     }
 
     /// The name of the node being run (the binding's name in `pipeline!`).
+    ///
+    /// Because a task may return something made of this name, the key of a task that takes
+    /// a `&Ctx` holds its node's and its pipeline's names: two nodes of one task, with the
+    /// same parameters and inputs, each get their own entry.
     pub fn node(&self) -> &str {
         &self.names.nodes[self.node]
     }

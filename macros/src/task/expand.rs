@@ -267,6 +267,8 @@ fn meta(
     let mem = option(options.mem.map(|m| quote!(#m)));
     let time = option(options.time.map(duration));
     let param_names = param_names.into_iter();
+    // A task that takes `&Ctx` can read the names it runs under, so they go in its key.
+    let names_in_key = task.args.iter().any(|arg| matches!(arg.role, Role::Ctx));
     quote! {
         __pw::TaskMeta::__new(
             #name,
@@ -279,6 +281,7 @@ fn meta(
             __pw::Resources::new(#cpus, #mem, #time),
             &[#(#input_specs),*],
             &[#(#param_names),*],
+            #names_in_key,
         )
     }
 }

@@ -550,8 +550,7 @@ impl<'p> Run<'p> {
 
     /// What the key of `node` is made of, on inputs with output digests `digests`.
     fn components(&self, node: &Node, digests: &[Vec<Digest>]) -> Result<Components, TaskError> {
-        node.task
-            .components(digests.to_vec())
+        node.components(self.pipeline.name(), digests.to_vec())
             .map_err(TaskError::Params)
     }
 

@@ -150,7 +150,7 @@ pub(crate) fn new_entry(
         node: node.to_owned(),
         key: key.to_owned(),
         codec: <crate::codec::DefaultCodec as crate::codec::Codec>::ID.to_owned(),
-        fingerprint: meta.fingerprint_hex(),
+        fingerprint: hex(&components.fingerprint),
         version: meta.version.map(str::to_owned),
         params: task.params_json(),
         param_digests: components

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
 use crate::graph::{ErasedTask, Node, NodeId, NodeNames, Pipeline};
-use crate::key::parse_hex;
+use crate::key::{Names, fingerprint, parse_hex};
 use crate::registry::find_task;
 use crate::task::{Ctx, InputKind, InputValues, Inputs, TaskError, Value, hex};
 
@@ -47,7 +47,8 @@ pub(crate) struct Job {
     pub(crate) pipeline: String,
     pub(crate) node: String,
     pub(crate) task: String,
-    /// The fingerprint of the task's code the parent planned with.
+    /// The identity of the task the parent planned with (`key::fingerprint`): its code
+    /// fingerprint, module and output type.
     pub(crate) fingerprint: String,
     pub(crate) params: serde_json::Value,
     /// The key the parent computed, which the worker must arrive at too; without one (a
@@ -88,7 +89,7 @@ impl Job {
             pipeline: pipeline.name().to_owned(),
             node: node.name.to_string(),
             task: meta.name.to_owned(),
-            fingerprint: meta.fingerprint_hex(),
+            fingerprint: hex(&crate::key::fingerprint(meta, node.task.output_type())),
             params: node.task.params_json(),
             key,
             lock: true,
@@ -300,7 +301,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
     }
     let registration = find_task(&job.task).map_err(|e| fail(e.to_string()))?;
     let meta = registration.meta();
-    if meta.fingerprint_hex() != job.fingerprint {
+    if hex(&fingerprint(meta, registration.output_type())) != job.fingerprint {
         return Err(fail(format!(
             "the code of task `{}` in this program is not the one the run was planned with; \
              was the program rebuilt during the run?",
@@ -329,7 +330,11 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
         });
         digests.push(wire_digests);
     }
-    let components = task.components(digests).map_err(TaskError::Params)?;
+    let names = Names {
+        pipeline: &job.pipeline,
+        node: &job.node,
+    };
+    let components = task.components(names, digests).map_err(TaskError::Params)?;
     let key = hex(&components.key());
     *key_out = Some(key.clone());
     if let Some(expected) = &job.key
