@@ -84,7 +84,7 @@ pub use pipewright_macros::task;
 /// calls a task (by name, path or `use ... as` alias); an argument that names an earlier
 /// binding is an edge from that node, `[a, b, c]` gathers several of them into an `&[&T]`
 /// input, and anything else is a parameter expression, evaluated once when the pipeline is
-/// built. The binding's name is the node's name.
+/// built. The binding's name is the node's name (`let r#type` is the node `type`).
 ///
 /// It expands to calls of [`Pipeline::builder`] and [`Builder::add`], so the compiler checks
 /// the wiring: a wrong input type, a wrong number of arguments or an unknown task is an
@@ -94,7 +94,8 @@ pub use pipewright_macros::task;
 /// # Errors
 ///
 /// Rejected at compile time, at the mistake: a missing or repeated `name`, an empty
-/// pipeline, a repeated binding name, a binding used before (or in) its own definition, a
+/// pipeline, a repeated binding name, a binding name longer than 200 bytes (node names
+/// name files), a binding used before (or in) its own definition, a
 /// binding used inside a parameter expression or behind `&`, and a gathered input that
 /// lists something else than bindings.
 ///

@@ -1,9 +1,13 @@
-//! The graph rules of `pipeline!`: names are unique, and an argument naming a binding is an
-//! edge to a binding defined above it (so no cycle can be written).
+//! The graph rules of `pipeline!`: names are unique node names, and an argument naming a
+//! binding is an edge to a binding defined above it (so no cycle can be written).
+
+/// The longest node name, in bytes, as the runtime's `Builder::add` accepts it.
+const MAX_NODE_NAME: usize = 200;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{Expr, Ident};
 
@@ -31,6 +35,17 @@ pub(crate) fn pipeline(def: &PipelineDef) -> syn::Result<Wired<'_>> {
     let mut position: HashMap<String, usize> = HashMap::new();
     for (i, binding) in def.bindings.iter().enumerate() {
         let name = binding.ident.to_string();
+        // A binding's name is its node's name, which names files: at most 200 bytes.
+        let len = binding.ident.unraw().to_string().len();
+        if len > MAX_NODE_NAME {
+            diag.at(
+                &binding.ident,
+                format!(
+                    "this binding's name is {len} bytes long; a node's name is at most \
+                     {MAX_NODE_NAME} bytes, as it names files in the store"
+                ),
+            );
+        }
         // A binding's name is its node's name: each names one node.
         match position.entry(name) {
             Entry::Occupied(entry) => diag.at(

@@ -3,6 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use super::check::{Arg, Wired};
@@ -16,7 +17,8 @@ pub(crate) fn pipeline(def: &PipelineDef, wired: &Wired<'_>) -> TokenStream {
 
     let adds = def.bindings.iter().zip(&wired.args).map(|(binding, args)| {
         let ident = &binding.ident;
-        let node_name = ident.to_string();
+        // `let r#type` is the node `type`.
+        let node_name = ident.unraw().to_string();
         let task = &binding.task;
         let args = args.iter().map(|arg| match arg {
             Arg::Edge(ident) => quote!(#ident),
@@ -36,43 +38,58 @@ pub(crate) fn pipeline(def: &PipelineDef, wired: &Wired<'_>) -> TokenStream {
     let generics: Vec<_> = (0..idents.len())
         .map(|i| format_ident!("__T{}", i, span = Span::mixed_site()))
         .collect();
-    let inner = format_ident!("__pipewright_pipeline", span = Span::mixed_site());
+    let inner = inner_field(&idents);
 
     quote! {
         {
             let mut #builder = #pw::Pipeline::builder(#name);
             #(#adds)*
 
-            /// A pipeline built by `pipeline!`: derefs to `Pipeline`, with one `Handle`
-            /// field per binding.
-            struct PipelineNodes<#(#generics),*> {
-                #(#idents: #generics,)*
-                #inner: #pw::Pipeline,
-            }
-
-            impl<#(#generics),*> #pw::core::ops::Deref for PipelineNodes<#(#generics),*> {
-                type Target = #pw::Pipeline;
-                fn deref(&self) -> &#pw::Pipeline {
-                    &self.#inner
+            // In a block of its own, so that no binding meets the struct's name.
+            {
+                /// A pipeline built by `pipeline!`: derefs to `Pipeline`, with one `Handle`
+                /// field per binding.
+                // A binding named `N` warns once, at the binding, not again at its field.
+                #[allow(non_snake_case)]
+                struct PipelineNodes<#(#generics),*> {
+                    #(#idents: #generics,)*
+                    #inner: #pw::Pipeline,
                 }
-            }
 
-            impl<#(#generics),*> #pw::core::convert::AsRef<#pw::Pipeline> for PipelineNodes<#(#generics),*> {
-                fn as_ref(&self) -> &#pw::Pipeline {
-                    &self.#inner
+                impl<#(#generics),*> #pw::core::ops::Deref for PipelineNodes<#(#generics),*> {
+                    type Target = #pw::Pipeline;
+                    fn deref(&self) -> &#pw::Pipeline {
+                        &self.#inner
+                    }
                 }
-            }
 
-            impl<#(#generics),*> #pw::core::fmt::Debug for PipelineNodes<#(#generics),*> {
-                fn fmt(&self, f: &mut #pw::core::fmt::Formatter<'_>) -> #pw::core::fmt::Result {
-                    #pw::core::fmt::Debug::fmt(&self.#inner, f)
+                impl<#(#generics),*> #pw::core::convert::AsRef<#pw::Pipeline> for PipelineNodes<#(#generics),*> {
+                    fn as_ref(&self) -> &#pw::Pipeline {
+                        &self.#inner
+                    }
                 }
-            }
 
-            PipelineNodes {
-                #(#idents,)*
-                #inner: #builder.build(),
+                impl<#(#generics),*> #pw::core::fmt::Debug for PipelineNodes<#(#generics),*> {
+                    fn fmt(&self, f: &mut #pw::core::fmt::Formatter<'_>) -> #pw::core::fmt::Result {
+                        #pw::core::fmt::Debug::fmt(&self.#inner, f)
+                    }
+                }
+
+                PipelineNodes {
+                    #(#idents,)*
+                    #inner: #builder.build(),
+                }
             }
         }
     }
+}
+
+/// The name of the field that holds the `Pipeline`: one that no binding has, as the
+/// bindings name the other fields.
+fn inner_field(bindings: &[&syn::Ident]) -> syn::Ident {
+    let mut name = "__pipewright_pipeline".to_owned();
+    while bindings.iter().any(|b| b.unraw() == name) {
+        name.push('_');
+    }
+    format_ident!("{}", name, span = Span::mixed_site())
 }

@@ -29,9 +29,9 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             _ => None,
         })
         .collect();
-    let param_fields = params.iter().map(|(param, ty)| {
+    let param_fields = params.iter().enumerate().map(|(i, (param, ty))| {
         let doc = format!("The parameter `{}` of task `{name}`.", param.unraw());
-        let (serialize, deserialize) = serde_helpers(param);
+        let (serialize, deserialize) = serde_helpers(i);
         let serialize = format!("{ident}::{serialize}");
         let deserialize = format!("{ident}::{deserialize}");
         quote! {
@@ -129,13 +129,18 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
         #func
 
         #[doc = #struct_doc]
-        #[allow(non_camel_case_types)]
+        // The struct has the function's name, and a field per parameter, named as it is.
+        #[allow(non_camel_case_types, non_snake_case)]
         #[derive(#pw::serde::Serialize, #pw::serde::Deserialize)]
         #[serde(crate = #serde_path)]
         #vis struct #ident {
             #(#param_fields,)*
         }
 
+        // The user's names and attributes reach generated items: a parameter named `P` names
+        // a field and an argument of `node`, `run` calls a function that may be
+        // `#[deprecated]`, and `node` takes as many arguments as the function does.
+        #[allow(deprecated, non_snake_case, clippy::too_many_arguments)]
         const _: () = {
             use #pw as __pw;
 
@@ -286,12 +291,12 @@ fn meta(
     }
 }
 
-/// The names of the functions serde calls to (de)serialize parameter `name`.
-fn serde_helpers(name: &syn::Ident) -> (syn::Ident, syn::Ident) {
-    let name = name.unraw();
+/// The names of the functions serde calls to (de)serialize parameter number `index`: by
+/// position, as a name made from the parameter's could clash or break a naming lint.
+fn serde_helpers(index: usize) -> (syn::Ident, syn::Ident) {
     (
-        format_ident!("__pw_serialize_{}", name),
-        format_ident!("__pw_deserialize_{}", name),
+        format_ident!("__pw_serialize_{}", index),
+        format_ident!("__pw_deserialize_{}", index),
     )
 }
 
@@ -337,8 +342,8 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
     let asserts = params
         .iter()
         .map(|(_, ty)| call_spanned(quote!(__pw_param), ty));
-    let serde_fns = params.iter().map(|(name, ty)| {
-        let (serialize, deserialize) = serde_helpers(name);
+    let serde_fns = params.iter().enumerate().map(|(i, (_, ty))| {
+        let (serialize, deserialize) = serde_helpers(i);
         let via = via(ty);
         quote! {
             #[doc(hidden)]
