@@ -297,7 +297,7 @@ fn large_output(c: &mut Criterion, scratch: &Scratch) {
     // its digest, decodes it.
     group.bench_function("load/pipewright", |b| {
         check();
-        run_all(&runner, &p, NodeStatus::Cached);
+        let _ = run_all(&runner, &p, NodeStatus::Cached);
         b.iter_custom(|iters| {
             timed(
                 iters,
@@ -327,7 +327,7 @@ fn large_output(c: &mut Criterion, scratch: &Scratch) {
     // hashed), but it is not decoded.
     group.bench_function("load/cached_run", |b| {
         check();
-        run_all(&runner, &p, NodeStatus::Cached);
+        let _ = run_all(&runner, &p, NodeStatus::Cached);
         b.iter_custom(|iters| timed(iters, || (), |()| runner.run(&p).expect("the run")));
     });
     group.finish();
@@ -347,14 +347,14 @@ fn trivial_nodes(c: &mut Criterion, scratch: &Scratch) {
     let check = || {
         checked.get_or_init(|| {
             let stored = Runner::new(scratch.fresh(p.name())).jobs(THREADS);
-            run_all(&stored, &p, NodeStatus::Ran);
-            run_all(&stored, &p, NodeStatus::Cached);
-            run_all(&in_memory, &p, NodeStatus::Ran);
+            let _ = run_all(&stored, &p, NodeStatus::Ran);
+            let _ = run_all(&stored, &p, NodeStatus::Cached);
+            let _ = run_all(&in_memory, &p, NodeStatus::Ran);
             let process = Runner::new(scratch.fresh(p.name()))
                 .jobs(THREADS)
                 .executor(Executor::Process);
-            run_all(&process, &p, NodeStatus::Ran);
-            run_all(&process, &p, NodeStatus::Cached);
+            let _ = run_all(&process, &p, NodeStatus::Ran);
+            let _ = run_all(&process, &p, NodeStatus::Cached);
         })
     };
 

@@ -33,7 +33,7 @@ fn uncached_tasks_always_run_and_their_consumers_cut_off() {
     };
     let runner = Runner::new(dir.path());
 
-    runner.run(&p).unwrap();
+    assert!(runner.run(&p).unwrap().succeeded());
     assert_eq!(take_runs("uncached").len(), 2);
     assert!(
         !dir.path()

@@ -143,7 +143,7 @@ fn reading_a_damaged_output_from_a_report_is_an_error() {
         let xs = numbers(5);
         let sq = squares(xs);
     };
-    Runner::new(dir.path()).run(&p).unwrap();
+    assert!(Runner::new(dir.path()).run(&p).unwrap().succeeded());
     let run = Runner::new(dir.path()).run(&p).unwrap();
     assert_eq!(run.status("xs"), Some(NodeStatus::Cached));
     flipped_byte(&entry(dir.path(), &run, "xs"));

@@ -37,7 +37,7 @@ fn build(x: u32) -> impl std::ops::Deref<Target = Pipeline> {
 fn same_bytes_upstream_keep_consumers_cached() {
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::new(dir.path());
-    runner.run(&build(41)).unwrap();
+    assert!(runner.run(&build(41)).unwrap().succeeded());
     take_runs("cutoff");
 
     // 42 rounds to 40 as 41 did: `r` runs, `e` and `s` do not.
@@ -66,7 +66,7 @@ fn forcing_runs_the_node_and_what_its_new_output_changes() {
         let e = expensive(r);
         let s = shout(e);
     };
-    Runner::new(dir.path()).run(&p).unwrap();
+    assert!(Runner::new(dir.path()).run(&p).unwrap().succeeded());
     take_runs("forcing");
 
     let run = Runner::new(dir.path()).force("r").run(&p).unwrap();

@@ -41,7 +41,7 @@ fn nothing_is_decoded_that_is_not_needed() {
         let c = grow(b, 1);
         let d = grow(a, 5);
     };
-    Runner::new(dir.path()).run(&p).unwrap();
+    assert!(Runner::new(dir.path()).run(&p).unwrap().succeeded());
     assert_eq!(
         DECODED.load(Ordering::SeqCst),
         0,

@@ -105,7 +105,7 @@ fn plan_then_explain() {
          - no entry of task `normalize` was ever written for this node"
     );
 
-    runner.run(&p).unwrap();
+    assert!(runner.run(&p).unwrap().succeeded());
     let plan = runner.plan(&p).unwrap();
     assert_eq!(plan.counts(), (4, 0, 0));
     assert!(
@@ -140,7 +140,7 @@ fn plan_then_explain() {
          - input `a` is recomputed first (its upstream runs)"
     );
     // Once it ran, `eval` has an entry of its own for the new inputs.
-    runner.run(&p2).unwrap();
+    assert!(runner.run(&p2).unwrap().succeeded());
 
     // The code changes: the node's last entry is of other code than this program's.
     let force_l1 = Runner::new(dir.path()).force("l1");
@@ -165,7 +165,7 @@ fn plan_then_explain() {
         force_l1.explain(&p3, "l1").unwrap().to_string(),
         "`l1` will run (forced)\n  - version changed (`2` → none)"
     );
-    force_l1.run(&p3).unwrap();
+    assert!(force_l1.run(&p3).unwrap().succeeded());
 
     // An input changes.
     let more = pipeline! {
@@ -173,7 +173,7 @@ fn plan_then_explain() {
         let raw = load(5);
         let l1 = v1::normalize(raw, Norm::Max);
     };
-    runner.run(&more).unwrap();
+    assert!(runner.run(&more).unwrap().succeeded());
     let back = pipeline! {
         name = "explained";
         let raw = load(4);

@@ -83,7 +83,8 @@ fn run_view() -> GraphView {
 fn plan_view() -> GraphView {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline();
-    Runner::new(dir.path()).run(&p).unwrap();
+    // A node of it fails.
+    assert!(!Runner::new(dir.path()).run(&p).unwrap().succeeded());
     let plan = Runner::new(dir.path()).force("left").plan(&p).unwrap();
     GraphView::of_plan(&p, &plan)
 }

@@ -170,8 +170,13 @@ fn a_run_records_every_node_and_where_it_ran() {
         "{log}"
     );
 
-    // A second run makes a second record.
-    Runner::new(dir.path().join("data")).run(&p).unwrap();
+    // A second run makes a second record; `table` fails again.
+    assert!(
+        !Runner::new(dir.path().join("data"))
+            .run(&p)
+            .unwrap()
+            .succeeded()
+    );
     assert_eq!(
         fs::read_dir(dir.path().join("data/runs")).unwrap().count(),
         2
@@ -189,10 +194,11 @@ fn a_record_reopens_and_rebuilds_its_pipeline() {
         let sum = total([a, b], 1);
         let table = load_table(a);
     };
-    Runner::new(dir.path().join("data"))
+    let run = Runner::new(dir.path().join("data"))
         .log_dir(&log)
         .run(&p)
         .unwrap();
+    assert_eq!(run.status("table"), Some(NodeStatus::Failed));
     let run_dir = only_run_dir(&log);
 
     let report = pipewright::RunReport::open(&run_dir).unwrap();

@@ -76,14 +76,14 @@ fn gc_keeps_what_kept_runs_need_and_clean_removes_all() {
         let b = leaf(20);
         let ab = add(a, b);
     };
-    runner.run(&old).unwrap();
+    assert!(runner.run(&old).unwrap().succeeded());
     let new = pipeline! {
         name = "gc";
         let a = leaf(10);
         let b = leaf(21);
         let ab = add(a, b);
     };
-    runner.run(&new).unwrap();
+    assert!(runner.run(&new).unwrap().succeeded());
     assert_eq!(entries(dir.path()), 5);
 
     // Keeping both runs keeps every entry.
@@ -121,7 +121,7 @@ fn gc_removes_what_crashed_writers_left_once_it_is_stale() {
         name = "strays";
         let a = leaf(1);
     };
-    runner.run(&p).unwrap();
+    assert!(runner.run(&p).unwrap().succeeded());
     let task = dir.path().join("leaf");
     let nodes = task.join(".nodes");
     let records = || {

@@ -79,6 +79,7 @@ pub struct PlannedNode {
 /// What a run would do, node by node, in the pipeline's order. Made by
 /// [`Runner::plan`](crate::Runner::plan); printing it shows one line per node.
 #[derive(Debug, Clone)]
+#[must_use = "a plan only says what a run would do: read or print it"]
 pub struct Plan {
     pub(crate) pipeline: String,
     pub(crate) nodes: Vec<PlannedNode>,

@@ -255,6 +255,7 @@ impl fmt::Debug for NodeReport<'_> {
 /// What a run did: every node's outcome, and access to the outputs: those held in memory
 /// (every sink, and the nodes passed to [`Runner::keep`](crate::Runner::keep)) and those in
 /// the store, read when asked for.
+#[must_use = "a run's failed nodes are only in its report: check `succeeded()`"]
 pub struct RunReport {
     pipeline: String,
     pipeline_id: u64,

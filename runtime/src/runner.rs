@@ -110,6 +110,7 @@ impl Runner {
     }
 
     /// Runs at most `jobs` tasks at once (at least one).
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
         self.pool = OnceLock::new();
@@ -120,6 +121,7 @@ impl Runner {
     /// nothing consumes) are always kept; other outputs are dropped as soon as their last
     /// consumer has finished, so memory follows the graph's width, not its size. (A stored
     /// output can still be read from the report; it is then loaded from the store.)
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn keep<T>(mut self, node: Handle<T>) -> Self {
         self.keep.push((node.pipeline(), node.id()));
         self
@@ -127,6 +129,7 @@ impl Runner {
 
     /// Runs every node again, whatever the store holds. What is below a node runs again
     /// only if that node's output changed.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn force_all(mut self) -> Self {
         self.force_all = true;
         self
@@ -134,12 +137,14 @@ impl Runner {
 
     /// Runs the node named `node` again, whatever the store holds. What is below it runs
     /// again only if its output changed.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn force(mut self, node: impl Into<String>) -> Self {
         self.force.push(node.into());
         self
     }
 
     /// Records each run under `log_dir` instead of `DATA/runs`.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn log_dir(mut self, log_dir: impl Into<PathBuf>) -> Self {
         self.log_dir = Some(log_dir.into());
         self
@@ -147,6 +152,7 @@ impl Runner {
 
     /// Runs only the node named `node` and what it depends on; the other nodes end as
     /// *not needed*. Several targets run what any of them needs.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn target(mut self, node: impl Into<String>) -> Self {
         self.targets.push(node.into());
         self
@@ -155,6 +161,7 @@ impl Runner {
     /// Stops starting nodes at the first failure: the nodes not started by then end as
     /// *cancelled*. By default a run keeps going: only what depends on a failed node is
     /// left out.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn fail_fast(mut self, stop: bool) -> Self {
         self.fail_fast = stop;
         self
@@ -162,6 +169,7 @@ impl Runner {
 
     /// Where the nodes that must run are run: on this process's thread pool (the default)
     /// or each in a child process; see [`Executor`].
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn executor(mut self, executor: Executor) -> Self {
         self.executor = executor;
         self
@@ -175,6 +183,7 @@ impl Runner {
     }
 
     /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn progress(mut self, show: bool) -> Self {
         self.progress = show;
         self
