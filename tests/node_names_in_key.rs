@@ -76,6 +76,14 @@ fn each_node_of_a_task_that_reads_its_names_has_its_own_entry() {
         name = "map";
         let north = whoami();
     };
+    assert_eq!(
+        Runner::new(dir.path())
+            .explain(&other, "north")
+            .unwrap()
+            .to_string(),
+        "`north` will run (no entry)\n  - task `whoami` takes `&Ctx`, so its key holds the \
+         pipeline's name (now `map`), which may have changed"
+    );
     let run = Runner::new(dir.path()).run(&other).unwrap();
     assert_eq!(run.status("north"), Some(NodeStatus::Ran));
     assert_eq!(run.get(other.north).unwrap(), "map/north");
