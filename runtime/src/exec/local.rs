@@ -694,7 +694,8 @@ impl<'p> Run<'p> {
     }
 
     /// Makes attempts at `node` until one succeeds, its `retries` are used up, or the run
-    /// stops; waits longer before each retry. Returns the last attempt's outcome.
+    /// stops; waits longer before each retry, and stops waiting when the run is cancelled.
+    /// Returns the last attempt's outcome.
     fn attempts<T>(
         &self,
         node: &Node,
@@ -718,7 +719,10 @@ impl<'p> Run<'p> {
                 error = %error,
                 "attempt failed; trying again in {backoff:?}"
             );
-            std::thread::sleep(backoff);
+            // A run stopped meanwhile makes no more attempts.
+            if self.stop.sleep(backoff) {
+                return Err(error);
+            }
             attempt += 1;
         }
     }
