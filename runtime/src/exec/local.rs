@@ -1118,9 +1118,11 @@ impl<'p> Run<'p> {
 
 /// Calls the task of `node`, catching a panic.
 fn call(node: &Node, inputs: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        node.task.run(&Inputs { slots: inputs }, ctx)
-    }))
+    crate::record::task_call(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            node.task.run(&Inputs { slots: inputs }, ctx)
+        }))
+    })
     .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
 }
 
