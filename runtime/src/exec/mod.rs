@@ -75,11 +75,6 @@ impl Stop {
         self.wake.notify_all();
     }
 
-    /// Lowers the flag for the next run.
-    pub(crate) fn reset(&self) {
-        self.flag.store(false, Ordering::Release);
-    }
-
     pub(crate) fn is_set(&self) -> bool {
         self.flag.load(Ordering::Acquire)
     }
