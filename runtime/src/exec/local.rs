@@ -773,7 +773,7 @@ impl<'p> Run<'p> {
                 "attempt failed; trying again in {backoff:?}"
             );
             // A run stopped meanwhile makes no more attempts.
-            if self.stop.sleep(backoff) {
+            if self.stop.sleep(backoff) || self.stopped() {
                 return Err(error);
             }
             attempt += 1;
