@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pipewright::Cancel;
@@ -83,4 +84,99 @@ fn a_cancelled_run_keeps_what_finished_and_the_next_resumes() {
         names(&["later", "last"])
     );
     assert_eq!(*run.get(p.last).unwrap(), 103);
+}
+
+#[test]
+fn a_cancel_before_a_run_cancels_that_run_and_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cancel-early";
+        let first = step(1);
+        let last = after(first);
+    };
+    let runner = Runner::new(dir.path());
+    let cancel = runner.cancel_handle();
+    cancel.cancel();
+    assert!(cancel.is_cancelled());
+
+    let run = runner.run(&p).unwrap();
+    assert!(run.cancelled());
+    assert_eq!(
+        with_status(&run, NodeStatus::Cancelled),
+        names(&["first", "last"])
+    );
+    assert!(take_runs("cancel-early").is_empty());
+
+    // Spent on that run: the next one runs.
+    assert!(!cancel.is_cancelled());
+    let run = runner.run(&p).unwrap();
+    assert!(!run.cancelled());
+    assert_eq!(*run.get(p.last).unwrap(), 2);
+}
+
+/// The handle `hold` cancels its run with.
+static HOLD_CANCEL: Mutex<Option<Cancel>> = Mutex::new(None);
+/// Set once `hold` has cancelled its run.
+static HELD: AtomicBool = AtomicBool::new(false);
+/// Set once the other run is over.
+static OTHER_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Cancels its run, then waits for the other run to end before it returns.
+#[task]
+fn hold(x: &u32, ctx: &Ctx) -> u32 {
+    count(ctx);
+    if let Some(cancel) = HOLD_CANCEL.lock().unwrap().as_ref() {
+        cancel.cancel();
+    }
+    HELD.store(true, Ordering::SeqCst);
+    for _ in 0..2000 {
+        if OTHER_DONE.load(Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    *x
+}
+
+/// A run that starts while another run of the same runner is cancelled neither lifts that
+/// cancellation nor is cancelled by it.
+#[test]
+fn concurrent_runs_of_one_runner_keep_their_own_cancellation() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = pipeline! {
+        name = "cancel-held";
+        let first = step(1);
+        let stop = hold(first);
+        let later = after(stop);
+    };
+    let other = pipeline! {
+        name = "cancel-other";
+        let first = step(5);
+        let later = after(first);
+    };
+    let runner = Runner::new(dir.path()).jobs(2);
+    *HOLD_CANCEL.lock().unwrap() = Some(runner.cancel_handle());
+    let (held_run, other_run) = std::thread::scope(|scope| {
+        let held_run = scope.spawn(|| runner.run(&held));
+        for _ in 0..2000 {
+            if HELD.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            HELD.load(Ordering::SeqCst),
+            "the held run never cancelled itself"
+        );
+        let other_run = runner.run(&other);
+        OTHER_DONE.store(true, Ordering::SeqCst);
+        (held_run.join().unwrap().unwrap(), other_run.unwrap())
+    });
+    *HOLD_CANCEL.lock().unwrap() = None;
+
+    assert!(held_run.cancelled());
+    assert_eq!(held_run.status("later"), Some(NodeStatus::Cancelled));
+    assert!(!other_run.cancelled());
+    assert_eq!(*other_run.get(other.later).unwrap(), 6);
+    assert_eq!(take_runs("cancel-held").len(), 2);
 }

@@ -6,6 +6,8 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use pipewright::prelude::*;
 use support::{count, names, take_runs, with_status};
@@ -159,4 +161,237 @@ fn reading_a_damaged_output_from_a_report_is_an_error() {
     let run = Runner::new(dir.path()).run(&p).unwrap();
     assert_eq!(with_status(&run, NodeStatus::Ran), names(&["xs"]));
     assert_eq!(run.get(p.xs).unwrap(), &vec![0, 1, 2, 3, 4]);
+}
+
+#[task]
+fn origin(ctx: &Ctx) -> u64 {
+    count(ctx);
+    0
+}
+
+#[task]
+fn next(x: &u64, ctx: &Ctx) -> u64 {
+    count(ctx);
+    x + 1
+}
+
+/// Runs a chain of `len` nodes in `dir`, damages every entry, and runs it again: the last
+/// node, whose entry is checked in full as the run keeps it, runs, and so does every node
+/// above it, each once, in order, with no recursion.
+fn damaged_chain(name: &str, len: usize, dir: &Path) {
+    let mut b = Pipeline::builder(name);
+    let mut last = b.add("n0", origin::node()).unwrap();
+    for i in 1..len {
+        last = b.add(format!("n{i}"), next::node(last)).unwrap();
+    }
+    let p = b.build();
+    let runner = Runner::new(dir).jobs(2);
+    let first = runner.run(&p).unwrap();
+    assert!(first.succeeded());
+    take_runs(name);
+    for node in first.nodes() {
+        flipped_byte(&entry(dir, &first, node.name()));
+    }
+
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded());
+    assert_eq!(*run.get(last).unwrap(), len as u64 - 1);
+    assert_eq!(run.count(NodeStatus::Ran), len);
+    for node in run.nodes() {
+        let reason = node.reason().unwrap().to_string();
+        assert!(
+            reason.starts_with("damaged entry: "),
+            "{}: {reason}",
+            node.name()
+        );
+    }
+    let runs = take_runs(name);
+    assert_eq!(runs.len(), len);
+    assert!(runs.values().all(|n| *n == 1), "a node ran twice");
+
+    // Repaired.
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), len);
+    assert!(take_runs(name).is_empty());
+}
+
+#[test]
+fn a_long_damaged_chain_is_recomputed_without_recursion() {
+    let dir = tempfile::tempdir().unwrap();
+    damaged_chain("damaged-chain", 2_000, dir.path());
+}
+
+/// Whether `slow_squares` waits, when it runs again, for `signal` to run.
+static ARMED: AtomicBool = AtomicBool::new(false);
+/// Set once `slow_squares` runs again.
+static REPAIRING: AtomicBool = AtomicBool::new(false);
+/// Set once `signal` has run.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Waits until `flag` is set, for at most ten seconds; says whether it was.
+fn wait_for(flag: &AtomicBool) -> bool {
+    for _ in 0..2000 {
+        if flag.load(Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// As `squares`; once armed, it also waits for `signal` to run before it returns.
+#[task]
+fn slow_squares(xs: &Vec<u64>, ctx: &Ctx) -> Result<Vec<u64>, String> {
+    count(ctx);
+    if ARMED.load(Ordering::SeqCst) {
+        REPAIRING.store(true, Ordering::SeqCst);
+        if !wait_for(&SIGNALLED) {
+            return Err("`signal` never ran".to_owned());
+        }
+    }
+    Ok(xs.iter().map(|x| x * x).collect())
+}
+
+/// Starts once `slow_squares` runs again (when armed).
+#[task(cache = false)]
+fn gate(ctx: &Ctx) -> u64 {
+    count(ctx);
+    if ARMED.load(Ordering::SeqCst) {
+        assert!(wait_for(&REPAIRING), "`slow_squares` never ran again");
+    }
+    1
+}
+
+#[task]
+fn with(xs: &Vec<u64>, y: &u64, ctx: &Ctx) -> u64 {
+    count(ctx);
+    xs.iter().sum::<u64>() + y
+}
+
+#[task]
+fn signal(x: &u64, ctx: &Ctx) -> u64 {
+    count(ctx);
+    SIGNALLED.store(true, Ordering::SeqCst);
+    *x
+}
+
+/// While a damaged entry is computed again, other nodes can still decide on its node: no
+/// lock on it is held while its task runs. Here `other` must read the digest of `sq`,
+/// which is recomputed meanwhile, before `after` can run, which the recomputation waits
+/// for.
+#[test]
+fn a_damaged_entry_is_recomputed_under_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "damaged-unlocked";
+        let xs = numbers(10);
+        let sq = slow_squares(xs);
+        let sum = total(sq);
+        let g = gate();
+        let other = with(sq, g);
+        let after = signal(other);
+    };
+    let first = Runner::new(dir.path()).run(&p).unwrap();
+    assert!(first.succeeded());
+    take_runs("damaged-unlocked");
+
+    flipped_byte(&entry(dir.path(), &first, "sq"));
+    SIGNALLED.store(false, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    let run = Runner::new(dir.path())
+        .jobs(2)
+        .force("sum")
+        .force("after")
+        .run(&p)
+        .unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(*run.get(p.sum).unwrap(), 285);
+    assert_eq!(*run.get(p.after).unwrap(), 286);
+    assert_eq!(
+        with_status(&run, NodeStatus::Ran),
+        names(&["sq", "sum", "g", "after"])
+    );
+    assert_eq!(
+        with_status(&run, NodeStatus::Cached),
+        names(&["xs", "other"])
+    );
+    let runs = take_runs("damaged-unlocked");
+    assert_eq!(runs.get("sq"), Some(&1), "{runs:?}");
+}
+
+/// Two consumers that run at once and need one damaged entry: it is computed again once.
+#[test]
+fn a_damaged_entry_two_running_nodes_need_is_recomputed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "damaged-shared";
+        let xs = numbers(10);
+        let sq = squares(xs);
+        let a = total(sq);
+        let b = total(sq);
+    };
+    let first = Runner::new(dir.path()).run(&p).unwrap();
+    take_runs("damaged-shared");
+    flipped_byte(&entry(dir.path(), &first, "sq"));
+    let run = Runner::new(dir.path())
+        .jobs(2)
+        .force("a")
+        .force("b")
+        .run(&p)
+        .unwrap();
+    assert_eq!((*run.get(p.a).unwrap(), *run.get(p.b).unwrap()), (285, 285));
+    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["sq", "a", "b"]));
+    let runs = take_runs("damaged-shared");
+    assert_eq!(runs.get("sq"), Some(&1), "{runs:?}");
+}
+
+/// As above, at a length where recursion of any kind would overflow a thread's stack. The
+/// store is in memory (`/dev/shm`) where there is one.
+#[test]
+fn a_very_long_damaged_chain_is_recomputed_without_recursion() {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    damaged_chain("damaged-long-chain", 100_000, dir.path());
+}
+
+/// Whether `fragile` fails.
+static BROKEN: AtomicBool = AtomicBool::new(false);
+
+#[task]
+fn fragile() -> Result<u64, String> {
+    if BROKEN.load(Ordering::SeqCst) {
+        Err("the source is gone".to_owned())
+    } else {
+        Ok(1)
+    }
+}
+
+/// A damaged entry whose task fails when computed again fails its node, and the node that
+/// needed it says why.
+#[test]
+fn a_damaged_entry_that_cannot_be_recomputed_fails_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "damaged-fragile";
+        let a = fragile();
+        let b = next(a);
+    };
+    let first = Runner::new(dir.path()).run(&p).unwrap();
+    flipped_byte(&entry(dir.path(), &first, "a"));
+    BROKEN.store(true, Ordering::SeqCst);
+    let run = Runner::new(dir.path()).force("b").run(&p).unwrap();
+    assert_eq!(run.status("a"), Some(NodeStatus::Failed));
+    assert_eq!(
+        run.node("a").unwrap().error().unwrap().to_string(),
+        "the source is gone"
+    );
+    assert_eq!(run.status("b"), Some(NodeStatus::Failed));
+    assert_eq!(
+        run.node("b").unwrap().error().unwrap().to_string(),
+        "the entry of `a` was damaged, and computing it again failed: the source is gone"
+    );
 }

@@ -3,7 +3,8 @@
 //! (the run's `tracing` events) and `failures/<node>.txt` (a failed node's error chain, and
 //! the panic message with its backtrace).
 
-use std::cell::RefCell;
+use std::backtrace::Backtrace;
+use std::cell::{Cell, RefCell};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -429,27 +430,49 @@ fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
 }
 
 thread_local! {
-    /// The backtrace of the last panic on this thread, taken by the hook below.
-    static LAST_BACKTRACE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The backtrace of the last panic in a task call on this thread, taken by the hook
+    /// below; its symbols are resolved only when it is read.
+    static LAST_BACKTRACE: RefCell<Option<Backtrace>> = const { RefCell::new(None) };
+    /// Whether this thread is inside a task call: the hook captures nothing elsewhere.
+    static IN_TASK_CALL: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Installs, once, a panic hook that keeps the backtrace of each panic for the failure
-/// record, then hands the panic on to the hook that was there before.
+/// Installs, once, a panic hook that keeps the backtrace of each panic inside a task call
+/// (see [`task_call`]) for the failure record, then hands the panic on to the hook that was
+/// there before. Any other panic goes straight to that hook.
 pub(crate) fn capture_backtraces() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let backtrace = std::backtrace::Backtrace::force_capture().to_string();
-            LAST_BACKTRACE.with(|b| *b.borrow_mut() = Some(backtrace));
+            if IN_TASK_CALL.get() {
+                let backtrace = Backtrace::force_capture();
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = Some(backtrace));
+            }
             previous(info);
         }));
     });
 }
 
-/// The backtrace of the last panic on this thread, taken out.
+/// Calls `call`, a task's code, so that a panic in it leaves its backtrace for
+/// [`take_backtrace`].
+pub(crate) fn task_call<T>(call: impl FnOnce() -> T) -> T {
+    /// Puts back the flag as it was, also when `call` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_TASK_CALL.set(self.0);
+        }
+    }
+    let _restore = Restore(IN_TASK_CALL.replace(true));
+    call()
+}
+
+/// The backtrace of the last panic in a task call on this thread, taken out.
 pub(crate) fn take_backtrace() -> Option<String> {
-    LAST_BACKTRACE.with(|b| b.borrow_mut().take())
+    LAST_BACKTRACE
+        .with(|b| b.borrow_mut().take())
+        .map(|b| b.to_string())
 }
 
 /// A `tracing` subscriber that writes the run's events to `run.log`.
@@ -467,7 +490,25 @@ pub(crate) fn log_dispatch(dir: &Path) -> Result<tracing::Dispatch, StoreError> 
 
 #[cfg(test)]
 mod tests {
-    use super::safe_name;
+    use std::panic::catch_unwind;
+
+    use super::{capture_backtraces, safe_name, take_backtrace, task_call};
+
+    #[test]
+    fn only_panics_in_task_calls_leave_a_backtrace() {
+        // What a run installs.
+        capture_backtraces();
+        assert!(catch_unwind(|| panic!("outside a task")).is_err());
+        assert_eq!(take_backtrace(), None);
+
+        assert!(task_call(|| catch_unwind(|| panic!("in a task"))).is_err());
+        assert!(take_backtrace().is_some());
+        assert_eq!(take_backtrace(), None, "taken out");
+
+        // Back outside: nothing is captured again.
+        assert!(catch_unwind(|| panic!("outside again")).is_err());
+        assert_eq!(take_backtrace(), None);
+    }
 
     #[test]
     fn names_become_safe_file_names() {

@@ -2,7 +2,7 @@
 //! run it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -73,7 +73,7 @@ pub struct Runner {
     progress: bool,
     fail_fast: bool,
     executor: Executor,
-    stop: Arc<Stop>,
+    runs: Arc<Runs>,
     pool: OnceLock<Arc<ThreadPool>>,
 }
 
@@ -94,7 +94,7 @@ impl Runner {
             progress: false,
             fail_fast: false,
             executor: Executor::InProcess,
-            stop: Arc::new(Stop::default()),
+            runs: Arc::default(),
             pool: OnceLock::new(),
         }
     }
@@ -176,10 +176,9 @@ impl Runner {
     }
 
     /// A handle that cancels this runner's runs from anywhere (a signal handler, another
-    /// thread): nodes not started end as *cancelled*, running tasks see
-    /// [`Ctx::cancelled`](crate::Ctx::cancelled), and what finished stays stored.
+    /// thread); see [`Cancel`].
     pub fn cancel_handle(&self) -> Cancel {
-        Cancel(self.stop.clone())
+        Cancel(self.runs.clone())
     }
 
     /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal.
@@ -219,7 +218,8 @@ impl Runner {
             needed,
         } = self.flags(pipeline)?;
         self.check_executor()?;
-        self.stop.reset();
+        let active = self.runs.start();
+        let stop = &active.stop;
         if let Some(store) = &self.store {
             store.prepare()?;
         }
@@ -264,7 +264,7 @@ impl Runner {
                 needed: &needed,
                 progress: progress.as_ref(),
                 fail_fast: self.fail_fast,
-                stop: self.stop.clone(),
+                stop: stop.clone(),
                 in_child: self.executor == Executor::Process,
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
@@ -277,7 +277,7 @@ impl Runner {
                     &keep,
                     &forced,
                     &needed,
-                    &self.stop,
+                    stop,
                     progress.as_ref(),
                 )?,
                 _ => exec::local::run(pipeline, &span, &pool, settings),
@@ -294,7 +294,7 @@ impl Runner {
         if let Some(progress) = &progress {
             progress.finish();
         }
-        report.set_cancelled(self.stop.is_set());
+        report.set_cancelled(stop.is_set());
         if let Some(record) = record {
             let dir = record.finish(&report)?;
             report.set_run_dir(dir);
@@ -465,18 +465,79 @@ struct Flags {
     needed: Vec<bool>,
 }
 
-/// Cancels the runs of a [`Runner`]; see [`Runner::cancel_handle`]. Clone it freely.
-#[derive(Debug, Clone)]
-pub struct Cancel(Arc<Stop>);
+/// The runs of one [`Runner`] in progress, each with its own stop flag, and whether the
+/// next run to start is cancelled.
+#[derive(Debug, Default)]
+struct Runs(Mutex<RunsState>);
 
-impl Cancel {
-    /// Stops the run: no node starts any more, running tasks are told.
-    pub fn cancel(&self) {
-        self.0.set();
+#[derive(Debug, Default)]
+struct RunsState {
+    active: Vec<Arc<Stop>>,
+    /// A cancellation issued while no run was in progress, for the next run to start.
+    pending: bool,
+}
+
+impl Runs {
+    fn state(&self) -> MutexGuard<'_, RunsState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the run was cancelled.
+    /// Starts a run with a flag of its own, raised at once if a cancellation was waiting for
+    /// it; the run is in progress until the returned guard is dropped.
+    fn start(&self) -> ActiveRun<'_> {
+        let stop = Arc::new(Stop::default());
+        let mut state = self.state();
+        if std::mem::take(&mut state.pending) {
+            stop.set();
+        }
+        state.active.push(stop.clone());
+        ActiveRun { runs: self, stop }
+    }
+}
+
+/// A run in progress; it ends when this is dropped.
+struct ActiveRun<'r> {
+    runs: &'r Runs,
+    stop: Arc<Stop>,
+}
+
+impl Drop for ActiveRun<'_> {
+    fn drop(&mut self) {
+        self.runs
+            .state()
+            .active
+            .retain(|stop| !Arc::ptr_eq(stop, &self.stop));
+    }
+}
+
+/// Cancels the runs of a [`Runner`]; see [`Runner::cancel_handle`]. Clone it freely.
+///
+/// [`cancel`](Self::cancel) stops every run of the runner in progress: no node starts any
+/// more, running tasks see [`Ctx::cancelled`](crate::Ctx::cancelled), what finished stays
+/// stored, and the report says [`cancelled`](RunReport::cancelled). Issued while no run is
+/// in progress, it cancels the next run to start, which then starts no node. Either way it
+/// is then spent: a run started after the runs it stopped is not cancelled by it, and each
+/// run of the runner, also when several run at once on different threads, has its own
+/// flag that no other run lowers.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<Runs>);
+
+impl Cancel {
+    /// Stops the runs in progress, or else the next run to start.
+    pub fn cancel(&self) {
+        let mut state = self.0.state();
+        if state.active.is_empty() {
+            state.pending = true;
+        }
+        for stop in &state.active {
+            stop.set();
+        }
+    }
+
+    /// Whether a cancellation is in effect: a run in progress was cancelled, or the next
+    /// run to start will be.
     pub fn is_cancelled(&self) -> bool {
-        self.0.is_set()
+        let state = self.0.state();
+        state.pending || state.active.iter().any(|stop| stop.is_set())
     }
 }

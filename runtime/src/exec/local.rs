@@ -9,12 +9,14 @@
 //! With a store, each node is decided when it becomes ready: its key is computed from its
 //! inputs' output digests, and a usable entry makes it *cached* without reading its output.
 //! Outputs are read from the store only when a node that runs needs them; an entry that
-//! turns out damaged then is recomputed on the spot.
+//! turns out damaged then is recomputed on the spot, with its damaged ancestors, in
+//! dependency order and without recursion.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rayon::{Scope, ThreadPool};
@@ -157,6 +159,50 @@ struct Handoff {
     value: Arc<Value>,
 }
 
+/// The nodes one thread claimed in [`Run::loading`]; released when dropped.
+struct Claims<'r, 'p> {
+    run: &'r Run<'p>,
+    held: HashSet<NodeId>,
+}
+
+impl Claims<'_, '_> {
+    /// Claims node `id`, once no other thread holds it.
+    fn claim(&mut self, id: NodeId) {
+        let mut loading = lock(&self.run.loading);
+        while loading.contains(&id) {
+            loading = self
+                .run
+                .loaded
+                .wait(loading)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        loading.insert(id);
+        self.held.insert(id);
+    }
+
+    /// Releases node `id`, if it is held, and wakes the threads waiting for it.
+    fn release(&mut self, id: NodeId) {
+        if self.held.remove(&id) {
+            lock(&self.run.loading).remove(&id);
+            self.run.loaded.notify_all();
+        }
+    }
+}
+
+impl Drop for Claims<'_, '_> {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut loading = lock(&self.run.loading);
+        for id in self.held.drain() {
+            loading.remove(&id);
+        }
+        drop(loading);
+        self.run.loaded.notify_all();
+    }
+}
+
 /// What the work on one node ended with.
 enum Done {
     Ran {
@@ -183,6 +229,11 @@ struct Run<'p> {
     /// A task context for each thread of the pool, so that a loop of nodes started there
     /// takes no reference counts for one.
     contexts: Vec<ThreadCtx>,
+    /// The settled nodes whose output a thread is reading from the store or recomputing;
+    /// see [`load`](Run::load).
+    loading: Mutex<HashSet<NodeId>>,
+    /// Woken when a node leaves `loading`.
+    loaded: Condvar,
 }
 
 /// The task context of one thread, on a cache line of its own.
@@ -238,6 +289,8 @@ fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -
                 }
             })
             .collect(),
+        loading: Mutex::default(),
+        loaded: Condvar::new(),
     };
     let roots = pipeline
         .nodes
@@ -693,7 +746,8 @@ impl<'p> Run<'p> {
     }
 
     /// Makes attempts at `node` until one succeeds, its `retries` are used up, or the run
-    /// stops; waits longer before each retry. Returns the last attempt's outcome.
+    /// stops; waits longer before each retry, and stops waiting when the run is cancelled.
+    /// Returns the last attempt's outcome.
     fn attempts<T>(
         &self,
         node: &Node,
@@ -717,7 +771,10 @@ impl<'p> Run<'p> {
                 error = %error,
                 "attempt failed; trying again in {backoff:?}"
             );
-            std::thread::sleep(backoff);
+            // A run stopped meanwhile makes no more attempts.
+            if self.stop.sleep(backoff) || self.stopped() {
+                return Err(error);
+            }
             attempt += 1;
         }
     }
@@ -899,17 +956,154 @@ impl<'p> Run<'p> {
     }
 
     /// The output of the settled node `up`: from memory, else from its entry; a damaged
-    /// entry is recomputed here and stored again.
+    /// entry is recomputed and stored again (see [`load`](Self::load)).
     fn obtain(&self, up: NodeId) -> Result<Arc<Value>, TaskError> {
-        let node = &self.pipeline.nodes[up.index()];
-        // Held while loading, so that consumers of one node load it once. Loading only ever
-        // waits on ancestors, so these locks cannot form a cycle.
-        let mut slot = lock(&self.cells[up.index()].slot);
-        if let Some(value) = &slot.value {
+        if let Some(value) = &lock(&self.cells[up.index()].slot).value {
             return Ok(value.clone());
         }
-        let entry = slot.stored.as_ref().and_then(|s| s.entry.clone());
-        let (Some(store), Some(entry)) = (self.settings.store, entry) else {
+        self.load(up)
+    }
+
+    /// The output of the settled node `target`, which is not in memory, read from its
+    /// entry. Where entries turn out damaged, the walk goes on up to the outputs their
+    /// nodes need, highest node first and without recursion; the damaged nodes are then
+    /// recomputed in dependency order (node ids are one), each from inputs that are now
+    /// whole, so that one recomputed with new bytes gives its consumers new keys.
+    ///
+    /// A node read or recomputed here is claimed in [`Run::loading`] for that time: a
+    /// thread that needs it too waits, then finds its value or its new entry, so it is
+    /// recomputed once. Claims are taken in decreasing node order, and a thread waits only
+    /// on a node below all it holds, so waits cannot form a cycle; no lock is held while a
+    /// task or a decoder runs.
+    #[cold]
+    fn load(&self, target: NodeId) -> Result<Arc<Value>, TaskError> {
+        let Some(store) = self.settings.store else {
+            return Err(TaskError::failed(format!(
+                "the output of `{}` is neither in memory nor stored",
+                self.pipeline.node_name(target)
+            )));
+        };
+        let mut claims = Claims {
+            run: self,
+            held: HashSet::new(),
+        };
+        // The outputs read or recomputed here, until no node still to recompute reads them.
+        let mut values = HashMap::new();
+        // The damaged nodes, claimed, with why their entry was damaged.
+        let mut damaged = BTreeMap::new();
+        let mut wanted = BTreeSet::from([target]);
+        while let Some(id) = wanted.pop_last() {
+            let value = match self.in_memory(id) {
+                Some(value) => value,
+                None => {
+                    claims.claim(id);
+                    match self.in_memory(id) {
+                        Some(value) => value,
+                        None => match self.read_stored(store, id)? {
+                            Ok(value) => value,
+                            Err(why) => {
+                                let node = &self.pipeline.nodes[id.index()];
+                                wanted.extend(node.upstream.iter().copied());
+                                damaged.insert(id, why);
+                                continue;
+                            }
+                        },
+                    }
+                }
+            };
+            self.hold(id, &value);
+            claims.release(id);
+            values.insert(id, value);
+        }
+
+        // How many of the damaged nodes read each output.
+        let mut readers = HashMap::<NodeId, u32>::new();
+        for id in damaged.keys() {
+            for up in &self.pipeline.nodes[id.index()].upstream {
+                *readers.entry(*up).or_default() += 1;
+            }
+        }
+        for (id, why) in damaged {
+            let node = &self.pipeline.nodes[id.index()];
+            let value = {
+                // Each input was read or recomputed above: it is upstream of this node.
+                let input = |up: &NodeId| {
+                    values.get(up).cloned().ok_or_else(|| {
+                        TaskError::failed(format!(
+                            "the output of `{}` was not loaded",
+                            self.pipeline.node_name(*up)
+                        ))
+                    })
+                };
+                let mut inputs = Gathered::with_capacity(node.wires.len());
+                for wire in &node.wires {
+                    inputs.push(match wire {
+                        Wire::One(up) => InputValues::One(input(up)?),
+                        Wire::Many(ups) => {
+                            InputValues::Many(ups.iter().map(input).collect::<Result<_, _>>()?)
+                        }
+                    });
+                }
+                self.repair(id, node, &inputs, store, why)?
+            };
+            for up in &node.upstream {
+                let left = readers.get_mut(up).map(|n| {
+                    *n -= 1;
+                    *n
+                });
+                if left == Some(0) && *up != target {
+                    values.remove(up);
+                }
+            }
+            self.hold(id, &value);
+            claims.release(id);
+            values.insert(id, value);
+        }
+        values.remove(&target).ok_or_else(|| {
+            TaskError::failed(format!(
+                "the output of `{}` was not loaded",
+                self.pipeline.node_name(target)
+            ))
+        })
+    }
+
+    /// The output of node `id` if it is in memory.
+    fn in_memory(&self, id: NodeId) -> Option<Arc<Value>> {
+        lock(&self.cells[id.index()].slot).value.clone()
+    }
+
+    /// Keeps the output of node `id`, just loaded, in memory while its consumers need it.
+    fn hold(&self, id: NodeId, value: &Arc<Value>) {
+        let mut slot = lock(&self.cells[id.index()].slot);
+        if slot.consumers_left > 0 || self.settings.keep[id.index()] {
+            slot.value = Some(value.clone());
+        }
+    }
+
+    /// Reads and decodes the stored output of the settled node `id`: `Ok(Err(why))` when
+    /// its entry is damaged, which is then removed.
+    fn read_stored(
+        &self,
+        store: &Store,
+        id: NodeId,
+    ) -> Result<Result<Arc<Value>, String>, TaskError> {
+        let node = &self.pipeline.nodes[id.index()];
+        // Only a node whose damaged entry was computed again here can have settled so.
+        match self.status(id) {
+            NodeStatus::Failed => {
+                return Err(TaskError::failed(format!(
+                    "the entry of `{}` was damaged, and computing it again failed",
+                    node.name
+                )));
+            }
+            NodeStatus::Cancelled => return Err(TaskError::Cancelled),
+            _ => {}
+        }
+        let entry = lock(&self.cells[id.index()].slot)
+            .stored
+            .as_ref()
+            .and_then(|s| s.entry.clone());
+        let Some(entry) = entry else {
             return Err(TaskError::failed(format!(
                 "the output of `{}` is neither in memory nor stored",
                 node.name
@@ -918,29 +1112,95 @@ impl<'p> Run<'p> {
         let loaded = store
             .read_output(&entry)
             .and_then(|bytes| node.task.decode(&bytes).map_err(|e| e.to_string()));
-        let value = match loaded {
-            Ok(value) => value,
-            Err(why) => {
-                tracing::warn!(
-                    target: "pipewright",
-                    node = %node.name,
-                    "damaged cache entry ({why}); recomputing it"
-                );
-                store.remove(&store.entry_dir(&entry.task, &entry.key));
-                // Its inputs, recomputed in turn if need be, give it its key again.
-                let inputs = self.gather(node)?;
-                let components = self.components(node, &self.input_digests(node))?;
+        if let Err(why) = &loaded {
+            tracing::warn!(
+                target: "pipewright",
+                node = %node.name,
+                "damaged cache entry ({why}); recomputing it"
+            );
+            store.remove(&store.entry_dir(&entry.task, &entry.key));
+        }
+        Ok(loaded)
+    }
+
+    /// Computes again, from `inputs`, the settled node `id`, whose entry was damaged
+    /// (`why`), and stores its output; it is then reported as *ran* for that reason, or as
+    /// *failed* or *cancelled*.
+    fn repair(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[InputValues],
+        store: &Store,
+        why: String,
+    ) -> Result<Arc<Value>, TaskError> {
+        let span = tracing::info_span!(
+            target: "pipewright",
+            parent: self.span,
+            "node",
+            node = %node.name,
+            task = %node.task.meta().name,
+        );
+        let _entered = span.enter();
+        let start = self.clock();
+        // Its inputs may have been computed again with new bytes: its key is made again.
+        let result = self
+            .components(node, &self.input_digests(node))
+            .and_then(|components| {
                 let key = hex(&components.key());
-                let computed = self.compute(up, node, &inputs, &components, store, &key, true)?;
+                let computed = self.compute(id, node, inputs, &components, store, &key, true)?;
+                Ok((key, computed))
+            });
+        let end = self.clock();
+        let cell = &self.cells[id.index()];
+        let worker = rayon::current_thread_index().map_or(NO_WORKER, |w| w as u32);
+        cell.worker.store(worker, Ordering::Relaxed);
+        cell.started.store(start, Ordering::Relaxed);
+        cell.duration
+            .store(end.saturating_sub(start), Ordering::Relaxed);
+        let duration = Duration::from_nanos(end.saturating_sub(start));
+        let mut slot = lock(&cell.slot);
+        let details = slot.details.get_or_insert_with(Box::default);
+        match result {
+            Ok((key, computed)) => {
+                tracing::info!(target: "pipewright", ?duration, "finished");
+                details.key = Some(key);
+                details.reason = Some(RunReason::Damaged(why));
                 slot.stored = Some(Box::new(Stored {
                     digest: Some(computed.digest),
                     entry: computed.entry,
                 }));
-                computed.value
+                drop(slot);
+                cell.status
+                    .store(status_code(NodeStatus::Ran), Ordering::Release);
+                Ok(computed.value)
             }
-        };
-        slot.value = Some(value.clone());
-        Ok(value)
+            Err(TaskError::Cancelled) => {
+                tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
+                slot.stored = None;
+                drop(slot);
+                cell.status
+                    .store(status_code(NodeStatus::Cancelled), Ordering::Release);
+                Err(TaskError::Cancelled)
+            }
+            Err(error) => {
+                tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
+                let message = format!(
+                    "the entry of `{}` was damaged, and computing it again failed: {error}",
+                    node.name
+                );
+                details.backtrace = matches!(error, TaskError::Panicked(_))
+                    .then(crate::record::take_backtrace)
+                    .flatten()
+                    .map(Arc::from);
+                details.error = Some(Arc::new(error));
+                slot.stored = None;
+                drop(slot);
+                cell.status
+                    .store(status_code(NodeStatus::Failed), Ordering::Release);
+                Err(TaskError::failed(message))
+            }
+        }
     }
 
     /// Tells the upstream nodes of `id` that it is done with their outputs, and drops each
@@ -1113,9 +1373,11 @@ impl<'p> Run<'p> {
 
 /// Calls the task of `node`, catching a panic.
 fn call(node: &Node, inputs: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        node.task.run(&Inputs { slots: inputs }, ctx)
-    }))
+    crate::record::task_call(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            node.task.run(&Inputs { slots: inputs }, ctx)
+        }))
+    })
     .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) mod local;
 #[cfg(unix)]
@@ -75,11 +75,6 @@ impl Stop {
         self.wake.notify_all();
     }
 
-    /// Lowers the flag for the next run.
-    pub(crate) fn reset(&self) {
-        self.flag.store(false, Ordering::Release);
-    }
-
     pub(crate) fn is_set(&self) -> bool {
         self.flag.load(Ordering::Acquire)
     }
@@ -94,6 +89,22 @@ impl Stop {
     /// The lock under which waiters check their condition.
     pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps for `duration`, or less if the flag is raised meanwhile; returns whether it
+    /// was.
+    pub(crate) fn sleep(&self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        let mut guard = self.guard();
+        // `set` raises the flag before it takes the lock to wake: checked under the lock,
+        // a raised flag is never missed.
+        while !self.is_set() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            guard = self.wait(guard, Some(deadline));
+        }
+        true
     }
 
     /// Waits under `guard` until notified, or until `deadline` if there is one.

@@ -414,9 +414,11 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
 
 /// Calls the task, catching a panic.
 fn call(task: &dyn ErasedTask, values: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        task.run(&Inputs { slots: values }, ctx)
-    }))
+    crate::record::task_call(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            task.run(&Inputs { slots: values }, ctx)
+        }))
+    })
     .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
 }
 
