@@ -174,7 +174,7 @@ impl<T: Task> ErasedTask for T {
     }
 
     fn components(&self, inputs: Vec<Vec<Digest>>) -> Result<Components, HashError> {
-        Components::new(&T::META, self, inputs)
+        Ok(Components::new(&T::META, self.__param_digests()?, inputs))
     }
 
     fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError> {

@@ -86,6 +86,17 @@ pub(crate) fn fields<T: Serialize + ?Sized>(
     }
 }
 
+/// The digest of each field of a struct, by name: the parameters of a task (a value that is
+/// not a struct is one field named `""`).
+pub(crate) fn field_digests<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<Vec<(&'static str, [u8; 32])>, HashError> {
+    Ok(fields(value)?
+        .into_iter()
+        .map(|(name, bytes)| (name, *blake3::hash(&bytes).as_bytes()))
+        .collect())
+}
+
 mod tag {
     pub const BOOL: u8 = 1;
     pub const I8: u8 = 2;

@@ -5,7 +5,6 @@
 
 use crate::cache::ENTRY_FORMAT;
 use crate::codec::{Codec, DefaultCodec};
-use crate::hash::{self, HashError};
 use crate::task::{TaskMeta, hex};
 
 /// A 32-byte blake3 digest.
@@ -22,22 +21,18 @@ pub(crate) struct Components {
 }
 
 impl Components {
-    /// The components of a node running `meta` with parameters `task`, on inputs whose
-    /// output digests are `inputs`.
-    pub(crate) fn new<T: serde::Serialize + ?Sized>(
+    /// The components of a node running `meta` with parameters whose digests are `params`,
+    /// on inputs whose output digests are `inputs`.
+    pub(crate) fn new(
         meta: &TaskMeta,
-        task: &T,
+        params: Vec<(&'static str, Digest)>,
         inputs: Vec<Vec<Digest>>,
-    ) -> Result<Self, HashError> {
-        let params = hash::fields(task)?
-            .into_iter()
-            .map(|(name, bytes)| (name, *blake3::hash(&bytes).as_bytes()))
-            .collect();
-        Ok(Components {
+    ) -> Self {
+        Components {
             fingerprint: meta.fingerprint,
             params,
             inputs,
-        })
+        }
     }
 
     /// The node key.

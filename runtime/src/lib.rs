@@ -46,6 +46,7 @@ pub use task::{Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, 
 pub mod __private {
     pub use crate::exec::worker::main_entry;
     pub use crate::graph::{Bound, Handle, Pipeline, Slot};
+    pub use crate::hash::{HashError, canonical_digest};
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, InputKind, InputSpec, Inputs, Resources, Task, TaskError, TaskMeta,

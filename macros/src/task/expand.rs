@@ -108,7 +108,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let param_impls = param_impls(ident, &params);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let meta = meta(task, fp, &input_specs, param_names);
-    let task_impl = task_impl(ident, &output_ty, &meta, &result);
+    let task_impl = task_impl(ident, &output_ty, &meta, &result, &param_methods(&params));
 
     let struct_doc = format!(
         "The parameters of task `{name}`; `#[task]` made this struct from the function of the same name."
@@ -194,6 +194,7 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
         &quote!(::core::unreachable!(
             "a task with compile errors never runs"
         )),
+        &TokenStream::new(),
     );
 
     quote! {
@@ -225,12 +226,13 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
 }
 
 /// The `Task` impl of the parameter struct `ident`, whose `run` evaluates `body` (with the
-/// inputs as `__inputs` and the context as `__ctx`).
+/// inputs as `__inputs` and the context as `__ctx`), with the further methods `methods`.
 fn task_impl(
     ident: &syn::Ident,
     output_ty: &TokenStream,
     meta: &TokenStream,
     body: &TokenStream,
+    methods: &TokenStream,
 ) -> TokenStream {
     quote! {
         #[automatically_derived]
@@ -246,6 +248,40 @@ fn task_impl(
             ) -> ::core::result::Result<Self::Output, __pw::TaskError> {
                 #body
             }
+
+            #methods
+        }
+    }
+}
+
+/// The `Task` method that hashes each parameter as its own type (through the autoref
+/// dispatch of [`param_impls`]), so that the runtime sees a `HashSet` parameter as a set.
+fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
+    if params.is_empty() {
+        return quote! {
+            fn __param_digests(
+                &self,
+            ) -> ::core::result::Result<
+                __pw::std::vec::Vec<(&'static str, [u8; 32])>,
+                __pw::HashError,
+            > {
+                ::core::result::Result::Ok(__pw::std::vec::Vec::new())
+            }
+        };
+    }
+    let names: Vec<_> = params.iter().map(|(name, _)| *name).collect();
+    let name_strs: Vec<_> = names.iter().map(|name| name.unraw().to_string()).collect();
+    let vias: Vec<_> = params.iter().map(|(_, ty)| via(ty)).collect();
+    quote! {
+        fn __param_digests(
+            &self,
+        ) -> ::core::result::Result<
+            __pw::std::vec::Vec<(&'static str, [u8; 32])>,
+            __pw::HashError,
+        > {
+            ::core::result::Result::Ok(::std::vec![
+                #((#name_strs, #vias.__digest(&self.#names)?),)*
+            ])
         }
     }
 }
@@ -395,6 +431,7 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 deserializer: D,
             ) -> ::core::result::Result<T, D::Error>;
+            fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError>;
         }
 
         impl<T: __PwParam> __PwHas<T> for __PwVia<T> {
@@ -417,6 +454,9 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
             ) -> ::core::result::Result<T, D::Error> {
                 <T as __pw::serde::Deserialize<'de>>::deserialize(deserializer)
             }
+            fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError> {
+                __pw::canonical_digest::<T>(value)
+            }
         }
 
         #[allow(dead_code)]
@@ -438,6 +478,9 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 _: D,
             ) -> ::core::result::Result<T, D::Error> {
+                ::core::unreachable!()
+            }
+            fn __digest(&self, _: &T) -> ::core::result::Result<[u8; 32], __pw::HashError> {
                 ::core::unreachable!()
             }
         }
