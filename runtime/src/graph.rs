@@ -14,7 +14,7 @@ use petgraph::visit::{Dfs, Reversed};
 
 use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::error::{Error, Result};
-use crate::hash::HashError;
+use crate::hash::{HashError, ParamLoss};
 use crate::key::{Components, Digest};
 use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
 
@@ -263,6 +263,29 @@ pub struct Builder {
     graph: DiGraph<(), ()>,
     nodes: Vec<Node>,
     index: HashMap<Arc<str>, NodeId>,
+    /// The first parameter `pipeline!` added that does not survive encoding; the pipeline
+    /// refuses to run with it.
+    refused: Option<Refused>,
+}
+
+/// A parameter refused by [`Builder::add`], kept to be reported when the pipeline is run.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    node: String,
+    task: &'static str,
+    param: &'static str,
+    loss: ParamLoss,
+}
+
+impl Refused {
+    fn error(&self) -> Error {
+        Error::LossyParam {
+            node: self.node.clone(),
+            task: self.task,
+            param: self.param,
+            source: self.loss.clone(),
+        }
+    }
 }
 
 impl Builder {
@@ -273,6 +296,7 @@ impl Builder {
             graph: DiGraph::new(),
             nodes: Vec::new(),
             index: HashMap::new(),
+            refused: None,
         }
     }
 
@@ -281,14 +305,29 @@ impl Builder {
     /// # Errors
     ///
     /// [`Error::DuplicateNode`] if the name is taken, [`Error::InvalidNodeName`] if it is
-    /// empty, too long, or not usable as a file name, and [`Error::ForeignHandle`] if an
-    /// input handle belongs to another pipeline.
+    /// empty, too long, or not usable as a file name, [`Error::ForeignHandle`] if an
+    /// input handle belongs to another pipeline, and [`Error::LossyParam`] if a parameter
+    /// does not come back intact from its encoding (see [`ParamLoss`]).
     pub fn add<T: Task>(
         &mut self,
         name: impl Into<String>,
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
         let name = name.into();
+        if let Err((param, loss)) = encode_params(&bound.task) {
+            return Err(Refused {
+                node: name,
+                task: T::META.name,
+                param,
+                loss,
+            }
+            .error());
+        }
+        self.add_wired(name, bound)
+    }
+
+    /// Adds a node whose parameters are checked.
+    fn add_wired<T: Task>(&mut self, name: String, bound: Bound<T>) -> Result<Handle<T::Output>> {
         let wires = bound
             .slots
             .iter()
@@ -354,10 +393,20 @@ impl Builder {
         self.index.get(name).copied()
     }
 
-    /// Adds a node whose name `pipeline!` has already checked to be new and valid.
+    /// Adds a node whose name `pipeline!` has already checked to be new and valid. A
+    /// parameter that does not survive encoding cannot be reported here: the pipeline keeps
+    /// the error, and running it returns the error.
     #[doc(hidden)]
     pub fn __add_checked<T: Task>(&mut self, name: &str, bound: Bound<T>) -> Handle<T::Output> {
-        match self.add(name, bound) {
+        if let Err((param, loss)) = encode_params(&bound.task) {
+            self.refused.get_or_insert(Refused {
+                node: name.to_owned(),
+                task: T::META.name,
+                param,
+                loss,
+            });
+        }
+        match self.add_wired(name.to_owned(), bound) {
             Ok(handle) => handle,
             Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
         }
@@ -405,6 +454,7 @@ impl Builder {
             nodes: self.nodes.into(),
             names,
             index: Arc::new(self.index),
+            refused: self.refused,
         }
     }
 }
@@ -416,6 +466,12 @@ impl fmt::Debug for Builder {
             .field("nodes", &self.nodes.len())
             .finish()
     }
+}
+
+/// The parameters of `task` encoded with the default codec, each checked to survive it; the
+/// parameter refused first otherwise, with why.
+fn encode_params<T: Task>(task: &T) -> Result<Box<[u8]>, (&'static str, ParamLoss)> {
+    task.__encode_params().map(Vec::into_boxed_slice)
 }
 
 /// The longest node name accepted, in bytes.
@@ -452,6 +508,8 @@ pub struct Pipeline {
     /// What the tasks' contexts read their names from.
     pub(crate) names: Arc<NodeNames>,
     index: Arc<HashMap<Arc<str>, NodeId>>,
+    /// The first parameter `pipeline!` added that does not survive encoding.
+    refused: Option<Refused>,
 }
 
 impl Pipeline {
@@ -556,6 +614,15 @@ impl Pipeline {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether the pipeline can run: [`Error::LossyParam`] if `pipeline!` added a parameter
+    /// that does not survive encoding.
+    pub(crate) fn check_params(&self) -> Result<()> {
+        match &self.refused {
+            Some(refused) => Err(refused.error()),
+            None => Ok(()),
+        }
     }
 
     /// The index of nodes by name, shared with the reports of runs.

@@ -200,8 +200,9 @@ impl Runner {
     /// # Errors
     ///
     /// [`Error::Store`] if the data directory cannot be created or written,
-    /// [`Error::UnknownNode`] if a forced node does not exist, and [`Error::ThreadPool`] if
-    /// the worker threads cannot be started.
+    /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::LossyParam`] if
+    /// `pipeline!` was given a parameter that does not survive encoding, and
+    /// [`Error::ThreadPool`] if the worker threads cannot be started.
     pub fn run(&self, pipeline: &Pipeline) -> Result<RunReport> {
         let Flags {
             keep,
@@ -297,7 +298,8 @@ impl Runner {
     /// # Errors
     ///
     /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::Params`] if a
-    /// node's parameters cannot be hashed.
+    /// node's parameters cannot be hashed, [`Error::LossyParam`] as for
+    /// [`run`](Self::run).
     pub fn plan(&self, pipeline: &Pipeline) -> Result<Plan> {
         let flags = self.flags(pipeline)?;
         plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced).map(|(plan, _)| plan)
@@ -389,8 +391,10 @@ impl Runner {
         Ok(())
     }
 
-    /// Which nodes are kept, which forced, and which needed, for `pipeline`.
+    /// Which nodes are kept, which forced, and which needed, for `pipeline`; or why the
+    /// pipeline cannot run.
     fn flags(&self, pipeline: &Pipeline) -> Result<Flags> {
+        pipeline.check_params()?;
         let find = |name: &String| {
             pipeline.node(name).ok_or_else(|| Error::UnknownNode {
                 pipeline: pipeline.name().to_owned(),

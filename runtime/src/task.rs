@@ -1,7 +1,7 @@
 //! The [`Task`] trait that `#[task]` implements, its static description ([`TaskMeta`]), and
 //! what a task sees when it runs ([`Ctx`], its inputs, [`TaskError`]).
 
-use std::any::Any;
+use std::any::{Any, type_name};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::graph::NodeNames;
-use crate::hash::HashError;
+use crate::hash::{HashError, ParamLoss};
 use serde::de::DeserializeOwned;
 
 /// A type-erased value held by the executor: a task's output.
@@ -44,6 +44,19 @@ pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync 
     #[doc(hidden)]
     fn __param_digests(&self) -> Result<Vec<(&'static str, [u8; 32])>, HashError> {
         crate::hash::field_digests(self)
+    }
+
+    /// `Self` encoded with the default codec, once each parameter is checked to survive the
+    /// trip; or the first parameter that does not, by name. `#[task]` checks each parameter
+    /// as its own type, with its `PartialEq` where it has one, and puts their encodings one
+    /// after the other, as the codec encodes a struct; by default, `Self` is checked as one
+    /// value.
+    #[doc(hidden)]
+    fn __encode_params(&self) -> Result<Vec<u8>, (&'static str, ParamLoss)> {
+        let mut out = Vec::new();
+        crate::hash::encode_param(self, |_, _| None, &mut out)
+            .map_err(|loss| (type_name::<Self>(), loss))?;
+        Ok(out)
     }
 }
 

@@ -254,8 +254,9 @@ fn task_impl(
     }
 }
 
-/// The `Task` method that hashes each parameter as its own type (through the autoref
-/// dispatch of [`param_impls`]), so that the runtime sees a `HashSet` parameter as a set.
+/// The `Task` methods that hash and check each parameter as its own type (through the
+/// autoref dispatch of [`param_impls`]), so that the runtime sees a `HashSet` parameter as
+/// a set, and compares a parameter with its `PartialEq` where it has one.
 fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
     if params.is_empty() {
         return quote! {
@@ -265,6 +266,13 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
                 __pw::std::vec::Vec<(&'static str, [u8; 32])>,
                 __pw::HashError,
             > {
+                ::core::result::Result::Ok(__pw::std::vec::Vec::new())
+            }
+
+            fn __encode_params(
+                &self,
+            ) -> ::core::result::Result<__pw::std::vec::Vec<u8>, (&'static str, __pw::ParamLoss)>
+            {
                 ::core::result::Result::Ok(__pw::std::vec::Vec::new())
             }
         };
@@ -282,6 +290,21 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
             ::core::result::Result::Ok(::std::vec![
                 #((#name_strs, #vias.__digest(&self.#names)?),)*
             ])
+        }
+
+        // The codec writes a struct as its fields one after the other, so the parameters'
+        // encodings in argument order are the encoding of `Self`.
+        fn __encode_params(
+            &self,
+        ) -> ::core::result::Result<__pw::std::vec::Vec<u8>, (&'static str, __pw::ParamLoss)>
+        {
+            let mut __out = __pw::std::vec::Vec::new();
+            #(
+                #vias
+                    .__encode(&self.#names, |__a, __b| #vias.__eq(__a, __b), &mut __out)
+                    .map_err(|__loss| (#name_strs, __loss))?;
+            )*
+            ::core::result::Result::Ok(__out)
         }
     }
 }
@@ -432,6 +455,12 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 deserializer: D,
             ) -> ::core::result::Result<T, D::Error>;
             fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError>;
+            fn __encode(
+                &self,
+                value: &T,
+                eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
+                out: &mut __pw::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss>;
         }
 
         impl<T: __PwParam> __PwHas<T> for __PwVia<T> {
@@ -456,6 +485,14 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
             }
             fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError> {
                 __pw::canonical_digest::<T>(value)
+            }
+            fn __encode(
+                &self,
+                value: &T,
+                eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
+                out: &mut __pw::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss> {
+                __pw::encode_param::<T>(value, eq, out)
             }
         }
 
@@ -483,9 +520,39 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
             fn __digest(&self, _: &T) -> ::core::result::Result<[u8; 32], __pw::HashError> {
                 ::core::unreachable!()
             }
+            fn __encode(
+                &self,
+                _: &T,
+                _: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
+                _: &mut __pw::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss> {
+                ::core::unreachable!()
+            }
         }
 
         impl<T> __PwLacks<T> for &__PwVia<T> {}
+
+        // A parameter is compared with its `PartialEq` where it has one, by the same
+        // dispatch: `__PwEq` when `T: PartialEq`, else `__PwNoEq`, which says it cannot.
+        #[allow(dead_code)]
+        trait __PwEq<T> {
+            fn __eq(&self, a: &T, b: &T) -> ::core::option::Option<bool>;
+        }
+
+        impl<T: ::core::cmp::PartialEq> __PwEq<T> for __PwVia<T> {
+            fn __eq(&self, a: &T, b: &T) -> ::core::option::Option<bool> {
+                ::core::option::Option::Some(a == b)
+            }
+        }
+
+        #[allow(dead_code)]
+        trait __PwNoEq<T> {
+            fn __eq(&self, _: &T, _: &T) -> ::core::option::Option<bool> {
+                ::core::option::Option::None
+            }
+        }
+
+        impl<T> __PwNoEq<T> for &__PwVia<T> {}
 
         #clone_impl
 
