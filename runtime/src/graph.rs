@@ -202,6 +202,9 @@ pub(crate) struct NodeNames {
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
     pub(crate) task: Arc<dyn ErasedTask>,
+    /// The task's parameters encoded with the default codec: what a worker process, or a
+    /// pipeline rebuilt from a run record, makes the task from.
+    pub(crate) params: Box<[u8]>,
     pub(crate) wires: Vec<Wire>,
     /// Distinct upstream nodes, in first-use order.
     pub(crate) upstream: Vec<NodeId>,
@@ -314,26 +317,34 @@ impl Builder {
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
         let name = name.into();
-        if let Err((param, loss)) = encode_params(&bound.task) {
-            return Err(Refused {
-                node: name,
-                task: T::META.name,
-                param,
-                loss,
+        let params = match encode_params(&bound.task) {
+            Ok(params) => params,
+            Err((param, loss)) => {
+                return Err(Refused {
+                    node: name,
+                    task: T::META.name,
+                    param,
+                    loss,
+                }
+                .error());
             }
-            .error());
-        }
-        self.add_wired(name, bound)
+        };
+        self.add_encoded(name, bound, params)
     }
 
-    /// Adds a node whose parameters are checked.
-    fn add_wired<T: Task>(&mut self, name: String, bound: Bound<T>) -> Result<Handle<T::Output>> {
+    /// Adds a node whose parameters are encoded as `params`.
+    fn add_encoded<T: Task>(
+        &mut self,
+        name: String,
+        bound: Bound<T>,
+        params: Box<[u8]>,
+    ) -> Result<Handle<T::Output>> {
         let wires = bound
             .slots
             .iter()
             .map(|slot| self.wire(&name, slot))
             .collect::<Result<Vec<_>>>()?;
-        let id = self.add_node(name, Arc::new(bound.task), wires)?;
+        let id = self.add_node(name, Arc::new(bound.task), params, wires)?;
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -341,11 +352,13 @@ impl Builder {
         })
     }
 
-    /// Adds a node running `task` with its inputs wired as `wires` (whose nodes exist).
+    /// Adds a node running `task`, whose parameters are encoded as `params`, with its inputs
+    /// wired as `wires` (whose nodes exist).
     pub(crate) fn add_node(
         &mut self,
         name: String,
         task: Arc<dyn ErasedTask>,
+        params: Box<[u8]>,
         wires: Vec<Wire>,
     ) -> Result<NodeId> {
         check_node_name(&name)?;
@@ -380,6 +393,7 @@ impl Builder {
         self.nodes.push(Node {
             name,
             task,
+            params,
             wires,
             upstream,
             downstream: Vec::new(),
@@ -398,15 +412,16 @@ impl Builder {
     /// the error, and running it returns the error.
     #[doc(hidden)]
     pub fn __add_checked<T: Task>(&mut self, name: &str, bound: Bound<T>) -> Handle<T::Output> {
-        if let Err((param, loss)) = encode_params(&bound.task) {
+        let params = encode_params(&bound.task).unwrap_or_else(|(param, loss)| {
             self.refused.get_or_insert(Refused {
                 node: name.to_owned(),
                 task: T::META.name,
                 param,
                 loss,
             });
-        }
-        match self.add_wired(name.to_owned(), bound) {
+            Box::default()
+        });
+        match self.add_encoded(name.to_owned(), bound, params) {
             Ok(handle) => handle,
             Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
         }

@@ -79,3 +79,13 @@ pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
     }
     Some(out)
 }
+
+/// Reads bytes written as pairs of hex digits.
+pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
