@@ -41,7 +41,8 @@
 /// an argument that is not a plain name, a gathered input not written `&[&T]`, more than
 /// one `&Ctx`, an unknown or repeated option, and an option value of the wrong form. A
 /// parameter type that is not `Serialize`, `Deserialize`, `Clone` or `Debug` is reported by
-/// rustc at that parameter's type.
+/// rustc at that parameter's type. A parameter value that does not come back intact from the
+/// codec is refused when its node is added ([`Error::LossyParam`]).
 ///
 /// # Example
 ///
@@ -97,7 +98,8 @@ pub use pipewright_macros::task;
 /// pipeline, a repeated binding name, a binding name longer than 200 bytes (node names
 /// name files), a binding used before (or in) its own definition, a
 /// binding used inside a parameter expression or behind `&`, and a gathered input that
-/// lists something else than bindings.
+/// lists something else than bindings. A parameter value that does not come back intact
+/// from the codec makes running or planning the pipeline return [`Error::LossyParam`].
 ///
 /// # Example
 ///
@@ -177,10 +179,10 @@ pub use pipewright_macros::main;
 pub use pipewright_runtime::{
     Bincode, Bound, Builder, Cancel, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
     EntryMeta, Error, Executor, Explanation, Freed, Handle, HashError, InputDigests, InputKind,
-    InputRecord, InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, Pipeline,
-    Plan, PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result, RunReason,
-    RunRecord, RunReport, Runner, Slurm, StoreError, Task, TaskError, TaskMeta, WorkerExit,
-    canonical_digest, find_task, registered_tasks,
+    InputRecord, InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, ParamLoss,
+    Pipeline, Plan, PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result,
+    RunReason, RunRecord, RunReport, Runner, Slurm, StoreError, Task, TaskError, TaskMeta,
+    WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
 pub use pipewright_runtime::{cli, render};

@@ -232,7 +232,16 @@ fn a_record_reopens_and_rebuilds_its_pipeline() {
     // A record whose parameters no longer give the recorded key is rejected.
     let path = run_dir.join("run.json");
     let text = fs::read_to_string(&path).unwrap();
-    fs::write(&path, text.replace("\"offset\": 1", "\"offset\": 2")).unwrap();
+    // `offset` is the only parameter of `sum`: a `u32`, little-endian.
+    assert!(text.contains("\"encoded_params\": \"01000000\""), "{text}");
+    fs::write(
+        &path,
+        text.replace(
+            "\"encoded_params\": \"01000000\"",
+            "\"encoded_params\": \"02000000\"",
+        ),
+    )
+    .unwrap();
     let err = Pipeline::from_record(&run_dir).unwrap_err();
     assert!(
         err.to_string().contains(
@@ -263,6 +272,40 @@ fn a_record_reopens_and_rebuilds_its_pipeline() {
         pipewright::RunReport::open(&run_dir),
         Err(Error::Record { .. })
     ));
+}
+
+#[task]
+fn awkward(x: f64, big: u128, pairs: std::collections::HashMap<(u8, u8), u8>) -> u64 {
+    x.to_bits() ^ big as u64 ^ pairs.len() as u64
+}
+
+#[test]
+fn a_record_rebuilds_parameters_that_json_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let p = pipeline! {
+        name = "awkward";
+        let nan = awkward(f64::NAN, u128::MAX, [((1, 2), 3)].into());
+        let inf = awkward(f64::NEG_INFINITY, 1, Default::default());
+    };
+    let runner = Runner::new(dir.path().join("data")).log_dir(&log);
+    let first = runner.run(&p).unwrap();
+    assert_eq!(first.count(NodeStatus::Ran), 2, "{first}");
+    let run_dir = only_run_dir(&log);
+
+    // The same parameters come back: the keys match, and the outputs are in the store.
+    let rebuilt = Pipeline::from_record(&run_dir).unwrap();
+    let again = Runner::new(dir.path().join("data")).run(&rebuilt).unwrap();
+    assert_eq!(again.count(NodeStatus::Cached), 2, "{again}");
+    assert_eq!(
+        again.get_as::<u64>("nan").unwrap(),
+        first.get(p.nan).unwrap()
+    );
+    let reopened = pipewright::RunReport::open(&run_dir).unwrap();
+    assert_eq!(
+        reopened.get_as::<u64>("inf").unwrap(),
+        first.get(p.inf).unwrap()
+    );
 }
 
 #[test]

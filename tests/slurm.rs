@@ -5,6 +5,7 @@
 //! `PIPEWRIGHT_REQUIRE_SLURM=1` (as in CI) makes that a failure. This file has its own
 //! `main`, which the workers need.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -334,6 +335,76 @@ fn cancelling_cancels_the_jobs() {
     }
 }
 
+/// What a job received: each parameter, floats by their bits and maps sorted, and the job.
+type Carried = (
+    u64,
+    u128,
+    Vec<((u32, u32), String)>,
+    Vec<(i64, String)>,
+    String,
+);
+
+#[task]
+fn carry(
+    x: f64,
+    big: u128,
+    pairs: HashMap<(u32, u32), String>,
+    ints: HashMap<i64, String>,
+) -> Carried {
+    let mut pairs: Vec<_> = pairs.into_iter().collect();
+    pairs.sort();
+    let mut ints: Vec<_> = ints.into_iter().collect();
+    ints.sort();
+    (x.to_bits(), big, pairs, ints, job())
+}
+
+fn parameters_reach_the_jobs_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs: HashMap<(u32, u32), String> =
+        [((1, 2), "a".to_owned()), ((3, 4), "b".to_owned())].into();
+    let ints: HashMap<i64, String> = [(-5, "c".to_owned()), (1 << 40, "d".to_owned())].into();
+    let cases = [
+        ("nan", f64::NAN, 7, HashMap::new(), HashMap::new()),
+        ("inf", f64::INFINITY, 7, HashMap::new(), HashMap::new()),
+        (
+            "neg_inf",
+            f64::NEG_INFINITY,
+            7,
+            HashMap::new(),
+            HashMap::new(),
+        ),
+        ("u128_max", 1.5, u128::MAX, HashMap::new(), HashMap::new()),
+        ("tuple_keys", 1.5, 7, pairs.clone(), HashMap::new()),
+        ("int_keys", 1.5, 7, HashMap::new(), ints.clone()),
+    ];
+    let mut b = Pipeline::builder("slurm-params");
+    let mut expected = Vec::new();
+    for (name, x, big, pairs, ints) in cases {
+        let mut sorted_pairs: Vec<_> = pairs.clone().into_iter().collect();
+        sorted_pairs.sort();
+        let mut sorted_ints: Vec<_> = ints.clone().into_iter().collect();
+        sorted_ints.sort();
+        let handle = b.add(name, carry::node(x, big, pairs, ints)).unwrap();
+        expected.push((handle, (x.to_bits(), big, sorted_pairs, sorted_ints)));
+    }
+    let p = b.build();
+    let runner = slurm_runner(dir.path());
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.count(NodeStatus::Ran), 6, "{run}");
+    for (handle, (bits, big, pairs, ints)) in &expected {
+        let carried = run.get(*handle).unwrap();
+        assert_eq!(
+            (&carried.0, &carried.1, &carried.2, &carried.3),
+            (bits, big, pairs, ints)
+        );
+        assert!(!carried.4.is_empty(), "not run in a Slurm job");
+    }
+    // The jobs stored under the keys this process computes.
+    let again = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(again.count(NodeStatus::Cached), 6, "{again}");
+}
+
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
     let required = std::env::var("PIPEWRIGHT_REQUIRE_SLURM").as_deref() == Ok("1");
@@ -387,6 +458,10 @@ fn main() -> std::process::ExitCode {
         ),
         ("resource_hints_reach_the_job", resource_hints_reach_the_job),
         ("cancelling_cancels_the_jobs", cancelling_cancels_the_jobs),
+        (
+            "parameters_reach_the_jobs_intact",
+            parameters_reach_the_jobs_intact,
+        ),
     ]);
     match slow.join() {
         Ok(true) => others,

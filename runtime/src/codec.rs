@@ -21,6 +21,16 @@ pub trait Codec {
     /// If `value`'s `Serialize` impl fails or uses what the codec cannot represent.
     fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError>;
 
+    /// Appends the encoding of `value` to `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Codec::encode); `out` may then hold part of the encoding.
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(&Self::encode(value)?);
+        Ok(())
+    }
+
     /// Decodes a `T` from all of `bytes`.
     ///
     /// # Errors
@@ -60,6 +70,12 @@ impl Codec for Bincode {
 
     fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
         bincode::serde::encode_to_vec(value, bincode_config())
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, bincode_config())
+            .map(|_| ())
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
 

@@ -98,6 +98,21 @@ pub enum Error {
         source: crate::hash::HashError,
     },
 
+    /// A parameter that does not come back intact from its encoding, so that it could share
+    /// a key with a different value, or reach a worker process changed.
+    #[error("parameter `{param}` of node `{node}` (task `{task}`) does not survive encoding")]
+    LossyParam {
+        /// The node.
+        node: String,
+        /// Its task.
+        task: &'static str,
+        /// The parameter.
+        param: &'static str,
+        /// How it does not survive.
+        #[source]
+        source: crate::hash::ParamLoss,
+    },
+
     /// The data directory cannot be used.
     #[error(transparent)]
     Store(#[from] crate::cache::StoreError),

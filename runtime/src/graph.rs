@@ -14,7 +14,7 @@ use petgraph::visit::{Dfs, Reversed};
 
 use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::error::{Error, Result};
-use crate::hash::HashError;
+use crate::hash::{HashError, ParamLoss};
 use crate::key::{Components, Digest, Names};
 use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
 
@@ -183,7 +183,13 @@ impl<T: Task> ErasedTask for T {
         names: Names<'_>,
         inputs: Vec<Vec<Digest>>,
     ) -> Result<Components, HashError> {
-        Components::new(&T::META, type_name::<T::Output>(), names, self, inputs)
+        Ok(Components::new(
+            &T::META,
+            type_name::<T::Output>(),
+            names,
+            self.__param_digests()?,
+            inputs,
+        ))
     }
 
     fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError> {
@@ -211,6 +217,9 @@ pub(crate) struct NodeNames {
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
     pub(crate) task: Arc<dyn ErasedTask>,
+    /// The task's parameters encoded with the default codec: what a worker process, or a
+    /// pipeline rebuilt from a run record, makes the task from.
+    pub(crate) params: Box<[u8]>,
     pub(crate) wires: Vec<Wire>,
     /// Distinct upstream nodes, in first-use order.
     pub(crate) upstream: Vec<NodeId>,
@@ -286,6 +295,29 @@ pub struct Builder {
     graph: DiGraph<(), ()>,
     nodes: Vec<Node>,
     index: HashMap<Arc<str>, NodeId>,
+    /// The first parameter `pipeline!` added that does not survive encoding; the pipeline
+    /// refuses to run with it.
+    refused: Option<Refused>,
+}
+
+/// A parameter refused by [`Builder::add`], kept to be reported when the pipeline is run.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    node: String,
+    task: &'static str,
+    param: &'static str,
+    loss: ParamLoss,
+}
+
+impl Refused {
+    fn error(&self) -> Error {
+        Error::LossyParam {
+            node: self.node.clone(),
+            task: self.task,
+            param: self.param,
+            source: self.loss.clone(),
+        }
+    }
 }
 
 impl Builder {
@@ -296,6 +328,7 @@ impl Builder {
             graph: DiGraph::new(),
             nodes: Vec::new(),
             index: HashMap::new(),
+            refused: None,
         }
     }
 
@@ -305,25 +338,45 @@ impl Builder {
     ///
     /// [`Error::DuplicateNode`] if the name is taken, [`Error::InvalidNodeName`] if it is
     /// empty, too long, or not usable as a file name, [`Error::ForeignHandle`] if an input
-    /// handle belongs to another pipeline, and [`Error::DuplicateTask`] if another task
-    /// registered in this program has the task's name.
+    /// handle belongs to another pipeline, [`Error::DuplicateTask`] if another task
+    /// registered in this program has the task's name, and [`Error::LossyParam`] if a
+    /// parameter does not come back intact from its encoding (see [`ParamLoss`]).
     pub fn add<T: Task>(
         &mut self,
         name: impl Into<String>,
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
         crate::registry::check_unique(&T::META)?;
-        self.insert(name.into(), bound)
+        let name = name.into();
+        let params = match encode_params(&bound.task) {
+            Ok(params) => params,
+            Err((param, loss)) => {
+                return Err(Refused {
+                    node: name,
+                    task: T::META.name,
+                    param,
+                    loss,
+                }
+                .error());
+            }
+        };
+        self.add_encoded(name, bound, params)
     }
 
-    /// [`add`](Self::add), without the check that the task's name is its own.
-    fn insert<T: Task>(&mut self, name: String, bound: Bound<T>) -> Result<Handle<T::Output>> {
+    /// Adds a node whose parameters are encoded as `params`, without the check that the
+    /// task's name is its own.
+    fn add_encoded<T: Task>(
+        &mut self,
+        name: String,
+        bound: Bound<T>,
+        params: Box<[u8]>,
+    ) -> Result<Handle<T::Output>> {
         let wires = bound
             .slots
             .iter()
             .map(|slot| self.wire(&name, slot))
             .collect::<Result<Vec<_>>>()?;
-        let id = self.add_node(name, Arc::new(bound.task), wires)?;
+        let id = self.add_node(name, Arc::new(bound.task), params, wires)?;
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -331,11 +384,13 @@ impl Builder {
         })
     }
 
-    /// Adds a node running `task` with its inputs wired as `wires` (whose nodes exist).
+    /// Adds a node running `task`, whose parameters are encoded as `params`, with its inputs
+    /// wired as `wires` (whose nodes exist).
     pub(crate) fn add_node(
         &mut self,
         name: String,
         task: Arc<dyn ErasedTask>,
+        params: Box<[u8]>,
         wires: Vec<Wire>,
     ) -> Result<NodeId> {
         check_node_name(&name)?;
@@ -370,6 +425,7 @@ impl Builder {
         self.nodes.push(Node {
             name,
             task,
+            params,
             wires,
             upstream,
             downstream: Vec::new(),
@@ -384,11 +440,21 @@ impl Builder {
     }
 
     /// Adds a node whose name `pipeline!` has already checked to be new and valid. A task
-    /// whose name another registered task has is added, and refused when the pipeline is
-    /// run, planned or explained, as `pipeline!` returns no `Result`.
+    /// whose name another registered task has, or a parameter that does not survive
+    /// encoding, cannot be reported here, as `pipeline!` returns no `Result`: the pipeline
+    /// is refused when it is run, planned or explained.
     #[doc(hidden)]
     pub fn __add_checked<T: Task>(&mut self, name: &str, bound: Bound<T>) -> Handle<T::Output> {
-        match self.insert(name.to_owned(), bound) {
+        let params = encode_params(&bound.task).unwrap_or_else(|(param, loss)| {
+            self.refused.get_or_insert(Refused {
+                node: name.to_owned(),
+                task: T::META.name,
+                param,
+                loss,
+            });
+            Box::default()
+        });
+        match self.add_encoded(name.to_owned(), bound, params) {
             Ok(handle) => handle,
             Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
         }
@@ -436,6 +502,7 @@ impl Builder {
             nodes: self.nodes.into(),
             names,
             index: Arc::new(self.index),
+            refused: self.refused,
         }
     }
 }
@@ -447,6 +514,12 @@ impl fmt::Debug for Builder {
             .field("nodes", &self.nodes.len())
             .finish()
     }
+}
+
+/// The parameters of `task` encoded with the default codec, each checked to survive it; the
+/// parameter refused first otherwise, with why.
+fn encode_params<T: Task>(task: &T) -> Result<Box<[u8]>, (&'static str, ParamLoss)> {
+    task.__encode_params().map(Vec::into_boxed_slice)
 }
 
 /// The longest node name accepted, in bytes.
@@ -483,6 +556,8 @@ pub struct Pipeline {
     /// What the tasks' contexts read their names from.
     pub(crate) names: Arc<NodeNames>,
     index: Arc<HashMap<Arc<str>, NodeId>>,
+    /// The first parameter `pipeline!` added that does not survive encoding.
+    refused: Option<Refused>,
 }
 
 impl Pipeline {
@@ -587,6 +662,15 @@ impl Pipeline {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether the pipeline can run: [`Error::LossyParam`] if `pipeline!` added a parameter
+    /// that does not survive encoding.
+    pub(crate) fn check_params(&self) -> Result<()> {
+        match &self.refused {
+            Some(refused) => Err(refused.error()),
+            None => Ok(()),
+        }
     }
 
     /// The index of nodes by name, shared with the reports of runs.

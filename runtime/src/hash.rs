@@ -1,5 +1,6 @@
 //! Canonical hashing of parameters: a serde `Serializer` that writes a canonical,
-//! type-tagged, self-delimiting encoding of a value, hashed with blake3.
+//! type-tagged, self-delimiting encoding of a value, hashed with blake3; and the check that
+//! a parameter survives the codec, which the key depends on ([`encode_param`]).
 //!
 //! The encoding depends only on the value, never on the process, the platform or a codec's
 //! version:
@@ -21,7 +22,10 @@ use std::any::type_name;
 use std::fmt;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde::ser::{self, SerializeMap, SerializeSeq, SerializeStruct};
+
+use crate::codec::{Codec, CodecError, DefaultCodec};
 
 /// Why a value could not be hashed: its `Serialize` impl failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +63,39 @@ impl ser::Error for HashError {
 ///
 /// If `value`'s `Serialize` impl reports an error.
 pub fn canonical_digest<T: Serialize + ?Sized>(value: &T) -> Result<[u8; 32], HashError> {
-    let mut out = Vec::new();
+    let mut out = Out::default();
     encode(value, &mut out)?;
-    Ok(*blake3::hash(&out).as_bytes())
+    Ok(*blake3::hash(&out.bytes).as_bytes())
+}
+
+/// A canonical encoding being written.
+#[derive(Default)]
+struct Out {
+    bytes: Vec<u8>,
+    /// Whether a map or set of two or more entries was sorted, so that the order in which
+    /// the value lists its entries (its `Debug` text, say) may differ from the encoding's.
+    sorted: bool,
+}
+
+impl Out {
+    fn with_capacity(capacity: usize) -> Self {
+        Out {
+            bytes: Vec::with_capacity(capacity),
+            sorted: false,
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes.push(byte);
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
 }
 
 /// Appends `value`'s canonical encoding to `out`.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), HashError> {
+fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Out) -> Result<(), HashError> {
     value.serialize(Canonical::for_type::<T>(out))
 }
 
@@ -78,12 +108,144 @@ pub(crate) fn fields<T: Serialize + ?Sized>(
     match value.serialize(FieldSplitter) {
         Ok(fields) => Ok(fields),
         Err(HashError(message)) if message == NOT_A_STRUCT => {
-            let mut out = Vec::new();
+            let mut out = Out::default();
             encode(value, &mut out)?;
-            Ok(vec![("", out)])
+            Ok(vec![("", out.bytes)])
         }
         Err(err) => Err(err),
     }
+}
+
+/// Why a parameter is refused: the codec does not carry it to another process intact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamLoss {
+    /// The codec cannot encode it.
+    #[error("the codec cannot encode it: {0}")]
+    Encode(String),
+    /// The codec cannot decode what it encoded (an untagged or internally tagged enum, a
+    /// `#[serde(flatten)]` field or a `serde_json::Value` need a self-describing format).
+    #[error("the codec cannot decode it: {0}")]
+    Decode(String),
+    /// It cannot be hashed.
+    #[error("it cannot be hashed: {0}")]
+    Hash(HashError),
+    /// It comes back different: a field skipped in serialization, or enum variants whose
+    /// encodings coincide.
+    #[error("it comes back as `{rebuilt}` instead of `{original}`")]
+    Changed {
+        /// The value, as `Debug` shows it (shortened).
+        original: String,
+        /// The value rebuilt from its encoding (shortened).
+        rebuilt: String,
+    },
+    /// Its canonical hash changes when it is rebuilt: a collection whose order depends on
+    /// the process, which the hash does not recognize as unordered.
+    #[error(
+        "its hash changes when it is rebuilt from its encoding: does it hold an unordered \
+         collection other than `HashMap` or `HashSet`? serialize it as a sorted sequence or a map"
+    )]
+    HashChanged,
+}
+
+/// How many characters of a value's `Debug` text a [`ParamLoss::Changed`] shows.
+const SHOWN: usize = 200;
+
+/// `value`'s `Debug` text, cut to [`SHOWN`] characters.
+fn shown(value: &dyn fmt::Debug) -> String {
+    let text = format!("{value:?}");
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
+    }
+}
+
+/// Appends `value`'s encoding with the default codec to `out`, once it has checked that
+/// `value` survives the trip: it decodes from its encoding, and the rebuilt value equals it
+/// and has its canonical hash.
+///
+/// Equality is `eq` where the type has `PartialEq` (`eq` returns `None` where it does not);
+/// where it has none, or where `value` is not equal to itself (it holds a NaN), the `Debug`
+/// texts are compared instead, unless the hash sorted a map or set, whose `Debug` order may
+/// legitimately differ. The hashes are always compared.
+///
+/// # Errors
+///
+/// The [`ParamLoss`] that says how `value` does not survive.
+pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug>(
+    value: &T,
+    eq: impl Fn(&T, &T) -> Option<bool>,
+    out: &mut Vec<u8>,
+) -> Result<(), ParamLoss> {
+    let start = out.len();
+    let encoded = DefaultCodec::encode_into(value, out);
+    let bytes = &out[start..];
+    let checked = encoded
+        .map_err(|e| ParamLoss::Encode(codec_reason(e)))
+        .and_then(|()| check_rebuilt(value, bytes, eq));
+    if checked.is_err() {
+        out.truncate(start);
+    }
+    checked
+}
+
+/// Checks that `value`, encoded as `bytes`, is rebuilt from them intact.
+fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
+    value: &T,
+    bytes: &[u8],
+    eq: impl Fn(&T, &T) -> Option<bool>,
+) -> Result<(), ParamLoss> {
+    let rebuilt: T = DefaultCodec::decode(bytes).map_err(|e| {
+        let mut reason = codec_reason(e);
+        if reason.contains("AnyNotSupported") {
+            reason.push_str(
+                " (the codec decodes by type, so untagged and internally tagged enums, \
+                 `#[serde(flatten)]` fields and `serde_json::Value` cannot be parameters)",
+            );
+        }
+        ParamLoss::Decode(reason)
+    })?;
+    let mut original = Out::with_capacity(bytes.len() + 16);
+    encode(value, &mut original).map_err(ParamLoss::Hash)?;
+    let mut again = Out::with_capacity(original.bytes.len());
+    encode(&rebuilt, &mut again).map_err(ParamLoss::Hash)?;
+    let changed = || ParamLoss::Changed {
+        original: shown(value),
+        rebuilt: shown(&rebuilt),
+    };
+    match eq(value, &rebuilt) {
+        Some(true) => {}
+        Some(false) if eq(value, value) == Some(true) => return Err(changed()),
+        // No `PartialEq`, or a value unequal to itself.
+        _ => {
+            if !original.sorted && format!("{value:?}") != format!("{rebuilt:?}") {
+                return Err(changed());
+            }
+        }
+    }
+    if original.bytes != again.bytes {
+        return Err(ParamLoss::HashChanged);
+    }
+    Ok(())
+}
+
+/// The codec's own words for why it failed.
+fn codec_reason(error: CodecError) -> String {
+    match error {
+        CodecError::Encode(reason) | CodecError::Decode(reason) => reason,
+        other => other.to_string(),
+    }
+}
+
+/// The digest of each field of a struct, by name: the parameters of a task (a value that is
+/// not a struct is one field named `""`).
+pub(crate) fn field_digests<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<Vec<(&'static str, [u8; 32])>, HashError> {
+    Ok(fields(value)?
+        .into_iter()
+        .map(|(name, bytes)| (name, *blake3::hash(&bytes).as_bytes()))
+        .collect())
 }
 
 mod tag {
@@ -142,11 +304,11 @@ fn is_unordered_set<T: ?Sized>() -> bool {
         || name.starts_with("hashbrown::set::HashSet<")
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) {
+fn put_len(out: &mut Out, len: usize) {
     out.extend_from_slice(&(len as u64).to_le_bytes());
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+fn put_str(out: &mut Out, s: &str) {
     put_len(out, s.len());
     out.extend_from_slice(s.as_bytes());
 }
@@ -154,12 +316,12 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// The canonical serializer; `unordered` is set when the value about to be serialized is a
 /// set whose elements must be sorted.
 struct Canonical<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Out,
     unordered: bool,
 }
 
 impl<'a> Canonical<'a> {
-    fn for_type<T: ?Sized>(out: &'a mut Vec<u8>) -> Self {
+    fn for_type<T: ?Sized>(out: &'a mut Out) -> Self {
         Canonical {
             out,
             unordered: is_unordered_set::<T>(),
@@ -174,16 +336,16 @@ impl<'a> Canonical<'a> {
 
 /// Writes the items of a container: in order, or sorted by encoding.
 struct Items<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Out,
     /// For sorted containers: each item's encoding (for a map, key and value together,
     /// sorted by the key's encoding, which is a prefix).
     sorted: Option<Vec<Vec<u8>>>,
     /// For maps written by `serialize_key` then `serialize_value`: the pending key.
-    pending_key: Option<Vec<u8>>,
+    pending_key: Option<Out>,
 }
 
 impl<'a> Items<'a> {
-    fn new(out: &'a mut Vec<u8>, sorted: bool) -> Self {
+    fn new(out: &'a mut Out, sorted: bool) -> Self {
         Items {
             out,
             sorted: sorted.then(Vec::new),
@@ -194,9 +356,10 @@ impl<'a> Items<'a> {
     fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), HashError> {
         match &mut self.sorted {
             Some(items) => {
-                let mut buf = Vec::new();
+                let mut buf = Out::default();
                 encode(value, &mut buf)?;
-                items.push(buf);
+                self.out.sorted |= buf.sorted;
+                items.push(buf.bytes);
             }
             None => {
                 self.out.push(tag::ITEM);
@@ -214,6 +377,7 @@ impl<'a> Items<'a> {
 
     fn end(self) -> Result<(), HashError> {
         if let Some(mut items) = self.sorted {
+            self.out.sorted |= items.len() > 1;
             items.sort_unstable();
             for item in items {
                 self.out.push(tag::ITEM);
@@ -466,7 +630,7 @@ impl SerializeMap for Items<'_> {
     type Error = HashError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), HashError> {
-        let mut buf = Vec::new();
+        let mut buf = Out::default();
         encode(key, &mut buf)?;
         self.pending_key = Some(buf);
         Ok(())
@@ -479,7 +643,8 @@ impl SerializeMap for Items<'_> {
             .ok_or_else(|| HashError("a map value was serialized before its key".into()))?;
         // Keys are self-delimiting, so sorting whole entries sorts by key.
         encode(value, &mut entry)?;
-        self.sorted.get_or_insert_with(Vec::new).push(entry);
+        self.out.sorted |= entry.sorted;
+        self.sorted.get_or_insert_with(Vec::new).push(entry.bytes);
         Ok(())
     }
 
@@ -608,9 +773,9 @@ impl SerializeStruct for Fields {
         key: &'static str,
         value: &T,
     ) -> Result<(), HashError> {
-        let mut out = Vec::new();
+        let mut out = Out::default();
         encode(value, &mut out)?;
-        self.0.push((key, out));
+        self.0.push((key, out.bytes));
         Ok(())
     }
 

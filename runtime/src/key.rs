@@ -6,7 +6,6 @@
 
 use crate::cache::ENTRY_FORMAT;
 use crate::codec::{Codec, DefaultCodec};
-use crate::hash::{self, HashError};
 use crate::task::{TaskMeta, hex};
 
 /// A 32-byte blake3 digest.
@@ -49,18 +48,15 @@ pub(crate) fn fingerprint(meta: &TaskMeta, output_type: &str) -> Digest {
 
 impl Components {
     /// The components of node `names` running `meta`, whose output type is named
-    /// `output_type`, with parameters `task`, on inputs whose output digests are `inputs`.
-    pub(crate) fn new<T: serde::Serialize + ?Sized>(
+    /// `output_type`, with parameters whose digests are `params`, on inputs whose output
+    /// digests are `inputs`.
+    pub(crate) fn new(
         meta: &TaskMeta,
         output_type: &str,
         names: Names<'_>,
-        task: &T,
+        params: Vec<(&'static str, Digest)>,
         inputs: Vec<Vec<Digest>>,
-    ) -> Result<Self, HashError> {
-        let params = hash::fields(task)?
-            .into_iter()
-            .map(|(name, bytes)| (name, *blake3::hash(&bytes).as_bytes()))
-            .collect();
+    ) -> Self {
         let names = meta.names_in_key.then(|| {
             let mut h = blake3::Hasher::new();
             for name in [names.pipeline, names.node] {
@@ -69,12 +65,12 @@ impl Components {
             }
             *h.finalize().as_bytes()
         });
-        Ok(Components {
+        Components {
             fingerprint: fingerprint(meta, output_type),
             names,
             params,
             inputs,
-        })
+        }
     }
 
     /// The node key.
@@ -131,6 +127,16 @@ pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
     Some(out)
 }
 
+/// Reads bytes written as pairs of hex digits.
+pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,14 +159,9 @@ mod tests {
         )
     }
 
-    #[derive(serde::Serialize)]
-    struct NoParams {}
-
     fn key(meta: &TaskMeta, output_type: &str, pipeline: &str, node: &str) -> Digest {
         let names = Names { pipeline, node };
-        Components::new(meta, output_type, names, &NoParams {}, Vec::new())
-            .unwrap()
-            .key()
+        Components::new(meta, output_type, names, Vec::new(), Vec::new()).key()
     }
 
     #[test]

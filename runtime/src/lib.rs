@@ -33,7 +33,7 @@ pub use exec::{Executor, Slurm};
 pub use explain::Explanation;
 pub use gc::Freed;
 pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
-pub use hash::{HashError, canonical_digest};
+pub use hash::{HashError, ParamLoss, canonical_digest};
 pub use plan::{Decision, Plan, PlannedNode, RunReason};
 pub use record::{InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RunRecord};
 pub use registry::{Registration, find_task, registered_tasks};
@@ -46,6 +46,7 @@ pub use task::{Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, 
 pub mod __private {
     pub use crate::exec::worker::main_entry;
     pub use crate::graph::{Bound, Handle, Pipeline, Slot};
+    pub use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, InputKind, InputSpec, Inputs, Resources, Task, TaskError, TaskMeta,

@@ -53,8 +53,12 @@ pub struct NodeRecord {
     pub name: String,
     /// Its task's name.
     pub task: String,
-    /// Its parameters, as JSON.
+    /// Its parameters, as JSON, for people (JSON cannot hold every value).
     pub params: serde_json::Value,
+    /// Its parameters encoded with the default codec, in hex: what the node's task is
+    /// rebuilt from. Absent from records of older versions.
+    #[serde(default)]
+    pub encoded_params: Option<String>,
     /// The nodes wired to each input argument, in argument order.
     pub inputs: Vec<InputRecord>,
     /// Its distinct parents.
@@ -205,6 +209,7 @@ impl RunDir {
                 name: node.name.to_string(),
                 task: node.task.meta().name.to_owned(),
                 params: node.task.params_json(),
+                encoded_params: Some(hex(&node.params)),
                 inputs: node
                     .wires
                     .iter()
@@ -575,6 +580,7 @@ impl crate::report::RunReport {
         use std::sync::Arc;
 
         use crate::cache::{Lookup, Store};
+        use crate::key::parse_hex_bytes;
         use crate::report::{NodeOutcome, RecordedNode, nanos};
 
         let run_dir = run_dir.as_ref();
@@ -595,7 +601,8 @@ impl crate::report::RunReport {
             let status = status_of(&node.status);
             let task = crate::registry::find_task(&node.task)
                 .ok()
-                .and_then(|reg| reg.build(&node.params).ok());
+                .zip(node.encoded_params.as_deref().and_then(parse_hex_bytes))
+                .and_then(|(reg, params)| reg.build(&params).ok());
             let entry = match (&node.key, status.is_success()) {
                 (Some(key), true) => match store.lookup(&node.task, key) {
                     Lookup::Present(meta) => Some(meta),
@@ -652,7 +659,7 @@ impl Pipeline {
     /// into this binary.
     pub fn from_record(run_dir: impl AsRef<Path>) -> crate::Result<Pipeline> {
         use crate::graph::Wire;
-        use crate::key::parse_hex;
+        use crate::key::{parse_hex, parse_hex_bytes};
 
         let run_dir = run_dir.as_ref();
         let record = RunRecord::read(run_dir)?;
@@ -674,14 +681,23 @@ impl Pipeline {
 
         let mut builder = Pipeline::builder(record.pipeline.clone());
         for node in &record.nodes {
-            let task = crate::registry::find_task(&node.task)?
-                .build(&node.params)
-                .map_err(|e| {
+            let registration = crate::registry::find_task(&node.task)?;
+            let params = node
+                .encoded_params
+                .as_deref()
+                .and_then(parse_hex_bytes)
+                .ok_or_else(|| {
                     mismatch(format!(
-                        "the parameters of node `{}` do not fit task `{}`: {e}",
-                        node.name, node.task
+                        "node `{}` has no encoded parameters (a record of an older version)",
+                        node.name
                     ))
                 })?;
+            let task = registration.build(&params).map_err(|e| {
+                mismatch(format!(
+                    "the parameters of node `{}` do not fit task `{}`: {e}",
+                    node.name, node.task
+                ))
+            })?;
             let specs = task.meta().inputs;
             if specs.len() != node.inputs.len() {
                 return Err(mismatch(format!(
@@ -757,7 +773,7 @@ impl Pipeline {
                     )));
                 }
             }
-            builder.add_node(node.name.clone(), task, wires)?;
+            builder.add_node(node.name.clone(), task, params.into(), wires)?;
         }
         Ok(builder.build())
     }

@@ -10,10 +10,13 @@ use crate::error::{Error, Result};
 use crate::graph::ErasedTask;
 use crate::task::{Task, TaskMeta, Value};
 
+/// Makes a task from its parameters encoded with the default codec.
+type Build = fn(&[u8]) -> Result<Arc<dyn ErasedTask>, CodecError>;
+
 /// One task's entry in the registry.
 pub struct Registration {
     meta: &'static TaskMeta,
-    build: fn(&serde_json::Value) -> Result<Arc<dyn ErasedTask>, serde_json::Error>,
+    build: Build,
     decode: fn(&[u8]) -> Result<Arc<Value>, CodecError>,
     output_type: fn() -> &'static str,
 }
@@ -31,9 +34,9 @@ fn decode<T: Task>(bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
     DefaultCodec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
 }
 
-/// Makes task `T` from its parameters as JSON.
-fn build<T: Task>(params: &serde_json::Value) -> Result<Arc<dyn ErasedTask>, serde_json::Error> {
-    T::deserialize(params).map(|task| Arc::new(task) as Arc<dyn ErasedTask>)
+/// Makes task `T` from its parameters encoded with the default codec.
+fn build<T: Task>(params: &[u8]) -> Result<Arc<dyn ErasedTask>, CodecError> {
+    DefaultCodec::decode::<T>(params).map(|task| Arc::new(task) as Arc<dyn ErasedTask>)
 }
 
 impl Registration {
@@ -48,11 +51,8 @@ impl Registration {
         }
     }
 
-    /// The task with the parameters recorded as `params`.
-    pub(crate) fn build(
-        &self,
-        params: &serde_json::Value,
-    ) -> Result<Arc<dyn ErasedTask>, serde_json::Error> {
+    /// The task with the parameters encoded as `params` (with the default codec).
+    pub(crate) fn build(&self, params: &[u8]) -> Result<Arc<dyn ErasedTask>, CodecError> {
         (self.build)(params)
     }
 

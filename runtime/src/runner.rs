@@ -209,7 +209,8 @@ impl Runner {
     ///
     /// [`Error::Store`] if the data directory cannot be created or written,
     /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::DuplicateTask`] if
-    /// a node's task shares its name with another registered task, and
+    /// a node's task shares its name with another registered task, [`Error::LossyParam`] if
+    /// `pipeline!` was given a parameter that does not survive encoding, and
     /// [`Error::ThreadPool`] if the worker threads cannot be started.
     pub fn run(&self, pipeline: &Pipeline) -> Result<RunReport> {
         let Flags {
@@ -306,8 +307,9 @@ impl Runner {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::DuplicateTask`] as
-    /// for [`run`](Self::run), [`Error::Params`] if a node's parameters cannot be hashed.
+    /// [`Error::UnknownNode`] if a forced node does not exist, [`Error::DuplicateTask`] and
+    /// [`Error::LossyParam`] as for [`run`](Self::run), [`Error::Params`] if a node's
+    /// parameters cannot be hashed.
     pub fn plan(&self, pipeline: &Pipeline) -> Result<Plan> {
         let flags = self.flags(pipeline)?;
         plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced).map(|(plan, _)| plan)
@@ -399,13 +401,14 @@ impl Runner {
         Ok(())
     }
 
-    /// Which nodes are kept, which forced, and which needed, for `pipeline`; refuses a
-    /// pipeline with a task whose name another registered task has (which `pipeline!`
-    /// cannot refuse when it adds the node).
+    /// Which nodes are kept, which forced, and which needed, for `pipeline`; or why the
+    /// pipeline cannot run: a task whose name another registered task has, or a parameter
+    /// that does not survive encoding (which `pipeline!` cannot refuse when it adds the node).
     fn flags(&self, pipeline: &Pipeline) -> Result<Flags> {
         for node in pipeline.nodes.iter() {
             crate::registry::check_unique(node.task.meta())?;
         }
+        pipeline.check_params()?;
         let find = |name: &String| {
             pipeline.node(name).ok_or_else(|| Error::UnknownNode {
                 pipeline: pipeline.name().to_owned(),

@@ -108,7 +108,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let param_impls = param_impls(ident, &params);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let meta = meta(task, fp, &input_specs, param_names);
-    let task_impl = task_impl(ident, &output_ty, &meta, &result);
+    let task_impl = task_impl(ident, &output_ty, &meta, &result, &param_methods(&params));
 
     let struct_doc = format!(
         "The parameters of task `{name}`; `#[task]` made this struct from the function of the same name."
@@ -199,6 +199,7 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
         &quote!(::core::unreachable!(
             "a task with compile errors never runs"
         )),
+        &TokenStream::new(),
     );
 
     quote! {
@@ -230,12 +231,13 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
 }
 
 /// The `Task` impl of the parameter struct `ident`, whose `run` evaluates `body` (with the
-/// inputs as `__inputs` and the context as `__ctx`).
+/// inputs as `__inputs` and the context as `__ctx`), with the further methods `methods`.
 fn task_impl(
     ident: &syn::Ident,
     output_ty: &TokenStream,
     meta: &TokenStream,
     body: &TokenStream,
+    methods: &TokenStream,
 ) -> TokenStream {
     quote! {
         #[automatically_derived]
@@ -251,6 +253,63 @@ fn task_impl(
             ) -> ::core::result::Result<Self::Output, __pw::TaskError> {
                 #body
             }
+
+            #methods
+        }
+    }
+}
+
+/// The `Task` methods that hash and check each parameter as its own type (through the
+/// autoref dispatch of [`param_impls`]), so that the runtime sees a `HashSet` parameter as
+/// a set, and compares a parameter with its `PartialEq` where it has one.
+fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
+    if params.is_empty() {
+        return quote! {
+            fn __param_digests(
+                &self,
+            ) -> ::core::result::Result<
+                __pw::std::vec::Vec<(&'static str, [u8; 32])>,
+                __pw::HashError,
+            > {
+                ::core::result::Result::Ok(__pw::std::vec::Vec::new())
+            }
+
+            fn __encode_params(
+                &self,
+            ) -> ::core::result::Result<__pw::std::vec::Vec<u8>, (&'static str, __pw::ParamLoss)>
+            {
+                ::core::result::Result::Ok(__pw::std::vec::Vec::new())
+            }
+        };
+    }
+    let names: Vec<_> = params.iter().map(|(name, _)| *name).collect();
+    let name_strs: Vec<_> = names.iter().map(|name| name.unraw().to_string()).collect();
+    let vias: Vec<_> = params.iter().map(|(_, ty)| via(ty)).collect();
+    quote! {
+        fn __param_digests(
+            &self,
+        ) -> ::core::result::Result<
+            __pw::std::vec::Vec<(&'static str, [u8; 32])>,
+            __pw::HashError,
+        > {
+            ::core::result::Result::Ok(::std::vec![
+                #((#name_strs, #vias.__digest(&self.#names)?),)*
+            ])
+        }
+
+        // The codec writes a struct as its fields one after the other, so the parameters'
+        // encodings in argument order are the encoding of `Self`.
+        fn __encode_params(
+            &self,
+        ) -> ::core::result::Result<__pw::std::vec::Vec<u8>, (&'static str, __pw::ParamLoss)>
+        {
+            let mut __out = __pw::std::vec::Vec::new();
+            #(
+                #vias
+                    .__encode(&self.#names, |__a, __b| #vias.__eq(__a, __b), &mut __out)
+                    .map_err(|__loss| (#name_strs, __loss))?;
+            )*
+            ::core::result::Result::Ok(__out)
         }
     }
 }
@@ -403,6 +462,13 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 deserializer: D,
             ) -> ::core::result::Result<T, D::Error>;
+            fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError>;
+            fn __encode(
+                &self,
+                value: &T,
+                eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
+                out: &mut __pw::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss>;
         }
 
         impl<T: __PwParam> __PwHas<T> for __PwVia<T> {
@@ -424,6 +490,17 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 deserializer: D,
             ) -> ::core::result::Result<T, D::Error> {
                 <T as __pw::serde::Deserialize<'de>>::deserialize(deserializer)
+            }
+            fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError> {
+                __pw::canonical_digest::<T>(value)
+            }
+            fn __encode(
+                &self,
+                value: &T,
+                eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
+                out: &mut __pw::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss> {
+                __pw::encode_param::<T>(value, eq, out)
             }
         }
 
@@ -448,9 +525,42 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
             ) -> ::core::result::Result<T, D::Error> {
                 ::core::unreachable!()
             }
+            fn __digest(&self, _: &T) -> ::core::result::Result<[u8; 32], __pw::HashError> {
+                ::core::unreachable!()
+            }
+            fn __encode(
+                &self,
+                _: &T,
+                _: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
+                _: &mut __pw::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss> {
+                ::core::unreachable!()
+            }
         }
 
         impl<T> __PwLacks<T> for &__PwVia<T> {}
+
+        // A parameter is compared with its `PartialEq` where it has one, by the same
+        // dispatch: `__PwEq` when `T: PartialEq`, else `__PwNoEq`, which says it cannot.
+        #[allow(dead_code)]
+        trait __PwEq<T> {
+            fn __eq(&self, a: &T, b: &T) -> ::core::option::Option<bool>;
+        }
+
+        impl<T: ::core::cmp::PartialEq> __PwEq<T> for __PwVia<T> {
+            fn __eq(&self, a: &T, b: &T) -> ::core::option::Option<bool> {
+                ::core::option::Option::Some(a == b)
+            }
+        }
+
+        #[allow(dead_code)]
+        trait __PwNoEq<T> {
+            fn __eq(&self, _: &T, _: &T) -> ::core::option::Option<bool> {
+                ::core::option::Option::None
+            }
+        }
+
+        impl<T> __PwNoEq<T> for &__PwVia<T> {}
 
         #clone_impl
 

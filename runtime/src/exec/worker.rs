@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
 use crate::graph::{ErasedTask, Node, NodeId, NodeNames, Pipeline};
-use crate::key::{Names, fingerprint, parse_hex};
+use crate::key::{Names, fingerprint, parse_hex, parse_hex_bytes};
 use crate::registry::find_task;
 use crate::task::{Ctx, InputKind, InputValues, Inputs, TaskError, Value, hex};
 
@@ -50,7 +50,10 @@ pub(crate) struct Job {
     /// The identity of the task the parent planned with (`key::fingerprint`): its code
     /// fingerprint, module and output type.
     pub(crate) fingerprint: String,
-    pub(crate) params: serde_json::Value,
+    /// The task's parameters encoded with the default codec, in hex. JSON would lose NaN,
+    /// the infinities, integers past `u64` and maps whose keys are not strings; the run's
+    /// `run.json` holds them as JSON for people.
+    pub(crate) params: String,
     /// The key the parent computed, which the worker must arrive at too; without one (a
     /// cluster job submitted before its inputs existed) the worker's key counts, and an
     /// entry already stored under it is used instead of running the task.
@@ -90,7 +93,7 @@ impl Job {
             node: node.name.to_string(),
             task: meta.name.to_owned(),
             fingerprint: hex(&crate::key::fingerprint(meta, node.task.output_type())),
-            params: node.task.params_json(),
+            params: hex(&node.params),
             key,
             lock: true,
             inputs,
@@ -308,8 +311,10 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
             job.task
         )));
     }
+    let params = parse_hex_bytes(&job.params)
+        .ok_or_else(|| fail("the job's parameters are not written in hex"))?;
     let task = registration
-        .build(&job.params)
+        .build(&params)
         .map_err(|e| fail(format!("cannot rebuild the task from its parameters: {e}")))?;
     let store = Store::new(job.data_dir.clone());
 
@@ -342,8 +347,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
     {
         return Err(fail(format!(
             "the worker computes key {key} for node `{}`, not the parent's {expected}: its \
-             parameters do not survive the trip through JSON (e.g. a float that is NaN or \
-             infinite)",
+             parameters, rebuilt from the job, do not hash as the parent's did",
             job.node
         )));
     }
