@@ -9,6 +9,9 @@
 //! entry at once; entries are replaced and removed only under it, and a reader that finds an
 //! entry damaged looks again under it before it says so, since what it saw may have been a
 //! replacement in progress.
+//!
+//! Temporary directories are named after their writer, `<host>-<pid>`, so that the next
+//! writer of a key removes what a killed one left, and nothing a live one is writing.
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
@@ -201,6 +204,40 @@ fn temporary_name(prefix: &str, stem: &str) -> String {
     format!("{prefix}{stem}-{}-{}-{n}", host_tag(), std::process::id())
 }
 
+/// Whether process `pid` of this host is gone. Without a way to ask (off Unix), no process
+/// is taken for gone.
+pub(crate) fn process_gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Whether the temporary named `name` (`.tmp-…` or `.trash-…`) was written by a process of
+/// this host that is gone, so that no one will finish or remove it.
+pub(crate) fn writer_gone(name: &str) -> bool {
+    let mut fields = name.rsplitn(4, '-');
+    let (Some(n), Some(pid), Some(host)) = (fields.next(), fields.next(), fields.next()) else {
+        return false;
+    };
+    n.parse::<u64>().is_ok()
+        && host == host_tag()
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| pid != std::process::id() && process_gone(pid))
+}
+
 /// The key locks this process holds, by lock file, with the thread that holds each: a
 /// thread that holds a key's lock looks again at its entry without taking the lock twice.
 static HELD: Mutex<Vec<(PathBuf, ThreadId)>> = Mutex::new(Vec::new());
@@ -258,8 +295,8 @@ impl Store {
         &self.root
     }
 
-    /// Removes the temporary entries for `key` that writers of any process left behind;
-    /// only for the holder of the key's lock, when no writer of it can be running.
+    /// Removes the temporary entries for `key` whose writers are gone (killed while they
+    /// wrote); those of live writers, with or without the key's lock, stay.
     pub(crate) fn discard_unfinished(&self, task: &str, key: &str) {
         let prefix = format!(".tmp-{}-", &key[..16.min(key.len())]);
         let Ok(dir) = fs::read_dir(self.root.join(task)) else {
@@ -269,7 +306,7 @@ impl Store {
             if entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
+                .is_some_and(|n| n.starts_with(&prefix) && writer_gone(n))
             {
                 let _ = fs::remove_dir_all(entry.path());
             }
@@ -396,11 +433,12 @@ impl Store {
     }
 
     /// Starts a new entry for `task` and `key` in a temporary directory, named after this
-    /// process.
+    /// process; first removes what writers of `key` that are gone left.
     pub(crate) fn begin(&self, task: &str, key: &str) -> Result<Pending, StoreError> {
         let parent = self.root.join(task);
         fs::create_dir_all(&parent)
             .map_err(|e| StoreError::new("cannot create the task directory", &parent, e))?;
+        self.discard_unfinished(task, key);
         let tmp = parent.join(temporary_name(".tmp-", &key[..16]));
         fs::create_dir(&tmp)
             .map_err(|e| StoreError::new("cannot create a temporary entry", &tmp, e))?;
@@ -542,6 +580,26 @@ impl Store {
         }
     }
 
+    /// The lock of `key`, if no other process (or thread) holds it.
+    pub(crate) fn try_lock(&self, key: &str) -> Option<KeyLock> {
+        let path = self.lock_path(key);
+        fs::create_dir_all(path.parent()?).ok()?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ok()?;
+        file.try_lock().ok()?;
+        if !same_file(&file, &path) {
+            return None;
+        }
+        HELD.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((path.clone(), std::thread::current().id()));
+        Some(KeyLock { path, _file: file })
+    }
+
     /// The lock file of `key`.
     fn lock_path(&self, key: &str) -> PathBuf {
         self.root.join(LOCKS).join(format!("{key}.lock"))
@@ -616,6 +674,61 @@ mod tests {
             let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&path), mode(&plain));
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_temporaries_whose_writer_is_gone_are_discarded() {
+        use std::process::{Child, Command, Stdio};
+
+        /// Killed if the test fails first.
+        struct Live(Child);
+        impl Drop for Live {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        let key = "ab".repeat(32);
+        let mut live = Live(
+            Command::new("sleep")
+                .arg("1000")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut dead = Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let temporary = |pid: u32| {
+            let path =
+                dir.path()
+                    .join("task")
+                    .join(format!(".tmp-{}-{}-{pid}-0", &key[..16], host_tag()));
+            fs::create_dir_all(path.join(WORK)).unwrap();
+            path
+        };
+        let (of_live, of_dead) = (temporary(live.0.id()), temporary(dead.id()));
+        // Written elsewhere: another host's process ids say nothing here.
+        let elsewhere =
+            dir.path()
+                .join("task")
+                .join(format!(".tmp-{}-00000000-{}-0", &key[..16], dead.id()));
+        fs::create_dir_all(&elsewhere).unwrap();
+
+        let pending = store.begin("task", &key).unwrap();
+        assert!(!of_dead.exists());
+        assert!(of_live.exists() && elsewhere.exists() && pending.tmp.exists());
+
+        live.0.kill().unwrap();
+        live.0.wait().unwrap();
+        store.discard_unfinished("task", &key);
+        assert!(!of_live.exists());
+        // This process's own temporary, and the other host's, stay.
+        assert!(pending.tmp.exists() && elsewhere.exists());
     }
 
     #[test]
