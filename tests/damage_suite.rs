@@ -14,6 +14,10 @@
 //! - no temporary or trash file is left behind.
 //!
 //! A failing case prints its number and its damage; the seed makes it reproducible.
+//!
+//! Two more scenarios: writes killed half way (the entry missing, the writer's temporary
+//! left), which the next run must clean up; and entries replaced by forced runs while
+//! another runner reads them, which must never look damaged.
 
 mod support;
 
@@ -33,6 +37,9 @@ use support::{count, take_runs};
 const SEED: u64 = 0x5eed_da3a_9e5f_0001;
 const CASES: usize = 3000;
 const REHASHED_CASES: usize = 400;
+const KILLED_CASES: usize = 300;
+/// How many times the replacing runner forces every node while another reads them.
+const REPLACING_RUNS: usize = 150;
 
 /// A small deterministic generator (splitmix64).
 struct Rng(u64);
@@ -576,6 +583,39 @@ fn decodes(node: &str, bytes: &[u8]) -> bool {
     }
 }
 
+/// What a writer killed while it wrote the entry of `node` leaves behind: no entry, and its
+/// temporary directory, half written, named as a writer of this host (`host_tag`) names it,
+/// with the id of a process that is gone.
+fn killed_write(rng: &mut Rng, entries: &Entries, host_tag: &str, node: &str) -> String {
+    let entry = &entries.dirs[node];
+    let key = &entries.keys[node];
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let name = format!(
+        ".tmp-{}-{host_tag}-{}-{}",
+        &key[..16],
+        gone.id(),
+        rng.below(100)
+    );
+    let tmp = entry.with_file_name(&name);
+    let output = fs::read(entry.join("output.bin")).unwrap_or_default();
+    let at = rng.below(output.len().max(1));
+    let work = rng.range(0, 4096);
+    let work = rng.bytes(work);
+    fs::create_dir_all(tmp.join("work")).unwrap();
+    fs::write(tmp.join("work").join("part"), &work).unwrap();
+    fs::write(tmp.join("output.bin"), &output[..at]).unwrap();
+    if entry.is_dir() {
+        fs::remove_dir_all(entry).unwrap();
+    } else {
+        let _ = fs::remove_file(entry);
+    }
+    format!(
+        "killed while writing: no entry, {name} with {at} bytes of output.bin and {} of work",
+        work.len()
+    )
+}
+
 /// How a case runs the pipeline again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Force {
@@ -916,6 +956,110 @@ fn check_case(
 #[test]
 fn damaged_entries_are_recomputed_or_refused_never_wrong() {
     suite("damage suite", SEED, CASES, &NODES, &damage);
+}
+
+/// Writes killed half way: the next run of the key computes the entry again and removes
+/// what the killed writer left.
+#[cfg(target_os = "linux")]
+#[test]
+fn killed_writes_are_redone_and_leave_nothing_behind() {
+    let scratch = tempfile::tempdir().unwrap();
+    let digester = Digester::new(scratch.path().to_owned());
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host_tag = digester.digest(host.trim().as_bytes())[..8].to_owned();
+    suite(
+        "killed suite",
+        SEED.rotate_left(29),
+        KILLED_CASES,
+        &NODES,
+        &|rng, entries, node| killed_write(rng, entries, &host_tag, node),
+    );
+}
+
+/// Entries replaced while another runner reads them: one runner forces every node again
+/// and again (each run replaces every entry with an equal one), while another runs the
+/// pipeline and reads every output, through its report and reopened from its record. The
+/// reader never runs a node and always reads the right values.
+#[test]
+fn entries_replaced_while_they_are_read_are_never_damaged() {
+    let _ = std::env::set_current_dir(std::env::temp_dir());
+    let sandbox = tempfile::tempdir().unwrap();
+    let data = sandbox.path().join("data");
+    let mut b = Pipeline::builder("replaced while read");
+    let xs = b.add("xs", numbers::node(12)).unwrap();
+    let sq = b.add("sq", squares::node(xs)).unwrap();
+    let cu = b.add("cu", cubes::node(xs)).unwrap();
+    let sum = b.add("sum", total::node(vec![sq, cu])).unwrap();
+    b.add("text", describe::node(sum, xs)).unwrap();
+    let p = b.build();
+    let first = Runner::new(&data).run(&p).unwrap();
+    assert_eq!(first.count(NodeStatus::Ran), 5);
+    drop(first);
+    let expected: BTreeMap<&str, Val> = [
+        ("xs", Val::List((1..=12).collect())),
+        ("sq", Val::List((1..=12).map(|x| x * x).collect())),
+        ("cu", Val::List((1..=12).map(|x| x * x * x).collect())),
+        ("sum", Val::Num(6084 + 650)),
+        (
+            "text",
+            Val::Text("12 numbers, squared and cubed, add up to 6734".to_owned()),
+        ),
+    ]
+    .into();
+
+    let forcer = Runner::new(&data)
+        .log_dir(sandbox.path().join("forced"))
+        .jobs(2)
+        .force_all();
+    let reader = Runner::new(&data)
+        .log_dir(sandbox.path().join("read"))
+        .jobs(2)
+        .keep(xs)
+        .keep(sq)
+        .keep(cu)
+        .keep(sum);
+    let forced_done = AtomicBool::new(false);
+    let problems = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..REPLACING_RUNS {
+                let run = forcer.run(&p).unwrap();
+                assert_eq!(run.count(NodeStatus::Ran), 5, "{run}");
+            }
+            forced_done.store(true, Ordering::Release);
+        });
+        let mut problems = Vec::new();
+        let mut reads = 0;
+        while reads < REPLACING_RUNS || !forced_done.load(Ordering::Acquire) {
+            reads += 1;
+            let run = match reader.run(&p) {
+                Ok(run) => run,
+                Err(e) => {
+                    problems.push(format!("run: {e}"));
+                    continue;
+                }
+            };
+            if run.count(NodeStatus::Cached) != NODES.len() {
+                problems.push(format!("the reader's run: {run}"));
+            }
+            let reopened = RunReport::open(run.run_dir().unwrap()).unwrap();
+            for report in [&run, &reopened] {
+                for node in NODES {
+                    match read(report, node) {
+                        Ok(value) if value == expected[node] => {}
+                        other => problems.push(format!("`{node}` reads {other:?}")),
+                    }
+                }
+            }
+        }
+        problems
+    });
+    assert!(
+        problems.is_empty(),
+        "{} problems, the first ones: {:#?}",
+        problems.len(),
+        &problems[..problems.len().min(12)]
+    );
+    assert_eq!(stray_files(&data), Vec::<PathBuf>::new());
 }
 
 /// Damage that keeps `output.bin` and its recorded size and digest consistent, so that

@@ -336,6 +336,96 @@ fn sleeper(x: &Stamped, pid_file: PathBuf) -> Stamped {
     *x
 }
 
+/// Prints 2 MiB of lines, then its last words, then aborts.
+#[task]
+fn loud_abort(x: &Stamped) -> Stamped {
+    for i in 0..32 << 10 {
+        println!("line {i:>6} of the noise before the crash, {:>20}", x.0);
+    }
+    eprintln!("the last words before the crash");
+    std::process::abort();
+}
+
+fn a_crash_quotes_the_end_of_a_long_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-long-log";
+        let x = source(1);
+        let loud = loud_abort(x);
+    };
+    let run = Runner::new(dir.path())
+        .executor(Executor::Process)
+        .run(&p)
+        .unwrap();
+    let exit = worker_exit(&run, "loud");
+    assert!(
+        std::fs::metadata(&exit.log).unwrap().len() > 2 << 20,
+        "the log is over 2 MiB"
+    );
+    assert!(
+        exit.last_output
+            .ends_with("the last words before the crash"),
+        "{}",
+        exit.last_output
+    );
+    assert!(
+        exit.last_output.contains("line  32767 of the noise"),
+        "{}",
+        exit.last_output
+    );
+}
+
+/// Starts a process that writes its id to `pid_file` and sleeps, and leaves it running.
+#[task]
+#[expect(
+    clippy::zombie_processes,
+    reason = "the process is left running on purpose"
+)]
+fn leaves_a_child(x: &Stamped, pid_file: PathBuf) -> Stamped {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("echo $$ > \"$0.tmp\" && mv \"$0.tmp\" \"$0\" && exec sleep 1000")
+        .arg(&pid_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !pid_file.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    *x
+}
+
+fn what_a_task_started_ends_with_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let p = pipeline! {
+        name = "process-grandchild";
+        let x = source(2);
+        let y = leaves_a_child(x, pid_file.clone());
+    };
+    let run = Runner::new(dir.path().join("data"))
+        .executor(Executor::Process)
+        .run(&p)
+        .unwrap();
+    assert!(run.succeeded(), "{run}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    // The kill is sent before the run ends; give the system a moment to carry it out.
+    let start = Instant::now();
+    while !gone(pid) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ended = gone(pid);
+    if !ended {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
+    }
+    assert!(ended, "process {pid}, started by the task, still runs");
+}
+
 fn cancelling_kills_the_workers() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
@@ -480,6 +570,14 @@ fn main() -> std::process::ExitCode {
             a_worker_past_its_timeout_is_killed,
         ),
         ("a_crash_is_retried", a_crash_is_retried),
+        (
+            "a_crash_quotes_the_end_of_a_long_log",
+            a_crash_quotes_the_end_of_a_long_log,
+        ),
+        (
+            "what_a_task_started_ends_with_its_node",
+            what_a_task_started_ends_with_its_node,
+        ),
         ("cancelling_kills_the_workers", cancelling_kills_the_workers),
         (
             "the_command_line_takes_the_executor",

@@ -6,12 +6,19 @@
 //! place, so no reader ever sees half an entry. The output's digest is kept in `meta.json`
 //! and checked whenever the output is read, so a torn, truncated or altered entry is a miss,
 //! never a wrong value. One lock file per key keeps two processes from computing the same
-//! entry at once.
+//! entry at once; entries are replaced and removed only under it, and a reader that finds an
+//! entry damaged looks again under it before it says so, since what it saw may have been a
+//! replacement in progress.
+//!
+//! Temporary directories are named after their writer, `<host>-<pid>`, so that the next
+//! writer of a key removes what a killed one left, and nothing a live one is writing.
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::thread::ThreadId;
 
 use serde::{Deserialize, Serialize};
 
@@ -175,6 +182,92 @@ pub(crate) fn write_json_atomically(
 /// Makes the names of temporary directories unique within a process.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
+/// The name of this host.
+pub(crate) fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map_or_else(|| "unknown".to_owned(), |h| h.trim().to_owned())
+}
+
+/// This host in the names of temporaries: 8 hex digits of its name's digest.
+fn host_tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| hex(&blake3::hash(host_name().as_bytes()).as_bytes()[..4]))
+}
+
+/// A name unique to this process and call, for a temporary beside `<stem>`:
+/// `<prefix><stem>-<host tag>-<pid>-<n>`.
+fn temporary_name(prefix: &str, stem: &str) -> String {
+    let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{stem}-{}-{}-{n}", host_tag(), std::process::id())
+}
+
+/// Whether process `pid` of this host is gone. Without a way to ask (off Unix), no process
+/// is taken for gone.
+pub(crate) fn process_gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Whether the temporary named `name` (`.tmp-…` or `.trash-…`) was written by a process of
+/// this host that is gone, so that no one will finish or remove it.
+pub(crate) fn writer_gone(name: &str) -> bool {
+    let mut fields = name.rsplitn(4, '-');
+    let (Some(n), Some(pid), Some(host)) = (fields.next(), fields.next(), fields.next()) else {
+        return false;
+    };
+    n.parse::<u64>().is_ok()
+        && host == host_tag()
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| pid != std::process::id() && process_gone(pid))
+}
+
+/// The key locks this process holds, by lock file, with the thread that holds each: a
+/// thread that holds a key's lock looks again at its entry without taking the lock twice.
+static HELD: Mutex<Vec<(PathBuf, ThreadId)>> = Mutex::new(Vec::new());
+
+/// The lock of one key, from [`Store::lock`]; released when dropped.
+#[derive(Debug)]
+pub(crate) struct KeyLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = held.iter().position(|(path, _)| *path == self.path) {
+            held.swap_remove(i);
+        }
+    }
+}
+
+/// What [`Store::read_verified`] read.
+#[derive(Debug)]
+pub(crate) struct Output {
+    /// The output's bytes, which match their entry's digest.
+    pub(crate) bytes: Vec<u8>,
+    /// The entry they belong to, when it is not the one asked for: it was replaced meanwhile
+    /// by a complete entry with another output.
+    pub(crate) replaced: Option<Box<EntryMeta>>,
+}
+
 /// The entries under one data directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -202,8 +295,8 @@ impl Store {
         &self.root
     }
 
-    /// Removes the temporary entries for `key` that writers of any process left behind;
-    /// only for the holder of the key's lock, when no writer of it can be running.
+    /// Removes the temporary entries for `key` whose writers are gone (killed while they
+    /// wrote); those of live writers, with or without the key's lock, stay.
     pub(crate) fn discard_unfinished(&self, task: &str, key: &str) {
         let prefix = format!(".tmp-{}-", &key[..16.min(key.len())]);
         let Ok(dir) = fs::read_dir(self.root.join(task)) else {
@@ -213,7 +306,7 @@ impl Store {
             if entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
+                .is_some_and(|n| n.starts_with(&prefix) && writer_gone(n))
             {
                 let _ = fs::remove_dir_all(entry.path());
             }
@@ -226,7 +319,17 @@ impl Store {
 
     /// Reads the entry's `meta.json` and checks that it belongs to `key` and that
     /// `output.bin` has the recorded size. The output's digest is checked when it is read.
+    /// An entry that looks damaged is looked at again under the key's lock, as a replacement
+    /// in progress can look damaged from outside it.
     pub(crate) fn lookup(&self, task: &str, key: &str) -> Lookup {
+        match self.lookup_once(task, key) {
+            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key)),
+            found => found,
+        }
+    }
+
+    /// [`lookup`](Self::lookup), without looking again.
+    fn lookup_once(&self, task: &str, key: &str) -> Lookup {
         let dir = self.entry_dir(task, key);
         let meta_path = dir.join(META);
         let bytes = match fs::read(&meta_path) {
@@ -261,8 +364,64 @@ impl Store {
         }
     }
 
-    /// Reads the entry's output and checks its digest.
-    pub(crate) fn read_output(&self, meta: &EntryMeta) -> Result<Vec<u8>, String> {
+    /// Reads the output of the entry `meta` describes and checks its digest. On a mismatch
+    /// (or a missing file) it looks again under the key's lock, since the entry may have been
+    /// replaced since `meta` was read, and reads the entry found there if it is complete.
+    /// An error says why the entry is damaged.
+    pub(crate) fn read_verified(&self, meta: &EntryMeta) -> Result<Output, String> {
+        if let Ok(bytes) = self.read_output(meta) {
+            return Ok(Output {
+                bytes,
+                replaced: None,
+            });
+        }
+        self.under_lock(&meta.key, || {
+            match self.lookup_once(&meta.task, &meta.key) {
+                Lookup::Present(now) => {
+                    let bytes = self.read_output(&now)?;
+                    let replaced = (now.output_digest != meta.output_digest).then_some(now);
+                    Ok(Output { bytes, replaced })
+                }
+                Lookup::Damaged(why) => Err(why),
+                Lookup::Missing => Err("the entry is gone".to_owned()),
+            }
+        })
+    }
+
+    /// Removes the entry of `task` and `key` under the key's lock, if it is still damaged
+    /// then: missing files, or an output that does not match its digest, or, when `seen` is
+    /// given, still that entry (whose output its reader could not use). A complete entry
+    /// that replaced the damaged one stays.
+    pub(crate) fn remove_damaged(&self, task: &str, key: &str, seen: Option<&EntryMeta>) {
+        self.under_lock(key, || {
+            let damaged = match self.lookup_once(task, key) {
+                Lookup::Missing => false,
+                Lookup::Damaged(_) => true,
+                Lookup::Present(now) => {
+                    seen.is_some_and(|seen| *seen == *now) || self.read_output(&now).is_err()
+                }
+            };
+            if damaged {
+                self.remove(&self.entry_dir(task, key));
+            }
+        });
+    }
+
+    /// Calls `f` holding the lock of `key`: taken for it, unless this thread holds it. If
+    /// the lock cannot be taken, `f` is called all the same.
+    fn under_lock<T>(&self, key: &str, f: impl FnOnce() -> T) -> T {
+        let path = self.lock_path(key);
+        let held = HELD
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(p, thread)| *p == path && *thread == std::thread::current().id());
+        let _lock = if held { None } else { self.lock(key).ok() };
+        f()
+    }
+
+    /// Reads the entry's output and checks its digest, once.
+    fn read_output(&self, meta: &EntryMeta) -> Result<Vec<u8>, String> {
         let path = self.entry_dir(&meta.task, &meta.key).join(OUTPUT);
         let bytes = fs::read(&path).map_err(|e| format!("cannot read `{OUTPUT}`: {e}"))?;
         let digest = hex(blake3::hash(&bytes).as_bytes());
@@ -273,13 +432,14 @@ impl Store {
         }
     }
 
-    /// Starts a new entry for `task` and `key` in a temporary directory.
+    /// Starts a new entry for `task` and `key` in a temporary directory, named after this
+    /// process; first removes what writers of `key` that are gone left.
     pub(crate) fn begin(&self, task: &str, key: &str) -> Result<Pending, StoreError> {
         let parent = self.root.join(task);
         fs::create_dir_all(&parent)
             .map_err(|e| StoreError::new("cannot create the task directory", &parent, e))?;
-        let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-        let tmp = parent.join(format!(".tmp-{}-{}-{n}", &key[..16], std::process::id()));
+        self.discard_unfinished(task, key);
+        let tmp = parent.join(temporary_name(".tmp-", &key[..16]));
         fs::create_dir(&tmp)
             .map_err(|e| StoreError::new("cannot create a temporary entry", &tmp, e))?;
         Ok(Pending {
@@ -288,9 +448,11 @@ impl Store {
         })
     }
 
-    /// Writes the output and `meta.json` into the pending entry and renames it into place.
-    /// If a complete entry is already there (another process was faster), it is kept.
-    /// With `replace`, an entry already there is replaced (a forced node's new output).
+    /// Writes the output and `meta.json` into the pending entry and renames it into place;
+    /// the caller holds the key's lock. If a complete entry is already there (another
+    /// process was faster), it is kept. With `replace`, an entry already there is replaced
+    /// (a forced node's new output), so that readers find the old entry or the new one at
+    /// every moment, never none.
     pub(crate) fn commit(
         &self,
         pending: Pending,
@@ -305,25 +467,17 @@ impl Store {
                 return Err(err);
             }
         };
-        if replace {
-            self.remove(&pending.dest);
-        }
         let placed = match fs::rename(&pending.tmp, &pending.dest) {
             Ok(()) => Ok(()),
-            Err(_) if matches!(self.lookup(&meta.task, &meta.key), Lookup::Present(_)) => {
+            Err(_)
+                if !replace
+                    && matches!(self.lookup_once(&meta.task, &meta.key), Lookup::Present(_)) =>
+            {
                 self.discard(pending);
                 Ok(())
             }
-            Err(_) => {
-                // A damaged entry is in the way: move it aside, then try once more.
-                self.remove(&pending.dest);
-                fs::rename(&pending.tmp, &pending.dest).map_err(|e| {
-                    let err =
-                        StoreError::new("cannot move the new entry into place", &pending.dest, e);
-                    let _ = fs::remove_dir_all(&pending.tmp);
-                    err
-                })
-            }
+            // A forced node's old entry, or a damaged one, is in the way.
+            Err(_) => self.swap_in(&pending),
         };
         placed?;
         self.write_index(meta, &json);
@@ -380,17 +534,42 @@ impl Store {
         Ok(json)
     }
 
+    /// Puts the pending entry in the place of the entry at its destination, then deletes
+    /// the old one. Where the system can swap two directories atomically, the place always
+    /// holds one of them; elsewhere the old entry is moved aside just before the new one
+    /// moves in.
+    fn swap_in(&self, pending: &Pending) -> Result<(), StoreError> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::fs::{CWD, RenameFlags, renameat_with};
+            if renameat_with(CWD, &pending.tmp, CWD, &pending.dest, RenameFlags::EXCHANGE).is_ok() {
+                // The old entry is now at the temporary name, named after this process.
+                let _ = if pending.tmp.is_dir() {
+                    fs::remove_dir_all(&pending.tmp)
+                } else {
+                    fs::remove_file(&pending.tmp)
+                };
+                return Ok(());
+            }
+        }
+        self.remove(&pending.dest);
+        fs::rename(&pending.tmp, &pending.dest).map_err(|e| {
+            let err = StoreError::new("cannot move the new entry into place", &pending.dest, e);
+            let _ = fs::remove_dir_all(&pending.tmp);
+            err
+        })
+    }
+
     /// Drops a pending entry.
     pub(crate) fn discard(&self, pending: Pending) {
         let _ = fs::remove_dir_all(&pending.tmp);
     }
 
-    /// Removes a damaged entry: renamed aside first, so that readers never see it half
-    /// deleted, then deleted.
-    pub(crate) fn remove(&self, dir: &Path) {
-        let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    /// Removes an entry: renamed aside first, so that readers never see it half deleted,
+    /// then deleted. The caller holds the key's lock.
+    fn remove(&self, dir: &Path) {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
-        let aside = dir.with_file_name(format!(".trash-{name}-{}-{n}", std::process::id()));
+        let aside = dir.with_file_name(temporary_name(".trash-", name));
         if fs::rename(dir, &aside).is_ok() {
             // What is in the way may be a file rather than an entry directory.
             let _ = if aside.is_dir() {
@@ -401,21 +580,72 @@ impl Store {
         }
     }
 
-    /// Takes the lock of `key`, waiting while another process holds it. The OS releases it
-    /// if the holder dies.
-    pub(crate) fn lock(&self, key: &str) -> Result<File, StoreError> {
-        let dir = self.root.join(LOCKS);
-        fs::create_dir_all(&dir).map_err(|e| StoreError::new("cannot create", &dir, e))?;
-        let path = dir.join(format!("{key}.lock"));
+    /// The lock of `key`, if no other process (or thread) holds it.
+    pub(crate) fn try_lock(&self, key: &str) -> Option<KeyLock> {
+        let path = self.lock_path(key);
+        fs::create_dir_all(path.parent()?).ok()?;
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| StoreError::new("cannot open the lock", &path, e))?;
-        file.lock()
-            .map_err(|e| StoreError::new("cannot take the lock", &path, e))?;
-        Ok(file)
+            .ok()?;
+        file.try_lock().ok()?;
+        if !same_file(&file, &path) {
+            return None;
+        }
+        HELD.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((path.clone(), std::thread::current().id()));
+        Some(KeyLock { path, _file: file })
+    }
+
+    /// The lock file of `key`.
+    fn lock_path(&self, key: &str) -> PathBuf {
+        self.root.join(LOCKS).join(format!("{key}.lock"))
+    }
+
+    /// Takes the lock of `key`, waiting while another process (or thread) holds it. The OS
+    /// releases it if the holder dies.
+    pub(crate) fn lock(&self, key: &str) -> Result<KeyLock, StoreError> {
+        let path = self.lock_path(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|e| StoreError::new("cannot create", dir, e))?;
+        loop {
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StoreError::new("cannot open the lock", &path, e))?;
+            file.lock()
+                .map_err(|e| StoreError::new("cannot take the lock", &path, e))?;
+            // Garbage collection unlinks a lock file it could lock: one locked after that
+            // locks nothing that others see, so open the file at the path again.
+            if same_file(&file, &path) {
+                HELD.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((path.clone(), std::thread::current().id()));
+                return Ok(KeyLock { path, _file: file });
+            }
+        }
+    }
+}
+
+/// Whether `file` is the file at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
     }
 }
 
@@ -444,6 +674,61 @@ mod tests {
             let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&path), mode(&plain));
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_temporaries_whose_writer_is_gone_are_discarded() {
+        use std::process::{Child, Command, Stdio};
+
+        /// Killed if the test fails first.
+        struct Live(Child);
+        impl Drop for Live {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_owned());
+        let key = "ab".repeat(32);
+        let mut live = Live(
+            Command::new("sleep")
+                .arg("1000")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut dead = Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let temporary = |pid: u32| {
+            let path =
+                dir.path()
+                    .join("task")
+                    .join(format!(".tmp-{}-{}-{pid}-0", &key[..16], host_tag()));
+            fs::create_dir_all(path.join(WORK)).unwrap();
+            path
+        };
+        let (of_live, of_dead) = (temporary(live.0.id()), temporary(dead.id()));
+        // Written elsewhere: another host's process ids say nothing here.
+        let elsewhere =
+            dir.path()
+                .join("task")
+                .join(format!(".tmp-{}-00000000-{}-0", &key[..16], dead.id()));
+        fs::create_dir_all(&elsewhere).unwrap();
+
+        let pending = store.begin("task", &key).unwrap();
+        assert!(!of_dead.exists());
+        assert!(of_live.exists() && elsewhere.exists() && pending.tmp.exists());
+
+        live.0.kill().unwrap();
+        live.0.wait().unwrap();
+        store.discard_unfinished("task", &key);
+        assert!(!of_live.exists());
+        // This process's own temporary, and the other host's, stay.
+        assert!(pending.tmp.exists() && elsewhere.exists());
     }
 
     #[test]

@@ -363,7 +363,22 @@ fn execute(
                 None => last_run(&log_dir)?,
             };
             let report = RunReport::open(&dir)?;
+            let record = crate::record::RunRecord::read(&dir)?;
             writeln!(out, "run {}", dir.display()).map_err(io)?;
+            match (record.shown_status(), record.pid) {
+                ("interrupted", Some(pid)) => writeln!(
+                    out,
+                    "interrupted: its process ({pid} on {}) is gone",
+                    record.provenance.host
+                ),
+                ("running", Some(pid)) => writeln!(
+                    out,
+                    "running in process {pid} on {}",
+                    record.provenance.host
+                ),
+                (status, _) => writeln!(out, "{status}"),
+            }
+            .map_err(io)?;
             print_nodes(out, &report, true).map_err(io)?;
             writeln!(out, "{report}").map_err(io)?;
             let html = crate::record::write_report(&dir)?;

@@ -1,17 +1,19 @@
 //! Clearing the store: `clean` removes every entry, `gc` removes old run records and the
-//! entries that no kept record refers to.
+//! entries that no kept record refers to. Neither removes an entry or a lock file that
+//! another process holds the lock of, nor what a live writer is writing.
 
 use std::collections::HashSet;
-use std::fs;
+use std::fs::{self, File};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::cache::{NODES, StoreError};
+use crate::cache::{NODES, Store, StoreError, writer_gone};
 use crate::error::Result;
 use crate::record::{RUN_JSON, RunRecord};
 
 /// What a clean-up removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Freed {
     /// Run records removed.
     pub runs: usize,
@@ -19,6 +21,8 @@ pub struct Freed {
     pub entries: usize,
     /// Bytes freed.
     pub bytes: u64,
+    /// Runs recorded as running whose process is gone, now recorded as interrupted.
+    pub interrupted: usize,
 }
 
 impl std::fmt::Display for Freed {
@@ -27,11 +31,15 @@ impl std::fmt::Display for Freed {
             f,
             "removed {} entries and {} run records, {} bytes freed",
             self.entries, self.runs, self.bytes
-        )
+        )?;
+        if self.interrupted > 0 {
+            write!(f, "; {} interrupted runs", self.interrupted)?;
+        }
+        Ok(())
     }
 }
 
-/// Temporary directories older than this belong to no running process.
+/// Temporaries older than this belong to no running process, wherever it ran.
 const STALE: Duration = Duration::from_secs(3600);
 
 /// The bytes under `path`.
@@ -69,8 +77,16 @@ fn is_stale(path: &Path) -> bool {
         .is_some_and(|age| age > STALE)
 }
 
-/// Removes from `data_dir` every entry for which `keep(task, key)` is false, and stale
-/// temporaries (of entries, and of the files that record each node's last entry);
+/// The lock file at `path`, locked, if no other process holds it.
+fn try_lock(path: &Path) -> Option<File> {
+    let file = File::options().write(true).open(path).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Removes from `data_dir` every entry for which `keep(task, key)` is false (unless its
+/// key's lock is held), temporaries whose writer is gone or that are stale (of entries, and
+/// of the files that record each node's last entry), and stale lock files no one holds;
 /// `log_dir`, if it is inside, is left alone.
 pub(crate) fn sweep(
     data_dir: &Path,
@@ -81,6 +97,7 @@ pub(crate) fn sweep(
     let Ok(tasks) = fs::read_dir(data_dir) else {
         return Ok(());
     };
+    let store = Store::new(data_dir.to_owned());
     for task_dir in tasks.flatten() {
         let path = task_dir.path();
         if !path.is_dir() || Some(path.as_path()) == log_dir {
@@ -90,8 +107,12 @@ pub(crate) fn sweep(
         if task == ".locks" {
             for lock in fs::read_dir(&path).into_iter().flatten().flatten() {
                 let name = lock.file_name().to_string_lossy().into_owned();
-                if is_stale(&lock.path()) || name.strip_suffix(".lock").is_some_and(|k| !is_key(k))
-                {
+                let unused = is_stale(&lock.path())
+                    || name.strip_suffix(".lock").is_some_and(|k| !is_key(k));
+                // Unlinked while locked here: a process that opened it before takes the
+                // lock after this one, sees that the path names another file, and opens it
+                // again.
+                if unused && let Some(_held) = try_lock(&lock.path()) {
                     let _ = fs::remove_file(lock.path());
                 }
             }
@@ -110,9 +131,14 @@ pub(crate) fn sweep(
                 continue;
             }
             let temporary = name.starts_with(".tmp-") || name.starts_with(".trash-");
-            if (is_key(&name) && !keep(&task, &name)) || (temporary && is_stale(&entry.path())) {
+            if temporary && (writer_gone(&name) || is_stale(&entry.path())) {
                 remove(&entry.path(), freed)?;
-                freed.entries += usize::from(is_key(&name));
+            } else if is_key(&name) && !keep(&task, &name) {
+                // A process that holds the key's lock is writing or replacing the entry.
+                if let Some(_held) = store.try_lock(&name) {
+                    remove(&entry.path(), freed)?;
+                    freed.entries += 1;
+                }
             }
         }
     }
@@ -140,12 +166,28 @@ pub(crate) fn runs(log_dir: &Path) -> Vec<(std::path::PathBuf, Option<RunRecord>
 }
 
 /// Keeps the newest `keep_runs` records under `log_dir`, removes the others, and removes
-/// every entry of `data_dir` that no kept record refers to.
+/// every entry of `data_dir` that no kept record refers to. A run still in progress keeps
+/// its record and every entry of its tasks (its record names its entries only at its end);
+/// a run recorded as running whose process is gone is recorded as interrupted.
 pub(crate) fn gc(data_dir: &Path, log_dir: &Path, keep_runs: usize) -> Result<Freed> {
     let mut freed = Freed::default();
     let mut referenced: HashSet<(String, String)> = HashSet::new();
-    for (i, (path, record)) in runs(log_dir).into_iter().enumerate() {
-        if i < keep_runs {
+    let mut in_progress: HashSet<String> = HashSet::new();
+    let mut kept = 0;
+    for (path, mut record) in runs(log_dir) {
+        if let Some(record) = &mut record
+            && record.status == "running"
+        {
+            if record.interrupted() {
+                record.mark_interrupted(&path)?;
+                freed.interrupted += 1;
+            } else {
+                in_progress.extend(record.nodes.iter().map(|n| n.task.clone()));
+                continue;
+            }
+        }
+        if kept < keep_runs {
+            kept += 1;
             for node in record.iter().flat_map(|r| &r.nodes) {
                 if let Some(key) = &node.key {
                     referenced.insert((node.task.clone(), key.clone()));
@@ -159,7 +201,9 @@ pub(crate) fn gc(data_dir: &Path, log_dir: &Path, keep_runs: usize) -> Result<Fr
     sweep(
         data_dir,
         Some(log_dir),
-        |task, key| referenced.contains(&(task.to_owned(), key.to_owned())),
+        |task, key| {
+            in_progress.contains(task) || referenced.contains(&(task.to_owned(), key.to_owned()))
+        },
         &mut freed,
     )?;
     Ok(freed)

@@ -147,19 +147,18 @@ pub(crate) fn cached_entry(
     let damaged = |why: String| {
         tracing::warn!(target: "pipewright", node, key, "damaged cache entry ({why}); it will be recomputed");
         if repair {
-            store.remove(&store.entry_dir(task, key));
+            store.remove_damaged(task, key, None);
         }
         RunReason::Damaged(why)
     };
     match store.lookup(task, key) {
         Lookup::Missing => Err(RunReason::NoEntry),
         Lookup::Damaged(why) => Err(damaged(why)),
-        Lookup::Present(meta) => {
-            if verify && let Err(why) = store.read_output(&meta) {
-                return Err(damaged(why));
-            }
-            Ok(meta)
-        }
+        Lookup::Present(meta) if verify => match store.read_verified(&meta) {
+            Ok(output) => Ok(output.replaced.unwrap_or(meta)),
+            Err(why) => Err(damaged(why)),
+        },
+        Lookup::Present(meta) => Ok(meta),
     }
 }
 

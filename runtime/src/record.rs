@@ -28,7 +28,9 @@ pub struct RunRecord {
     pub format: u32,
     /// The pipeline's name.
     pub pipeline: String,
-    /// `running` while the run goes on, then `succeeded`, `failed` or `cancelled`.
+    /// `running` while the run goes on, then `succeeded`, `failed` or `cancelled`; or
+    /// `interrupted`, written by garbage collection when the run's process is gone (see
+    /// [`interrupted`](Self::interrupted)).
     pub status: String,
     /// When the run started (RFC 3339, UTC, to the microsecond).
     pub started: String,
@@ -44,6 +46,9 @@ pub struct RunRecord {
     pub nodes: Vec<NodeRecord>,
     /// Where and with what it ran.
     pub provenance: Provenance,
+    /// The id of the process that ran it, on the host of its provenance.
+    #[serde(default)]
+    pub pid: Option<u32>,
 }
 
 /// One node of a [`RunRecord`].
@@ -144,6 +149,34 @@ impl RunRecord {
             });
         }
         Ok(record)
+    }
+
+    /// Whether the run ended without finishing: it is recorded as running, but its process,
+    /// on this host, is gone (killed, or the machine restarted); or it was recorded as
+    /// interrupted. A run recorded on another host counts as running.
+    pub fn interrupted(&self) -> bool {
+        match self.status.as_str() {
+            "interrupted" => true,
+            "running" => self.pid.is_some_and(|pid| {
+                self.provenance.host == crate::cache::host_name() && crate::cache::process_gone(pid)
+            }),
+            _ => false,
+        }
+    }
+
+    /// The status to show: `interrupted` for an interrupted run, else the recorded one.
+    pub fn shown_status(&self) -> &str {
+        if self.interrupted() {
+            "interrupted"
+        } else {
+            &self.status
+        }
+    }
+
+    /// Records the run in `run_dir` as interrupted, in its `run.json`.
+    pub(crate) fn mark_interrupted(&mut self, run_dir: &Path) -> Result<(), StoreError> {
+        self.status = "interrupted".to_owned();
+        write_json_atomically(&run_dir.join(RUN_JSON), self, true)
     }
 }
 
@@ -254,6 +287,7 @@ impl RunDir {
             jobs,
             nodes,
             provenance: provenance(),
+            pid: Some(std::process::id()),
         };
         let run = RunDir { dir, record };
         run.write(false)?;
@@ -394,7 +428,7 @@ fn provenance() -> Provenance {
     let cwd = std::env::current_dir().ok();
     let (git_commit, git_dirty) = cwd.as_deref().map_or((None, None), git_state);
     Provenance {
-        host: host_name(),
+        host: crate::cache::host_name(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         executable,
@@ -404,14 +438,6 @@ fn provenance() -> Provenance {
         git_dirty,
         pipewright: env!("CARGO_PKG_VERSION").to_owned(),
     }
-}
-
-fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map_or_else(|| "unknown".to_owned(), |h| h.trim().to_owned())
 }
 
 /// The commit and dirty flag of the git work tree at `dir`, if `git` is there to ask.
@@ -641,7 +667,10 @@ impl crate::report::RunReport {
             store,
             secs(record.elapsed_secs),
             run_dir.to_owned(),
-            record.status == "cancelled" || record.status == "running",
+            matches!(
+                record.status.as_str(),
+                "cancelled" | "running" | "interrupted"
+            ),
         ))
     }
 }

@@ -410,11 +410,11 @@ impl RunReport {
                     return Err(Error::NotKept { node: name() });
                 };
                 let value = store
-                    .read_output(entry)
-                    .and_then(|bytes| task.decode(&bytes).map_err(|e| e.to_string()))
+                    .read_verified(entry)
+                    .and_then(|output| task.decode(&output.bytes).map_err(|e| e.to_string()))
                     .map_err(|reason| {
                         // A damaged entry must not stay fresh: the next run computes it again.
-                        store.remove(&store.entry_dir(&entry.task, &entry.key));
+                        store.remove_damaged(&entry.task, &entry.key, Some(entry));
                         Error::Damaged {
                             node: name(),
                             reason: format!(

@@ -1109,16 +1109,24 @@ impl<'p> Run<'p> {
                 node.name
             )));
         };
-        let loaded = store
-            .read_output(&entry)
-            .and_then(|bytes| node.task.decode(&bytes).map_err(|e| e.to_string()));
+        let loaded = store.read_verified(&entry).and_then(|output| {
+            let value = node.task.decode(&output.bytes).map_err(|e| e.to_string())?;
+            if let Some(now) = output.replaced {
+                // Replaced meanwhile: its consumers' keys take the output they read.
+                lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
+                    digest: parse_hex(&now.output_digest),
+                    entry: Some(now),
+                }));
+            }
+            Ok(value)
+        });
         if let Err(why) = &loaded {
             tracing::warn!(
                 target: "pipewright",
                 node = %node.name,
                 "damaged cache entry ({why}); recomputing it"
             );
-            store.remove(&store.entry_dir(&entry.task, &entry.key));
+            store.remove_damaged(&entry.task, &entry.key, Some(&entry));
         }
         Ok(loaded)
     }

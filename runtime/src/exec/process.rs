@@ -4,7 +4,9 @@
 //! The thread that runs the node blocks in `waitid` until the child has exited, without
 //! reaping it; a watcher thread sleeps until the task's deadline or until the run is
 //! stopped, and then kills the child's process group. Both look at whether the child was
-//! reaped under one lock, so a kill never reaches a process id the system has reused.
+//! reaped under one lock, so a kill never reaches a process id the system has reused. When
+//! the child has exited, and before it is reaped, what is left of its group (processes the
+//! task started and left running) is killed too.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -24,6 +26,9 @@ use crate::task::{TaskError, WorkerExit};
 
 /// How many lines of a crashed worker's output its error quotes.
 const LAST_LINES: usize = 3;
+
+/// How much of the end of a crashed worker's log is read for its last lines.
+const LOG_TAIL: u64 = 64 << 10;
 
 /// The files of the node whose file name is `file_name`, under `run_dir`: its job and
 /// status in `jobs/`, its log in `logs/`.
@@ -93,6 +98,9 @@ pub(crate) fn run_job(
             WaitId::Pid(pid),
             WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
         ) {}
+        // The node has ended: so has everything it started. Until the child is reaped, its
+        // process id, and so its group's, cannot be reused.
+        let _ = kill_process_group(pid, Signal::KILL);
         let status = {
             let _guard = stop.guard();
             let status = child.wait();
@@ -172,12 +180,20 @@ fn failure(status: JobStatus, timeout: Option<Duration>) -> TaskError {
 }
 
 /// The last few lines written to `log` after `start`, joined by ` | `, leaving out empty
-/// lines and backtraces.
+/// lines and backtraces; read from the end of the log.
 fn last_lines(log: &Path, start: u64) -> String {
     let mut bytes = Vec::new();
+    let mut from = start;
     if let Ok(mut file) = File::open(log) {
-        let _ = file.seek(SeekFrom::Start(start));
-        let _ = file.take(1 << 20).read_to_end(&mut bytes);
+        let end = file.metadata().map_or(start, |m| m.len());
+        from = start.max(end.saturating_sub(LOG_TAIL));
+        let _ = file.seek(SeekFrom::Start(from));
+        let _ = file.take(LOG_TAIL).read_to_end(&mut bytes);
+    }
+    // Read from the middle of a line: that line is not whole.
+    if from > start {
+        let whole = bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+        bytes.drain(..whole);
     }
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text

@@ -456,8 +456,8 @@ fn read_input(
     store: &Store,
     input: &InputRef,
 ) -> Result<(Arc<crate::task::Value>, crate::key::Digest), TaskError> {
-    let damaged = |key: &str, why: String| {
-        store.remove(&store.entry_dir(&input.task, key));
+    let damaged = |key: &str, seen: Option<&crate::cache::EntryMeta>, why: String| {
+        store.remove_damaged(&input.task, key, seen);
         fail(format!(
             "the stored output of input node `{}` is damaged ({why}); it was removed, and the \
              next run computes it again",
@@ -485,13 +485,16 @@ fn read_input(
                 input.node
             )));
         }
-        Lookup::Damaged(why) => return Err(damaged(&key, why)),
+        Lookup::Damaged(why) => return Err(damaged(&key, None, why)),
     };
-    let bytes = store.read_output(&meta).map_err(|why| damaged(&key, why))?;
+    let output = store
+        .read_verified(&meta)
+        .map_err(|why| damaged(&key, None, why))?;
+    let meta = output.replaced.unwrap_or(meta);
     let registration = find_task(&input.task).map_err(|e| fail(e.to_string()))?;
     let value = registration
-        .decode(&bytes)
-        .map_err(|e| damaged(&key, e.to_string()))?;
+        .decode(&output.bytes)
+        .map_err(|e| damaged(&key, Some(&meta), e.to_string()))?;
     let digest = parse_hex(&meta.output_digest).unwrap_or_default();
     Ok((value, digest))
 }
