@@ -41,6 +41,24 @@ use crate::render::{self, GraphView};
 use crate::report::{NodeStatus, RunReport};
 use crate::runner::{Cancel, Runner};
 
+/// What the command line reports instead of a result: a mistake in its use, output it
+/// cannot write, or an error of the run or of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The command line was used wrongly; says how.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The command's output could not be written.
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
+
+    /// Building, planning or running the pipeline, or reading a run, failed.
+    #[error(transparent)]
+    Run(#[from] Error),
+}
+
 /// Runs and inspects this pipeline.
 #[derive(Debug, Parser)]
 #[command(about = "Runs and inspects this pipeline.")]
@@ -164,7 +182,7 @@ enum ExecutorArg {
 
 impl RunArgs {
     /// The executor the options ask for.
-    fn executor(&self) -> Result<Executor> {
+    fn executor(&self) -> Result<Executor, CliError> {
         let slurm_only =
             self.partition.is_some() || self.account.is_some() || !self.sbatch_arg.is_empty();
         Ok(match self.executor {
@@ -176,7 +194,7 @@ impl RunArgs {
                 Executor::Slurm(slurm)
             }
             _ if slurm_only => {
-                return Err(Error::Usage(
+                return Err(CliError::Usage(
                     "--partition, --account and --sbatch-arg go with --executor slurm".to_owned(),
                 ));
             }
@@ -247,7 +265,7 @@ where
     match execute(pipeline, cli, out, after_run) {
         Ok(code) => code,
         // The reader went away (`| head`): nothing is left to say.
-        Err(Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+        Err(CliError::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -280,8 +298,8 @@ fn runner(cli: &Cli, selection: &Selection) -> Runner {
     runner
 }
 
-fn io(err: std::io::Error) -> Error {
-    Error::Output(err)
+fn io(err: std::io::Error) -> CliError {
+    CliError::Output(err)
 }
 
 fn execute(
@@ -289,11 +307,11 @@ fn execute(
     mut cli: Cli,
     out: &mut dyn Write,
     after_run: impl FnOnce(&RunReport),
-) -> Result<ExitCode> {
+) -> Result<ExitCode, CliError> {
     let command = match cli.command.take() {
         None => Command::Run(std::mem::take(&mut cli.run)),
         Some(_) if cli.run != RunArgs::default() => {
-            return Err(Error::Usage(
+            return Err(CliError::Usage(
                 "the options of `run` go after `run`, or alone without a command".to_owned(),
             ));
         }
@@ -486,5 +504,50 @@ fn open_in_browser(path: &Path) {
         .is_err()
     {
         eprintln!("cannot start `{opener}`; the report is {}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `execute` returns for the command line `args` on an empty pipeline `p`.
+    fn execute_args(args: &[&str]) -> Result<ExitCode, CliError> {
+        let data = std::env::temp_dir().join(format!("pipewright-cli-{}", std::process::id()));
+        let mut argv = vec!["pipeline", "--data", data.to_str().unwrap()];
+        argv.extend(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        execute(
+            &Pipeline::builder("p").build(),
+            cli,
+            &mut Vec::new(),
+            |_| {},
+        )
+    }
+
+    #[test]
+    fn usage_mistakes_are_cli_errors() {
+        let err = execute_args(&["--partition", "gpu"]).unwrap_err();
+        assert!(matches!(err, CliError::Usage(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "--partition, --account and --sbatch-arg go with --executor slurm"
+        );
+        let err = execute_args(&["--jobs", "2", "plan"]).unwrap_err();
+        assert!(matches!(err, CliError::Usage(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the options of `run` go after `run`, or alone without a command"
+        );
+    }
+
+    #[test]
+    fn errors_of_the_run_are_wrapped_unchanged() {
+        let err = execute_args(&["explain", "nowhere"]).unwrap_err();
+        assert!(
+            matches!(&err, CliError::Run(Error::UnknownNode { node, .. }) if node == "nowhere"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "pipeline `p` has no node named `nowhere`");
     }
 }

@@ -135,14 +135,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// The command line was used wrongly.
-    #[error("{0}")]
-    Usage(String),
-
-    /// The command line's output could not be written.
-    #[error("cannot write the output")]
-    Output(#[source] std::io::Error),
-
     /// No task of this name is linked into the binary.
     #[error("no task named `{0}` is registered in this binary")]
     UnknownTask(String),
