@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use pipewright::codec::{Bincode, Codec};
 use pipewright::render::{GraphView, html};
-use pipewright::{Bincode, Codec, Executor, Handle, NodeStatus, Pipeline, RunReport, Runner, task};
+use pipewright::{Executor, Handle, NodeStatus, Pipeline, RunReport, Runner, task};
 use tempfile::TempDir;
 
 /// Worker threads of every runner.

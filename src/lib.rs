@@ -177,15 +177,13 @@ pub use pipewright_macros::pipeline;
 pub use pipewright_macros::main;
 
 pub use pipewright_runtime::{
-    Bincode, Bound, Builder, Cancel, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
-    EntryMeta, Error, Executor, Explanation, Freed, Handle, HashError, InputDigests, InputKind,
-    InputRecord, InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, ParamLoss,
-    Pipeline, Plan, PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result,
-    RunReason, RunRecord, RunReport, Runner, Slurm, StoreError, Task, TaskError, TaskMeta,
-    WorkerExit, canonical_digest, find_task, registered_tasks,
+    Bound, Builder, Cancel, Ctx, Decision, Error, Executor, Explanation, Handle, HashError,
+    InputKind, InputSpec, NodeId, NodeReport, NodeStatus, ParamLoss, Pipeline, Plan, PlannedNode,
+    Registration, Resources, Result, RunReason, RunReport, Runner, Slurm, Task, TaskError,
+    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
-pub use pipewright_runtime::{cli, render};
+pub use pipewright_runtime::{cli, codec, record, render, store};
 
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.
 pub mod prelude {

@@ -68,7 +68,7 @@ fn a_cancelled_run_keeps_what_finished_and_the_next_resumes() {
         with_status(&run, NodeStatus::Cancelled),
         names(&["later", "last"])
     );
-    let record = pipewright::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
     assert_eq!(record.status, "cancelled");
     assert_eq!(take_runs("cancel").len(), 2);
 

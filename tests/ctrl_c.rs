@@ -92,7 +92,7 @@ fn interrupted_runs_resume() {
         .unwrap()
         .unwrap()
         .path();
-    let record = pipewright::RunRecord::read(&record_dir).unwrap();
+    let record = pipewright::record::RunRecord::read(&record_dir).unwrap();
     assert_eq!(record.status, "cancelled");
 
     // The next run resumes: `first` and `slow` are stored, `after` runs.

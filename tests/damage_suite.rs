@@ -575,7 +575,7 @@ fn damage_consistently(
 
 /// Whether `bytes` decode as the output of `node`.
 fn decodes(node: &str, bytes: &[u8]) -> bool {
-    use pipewright::{Bincode, Codec};
+    use pipewright::codec::{Bincode, Codec};
     match node {
         "text" => Bincode::decode::<String>(bytes).is_ok(),
         "sum" => Bincode::decode::<u64>(bytes).is_ok(),

@@ -453,7 +453,7 @@ fn cancelling_kills_the_workers() {
     assert_eq!(run.status("after"), Some(NodeStatus::Cancelled));
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     assert!(gone(&pid), "worker {pid} still runs");
-    let record = pipewright::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
     assert_eq!(record.status, "cancelled");
 
     // The next run starts from what finished.

@@ -5,8 +5,9 @@
 use std::fs;
 use std::path::Path;
 
+use pipewright::Error;
 use pipewright::prelude::*;
-use pipewright::{Error, RunRecord};
+use pipewright::record::RunRecord;
 
 #[derive(Debug)]
 struct Outer(std::io::Error);

@@ -150,7 +150,7 @@ fn a_diamond_runs_as_jobs_and_then_from_the_store() {
     );
     let run_dir = run.run_dir().unwrap();
     assert_eq!(files_ending(&run_dir.join("slurm"), ".sh").len(), 4);
-    let record = pipewright::RunRecord::read(run_dir).unwrap();
+    let record = pipewright::record::RunRecord::read(run_dir).unwrap();
     assert_eq!(record.status, "succeeded");
 
     // A second run submits nothing.
@@ -189,7 +189,7 @@ fn a_failure_cancels_what_is_below_and_a_rerun_submits_only_that() {
         Some("below")
     );
     // Slurm itself cancelled the jobs below the failure: they never started.
-    let record = pipewright::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
     assert_eq!(record.status, "failed");
     let below_job = std::fs::read_to_string(run.run_dir().unwrap().join("slurm/below.sh"))
         .map(|_| ())

@@ -36,6 +36,7 @@ pub(crate) const NODES: &str = ".nodes";
 
 /// What `meta.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EntryMeta {
     /// The entry layout version.
     pub format: u32,
@@ -71,6 +72,7 @@ pub struct EntryMeta {
 
 /// A named digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NamedDigest {
     /// The parameter's name.
     pub name: String,
@@ -80,6 +82,7 @@ pub struct NamedDigest {
 
 /// The digests of one input argument's upstream outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InputDigests {
     /// The argument's name.
     pub name: String,

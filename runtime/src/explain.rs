@@ -13,6 +13,7 @@ use crate::task::hex;
 /// Why a node will run, or that it will not. Printing it gives one line per reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "an explanation only says why a node would run: read or print it"]
+#[non_exhaustive]
 pub struct Explanation {
     /// The node.
     pub node: String,

@@ -67,6 +67,7 @@ pub enum Decision {
 
 /// One node's line of a [`Plan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PlannedNode {
     /// The node's name.
     pub node: String,

@@ -186,6 +186,7 @@ impl InputSpec {
 
 /// How an input argument is wired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InputKind {
     /// `&T`: the output of one upstream node.
     One,

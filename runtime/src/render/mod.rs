@@ -132,6 +132,7 @@ pub(crate) struct Colors {
 
 /// One node of a [`GraphView`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct NodeView {
     /// The node's name.
     pub name: String,
@@ -215,6 +216,7 @@ impl NodeView {
 /// assert!(render::text(&view).contains("n (count)"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct GraphView {
     /// The pipeline's name.
     pub pipeline: String,
@@ -300,7 +302,7 @@ impl GraphView {
     ///
     /// [`crate::Error::Record`] if the run's `run.json` cannot be read.
     pub fn of_record(run_dir: &std::path::Path) -> crate::Result<Self> {
-        let record = crate::RunRecord::read(run_dir)?;
+        let record = crate::record::RunRecord::read(run_dir)?;
         let report = RunReport::open(run_dir)?;
         let index: std::collections::HashMap<&str, usize> = record
             .nodes
