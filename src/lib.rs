@@ -32,6 +32,10 @@
 /// - `retries = 3`: how often a failed run is tried again (default: 0).
 /// - `timeout = "30s"`: how long one run may take, in humantime syntax (default: none).
 /// - `cpus = 4`, `mem = "8G"`, `time = "2h"`: resource hints for cluster executors.
+/// - `codec = pipewright::codec::Json`: how the task's outputs are stored, a type
+///   implementing [`codec::Codec`] (default: [`codec::DefaultCodec`], bincode). JSON suits
+///   small outputs that people or other programs read in the store. The codec is part of
+///   the task's keys; parameters always travel with the default codec.
 /// - `crate = path::to::pipewright`: where the `pipewright` crate is, if it was renamed.
 ///
 /// # Errors
@@ -39,7 +43,8 @@
 /// Rejected at compile time, at the mistake: a method (`self`), a generic, `async` or
 /// `unsafe` function, a `&mut` argument, `impl Trait` in an argument or the return type,
 /// an argument that is not a plain name, a gathered input not written `&[&T]`, more than
-/// one `&Ctx`, an unknown or repeated option, and an option value of the wrong form. A
+/// one `&Ctx`, an unknown or repeated option, an option value of the wrong form, and a
+/// `codec` that is not a [`codec::Codec`] (reported by rustc at the path). A
 /// parameter type that is not `Serialize`, `Deserialize`, `Clone` or `Debug` is reported by
 /// rustc at that parameter's type. A parameter value that does not come back intact from the
 /// codec is refused when its node is added ([`Error::LossyParam`]).

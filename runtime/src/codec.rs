@@ -1,5 +1,6 @@
 //! How outputs are encoded on disk: one [`Codec`] trait, with bincode 2 (serde mode,
-//! fixed-width little-endian integers, a decode size limit) as the default.
+//! fixed-width little-endian integers, a decode size limit) as the default and JSON for
+//! small outputs people want to read.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -8,8 +9,14 @@ use serde::de::DeserializeOwned;
 /// allocate more than this.
 pub const DECODE_LIMIT: usize = 1 << 34;
 
-/// Encodes outputs to bytes and back. The codec's [`ID`](Codec::ID) is part of every cache
-/// key, so changing the codec or its settings invalidates old entries cleanly.
+/// Encodes outputs to bytes and back. A task's codec is [`DefaultCodec`] unless
+/// `#[task(codec = ...)]` names another; its [`ID`](Codec::ID) is part of every key of the
+/// task, so changing the codec or its settings invalidates old entries cleanly.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a codec",
+    label = "not a codec",
+    note = "`codec = ...` takes a type implementing `pipewright::codec::Codec`, like `pipewright::codec::Json`"
+)]
 pub trait Codec {
     /// Names the codec, its version and its settings.
     const ID: &'static str;
@@ -89,12 +96,60 @@ impl Codec for Bincode {
     }
 }
 
-/// The codec outputs are stored with.
+/// JSON (serde_json), compact: for small outputs that people or other programs read in
+/// the store.
+///
+/// JSON holds less than bincode: a float that is not finite is written as `null` and
+/// cannot be read back, so such an output is computed again on every run; a map whose keys
+/// are not strings or numbers cannot be encoded, so its node fails.
+///
+/// # Examples
+///
+/// ```
+/// use pipewright::codec::{Codec, Json};
+///
+/// let bytes = Json::encode(&vec![("a", 1)]).unwrap();
+/// assert_eq!(bytes, br#"[["a",1]]"#);
+/// assert_eq!(Json::decode::<Vec<(String, u32)>>(&bytes).unwrap(), [("a".to_owned(), 1)]);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl Codec for Json {
+    const ID: &'static str = "serde-json-1";
+
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+        serde_json::to_vec(value).map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        serde_json::to_writer(out, value).map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+        // Trailing bytes other than white space are an error of `from_slice`.
+        serde_json::from_slice(bytes).map_err(|e| CodecError::Decode(e.to_string()))
+    }
+}
+
+/// The codec outputs are stored with unless a task names another, and that parameters
+/// always travel with.
 pub type DefaultCodec = Bincode;
 
 #[cfg(test)]
 mod tests {
-    use super::{Bincode, Codec, CodecError};
+    use super::{Bincode, Codec, CodecError, Json};
+
+    #[test]
+    fn json_round_trips_and_refuses_damage() {
+        let value = (vec![1u32, 2, 3], "text".to_string(), Some(2.5f64));
+        let bytes = Json::encode(&value).unwrap();
+        assert_eq!(bytes, br#"[[1,2,3],"text",2.5]"#);
+        let back: (Vec<u32>, String, Option<f64>) = Json::decode(&bytes).unwrap();
+        assert_eq!(back, value);
+        assert!(Json::decode::<Vec<u32>>(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Json::decode::<Vec<u32>>(b"[1,2] 3").is_err());
+    }
 
     #[test]
     fn round_trips() {

@@ -133,7 +133,7 @@ pub(crate) fn explain(
     }
 
     if changes.is_empty() && !matches!(planned.decision, Decision::Pending { .. }) {
-        note_unexplained(&last, changes);
+        note_unexplained(&last, node.task.codec(), changes);
         if changes.is_empty() && meta.names_in_key {
             changes.push(format!(
                 "task `{}` takes `&Ctx`, so its key holds the pipeline's name (now `{}`), which \
@@ -147,8 +147,7 @@ pub(crate) fn explain(
 }
 
 /// Every component is as before, yet the key differs: the store's format or codec changed.
-fn note_unexplained(last: &EntryMeta, changes: &mut Vec<String>) {
-    let codec = <crate::codec::DefaultCodec as crate::codec::Codec>::ID;
+fn note_unexplained(last: &EntryMeta, codec: &str, changes: &mut Vec<String>) {
     if last.codec != codec {
         changes.push(format!("the codec changed (`{}` → `{codec}`)", last.codec));
     } else if last.format != crate::cache::ENTRY_FORMAT {

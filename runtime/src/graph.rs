@@ -12,7 +12,7 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
-use crate::codec::{Codec, CodecError, DefaultCodec};
+use crate::codec::{Codec, CodecError};
 use crate::error::{Error, Result};
 use crate::hash::{HashError, ParamLoss};
 use crate::key::{Components, Digest, Names};
@@ -143,6 +143,8 @@ pub(crate) trait ErasedTask: Send + Sync {
     /// The parameters as JSON, for people; `Debug` text where JSON cannot hold them.
     fn params_json(&self) -> serde_json::Value;
     fn output_type(&self) -> &'static str;
+    /// The [`ID`](Codec::ID) of the codec the task's outputs are stored with.
+    fn codec(&self) -> &'static str;
     /// The key components of this task as node `names`, on inputs with the given output
     /// digests.
     fn components(
@@ -178,6 +180,10 @@ impl<T: Task> ErasedTask for T {
         type_name::<T::Output>()
     }
 
+    fn codec(&self) -> &'static str {
+        T::Codec::ID
+    }
+
     fn components(
         &self,
         names: Names<'_>,
@@ -186,6 +192,7 @@ impl<T: Task> ErasedTask for T {
         Ok(Components::new(
             &T::META,
             type_name::<T::Output>(),
+            T::Codec::ID,
             names,
             self.__param_digests()?,
             inputs,
@@ -196,11 +203,11 @@ impl<T: Task> ErasedTask for T {
         let value = value.downcast_ref::<T::Output>().ok_or_else(|| {
             CodecError::Encode(format!("the value is not a `{}`", type_name::<T::Output>()))
         })?;
-        DefaultCodec::encode(value)
+        T::Codec::encode(value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
-        DefaultCodec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
+        T::Codec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
     }
 }
 

@@ -5,7 +5,6 @@
 //! outputs in argument order.
 
 use crate::cache::ENTRY_FORMAT;
-use crate::codec::{Codec, DefaultCodec};
 use crate::task::{TaskMeta, hex};
 
 /// A 32-byte blake3 digest.
@@ -21,6 +20,8 @@ pub(crate) struct Names<'a> {
 /// Everything a node key is made of, kept apart so a changed key can be explained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Components {
+    /// The [`ID`](crate::codec::Codec::ID) of the codec the task's outputs are stored with.
+    pub(crate) codec: &'static str,
     /// The task's identity, from [`fingerprint`].
     pub(crate) fingerprint: Digest,
     /// The digest of the pipeline's and the node's names, for a task that can read them
@@ -48,11 +49,12 @@ pub(crate) fn fingerprint(meta: &TaskMeta, output_type: &str) -> Digest {
 
 impl Components {
     /// The components of node `names` running `meta`, whose output type is named
-    /// `output_type`, with parameters whose digests are `params`, on inputs whose output
+    /// `output_type` and stored with the codec `codec`, with parameters whose digests are `params`, on inputs whose output
     /// digests are `inputs`.
     pub(crate) fn new(
         meta: &TaskMeta,
         output_type: &str,
+        codec: &'static str,
         names: Names<'_>,
         params: Vec<(&'static str, Digest)>,
         inputs: Vec<Vec<Digest>>,
@@ -66,6 +68,7 @@ impl Components {
             *h.finalize().as_bytes()
         });
         Components {
+            codec,
             fingerprint: fingerprint(meta, output_type),
             names,
             params,
@@ -78,8 +81,8 @@ impl Components {
         let mut h = blake3::Hasher::new();
         h.update(b"pipewright node key\0");
         h.update(&ENTRY_FORMAT.to_le_bytes());
-        h.update(&(DefaultCodec::ID.len() as u64).to_le_bytes());
-        h.update(DefaultCodec::ID.as_bytes());
+        h.update(&(self.codec.len() as u64).to_le_bytes());
+        h.update(self.codec.as_bytes());
         h.update(&self.fingerprint);
         match &self.names {
             Some(names) => {
@@ -140,7 +143,10 @@ pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{Codec, DefaultCodec, Json};
     use crate::task::Resources;
+
+    const CODEC: &str = DefaultCodec::ID;
 
     /// A task named `load` defined in `module`, with or without a `&Ctx`.
     const fn load(module: &'static str, names_in_key: bool) -> TaskMeta {
@@ -161,7 +167,7 @@ mod tests {
 
     fn key(meta: &TaskMeta, output_type: &str, pipeline: &str, node: &str) -> Digest {
         let names = Names { pipeline, node };
-        Components::new(meta, output_type, names, Vec::new(), Vec::new()).key()
+        Components::new(meta, output_type, CODEC, names, Vec::new(), Vec::new()).key()
     }
 
     #[test]
@@ -200,5 +206,17 @@ mod tests {
             key(&blind, "u64", "p", "north"),
             key(&blind, "u64", "q", "south")
         );
+    }
+
+    #[test]
+    fn tasks_with_two_codecs_have_two_keys() {
+        let meta = load("app", false);
+        let names = Names {
+            pipeline: "p",
+            node: "n",
+        };
+        let with = |codec| Components::new(&meta, "u64", codec, names, Vec::new(), Vec::new());
+        assert_ne!(with(DefaultCodec::ID).key(), with(Json::ID).key());
+        assert_eq!(with(Json::ID).key(), with(Json::ID).key());
     }
 }

@@ -29,9 +29,9 @@ impl fmt::Debug for Registration {
     }
 }
 
-/// Decodes a stored output of task `T`.
+/// Decodes a stored output of task `T`, with the task's codec.
 fn decode<T: Task>(bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
-    DefaultCodec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
+    T::Codec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
 }
 
 /// Makes task `T` from its parameters encoded with the default codec.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::codec::Codec;
 use crate::graph::NodeNames;
 use crate::hash::{HashError, ParamLoss};
 use serde::de::DeserializeOwned;
@@ -31,6 +32,11 @@ pub(crate) type Value = dyn Any + Send + Sync;
 pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
     /// What the task returns on success; it is what its consumers borrow as `&Self::Output`.
     type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// How the task's outputs are stored: [`DefaultCodec`](crate::codec::DefaultCodec)
+    /// unless `#[task(codec = ...)]` names another. The codec's [`ID`](Codec::ID) is part
+    /// of the task's keys and of each entry's `meta.json`.
+    type Codec: Codec;
 
     /// The task's name, options and code fingerprint, fixed at compile time.
     const META: TaskMeta;

@@ -108,7 +108,19 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let param_impls = param_impls(ident, &params);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let meta = meta(task, fp, &input_specs, param_names);
-    let task_impl = task_impl(ident, &output_ty, &meta, &result, &param_methods(&params));
+    // Spanned at the user's path, so that a type that is not a codec is reported there.
+    let codec = match &task.options.codec {
+        Some(path) => quote_spanned!(path.span()=> #path),
+        None => quote!(__pw::DefaultCodec),
+    };
+    let task_impl = task_impl(
+        ident,
+        &output_ty,
+        &codec,
+        &meta,
+        &result,
+        &param_methods(&params),
+    );
 
     let struct_doc = format!(
         "The parameters of task `{name}`; `#[task]` made this struct from the function of the same name."
@@ -195,6 +207,7 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
     let task_impl = task_impl(
         ident,
         &output_ty,
+        &quote!(__pw::DefaultCodec),
         &meta,
         &quote!(::core::unreachable!(
             "a task with compile errors never runs"
@@ -230,11 +243,13 @@ pub(crate) fn stand_in(task: &TaskFn<'_>) -> TokenStream {
     }
 }
 
-/// The `Task` impl of the parameter struct `ident`, whose `run` evaluates `body` (with the
-/// inputs as `__inputs` and the context as `__ctx`), with the further methods `methods`.
+/// The `Task` impl of the parameter struct `ident`, storing its outputs with `codec`, whose
+/// `run` evaluates `body` (with the inputs as `__inputs` and the context as `__ctx`), with
+/// the further methods `methods`.
 fn task_impl(
     ident: &syn::Ident,
     output_ty: &TokenStream,
+    codec: &TokenStream,
     meta: &TokenStream,
     body: &TokenStream,
     methods: &TokenStream,
@@ -243,6 +258,8 @@ fn task_impl(
         #[automatically_derived]
         impl __pw::Task for #ident {
             type Output = #output_ty;
+
+            type Codec = #codec;
 
             const META: __pw::TaskMeta = #meta;
 

@@ -18,9 +18,10 @@ const TIMEOUT: &str = "timeout";
 const CPUS: &str = "cpus";
 const MEM: &str = "mem";
 const TIME: &str = "time";
+const CODEC: &str = "codec";
 const CRATE: &str = "crate";
 const KEYS: &[&str] = &[
-    NAME, VERSION, CACHE, RETRIES, TIMEOUT, CPUS, MEM, TIME, CRATE,
+    NAME, VERSION, CACHE, RETRIES, TIMEOUT, CPUS, MEM, TIME, CODEC, CRATE,
 ];
 
 /// The options of `#[task(...)]`, validated.
@@ -34,6 +35,7 @@ pub(crate) struct Options {
     pub(crate) cpus: Option<u32>,
     pub(crate) mem: Option<u64>,
     pub(crate) time: Option<Duration>,
+    pub(crate) codec: Option<syn::Path>,
     pub(crate) krate: Option<syn::Path>,
 }
 
@@ -87,7 +89,15 @@ pub(crate) fn options(args: TokenStream, diag: &mut Diagnostics) -> Options {
             CPUS => int(&value, CPUS, 1).map(|v| options.cpus = Some(v)),
             MEM => memory(&value).map(|v| options.mem = Some(v)),
             TIME => duration(&value, TIME).map(|v| options.time = Some(v)),
-            CRATE => path(&value).map(|v| options.krate = Some(v)),
+            CODEC => path(&value, CODEC, "pipewright::codec::Json", "a codec type")
+                .map(|v| options.codec = Some(v)),
+            CRATE => path(
+                &value,
+                CRATE,
+                "::my_reexport::pipewright",
+                "the pipewright crate",
+            )
+            .map(|v| options.krate = Some(v)),
             _ => unreachable!("every key of KEYS is handled"),
         };
         if let Err(err) = result {
@@ -223,12 +233,13 @@ fn parse_memory(text: &str) -> Option<u64> {
     number.checked_mul(1u64 << shift).filter(|bytes| *bytes > 0)
 }
 
-fn path(value: &Expr) -> syn::Result<syn::Path> {
+/// A path without a `<T as Trait>` prefix, for `key`, which takes the path of `what`.
+fn path(value: &Expr, key: &str, example: &str, what: &str) -> syn::Result<syn::Path> {
     match value {
         Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
         _ => Err(syn::Error::new_spanned(
             value,
-            "`crate` takes the path of the pipewright crate, like `crate = ::my_reexport::pipewright`",
+            format!("`{key}` takes the path of {what}, like `{key} = {example}`"),
         )),
     }
 }

@@ -160,7 +160,7 @@ pub(crate) fn new_entry(
         task: meta.name.to_owned(),
         node: node.to_owned(),
         key: key.to_owned(),
-        codec: <crate::codec::DefaultCodec as crate::codec::Codec>::ID.to_owned(),
+        codec: components.codec.to_owned(),
         fingerprint: hex(&components.fingerprint),
         version: meta.version.map(str::to_owned),
         params: task.params_json(),

@@ -1,0 +1,8 @@
+use pipewright::prelude::*;
+
+#[task(codec = String)]
+fn load(path: String) -> String {
+    path
+}
+
+fn main() {}
