@@ -83,10 +83,22 @@ impl Slot {
     }
 
     /// Wires an `&[&T]` argument.
-    pub fn many<T>(handles: impl IntoIterator<Item = Handle<T>>) -> Self {
+    pub fn many<T>(handles: impl Gather<T>) -> Self {
         Slot::Many(handles.into_iter().map(|h| (h.pipeline, h.id)).collect())
     }
 }
+
+/// What a gathered `&[&T]` input takes in a task's `node` constructor: any collection of
+/// handles. A single handle is refused with a hint to put it in brackets.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a gathered input takes a list of nodes, and `{Self}` is not one",
+    label = "expected a list of nodes, like `[a, b]`",
+    note = "to gather a single node, put it in brackets: write `[t5]`, not `t5`"
+)]
+pub trait Gather<T>: IntoIterator<Item = Handle<T>> {}
+
+impl<T, I: IntoIterator<Item = Handle<T>>> Gather<T> for I {}
 
 /// A task with its parameters bound and its inputs wired, ready to be added to a
 /// [`Builder`]. Made by the `node` constructor that `#[task]` generates:

@@ -45,7 +45,7 @@ pub use task::{Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::exec::worker::main_entry;
-    pub use crate::graph::{Bound, Handle, Pipeline, Slot};
+    pub use crate::graph::{Bound, Gather, Handle, Pipeline, Slot};
     pub use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
     pub use crate::registry::Registration;
     pub use crate::task::{

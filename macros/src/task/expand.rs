@@ -62,7 +62,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
                 input_specs.push(quote!(__pw::InputSpec::new(#name_str, __pw::InputKind::Many)));
                 call_args.push(quote!(&__inputs.many::<#ty>(#input_index)));
                 node_args.push(quote_spanned!(ty.span()=>
-                    #name: impl ::core::iter::IntoIterator<Item = __pw::Handle<#ty>>
+                    #name: impl __pw::Gather<#ty>
                 ));
                 slots.push(quote!(__pw::Slot::many(#name)));
                 input_index += 1;
