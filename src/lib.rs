@@ -38,11 +38,13 @@
 ///
 /// Rejected at compile time, at the mistake: a method (`self`), a generic, `async` or
 /// `unsafe` function, a `&mut` argument, `impl Trait` in an argument or the return type,
-/// an argument that is not a plain name, a gathered input not written `&[&T]`, more than
-/// one `&Ctx`, an unknown or repeated option, and an option value of the wrong form. A
-/// parameter type that is not `Serialize`, `Deserialize`, `Clone` or `Debug` is reported by
-/// rustc at that parameter's type. A parameter value that does not come back intact from the
-/// codec is refused when its node is added ([`Error::LossyParam`]).
+/// an argument that is not a plain name, a gathered input not written `&[&T]`, an argument
+/// that borrows in another form (`Vec<&T>`, `Option<&T>`, `&Vec<&T>`), more than one
+/// `&Ctx`, an unknown or repeated option, and an option value of the wrong form. A
+/// parameter type that is not `Serialize`, `Deserialize`, `Clone` or `Debug`, and an output
+/// type that is not `Serialize`, `Deserialize`, `Send` or `Sync`, are reported by rustc at
+/// that type. A parameter value that does not come back intact from the codec is refused
+/// when its node is added ([`Error::LossyParam`]).
 ///
 /// # Example
 ///
