@@ -28,6 +28,18 @@ pub(crate) struct Binding {
     pub(crate) args: Punctuated<Expr, Token![,]>,
 }
 
+/// The name of the built-in form `let rows = value(vec![1, 2, 3]);`: a node whose output is
+/// the expression's value.
+pub(crate) const VALUE: &str = "value";
+
+impl Binding {
+    /// Whether this binding is `value(...)`, a constant, rather than the call of a task. A
+    /// task named `value` is still called by a path, like `self::value(...)`.
+    pub(crate) fn is_value(&self) -> bool {
+        self.task.is_ident(VALUE)
+    }
+}
+
 impl Parse for PipelineDef {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut name = None;
