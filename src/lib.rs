@@ -42,12 +42,14 @@
 ///
 /// Rejected at compile time, at the mistake: a method (`self`), a generic, `async` or
 /// `unsafe` function, a `&mut` argument, `impl Trait` in an argument or the return type,
-/// an argument that is not a plain name, a gathered input not written `&[&T]`, more than
-/// one `&Ctx`, an unknown or repeated option, an option value of the wrong form, and a
-/// `codec` that is not a [`codec::Codec`] (reported by rustc at the path). A
-/// parameter type that is not `Serialize`, `Deserialize`, `Clone` or `Debug` is reported by
-/// rustc at that parameter's type. A parameter value that does not come back intact from the
-/// codec is refused when its node is added ([`Error::LossyParam`]).
+/// an argument that is not a plain name, a gathered input not written `&[&T]`, an argument
+/// that borrows in another form (`Vec<&T>`, `Option<&T>`, `&Vec<&T>`), more than one
+/// `&Ctx`, an unknown or repeated option, an option value of the wrong form, and a `codec`
+/// that is not a [`codec::Codec`] (reported by rustc at the path). A parameter type that is
+/// not `Serialize`, `Deserialize`, `Clone` or `Debug`, and an output type that is not
+/// `Serialize`, `Deserialize`, `Send` or `Sync`, are reported by rustc at that type. A
+/// parameter value that does not come back intact from the codec is refused when its node
+/// is added ([`Error::LossyParam`]).
 ///
 /// # Example
 ///
@@ -92,6 +94,11 @@ pub use pipewright_macros::task;
 /// input, and anything else is a parameter expression, evaluated once when the pipeline is
 /// built. The binding's name is the node's name (`let r#type` is the node `type`).
 ///
+/// `let rows = value!(vec![1, 2, 3]);` is a node whose output is the expression's value,
+/// with no task written to return it ([`Builder::value`]): the value is the node's
+/// parameter, so it is hashed into the node's key. It is written as a macro call, so a task
+/// named `value` is still called as `value(...)`.
+///
 /// It expands to calls of [`Pipeline::builder`] and [`Builder::add`], so the compiler checks
 /// the wiring: a wrong input type, a wrong number of arguments or an unknown task is an
 /// error at that argument or call. The value it returns derefs to [`Pipeline`] and has one
@@ -102,8 +109,10 @@ pub use pipewright_macros::task;
 /// Rejected at compile time, at the mistake: a missing or repeated `name`, an empty
 /// pipeline, a repeated binding name, a binding name longer than 200 bytes (node names
 /// name files), a binding used before (or in) its own definition, a
-/// binding used inside a parameter expression or behind `&`, and a gathered input that
-/// lists something else than bindings. A parameter value that does not come back intact
+/// binding used inside a parameter expression or behind `&`, a gathered input that
+/// lists something else than bindings, and `value!(...)` with other than one expression. A
+/// single binding passed to a gathered input is reported by rustc with a hint to write it
+/// in brackets. A parameter value that does not come back intact
 /// from the codec makes running or planning the pipeline return [`Error::LossyParam`].
 ///
 /// # Example

@@ -116,3 +116,16 @@ fn a_binding_may_have_the_name_of_the_returned_struct() {
     let run = Runner::in_memory().run(&p).unwrap();
     assert_eq!(*run.get(p.PipelineNodes).unwrap(), 1);
 }
+
+/// A constant node made by `value!(...)`, read by a task.
+#[test]
+fn a_value_node_adds_no_warning() {
+    let p = pipeline! {
+        name = "lint-clean-value";
+        let seven = value!(7_u32);
+        let node = upper(1, seven);
+    };
+    let run = Runner::in_memory().keep(p.seven).run(&p).unwrap();
+    assert_eq!(*run.get(p.seven).unwrap(), 7);
+    assert_eq!(*run.get(p.node).unwrap(), 8);
+}

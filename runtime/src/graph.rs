@@ -16,7 +16,10 @@ use crate::codec::{Codec, CodecError};
 use crate::error::{Error, Result};
 use crate::hash::{HashError, ParamLoss};
 use crate::key::{Components, Digest, Names};
-use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::task::{Ctx, Inputs, Resources, Task, TaskError, TaskMeta, Value};
 
 /// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
 static NEXT_PIPELINE_ID: AtomicU64 = AtomicU64::new(1);
@@ -83,10 +86,22 @@ impl Slot {
     }
 
     /// Wires an `&[&T]` argument.
-    pub fn many<T>(handles: impl IntoIterator<Item = Handle<T>>) -> Self {
+    pub fn many<T>(handles: impl Gather<T>) -> Self {
         Slot::Many(handles.into_iter().map(|h| (h.pipeline, h.id)).collect())
     }
 }
+
+/// What a gathered `&[&T]` input takes in a task's `node` constructor: any collection of
+/// handles. A single handle is refused with a hint to put it in brackets.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a gathered input takes a list of nodes, and `{Self}` is not one",
+    label = "expected a list of nodes, like `[a, b]`",
+    note = "to gather a single node, put it in brackets: write `[t5]`, not `t5`"
+)]
+pub trait Gather<T>: IntoIterator<Item = Handle<T>> {}
+
+impl<T, I: IntoIterator<Item = Handle<T>>> Gather<T> for I {}
 
 /// A task with its parameters bound and its inputs wired, ready to be added to a
 /// [`Builder`]. Made by the `node` constructor that `#[task]` generates:
@@ -132,6 +147,45 @@ impl Wire {
             Wire::One(id) => std::slice::from_ref(id),
             Wire::Many(ids) => ids,
         }
+    }
+}
+
+/// The name of the built-in task behind [`Builder::value`] and `value(...)` in `pipeline!`.
+/// A `#[task]` function cannot take it by mistake: its name would be `value`.
+pub(crate) const VALUE_TASK: &str = "pipewright.value";
+
+/// The built-in task behind [`Builder::value`]: its one parameter is the value it returns,
+/// so the value is hashed into the node's key as any parameter is.
+#[doc(hidden)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: DeserializeOwned"))]
+pub struct Constant<T> {
+    value: T,
+}
+
+impl<T> Task for Constant<T>
+where
+    T: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static,
+{
+    type Output = T;
+    type Codec = crate::codec::DefaultCodec;
+
+    const META: TaskMeta = TaskMeta::__new(
+        VALUE_TASK,
+        module_path!(),
+        *b"pipewright built-in value task 1",
+        None,
+        true,
+        0,
+        None,
+        Resources::NONE,
+        &[],
+        &["value"],
+        false,
+    );
+
+    fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<T, TaskError> {
+        Ok(self.value.clone())
     }
 }
 
@@ -465,6 +519,60 @@ impl Builder {
             Ok(handle) => handle,
             Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
         }
+    }
+
+    /// Adds a node named `name` whose output is `value`: a constant fed into the inputs of
+    /// other nodes, without a task written to return it. The value is the node's parameter
+    /// (of the built-in task `pipewright.value`), so it is hashed into the node's key and
+    /// stored like any output: changing it runs the nodes that read it again.
+    ///
+    /// Workers cannot rebuild the built-in task, which has no entry in the registry (that
+    /// holds one entry per task, and this task has one type per value type): a pipeline
+    /// with value nodes runs with the in-process executor, not with
+    /// [`Executor::Process`](crate::Executor::Process) or Slurm, and
+    /// [`Pipeline::from_record`] cannot rebuild it.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add): a taken or invalid name, or a value that does not come back
+    /// intact from its encoding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pipewright::prelude::*;
+    ///
+    /// #[task]
+    /// fn add_up(rows: &Vec<u32>) -> u32 {
+    ///     rows.iter().sum()
+    /// }
+    ///
+    /// fn main() -> pipewright::Result<()> {
+    ///     let mut b = Pipeline::builder("values");
+    ///     let rows = b.value("rows", vec![1, 2, 3])?;
+    ///     let sum = b.add("sum", add_up::node(rows))?;
+    ///     let p = b.build();
+    ///
+    ///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-value")).run(&p)?;
+    ///     assert_eq!(*run.get(sum)?, 6);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn value<T>(&mut self, name: impl Into<String>, value: T) -> Result<Handle<T>>
+    where
+        T: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static,
+    {
+        self.add(name, Bound::new(Constant { value }, Vec::new()))
+    }
+
+    /// [`value`](Self::value) for `value(...)` in `pipeline!`, which has checked the name, as
+    /// [`__add_checked`](Self::__add_checked) does.
+    #[doc(hidden)]
+    pub fn __value_checked<T>(&mut self, name: &str, value: T) -> Handle<T>
+    where
+        T: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static,
+    {
+        self.__add_checked(name, Bound::new(Constant { value }, Vec::new()))
     }
 
     fn wire(&self, node: &str, slot: &Slot) -> Result<Wire> {

@@ -49,7 +49,7 @@ pub mod store {
 pub mod __private {
     pub use crate::codec::DefaultCodec;
     pub use crate::exec::worker::main_entry;
-    pub use crate::graph::{Bound, Handle, Pipeline, Slot};
+    pub use crate::graph::{Bound, Gather, Handle, Pipeline, Slot};
     pub use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
     pub use crate::registry::Registration;
     pub use crate::task::{

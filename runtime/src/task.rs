@@ -242,6 +242,9 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
     })
 }
 
+/// The pipeline's and the task's name in a context made by [`Ctx::for_test`].
+const TEST_NAME: &str = "test";
+
 /// What a task can ask about the run it is part of; take it as a `&Ctx` argument.
 ///
 /// A task that takes a `&Ctx` can return something made of the names it runs under, so its
@@ -300,6 +303,71 @@ impl Ctx {
         }
     }
 
+    /// A context for calling a task function directly, as a unit test does: node `node` of
+    /// a pipeline named `test`, running a task named `test`. It is never cancelled, is on
+    /// its first attempt, and has no work directory until [`with_work_dir`](Self::with_work_dir)
+    /// gives one; [`with_pipeline`](Self::with_pipeline) and
+    /// [`with_cancelled`](Self::with_cancelled) set the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pipewright::prelude::*;
+    ///
+    /// #[task]
+    /// fn label(count: &u32, ctx: &Ctx) -> Result<String, String> {
+    ///     if ctx.cancelled() {
+    ///         return Err("cancelled".to_string());
+    ///     }
+    ///     let path = ctx.work_dir().map_err(|e| e.to_string())?.join("note.txt");
+    ///     std::fs::write(&path, "seen").map_err(|e| e.to_string())?;
+    ///     Ok(format!("{}/{}: {count}", ctx.pipeline(), ctx.node()))
+    /// }
+    ///
+    /// let dir = std::env::temp_dir().join("pipewright-doc-for-test");
+    /// let ctx = Ctx::for_test("sales").with_work_dir(&dir);
+    /// assert_eq!(label(&3, &ctx).unwrap(), "test/sales: 3");
+    /// assert_eq!(std::fs::read_to_string(dir.join("note.txt")).unwrap(), "seen");
+    ///
+    /// let ctx = Ctx::for_test("sales").with_pipeline("daily");
+    /// assert!(ctx.work_dir().is_err());
+    /// assert!(label(&3, &ctx).is_err());
+    /// assert!(label(&3, &Ctx::for_test("sales").with_cancelled(true)).is_err());
+    /// ```
+    pub fn for_test(node: &str) -> Self {
+        let names = NodeNames {
+            pipeline: Arc::from(TEST_NAME),
+            nodes: Box::new([Arc::from(node)]),
+        };
+        let mut ctx = Ctx::new(Arc::new(names), Arc::new(AtomicBool::new(false)));
+        ctx.task = TEST_NAME;
+        ctx
+    }
+
+    /// This context, in a pipeline named `pipeline`.
+    pub fn with_pipeline(mut self, pipeline: &str) -> Self {
+        self.names = Arc::new(NodeNames {
+            pipeline: Arc::from(pipeline),
+            nodes: Box::new([Arc::from(self.node())]),
+        });
+        self.node = 0;
+        self
+    }
+
+    /// This context, with `dir` as the directory [`work_dir`](Self::work_dir) returns
+    /// (created on first call).
+    pub fn with_work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+
+    /// This context, cancelled or not: [`cancelled`](Self::cancelled) returns `cancelled`.
+    /// It has a flag of its own, so a context cloned from a run's does not cancel the run.
+    pub fn with_cancelled(mut self, cancelled: bool) -> Self {
+        self.stop = Arc::new(AtomicBool::new(cancelled));
+        self
+    }
+
     /// Points the context at node `node` (an index in its names), which runs `task` with
     /// the work directory `work_dir`.
     pub(crate) fn set_node(&mut self, task: &'static str, node: usize, work_dir: Option<PathBuf>) {
@@ -336,12 +404,14 @@ impl Ctx {
     /// # Errors
     ///
     /// If the directory cannot be created, or the runner keeps nothing on disk
-    /// ([`Runner::in_memory`](crate::Runner::in_memory)).
+    /// ([`Runner::in_memory`](crate::Runner::in_memory)), or the context was made by
+    /// [`for_test`](Self::for_test) without [`with_work_dir`](Self::with_work_dir).
     pub fn work_dir(&self) -> std::io::Result<&Path> {
         let dir = self.work_dir.as_deref().ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "this runner keeps nothing on disk, so tasks have no work directory",
+                "this context has no work directory: the runner keeps nothing on disk, or a \
+                 test context was made without `Ctx::with_work_dir`",
             )
         })?;
         std::fs::create_dir_all(dir)?;

@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{Expr, Ident};
 
-use super::parse::PipelineDef;
+use super::parse::{Binding, PipelineDef};
 use crate::diag::Diagnostics;
 
 /// What one argument of a task call is.
@@ -67,10 +67,32 @@ pub(crate) fn pipeline(def: &PipelineDef) -> syn::Result<Wired<'_>> {
         for arg in &binding.args {
             classified.push(classify(arg, i, &position, &mut diag));
         }
+        if binding.is_value() {
+            value(binding, &classified, &mut diag);
+        }
         args.push(classified);
     }
     diag.finish()?;
     Ok(Wired { args })
+}
+
+/// `value!(...)` takes one expression, the node's output; a node is already a value.
+fn value(binding: &Binding, args: &[Arg<'_>], diag: &mut Diagnostics) {
+    match args {
+        [Arg::Param(_)] => {}
+        [Arg::Edge(ident)] => diag.at(
+            ident,
+            format!("`{ident}` is a node already: use it directly instead of `value!({ident})`"),
+        ),
+        [Arg::Gather(_)] => diag.at(
+            &binding.call.args,
+            "`value!(...)` takes a value, not a list of nodes; gather nodes in a task's input",
+        ),
+        _ => diag.at(
+            &binding.call,
+            "`value!(...)` takes one argument, the node's output, like `value!(vec![1, 2, 3])`",
+        ),
+    }
 }
 
 fn classify<'a>(

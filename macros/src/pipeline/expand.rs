@@ -19,6 +19,13 @@ pub(crate) fn pipeline(def: &PipelineDef, wired: &Wired<'_>) -> TokenStream {
         let ident = &binding.ident;
         // `let r#type` is the node `type`.
         let node_name = ident.unraw().to_string();
+        if binding.is_value()
+            && let [Arg::Param(expr)] = args.as_slice()
+        {
+            return quote! {
+                let #ident = #builder.__value_checked(#node_name, #expr);
+            };
+        }
         let task = &binding.task;
         let args = args.iter().map(|arg| match arg {
             Arg::Edge(ident) => quote!(#ident),

@@ -10,7 +10,12 @@ use proc_macro2::TokenStream;
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     match try_expand(input) {
         Ok(out) => out,
-        Err(err) => err.into_compile_error(),
+        // In a block, as several errors are several `compile_error!` calls and the macro
+        // stands where one expression goes.
+        Err(err) => {
+            let errors = err.into_compile_error();
+            quote::quote!({ #errors })
+        }
     }
 }
 

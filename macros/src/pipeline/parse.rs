@@ -26,6 +26,20 @@ pub(crate) struct Binding {
     pub(crate) task: syn::Path,
     pub(crate) call: syn::ExprCall,
     pub(crate) args: Punctuated<Expr, Token![,]>,
+    /// Whether this binding is `value!(...)`, a constant, rather than the call of a task.
+    pub(crate) value: bool,
+}
+
+/// The name of the built-in form `let rows = value!(vec![1, 2, 3]);`: a node whose output
+/// is the expression's value. It is written as a macro call, so that it can never be taken
+/// for the call of a task named `value`.
+pub(crate) const VALUE: &str = "value";
+
+impl Binding {
+    /// Whether this binding is `value!(...)`, a constant, rather than the call of a task.
+    pub(crate) fn is_value(&self) -> bool {
+        self.value
+    }
 }
 
 impl Parse for PipelineDef {
@@ -98,8 +112,26 @@ impl Parse for Binding {
         input.parse::<Token![=]>()?;
         let expr: Expr = input.parse()?;
         input.parse::<Token![;]>()?;
-        let call = match expr {
-            Expr::Call(call) => call,
+        let (call, value) = match expr {
+            Expr::Call(call) => (call, false),
+            Expr::Macro(mac) if mac.mac.path.is_ident(VALUE) => {
+                let args = mac
+                    .mac
+                    .parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)?;
+                let call = syn::ExprCall {
+                    attrs: mac.attrs,
+                    func: Box::new(Expr::Path(syn::ExprPath {
+                        attrs: Vec::new(),
+                        qself: None,
+                        path: mac.mac.path,
+                    })),
+                    paren_token: syn::token::Paren {
+                        span: *mac.mac.delimiter.span(),
+                    },
+                    args,
+                };
+                (call, true)
+            }
             other => {
                 return Err(syn::Error::new_spanned(
                     other,
@@ -122,6 +154,7 @@ impl Parse for Binding {
             task,
             call,
             args,
+            value,
         })
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
                 input_specs.push(quote!(__pw::InputSpec::new(#name_str, __pw::InputKind::Many)));
                 call_args.push(quote!(&__inputs.many::<#ty>(#input_index)));
                 node_args.push(quote_spanned!(ty.span()=>
-                    #name: impl ::core::iter::IntoIterator<Item = __pw::Handle<#ty>>
+                    #name: impl __pw::Gather<#ty>
                 ));
                 slots.push(quote!(__pw::Slot::many(#name)));
                 input_index += 1;
@@ -106,6 +106,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     };
 
     let param_impls = param_impls(ident, &params);
+    let output_check = output_check(ident, &task.output);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let meta = meta(task, fp, &input_specs, param_names);
     // Spanned at the user's path, so that a type that is not a codec is reported there.
@@ -159,6 +160,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             #param_impls
             #error_support
 
+            #output_check
             #task_impl
 
             impl #ident {
@@ -583,6 +585,45 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
 
         impl #ident {
             #(#serde_fns)*
+        }
+    }
+}
+
+/// The assertion that the output type of `task` can be stored and shared, worded for tasks
+/// (as a bound on an associated type, where rustc reports the trait's own message when the
+/// trait has no supertraits). It comes before the `Task` impl, so that an output that is
+/// not `Serialize` is first reported at the return type in these words; rustc then adds
+/// the `Task` impl's errors, from serde.
+fn output_check(ident: &syn::Ident, output: &Output) -> TokenStream {
+    let ty = match output {
+        Output::Unit => return TokenStream::new(),
+        Output::Plain(ty) | Output::Result { ok: ty, .. } => quote!(#ty),
+        Output::Fallible(ty) => quote_spanned!(ty.span()=> <#ty as __pw::Fallible>::Ok),
+    };
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be the output of a task",
+            label = "an output needs `Serialize`, `Deserialize`, `Send` and `Sync`",
+            note = "a task's output is stored on disk, read back by the tasks that use it and shared between threads: derive `serde::Serialize, serde::Deserialize` for `{Self}`"
+        )]
+        trait __PwOutput {}
+
+        impl<T> __PwOutput for T where
+            T: __pw::serde::Serialize
+                + __pw::serde::de::DeserializeOwned
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static
+        {
+        }
+
+        #[allow(dead_code)]
+        trait __PwOutputOf {
+            type Output: __PwOutput;
+        }
+
+        impl __PwOutputOf for #ident {
+            type Output = #ty;
         }
     }
 }

@@ -6,6 +6,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
+use syn::visit::Visit;
 use syn::{Expr, Ident, Lit, Token};
 
 use crate::diag::Diagnostics;
@@ -334,6 +335,10 @@ impl<'a> TaskFn<'a> {
 /// Sorts an argument by its type: `&Ctx`, `&[&T]`, `&T`, or an owned parameter.
 fn role(ty: &syn::Type, diag: &mut Diagnostics) -> Role {
     let syn::Type::Reference(reference) = ty else {
+        // A parameter is owned: it is stored with the task and sent to workers.
+        if borrows(ty) {
+            diag.at(ty, not_an_argument_form(ty));
+        }
         return Role::Param(ty.clone());
     };
     let inner = &*reference.elem;
@@ -343,16 +348,36 @@ fn role(ty: &syn::Type, diag: &mut Diagnostics) -> Role {
     match inner {
         syn::Type::Slice(slice) => match &*slice.elem {
             syn::Type::Reference(elem) if elem.mutability.is_none() => {
+                // An upstream output is owned: `&[&Vec<&T>]` can name none.
+                if borrows(&elem.elem) {
+                    diag.at(&elem.elem, not_an_argument_form(&elem.elem));
+                }
                 Role::Gather((*elem.elem).clone())
             }
-            _ => {
+            syn::Type::Reference(_) => {
                 diag.at(
                     ty,
                     "a gathered input is written `&[&T]`: it borrows the outputs of several upstream nodes",
                 );
                 Role::Gather(inner.clone())
             }
+            elem => {
+                let elem = pretty(elem);
+                diag.at(
+                    ty,
+                    format!(
+                        "a gathered input is written `&[&{elem}]`: it borrows the outputs of several upstream nodes; \
+                         to borrow one upstream `Vec<{elem}>`, write `&Vec<{elem}>`"
+                    ),
+                );
+                Role::Gather(inner.clone())
+            }
         },
+        // An upstream output is owned: `&Vec<&T>` can name none.
+        _ if borrows(inner) => {
+            diag.at(inner, not_an_argument_form(inner));
+            Role::Input(inner.clone())
+        }
         syn::Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => {
             diag.at(
                 ty,
@@ -362,6 +387,62 @@ fn role(ty: &syn::Type, diag: &mut Diagnostics) -> Role {
         }
         _ => Role::Input(inner.clone()),
     }
+}
+
+/// Whether `ty` holds a reference, or a lifetime other than `'static`.
+fn borrows(ty: &syn::Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            self.0 |= lifetime.ident != "static";
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+/// What to say of an argument type that borrows where it cannot: the forms an argument
+/// takes, after a hint for the mistakes seen most, `Vec<&T>` and `Option<&T>`.
+fn not_an_argument_form(ty: &syn::Type) -> String {
+    let hint = if last_segment_named(ty, "Vec") {
+        "to gather the outputs of several nodes, write `&[&T]`, not `Vec<&T>`"
+    } else if last_segment_named(ty, "Option") {
+        "an input cannot be optional"
+    } else {
+        "this type borrows, which only an input can"
+    };
+    format!(
+        "{hint}; a task argument is `&T` (the output of one upstream node), `&[&T]` (the \
+         outputs of several), `&Ctx` (the context) or an owned type (a parameter)"
+    )
+}
+
+/// Whether `ty` is a path whose last segment is `name`, with any generic arguments.
+fn last_segment_named(ty: &syn::Type, name: &str) -> bool {
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().is_some_and(|s| s.ident == name)
+        }
+        _ => false,
+    }
+}
+
+/// `ty` as a user writes it: `Vec<u8>`, not the token stream's `Vec < u8 >`.
+fn pretty(ty: &syn::Type) -> String {
+    quote::quote!(#ty)
+        .to_string()
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" ,", ",")
+        .replace("& ", "&")
 }
 
 /// Whether `ty` is `&Ctx` (by any path): the context, which the caller does not pass.
@@ -417,7 +498,9 @@ fn output(ty: &syn::Type) -> Output {
 
 #[cfg(test)]
 mod tests {
-    use super::{Output, is_ctx, one_of, output, parse_memory};
+    use super::{
+        Output, borrows, is_ctx, not_an_argument_form, one_of, output, parse_memory, pretty,
+    };
     use syn::parse_quote;
 
     #[test]
@@ -468,6 +551,37 @@ mod tests {
         assert!(!is_ctx(&parse_quote!(Ctx)));
         assert!(!is_ctx(&parse_quote!(&Ctx<u32>)));
         assert!(!is_ctx(&parse_quote!(&Context)));
+    }
+
+    #[test]
+    fn borrowed_types_are_found_at_any_depth() {
+        assert!(borrows(&parse_quote!(Vec<&Sale>)));
+        assert!(borrows(&parse_quote!(Option<&Sale>)));
+        assert!(borrows(&parse_quote!(HashMap<String, Vec<&'a str>>)));
+        assert!(borrows(&parse_quote!(Cow<'_, str>)));
+        assert!(!borrows(&parse_quote!(Cow<'static, str>)));
+        assert!(!borrows(&parse_quote!(Vec<Sale>)));
+    }
+
+    #[test]
+    fn a_borrowed_argument_is_told_the_forms_arguments_take() {
+        let vec = not_an_argument_form(&parse_quote!(Vec<&Sale>));
+        assert!(vec.starts_with("to gather the outputs of several nodes, write `&[&T]`"));
+        let option = not_an_argument_form(&parse_quote!(std::option::Option<&Sale>));
+        assert!(option.starts_with("an input cannot be optional;"));
+        for message in [vec, option] {
+            assert!(message.contains("`&T` (the output of one upstream node), `&[&T]`"));
+        }
+    }
+
+    #[test]
+    fn types_print_as_written() {
+        assert_eq!(pretty(&parse_quote!(Vec<u8>)), "Vec<u8>");
+        assert_eq!(
+            pretty(&parse_quote!(std::collections::HashMap<String, Vec<u8>>)),
+            "std::collections::HashMap<String, Vec<u8>>"
+        );
+        assert_eq!(pretty(&parse_quote!(Sale)), "Sale");
     }
 
     #[test]
