@@ -7,9 +7,12 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod backtrace;
 mod cache;
+mod chain;
 pub mod cli;
 mod codec;
+mod erased;
 mod error;
 mod exec;
 mod explain;
@@ -25,6 +28,7 @@ pub mod render;
 mod report;
 mod runner;
 mod task;
+mod text;
 
 pub use cache::{EntryMeta, InputDigests, NamedDigest, StoreError};
 pub use codec::{Bincode, Codec, CodecError, DECODE_LIMIT, DefaultCodec};
@@ -35,7 +39,7 @@ pub use gc::Freed;
 pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
 pub use hash::{HashError, ParamLoss, canonical_digest};
 pub use plan::{Decision, Plan, PlannedNode, RunReason};
-pub use record::{InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RunRecord};
+pub use record::schema::{InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RunRecord};
 pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};
 pub use runner::{Cancel, Runner};

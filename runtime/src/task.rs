@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::graph::NodeNames;
 use crate::hash::{HashError, ParamLoss};
 use serde::de::DeserializeOwned;
 
@@ -127,18 +126,10 @@ impl TaskMeta {
 
     /// The fingerprint as 64 lowercase hex digits.
     pub fn fingerprint_hex(&self) -> String {
-        hex(&self.fingerprint)
+        blake3::Hash::from_bytes(self.fingerprint)
+            .to_hex()
+            .to_string()
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Resource hints of a task (`cpus`, `mem`, `time`), used by cluster executors.
@@ -233,6 +224,15 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
             std::any::type_name::<T>()
         )
     })
+}
+
+/// The names a running task can ask for: its pipeline's and its node's, by node index.
+/// One table per pipeline, shared by its runs, so that a task's context names its node
+/// without a reference count of its own.
+#[derive(Debug)]
+pub(crate) struct NodeNames {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) nodes: Box<[Arc<str>]>,
 }
 
 /// What a task can ask about the run it is part of; take it as a `&Ctx` argument.
