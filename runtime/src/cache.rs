@@ -179,13 +179,20 @@ pub(crate) fn write_json_atomically(
 /// Makes the names of temporary directories unique within a process.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
-/// The name of this host.
+/// The name of this host (`uname`'s node name on Unix).
 pub(crate) fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map_or_else(|| "unknown".to_owned(), |h| h.trim().to_owned())
+    #[cfg(unix)]
+    let name = Some(
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    );
+    #[cfg(not(unix))]
+    let name = std::env::var("COMPUTERNAME").ok();
+    name.map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// This host in the names of temporaries: 8 hex digits of its name's digest.

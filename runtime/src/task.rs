@@ -444,26 +444,34 @@ impl fmt::Display for WorkerExit {
     }
 }
 
-/// The name of a common signal, as `kill -l` gives it.
+/// The name of a common signal, as `kill -l` gives it, in this platform's numbering.
+#[cfg(unix)]
 fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
+    use rustix::process::Signal;
+    Some(match Signal::from_named_raw(signal)? {
+        Signal::HUP => "SIGHUP",
+        Signal::INT => "SIGINT",
+        Signal::QUIT => "SIGQUIT",
+        Signal::ILL => "SIGILL",
+        Signal::TRAP => "SIGTRAP",
+        Signal::ABORT => "SIGABRT",
+        Signal::BUS => "SIGBUS",
+        Signal::FPE => "SIGFPE",
+        Signal::KILL => "SIGKILL",
+        Signal::SEGV => "SIGSEGV",
+        Signal::PIPE => "SIGPIPE",
+        Signal::ALARM => "SIGALRM",
+        Signal::TERM => "SIGTERM",
+        Signal::XCPU => "SIGXCPU",
+        Signal::XFSZ => "SIGXFSZ",
         _ => return None,
     })
+}
+
+/// No signal has a name where there are no Unix signals.
+#[cfg(not(unix))]
+fn signal_name(_signal: i32) -> Option<&'static str> {
+    None
 }
 
 impl TaskError {
@@ -505,5 +513,22 @@ where
     type Ok = T;
     fn into_task_result(self) -> Result<T, TaskError> {
         self.map_err(TaskError::failed)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use rustix::process::Signal;
+
+    use super::signal_name;
+
+    #[test]
+    fn signals_are_named_by_this_platforms_numbers() {
+        assert_eq!(signal_name(Signal::KILL.as_raw()), Some("SIGKILL"));
+        assert_eq!(signal_name(Signal::BUS.as_raw()), Some("SIGBUS"));
+        assert_eq!(signal_name(Signal::SEGV.as_raw()), Some("SIGSEGV"));
+        assert_eq!(signal_name(Signal::ALARM.as_raw()), Some("SIGALRM"));
+        assert_eq!(signal_name(Signal::USR1.as_raw()), None);
+        assert_eq!(signal_name(0), None);
     }
 }
