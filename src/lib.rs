@@ -180,9 +180,9 @@ pub use pipewright_runtime::{
     Bincode, Bound, Builder, Cancel, Codec, CodecError, Ctx, DECODE_LIMIT, Decision, DefaultCodec,
     EntryMeta, Error, Executor, Explanation, Freed, Handle, HashError, InputDigests, InputKind,
     InputRecord, InputSpec, NamedDigest, NodeId, NodeRecord, NodeReport, NodeStatus, ParamLoss,
-    Pipeline, Plan, PlannedNode, Provenance, RECORD_FORMAT, Registration, Resources, Result,
-    RunReason, RunRecord, RunReport, Runner, Slurm, StoreError, Task, TaskError, TaskMeta,
-    WorkerExit, canonical_digest, find_task, registered_tasks,
+    Pipeline, Plan, PlannedNode, Provenance, RECORD_FORMAT, RecordedStatus, Registration,
+    Resources, Result, RunReason, RunRecord, RunReport, Runner, Slurm, StoreError, Task, TaskError,
+    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
 pub use pipewright_runtime::{cli, render};

@@ -39,7 +39,9 @@ pub use gc::Freed;
 pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
 pub use hash::{HashError, ParamLoss, canonical_digest};
 pub use plan::{Decision, Plan, PlannedNode, RunReason};
-pub use record::schema::{InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RunRecord};
+pub use record::schema::{
+    InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RecordedStatus, RunRecord,
+};
 pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};
 pub use runner::{Cancel, Runner};

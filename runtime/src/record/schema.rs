@@ -57,9 +57,8 @@ pub struct NodeRecord {
     pub inputs: Vec<InputRecord>,
     /// Its distinct parents.
     pub parents: Vec<String>,
-    /// `pending` while the run goes on, then `ran`, `cached`, `failed` or
-    /// `upstream failed`.
-    pub status: String,
+    /// `pending` while the run goes on, then how the node ended.
+    pub status: RecordedStatus,
     /// Whether its output came from the store.
     pub cached: bool,
     /// Its node key, in hex.
@@ -78,6 +77,67 @@ pub struct NodeRecord {
     pub error: Vec<String>,
     /// The failed upstream node it waited on.
     pub upstream_failed: Option<String>,
+}
+
+/// The status of a node in `run.json`, stored by the name each variant gives. Reading a
+/// name that is not one of these is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RecordedStatus {
+    /// The run has not settled the node yet (`pending`).
+    #[serde(rename = "pending")]
+    Pending,
+    /// The task ran (`ran`).
+    #[serde(rename = "ran")]
+    Ran,
+    /// The output came from the store (`cached`).
+    #[serde(rename = "cached")]
+    Cached,
+    /// The task failed (`failed`).
+    #[serde(rename = "failed")]
+    Failed,
+    /// A node it depends on failed (`upstream failed`).
+    #[serde(rename = "upstream failed")]
+    UpstreamFailed,
+    /// The targets of the run did not need it (`not needed`).
+    #[serde(rename = "not needed")]
+    NotNeeded,
+    /// The run stopped before it started (`cancelled`).
+    #[serde(rename = "cancelled")]
+    Cancelled,
+}
+
+impl RecordedStatus {
+    /// The name it is stored by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordedStatus::Pending => "pending",
+            RecordedStatus::Ran => "ran",
+            RecordedStatus::Cached => "cached",
+            RecordedStatus::Failed => "failed",
+            RecordedStatus::UpstreamFailed => "upstream failed",
+            RecordedStatus::NotNeeded => "not needed",
+            RecordedStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RecordedStatus {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RecordedStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// One input argument of a [`NodeRecord`].

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::provenance::provenance;
-use super::schema::{InputRecord, NodeRecord, RECORD_FORMAT, RUN_JSON, RunRecord};
+use super::schema::{InputRecord, NodeRecord, RECORD_FORMAT, RUN_JSON, RecordedStatus, RunRecord};
 use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
 use crate::graph::{Pipeline, Wire};
@@ -87,7 +87,7 @@ impl RunDir {
                     .iter()
                     .map(|id| pipeline.node_name(*id).to_owned())
                     .collect(),
-                status: "pending".to_owned(),
+                status: RecordedStatus::Pending,
                 cached: false,
                 key: None,
                 output_digest: None,
@@ -128,7 +128,7 @@ impl RunDir {
         let (elapsed, cancelled) = (report.elapsed(), report.cancelled());
         let succeeded = report.succeeded();
         for (record, node) in self.record.nodes.iter_mut().zip(report.nodes()) {
-            record.status = node.status().to_string();
+            record.status = recorded(node.status());
             record.cached = node.status() == NodeStatus::Cached;
             record.key = node.key().map(str::to_owned);
             record.output_digest = node.output_digest().map(str::to_owned);
@@ -183,5 +183,17 @@ impl RunDir {
         self.record.elapsed_secs = Some(elapsed.as_secs_f64());
         self.write(true)?;
         Ok(self.dir)
+    }
+}
+
+/// How a node's status is recorded.
+fn recorded(status: NodeStatus) -> RecordedStatus {
+    match status {
+        NodeStatus::Ran => RecordedStatus::Ran,
+        NodeStatus::Cached => RecordedStatus::Cached,
+        NodeStatus::Failed => RecordedStatus::Failed,
+        NodeStatus::UpstreamFailed => RecordedStatus::UpstreamFailed,
+        NodeStatus::NotNeeded => RecordedStatus::NotNeeded,
+        NodeStatus::Cancelled => RecordedStatus::Cancelled,
     }
 }

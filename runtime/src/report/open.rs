@@ -9,19 +9,21 @@ use super::{NO_NODE, NO_WORKER, NodeOutcome, NodeStatus, RecordedNode, RunReport
 use crate::cache::{Lookup, Store};
 use crate::chain::RecordedError;
 use crate::error::Result;
-use crate::record::schema::RunRecord;
+use crate::record::schema::{RecordedStatus, RunRecord};
 use crate::registry::find_task;
 use crate::task::TaskError;
 use crate::text::parse_hex_bytes;
 
-fn status_of(text: &str) -> NodeStatus {
-    match text {
-        "ran" => NodeStatus::Ran,
-        "cached" => NodeStatus::Cached,
-        "failed" => NodeStatus::Failed,
-        "upstream failed" => NodeStatus::UpstreamFailed,
-        "not needed" => NodeStatus::NotNeeded,
-        _ => NodeStatus::Cancelled,
+/// How a recorded node ended; a node still pending in the record of a run that did not
+/// finish counts as cancelled.
+fn status_of(status: RecordedStatus) -> NodeStatus {
+    match status {
+        RecordedStatus::Ran => NodeStatus::Ran,
+        RecordedStatus::Cached => NodeStatus::Cached,
+        RecordedStatus::Failed => NodeStatus::Failed,
+        RecordedStatus::UpstreamFailed => NodeStatus::UpstreamFailed,
+        RecordedStatus::NotNeeded => NodeStatus::NotNeeded,
+        RecordedStatus::Pending | RecordedStatus::Cancelled => NodeStatus::Cancelled,
     }
 }
 
@@ -48,7 +50,7 @@ impl RunReport {
         let mut nodes = Vec::with_capacity(record.nodes.len());
         let mut outcomes = Vec::with_capacity(record.nodes.len());
         for node in &record.nodes {
-            let status = status_of(&node.status);
+            let status = status_of(node.status);
             let task = find_task(&node.task)
                 .ok()
                 .zip(node.encoded_params.as_deref().and_then(parse_hex_bytes))
