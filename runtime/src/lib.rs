@@ -20,6 +20,8 @@ mod gc;
 mod graph;
 mod hash;
 mod key;
+#[cfg(test)]
+mod layers;
 mod plan;
 mod progress;
 mod record;
