@@ -318,3 +318,38 @@ fn an_in_memory_run_is_not_recorded() {
     let run = Runner::in_memory().run(&p).unwrap();
     assert_eq!(run.run_dir(), None);
 }
+
+#[test]
+fn a_record_with_an_unknown_node_status_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs");
+    let p = pipeline! {
+        name = "statuses";
+        let a = numbers(3);
+    };
+    let run = Runner::new(dir.path().join("data"))
+        .log_dir(&log)
+        .run(&p)
+        .unwrap();
+    assert_eq!(run.status("a"), Some(NodeStatus::Ran));
+    let run_dir = only_run_dir(&log);
+    let path = run_dir.join("run.json");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"status\": \"ran\""), "{text}");
+    assert_eq!(RunRecord::read(&run_dir).unwrap().nodes[0].status, "ran");
+
+    fs::write(
+        &path,
+        text.replace("\"status\": \"ran\"", "\"status\": \"exploded\""),
+    )
+    .unwrap();
+    match RunRecord::read(&run_dir) {
+        Err(Error::Record { path: at, reason }) => {
+            assert_eq!(at, path);
+            assert!(reason.contains("unknown variant `exploded`"), "{reason}");
+        }
+        other => panic!("expected a record error, got {other:?}"),
+    }
+    let err = pipewright::RunReport::open(&run_dir).unwrap_err();
+    assert!(matches!(err, Error::Record { .. }), "{err:?}");
+}

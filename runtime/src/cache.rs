@@ -22,9 +22,6 @@ use std::thread::ThreadId;
 
 use serde::{Deserialize, Serialize};
 
-use crate::key::parse_hex;
-use crate::task::hex;
-
 /// The layout of entries; part of every key.
 pub(crate) const ENTRY_FORMAT: u32 = 1;
 
@@ -185,19 +182,26 @@ pub(crate) fn write_json_atomically(
 /// Makes the names of temporary directories unique within a process.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
-/// The name of this host.
+/// The name of this host (`uname`'s node name on Unix).
 pub(crate) fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map_or_else(|| "unknown".to_owned(), |h| h.trim().to_owned())
+    #[cfg(unix)]
+    let name = Some(
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    );
+    #[cfg(not(unix))]
+    let name = std::env::var("COMPUTERNAME").ok();
+    name.map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// This host in the names of temporaries: 8 hex digits of its name's digest.
 fn host_tag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| hex(&blake3::hash(host_name().as_bytes()).as_bytes()[..4]))
+    TAG.get_or_init(|| blake3::hash(host_name().as_bytes()).to_hex()[..8].to_owned())
 }
 
 /// A name unique to this process and call, for a temporary beside `<stem>`:
@@ -353,7 +357,7 @@ impl Store {
         if meta.format != ENTRY_FORMAT || meta.key != key || meta.task != task {
             return Lookup::Damaged(format!("`{META}` describes another entry"));
         }
-        if parse_hex(&meta.output_digest).is_none() {
+        if blake3::Hash::from_hex(&meta.output_digest).is_err() {
             return Lookup::Damaged(format!("`{META}` holds no valid output digest"));
         }
         match fs::metadata(dir.join(OUTPUT)) {
@@ -427,7 +431,7 @@ impl Store {
     fn read_output(&self, meta: &EntryMeta) -> Result<Vec<u8>, String> {
         let path = self.entry_dir(&meta.task, &meta.key).join(OUTPUT);
         let bytes = fs::read(&path).map_err(|e| format!("cannot read `{OUTPUT}`: {e}"))?;
-        let digest = hex(blake3::hash(&bytes).as_bytes());
+        let digest = blake3::hash(&bytes).to_hex().to_string();
         if digest == meta.output_digest {
             Ok(bytes)
         } else {
@@ -489,7 +493,7 @@ impl Store {
 
     /// The file that records the last entry node `node` of `task` wrote, for explanations.
     fn index_path(&self, task: &str, node: &str) -> PathBuf {
-        let name = hex(&blake3::hash(node.as_bytes()).as_bytes()[..16]);
+        let name = blake3::hash(node.as_bytes()).to_hex()[..32].to_owned();
         self.root
             .join(task)
             .join(NODES)
@@ -509,7 +513,7 @@ impl Store {
                 target: "pipewright",
                 path = %path.display(),
                 "cannot record the node's last entry: {}",
-                crate::record::chain(&e).join(": ")
+                crate::chain::chain(&e).join(": ")
             );
         }
     }

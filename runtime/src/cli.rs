@@ -381,7 +381,7 @@ fn execute(
                 None => last_run(&log_dir)?,
             };
             let report = RunReport::open(&dir)?;
-            let record = crate::record::RunRecord::read(&dir)?;
+            let record = crate::record::schema::RunRecord::read(&dir)?;
             writeln!(out, "run {}", dir.display()).map_err(io)?;
             match (record.shown_status(), record.pid) {
                 ("interrupted", Some(pid)) => writeln!(
@@ -399,7 +399,7 @@ fn execute(
             .map_err(io)?;
             print_nodes(out, &report, true).map_err(io)?;
             writeln!(out, "{report}").map_err(io)?;
-            let html = crate::record::write_report(&dir)?;
+            let html = crate::render::write_report(&dir)?;
             writeln!(out, "report {}", html.display()).map_err(io)?;
             if open {
                 open_in_browser(&html);

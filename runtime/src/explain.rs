@@ -6,9 +6,8 @@ use std::fmt;
 
 use crate::cache::{EntryMeta, Store};
 use crate::graph::{NodeId, Pipeline};
-use crate::key::Digest;
+use crate::key::{Digest, hex};
 use crate::plan::{Decision, Plan};
-use crate::task::hex;
 
 /// Why a node will run, or that it will not. Printing it gives one line per reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

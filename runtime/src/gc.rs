@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::{NODES, Store, StoreError, writer_gone};
 use crate::error::Result;
-use crate::record::{RUN_JSON, RunRecord};
+use crate::record::schema::{RUN_JSON, RunRecord};
 
 /// What a clean-up removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

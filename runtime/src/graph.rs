@@ -12,14 +12,15 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
-use crate::codec::{Codec, CodecError};
+use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
 use crate::hash::{HashError, ParamLoss};
 use crate::key::{Components, Digest, Names};
+use crate::task::{Ctx, Inputs, NodeNames, Resources, Task, TaskError, TaskMeta};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::task::{Ctx, Inputs, Resources, Task, TaskError, TaskMeta, Value};
+mod rebuild;
 
 /// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
 static NEXT_PIPELINE_ID: AtomicU64 = AtomicU64::new(1);
@@ -187,91 +188,6 @@ where
     fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<T, TaskError> {
         Ok(self.value.clone())
     }
-}
-
-/// A task object with its type erased, as the executor holds it.
-pub(crate) trait ErasedTask: Send + Sync {
-    fn meta(&self) -> &'static TaskMeta;
-    fn run(&self, inputs: &Inputs<'_>, ctx: &Ctx) -> Result<Arc<Value>, TaskError>;
-    fn params(&self) -> &dyn fmt::Debug;
-    /// The parameters as JSON, for people; `Debug` text where JSON cannot hold them.
-    fn params_json(&self) -> serde_json::Value;
-    fn output_type(&self) -> &'static str;
-    /// The [`ID`](Codec::ID) of the codec the task's outputs are stored with.
-    fn codec(&self) -> &'static str;
-    /// The key components of this task as node `names`, on inputs with the given output
-    /// digests.
-    fn components(
-        &self,
-        names: Names<'_>,
-        inputs: Vec<Vec<Digest>>,
-    ) -> Result<Components, HashError>;
-    /// Encodes an output of this task.
-    fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError>;
-    /// Decodes an output of this task.
-    fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError>;
-}
-
-impl<T: Task> ErasedTask for T {
-    fn meta(&self) -> &'static TaskMeta {
-        // A reference to an associated const of a concrete type is promoted to 'static.
-        const { &T::META }
-    }
-
-    fn run(&self, inputs: &Inputs<'_>, ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-        Task::run(self, inputs, ctx).map(|out| Arc::new(out) as Arc<Value>)
-    }
-
-    fn params(&self) -> &dyn fmt::Debug {
-        self
-    }
-
-    fn params_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_else(|_| format!("{self:?}").into())
-    }
-
-    fn output_type(&self) -> &'static str {
-        type_name::<T::Output>()
-    }
-
-    fn codec(&self) -> &'static str {
-        T::Codec::ID
-    }
-
-    fn components(
-        &self,
-        names: Names<'_>,
-        inputs: Vec<Vec<Digest>>,
-    ) -> Result<Components, HashError> {
-        Ok(Components::new(
-            &T::META,
-            type_name::<T::Output>(),
-            T::Codec::ID,
-            names,
-            self.__param_digests()?,
-            inputs,
-        ))
-    }
-
-    fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError> {
-        let value = value.downcast_ref::<T::Output>().ok_or_else(|| {
-            CodecError::Encode(format!("the value is not a `{}`", type_name::<T::Output>()))
-        })?;
-        T::Codec::encode(value)
-    }
-
-    fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
-        T::Codec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
-    }
-}
-
-/// The names a running task can ask for: its pipeline's and its node's, by node index.
-/// One table per pipeline, shared by its runs, so that a task's context names its node
-/// without a reference count of its own.
-#[derive(Debug)]
-pub(crate) struct NodeNames {
-    pub(crate) pipeline: Arc<str>,
-    pub(crate) nodes: Box<[Arc<str>]>,
 }
 
 /// One node of a pipeline.

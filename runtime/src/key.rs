@@ -5,7 +5,7 @@
 //! outputs in argument order.
 
 use crate::cache::ENTRY_FORMAT;
-use crate::task::{TaskMeta, hex};
+use crate::task::TaskMeta;
 
 /// A 32-byte blake3 digest.
 pub(crate) type Digest = [u8; 32];
@@ -118,26 +118,14 @@ impl Components {
     }
 }
 
-/// Reads a digest written as 64 hex digits.
-pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+/// A digest as 64 lowercase hex digits.
+pub(crate) fn hex(digest: &Digest) -> String {
+    blake3::Hash::from_bytes(*digest).to_hex().to_string()
 }
 
-/// Reads bytes written as pairs of hex digits.
-pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+/// Reads a digest written as 64 hex digits.
+pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
+    blake3::Hash::from_hex(text).ok().map(|h| *h.as_bytes())
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod backtrace;
 mod cache;
+mod chain;
 pub mod cli;
 pub mod codec;
+mod erased;
 mod error;
 mod exec;
 mod explain;
@@ -17,6 +20,8 @@ mod gc;
 mod graph;
 mod hash;
 mod key;
+#[cfg(test)]
+mod layers;
 mod plan;
 mod progress;
 pub mod record;
@@ -25,6 +30,7 @@ pub mod render;
 mod report;
 mod runner;
 mod task;
+mod text;
 
 pub use error::{Error, Result};
 pub use exec::{Executor, Slurm};

@@ -11,8 +11,7 @@ use std::fmt;
 use crate::cache::{EntryMeta, Lookup, Store};
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
-use crate::key::{Digest, parse_hex};
-use crate::task::hex;
+use crate::key::{Digest, hex, parse_hex};
 
 /// Why a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

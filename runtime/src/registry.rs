@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::{Codec, CodecError, DefaultCodec};
+use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::graph::ErasedTask;
 use crate::task::{Task, TaskMeta, Value};
 
 /// Makes a task from its parameters encoded with the default codec.

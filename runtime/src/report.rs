@@ -7,10 +7,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::cache::{EntryMeta, Store};
+use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::graph::{ErasedTask, Handle, Node, NodeId, Pipeline};
+use crate::graph::{Handle, Node, NodeId, Pipeline};
 use crate::plan::RunReason;
 use crate::task::{TaskError, Value};
+
+mod open;
 
 /// How a node ended in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -15,7 +15,7 @@ use crate::gc::Freed;
 use crate::graph::{Handle, NodeId, Pipeline};
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
-use crate::record::RunDir;
+use crate::record::write::RunDir;
 use crate::report::RunReport;
 
 /// Runs pipelines: owns the data directory, what to force, and the worker pool.
@@ -227,7 +227,7 @@ impl Runner {
         let pool = self.pool()?;
         let record = match &self.log_dir {
             Some(log_dir) => {
-                crate::record::capture_backtraces();
+                crate::backtrace::capture_backtraces();
                 Some(RunDir::create(
                     log_dir,
                     pipeline,
@@ -244,7 +244,7 @@ impl Runner {
                     d.is::<tracing::subscriber::NoSubscriber>()
                 }) =>
             {
-                Some(crate::record::log_dispatch(&record.dir)?)
+                Some(crate::record::log::log_dispatch(&record.dir)?)
             }
             _ => None,
         };

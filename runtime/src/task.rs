@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::codec::Codec;
-use crate::graph::NodeNames;
 use crate::hash::{HashError, ParamLoss};
 use serde::de::DeserializeOwned;
 
@@ -133,18 +132,10 @@ impl TaskMeta {
 
     /// The fingerprint as 64 lowercase hex digits.
     pub fn fingerprint_hex(&self) -> String {
-        hex(&self.fingerprint)
+        blake3::Hash::from_bytes(self.fingerprint)
+            .to_hex()
+            .to_string()
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Resource hints of a task (`cpus`, `mem`, `time`), used by cluster executors.
@@ -244,6 +235,15 @@ fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
 
 /// The pipeline's and the task's name in a context made by [`Ctx::for_test`].
 const TEST_NAME: &str = "test";
+
+/// The names a running task can ask for: its pipeline's and its node's, by node index.
+/// One table per pipeline, shared by its runs, so that a task's context names its node
+/// without a reference count of its own.
+#[derive(Debug)]
+pub(crate) struct NodeNames {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) nodes: Box<[Arc<str>]>,
+}
 
 /// What a task can ask about the run it is part of; take it as a `&Ctx` argument.
 ///
@@ -521,26 +521,34 @@ impl fmt::Display for WorkerExit {
     }
 }
 
-/// The name of a common signal, as `kill -l` gives it.
+/// The name of a common signal, as `kill -l` gives it, in this platform's numbering.
+#[cfg(unix)]
 fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
+    use rustix::process::Signal;
+    Some(match Signal::from_named_raw(signal)? {
+        Signal::HUP => "SIGHUP",
+        Signal::INT => "SIGINT",
+        Signal::QUIT => "SIGQUIT",
+        Signal::ILL => "SIGILL",
+        Signal::TRAP => "SIGTRAP",
+        Signal::ABORT => "SIGABRT",
+        Signal::BUS => "SIGBUS",
+        Signal::FPE => "SIGFPE",
+        Signal::KILL => "SIGKILL",
+        Signal::SEGV => "SIGSEGV",
+        Signal::PIPE => "SIGPIPE",
+        Signal::ALARM => "SIGALRM",
+        Signal::TERM => "SIGTERM",
+        Signal::XCPU => "SIGXCPU",
+        Signal::XFSZ => "SIGXFSZ",
         _ => return None,
     })
+}
+
+/// No signal has a name where there are no Unix signals.
+#[cfg(not(unix))]
+fn signal_name(_signal: i32) -> Option<&'static str> {
+    None
 }
 
 impl TaskError {
@@ -582,5 +590,22 @@ where
     type Ok = T;
     fn into_task_result(self) -> Result<T, TaskError> {
         self.map_err(TaskError::failed)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use rustix::process::Signal;
+
+    use super::signal_name;
+
+    #[test]
+    fn signals_are_named_by_this_platforms_numbers() {
+        assert_eq!(signal_name(Signal::KILL.as_raw()), Some("SIGKILL"));
+        assert_eq!(signal_name(Signal::BUS.as_raw()), Some("SIGBUS"));
+        assert_eq!(signal_name(Signal::SEGV.as_raw()), Some("SIGSEGV"));
+        assert_eq!(signal_name(Signal::ALARM.as_raw()), Some("SIGALRM"));
+        assert_eq!(signal_name(Signal::USR1.as_raw()), None);
+        assert_eq!(signal_name(0), None);
     }
 }

@@ -25,11 +25,11 @@ use smallvec::SmallVec;
 use super::Stop;
 use crate::cache::{EntryMeta, Lookup, Pending, Store};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
-use crate::key::{Components, Digest, parse_hex};
+use crate::key::{Components, Digest, hex, parse_hex};
 use crate::plan::{RunReason, cached_entry};
 use crate::progress::Progress;
 use crate::report::{Details, NO_WORKER, NodeOutcome, NodeStatus, nanos};
-use crate::task::{Ctx, InputValues, Inputs, TaskError, Value, hex};
+use crate::task::{Ctx, InputValues, Inputs, TaskError, Value};
 
 /// The inputs of one node; most nodes have a few, which then need no allocation.
 type Gathered = SmallVec<[InputValues; 4]>;
@@ -444,7 +444,7 @@ impl<'p> Run<'p> {
                 outcome.duration = nanos(duration);
                 let details = outcome.details_mut();
                 details.backtrace = matches!(error, TaskError::Panicked(_))
-                    .then(crate::record::take_backtrace)
+                    .then(crate::backtrace::take_backtrace)
                     .flatten()
                     .map(Arc::from);
                 details.error = Some(Arc::new(error));
@@ -801,7 +801,7 @@ impl<'p> Run<'p> {
             let run_dir = self.settings.run_dir.ok_or_else(|| {
                 TaskError::failed("the process executor needs a run directory for its jobs")
             })?;
-            let files = job_files(run_dir, &crate::record::node_file_name(&node.name))
+            let files = job_files(run_dir, &crate::text::node_file_name(&node.name))
                 .map_err(TaskError::Store)?;
             let inputs = input_refs(self.pipeline, node, |up| {
                 let slot = lock(&self.cells[up.index()].slot);
@@ -1198,7 +1198,7 @@ impl<'p> Run<'p> {
                     node.name
                 );
                 details.backtrace = matches!(error, TaskError::Panicked(_))
-                    .then(crate::record::take_backtrace)
+                    .then(crate::backtrace::take_backtrace)
                     .flatten()
                     .map(Arc::from);
                 details.error = Some(Arc::new(error));
@@ -1381,7 +1381,7 @@ impl<'p> Run<'p> {
 
 /// Calls the task of `node`, catching a panic.
 fn call(node: &Node, inputs: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-    crate::record::task_call(|| {
+    crate::backtrace::task_call(|| {
         catch_unwind(AssertUnwindSafe(|| {
             node.task.run(&Inputs { slots: inputs }, ctx)
         }))

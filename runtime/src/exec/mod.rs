@@ -133,7 +133,7 @@ impl Stop {
 /// nodes named in `input_nodes`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn new_entry(
-    task: &dyn crate::graph::ErasedTask,
+    task: &dyn crate::erased::ErasedTask,
     node: &str,
     input_nodes: Vec<Vec<String>>,
     key: &str,
@@ -143,7 +143,7 @@ pub(crate) fn new_entry(
     duration: std::time::Duration,
 ) -> crate::cache::EntryMeta {
     use crate::cache::{EntryMeta, InputDigests, NamedDigest};
-    use crate::task::hex;
+    use crate::key::hex;
     let meta = task.meta();
     let inputs = input_nodes
         .into_iter()
@@ -152,7 +152,7 @@ pub(crate) fn new_entry(
         .map(|((nodes, spec), digests)| InputDigests {
             name: spec.name.to_owned(),
             nodes,
-            digests: digests.iter().map(|d| hex(d)).collect(),
+            digests: digests.iter().map(hex).collect(),
         })
         .collect();
     EntryMeta {

@@ -21,7 +21,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, wa
 use super::Stop;
 use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG};
 use crate::cache::StoreError;
-use crate::record::RecordedError;
+use crate::chain::RecordedError;
 use crate::task::{TaskError, WorkerExit};
 
 /// How many lines of a crashed worker's output its error quotes.

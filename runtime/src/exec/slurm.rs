@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use super::Stop;
 use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG, input_refs};
 use crate::cache::{Lookup, Store, write_atomically};
+use crate::chain::RecordedError;
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
 use crate::plan::{Decision, RunReason};
 use crate::progress::Progress;
-use crate::record::{RecordedError, node_file_name};
 use crate::report::{Details, NodeOutcome, NodeStatus, nanos};
 use crate::task::{TaskError, WorkerExit};
+use crate::text::node_file_name;
 
 /// How often the client asks Slurm about the jobs that have not ended.
 const POLL: Duration = Duration::from_millis(500);

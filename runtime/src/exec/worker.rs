@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
-use crate::graph::{ErasedTask, Node, NodeId, NodeNames, Pipeline};
-use crate::key::{Names, fingerprint, parse_hex, parse_hex_bytes};
+use crate::erased::ErasedTask;
+use crate::graph::{Node, NodeId, Pipeline};
+use crate::key::{Names, fingerprint, hex, parse_hex};
 use crate::registry::find_task;
-use crate::task::{Ctx, InputKind, InputValues, Inputs, TaskError, Value, hex};
+use crate::task::{Ctx, InputKind, InputValues, Inputs, NodeNames, TaskError, Value};
+use crate::text::{hex_bytes, parse_hex_bytes};
 
 /// The first argument that turns a program marked `#[pipewright::main]` into a worker.
 pub(crate) const WORKER_ARG: &str = "__pipewright-worker";
@@ -93,7 +95,7 @@ impl Job {
             node: node.name.to_string(),
             task: meta.name.to_owned(),
             fingerprint: hex(&crate::key::fingerprint(meta, node.task.output_type())),
-            params: hex(&node.params),
+            params: hex_bytes(&node.params),
             key,
             lock: true,
             inputs,
@@ -240,7 +242,7 @@ fn run_job_file(path: &Path) -> i32 {
         let _ = writeln!(
             std::io::stderr(),
             "pipewright worker: {}",
-            crate::record::chain(&e).join(": ")
+            crate::chain::chain(&e).join(": ")
         );
         return EXIT_FAILED;
     }
@@ -273,9 +275,9 @@ fn run(job: &Job) -> JobStatus {
                 panicked: matches!(error, TaskError::Panicked(_)),
                 timed_out: matches!(error, TaskError::TimedOut(_)),
                 backtrace: matches!(error, TaskError::Panicked(_))
-                    .then(crate::record::take_backtrace)
+                    .then(crate::backtrace::take_backtrace)
                     .flatten(),
-                error: crate::record::chain(&error),
+                error: crate::chain::chain(&error),
                 ..JobStatus::default()
             }
         }
@@ -374,7 +376,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
     let mut ctx = Ctx::new(names, Arc::new(AtomicBool::new(false)));
     ctx.set_node(meta.name, 0, Some(pending.work_dir()));
     ctx.set_attempt(timeout.map(|t| start + t), job.attempt);
-    crate::record::capture_backtraces();
+    crate::backtrace::capture_backtraces();
     let result = match timeout {
         None => call(&*task, &values, &ctx),
         Some(timeout) => call_with_timeout(task.clone(), values, ctx, timeout),
@@ -418,7 +420,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
 
 /// Calls the task, catching a panic.
 fn call(task: &dyn ErasedTask, values: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-    crate::record::task_call(|| {
+    crate::backtrace::task_call(|| {
         catch_unwind(AssertUnwindSafe(|| {
             task.run(&Inputs { slots: values }, ctx)
         }))

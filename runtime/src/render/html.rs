@@ -3,10 +3,23 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::svg::{FONT, estimate_width, svg};
 use super::{GraphView, NodeState, short_duration, xml_escape};
+
+/// The file of a run directory that holds its HTML report.
+const REPORT_HTML: &str = "report.html";
+
+/// Writes `report.html` into a run directory, drawn from its `run.json`, and returns its
+/// path.
+pub(crate) fn write_report(run_dir: &Path) -> crate::error::Result<PathBuf> {
+    let view = GraphView::of_record(run_dir)?;
+    let path = run_dir.join(REPORT_HTML);
+    crate::cache::write_atomically(&path, html(&view).as_bytes())?;
+    Ok(path)
+}
 
 const GANTT_WIDTH: f64 = 1040.0;
 const GANTT_LABEL: f64 = 84.0;

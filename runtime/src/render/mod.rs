@@ -21,6 +21,7 @@ mod text;
 
 pub use dot::dot;
 pub use html::html;
+pub(crate) use html::write_report;
 pub use mermaid::mermaid;
 pub use svg::svg;
 pub use text::text;
@@ -302,7 +303,7 @@ impl GraphView {
     ///
     /// [`crate::Error::Record`] if the run's `run.json` cannot be read.
     pub fn of_record(run_dir: &std::path::Path) -> crate::Result<Self> {
-        let record = crate::record::RunRecord::read(run_dir)?;
+        let record = crate::record::schema::RunRecord::read(run_dir)?;
         let report = RunReport::open(run_dir)?;
         let index: std::collections::HashMap<&str, usize> = record
             .nodes

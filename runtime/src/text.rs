@@ -1,0 +1,81 @@
+//! Text forms for files: codec bytes as hex digits and back, and names made safe as file
+//! names.
+
+use std::fmt::Write;
+
+/// `bytes` as lowercase hex digits, two per byte. Digests are written by
+/// [`blake3::Hash::to_hex`]; this is for bytes of any length, such as encoded parameters.
+pub(crate) fn hex_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Reads bytes written as pairs of hex digits.
+pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A file name for node `name`: the name itself where it is a safe file name, else its
+/// [`safe_name`] with a digest of the name, so that two nodes never share a file.
+pub(crate) fn node_file_name(name: &str) -> String {
+    let safe = safe_name(name);
+    if safe == name {
+        safe
+    } else {
+        format!("{safe}-{}", &blake3::hash(name.as_bytes()).to_hex()[..8])
+    }
+}
+
+/// `name` with every character that is not safe in a file name replaced by `_`.
+pub(crate) fn safe_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .take(80)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') {
+        format!("_{safe}")
+    } else {
+        safe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hex_bytes, parse_hex_bytes, safe_name};
+
+    #[test]
+    fn names_become_safe_file_names() {
+        assert_eq!(safe_name("multi-path"), "multi-path");
+        assert_eq!(safe_name("a/b c"), "a_b_c");
+        assert_eq!(safe_name(".."), "_..");
+        assert_eq!(safe_name(""), "_");
+        assert_eq!(safe_name("données"), "donn_es");
+        assert_eq!(safe_name(&"x".repeat(300)).len(), 80);
+    }
+
+    #[test]
+    fn bytes_go_to_hex_and_back() {
+        let bytes = [0x00, 0x7f, 0xab, 0xff];
+        assert_eq!(hex_bytes(&bytes), "007fabff");
+        assert_eq!(parse_hex_bytes("007fabff").as_deref(), Some(&bytes[..]));
+        assert_eq!(parse_hex_bytes("007FABFF").as_deref(), Some(&bytes[..]));
+        assert_eq!(parse_hex_bytes("abc"), None);
+        assert_eq!(parse_hex_bytes("zz"), None);
+    }
+}
