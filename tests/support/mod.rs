@@ -53,25 +53,24 @@ pub fn names(names: &[&str]) -> Vec<String> {
 /// command line's filters, or all), printing one line each; fails if any failed.
 pub fn run_scenarios(scenarios: &[(&str, fn())]) -> std::process::ExitCode {
     let mut failed = Vec::new();
+    let mut passed = 0;
     for (name, test) in scenarios {
         if !selected(name) {
             continue;
         }
         let ok = std::panic::catch_unwind(*test).is_ok();
         println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
+        if ok {
+            passed += 1;
+        } else {
             failed.push(*name);
         }
     }
-    println!(
-        "{} failed{}",
-        failed.len(),
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", failed.join(", "))
-        }
-    );
+    // The usual closing line of a test run, then the names of the failed ones.
+    println!("{passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        println!("failed: {}", failed.join(", "));
+    }
     if failed.is_empty() {
         std::process::ExitCode::SUCCESS
     } else {
