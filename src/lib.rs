@@ -112,8 +112,14 @@ pub use pipewright_macros::task;
 /// binding used inside a parameter expression or behind `&`, a gathered input that
 /// lists something else than bindings, and `value!(...)` with other than one expression. A
 /// single binding passed to a gathered input is reported by rustc with a hint to write it
-/// in brackets. A parameter value that does not come back intact
-/// from the codec makes running or planning the pipeline return [`Error::LossyParam`].
+/// in brackets. A parameter value that does not come back intact from the codec, or a task
+/// whose name another registered task has, makes running or planning the pipeline return
+/// [`Error::LossyParam`] or [`Error::DuplicateTask`].
+///
+/// # Panics
+///
+/// If a parameter expression wires in a [`Handle`] of another pipeline (through a field of
+/// another `pipeline!`'s value), which the macro cannot see.
 ///
 /// # Example
 ///

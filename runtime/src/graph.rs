@@ -433,7 +433,9 @@ impl Builder {
         });
         match self.add_encoded(name.to_owned(), bound, params) {
             Ok(handle) => handle,
-            Err(error) => unreachable!("pipeline! checks its node names at compile time: {error}"),
+            // Names are checked when `pipeline!` compiles; a handle of another pipeline in a
+            // parameter expression is the one mistake left to find here.
+            Err(error) => panic!("`pipeline!` cannot add node `{name}`: {error}"),
         }
     }
 
