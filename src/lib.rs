@@ -118,8 +118,8 @@ pub use pipewright_macros::task;
 ///
 /// # Panics
 ///
-/// If a parameter expression wires in a [`Handle`] of another pipeline (through a field of
-/// another `pipeline!`'s value), which the macro cannot see.
+/// If an argument is an expression that gives a [`Handle`] of another pipeline (a field of
+/// another `pipeline!`'s value), which the macro cannot tell from a parameter.
 ///
 /// # Example
 ///
