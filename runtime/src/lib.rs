@@ -17,6 +17,7 @@ mod gc;
 mod graph;
 mod hash;
 mod key;
+mod node;
 mod plan;
 mod progress;
 mod record;

@@ -257,7 +257,7 @@ impl Runner {
             let _entered = span.enter();
             tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
             let start = Instant::now();
-            let settings = exec::local::Settings {
+            let settings = exec::Settings {
                 store: self.store.as_ref(),
                 keep: &keep,
                 forced: &forced,

@@ -1,5 +1,6 @@
 //! Executors: how the nodes of a pipeline get run.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,6 +12,33 @@ pub(crate) mod slurm;
 pub(crate) mod worker;
 
 pub use slurm::Slurm;
+
+use crate::cache::Store;
+use crate::progress::Progress;
+
+/// How a run treats its nodes, whichever executor runs them.
+pub(crate) struct Settings<'a> {
+    /// Where outputs are stored; `None` keeps nothing on disk.
+    pub(crate) store: Option<&'a Store>,
+    /// Whether each node's output must outlive its consumers.
+    pub(crate) keep: &'a [bool],
+    /// Whether each node must run even if its entry exists.
+    pub(crate) forced: &'a [bool],
+    /// The subscriber of the run's log, when the run writes one.
+    pub(crate) dispatch: Option<&'a tracing::Dispatch>,
+    /// Whether each node is needed by the run's targets (all are, without targets).
+    pub(crate) needed: &'a [bool],
+    /// The progress bar, when there is one.
+    pub(crate) progress: Option<&'a Progress>,
+    /// Whether the first failure stops the run: nodes not started by then are cancelled.
+    pub(crate) fail_fast: bool,
+    /// Set to stop the run: nodes not started are cancelled, running ones are told.
+    pub(crate) stop: Arc<Stop>,
+    /// Whether each node that must run runs in a child process (the process executor).
+    pub(crate) in_child: bool,
+    /// The run's directory, where the process executor keeps each node's job and log.
+    pub(crate) run_dir: Option<&'a Path>,
+}
 
 /// Where the nodes that must run are run.
 ///
@@ -126,54 +154,5 @@ impl Stop {
                 .wait(guard)
                 .unwrap_or_else(PoisonError::into_inner),
         }
-    }
-}
-
-/// What `meta.json` records for a new entry of `node`, whose input arguments read the
-/// nodes named in `input_nodes`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn new_entry(
-    task: &dyn crate::graph::ErasedTask,
-    node: &str,
-    input_nodes: Vec<Vec<String>>,
-    key: &str,
-    components: &crate::key::Components,
-    bytes: &[u8],
-    digest: crate::key::Digest,
-    duration: std::time::Duration,
-) -> crate::cache::EntryMeta {
-    use crate::cache::{EntryMeta, InputDigests, NamedDigest};
-    use crate::task::hex;
-    let meta = task.meta();
-    let inputs = input_nodes
-        .into_iter()
-        .zip(meta.inputs)
-        .zip(&components.inputs)
-        .map(|((nodes, spec), digests)| InputDigests {
-            name: spec.name.to_owned(),
-            nodes,
-            digests: digests.iter().map(|d| hex(d)).collect(),
-        })
-        .collect();
-    EntryMeta {
-        format: crate::cache::ENTRY_FORMAT,
-        task: meta.name.to_owned(),
-        node: node.to_owned(),
-        key: key.to_owned(),
-        codec: <crate::codec::DefaultCodec as crate::codec::Codec>::ID.to_owned(),
-        fingerprint: hex(&components.fingerprint),
-        version: meta.version.map(str::to_owned),
-        params: task.params_json(),
-        param_digests: components
-            .param_hex()
-            .into_iter()
-            .map(|(name, digest)| NamedDigest { name, digest })
-            .collect(),
-        inputs,
-        output_digest: hex(&digest),
-        output_size: bytes.len() as u64,
-        duration_secs: duration.as_secs_f64(),
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        pipewright: env!("CARGO_PKG_VERSION").to_owned(),
     }
 }

@@ -21,7 +21,6 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, wa
 use super::Stop;
 use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG};
 use crate::cache::StoreError;
-use crate::record::RecordedError;
 use crate::task::{TaskError, WorkerExit};
 
 /// How many lines of a crashed worker's output its error quotes.
@@ -123,7 +122,7 @@ pub(crate) fn run_job(
         return if status.ok {
             Ok(Duration::from_secs_f64(status.duration_secs))
         } else {
-            Err(failure(status, timeout))
+            Err(status.into_error(timeout))
         };
     }
     let status = status.map_err(TaskError::Spawn)?;
@@ -158,24 +157,6 @@ fn watch(stop: &Stop, deadline: Option<Instant>, reaped: &AtomicBool, pid: Pid) 
             return Some(why);
         }
         guard = stop.wait(guard, deadline);
-    }
-}
-
-/// The task error a worker reported.
-fn failure(status: JobStatus, timeout: Option<Duration>) -> TaskError {
-    if status.timed_out
-        && let Some(timeout) = timeout
-    {
-        return TaskError::TimedOut(timeout);
-    }
-    if status.panicked {
-        let message = status.error.first().map_or("", |m| m.as_str());
-        let message = message.strip_prefix("task panicked: ").unwrap_or(message);
-        return TaskError::Panicked(message.to_owned());
-    }
-    match RecordedError::from_chain(&status.error) {
-        Some(error) => TaskError::Failed(error),
-        None => TaskError::failed("the worker reported a failure without a message"),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
 use crate::plan::{Decision, RunReason};
 use crate::progress::Progress;
-use crate::record::{RecordedError, node_file_name};
+use crate::record::node_file_name;
 use crate::report::{Details, NodeOutcome, NodeStatus, nanos};
 use crate::task::{TaskError, WorkerExit};
 
@@ -608,20 +608,7 @@ fn from_status(status: JobStatus, node: &crate::graph::Node) -> State {
             ))),
         };
     }
-    if status.timed_out
-        && let Some(timeout) = node.task.meta().timeout
-    {
-        return State::Failed(TaskError::TimedOut(timeout));
-    }
-    if status.panicked {
-        let message = status.error.first().map_or("", String::as_str);
-        let message = message.strip_prefix("task panicked: ").unwrap_or(message);
-        return State::Failed(TaskError::Panicked(message.to_owned()));
-    }
-    State::Failed(RecordedError::from_chain(&status.error).map_or_else(
-        || TaskError::failed("the worker reported a failure without a message"),
-        |error| TaskError::Failed(error),
-    ))
+    State::Failed(status.into_error(node.task.meta().timeout))
 }
 
 /// The error of a job that ended without a status file: from the exit code its script
