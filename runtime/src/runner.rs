@@ -270,17 +270,9 @@ impl Runner {
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
             let outcomes = match (&self.executor, &self.store, &record) {
-                (Executor::Slurm(slurm), Some(store), Some(record)) => exec::slurm::run(
-                    pipeline,
-                    slurm,
-                    store,
-                    &record.dir,
-                    &keep,
-                    &forced,
-                    &needed,
-                    stop,
-                    progress.as_ref(),
-                )?,
+                (Executor::Slurm(slurm), Some(_), Some(_)) => {
+                    exec::slurm::run(pipeline, slurm, &settings)?
+                }
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
             let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
