@@ -140,23 +140,23 @@ pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Resources;
+    use crate::task::{Resources, TaskMetaFields};
 
     /// A task named `load` defined in `module`, with or without a `&Ctx`.
     const fn load(module: &'static str, names_in_key: bool) -> TaskMeta {
-        TaskMeta::__new(
-            "load",
-            module,
-            [7; 32],
-            None,
-            true,
-            0,
-            None,
-            Resources::NONE,
-            &[],
-            &[],
+        TaskMeta::__new(TaskMetaFields {
+            name: "load",
+            module_path: module,
+            fingerprint: [7; 32],
+            version: None,
+            cache: true,
+            retries: 0,
+            timeout: None,
+            resources: Resources::NONE,
+            inputs: &[],
+            params: &[],
             names_in_key,
-        )
+        })
     }
 
     fn key(meta: &TaskMeta, output_type: &str, pipeline: &str, node: &str) -> Digest {

@@ -51,6 +51,7 @@ pub mod __private {
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, InputKind, InputSpec, Inputs, Resources, Task, TaskError, TaskMeta,
+        TaskMetaFields,
     };
     pub use ::core;
     pub use ::inventory;
