@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{Gathered, Run, lock};
 use crate::cache::EntryMeta;
 use crate::graph::{Node, NodeId, Wire};
-use crate::key::Digest;
+use crate::key::{Digest, parse_hex};
 use crate::report::{Details, NodeOutcome, NodeStatus};
 use crate::task::{InputValues, TaskError, Value, hex};
 
@@ -99,6 +99,14 @@ impl<'p> Run<'p> {
         if digest.is_some() || entry.is_some() {
             slot.stored = Some(Box::new(Stored { digest, entry }));
         }
+    }
+
+    /// Records that the output of node `id` is stored in `entry`.
+    pub(super) fn set_entry(&self, id: NodeId, entry: Box<EntryMeta>) {
+        lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
+            digest: parse_hex(&entry.output_digest),
+            entry: Some(entry),
+        }));
     }
 
     /// The values of `node`'s inputs, read from the store where they are not in memory.

@@ -10,7 +10,6 @@ use super::cells::{Stored, status_code};
 use super::{Gathered, Run, lock};
 use crate::cache::Store;
 use crate::graph::{Node, NodeId, Wire};
-use crate::key::parse_hex;
 use crate::node::RunReason;
 use crate::report::{NO_WORKER, NodeStatus};
 use crate::task::{InputValues, TaskError, Value, hex};
@@ -196,10 +195,7 @@ impl<'p> Run<'p> {
             let value = node.task.decode(&output.bytes).map_err(|e| e.to_string())?;
             if let Some(now) = output.replaced {
                 // Replaced meanwhile: its consumers' keys take the output they read.
-                lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
-                    digest: parse_hex(&now.output_digest),
-                    entry: Some(now),
-                }));
+                self.set_entry(id, now);
             }
             Ok(value)
         });

@@ -2,11 +2,10 @@
 //! entry used if it can be, else its task run here or in a child process and its output
 //! committed.
 
-use super::cells::Stored;
 use super::{Run, lock};
-use crate::cache::{EntryMeta, Lookup, Store};
+use crate::cache::{EntryMeta, Store};
 use crate::graph::{Node, NodeId, Wire};
-use crate::key::{Components, Digest, parse_hex};
+use crate::key::{Components, Digest};
 use crate::node::RunReason;
 use crate::node::commit::{Computed, NewEntry};
 use crate::node::decide::{Check, decide};
@@ -92,10 +91,7 @@ impl<'p> Run<'p> {
 
     /// Settles node `id` on its stored entry, without reading the output.
     pub(super) fn cached(&self, id: NodeId, key: String, entry: Box<EntryMeta>) -> Done {
-        lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
-            digest: parse_hex(&entry.output_digest),
-            entry: Some(entry),
-        }));
+        self.set_entry(id, entry);
         Done::Cached { key }
     }
 
@@ -170,13 +166,12 @@ impl<'p> Run<'p> {
     ) -> Result<(), TaskError> {
         #[cfg(unix)]
         {
-            use crate::exec::process::{job_files, run_job};
+            use crate::exec::process::{job_files, run_node};
             use crate::exec::worker::{Job, input_refs};
 
             if let Some(progress) = self.settings.progress {
                 progress.started(&node.name);
             }
-            let meta = node.task.meta();
             let run_dir = self.settings.run_dir.ok_or_else(|| {
                 TaskError::failed("the process executor needs a run directory for its jobs")
             })?;
@@ -201,41 +196,8 @@ impl<'p> Run<'p> {
                 replace,
                 files.status.clone(),
             );
-            // This process holds the key's lock, and the worker may be told how much
-            // memory it can have.
-            let mut job = Job {
-                lock: false,
-                mem_limit: meta.resources.mem,
-                ..job
-            };
-            let outcome = self.retries(node).run(|attempt| {
-                job.attempt = attempt;
-                let outcome = run_job(&job, &files, meta.timeout, &self.stop);
-                if outcome.is_err() && meta.cache {
-                    // This process holds the key's lock: what is half written under it
-                    // was left by the worker that just ended.
-                    store.discard_unfinished(meta.name, key);
-                }
-                outcome
-            });
-            outcome?;
-            let entry = match store.lookup(meta.name, key) {
-                Lookup::Present(entry) => entry,
-                Lookup::Missing => {
-                    return Err(TaskError::failed(
-                        "the worker reported success, but its entry is not in the store",
-                    ));
-                }
-                Lookup::Damaged(why) => {
-                    return Err(TaskError::failed(format!(
-                        "the worker reported success, but its entry is damaged: {why}"
-                    )));
-                }
-            };
-            lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
-                digest: parse_hex(&entry.output_digest),
-                entry: Some(entry),
-            }));
+            let entry = run_node(job, &files, store, node.task.meta(), &self.retries(node))?;
+            self.set_entry(id, entry);
             Ok(())
         }
         #[cfg(not(unix))]
