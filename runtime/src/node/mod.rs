@@ -11,3 +11,6 @@ pub(crate) mod compute;
 pub(crate) mod decide;
 
 pub use decide::RunReason;
+
+#[cfg(test)]
+mod tests;
