@@ -140,23 +140,13 @@ pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{Resources, TaskMetaFields};
 
     /// A task named `load` defined in `module`, with or without a `&Ctx`.
     const fn load(module: &'static str, names_in_key: bool) -> TaskMeta {
-        TaskMeta::__new(TaskMetaFields {
-            name: "load",
-            module_path: module,
-            fingerprint: [7; 32],
-            version: None,
-            cache: true,
-            retries: 0,
-            timeout: None,
-            resources: Resources::NONE,
-            inputs: &[],
-            params: &[],
+        TaskMeta {
             names_in_key,
-        })
+            ..TaskMeta::for_tests("load", module)
+        }
     }
 
     fn key(meta: &TaskMeta, output_type: &str, pipeline: &str, node: &str) -> Digest {

@@ -140,6 +140,24 @@ impl TaskMeta {
         }
     }
 
+    /// A task named `name` in `module_path`, with every option at its default, for tests.
+    #[cfg(test)]
+    pub(crate) const fn for_tests(name: &'static str, module_path: &'static str) -> Self {
+        TaskMeta::__new(TaskMetaFields {
+            name,
+            module_path,
+            fingerprint: [7; 32],
+            version: None,
+            cache: true,
+            retries: 0,
+            timeout: None,
+            resources: Resources::NONE,
+            inputs: &[],
+            params: &[],
+            names_in_key: false,
+        })
+    }
+
     /// The fingerprint as 64 lowercase hex digits.
     pub fn fingerprint_hex(&self) -> String {
         hex(&self.fingerprint)

@@ -12,7 +12,7 @@ use crate::cache::Store;
 use crate::exec::Stop;
 use crate::graph::{ErasedTask, NodeNames};
 use crate::key::{Components, Names};
-use crate::task::{Ctx, Inputs, Resources, Task, TaskError, TaskMeta, TaskMetaFields, Value, hex};
+use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value, hex};
 
 /// A task that returns 7, or panics when told to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,19 +22,7 @@ struct Seven {
 
 impl Task for Seven {
     type Output = u32;
-    const META: TaskMeta = TaskMeta::__new(TaskMetaFields {
-        name: "seven",
-        module_path: "node::tests",
-        fingerprint: [1; 32],
-        version: None,
-        cache: true,
-        retries: 0,
-        timeout: None,
-        resources: Resources::NONE,
-        inputs: &[],
-        params: &["panics"],
-        names_in_key: false,
-    });
+    const META: TaskMeta = TaskMeta::for_tests("seven", "node::tests");
 
     fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<u32, TaskError> {
         assert!(!self.panics, "told to panic");
