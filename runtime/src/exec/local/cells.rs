@@ -36,6 +36,7 @@ pub(super) struct Cell {
 pub(super) const UNSETTLED: u8 = 0;
 
 /// What [`Cell::status`] holds for a node that ended as `status`.
+#[inline]
 pub(super) fn status_code(status: NodeStatus) -> u8 {
     status as u8 + 1
 }
@@ -51,6 +52,7 @@ pub(super) const STATUSES: [NodeStatus; 6] = [
 ];
 
 /// The status of a node whose [`Cell::status`] is `code`.
+#[inline]
 pub(super) fn status_of(code: u8) -> NodeStatus {
     // An unsettled node has no output, as if its upstream failed.
     match code
@@ -85,6 +87,7 @@ pub(super) struct Stored {
 
 impl<'p> Run<'p> {
     /// Records a settled node's output where its consumers and the report find it.
+    #[inline]
     pub(super) fn put(
         &self,
         id: NodeId,
@@ -102,6 +105,7 @@ impl<'p> Run<'p> {
     }
 
     /// Records that the output of node `id` is stored in `entry`.
+    #[inline]
     pub(super) fn set_entry(&self, id: NodeId, entry: Box<EntryMeta>) {
         lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
             digest: parse_hex(&entry.output_digest),
@@ -110,6 +114,7 @@ impl<'p> Run<'p> {
     }
 
     /// The values of `node`'s inputs, read from the store where they are not in memory.
+    #[inline]
     pub(super) fn gather(&self, node: &Node) -> Result<Gathered, TaskError> {
         let mut inputs = Gathered::with_capacity(node.wires.len());
         for wire in &node.wires {
@@ -129,6 +134,7 @@ impl<'p> Run<'p> {
 
     /// The values of the inputs of `node`, whose inputs read distinct nodes, each released
     /// as it is taken: the last consumer of an output takes it instead of sharing it.
+    #[inline]
     pub(super) fn take_inputs(&self, node: &Node) -> Result<Gathered, TaskError> {
         let mut inputs = Gathered::with_capacity(node.wires.len());
         let mut missing = None;
@@ -166,6 +172,7 @@ impl<'p> Run<'p> {
 
     /// The in-memory output of the settled node `up`, for one of its consumers, which is
     /// done with it once it drops it.
+    #[inline]
     pub(super) fn take(&self, up: NodeId) -> Option<Arc<Value>> {
         let mut slot = lock(&self.cells[up.index()].slot);
         slot.consumers_left -= 1;
@@ -178,6 +185,7 @@ impl<'p> Run<'p> {
 
     /// The output of the settled node `up`: from memory, else from its entry; a damaged
     /// entry is recomputed and stored again (see [`load`](Self::load)).
+    #[inline]
     pub(super) fn obtain(&self, up: NodeId) -> Result<Arc<Value>, TaskError> {
         if let Some(value) = &lock(&self.cells[up.index()].slot).value {
             return Ok(value.clone());
@@ -186,11 +194,13 @@ impl<'p> Run<'p> {
     }
 
     /// The output of node `id` if it is in memory.
+    #[inline]
     pub(super) fn in_memory(&self, id: NodeId) -> Option<Arc<Value>> {
         lock(&self.cells[id.index()].slot).value.clone()
     }
 
     /// Keeps the output of node `id`, just loaded, in memory while its consumers need it.
+    #[inline]
     pub(super) fn hold(&self, id: NodeId, value: &Arc<Value>) {
         let mut slot = lock(&self.cells[id.index()].slot);
         if slot.consumers_left > 0 || self.settings.keep[id.index()] {
@@ -199,6 +209,7 @@ impl<'p> Run<'p> {
     }
 
     /// The output digests of `node`'s inputs as they stand.
+    #[inline]
     pub(super) fn input_digests(&self, node: &Node) -> Vec<Vec<Digest>> {
         node.input_digests(|up| {
             lock(&self.cells[up.index()].slot)
@@ -212,6 +223,7 @@ impl<'p> Run<'p> {
     /// Records how node `id` ended, with its in-memory `output` if it has one that is
     /// still needed, where its children and the report find it. The outcome's value, failed
     /// upstream node and in-memory mark are not read: the cell has them.
+    #[inline]
     pub(super) fn settle_with(&self, id: NodeId, outcome: NodeOutcome, output: Option<Arc<Value>>) {
         let NodeOutcome {
             status,
@@ -245,6 +257,7 @@ impl<'p> Run<'p> {
         cell.status.store(status_code(status), Ordering::Release);
     }
 
+    #[inline]
     pub(super) fn status(&self, id: NodeId) -> NodeStatus {
         status_of(self.cells[id.index()].status.load(Ordering::Acquire))
     }
