@@ -16,7 +16,7 @@ use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
 use crate::hash::{HashError, ParamLoss};
 use crate::key::{Components, Digest, Names};
-use crate::task::{Ctx, Inputs, NodeNames, Resources, Task, TaskError, TaskMeta};
+use crate::task::{Ctx, Inputs, NodeNames, Resources, Task, TaskError, TaskMeta, TaskMetaFields};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -171,19 +171,19 @@ where
     type Output = T;
     type Codec = crate::codec::DefaultCodec;
 
-    const META: TaskMeta = TaskMeta::__new(
-        VALUE_TASK,
-        module_path!(),
-        *b"pipewright built-in value task 1",
-        None,
-        true,
-        0,
-        None,
-        Resources::NONE,
-        &[],
-        &["value"],
-        false,
-    );
+    const META: TaskMeta = TaskMeta::__new(TaskMetaFields {
+        name: VALUE_TASK,
+        module_path: module_path!(),
+        fingerprint: *b"pipewright built-in value task 1",
+        version: None,
+        cache: true,
+        retries: 0,
+        timeout: None,
+        resources: Resources::NONE,
+        inputs: &[],
+        params: &["value"],
+        names_in_key: false,
+    });
 
     fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<T, TaskError> {
         Ok(self.value.clone())

@@ -132,25 +132,15 @@ pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
 mod tests {
     use super::*;
     use crate::codec::{Codec, DefaultCodec, Json};
-    use crate::task::Resources;
 
     const CODEC: &str = DefaultCodec::ID;
 
     /// A task named `load` defined in `module`, with or without a `&Ctx`.
     const fn load(module: &'static str, names_in_key: bool) -> TaskMeta {
-        TaskMeta::__new(
-            "load",
-            module,
-            [7; 32],
-            None,
-            true,
-            0,
-            None,
-            Resources::NONE,
-            &[],
-            &[],
+        TaskMeta {
             names_in_key,
-        )
+            ..TaskMeta::for_tests("load", module)
+        }
     }
 
     fn key(meta: &TaskMeta, output_type: &str, pipeline: &str, node: &str) -> Digest {

@@ -22,6 +22,7 @@ mod hash;
 mod key;
 #[cfg(test)]
 mod layers;
+mod node;
 mod plan;
 mod progress;
 pub mod record;
@@ -29,6 +30,7 @@ mod registry;
 pub mod render;
 mod report;
 mod runner;
+mod stop;
 mod task;
 mod text;
 
@@ -60,6 +62,7 @@ pub mod __private {
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, InputKind, InputSpec, Inputs, Resources, Task, TaskError, TaskMeta,
+        TaskMetaFields,
     };
     pub use ::core;
     pub use ::inventory;

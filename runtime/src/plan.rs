@@ -8,38 +8,12 @@
 
 use std::fmt;
 
-use crate::cache::{EntryMeta, Lookup, Store};
+use crate::cache::Store;
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
 use crate::key::{Digest, hex, parse_hex};
-
-/// Why a node runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RunReason {
-    /// No entry has its key.
-    NoEntry,
-    /// An entry has its key but cannot be used; says why.
-    Damaged(String),
-    /// The runner was told to run it again.
-    Forced,
-    /// Its task has `cache = false`.
-    NotCached,
-    /// The runner keeps nothing on disk.
-    InMemory,
-}
-
-impl fmt::Display for RunReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunReason::NoEntry => f.write_str("no entry"),
-            RunReason::Damaged(why) => write!(f, "damaged entry: {why}"),
-            RunReason::Forced => f.write_str("forced"),
-            RunReason::NotCached => f.write_str("`cache = false`"),
-            RunReason::InMemory => f.write_str("nothing is kept on disk"),
-        }
-    }
-}
+pub use crate::node::RunReason;
+use crate::node::decide::{Check, decide};
 
 /// What a run will do to one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,35 +107,6 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Looks up the entry of `key` for the executor and the planner alike: its metadata if it
-/// can be used, else why the node must run. A damaged entry is removed so that it is
-/// rewritten; a kept node's output digest is checked now, so damage is repaired in this run.
-pub(crate) fn cached_entry(
-    store: &Store,
-    task: &str,
-    node: &str,
-    key: &str,
-    verify: bool,
-    repair: bool,
-) -> Result<Box<EntryMeta>, RunReason> {
-    let damaged = |why: String| {
-        tracing::warn!(target: "pipewright", node, key, "damaged cache entry ({why}); it will be recomputed");
-        if repair {
-            store.remove_damaged(task, key, None);
-        }
-        RunReason::Damaged(why)
-    };
-    match store.lookup(task, key) {
-        Lookup::Missing => Err(RunReason::NoEntry),
-        Lookup::Damaged(why) => Err(damaged(why)),
-        Lookup::Present(meta) if verify => match store.read_verified(&meta) {
-            Ok(output) => Ok(output.replaced.unwrap_or(meta)),
-            Err(why) => Err(damaged(why)),
-        },
-        Lookup::Present(meta) => Ok(meta),
-    }
-}
-
 /// Plans `pipeline`: see the module docs. `keep[i]` says whether node `i` is kept (its
 /// entry is verified), `forced[i]` whether it must run. Also returns the output digest of
 /// each fresh node.
@@ -198,14 +143,12 @@ pub(crate) fn plan(
                             }
                         })?;
                     let key = hex(&components.key());
-                    let decision = if forced[i] {
-                        Err(RunReason::Forced)
-                    } else if !meta.cache {
-                        Err(RunReason::NotCached)
-                    } else {
-                        cached_entry(store, meta.name, &node.name, &key, keep[i], false)
+                    let check = Check {
+                        forced: forced[i],
+                        verify: keep[i],
+                        repair: false,
                     };
-                    match decision {
+                    match decide(store, meta, &node.name, &key, check) {
                         Ok(entry) => {
                             digests[i] = parse_hex(&entry.output_digest);
                             Decision::Fresh { key }

@@ -257,7 +257,7 @@ impl Runner {
             let _entered = span.enter();
             tracing::info!(target: "pipewright", nodes = pipeline.len(), jobs = self.jobs, "run started");
             let start = Instant::now();
-            let settings = exec::local::Settings {
+            let settings = exec::Settings {
                 store: self.store.as_ref(),
                 keep: &keep,
                 forced: &forced,
@@ -270,17 +270,9 @@ impl Runner {
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
             let outcomes = match (&self.executor, &self.store, &record) {
-                (Executor::Slurm(slurm), Some(store), Some(record)) => exec::slurm::run(
-                    pipeline,
-                    slurm,
-                    store,
-                    &record.dir,
-                    &keep,
-                    &forced,
-                    &needed,
-                    stop,
-                    progress.as_ref(),
-                )?,
+                (Executor::Slurm(slurm), Some(_), Some(_)) => {
+                    exec::slurm::run(pipeline, slurm, &settings)?
+                }
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
             let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());

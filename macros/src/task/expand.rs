@@ -353,19 +353,19 @@ fn meta(
     // A task that takes `&Ctx` can read the names it runs under, so they go in its key.
     let names_in_key = task.args.iter().any(|arg| matches!(arg.role, Role::Ctx));
     quote! {
-        __pw::TaskMeta::__new(
-            #name,
-            ::core::module_path!(),
-            [#(#fingerprint),*],
-            #version,
-            #cache,
-            #retries,
-            #timeout,
-            __pw::Resources::new(#cpus, #mem, #time),
-            &[#(#input_specs),*],
-            &[#(#param_names),*],
-            #names_in_key,
-        )
+        __pw::TaskMeta::__new(__pw::TaskMetaFields {
+            name: #name,
+            module_path: ::core::module_path!(),
+            fingerprint: [#(#fingerprint),*],
+            version: #version,
+            cache: #cache,
+            retries: #retries,
+            timeout: #timeout,
+            resources: __pw::Resources::new(#cpus, #mem, #time),
+            inputs: &[#(#input_specs),*],
+            params: &[#(#param_names),*],
+            names_in_key: #names_in_key,
+        })
     }
 }
 

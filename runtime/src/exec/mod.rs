@@ -1,8 +1,7 @@
 //! Executors: how the nodes of a pipeline get run.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
 
 pub(crate) mod local;
 #[cfg(unix)]
@@ -10,7 +9,36 @@ pub(crate) mod process;
 pub(crate) mod slurm;
 pub(crate) mod worker;
 
+pub(crate) use crate::stop::Stop;
+
 pub use slurm::Slurm;
+
+use crate::cache::Store;
+use crate::progress::Progress;
+
+/// How a run treats its nodes, whichever executor runs them.
+pub(crate) struct Settings<'a> {
+    /// Where outputs are stored; `None` keeps nothing on disk.
+    pub(crate) store: Option<&'a Store>,
+    /// Whether each node's output must outlive its consumers.
+    pub(crate) keep: &'a [bool],
+    /// Whether each node must run even if its entry exists.
+    pub(crate) forced: &'a [bool],
+    /// The subscriber of the run's log, when the run writes one.
+    pub(crate) dispatch: Option<&'a tracing::Dispatch>,
+    /// Whether each node is needed by the run's targets (all are, without targets).
+    pub(crate) needed: &'a [bool],
+    /// The progress bar, when there is one.
+    pub(crate) progress: Option<&'a Progress>,
+    /// Whether the first failure stops the run: nodes not started by then are cancelled.
+    pub(crate) fail_fast: bool,
+    /// Set to stop the run: nodes not started are cancelled, running ones are told.
+    pub(crate) stop: Arc<Stop>,
+    /// Whether each node that must run runs in a child process (the process executor).
+    pub(crate) in_child: bool,
+    /// The run's directory, where the process executor keeps each node's job and log.
+    pub(crate) run_dir: Option<&'a Path>,
+}
 
 /// Where the nodes that must run are run.
 ///
@@ -56,124 +84,4 @@ pub enum Executor {
     /// Each node as a job of a Slurm cluster, submitted with `sbatch` in dependency order
     /// so that the cluster holds the order; see [`Slurm`] for what a cluster needs.
     Slurm(Slurm),
-}
-
-/// A run's stop flag that threads can also sleep on: [`Stop::set`] wakes them.
-#[derive(Debug, Default)]
-pub(crate) struct Stop {
-    /// Read by tasks through their `Ctx`.
-    pub(crate) flag: Arc<AtomicBool>,
-    lock: Mutex<()>,
-    wake: Condvar,
-}
-
-impl Stop {
-    /// Raises the flag and wakes every thread waiting on it.
-    pub(crate) fn set(&self) {
-        self.flag.store(true, Ordering::Release);
-        let _guard = self.guard();
-        self.wake.notify_all();
-    }
-
-    pub(crate) fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
-    }
-
-    /// Wakes the threads waiting on the flag, so that they look again at what they wait
-    /// for.
-    pub(crate) fn notify(&self) {
-        let _guard = self.guard();
-        self.wake.notify_all();
-    }
-
-    /// The lock under which waiters check their condition.
-    pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sleeps for `duration`, or less if the flag is raised meanwhile; returns whether it
-    /// was.
-    pub(crate) fn sleep(&self, duration: Duration) -> bool {
-        let deadline = Instant::now() + duration;
-        let mut guard = self.guard();
-        // `set` raises the flag before it takes the lock to wake: checked under the lock,
-        // a raised flag is never missed.
-        while !self.is_set() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            guard = self.wait(guard, Some(deadline));
-        }
-        true
-    }
-
-    /// Waits under `guard` until notified, or until `deadline` if there is one.
-    pub(crate) fn wait<'a>(
-        &self,
-        guard: MutexGuard<'a, ()>,
-        deadline: Option<Instant>,
-    ) -> MutexGuard<'a, ()> {
-        match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                self.wake
-                    .wait_timeout(guard, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => self
-                .wake
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner),
-        }
-    }
-}
-
-/// What `meta.json` records for a new entry of `node`, whose input arguments read the
-/// nodes named in `input_nodes`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn new_entry(
-    task: &dyn crate::erased::ErasedTask,
-    node: &str,
-    input_nodes: Vec<Vec<String>>,
-    key: &str,
-    components: &crate::key::Components,
-    bytes: &[u8],
-    digest: crate::key::Digest,
-    duration: std::time::Duration,
-) -> crate::cache::EntryMeta {
-    use crate::cache::{EntryMeta, InputDigests, NamedDigest};
-    use crate::key::hex;
-    let meta = task.meta();
-    let inputs = input_nodes
-        .into_iter()
-        .zip(meta.inputs)
-        .zip(&components.inputs)
-        .map(|((nodes, spec), digests)| InputDigests {
-            name: spec.name.to_owned(),
-            nodes,
-            digests: digests.iter().map(hex).collect(),
-        })
-        .collect();
-    EntryMeta {
-        format: crate::cache::ENTRY_FORMAT,
-        task: meta.name.to_owned(),
-        node: node.to_owned(),
-        key: key.to_owned(),
-        codec: components.codec.to_owned(),
-        fingerprint: hex(&components.fingerprint),
-        version: meta.version.map(str::to_owned),
-        params: task.params_json(),
-        param_digests: components
-            .param_hex()
-            .into_iter()
-            .map(|(name, digest)| NamedDigest { name, digest })
-            .collect(),
-        inputs,
-        output_digest: hex(&digest),
-        output_size: bytes.len() as u64,
-        duration_secs: duration.as_secs_f64(),
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        pipewright: env!("CARGO_PKG_VERSION").to_owned(),
-    }
 }

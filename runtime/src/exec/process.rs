@@ -20,9 +20,9 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, wa
 
 use super::Stop;
 use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG};
-use crate::cache::StoreError;
-use crate::chain::RecordedError;
-use crate::task::{TaskError, WorkerExit};
+use crate::cache::{EntryMeta, Lookup, Store, StoreError};
+use crate::node::compute::Retries;
+use crate::task::{TaskError, TaskMeta, WorkerExit};
 
 /// How many lines of a crashed worker's output its error quotes.
 const LAST_LINES: usize = 3;
@@ -43,6 +43,44 @@ pub(crate) fn job_files(run_dir: &Path, file_name: &str) -> Result<JobFiles, Sto
         file_name,
         logs.join(format!("{file_name}.log")),
     ))
+}
+
+/// Runs `job`, of a task described by `meta`, in a child process per attempt, as many as `retries` allow, while this
+/// process holds the key's lock; returns the entry the worker committed.
+pub(crate) fn run_node(
+    job: Job,
+    files: &JobFiles,
+    store: &Store,
+    meta: &TaskMeta,
+    retries: &Retries<'_>,
+) -> Result<Box<EntryMeta>, TaskError> {
+    let key = job.key.clone().unwrap_or_default();
+    // This process holds the key's lock, and the worker may be told how much memory it
+    // can have.
+    let mut job = Job {
+        lock: false,
+        mem_limit: meta.resources.mem,
+        ..job
+    };
+    retries.run(|attempt| {
+        job.attempt = attempt;
+        let outcome = run_job(&job, files, meta.timeout, retries.stop);
+        if outcome.is_err() && meta.cache {
+            // This process holds the key's lock: what is half written under it was left
+            // by the worker that just ended.
+            store.discard_unfinished(meta.name, &key);
+        }
+        outcome
+    })?;
+    match store.lookup(meta.name, &key) {
+        Lookup::Present(entry) => Ok(entry),
+        Lookup::Missing => Err(TaskError::failed(
+            "the worker reported success, but its entry is not in the store",
+        )),
+        Lookup::Damaged(why) => Err(TaskError::failed(format!(
+            "the worker reported success, but its entry is damaged: {why}"
+        ))),
+    }
 }
 
 /// Why the parent killed a child.
@@ -123,7 +161,7 @@ pub(crate) fn run_job(
         return if status.ok {
             Ok(Duration::from_secs_f64(status.duration_secs))
         } else {
-            Err(failure(status, timeout))
+            Err(status.into_error(timeout))
         };
     }
     let status = status.map_err(TaskError::Spawn)?;
@@ -158,24 +196,6 @@ fn watch(stop: &Stop, deadline: Option<Instant>, reaped: &AtomicBool, pid: Pid) 
             return Some(why);
         }
         guard = stop.wait(guard, deadline);
-    }
-}
-
-/// The task error a worker reported.
-fn failure(status: JobStatus, timeout: Option<Duration>) -> TaskError {
-    if status.timed_out
-        && let Some(timeout) = timeout
-    {
-        return TaskError::TimedOut(timeout);
-    }
-    if status.panicked {
-        let message = status.error.first().map_or("", |m| m.as_str());
-        let message = message.strip_prefix("task panicked: ").unwrap_or(message);
-        return TaskError::Panicked(message.to_owned());
-    }
-    match RecordedError::from_chain(&status.error) {
-        Some(error) => TaskError::Failed(error),
-        None => TaskError::failed("the worker reported a failure without a message"),
     }
 }
 

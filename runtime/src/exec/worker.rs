@@ -8,7 +8,6 @@
 //! and the parent reads its exit status instead.
 
 use std::io::Write;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,11 +16,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
-use crate::erased::ErasedTask;
+use crate::chain::RecordedError;
 use crate::graph::{Node, NodeId, Pipeline};
 use crate::key::{Names, fingerprint, hex, parse_hex};
+use crate::node::commit::NewEntry;
+use crate::node::compute::attempt_on_thread;
+use crate::node::decide::{Check, decide};
 use crate::registry::find_task;
-use crate::task::{Ctx, InputKind, InputValues, Inputs, NodeNames, TaskError, Value};
+use crate::task::{Ctx, InputKind, InputValues, NodeNames, TaskError};
 use crate::text::{hex_bytes, parse_hex_bytes};
 
 /// The first argument that turns a program marked `#[pipewright::main]` into a worker.
@@ -196,6 +198,24 @@ impl JobStatus {
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }
 
+    /// The error of a worker that reported a failure, for a task with `timeout`.
+    pub(crate) fn into_error(self, timeout: Option<Duration>) -> TaskError {
+        if self.timed_out
+            && let Some(timeout) = timeout
+        {
+            return TaskError::TimedOut(timeout);
+        }
+        if self.panicked {
+            let message = self.error.first().map_or("", String::as_str);
+            let message = message.strip_prefix("task panicked: ").unwrap_or(message);
+            return TaskError::Panicked(message.to_owned());
+        }
+        match RecordedError::from_chain(&self.error) {
+            Some(error) => TaskError::Failed(error),
+            None => TaskError::failed("the worker reported a failure without a message"),
+        }
+    }
+
     /// Writes the status file atomically.
     fn write(&self, path: &Path) -> Result<(), StoreError> {
         write_json_atomically(path, self, false)
@@ -358,98 +378,41 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
     } else {
         None
     };
-    if job.key.is_none()
-        && meta.cache
-        && !job.replace
-        && let Lookup::Present(_) = store.lookup(meta.name, &key)
-    {
+    let check = Check {
+        forced: job.replace,
+        verify: false,
+        repair: false,
+    };
+    if job.key.is_none() && decide(&store, meta, &job.node, &key, check).is_ok() {
         return Ok(true);
     }
 
-    let pending = store.begin(meta.name, &key).map_err(TaskError::Store)?;
     let names = Arc::new(NodeNames {
         pipeline: Arc::from(job.pipeline.as_str()),
         nodes: Box::new([Arc::from(job.node.as_str())]),
     });
     let timeout = job.timeout_secs.map(Duration::from_secs_f64);
-    let start = Instant::now();
-    let mut ctx = Ctx::new(names, Arc::new(AtomicBool::new(false)));
-    ctx.set_node(meta.name, 0, Some(pending.work_dir()));
-    ctx.set_attempt(timeout.map(|t| start + t), job.attempt);
-    crate::backtrace::capture_backtraces();
-    let result = match timeout {
-        None => call(&*task, &values, &ctx),
-        Some(timeout) => call_with_timeout(task.clone(), values, ctx, timeout),
-    };
-    let duration = start.elapsed();
-    let result = match timeout {
-        Some(timeout) if duration > timeout => Err(TaskError::TimedOut(timeout)),
-        _ => result,
-    };
-    let stored = result.and_then(|value| {
-        let bytes = task.encode(&*value).map_err(TaskError::Encode)?;
-        let digest = *blake3::hash(&bytes).as_bytes();
-        let input_nodes = job
+    let entry = NewEntry {
+        task: &*task,
+        node: &job.node,
+        input_nodes: job
             .inputs
             .iter()
             .map(|refs| refs.iter().map(|r| r.node.clone()).collect())
-            .collect();
-        let entry = super::new_entry(
-            &*task,
-            &job.node,
-            input_nodes,
-            &key,
-            &components,
-            &bytes,
-            digest,
-            duration,
-        );
-        Ok((entry, bytes))
-    });
-    match stored {
-        Ok((entry, bytes)) => store
-            .commit(pending, &entry, &bytes, job.replace)
-            .map(|()| false)
-            .map_err(TaskError::Store),
-        Err(error) => {
-            store.discard(pending);
-            Err(error)
-        }
-    }
-}
-
-/// Calls the task, catching a panic.
-fn call(task: &dyn ErasedTask, values: &[InputValues], ctx: &Ctx) -> Result<Arc<Value>, TaskError> {
-    crate::backtrace::task_call(|| {
-        catch_unwind(AssertUnwindSafe(|| {
-            task.run(&Inputs { slots: values }, ctx)
-        }))
-    })
-    .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
-}
-
-/// Calls the task on a thread of its own and gives up on it at `timeout`; the worker's
-/// exit then ends it, as no thread can be killed otherwise.
-fn call_with_timeout(
-    task: Arc<dyn ErasedTask>,
-    values: Vec<InputValues>,
-    ctx: Ctx,
-    timeout: Duration,
-) -> Result<Arc<Value>, TaskError> {
-    let (send, receive) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("task".to_owned())
-        // The stack a task has on the main thread.
-        .stack_size(8 << 20)
-        .spawn(move || {
-            let _ = send.send(call(&*task, &values, &ctx));
-        });
-    if let Err(e) = spawned {
-        return Err(fail(format!("cannot start the task's thread: {e}")));
-    }
-    receive
-        .recv_timeout(timeout)
-        .unwrap_or(Err(TaskError::TimedOut(timeout)))
+            .collect(),
+        key: &key,
+        components: &components,
+        replace: job.replace,
+        // Every output a worker computes goes through the store, also an uncached one.
+        keep: true,
+    };
+    entry.compute(&store, |pending| {
+        let mut ctx = Ctx::new(names, Arc::new(AtomicBool::new(false)));
+        ctx.set_node(meta.name, 0, Some(pending.work_dir()));
+        crate::backtrace::capture_backtraces();
+        attempt_on_thread(task.clone(), values, ctx, job.attempt, timeout)
+    })?;
+    Ok(false)
 }
 
 /// Reads and decodes one input's stored output, with its digest. A damaged entry is

@@ -1,0 +1,518 @@
+//! The in-process executor: a rayon pool driven by per-node dependency counters.
+//!
+//! A node is spawned the moment its last input is ready; nothing polls or sleeps. When a
+//! node finishes, the first of its children that became ready runs next on the same thread
+//! and the others are spawned, so a chain costs no spawns at all. A failed node poisons its
+//! children, which end as *upstream failed* without starting, and so on down the graph;
+//! independent branches run to the end.
+//!
+//! With a store, each node is decided when it becomes ready: its key is computed from its
+//! inputs' output digests, and a usable entry makes it *cached* without reading its output.
+//! Outputs are read from the store only when a node that runs needs them; an entry that
+//! turns out damaged then is recomputed on the spot, with its damaged ancestors, in
+//! dependency order and without recursion.
+
+//!
+//! This module is the scheduler: the run's state, the loop that drives each thread from
+//! node to node, and how a settled node makes its children ready. `cells` holds each
+//! node's state and what the report reads of it; `stored` decides and computes a node
+//! with a store; `repair` reads stored outputs and recomputes damaged ones.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rayon::{Scope, ThreadPool};
+use smallvec::SmallVec;
+
+use super::{Settings, Stop};
+use crate::cache::Pending;
+use crate::graph::{Node, NodeId, Pipeline, Wire};
+use crate::node::compute::{self, Retries, call};
+use crate::report::{NO_WORKER, NodeOutcome, NodeStatus, nanos};
+use crate::task::{Ctx, InputValues, TaskError, Value};
+use cells::{Cell, Slot, UNSETTLED};
+use stored::Done;
+
+mod cells;
+mod repair;
+mod stored;
+
+/// The inputs of one node; most nodes have a few, which then need no allocation.
+type Gathered = SmallVec<[InputValues; 4]>;
+
+/// No failed upstream.
+const NONE: u32 = u32::MAX;
+
+/// The clock that times nodes: the CPU's time-stamp counter where it runs at a constant
+/// rate (read in a few nanoseconds, where the OS clock takes a few tens), else the OS's
+/// monotonic clock. Calibrated against the OS clock once per process, by the first run:
+/// typically in under a millisecond, at most in 200 ms.
+static CLOCK: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
+
+/// The output of a node handed to the node run next on the same thread, its only
+/// consumer, which reads it as its one input: it does not go through the producer's cell.
+struct Handoff {
+    from: NodeId,
+    to: NodeId,
+    value: Arc<Value>,
+}
+
+struct Run<'p> {
+    pipeline: &'p Pipeline,
+    /// Set when the run is cancelled.
+    stop: Arc<Stop>,
+    /// Set when a failure stops a fail-fast run.
+    halt: AtomicBool,
+    /// The node clock's reading when the run started.
+    started: u64,
+    /// The run's span, parent of every node's span whatever thread the node runs on.
+    span: &'p tracing::Span,
+    settings: Settings<'p>,
+    cells: Vec<Cell>,
+    /// A task context for each thread of the pool, so that a loop of nodes started there
+    /// takes no reference counts for one.
+    contexts: Vec<ThreadCtx>,
+    /// The settled nodes whose output a thread is reading from the store or recomputing;
+    /// see [`load`](Run::load).
+    loading: Mutex<HashSet<NodeId>>,
+    /// Woken when a node leaves `loading`.
+    loaded: Condvar,
+}
+
+/// The task context of one thread, on a cache line of its own.
+#[repr(align(128))]
+struct ThreadCtx(Mutex<Ctx>);
+
+/// Runs every node of `pipeline` on `pool` and returns how each ended, with the outputs
+/// that are kept.
+pub(crate) fn run(
+    pipeline: &Pipeline,
+    span: &tracing::Span,
+    pool: &ThreadPool,
+    settings: Settings<'_>,
+) -> Vec<NodeOutcome> {
+    // The cells are made, and turned into outcomes at the end, on a thread of the pool,
+    // which runs nodes in between: their memory is then in a worker's cache, not this
+    // thread's.
+    pool.install(|| run_here(pipeline, span, settings))
+}
+
+/// [`run`], on a thread of the pool.
+fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -> Vec<NodeOutcome> {
+    let needed = settings.needed;
+    let run = Run {
+        pipeline,
+        stop: settings.stop.clone(),
+        halt: AtomicBool::new(false),
+        started: CLOCK.raw(),
+        span,
+        contexts: (0..rayon::current_num_threads())
+            .map(|_| ThreadCtx(Mutex::new(run_ctx(pipeline, &settings.stop))))
+            .collect(),
+        settings,
+        cells: pipeline
+            .nodes
+            .iter()
+            .map(|node| {
+                let consumers = node.downstream.iter().filter(|d| needed[d.index()]).count() as u32;
+                Cell {
+                    pending: AtomicU32::new(node.upstream.len() as u32),
+                    failed_upstream: AtomicU32::new(NONE),
+                    status: AtomicU8::new(UNSETTLED),
+                    worker: AtomicU32::new(NO_WORKER),
+                    started: AtomicU64::new(0),
+                    duration: AtomicU64::new(0),
+                    consumers,
+                    slot: Mutex::new(Slot {
+                        consumers_left: consumers,
+                        value: None,
+                        stored: None,
+                        details: None,
+                    }),
+                }
+            })
+            .collect(),
+        loading: Mutex::default(),
+        loaded: Condvar::new(),
+    };
+    let roots = pipeline
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, node)| node.upstream.is_empty() && run.settings.needed[*i])
+        .map(|(i, _)| NodeId(i as u32));
+
+    let run_ref = &run;
+    rayon::scope(|scope| {
+        for root in roots {
+            scope.spawn(move |scope| run_ref.drive(scope, root));
+        }
+    });
+    run.finish()
+}
+
+impl<'p> Run<'p> {
+    /// Runs `first`, then each node it makes ready on this thread, until none is left.
+    fn drive<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
+        if let Some(dispatch) = self.settings.dispatch {
+            return tracing::dispatcher::with_default(dispatch, || self.drive_here(scope, first));
+        }
+        self.drive_here(scope, first);
+    }
+
+    fn drive_here<'s>(&'s self, scope: &Scope<'s>, first: NodeId) {
+        let mut next = Some(first);
+        let worker = rayon::current_thread_index();
+        // One context for the nodes run here, pointed at each in turn: this thread's,
+        // unless a task on this thread that waits on the pool runs this loop inside its own.
+        let mut guard = worker
+            .and_then(|w| self.contexts.get(w))
+            .and_then(|c| c.0.try_lock().ok());
+        let mut own = None;
+        let ctx = match &mut guard {
+            Some(guard) => &mut **guard,
+            None => own.insert(self.new_ctx()),
+        };
+        let worker = worker.map_or(NO_WORKER, |w| w as u32);
+        // One clock reading per node: the end of one node is the start of the next.
+        let mut start = self.clock();
+        let mut handed = None;
+        while let Some(id) = next {
+            let input = handed.take().map(|h: Handoff| h.value);
+            let (end, output) = self.execute(id, start, input, worker, ctx);
+            start = end;
+            next = self.settle(scope, id);
+            if let Some(output) = output {
+                // The only consumer reads nothing else, so this node made it ready.
+                debug_assert_eq!(next, Some(output.to));
+                if next == Some(output.to) {
+                    handed = Some(output);
+                } else {
+                    self.put(output.from, output.value, None, None);
+                }
+            }
+        }
+    }
+
+    /// A context for the tasks of this run.
+    fn new_ctx(&self) -> Ctx {
+        run_ctx(self.pipeline, &self.stop)
+    }
+
+    /// The time since the start of the run, in nanoseconds.
+    fn clock(&self) -> u64 {
+        CLOCK.delta_as_nanos(self.started, CLOCK.raw())
+    }
+
+    /// Decides node `id`, which started at `start` (see [`clock`](Self::clock)), runs its
+    /// task if it must, and records its outcome. `input` is its one input, when the node
+    /// run before on this thread handed it over. Returns when it finished, and its output
+    /// if it hands it over to its only consumer in turn.
+    fn execute(
+        &self,
+        id: NodeId,
+        start: u64,
+        input: Option<Arc<Value>>,
+        worker: u32,
+        ctx: &mut Ctx,
+    ) -> (u64, Option<Handoff>) {
+        let node = &self.pipeline.nodes[id.index()];
+        let meta = node.task.meta();
+        let span = tracing::info_span!(
+            target: "pipewright",
+            parent: self.span,
+            "node",
+            node = %node.name,
+            task = %meta.name,
+        );
+        let _entered = span.enter();
+
+        if self.stopped() {
+            drop(input);
+            self.release_inputs(id);
+            self.settle_without_running(id, NodeStatus::Cancelled, NONE);
+            return (self.clock(), None);
+        }
+        let result = match self.settings.store {
+            // Inputs are released as they are gathered.
+            None => match self.run_in_memory(id, node, input, ctx) {
+                Ok(value) => {
+                    let end = self.clock();
+                    let duration = end.saturating_sub(start);
+                    tracing::info!(
+                        target: "pipewright",
+                        duration = ?Duration::from_nanos(duration),
+                        "finished"
+                    );
+                    return (end, self.settle_ran(id, start, duration, worker, value));
+                }
+                Err(error) => Err(error),
+            },
+            Some(store) => {
+                let result = self.work(id, node, store);
+                self.release_inputs(id);
+                result
+            }
+        };
+        let end = self.clock();
+        let duration = Duration::from_nanos(end.saturating_sub(start));
+        let mut outcome = NodeOutcome::new(NodeStatus::Ran);
+        outcome.started = start;
+        outcome.worker = worker;
+
+        match result {
+            Ok(Done::Ran { key, reason }) => {
+                tracing::info!(target: "pipewright", ?duration, "finished");
+                outcome.duration = nanos(duration);
+                let details = outcome.details_mut();
+                details.key = key;
+                details.reason = Some(reason);
+            }
+            Ok(Done::Cached { key }) => {
+                tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
+                outcome.status = NodeStatus::Cached;
+                outcome.details_mut().key = Some(key);
+            }
+            Err(TaskError::Cancelled) => {
+                tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
+                outcome.status = NodeStatus::Cancelled;
+                outcome.duration = nanos(duration);
+            }
+            Err(error) => {
+                tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
+                if self.settings.fail_fast {
+                    self.halt.store(true, Ordering::Release);
+                }
+                outcome.status = NodeStatus::Failed;
+                outcome.duration = nanos(duration);
+                let details = outcome.details_mut();
+                details.backtrace = matches!(error, TaskError::Panicked(_))
+                    .then(crate::backtrace::take_backtrace)
+                    .flatten()
+                    .map(Arc::from);
+                details.error = Some(Arc::new(error));
+            }
+        }
+        self.settle_with(id, outcome, None);
+        (end, None)
+    }
+
+    /// Records that node `id` ran in memory from `start` for `duration` nanoseconds on
+    /// `worker`, with output `value`; returns the handoff of the output to its only
+    /// consumer, if that consumer reads it as its one input.
+    fn settle_ran(
+        &self,
+        id: NodeId,
+        start: u64,
+        duration: u64,
+        worker: u32,
+        value: Arc<Value>,
+    ) -> Option<Handoff> {
+        let mut outcome = NodeOutcome::new(NodeStatus::Ran);
+        outcome.started = start;
+        outcome.duration = duration;
+        outcome.worker = worker;
+        match self.sole_reader(id) {
+            Some(to) => {
+                self.settle_with(id, outcome, None);
+                Some(Handoff {
+                    from: id,
+                    to,
+                    value,
+                })
+            }
+            None => {
+                self.settle_with(id, outcome, Some(value));
+                None
+            }
+        }
+    }
+
+    /// The only consumer of node `id`'s output, if that consumer reads it as its one input
+    /// and the output is not kept: that consumer becomes ready when `id` settles.
+    fn sole_reader(&self, id: NodeId) -> Option<NodeId> {
+        if self.cells[id.index()].consumers != 1 || self.settings.keep[id.index()] {
+            return None;
+        }
+        let needed = self.settings.needed;
+        let to = *self.pipeline.nodes[id.index()]
+            .downstream
+            .iter()
+            .find(|d| needed[d.index()])?;
+        matches!(
+            self.pipeline.nodes[to.index()].wires.as_slice(),
+            [Wire::One(_)]
+        )
+        .then_some(to)
+    }
+
+    /// Runs `node` on inputs held in memory and returns its output. The inputs are
+    /// released as they are gathered: each stays alive until the task returns.
+    fn run_in_memory(
+        &self,
+        id: NodeId,
+        node: &Node,
+        input: Option<Arc<Value>>,
+        ctx: &mut Ctx,
+    ) -> Result<Arc<Value>, TaskError> {
+        let inputs = if let Some(input) = input {
+            smallvec::smallvec![InputValues::One(input)]
+        } else if node.distinct_inputs {
+            self.take_inputs(node)?
+        } else {
+            let inputs = self.gather(node);
+            self.release(node);
+            inputs?
+        };
+        self.invoke(id, node, &inputs, None, ctx)
+    }
+
+    /// Computes `node` on `inputs`, in `pending`'s work directory if there is one: one
+    /// attempt, or as many as its retries allow.
+    fn invoke(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[InputValues],
+        pending: Option<&Pending>,
+        ctx: &mut Ctx,
+    ) -> Result<Arc<Value>, TaskError> {
+        if let Some(progress) = self.settings.progress {
+            progress.started(&node.name);
+        }
+        let meta = node.task.meta();
+        let work_dir = pending.map(Pending::work_dir);
+        ctx.set_node(meta.name, id.index(), work_dir.clone());
+        if meta.retries == 0 && meta.timeout.is_none() {
+            // One attempt, without a deadline: what `attempts` would make of it.
+            tracing::debug!(target: "pipewright", attempt = 1, "started");
+            ctx.set_attempt(None, 1);
+            return call(&*node.task, inputs, ctx);
+        }
+        self.retries(node).run(|attempt| {
+            // Each attempt starts from an empty work directory.
+            if attempt > 1
+                && let Some(dir) = &work_dir
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            compute::attempt(&*node.task, inputs, ctx, attempt, meta.timeout)
+        })
+    }
+
+    /// When the attempts at `node` stop.
+    fn retries<'a>(&'a self, node: &Node) -> Retries<'a> {
+        Retries {
+            retries: node.task.meta().retries,
+            stop: &self.stop,
+            halt: Some(&self.halt),
+        }
+    }
+
+    /// Whether the run starts no more nodes.
+    fn stopped(&self) -> bool {
+        self.stop.is_set() || self.halt.load(Ordering::Acquire)
+    }
+
+    /// Tells the upstream nodes of `id` that it is done with their outputs, and drops each
+    /// output whose last consumer this was, unless it is kept.
+    fn release_inputs(&self, id: NodeId) {
+        self.release(&self.pipeline.nodes[id.index()]);
+    }
+
+    /// [`release_inputs`](Self::release_inputs) of `node`.
+    fn release(&self, node: &Node) {
+        for up in &node.upstream {
+            drop(self.take(*up));
+        }
+    }
+
+    /// Tells the children of the settled node `id` that it is done. Children that become
+    /// ready are spawned, except the first, which is returned to run on this thread;
+    /// children poisoned by a failure settle as *upstream failed* at once, and so on down.
+    fn settle<'s>(&'s self, scope: &Scope<'s>, id: NodeId) -> Option<NodeId> {
+        let mut next = None;
+        // Nodes settled as upstream failed here, whose children must hear of it too; it
+        // allocates only when something failed.
+        let mut settled = Vec::new();
+        let mut done = id;
+        loop {
+            let failed = !self.status(done).is_success();
+            for &child in &self.pipeline.nodes[done.index()].downstream {
+                if !self.settings.needed[child.index()] {
+                    continue;
+                }
+                let cell = &self.cells[child.index()];
+                if failed {
+                    let _ = cell.failed_upstream.compare_exchange(
+                        NONE,
+                        done.0,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+                // Each upstream node counts itself off once, so one left is this one: the
+                // child is ready without a write to the counter.
+                if cell.pending.load(Ordering::Acquire) != 1
+                    && cell.pending.fetch_sub(1, Ordering::AcqRel) != 1
+                {
+                    continue;
+                }
+                if cell.failed_upstream.load(Ordering::Acquire) != NONE {
+                    self.skip(child);
+                    settled.push(child);
+                } else if next.is_none() {
+                    next = Some(child);
+                } else {
+                    scope.spawn(move |scope| self.drive(scope, child));
+                }
+            }
+            match settled.pop() {
+                Some(more) => done = more,
+                None => return next,
+            }
+        }
+    }
+
+    /// Settles node `id`, whose upstream node failed or was cancelled, the same way
+    /// without running it.
+    fn skip(&self, id: NodeId) {
+        self.release_inputs(id);
+        let upstream = self.cells[id.index()]
+            .failed_upstream
+            .load(Ordering::Acquire);
+        let upstream = NodeId(upstream);
+        if self.status(upstream) == NodeStatus::Cancelled {
+            self.settle_without_running(id, NodeStatus::Cancelled, NONE);
+            return;
+        }
+        tracing::warn!(
+            target: "pipewright",
+            parent: self.span,
+            node = %self.pipeline.nodes[id.index()].name,
+            upstream = %self.pipeline.node_name(upstream),
+            "not run: upstream failed"
+        );
+        self.settle_without_running(id, NodeStatus::UpstreamFailed, upstream.0);
+    }
+
+    /// Records that node `id` ended as `status` without running, after the failed
+    /// upstream node `failed_upstream` (or [`NONE`]).
+    fn settle_without_running(&self, id: NodeId, status: NodeStatus, failed_upstream: u32) {
+        let mut outcome = NodeOutcome::new(status);
+        outcome.started = self.clock();
+        outcome.failed_upstream = failed_upstream;
+        self.settle_with(id, outcome, None);
+    }
+}
+
+/// A context for the tasks of a run of `pipeline` that stops when `stop` is set.
+fn run_ctx(pipeline: &Pipeline, stop: &Stop) -> Ctx {
+    Ctx::new(pipeline.names.clone(), stop.flag.clone())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

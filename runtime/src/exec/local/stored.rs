@@ -1,0 +1,209 @@
+//! A node decided and computed with a store: its key made from its inputs' digests, its
+//! entry used if it can be, else its task run here or in a child process and its output
+//! committed.
+
+use super::{Run, lock};
+use crate::cache::{EntryMeta, Store};
+use crate::graph::{Node, NodeId, Wire};
+use crate::key::{Components, Digest, hex};
+use crate::node::RunReason;
+use crate::node::commit::{Computed, NewEntry};
+use crate::node::decide::{Check, decide};
+use crate::task::{InputValues, TaskError};
+
+/// What the work on one node ended with.
+pub(super) enum Done {
+    Ran {
+        key: Option<String>,
+        reason: RunReason,
+    },
+    Cached {
+        key: String,
+    },
+}
+
+impl<'p> Run<'p> {
+    /// The work on one node with a store: decide from its key whether its entry can be
+    /// used, else run it.
+    pub(super) fn work(&self, id: NodeId, node: &Node, store: &Store) -> Result<Done, TaskError> {
+        let meta = node.task.meta();
+        let forced = self.settings.forced[id.index()];
+        let verify = self.settings.keep[id.index()];
+        let check = Check {
+            forced,
+            verify,
+            repair: true,
+        };
+        let use_entry = |key: &str| decide(store, meta, &node.name, key, check);
+
+        let mut digests = self.input_digests(node);
+        let mut components = self.components(node, &digests)?;
+        let mut key = hex(&components.key());
+        let mut reason = match use_entry(&key) {
+            Ok(entry) => return Ok(self.cached(id, key, entry)),
+            Err(reason) => reason,
+        };
+        // One process computes a key at a time; who waited may find the entry made.
+        let mut lock = if meta.cache {
+            Some(store.lock(&key).map_err(TaskError::Store)?)
+        } else {
+            None
+        };
+        if matches!(reason, RunReason::NoEntry)
+            && let Ok(entry) = use_entry(&key)
+        {
+            return Ok(self.cached(id, key, entry));
+        }
+
+        if self.settings.in_child {
+            self.run_in_child(id, node, store, &key, forced || !meta.cache)?;
+            drop(lock);
+            return Ok(Done::Ran {
+                key: Some(key),
+                reason,
+            });
+        }
+        let inputs = self.gather(node)?;
+        // Reading the inputs may have recomputed a damaged upstream entry, with new bytes.
+        let now = self.input_digests(node);
+        if now != digests {
+            digests = now;
+            components = self.components(node, &digests)?;
+            key = hex(&components.key());
+            drop(lock.take());
+            match use_entry(&key) {
+                Ok(entry) => return Ok(self.cached(id, key, entry)),
+                Err(why) => reason = why,
+            }
+            if meta.cache {
+                lock = Some(store.lock(&key).map_err(TaskError::Store)?);
+            }
+        }
+        let entry = self.new_entry(node, &key, &components, forced);
+        let computed = self.compute(id, node, &inputs, store, entry)?;
+        self.put(id, computed.value, Some(computed.digest), computed.entry);
+        drop(lock);
+        Ok(Done::Ran {
+            key: Some(key),
+            reason,
+        })
+    }
+
+    /// Settles node `id` on its stored entry, without reading the output.
+    pub(super) fn cached(&self, id: NodeId, key: String, entry: Box<EntryMeta>) -> Done {
+        self.set_entry(id, entry);
+        Done::Cached { key }
+    }
+
+    /// What the key of `node` is made of, on inputs with output digests `digests`.
+    pub(super) fn components(
+        &self,
+        node: &Node,
+        digests: &[Vec<Digest>],
+    ) -> Result<Components, TaskError> {
+        node.components(self.pipeline.name(), digests.to_vec())
+            .map_err(TaskError::Params)
+    }
+
+    /// The new entry of `node` under `key`, made of `components`, which replaces one
+    /// already there if `replace` says so; kept unless its task is not cached.
+    pub(super) fn new_entry<'a>(
+        &self,
+        node: &'a Node,
+        key: &'a str,
+        components: &'a Components,
+        replace: bool,
+    ) -> NewEntry<'a> {
+        NewEntry {
+            task: &*node.task,
+            node: &node.name,
+            input_nodes: self.input_names(node),
+            key,
+            components,
+            replace,
+            keep: node.task.meta().cache,
+        }
+    }
+
+    /// Runs `node`'s task on `inputs` and commits its output as `entry`. Returns the
+    /// output, its digest and its entry.
+    pub(super) fn compute(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[InputValues],
+        store: &Store,
+        entry: NewEntry<'_>,
+    ) -> Result<Computed, TaskError> {
+        entry.compute(store, |pending| {
+            self.invoke(id, node, inputs, Some(pending), &mut self.new_ctx())
+        })
+    }
+
+    /// The names of the nodes each input argument of `node` reads.
+    pub(super) fn input_names(&self, node: &Node) -> Vec<Vec<String>> {
+        node.wires
+            .iter()
+            .map(|wire| match wire {
+                Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
+                Wire::Many(ids) => ids
+                    .iter()
+                    .map(|id| self.pipeline.node_name(*id).to_owned())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Runs `node` in a child process that reads its inputs from the store and commits
+    /// its output under `key`; then settles it on that entry.
+    pub(super) fn run_in_child(
+        &self,
+        id: NodeId,
+        node: &Node,
+        store: &Store,
+        key: &str,
+        replace: bool,
+    ) -> Result<(), TaskError> {
+        #[cfg(unix)]
+        {
+            use crate::exec::process::{job_files, run_node};
+            use crate::exec::worker::{Job, input_refs};
+
+            if let Some(progress) = self.settings.progress {
+                progress.started(&node.name);
+            }
+            let run_dir = self.settings.run_dir.ok_or_else(|| {
+                TaskError::failed("the process executor needs a run directory for its jobs")
+            })?;
+            let files = job_files(run_dir, &crate::text::node_file_name(&node.name))
+                .map_err(TaskError::Store)?;
+            let inputs = input_refs(self.pipeline, node, |up| {
+                let slot = lock(&self.cells[up.index()].slot);
+                match slot.stored.as_ref().and_then(|s| s.entry.as_ref()) {
+                    Some(entry) => Ok((Some(entry.key.clone()), None)),
+                    None => Err(TaskError::failed(format!(
+                        "the output of `{}` is not stored",
+                        self.pipeline.node_name(up)
+                    ))),
+                }
+            })?;
+            let job = Job::new(
+                self.pipeline,
+                node,
+                store.root().to_owned(),
+                Some(key.to_owned()),
+                inputs,
+                replace,
+                files.status.clone(),
+            );
+            let entry = run_node(job, &files, store, node.task.meta(), &self.retries(node))?;
+            self.set_entry(id, entry);
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (id, node, store, key, replace);
+            Err(TaskError::failed("the process executor runs on Unix only"))
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Committing one node: its output encoded by its task's codec, digested, described in
+//! the entry's `meta.json`, and committed to the store under the node's key.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::cache::{ENTRY_FORMAT, EntryMeta, InputDigests, NamedDigest, Pending, Store};
+use crate::erased::ErasedTask;
+use crate::key::{Components, Digest, hex};
+use crate::task::{TaskError, Value};
+
+/// A node's output just computed: the value, its content digest, and its new entry (none
+/// where the entry is not kept).
+pub(crate) struct Computed {
+    pub(crate) value: Arc<Value>,
+    pub(crate) digest: Digest,
+    pub(crate) entry: Option<Box<EntryMeta>>,
+}
+
+/// The node whose output is computed and committed, as its new entry records it.
+pub(crate) struct NewEntry<'a> {
+    pub(crate) task: &'a dyn ErasedTask,
+    /// The node's name.
+    pub(crate) node: &'a str,
+    /// The names of the nodes each input argument reads.
+    pub(crate) input_nodes: Vec<Vec<String>>,
+    /// The node's key, in hex, and what it is made of.
+    pub(crate) key: &'a str,
+    pub(crate) components: &'a Components,
+    /// Whether an entry already under the key is replaced (a forced or uncached node).
+    pub(crate) replace: bool,
+    /// Whether the entry is committed; else the output is only computed and digested.
+    pub(crate) keep: bool,
+}
+
+impl NewEntry<'_> {
+    /// Begins the node's entry, runs `compute` with it (the task's work directory is
+    /// there), and commits the output it returns; a failed computation leaves nothing
+    /// behind.
+    pub(crate) fn compute(
+        self,
+        store: &Store,
+        compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
+    ) -> Result<Computed, TaskError> {
+        let name = self.task.meta().name;
+        let pending = store.begin(name, self.key).map_err(TaskError::Store)?;
+        let result = (|| {
+            let start = Instant::now();
+            let value = compute(&pending)?;
+            let duration = start.elapsed();
+            let bytes = self.task.encode(&*value).map_err(TaskError::Encode)?;
+            let digest = *blake3::hash(&bytes).as_bytes();
+            Ok::<_, TaskError>((value, bytes, digest, duration))
+        })();
+        let (value, bytes, digest, duration) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                store.discard(pending);
+                return Err(error);
+            }
+        };
+        if !self.keep {
+            store.discard(pending);
+            return Ok(Computed {
+                value,
+                digest,
+                entry: None,
+            });
+        }
+        let replace = self.replace;
+        let entry = self.into_meta(&bytes, digest, duration);
+        store
+            .commit(pending, &entry, &bytes, replace)
+            .map_err(TaskError::Store)?;
+        Ok(Computed {
+            value,
+            digest,
+            entry: Some(Box::new(entry)),
+        })
+    }
+
+    /// What `meta.json` records for the entry of an output `bytes` long, with content
+    /// digest `digest`, that took the task `duration`.
+    fn into_meta(self, bytes: &[u8], digest: Digest, duration: Duration) -> EntryMeta {
+        let meta = self.task.meta();
+        let inputs = self
+            .input_nodes
+            .into_iter()
+            .zip(meta.inputs)
+            .zip(&self.components.inputs)
+            .map(|((nodes, spec), digests)| InputDigests {
+                name: spec.name.to_owned(),
+                nodes,
+                digests: digests.iter().map(hex).collect(),
+            })
+            .collect();
+        EntryMeta {
+            format: ENTRY_FORMAT,
+            task: meta.name.to_owned(),
+            node: self.node.to_owned(),
+            key: self.key.to_owned(),
+            codec: self.components.codec.to_owned(),
+            fingerprint: hex(&self.components.fingerprint),
+            version: meta.version.map(str::to_owned),
+            params: self.task.params_json(),
+            param_digests: self
+                .components
+                .param_hex()
+                .into_iter()
+                .map(|(name, digest)| NamedDigest { name, digest })
+                .collect(),
+            inputs,
+            output_digest: hex(&digest),
+            output_size: bytes.len() as u64,
+            duration_secs: duration.as_secs_f64(),
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            pipewright: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
