@@ -3,9 +3,11 @@
 //! (the run's `tracing` events) and `failures/<node>.txt` (a failed node's error chain, and
 //! the panic message with its backtrace).
 //!
-//! [`schema`] (what `run.json` holds, and reading it) sits low, beside the store, so that a
-//! pipeline and a report can be rebuilt from it; the rest writes a run and sits above the
-//! executors.
+//! [`RunRecord`] is what `run.json` holds; `RunRecord::read` reads it back.
+//!
+//! In the code, `schema.rs` (what `run.json` holds, and reading it) sits low, beside the
+//! store, so that a pipeline and a report can be rebuilt from it; the rest writes a run and
+//! sits above the executors.
 
 pub(crate) mod log;
 pub(crate) mod provenance;
