@@ -13,11 +13,12 @@
 //! Temporary directories are named after their writer, `<host>-<pid>`, so that the next
 //! writer of a key removes what a killed one left, and nothing a live one is writing.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::ThreadId;
 
 use serde::{Deserialize, Serialize};
@@ -279,11 +280,18 @@ pub(crate) struct Output {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     root: PathBuf,
+    /// The tasks whose directories this store has swept of dead writers' temporaries in the
+    /// current run: each once, before its first new entry, so that a run does not list a
+    /// task's directory again for every node it stores.
+    swept: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Store {
     pub(crate) fn new(root: PathBuf) -> Self {
-        Store { root }
+        Store {
+            root,
+            swept: Arc::default(),
+        }
     }
 
     /// Creates the data directory and checks that it is a writable directory.
@@ -316,6 +324,42 @@ impl Store {
                 .is_some_and(|n| n.starts_with(&prefix) && writer_gone(n))
             {
                 let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Starts a run: every task's directory is swept again before its first new entry.
+    pub(crate) fn new_run(&self) {
+        self.swept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Removes, once per run and task, the temporaries in `task`'s directory (`.tmp-…`
+    /// and `.trash-…`, of any key) whose writers are gone. Listing the directory costs in
+    /// proportion to the task's entries, so it is done before the task's first new entry
+    /// only, not before each.
+    fn sweep(&self, task: &str) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            if !swept.insert(task.to_owned()) {
+                return;
+            }
+        }
+        let Ok(dir) = fs::read_dir(self.root.join(task)) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            if entry.file_name().to_str().is_some_and(|n| {
+                (n.starts_with(".tmp-") || n.starts_with(".trash-")) && writer_gone(n)
+            }) {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
             }
         }
     }
@@ -440,12 +484,13 @@ impl Store {
     }
 
     /// Starts a new entry for `task` and `key` in a temporary directory, named after this
-    /// process; first removes what writers of `key` that are gone left.
+    /// process. Before the first new entry of `task`, removes what writers of any of its
+    /// keys that are gone left (see [`sweep`](Self::sweep)).
     pub(crate) fn begin(&self, task: &str, key: &str) -> Result<Pending, StoreError> {
         let parent = self.root.join(task);
         fs::create_dir_all(&parent)
             .map_err(|e| StoreError::new("cannot create the task directory", &parent, e))?;
-        self.discard_unfinished(task, key);
+        self.sweep(task);
         let tmp = parent.join(temporary_name(".tmp-", &key[..16]));
         fs::create_dir(&tmp)
             .map_err(|e| StoreError::new("cannot create a temporary entry", &tmp, e))?;
@@ -736,6 +781,22 @@ mod tests {
         assert!(!of_live.exists());
         // This process's own temporary, and the other host's, stay.
         assert!(pending.tmp.exists() && elsewhere.exists());
+
+        // A run sweeps a task's directory before its first new entry only: listing it before
+        // every entry would cost a run in proportion to entries times nodes.
+        let later = temporary(dead.id()).with_file_name(format!(
+            ".tmp-{}-{}-{}-1",
+            "cd".repeat(8),
+            host_tag(),
+            dead.id()
+        ));
+        fs::create_dir_all(&later).unwrap();
+        let other_key = "cd".repeat(32);
+        store.discard(store.begin("task", &other_key).unwrap());
+        assert!(later.exists(), "the same run listed the directory again");
+        store.new_run();
+        store.discard(store.begin("task", &other_key).unwrap());
+        assert!(!later.exists(), "the next run did not sweep the directory");
     }
 
     #[test]

@@ -223,6 +223,7 @@ impl Runner {
         let stop = &active.stop;
         if let Some(store) = &self.store {
             store.prepare()?;
+            store.new_run();
         }
         let pool = self.pool()?;
         let record = match &self.log_dir {
