@@ -3,7 +3,7 @@
 //! (the run's `tracing` events) and `failures/<node>.txt` (a failed node's error chain, and
 //! the panic message with its backtrace).
 //!
-//! [`schema`] (what `run.json` holds, and reading it) sits low, beside the store, so that a
+//! `schema` (what `run.json` holds, and reading it) sits low, beside the store, so that a
 //! pipeline and a report can be rebuilt from it; the rest writes a run and sits above the
 //! executors.
 
