@@ -1,3 +1,4 @@
+// Over 500 lines: the store is one format and one design, to be redesigned as a whole, not split.
 //! The store of outputs: one entry per task and key, `DATA/<task>/<key>/` holding
 //! `output.bin` (the encoded output), `meta.json` (what went into the key, for people and for
 //! explanations) and `work/` (the task's own files).

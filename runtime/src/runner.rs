@@ -2,14 +2,14 @@
 //! run it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::cache::Store;
 use crate::error::{Error, Result};
-use crate::exec::{self, Executor, Stop};
+use crate::exec::{self, Executor};
 use crate::explain::{self, Explanation};
 use crate::gc::Freed;
 use crate::graph::{Handle, NodeId, Pipeline};
@@ -17,6 +17,11 @@ use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::record::write::RunDir;
 use crate::report::RunReport;
+
+mod cancel;
+
+pub use cancel::Cancel;
+use cancel::Runs;
 
 /// Runs pipelines: owns the data directory, what to force, and the worker pool.
 ///
@@ -459,81 +464,4 @@ struct Flags {
     keep: Vec<bool>,
     forced: Vec<bool>,
     needed: Vec<bool>,
-}
-
-/// The runs of one [`Runner`] in progress, each with its own stop flag, and whether the
-/// next run to start is cancelled.
-#[derive(Debug, Default)]
-struct Runs(Mutex<RunsState>);
-
-#[derive(Debug, Default)]
-struct RunsState {
-    active: Vec<Arc<Stop>>,
-    /// A cancellation issued while no run was in progress, for the next run to start.
-    pending: bool,
-}
-
-impl Runs {
-    fn state(&self) -> MutexGuard<'_, RunsState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Starts a run with a flag of its own, raised at once if a cancellation was waiting for
-    /// it; the run is in progress until the returned guard is dropped.
-    fn start(&self) -> ActiveRun<'_> {
-        let stop = Arc::new(Stop::default());
-        let mut state = self.state();
-        if std::mem::take(&mut state.pending) {
-            stop.set();
-        }
-        state.active.push(stop.clone());
-        ActiveRun { runs: self, stop }
-    }
-}
-
-/// A run in progress; it ends when this is dropped.
-struct ActiveRun<'r> {
-    runs: &'r Runs,
-    stop: Arc<Stop>,
-}
-
-impl Drop for ActiveRun<'_> {
-    fn drop(&mut self) {
-        self.runs
-            .state()
-            .active
-            .retain(|stop| !Arc::ptr_eq(stop, &self.stop));
-    }
-}
-
-/// Cancels the runs of a [`Runner`]; see [`Runner::cancel_handle`]. Clone it freely.
-///
-/// [`cancel`](Self::cancel) stops every run of the runner in progress: no node starts any
-/// more, running tasks see [`Ctx::cancelled`](crate::Ctx::cancelled), what finished stays
-/// stored, and the report says [`cancelled`](RunReport::cancelled). Issued while no run is
-/// in progress, it cancels the next run to start, which then starts no node. Either way it
-/// is then spent: a run started after the runs it stopped is not cancelled by it, and each
-/// run of the runner, also when several run at once on different threads, has its own
-/// flag that no other run lowers.
-#[derive(Debug, Clone)]
-pub struct Cancel(Arc<Runs>);
-
-impl Cancel {
-    /// Stops the runs in progress, or else the next run to start.
-    pub fn cancel(&self) {
-        let mut state = self.0.state();
-        if state.active.is_empty() {
-            state.pending = true;
-        }
-        for stop in &state.active {
-            stop.set();
-        }
-    }
-
-    /// Whether a cancellation is in effect: a run in progress was cancelled, or the next
-    /// run to start will be.
-    pub fn is_cancelled(&self) -> bool {
-        let state = self.0.state();
-        state.pending || state.active.iter().any(|stop| stop.is_set())
-    }
 }

@@ -12,6 +12,7 @@ pub const RECORD_FORMAT: u32 = 1;
 
 /// What `run.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunRecord {
     /// The layout version of this file.
     pub format: u32,
@@ -42,6 +43,7 @@ pub struct RunRecord {
 
 /// One node of a [`RunRecord`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NodeRecord {
     /// The node's name.
     pub name: String,
@@ -142,6 +144,7 @@ impl PartialEq<&str> for RecordedStatus {
 
 /// One input argument of a [`NodeRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InputRecord {
     /// The argument's name.
     pub name: String,
@@ -153,6 +156,7 @@ pub struct InputRecord {
 
 /// Where and with what a run ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Provenance {
     /// The host name.
     pub host: String,

@@ -1,3 +1,4 @@
+// Over 500 lines: the scheduler loop and the calls it inlines stay in one file, as one hot path.
 //! The in-process executor: a rayon pool driven by per-node dependency counters.
 //!
 //! A node is spawned the moment its last input is ready; nothing polls or sleeps. When a

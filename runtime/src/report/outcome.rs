@@ -1,0 +1,77 @@
+//! A node's outcome as the executor leaves it and the report reads it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::cache::EntryMeta;
+use crate::plan::RunReason;
+use crate::task::{TaskError, Value};
+
+use super::NodeStatus;
+
+/// A node's outcome, as the executor leaves it and the report reads it: small, and for a
+/// node that ran in memory, free of allocations. What only some nodes have (an error, a
+/// key, a stored entry) is in [`Details`].
+pub(crate) struct NodeOutcome {
+    pub(crate) status: NodeStatus,
+    /// It ran because the runner keeps nothing on disk ([`RunReason::InMemory`]).
+    pub(crate) in_memory: bool,
+    /// The worker that ran or settled it, or [`NO_WORKER`].
+    pub(crate) worker: u32,
+    /// The failed upstream node it waited on (with [`NodeStatus::UpstreamFailed`]), or
+    /// [`NO_NODE`].
+    pub(crate) failed_upstream: u32,
+    /// When it started, in nanoseconds from the start of the run.
+    pub(crate) started: u64,
+    /// How long its task ran, in nanoseconds.
+    pub(crate) duration: u64,
+    /// Its output, if it is held in memory.
+    pub(crate) value: Option<Arc<Value>>,
+    pub(crate) details: Option<Box<Details>>,
+}
+
+/// No worker: the node never started.
+pub(crate) const NO_WORKER: u32 = u32::MAX;
+
+/// No node.
+pub(crate) const NO_NODE: u32 = u32::MAX;
+
+/// What only some outcomes have.
+#[derive(Default)]
+pub(crate) struct Details {
+    pub(crate) error: Option<Arc<TaskError>>,
+    pub(crate) backtrace: Option<Arc<str>>,
+    pub(crate) key: Option<String>,
+    pub(crate) reason: Option<RunReason>,
+    pub(crate) output_digest: Option<String>,
+    /// The stored entry holding the output.
+    pub(crate) entry: Option<Box<EntryMeta>>,
+    /// The output, once read from the store on demand.
+    pub(crate) loaded: OnceLock<Arc<Value>>,
+}
+
+impl NodeOutcome {
+    /// An outcome with `status` and nothing else.
+    pub(crate) fn new(status: NodeStatus) -> Self {
+        NodeOutcome {
+            status,
+            in_memory: false,
+            worker: NO_WORKER,
+            failed_upstream: NO_NODE,
+            started: 0,
+            duration: 0,
+            value: None,
+            details: None,
+        }
+    }
+
+    /// Its details, made if it has none yet.
+    pub(crate) fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
+    }
+}
+
+/// A duration in whole nanoseconds, as an outcome holds it (enough for 584 years).
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

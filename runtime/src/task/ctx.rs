@@ -1,0 +1,229 @@
+//! [`Ctx`]: what a running task can ask about its run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// The pipeline's and the task's name in a context made by [`Ctx::for_test`].
+const TEST_NAME: &str = "test";
+
+/// The names a running task can ask for: its pipeline's and its node's, by node index.
+/// One table per pipeline, shared by its runs, so that a task's context names its node
+/// without a reference count of its own.
+#[derive(Debug)]
+pub(crate) struct NodeNames {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) nodes: Box<[Arc<str>]>,
+}
+
+/// What a task can ask about the run it is part of; take it as a `&Ctx` argument.
+///
+/// A task that takes a `&Ctx` can return something made of the names it runs under, so its
+/// key holds its pipeline's name and its node's name ([`TaskMeta::names_in_key`]): each of
+/// its nodes has entries of its own, and renaming the node or the pipeline runs it again.
+/// A task without `&Ctx` shares one entry between all nodes that run it on the same
+/// parameters and inputs.
+///
+/// [`TaskMeta::names_in_key`]: super::TaskMeta::names_in_key
+///
+/// # Examples
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// #[task]
+/// fn greet(ctx: &Ctx) -> String {
+///     format!("{} runs as node `{}`", ctx.task(), ctx.node())
+/// }
+///
+/// fn main() -> pipewright::Result<()> {
+///     let p = pipeline! {
+///         name = "ctx-demo";
+///         let hello = greet();
+///     };
+///     let dir = std::env::temp_dir().join("pipewright-doc-ctx");
+///     let run = Runner::new(dir).run(&p)?;
+///     assert_eq!(run.get(p.hello)?, "greet runs as node `hello`");
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Ctx {
+    task: &'static str,
+    names: Arc<NodeNames>,
+    /// The node's index in `names`.
+    node: usize,
+    work_dir: Option<PathBuf>,
+    /// Set when the run is cancelled.
+    stop: Arc<AtomicBool>,
+    /// When this run of the task times out.
+    deadline: Option<Instant>,
+    attempt: u32,
+}
+
+impl Ctx {
+    /// A context for the nodes named in `names`, in a run that stops when `stop` is set.
+    /// An executor makes one and points it at each node it runs in turn.
+    pub(crate) fn new(names: Arc<NodeNames>, stop: Arc<AtomicBool>) -> Self {
+        Ctx {
+            task: "",
+            names,
+            node: 0,
+            work_dir: None,
+            stop,
+            deadline: None,
+            attempt: 1,
+        }
+    }
+
+    /// A context for calling a task function directly, as a unit test does: node `node` of
+    /// a pipeline named `test`, running a task named `test`. It is never cancelled, is on
+    /// its first attempt, and has no work directory until [`with_work_dir`](Self::with_work_dir)
+    /// gives one; [`with_pipeline`](Self::with_pipeline) and
+    /// [`with_cancelled`](Self::with_cancelled) set the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pipewright::prelude::*;
+    ///
+    /// #[task]
+    /// fn label(count: &u32, ctx: &Ctx) -> Result<String, String> {
+    ///     if ctx.cancelled() {
+    ///         return Err("cancelled".to_string());
+    ///     }
+    ///     let path = ctx.work_dir().map_err(|e| e.to_string())?.join("note.txt");
+    ///     std::fs::write(&path, "seen").map_err(|e| e.to_string())?;
+    ///     Ok(format!("{}/{}: {count}", ctx.pipeline(), ctx.node()))
+    /// }
+    ///
+    /// let dir = std::env::temp_dir().join("pipewright-doc-for-test");
+    /// let ctx = Ctx::for_test("sales").with_work_dir(&dir);
+    /// assert_eq!(label(&3, &ctx).unwrap(), "test/sales: 3");
+    /// assert_eq!(std::fs::read_to_string(dir.join("note.txt")).unwrap(), "seen");
+    ///
+    /// let ctx = Ctx::for_test("sales").with_pipeline("daily");
+    /// assert!(ctx.work_dir().is_err());
+    /// assert!(label(&3, &ctx).is_err());
+    /// assert!(label(&3, &Ctx::for_test("sales").with_cancelled(true)).is_err());
+    /// ```
+    pub fn for_test(node: &str) -> Self {
+        let names = NodeNames {
+            pipeline: Arc::from(TEST_NAME),
+            nodes: Box::new([Arc::from(node)]),
+        };
+        let mut ctx = Ctx::new(Arc::new(names), Arc::new(AtomicBool::new(false)));
+        ctx.task = TEST_NAME;
+        ctx
+    }
+
+    /// This context, in a pipeline named `pipeline`.
+    pub fn with_pipeline(mut self, pipeline: &str) -> Self {
+        self.names = Arc::new(NodeNames {
+            pipeline: Arc::from(pipeline),
+            nodes: Box::new([Arc::from(self.node())]),
+        });
+        self.node = 0;
+        self
+    }
+
+    /// This context, with `dir` as the directory [`work_dir`](Self::work_dir) returns
+    /// (created on first call).
+    pub fn with_work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+
+    /// This context, cancelled or not: [`cancelled`](Self::cancelled) returns `cancelled`.
+    /// It has a flag of its own, so a context cloned from a run's does not cancel the run.
+    pub fn with_cancelled(mut self, cancelled: bool) -> Self {
+        self.stop = Arc::new(AtomicBool::new(cancelled));
+        self
+    }
+
+    /// Points the context at node `node` (an index in its names), which runs `task` with
+    /// the work directory `work_dir`.
+    pub(crate) fn set_node(&mut self, task: &'static str, node: usize, work_dir: Option<PathBuf>) {
+        self.task = task;
+        self.node = node;
+        self.work_dir = work_dir;
+    }
+
+    /// Points the context at attempt `attempt` of its node, which times out at `deadline`.
+    pub(crate) fn set_attempt(&mut self, deadline: Option<Instant>, attempt: u32) {
+        self.deadline = deadline;
+        self.attempt = attempt;
+    }
+
+    /// Whether the task should stop: the run was cancelled (Ctrl-C, or
+    /// [`Runner::cancel_handle`](crate::Runner::cancel_handle)), or this run of the task
+    /// passed its `timeout`. A thread cannot be killed, so a long task should look at this
+    /// now and then and return early; whatever it returns after its timeout, the node
+    /// fails as timed out.
+    pub fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::Acquire) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Which attempt this is: 1, then 2 and on when `retries` tries a failed task again.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// A directory private to this run of the task, for files it writes besides its
+    /// output. It is created on first call and published with the task's cache entry
+    /// (`DATA/<task>/<key>/work/`), so it is kept exactly as long as the output is; for a
+    /// task with `cache = false` it is removed when the task ends.
+    ///
+    /// # Errors
+    ///
+    /// If the directory cannot be created, or the runner keeps nothing on disk
+    /// ([`Runner::in_memory`](crate::Runner::in_memory)), or the context was made by
+    /// [`for_test`](Self::for_test) without [`with_work_dir`](Self::with_work_dir).
+    pub fn work_dir(&self) -> std::io::Result<&Path> {
+        let dir = self.work_dir.as_deref().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this context has no work directory: the runner keeps nothing on disk, or a \
+                 test context was made without `Ctx::with_work_dir`",
+            )
+        })?;
+        std::fs::create_dir_all(dir)?;
+        Ok(dir)
+    }
+
+    /// The name of the pipeline being run. It is part of the node's key, as the node's name
+    /// is (see [`node`](Self::node)).
+    pub fn pipeline(&self) -> &str {
+        &self.names.pipeline
+    }
+
+    /// The name of the task being run.
+    pub fn task(&self) -> &'static str {
+        self.task
+    }
+
+    /// The name of the node being run (the binding's name in `pipeline!`).
+    ///
+    /// Because a task may return something made of this name, the key of a task that takes
+    /// a `&Ctx` holds its node's and its pipeline's names: two nodes of one task, with the
+    /// same parameters and inputs, each get their own entry.
+    pub fn node(&self) -> &str {
+        &self.names.nodes[self.node]
+    }
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("pipeline", &self.pipeline())
+            .field("task", &self.task)
+            .field("node", &self.node())
+            .field("work_dir", &self.work_dir)
+            .field("stop", &self.stop)
+            .field("deadline", &self.deadline)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
