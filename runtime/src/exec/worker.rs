@@ -463,3 +463,73 @@ fn read_input(
     let digest = parse_hex(&meta.output_digest).unwrap_or_default();
     Ok((value, digest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DefaultCodec;
+    use crate::graph::Bound;
+    use crate::task::{Inputs, Task, TaskMeta};
+
+    /// A task registered in this test program, as `#[task]` registers one.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Answer {
+        base: u32,
+    }
+
+    impl Task for Answer {
+        type Output = u32;
+        type Codec = DefaultCodec;
+        const META: TaskMeta = TaskMeta::for_tests("worker_tests_answer", "exec::worker::tests");
+
+        fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<u32, TaskError> {
+            Ok(self.base + 42)
+        }
+    }
+
+    inventory::submit! { crate::registry::Registration::of::<Answer>() }
+
+    /// The job of the one node of a pipeline running `Answer`, on a store in `dir`.
+    fn job(dir: &Path) -> Job {
+        let mut b = Pipeline::builder("worker-tests");
+        b.add("answer", Bound::new(Answer { base: 0 }, Vec::new()))
+            .unwrap();
+        let p = b.build();
+        let node = &p.nodes[0];
+        Job::new(
+            &p,
+            node,
+            dir.join("data"),
+            None,
+            Vec::new(),
+            false,
+            dir.join("status.json"),
+        )
+    }
+
+    #[test]
+    fn a_worker_refuses_another_task_or_another_key_than_the_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut key = None;
+        assert!(
+            !execute(&job(dir.path()), &mut key).unwrap(),
+            "not stored yet"
+        );
+        assert!(key.is_some());
+
+        // A program rebuilt with other code for the task: its identity differs.
+        let mut rebuilt = job(dir.path());
+        rebuilt.fingerprint = "0".repeat(64);
+        let error = execute(&rebuilt, &mut None).unwrap_err().to_string();
+        assert!(
+            error.contains("is not the one the run was planned with"),
+            "{error}"
+        );
+
+        // Parameters that hash otherwise in the worker than in the parent.
+        let mut other_key = job(dir.path());
+        other_key.key = Some("f".repeat(64));
+        let error = execute(&other_key, &mut None).unwrap_err().to_string();
+        assert!(error.contains("not the parent's"), "{error}");
+    }
+}
