@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitCode, Output};
 use std::time::Duration;
 
 use pipewright::prelude::*;
+
+mod support;
 
 /// Appends the node's name to `log`, one line per run.
 ///
@@ -161,14 +163,14 @@ fn two_processes_compute_each_node_once() {
     assert_eq!(log_lines(&log), expected_log);
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(scenario) = std::env::var("PIPEWRIGHT_CHILD") {
         let data = PathBuf::from(std::env::var_os("PIPEWRIGHT_DATA").unwrap());
         let log = PathBuf::from(std::env::var_os("PIPEWRIGHT_LOG").unwrap());
         child(&scenario, &data, &log);
-        return;
+        return ExitCode::SUCCESS;
     }
-    let tests: [(&str, fn()); 2] = [
+    support::run_scenarios(&[
         (
             "a_hash_map_parameter_is_cached_across_processes",
             a_hash_map_parameter_is_cached_across_processes,
@@ -177,19 +179,5 @@ fn main() {
             "two_processes_compute_each_node_once",
             two_processes_compute_each_node_once,
         ),
-    ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    ])
 }

@@ -12,6 +12,8 @@ use std::process::Command;
 
 use pipewright::prelude::*;
 use pipewright::{Decision, Error};
+
+mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde::{Deserialize, Serialize};
@@ -152,20 +154,16 @@ fn equal_sets_and_maps_give_equal_keys_in_two_processes() {
         .unwrap();
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if let Some(file) = std::env::var_os("PIPEWRIGHT_CHILD") {
         let elements: Elements = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
         for key in keys(&pipeline(&elements, false).unwrap()) {
             println!("{key}");
         }
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
-    let name = "equal_sets_and_maps_give_equal_keys_in_two_processes";
-    match std::panic::catch_unwind(equal_sets_and_maps_give_equal_keys_in_two_processes) {
-        Ok(()) => println!("test {name} ... ok"),
-        Err(_) => {
-            println!("test {name} ... FAILED");
-            std::process::exit(1);
-        }
-    }
+    support::run_scenarios(&[(
+        "equal_sets_and_maps_give_equal_keys_in_two_processes",
+        equal_sets_and_maps_give_equal_keys_in_two_processes,
+    )])
 }

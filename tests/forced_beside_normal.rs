@@ -5,13 +5,13 @@
 //! This file has its own `main`: the test re-runs its own executable as the two processes
 //! (`PIPEWRIGHT_CHILD=force|normal`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::SystemTime;
 
 use pipewright::prelude::*;
+
+mod support;
 
 /// How many times the forcing process runs the pipeline.
 const FORCED_RUNS: usize = 20;
@@ -55,25 +55,11 @@ fn the_pipeline() -> (Pipeline, Handle<Stamped>, Handle<usize>) {
     (b.build(), numbers, count)
 }
 
-/// The events a subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs the pipeline `FORCED_RUNS` times with `numbers` forced, or normally at least
 /// `NORMAL_RUNS` times and until `done` exists; prints `errors=N warnings=N reruns=N
 /// runs=N`, where a rerun is a cached node that ran.
 fn child(role: &str, data: &Path, done: &Path) {
-    let captured = Captured::default();
+    let captured = support::Captured::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
@@ -195,29 +181,15 @@ fn a_forced_node_replaced_beside_a_normal_run_is_never_damaged_or_missing() {
     assert_eq!(leftovers, Vec::<PathBuf>::new());
 }
 
-fn main() {
+fn main() -> ExitCode {
     if let Ok(role) = std::env::var("PIPEWRIGHT_CHILD") {
         let data = PathBuf::from(std::env::var_os("PIPEWRIGHT_DATA").unwrap());
         let done = PathBuf::from(std::env::var_os("PIPEWRIGHT_DONE").unwrap());
         child(&role, &data, &done);
-        return;
+        return ExitCode::SUCCESS;
     }
-    let tests: [(&str, fn()); 1] = [(
+    support::run_scenarios(&[(
         "a_forced_node_replaced_beside_a_normal_run_is_never_damaged_or_missing",
         a_forced_node_replaced_beside_a_normal_run_is_never_damaged_or_missing,
-    )];
-    let mut failed = 0;
-    for (name, test) in tests {
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    )])
 }

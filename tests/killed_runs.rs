@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use pipewright::cli;
 use pipewright::prelude::*;
 
+mod support;
+
 #[task]
 fn first(n: u64) -> Vec<u64> {
     (0..n).collect()
@@ -160,29 +162,15 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     assert_eq!(status_in(&run_dir), "interrupted");
 }
 
-fn main() {
+fn main() -> ExitCode {
     if std::env::var_os("PIPEWRIGHT_CHILD").is_some() {
         let dir = PathBuf::from(std::env::var_os("PIPEWRIGHT_DIR").unwrap());
         let p = the_pipeline(&dir);
         let _ = Runner::new(dir.join("data")).run(&p);
-        return;
+        return ExitCode::SUCCESS;
     }
-    let tests: [(&str, fn()); 1] = [(
+    support::run_scenarios(&[(
         "a_killed_run_is_interrupted_and_its_leftovers_are_removed",
         a_killed_run_is_interrupted_and_its_leftovers_are_removed,
-    )];
-    let mut failed = 0;
-    for (name, test) in tests {
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    )])
 }

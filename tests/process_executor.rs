@@ -506,41 +506,28 @@ fn carry(
     pairs: HashMap<(u32, u32), String>,
     ints: HashMap<i64, String>,
 ) -> Carried {
-    let mut pairs: Vec<_> = pairs.into_iter().collect();
-    pairs.sort();
-    let mut ints: Vec<_> = ints.into_iter().collect();
-    ints.sort();
-    (x.to_bits(), big, pairs, ints, std::process::id())
+    (
+        x.to_bits(),
+        big,
+        support::sorted(pairs),
+        support::sorted(ints),
+        std::process::id(),
+    )
 }
 
 fn parameters_reach_the_workers_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let pairs: HashMap<(u32, u32), String> =
-        [((1, 2), "a".to_owned()), ((3, 4), "b".to_owned())].into();
-    let ints: HashMap<i64, String> = [(-5, "c".to_owned()), (1 << 40, "d".to_owned())].into();
-    let cases = [
-        ("nan", f64::NAN, 7, HashMap::new(), HashMap::new()),
-        ("inf", f64::INFINITY, 7, HashMap::new(), HashMap::new()),
-        (
-            "neg_inf",
-            f64::NEG_INFINITY,
-            7,
-            HashMap::new(),
-            HashMap::new(),
-        ),
-        ("u128_max", 1.5, u128::MAX, HashMap::new(), HashMap::new()),
-        ("tuple_keys", 1.5, 7, pairs.clone(), HashMap::new()),
-        ("int_keys", 1.5, 7, HashMap::new(), ints.clone()),
-    ];
     let mut b = Pipeline::builder("process-params");
     let mut expected = Vec::new();
-    for (name, x, big, pairs, ints) in cases {
-        let mut sorted_pairs: Vec<_> = pairs.clone().into_iter().collect();
-        sorted_pairs.sort();
-        let mut sorted_ints: Vec<_> = ints.clone().into_iter().collect();
-        sorted_ints.sort();
+    for (name, (x, big, pairs, ints)) in support::unjsonable_params() {
+        let sent = (
+            x.to_bits(),
+            big,
+            support::sorted(pairs.clone()),
+            support::sorted(ints.clone()),
+        );
         let handle = b.add(name, carry::node(x, big, pairs, ints)).unwrap();
-        expected.push((handle, (x.to_bits(), big, sorted_pairs, sorted_ints)));
+        expected.push((handle, sent));
     }
     let p = b.build();
     let runner = Runner::new(dir.path()).jobs(2).executor(Executor::Process);

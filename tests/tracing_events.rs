@@ -1,10 +1,9 @@
 //! A run emits, under target `pipewright`, one span per node with events for its start,
 //! finish and failure; nothing at all is printed unless the user installs a subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use pipewright::prelude::*;
+
+mod support;
 
 #[task]
 fn ok(x: u32) -> u32 {
@@ -21,22 +20,9 @@ fn after(x: &u32) -> u32 {
     *x
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn each_node_gets_a_span_and_events() {
-    let captured = Captured::default();
+    let captured = support::Captured::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)

@@ -2,8 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use pipewright::prelude::*;
 
@@ -86,4 +87,49 @@ pub fn selected(name: &str) -> bool {
         .filter(|a| !a.starts_with('-'))
         .peekable();
     filters.peek().is_none() || filters.any(|f| name.contains(f.as_str()))
+}
+
+/// Parameters that JSON cannot carry: a float, an integer past `u64`, a map keyed by tuples
+/// and one keyed by integers.
+pub type Unjsonable = (f64, u128, HashMap<(u32, u32), String>, HashMap<i64, String>);
+
+/// One case per value that JSON loses or mangles (NaN, the infinities, `u128::MAX`,
+/// tuple keys, integer keys), by node name.
+pub fn unjsonable_params() -> Vec<(&'static str, Unjsonable)> {
+    let pairs: HashMap<(u32, u32), String> =
+        [((1, 2), "a".to_owned()), ((3, 4), "b".to_owned())].into();
+    let ints: HashMap<i64, String> = [(-5, "c".to_owned()), (1 << 40, "d".to_owned())].into();
+    vec![
+        ("nan", (f64::NAN, 7, HashMap::new(), HashMap::new())),
+        ("inf", (f64::INFINITY, 7, HashMap::new(), HashMap::new())),
+        (
+            "neg_inf",
+            (f64::NEG_INFINITY, 7, HashMap::new(), HashMap::new()),
+        ),
+        ("u128_max", (1.5, u128::MAX, HashMap::new(), HashMap::new())),
+        ("tuple_keys", (1.5, 7, pairs, HashMap::new())),
+        ("int_keys", (1.5, 7, HashMap::new(), ints)),
+    ]
+}
+
+/// A map's entries, sorted.
+pub fn sorted<K: Ord, V: Ord>(map: HashMap<K, V>) -> Vec<(K, V)> {
+    let mut entries: Vec<_> = map.into_iter().collect();
+    entries.sort();
+    entries
+}
+
+/// What a `tracing` subscriber writes, kept in memory: give the subscriber a clone as its
+/// writer, and read the bytes from the original.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
