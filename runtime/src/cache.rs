@@ -1,39 +1,62 @@
-// Over 500 lines: the store is one format and one design, to be redesigned as a whole, not split.
-//! The store of outputs: one entry per task and key, `DATA/<task>/<key>/` holding
-//! `output.bin` (the encoded output), `meta.json` (what went into the key, for people and for
-//! explanations) and `work/` (the task's own files).
+//! The store of outputs. Each entry is a task's output under a node key, described in one
+//! store-wide index, `DATA/.store/index.db` (see [`index`]): its digest, its size and where
+//! its output is. A small output is held in the index itself; a large one is one file,
+//! `DATA/<task>/<key>.bin`, written beside its place and renamed into it. A task that asks
+//! for a work directory gets one, published with its entry as `DATA/<task>/<key>/work/`.
 //!
-//! An entry is written into a temporary directory beside its final place and renamed into
-//! place, so no reader ever sees half an entry. The output's digest is kept in `meta.json`
-//! and checked whenever the output is read, so a torn, truncated or altered entry is a miss,
-//! never a wrong value. One lock file per key keeps two processes from computing the same
-//! entry at once; entries are replaced and removed only under it, and a reader that finds an
-//! entry damaged looks again under it before it says so, since what it saw may have been a
-//! replacement in progress.
+//! An entry becomes visible when its row is committed to the index, after its files are in
+//! place, so no reader ever sees half an entry. The output's digest is checked whenever the
+//! output is read, and each row carries a checksum of what it says, so a torn, truncated or
+//! altered entry is a miss, never a wrong value. A cached node is settled from the index
+//! with no file access of its own: the entries each node of a task wrote last are read into
+//! memory, at once, the first time the run asks for one of that task.
 //!
-//! Temporary directories are named after their writer, `<host>-<pid>`, so that the next
-//! writer of a key removes what a killed one left, and nothing a live one is writing.
+//! The lock of a key (see [`lock`]) keeps two processes from computing the same entry at
+//! once; entries are replaced and removed only under it, and a reader that finds an entry
+//! damaged looks again under it before it says so, since what it saw may have been a
+//! replacement in progress. Temporaries are named after their writer, `<host>-<pid>`, so
+//! that a later writer removes what a killed one left, and nothing a live one is writing.
 
-use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{self, ErrorKind, Write};
+mod files;
+mod index;
+mod lock;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::thread::ThreadId;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use files::{
+    host_name, process_gone, remove_any, write_atomically, write_json_atomically, writer_gone,
+};
+use files::{remove_aside, temporary_name};
+use index::Index;
+pub(crate) use lock::KeyLock;
+
 /// The layout of entries; part of every key.
-pub(crate) const ENTRY_FORMAT: u32 = 1;
+pub(crate) const ENTRY_FORMAT: u32 = 2;
 
-const OUTPUT: &str = "output.bin";
-const META: &str = "meta.json";
+/// The store's own directory in the data directory: the index and the lock file.
+pub(crate) const STORE_DIR: &str = ".store";
+
+/// What an older format kept in the data directory: one lock file per key.
+pub(crate) const OLD_LOCKS: &str = ".locks";
+
+/// What an older format kept in each task's directory: the last entry of each node.
+pub(crate) const OLD_NODES: &str = ".nodes";
+
+/// Outputs up to this size are held in the index; larger ones are files of their own.
+const INLINE_MAX: usize = 64 * 1024;
+
 const WORK: &str = "work";
-const LOCKS: &str = ".locks";
-pub(crate) const NODES: &str = ".nodes";
 
-/// What `meta.json` holds.
+/// What went into an entry, as the index keeps it for the last entry of each node: for
+/// people, and for explaining what changed since.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct EntryMeta {
@@ -45,7 +68,7 @@ pub struct EntryMeta {
     pub node: String,
     /// The node key, in hex.
     pub key: String,
-    /// The codec of `output.bin`.
+    /// The codec of the output.
     pub codec: String,
     /// The task's code fingerprint, in hex.
     pub fingerprint: String,
@@ -57,9 +80,9 @@ pub struct EntryMeta {
     pub param_digests: Vec<NamedDigest>,
     /// The content digests of each input's upstream outputs, in argument order.
     pub inputs: Vec<InputDigests>,
-    /// The output's content digest (blake3 of `output.bin`), in hex.
+    /// The output's content digest (blake3 of its encoded bytes), in hex.
     pub output_digest: String,
-    /// The size of `output.bin` in bytes.
+    /// The size of the encoded output in bytes.
     pub output_size: u64,
     /// How long the task ran, in seconds.
     pub duration_secs: f64,
@@ -91,6 +114,62 @@ pub struct InputDigests {
     pub digests: Vec<String>,
 }
 
+/// Where an entry's output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// In the index, beside the entry's row.
+    Inline = 0,
+    /// In the file `DATA/<task>/<key>.bin`.
+    File = 1,
+}
+
+/// One entry, as the index describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub(crate) task: String,
+    /// The node that wrote it.
+    pub(crate) node: String,
+    /// The key, in hex.
+    pub(crate) key: String,
+    /// The output's content digest.
+    pub(crate) digest: [u8; 32],
+    /// The output's size in bytes.
+    pub(crate) size: u64,
+    pub(crate) place: Place,
+    /// Whether the entry has a directory, `DATA/<task>/<key>/`, holding the task's work
+    /// directory.
+    pub(crate) work: bool,
+    /// Tells this writing of the entry from any other under the same key.
+    pub(crate) stamp: i64,
+    /// How long the task ran, in seconds.
+    pub(crate) duration_secs: f64,
+}
+
+impl Entry {
+    /// The output's content digest, in hex.
+    pub(crate) fn output_digest(&self) -> String {
+        crate::text::hex_bytes(&self.digest)
+    }
+
+    /// A checksum of everything the row of this entry says, but its output (whose own
+    /// digest is checked when it is read).
+    fn checksum(&self) -> [u8; 16] {
+        let mut h = blake3::Hasher::new();
+        for text in [&self.task, &self.node, &self.key] {
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        h.update(&self.digest);
+        h.update(&self.size.to_le_bytes());
+        h.update(&[self.place as u8, u8::from(self.work)]);
+        h.update(&self.stamp.to_le_bytes());
+        h.update(&self.duration_secs.to_le_bytes());
+        let mut sum = [0; 16];
+        sum.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        sum
+    }
+}
+
 /// What the store holds under one key.
 #[derive(Debug)]
 pub(crate) enum Lookup {
@@ -98,15 +177,16 @@ pub(crate) enum Lookup {
     Missing,
     /// An entry that cannot be used, and why.
     Damaged(String),
-    /// A complete-looking entry (its output's digest is checked when it is read).
-    Present(Box<EntryMeta>),
+    /// An entry whose row is sound (its output's digest is checked when it is read).
+    Present(Box<Entry>),
 }
 
-/// An entry being written: a temporary directory that becomes the entry on [`Store::commit`].
+/// An entry being written. Its work directory, if the task asks for one, is made in a
+/// temporary directory that becomes the entry's directory on [`Store::commit`].
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub(crate) tmp: PathBuf,
-    pub(crate) dest: PathBuf,
+    task: String,
+    tmp: PathBuf,
 }
 
 impl Pending {
@@ -118,18 +198,24 @@ impl Pending {
 
 /// An I/O failure of the store, with the path it concerns.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} `{}`", path.display())]
+#[error("{message}")]
 pub struct StoreError {
-    action: &'static str,
+    message: String,
     path: PathBuf,
     #[source]
     source: io::Error,
 }
 
 impl StoreError {
-    pub(crate) fn new(action: &'static str, path: &Path, source: io::Error) -> Self {
+    /// `action` (a phrase such as "cannot write") on `path`.
+    pub(crate) fn new(action: &str, path: &Path, source: io::Error) -> Self {
+        Self::with_message(format!("{action} `{}`", path.display()), path, source)
+    }
+
+    /// A failure said in full by `message`.
+    pub(crate) fn with_message(message: String, path: &Path, source: io::Error) -> Self {
         StoreError {
-            action,
+            message,
             path: path.to_owned(),
             source,
         }
@@ -141,132 +227,6 @@ impl StoreError {
     }
 }
 
-/// Writes `bytes` to `path` as a whole: into a temporary file beside it, named `.tmp-…`,
-/// then renamed over `path`. A reader sees the old file or the new one, never part of
-/// either, and a failure leaves no temporary file behind (garbage collection removes one
-/// that a crash leaves in the store).
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    // As `fs::write` would create it: readable by others unless the umask says otherwise.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    builder
-        .tempfile_in(dir)
-        .and_then(|mut tmp| {
-            tmp.write_all(bytes)?;
-            tmp.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        })
-        .map_err(|e| StoreError::new("cannot write", path, e))
-}
-
-/// Writes `value` as JSON to `path` through [`write_atomically`]: indented for people to
-/// read where `pretty`, else compact.
-pub(crate) fn write_json_atomically(
-    path: &Path,
-    value: &impl Serialize,
-    pretty: bool,
-) -> Result<(), StoreError> {
-    let json = if pretty {
-        serde_json::to_vec_pretty(value)
-    } else {
-        serde_json::to_vec(value)
-    }
-    .map_err(|e| StoreError::new("cannot encode", path, io::Error::other(e)))?;
-    write_atomically(path, &json)
-}
-
-/// Makes the names of temporary directories unique within a process.
-static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
-
-/// The name of this host (`uname`'s node name on Unix).
-pub(crate) fn host_name() -> String {
-    #[cfg(unix)]
-    let name = Some(
-        rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-    );
-    #[cfg(not(unix))]
-    let name = std::env::var("COMPUTERNAME").ok();
-    name.map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// This host in the names of temporaries: 8 hex digits of its name's digest.
-fn host_tag() -> &'static str {
-    static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| blake3::hash(host_name().as_bytes()).to_hex()[..8].to_owned())
-}
-
-/// A name unique to this process and call, for a temporary beside `<stem>`:
-/// `<prefix><stem>-<host tag>-<pid>-<n>`.
-fn temporary_name(prefix: &str, stem: &str) -> String {
-    let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{stem}-{}-{}-{n}", host_tag(), std::process::id())
-}
-
-/// Whether process `pid` of this host is gone. Without a way to ask (off Unix), no process
-/// is taken for gone.
-pub(crate) fn process_gone(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Some(pid) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return false;
-        };
-        rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        false
-    }
-}
-
-/// Whether the temporary named `name` (`.tmp-…` or `.trash-…`) was written by a process of
-/// this host that is gone, so that no one will finish or remove it.
-pub(crate) fn writer_gone(name: &str) -> bool {
-    let mut fields = name.rsplitn(4, '-');
-    let (Some(n), Some(pid), Some(host)) = (fields.next(), fields.next(), fields.next()) else {
-        return false;
-    };
-    n.parse::<u64>().is_ok()
-        && host == host_tag()
-        && pid
-            .parse::<u32>()
-            .is_ok_and(|pid| pid != std::process::id() && process_gone(pid))
-}
-
-/// The key locks this process holds, by lock file, with the thread that holds each: a
-/// thread that holds a key's lock looks again at its entry without taking the lock twice.
-static HELD: Mutex<Vec<(PathBuf, ThreadId)>> = Mutex::new(Vec::new());
-
-/// The lock of one key, from [`Store::lock`]; released when dropped.
-#[derive(Debug)]
-pub(crate) struct KeyLock {
-    path: PathBuf,
-    _file: File,
-}
-
-impl Drop for KeyLock {
-    fn drop(&mut self) {
-        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = held.iter().position(|(path, _)| *path == self.path) {
-            held.swap_remove(i);
-        }
-    }
-}
-
 /// What [`Store::read_verified`] read.
 #[derive(Debug)]
 pub(crate) struct Output {
@@ -274,36 +234,48 @@ pub(crate) struct Output {
     pub(crate) bytes: Vec<u8>,
     /// The entry they belong to, when it is not the one asked for: it was replaced meanwhile
     /// by a complete entry with another output.
-    pub(crate) replaced: Option<Box<EntryMeta>>,
+    pub(crate) replaced: Option<Box<Entry>>,
+}
+
+/// The index, once opened, and the entries of it read so far in this run.
+#[derive(Debug, Default)]
+struct State {
+    index: Option<Index>,
+    /// Entries by key.
+    known: HashMap<String, Entry>,
+    /// The tasks whose nodes' last entries are in `known`.
+    loaded: HashSet<String>,
+    /// The tasks whose directories were swept of dead writers' temporaries in this run:
+    /// each once, before its first new entry, so that a run does not list a task's
+    /// directory again for every node it stores.
+    swept: HashSet<String>,
 }
 
 /// The entries under one data directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     root: PathBuf,
-    /// The tasks whose directories this store has swept of dead writers' temporaries in the
-    /// current run: each once, before its first new entry, so that a run does not list a
-    /// task's directory again for every node it stores.
-    swept: Arc<Mutex<HashSet<String>>>,
+    state: Arc<Mutex<State>>,
+}
+
+/// Makes each writing of an entry's stamp unique within a process.
+static NEXT_STAMP: AtomicI64 = AtomicI64::new(0);
+
+/// A stamp no other writing of an entry has: the time, this process and a count.
+fn new_stamp() -> i64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let n = NEXT_STAMP.fetch_add(1, Ordering::Relaxed);
+    nanos ^ (i64::from(std::process::id() as i32) << 40) ^ n.wrapping_mul(0x9E37_79B9)
 }
 
 impl Store {
     pub(crate) fn new(root: PathBuf) -> Self {
         Store {
             root,
-            swept: Arc::default(),
+            state: Arc::default(),
         }
-    }
-
-    /// Creates the data directory and checks that it is a writable directory.
-    pub(crate) fn prepare(&self) -> Result<(), StoreError> {
-        fs::create_dir_all(&self.root)
-            .map_err(|e| StoreError::new("cannot create the data directory", &self.root, e))?;
-        let probe = self.root.join(format!(".probe-{}", std::process::id()));
-        File::create(&probe)
-            .map_err(|e| StoreError::new("cannot write into the data directory", &self.root, e))?;
-        let _ = fs::remove_file(&probe);
-        Ok(())
     }
 
     /// The data directory.
@@ -311,7 +283,71 @@ impl Store {
         &self.root
     }
 
-    /// Removes the temporary entries for `key` whose writers are gone (killed while they
+    /// The store's own directory: the index and the lock file.
+    fn dir(&self) -> PathBuf {
+        self.root.join(STORE_DIR)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates the data directory and the store's index, or opens it, and checks that it
+    /// is of this version's format.
+    pub(crate) fn prepare(&self) -> Result<(), StoreError> {
+        fs::create_dir_all(&self.root)
+            .map_err(|e| StoreError::new("cannot create the data directory", &self.root, e))?;
+        self.refuse_old_format()?;
+        let mut state = self.state();
+        if state.index.is_none() {
+            state.index = Index::open(&self.dir(), true)?;
+        }
+        Ok(())
+    }
+
+    /// Checks, without creating anything, that the store (if there is one) is of this
+    /// version's format.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        self.refuse_old_format()?;
+        self.with_index(|_| Ok(())).map(|_| ())
+    }
+
+    /// An error if the data directory holds a store of the first format, whose entries
+    /// this version does not read.
+    fn refuse_old_format(&self) -> Result<(), StoreError> {
+        let old = self.root.join(OLD_LOCKS);
+        if old.is_dir() && !self.dir().join(index::INDEX).exists() {
+            let why = "it holds entries of an older store format (one directory and `meta.json` \
+                       per entry), which this version does not read";
+            return Err(StoreError::with_message(
+                format!(
+                    "cannot use the data directory `{}`: {why}; run `clean` to remove them",
+                    self.root.display()
+                ),
+                &self.root,
+                io::Error::other(why),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the index, opened if need be (created if `create`); `None` if there
+    /// is no index.
+    fn with_index<T>(
+        &self,
+        f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut state = self.state();
+        if state.index.is_none() {
+            state.index = Index::open(&self.dir(), false)?;
+        }
+        match &mut state.index {
+            Some(index) => f(index).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes the temporaries for `key` whose writers are gone (killed while they
     /// wrote); those of live writers, with or without the key's lock, stay.
     pub(crate) fn discard_unfinished(&self, task: &str, key: &str) {
         let prefix = format!(".tmp-{}-", &key[..16.min(key.len())]);
@@ -324,29 +360,27 @@ impl Store {
                 .to_str()
                 .is_some_and(|n| n.starts_with(&prefix) && writer_gone(n))
             {
-                let _ = fs::remove_dir_all(entry.path());
+                remove_any(&entry.path());
             }
         }
     }
 
-    /// Starts a run: every task's directory is swept again before its first new entry.
+    /// Starts a run: what this store read of the index is read again, and every task's
+    /// directory is swept again before its first new entry.
     pub(crate) fn new_run(&self) {
-        self.swept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let mut state = self.state();
+        state.swept.clear();
+        state.known.clear();
+        state.loaded.clear();
     }
 
     /// Removes, once per run and task, the temporaries in `task`'s directory (`.tmp-…`
     /// and `.trash-…`, of any key) whose writers are gone. Listing the directory costs in
-    /// proportion to the task's entries, so it is done before the task's first new entry
+    /// proportion to the task's files, so it is done before the task's first new entry
     /// only, not before each.
     fn sweep(&self, task: &str) {
-        {
-            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
-            if !swept.insert(task.to_owned()) {
-                return;
-            }
+        if !self.state().swept.insert(task.to_owned()) {
+            return;
         }
         let Ok(dir) = fs::read_dir(self.root.join(task)) else {
             return;
@@ -355,83 +389,121 @@ impl Store {
             if entry.file_name().to_str().is_some_and(|n| {
                 (n.starts_with(".tmp-") || n.starts_with(".trash-")) && writer_gone(n)
             }) {
-                let path = entry.path();
-                let _ = if path.is_dir() {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                };
+                remove_any(&entry.path());
             }
         }
     }
 
+    /// The directory of the entry `key` of `task`, which holds its work directory.
     pub(crate) fn entry_dir(&self, task: &str, key: &str) -> PathBuf {
         self.root.join(task).join(key)
     }
 
-    /// Reads the entry's `meta.json` and checks that it belongs to `key` and that
-    /// `output.bin` has the recorded size. The output's digest is checked when it is read.
-    /// An entry that looks damaged is looked at again under the key's lock, as a replacement
-    /// in progress can look damaged from outside it.
+    /// The file of the entry `key` of `task` when its output is not in the index.
+    fn output_file(&self, task: &str, key: &str) -> PathBuf {
+        self.root.join(task).join(format!("{key}.bin"))
+    }
+
+    /// The entry of `task` under `key`, if the index holds a sound one. The output's
+    /// digest is checked when it is read. An entry that looks damaged is looked at again
+    /// under the key's lock, as a replacement in progress can look damaged from outside it.
+    ///
+    /// The first lookup of a task in a run reads the entries each of its nodes wrote last;
+    /// a key that is not among them is missing, as far as this lookup goes. Where another
+    /// process may have committed it since, ask [`lookup_fresh`](Self::lookup_fresh).
     pub(crate) fn lookup(&self, task: &str, key: &str) -> Lookup {
-        match self.lookup_once(task, key) {
-            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key)),
+        match self.lookup_once(task, key, false) {
+            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, true)),
             found => found,
         }
     }
 
-    /// [`lookup`](Self::lookup), without looking again.
-    fn lookup_once(&self, task: &str, key: &str) -> Lookup {
-        let dir = self.entry_dir(task, key);
-        let meta_path = dir.join(META);
-        let bytes = match fs::read(&meta_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return if dir.exists() {
-                    Lookup::Damaged(format!("`{META}` is missing"))
-                } else {
-                    Lookup::Missing
-                };
-            }
-            Err(e) => return Lookup::Damaged(format!("cannot read `{META}`: {e}")),
-        };
-        let meta: EntryMeta = match serde_json::from_slice(&bytes) {
-            Ok(meta) => meta,
-            Err(e) => return Lookup::Damaged(format!("`{META}` does not parse: {e}")),
-        };
-        if meta.format != ENTRY_FORMAT || meta.key != key || meta.task != task {
-            return Lookup::Damaged(format!("`{META}` describes another entry"));
-        }
-        if blake3::Hash::from_hex(&meta.output_digest).is_err() {
-            return Lookup::Damaged(format!("`{META}` holds no valid output digest"));
-        }
-        match fs::metadata(dir.join(OUTPUT)) {
-            Ok(m) if m.len() == meta.output_size => Lookup::Present(Box::new(meta)),
-            Ok(m) => Lookup::Damaged(format!(
-                "`{OUTPUT}` has {} bytes, not the {} recorded",
-                m.len(),
-                meta.output_size
-            )),
-            Err(e) => Lookup::Damaged(format!("cannot read `{OUTPUT}`: {e}")),
+    /// [`lookup`](Self::lookup), from the index as it is now.
+    pub(crate) fn lookup_fresh(&self, task: &str, key: &str) -> Lookup {
+        match self.lookup_once(task, key, true) {
+            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, true)),
+            found => found,
         }
     }
 
-    /// Reads the output of the entry `meta` describes and checks its digest. On a mismatch
-    /// (or a missing file) it looks again under the key's lock, since the entry may have been
-    /// replaced since `meta` was read, and reads the entry found there if it is complete.
-    /// An error says why the entry is damaged.
-    pub(crate) fn read_verified(&self, meta: &EntryMeta) -> Result<Output, String> {
-        if let Ok(bytes) = self.read_output(meta) {
+    /// [`lookup`](Self::lookup), without looking again; from what this run read of the
+    /// index unless `fresh`.
+    fn lookup_once(&self, task: &str, key: &str, fresh: bool) -> Lookup {
+        let mut state = self.state();
+        let State {
+            index,
+            known,
+            loaded,
+            ..
+        } = &mut *state;
+        if index.is_none() {
+            match Index::open(&self.dir(), false) {
+                Ok(opened) => *index = opened,
+                Err(e) => return Lookup::Damaged(e.to_string()),
+            }
+        }
+        let Some(index) = index else {
+            return Lookup::Missing;
+        };
+        if !fresh {
+            if loaded.insert(task.to_owned()) {
+                match index.last_of_task(task) {
+                    Ok(rows) => known.extend(
+                        rows.into_iter()
+                            .filter(|(_, sound)| *sound)
+                            .map(|(entry, _)| (entry.key.clone(), entry)),
+                    ),
+                    Err(e) => return Lookup::Damaged(e.to_string()),
+                }
+            }
+            return match known.get(key) {
+                Some(entry) => Self::present(task, entry.clone()),
+                None => Lookup::Missing,
+            };
+        }
+        match index.get(key) {
+            Ok(None) => {
+                known.remove(key);
+                Lookup::Missing
+            }
+            Ok(Some((_, false))) => {
+                Lookup::Damaged("the index's row of the entry does not match its checksum".into())
+            }
+            Ok(Some((entry, true))) => {
+                known.insert(key.to_owned(), entry.clone());
+                Self::present(task, entry)
+            }
+            Err(e) => Lookup::Damaged(e.to_string()),
+        }
+    }
+
+    fn present(task: &str, entry: Entry) -> Lookup {
+        if entry.task == task {
+            Lookup::Present(Box::new(entry))
+        } else {
+            Lookup::Damaged(format!(
+                "the entry under the key belongs to task `{}`",
+                entry.task
+            ))
+        }
+    }
+
+    /// Reads the output of `entry` and checks its digest. On a mismatch (or a missing
+    /// output) it looks again under the key's lock, since the entry may have been replaced
+    /// since it was looked up, and reads the entry found there if it is complete. An error
+    /// says why the entry is damaged.
+    pub(crate) fn read_verified(&self, entry: &Entry) -> Result<Output, String> {
+        if let Ok(bytes) = self.read_output(entry) {
             return Ok(Output {
                 bytes,
                 replaced: None,
             });
         }
-        self.under_lock(&meta.key, || {
-            match self.lookup_once(&meta.task, &meta.key) {
+        self.under_lock(&entry.key, || {
+            match self.lookup_once(&entry.task, &entry.key, true) {
                 Lookup::Present(now) => {
                     let bytes = self.read_output(&now)?;
-                    let replaced = (now.output_digest != meta.output_digest).then_some(now);
+                    let replaced = (now.digest != entry.digest).then_some(now);
                     Ok(Output { bytes, replaced })
                 }
                 Lookup::Damaged(why) => Err(why),
@@ -441,375 +513,251 @@ impl Store {
     }
 
     /// Removes the entry of `task` and `key` under the key's lock, if it is still damaged
-    /// then: missing files, or an output that does not match its digest, or, when `seen` is
-    /// given, still that entry (whose output its reader could not use). A complete entry
-    /// that replaced the damaged one stays.
-    pub(crate) fn remove_damaged(&self, task: &str, key: &str, seen: Option<&EntryMeta>) {
+    /// then: a row that does not match its checksum, an output that is missing or does not
+    /// match its digest, or, when `seen` is given, still that entry (whose output its reader
+    /// could not use). A complete entry that replaced the damaged one stays.
+    pub(crate) fn remove_damaged(&self, task: &str, key: &str, seen: Option<&Entry>) {
         self.under_lock(key, || {
-            let damaged = match self.lookup_once(task, key) {
+            let damaged = match self.lookup_once(task, key, true) {
                 Lookup::Missing => false,
                 Lookup::Damaged(_) => true,
                 Lookup::Present(now) => {
-                    seen.is_some_and(|seen| *seen == *now) || self.read_output(&now).is_err()
+                    seen.is_some_and(|seen| seen.stamp == now.stamp)
+                        || self.read_output(&now).is_err()
                 }
             };
             if damaged {
-                self.remove(&self.entry_dir(task, key));
+                self.remove(task, key);
             }
         });
+    }
+
+    /// Removes the entry of `task` under `key`: its row, then its files. The caller holds
+    /// the key's lock.
+    fn remove(&self, task: &str, key: &str) {
+        {
+            let mut state = self.state();
+            state.known.remove(key);
+            if let Some(index) = &state.index
+                && let Err(e) = index.remove(key)
+            {
+                tracing::warn!(target: "pipewright", key, "{e}");
+            }
+        }
+        for path in [self.output_file(task, key), self.entry_dir(task, key)] {
+            if path.exists() {
+                remove_aside(&path);
+            }
+        }
     }
 
     /// Calls `f` holding the lock of `key`: taken for it, unless this thread holds it. If
     /// the lock cannot be taken, `f` is called all the same.
     fn under_lock<T>(&self, key: &str, f: impl FnOnce() -> T) -> T {
-        let path = self.lock_path(key);
-        let held = HELD
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .any(|(p, thread)| *p == path && *thread == std::thread::current().id());
-        let _lock = if held { None } else { self.lock(key).ok() };
+        let _lock = if lock::held_here(&self.dir(), key) {
+            None
+        } else {
+            self.lock(key).ok()
+        };
         f()
     }
 
-    /// Reads the entry's output and checks its digest, once.
-    fn read_output(&self, meta: &EntryMeta) -> Result<Vec<u8>, String> {
-        let path = self.entry_dir(&meta.task, &meta.key).join(OUTPUT);
-        let bytes = fs::read(&path).map_err(|e| format!("cannot read `{OUTPUT}`: {e}"))?;
-        let digest = blake3::hash(&bytes).to_hex().to_string();
-        if digest == meta.output_digest {
-            Ok(bytes)
+    /// Reads the entry's output and checks its size and digest, once.
+    fn read_output(&self, entry: &Entry) -> Result<Vec<u8>, String> {
+        let bytes = match entry.place {
+            Place::Inline => {
+                let found = self
+                    .with_index(|index| index.output(&entry.key, entry.stamp))
+                    .map_err(|e| e.to_string())?
+                    .flatten();
+                found.ok_or("the entry's output is gone from the index")?
+            }
+            Place::File => fs::read(self.output_file(&entry.task, &entry.key))
+                .map_err(|e| format!("cannot read its output file: {e}"))?,
+        };
+        if bytes.len() as u64 != entry.size {
+            Err(format!(
+                "its output has {} bytes, not the {} recorded",
+                bytes.len(),
+                entry.size
+            ))
+        } else if *blake3::hash(&bytes).as_bytes() != entry.digest {
+            Err("its output does not match its recorded digest".to_owned())
         } else {
-            Err(format!("`{OUTPUT}` does not match its recorded digest"))
+            Ok(bytes)
         }
     }
 
-    /// Starts a new entry for `task` and `key` in a temporary directory, named after this
-    /// process. Before the first new entry of `task`, removes what writers of any of its
-    /// keys that are gone left (see [`sweep`](Self::sweep)).
+    /// Starts a new entry for `task` and `key`. Before the first new entry of `task` in a
+    /// run, removes what writers of any of its keys that are gone left (see
+    /// [`sweep`](Self::sweep)).
     pub(crate) fn begin(&self, task: &str, key: &str) -> Result<Pending, StoreError> {
-        let parent = self.root.join(task);
-        fs::create_dir_all(&parent)
-            .map_err(|e| StoreError::new("cannot create the task directory", &parent, e))?;
         self.sweep(task);
-        let tmp = parent.join(temporary_name(".tmp-", &key[..16]));
-        fs::create_dir(&tmp)
-            .map_err(|e| StoreError::new("cannot create a temporary entry", &tmp, e))?;
         Ok(Pending {
-            tmp,
-            dest: parent.join(key),
+            task: task.to_owned(),
+            tmp: self
+                .root
+                .join(task)
+                .join(temporary_name(".tmp-", &key[..16.min(key.len())])),
         })
     }
 
-    /// Writes the output and `meta.json` into the pending entry and renames it into place;
-    /// the caller holds the key's lock. If a complete entry is already there (another
-    /// process was faster), it is kept. With `replace`, an entry already there is replaced
-    /// (a forced node's new output), so that readers find the old entry or the new one at
-    /// every moment, never none.
+    /// Commits `output` as the entry `meta` describes: its files (a large output, the
+    /// work directory) into place, then its row into the index, in place of any entry under
+    /// the key (a forced node's old output), so that readers find the old entry or the new
+    /// one at every moment, never none. The caller holds the key's lock, and has looked
+    /// under it that no other process committed the entry meanwhile. Returns the new entry.
     pub(crate) fn commit(
         &self,
         pending: Pending,
         meta: &EntryMeta,
         output: &[u8],
-        replace: bool,
-    ) -> Result<(), StoreError> {
-        let json = match self.write_entry(&pending, meta, output) {
-            Ok(json) => json,
-            Err(err) => {
+    ) -> Result<Entry, StoreError> {
+        match self.place(&pending, meta, output) {
+            Ok(entry) => Ok(entry),
+            Err(e) => {
                 self.discard(pending);
-                return Err(err);
+                Err(e)
             }
-        };
-        let placed = match fs::rename(&pending.tmp, &pending.dest) {
-            Ok(()) => Ok(()),
-            Err(_)
-                if !replace
-                    && matches!(self.lookup_once(&meta.task, &meta.key), Lookup::Present(_)) =>
-            {
-                self.discard(pending);
-                Ok(())
-            }
-            // A forced node's old entry, or a damaged one, is in the way.
-            Err(_) => self.swap_in(&pending),
-        };
-        placed?;
-        self.write_index(meta, &json);
-        Ok(())
-    }
-
-    /// The file that records the last entry node `node` of `task` wrote, for explanations.
-    fn index_path(&self, task: &str, node: &str) -> PathBuf {
-        let name = blake3::hash(node.as_bytes()).to_hex()[..32].to_owned();
-        self.root
-            .join(task)
-            .join(NODES)
-            .join(format!("{name}.json"))
-    }
-
-    /// Records `meta` (encoded as `json`) as the last entry its node wrote. It only serves
-    /// explanations, so a failure to write it is logged, not raised.
-    fn write_index(&self, meta: &EntryMeta, json: &[u8]) {
-        let path = self.index_path(&meta.task, &meta.node);
-        let dir = path.parent().unwrap_or(&self.root);
-        let result = fs::create_dir_all(dir)
-            .map_err(|e| StoreError::new("cannot create", dir, e))
-            .and_then(|()| write_atomically(&path, json));
-        if let Err(e) = result {
-            tracing::warn!(
-                target: "pipewright",
-                path = %path.display(),
-                "cannot record the node's last entry: {}",
-                crate::chain::chain(&e).join(": ")
-            );
         }
     }
 
-    /// The last entry node `node` of `task` wrote, if it is recorded.
-    pub(crate) fn last_entry(&self, task: &str, node: &str) -> Option<EntryMeta> {
-        let bytes = fs::read(self.index_path(task, node)).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// Writes the output and `meta.json` into the pending entry; returns the JSON written.
-    fn write_entry(
+    fn place(
         &self,
         pending: &Pending,
         meta: &EntryMeta,
         output: &[u8],
-    ) -> Result<Vec<u8>, StoreError> {
-        let output_path = pending.tmp.join(OUTPUT);
-        fs::write(&output_path, output)
-            .map_err(|e| StoreError::new("cannot write", &output_path, e))?;
-        let meta_path = pending.tmp.join(META);
-        let json = serde_json::to_vec_pretty(meta)
-            .map_err(|e| StoreError::new("cannot encode", &meta_path, io::Error::other(e)))?;
-        fs::write(&meta_path, &json).map_err(|e| StoreError::new("cannot write", &meta_path, e))?;
-        Ok(json)
+    ) -> Result<Entry, StoreError> {
+        let key = &meta.key;
+        let task_dir = self.root.join(&pending.task);
+        let place = if output.len() > INLINE_MAX {
+            fs::create_dir_all(&task_dir)
+                .map_err(|e| StoreError::new("cannot create the task directory", &task_dir, e))?;
+            let dest = self.output_file(&pending.task, key);
+            let tmp = task_dir.join(format!("{}.bin", temporary_name(".tmp-", &key[..16])));
+            fs::write(&tmp, output)
+                .and_then(|()| fs::rename(&tmp, &dest))
+                .map_err(|e| {
+                    let _ = fs::remove_file(&tmp);
+                    StoreError::new("cannot write", &dest, e)
+                })?;
+            Place::File
+        } else {
+            Place::Inline
+        };
+        let work = pending.tmp.exists();
+        if work {
+            self.move_into_place(&pending.tmp, &self.entry_dir(&pending.task, key))?;
+        }
+        let entry = Entry {
+            task: meta.task.clone(),
+            node: meta.node.clone(),
+            key: key.clone(),
+            digest: crate::text::parse_hex_bytes(&meta.output_digest)
+                .and_then(|d| d.try_into().ok())
+                .unwrap_or_else(|| *blake3::hash(output).as_bytes()),
+            size: output.len() as u64,
+            place,
+            work,
+            stamp: new_stamp(),
+            duration_secs: meta.duration_secs,
+        };
+        let json = serde_json::to_string(meta).map_err(|e| {
+            StoreError::new("cannot encode the entry of", &task_dir, io::Error::other(e))
+        })?;
+        let inline = (place == Place::Inline).then_some(output);
+        let mut state = self.state();
+        if state.index.is_none() {
+            state.index = Index::open(&self.dir(), true)?;
+        }
+        let Some(index) = &mut state.index else {
+            unreachable!("an index opened to be created exists");
+        };
+        index.put(&entry, inline, &json)?;
+        state.known.insert(key.clone(), entry.clone());
+        Ok(entry)
     }
 
-    /// Puts the pending entry in the place of the entry at its destination, then deletes
-    /// the old one. Where the system can swap two directories atomically, the place always
-    /// holds one of them; elsewhere the old entry is moved aside just before the new one
+    /// Puts the directory `from` at `to`. Where something is already there, the two are
+    /// swapped atomically where the system can, so the place always holds one of them, and
+    /// the old one is deleted; elsewhere the old one is moved aside just before the new one
     /// moves in.
-    fn swap_in(&self, pending: &Pending) -> Result<(), StoreError> {
+    fn move_into_place(&self, from: &Path, to: &Path) -> Result<(), StoreError> {
+        if fs::rename(from, to).is_ok() {
+            return Ok(());
+        }
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             use rustix::fs::{CWD, RenameFlags, renameat_with};
-            if renameat_with(CWD, &pending.tmp, CWD, &pending.dest, RenameFlags::EXCHANGE).is_ok() {
-                // The old entry is now at the temporary name, named after this process.
-                let _ = if pending.tmp.is_dir() {
-                    fs::remove_dir_all(&pending.tmp)
-                } else {
-                    fs::remove_file(&pending.tmp)
-                };
+            if renameat_with(CWD, from, CWD, to, RenameFlags::EXCHANGE).is_ok() {
+                // The old directory is now at the temporary name, named after this process.
+                remove_any(from);
                 return Ok(());
             }
         }
-        self.remove(&pending.dest);
-        fs::rename(&pending.tmp, &pending.dest).map_err(|e| {
-            let err = StoreError::new("cannot move the new entry into place", &pending.dest, e);
-            let _ = fs::remove_dir_all(&pending.tmp);
-            err
+        remove_aside(to);
+        fs::rename(from, to).map_err(|e| {
+            remove_any(from);
+            StoreError::new("cannot move the new entry into place", to, e)
         })
+    }
+
+    /// What the last entry node `node` of `task` wrote was made of, if it is recorded.
+    pub(crate) fn last_entry(&self, task: &str, node: &str) -> Option<EntryMeta> {
+        let json = self
+            .with_index(|index| index.node_meta(task, node))
+            .ok()
+            .flatten()
+            .flatten()?;
+        serde_json::from_str(&json).ok()
+    }
+
+    /// Every sound entry, and the rows that are not (what they say of their task and key),
+    /// for garbage collection; an error if the index cannot be read.
+    pub(crate) fn entries(&self) -> Result<(Vec<Entry>, Vec<Entry>), StoreError> {
+        let rows = self.with_index(|index| index.all())?.unwrap_or_default();
+        let mut sound = Vec::with_capacity(rows.len());
+        let mut damaged = Vec::new();
+        for (entry, ok) in rows {
+            if ok {
+                sound.push(entry);
+            } else {
+                damaged.push(entry);
+            }
+        }
+        Ok((sound, damaged))
+    }
+
+    /// Removes the entry of `task` under `key` if no one holds its lock; returns whether
+    /// it did.
+    pub(crate) fn remove_unlocked(&self, task: &str, key: &str) -> bool {
+        match self.try_lock(key) {
+            Some(_held) => {
+                self.remove(task, key);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Drops a pending entry.
     pub(crate) fn discard(&self, pending: Pending) {
-        let _ = fs::remove_dir_all(&pending.tmp);
-    }
-
-    /// Removes an entry: renamed aside first, so that readers never see it half deleted,
-    /// then deleted. The caller holds the key's lock.
-    fn remove(&self, dir: &Path) {
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
-        let aside = dir.with_file_name(temporary_name(".trash-", name));
-        if fs::rename(dir, &aside).is_ok() {
-            // What is in the way may be a file rather than an entry directory.
-            let _ = if aside.is_dir() {
-                fs::remove_dir_all(&aside)
-            } else {
-                fs::remove_file(&aside)
-            };
+        if pending.tmp.exists() {
+            let _ = fs::remove_dir_all(&pending.tmp);
         }
     }
 
     /// The lock of `key`, if no other process (or thread) holds it.
     pub(crate) fn try_lock(&self, key: &str) -> Option<KeyLock> {
-        let path = self.lock_path(key);
-        fs::create_dir_all(path.parent()?).ok()?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ok()?;
-        file.try_lock().ok()?;
-        if !same_file(&file, &path) {
-            return None;
-        }
-        HELD.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((path.clone(), std::thread::current().id()));
-        Some(KeyLock { path, _file: file })
-    }
-
-    /// The lock file of `key`.
-    fn lock_path(&self, key: &str) -> PathBuf {
-        self.root.join(LOCKS).join(format!("{key}.lock"))
+        lock::try_lock(&self.dir(), key)
     }
 
     /// Takes the lock of `key`, waiting while another process (or thread) holds it. The OS
     /// releases it if the holder dies.
     pub(crate) fn lock(&self, key: &str) -> Result<KeyLock, StoreError> {
-        let path = self.lock_path(key);
-        let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(|e| StoreError::new("cannot create", dir, e))?;
-        loop {
-            let file = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| StoreError::new("cannot open the lock", &path, e))?;
-            file.lock()
-                .map_err(|e| StoreError::new("cannot take the lock", &path, e))?;
-            // Garbage collection unlinks a lock file it could lock: one locked after that
-            // locks nothing that others see, so open the file at the path again.
-            if same_file(&file, &path) {
-                HELD.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((path.clone(), std::thread::current().id()));
-                return Ok(KeyLock { path, _file: file });
-            }
-        }
-    }
-}
-
-/// Whether `file` is the file at `path`.
-fn same_file(file: &File, path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (file, path);
-        true
+        lock::lock(&self.dir(), key)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writing_atomically_replaces_the_file_and_leaves_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.json");
-        write_atomically(&path, b"first").unwrap();
-        write_atomically(&path, b"second").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["run.json"]);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Created as `fs::write` creates a file: 0o666 less the umask, whatever it is.
-            let plain = dir.path().join("plain");
-            fs::write(&plain, b"").unwrap();
-            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(&path), mode(&plain));
-        }
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn only_temporaries_whose_writer_is_gone_are_discarded() {
-        use std::process::{Child, Command, Stdio};
-
-        /// Killed if the test fails first.
-        struct Live(Child);
-        impl Drop for Live {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().to_owned());
-        let key = "ab".repeat(32);
-        let mut live = Live(
-            Command::new("sleep")
-                .arg("1000")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut dead = Command::new("true").spawn().unwrap();
-        dead.wait().unwrap();
-        let temporary = |pid: u32| {
-            let path =
-                dir.path()
-                    .join("task")
-                    .join(format!(".tmp-{}-{}-{pid}-0", &key[..16], host_tag()));
-            fs::create_dir_all(path.join(WORK)).unwrap();
-            path
-        };
-        let (of_live, of_dead) = (temporary(live.0.id()), temporary(dead.id()));
-        // Written elsewhere: another host's process ids say nothing here.
-        let elsewhere =
-            dir.path()
-                .join("task")
-                .join(format!(".tmp-{}-00000000-{}-0", &key[..16], dead.id()));
-        fs::create_dir_all(&elsewhere).unwrap();
-
-        let pending = store.begin("task", &key).unwrap();
-        assert!(!of_dead.exists());
-        assert!(of_live.exists() && elsewhere.exists() && pending.tmp.exists());
-
-        live.0.kill().unwrap();
-        live.0.wait().unwrap();
-        store.discard_unfinished("task", &key);
-        assert!(!of_live.exists());
-        // This process's own temporary, and the other host's, stay.
-        assert!(pending.tmp.exists() && elsewhere.exists());
-
-        // A run sweeps a task's directory before its first new entry only: listing it before
-        // every entry would cost a run in proportion to entries times nodes.
-        let later = temporary(dead.id()).with_file_name(format!(
-            ".tmp-{}-{}-{}-1",
-            "cd".repeat(8),
-            host_tag(),
-            dead.id()
-        ));
-        fs::create_dir_all(&later).unwrap();
-        let other_key = "cd".repeat(32);
-        store.discard(store.begin("task", &other_key).unwrap());
-        assert!(later.exists(), "the same run listed the directory again");
-        store.new_run();
-        store.discard(store.begin("task", &other_key).unwrap());
-        assert!(!later.exists(), "the next run did not sweep the directory");
-    }
-
-    #[test]
-    fn a_failed_write_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing").join("run.json");
-        let error = write_atomically(&path, b"x").unwrap_err();
-        assert_eq!(error.path(), path);
-        assert_eq!(
-            error.to_string(),
-            format!("cannot write `{}`", path.display())
-        );
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-}
+mod tests;

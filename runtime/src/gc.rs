@@ -1,13 +1,15 @@
 //! Clearing the store: `clean` removes every entry, `gc` removes old run records and the
-//! entries that no kept record refers to. Neither removes an entry or a lock file that
-//! another process holds the lock of, nor what a live writer is writing.
+//! entries that no kept record refers to. Neither removes an entry whose lock another
+//! process holds, nor what a live writer is writing.
 
-use std::collections::HashSet;
-use std::fs::{self, File};
+use std::collections::{HashMap, HashSet};
+use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::cache::{NODES, Store, StoreError, writer_gone};
+use crate::cache::{
+    Entry, Lookup, OLD_LOCKS, OLD_NODES, Place, STORE_DIR, Store, StoreError, writer_gone,
+};
 use crate::error::Result;
 use crate::record::schema::{RUN_JSON, RunRecord};
 
@@ -77,70 +79,121 @@ fn is_stale(path: &Path) -> bool {
         .is_some_and(|age| age > STALE)
 }
 
-/// The lock file at `path`, locked, if no other process holds it.
-fn try_lock(path: &Path) -> Option<File> {
-    let file = File::options().write(true).open(path).ok()?;
-    file.try_lock().ok()?;
-    Some(file)
-}
-
 /// Removes from `data_dir` every entry for which `keep(task, key)` is false (unless its
-/// key's lock is held), temporaries whose writer is gone or that are stale (of entries, and
-/// of the files that record each node's last entry), and stale lock files no one holds;
-/// `log_dir`, if it is inside, is left alone.
+/// key's lock is held), the files of no entry (what a writer killed before it committed
+/// left, and the entries of an older store format), and temporaries whose writer is gone or
+/// that are stale; `log_dir`, if it is inside, is left alone. Where `clean` and the index
+/// cannot be read (it is damaged, or of another format), the index itself is removed.
 pub(crate) fn sweep(
     data_dir: &Path,
     log_dir: Option<&Path>,
     keep: impl Fn(&str, &str) -> bool,
+    clean: bool,
     freed: &mut Freed,
 ) -> Result<()> {
-    let Ok(tasks) = fs::read_dir(data_dir) else {
+    if !data_dir.is_dir() {
         return Ok(());
-    };
+    }
     let store = Store::new(data_dir.to_owned());
-    for task_dir in tasks.flatten() {
-        let path = task_dir.path();
-        if !path.is_dir() || Some(path.as_path()) == log_dir {
-            continue;
-        }
-        let task = task_dir.file_name().to_string_lossy().into_owned();
-        if task == ".locks" {
-            for lock in fs::read_dir(&path).into_iter().flatten().flatten() {
-                let name = lock.file_name().to_string_lossy().into_owned();
-                let unused = is_stale(&lock.path())
-                    || name.strip_suffix(".lock").is_some_and(|k| !is_key(k));
-                // Unlinked while locked here: a process that opened it before takes the
-                // lock after this one, sees that the path names another file, and opens it
-                // again.
-                if unused && let Some(_held) = try_lock(&lock.path()) {
-                    let _ = fs::remove_file(lock.path());
-                }
-            }
-            continue;
-        }
-        for entry in fs::read_dir(&path).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == NODES {
-                // Each node's last entry, written atomically: a crash may leave a temporary.
-                for file in fs::read_dir(entry.path()).into_iter().flatten().flatten() {
-                    let stray = file.file_name().to_string_lossy().starts_with(".tmp-");
-                    if stray && is_stale(&file.path()) {
-                        let _ = fs::remove_file(file.path());
-                    }
-                }
-                continue;
-            }
-            let temporary = name.starts_with(".tmp-") || name.starts_with(".trash-");
-            if temporary && (writer_gone(&name) || is_stale(&entry.path())) {
-                remove(&entry.path(), freed)?;
-            } else if is_key(&name) && !keep(&task, &name) {
-                // A process that holds the key's lock is writing or replacing the entry.
-                if let Some(_held) = store.try_lock(&name) {
-                    remove(&entry.path(), freed)?;
+    // What stays in the index, by task and key: their files stay too.
+    let mut kept: HashMap<(String, String), Entry> = HashMap::new();
+    match store.entries() {
+        Ok((sound, damaged)) => {
+            for entry in damaged {
+                if store.remove_unlocked(&entry.task, &entry.key) {
                     freed.entries += 1;
                 }
             }
+            for entry in sound {
+                let at = (entry.task.clone(), entry.key.clone());
+                if keep(&entry.task, &entry.key) {
+                    kept.insert(at, entry);
+                    continue;
+                }
+                let work = if entry.work {
+                    size(&store.entry_dir(&entry.task, &entry.key))
+                } else {
+                    0
+                };
+                if store.remove_unlocked(&entry.task, &entry.key) {
+                    freed.entries += 1;
+                    freed.bytes += entry.size + work;
+                } else {
+                    kept.insert(at, entry);
+                }
+            }
         }
+        Err(_) if clean => {
+            let dir = data_dir.join(STORE_DIR);
+            for name in ["index.db", "index.db-wal", "index.db-shm"] {
+                let path = dir.join(name);
+                if path.exists() {
+                    remove(&path, freed)?;
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let Ok(tasks) = fs::read_dir(data_dir) else {
+        return Ok(());
+    };
+    for task_dir in tasks.flatten() {
+        let path = task_dir.path();
+        let task = task_dir.file_name().to_string_lossy().into_owned();
+        if !path.is_dir() || Some(path.as_path()) == log_dir || task == STORE_DIR {
+            continue;
+        }
+        if task == OLD_LOCKS {
+            // An older format's lock files, one per key: no process of this version takes them.
+            remove(&path, freed)?;
+            continue;
+        }
+        for file in fs::read_dir(&path).into_iter().flatten().flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let temporary = name.starts_with(".tmp-") || name.starts_with(".trash-");
+            if temporary {
+                if writer_gone(&name) || is_stale(&file.path()) {
+                    remove(&file.path(), freed)?;
+                }
+                continue;
+            }
+            if name == OLD_NODES {
+                remove(&file.path(), freed)?;
+                continue;
+            }
+            let (key, is_output) = match name.strip_suffix(".bin") {
+                Some(key) => (key, true),
+                None => (name.as_str(), false),
+            };
+            if !is_key(key) {
+                continue;
+            }
+            let wanted = kept.get(&(task.clone(), key.to_owned())).is_some_and(|e| {
+                if is_output {
+                    e.place == Place::File
+                } else {
+                    e.work
+                }
+            });
+            if wanted {
+                continue;
+            }
+            // A writer holds the key's lock from its first file to its row; one that
+            // committed since the index was read has a row now.
+            if let Some(_held) = store.try_lock(key) {
+                let committed = matches!(store.lookup(&task, key), Lookup::Present(e)
+                    if if is_output { e.place == Place::File } else { e.work });
+                if !committed {
+                    let old_entry = !is_output && file.path().join("meta.json").exists();
+                    remove(&file.path(), freed)?;
+                    freed.entries += usize::from(old_entry);
+                }
+            }
+        }
+    }
+    let old_locks = data_dir.join(OLD_LOCKS);
+    if old_locks.is_dir() {
+        remove(&old_locks, freed)?;
     }
     Ok(())
 }
@@ -204,6 +257,7 @@ pub(crate) fn gc(data_dir: &Path, log_dir: &Path, keep_runs: usize) -> Result<Fr
         |task, key| {
             in_progress.contains(task) || referenced.contains(&(task.to_owned(), key.to_owned()))
         },
+        false,
         &mut freed,
     )?;
     Ok(freed)

@@ -45,7 +45,7 @@ pub use report::{NodeReport, NodeStatus, RunReport};
 pub use runner::{Cancel, Runner};
 pub use task::{Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, WorkerExit};
 
-/// The store of outputs: what an entry's `meta.json` holds, the errors of the data
+/// The store of outputs: what the store records of an entry, the errors of the data
 /// directory, and what `clean` and `gc` freed.
 pub mod store {
     pub use crate::cache::{EntryMeta, InputDigests, NamedDigest, StoreError};

@@ -11,7 +11,7 @@ use std::fmt;
 use crate::cache::Store;
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
-use crate::key::{Digest, hex, parse_hex};
+use crate::key::{Digest, hex};
 pub use crate::node::RunReason;
 use crate::node::decide::{Check, decide};
 
@@ -147,10 +147,11 @@ pub(crate) fn plan(
                         forced: forced[i],
                         verify: keep[i],
                         repair: false,
+                        fresh: false,
                     };
                     match decide(store, meta, &node.name, &key, check) {
                         Ok(entry) => {
-                            digests[i] = parse_hex(&entry.output_digest);
+                            digests[i] = Some(entry.digest);
                             Decision::Fresh { key }
                         }
                         Err(reason) => Decision::Run {

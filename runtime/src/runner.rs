@@ -346,6 +346,7 @@ impl Runner {
             &self.data_dir,
             self.log_dir.as_deref(),
             |_, _| false,
+            true,
             &mut freed,
         )?;
         Ok(freed)
@@ -403,6 +404,10 @@ impl Runner {
     /// pipeline cannot run: a task whose name another registered task has, or a parameter
     /// that does not survive encoding (which `pipeline!` cannot refuse when it adds the node).
     fn flags(&self, pipeline: &Pipeline) -> Result<Flags> {
+        // A store of another format is refused before anything is decided from it.
+        if let Some(store) = &self.store {
+            store.check()?;
+        }
         for node in pipeline.nodes.iter() {
             crate::registry::check_unique(node.task.meta())?;
         }

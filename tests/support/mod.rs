@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use pipewright::prelude::*;
 
+pub mod store;
+
 static RUNS: Mutex<BTreeMap<(String, String), usize>> = Mutex::new(BTreeMap::new());
 
 /// Counts one run of the calling node, keyed by pipeline and node.

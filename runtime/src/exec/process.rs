@@ -20,7 +20,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, wa
 
 use super::Stop;
 use super::worker::{Job, JobFiles, JobStatus, WORKER_ARG};
-use crate::cache::{EntryMeta, Lookup, Store, StoreError};
+use crate::cache::{Entry, Lookup, Store, StoreError};
 use crate::node::compute::Retries;
 use crate::task::{TaskError, TaskMeta, WorkerExit};
 
@@ -53,7 +53,7 @@ pub(crate) fn run_node(
     store: &Store,
     meta: &TaskMeta,
     retries: &Retries<'_>,
-) -> Result<Box<EntryMeta>, TaskError> {
+) -> Result<Box<Entry>, TaskError> {
     let key = job.key.clone().unwrap_or_default();
     // This process holds the key's lock, and the worker may be told how much memory it
     // can have.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
 use crate::chain::RecordedError;
 use crate::graph::{Node, NodeId, Pipeline};
-use crate::key::{Names, fingerprint, hex, parse_hex};
+use crate::key::{Names, fingerprint, hex};
 use crate::node::commit::NewEntry;
 use crate::node::compute::attempt_on_thread;
 use crate::node::decide::{Check, decide};
@@ -382,6 +382,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
         forced: job.replace,
         verify: false,
         repair: false,
+        fresh: true,
     };
     if job.key.is_none() && decide(&store, meta, &job.node, &key, check).is_ok() {
         return Ok(true);
@@ -402,7 +403,6 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
             .collect(),
         key: &key,
         components: &components,
-        replace: job.replace,
         // Every output a worker computes goes through the store, also an uncached one.
         keep: true,
     };
@@ -421,7 +421,7 @@ fn read_input(
     store: &Store,
     input: &InputRef,
 ) -> Result<(Arc<crate::task::Value>, crate::key::Digest), TaskError> {
-    let damaged = |key: &str, seen: Option<&crate::cache::EntryMeta>, why: String| {
+    let damaged = |key: &str, seen: Option<&crate::cache::Entry>, why: String| {
         store.remove_damaged(&input.task, key, seen);
         fail(format!(
             "the stored output of input node `{}` is damaged ({why}); it was removed, and the \
@@ -460,7 +460,7 @@ fn read_input(
     let value = registration
         .decode(&output.bytes)
         .map_err(|e| damaged(&key, Some(&meta), e.to_string()))?;
-    let digest = parse_hex(&meta.output_digest).unwrap_or_default();
+    let digest = meta.digest;
     Ok((value, digest))
 }
 

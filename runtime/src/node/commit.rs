@@ -1,10 +1,10 @@
-//! Committing one node: its output encoded by its task's codec, digested, described in
-//! the entry's `meta.json`, and committed to the store under the node's key.
+//! Committing one node: its output encoded by its task's codec, digested, described, and
+//! committed to the store under the node's key.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cache::{ENTRY_FORMAT, EntryMeta, InputDigests, NamedDigest, Pending, Store};
+use crate::cache::{ENTRY_FORMAT, Entry, EntryMeta, InputDigests, NamedDigest, Pending, Store};
 use crate::erased::ErasedTask;
 use crate::key::{Components, Digest, hex};
 use crate::task::{TaskError, Value};
@@ -14,7 +14,7 @@ use crate::task::{TaskError, Value};
 pub(crate) struct Computed {
     pub(crate) value: Arc<Value>,
     pub(crate) digest: Digest,
-    pub(crate) entry: Option<Box<EntryMeta>>,
+    pub(crate) entry: Option<Box<Entry>>,
 }
 
 /// The node whose output is computed and committed, as its new entry records it.
@@ -27,8 +27,6 @@ pub(crate) struct NewEntry<'a> {
     /// The node's key, in hex, and what it is made of.
     pub(crate) key: &'a str,
     pub(crate) components: &'a Components,
-    /// Whether an entry already under the key is replaced (a forced or uncached node).
-    pub(crate) replace: bool,
     /// Whether the entry is committed; else the output is only computed and digested.
     pub(crate) keep: bool,
 }
@@ -67,10 +65,9 @@ impl NewEntry<'_> {
                 entry: None,
             });
         }
-        let replace = self.replace;
-        let entry = self.into_meta(&bytes, digest, duration);
-        store
-            .commit(pending, &entry, &bytes, replace)
+        let meta = self.into_meta(&bytes, digest, duration);
+        let entry = store
+            .commit(pending, &meta, &bytes)
             .map_err(TaskError::Store)?;
         Ok(Computed {
             value,
@@ -79,7 +76,7 @@ impl NewEntry<'_> {
         })
     }
 
-    /// What `meta.json` records for the entry of an output `bytes` long, with content
+    /// What the store records of the entry of an output `bytes` long, with content
     /// digest `digest`, that took the task `duration`.
     fn into_meta(self, bytes: &[u8], digest: Digest, duration: Duration) -> EntryMeta {
         let meta = self.task.meta();

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::cache::{EntryMeta, Lookup, Store};
+use crate::cache::{Entry, Lookup, Store};
 use crate::task::TaskMeta;
 
 /// Why a node runs.
@@ -43,6 +43,9 @@ pub(crate) struct Check {
     pub(crate) verify: bool,
     /// A damaged entry is removed, so that it is rewritten (a plan leaves it).
     pub(crate) repair: bool,
+    /// The index is asked again, not what this run read of it before: another process
+    /// may have committed the entry since (one that held the key's lock this node now holds).
+    pub(crate) fresh: bool,
 }
 
 /// Decides the node `node` of task `meta` under `key`, for the executors, the worker and
@@ -53,7 +56,7 @@ pub(crate) fn decide(
     node: &str,
     key: &str,
     check: Check,
-) -> Result<Box<EntryMeta>, RunReason> {
+) -> Result<Box<Entry>, RunReason> {
     if check.forced {
         return Err(RunReason::Forced);
     }
@@ -67,7 +70,12 @@ pub(crate) fn decide(
         }
         RunReason::Damaged(why)
     };
-    match store.lookup(meta.name, key) {
+    let found = if check.fresh {
+        store.lookup_fresh(meta.name, key)
+    } else {
+        store.lookup(meta.name, key)
+    };
+    match found {
         Lookup::Missing => Err(RunReason::NoEntry),
         Lookup::Damaged(why) => Err(damaged(why)),
         Lookup::Present(entry) if check.verify => match store.read_verified(&entry) {

@@ -60,6 +60,7 @@ fn check(forced: bool) -> Check {
         forced,
         verify: true,
         repair: true,
+        fresh: true,
     }
 }
 
@@ -77,7 +78,6 @@ fn commit(
         input_nodes: Vec::new(),
         key: &key,
         components: &components,
-        replace: false,
         keep,
     };
     let computed = entry.compute(store, |_| call(task, &[], &ctx()));
@@ -103,7 +103,7 @@ fn a_committed_output_is_decided_cached_unless_forced() {
     let computed = computed.unwrap();
     assert_eq!(computed.value.downcast_ref::<u32>(), Some(&7));
     let entry = decide(&store, task.meta(), "n", &key, check(false)).unwrap();
-    assert_eq!(entry.output_digest, hex(&computed.digest));
+    assert_eq!(entry.digest, computed.digest);
     assert_eq!(entry.node, "n");
     assert_eq!(
         decide(&store, task.meta(), "n", &key, check(true)).unwrap_err(),

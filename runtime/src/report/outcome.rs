@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::cache::EntryMeta;
+use crate::cache::Entry;
 use crate::plan::RunReason;
 use crate::task::{TaskError, Value};
 
@@ -45,7 +45,7 @@ pub(crate) struct Details {
     pub(crate) reason: Option<RunReason>,
     pub(crate) output_digest: Option<String>,
     /// The stored entry holding the output.
-    pub(crate) entry: Option<Box<EntryMeta>>,
+    pub(crate) entry: Option<Box<Entry>>,
     /// The output, once read from the store on demand.
     pub(crate) loaded: OnceLock<Arc<Value>>,
 }

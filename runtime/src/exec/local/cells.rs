@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Gathered, Run, lock};
-use crate::cache::EntryMeta;
+use crate::cache::Entry;
 use crate::graph::{Node, NodeId, Wire};
-use crate::key::{Digest, hex, parse_hex};
+use crate::key::{Digest, hex};
 use crate::report::{Details, NodeOutcome, NodeStatus};
 use crate::task::{InputValues, TaskError, Value};
 
@@ -82,7 +82,7 @@ pub(super) struct Stored {
     /// The output's content digest.
     pub(super) digest: Option<Digest>,
     /// The entry holding the output (none for a task that is not cached).
-    pub(super) entry: Option<Box<EntryMeta>>,
+    pub(super) entry: Option<Box<Entry>>,
 }
 
 impl<'p> Run<'p> {
@@ -93,7 +93,7 @@ impl<'p> Run<'p> {
         id: NodeId,
         value: Arc<Value>,
         digest: Option<Digest>,
-        entry: Option<Box<EntryMeta>>,
+        entry: Option<Box<Entry>>,
     ) {
         let mut slot = lock(&self.cells[id.index()].slot);
         if slot.consumers_left > 0 || self.settings.keep[id.index()] {
@@ -106,9 +106,9 @@ impl<'p> Run<'p> {
 
     /// Records that the output of node `id` is stored in `entry`.
     #[inline]
-    pub(super) fn set_entry(&self, id: NodeId, entry: Box<EntryMeta>) {
+    pub(super) fn set_entry(&self, id: NodeId, entry: Box<Entry>) {
         lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
-            digest: parse_hex(&entry.output_digest),
+            digest: Some(entry.digest),
             entry: Some(entry),
         }));
     }

@@ -236,7 +236,7 @@ impl<'p> Run<'p> {
             .components(node, &self.input_digests(node))
             .and_then(|components| {
                 let key = hex(&components.key());
-                let entry = self.new_entry(node, &key, &components, true);
+                let entry = self.new_entry(node, &key, &components);
                 let computed = self.compute(id, node, inputs, store, entry)?;
                 Ok((key, computed))
             });

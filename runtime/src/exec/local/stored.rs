@@ -3,7 +3,7 @@
 //! committed.
 
 use super::{Run, lock};
-use crate::cache::{EntryMeta, Store};
+use crate::cache::{Entry, Store};
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::{Components, Digest, hex};
 use crate::node::RunReason;
@@ -33,8 +33,17 @@ impl<'p> Run<'p> {
             forced,
             verify,
             repair: true,
+            fresh: false,
         };
         let use_entry = |key: &str| decide(store, meta, &node.name, key, check);
+        // Under the key's lock: an entry another process committed meanwhile is found.
+        let use_entry_now = |key: &str| {
+            let check = Check {
+                fresh: true,
+                ..check
+            };
+            decide(store, meta, &node.name, key, check)
+        };
 
         let mut digests = self.input_digests(node);
         let mut components = self.components(node, &digests)?;
@@ -50,7 +59,7 @@ impl<'p> Run<'p> {
             None
         };
         if matches!(reason, RunReason::NoEntry)
-            && let Ok(entry) = use_entry(&key)
+            && let Ok(entry) = use_entry_now(&key)
         {
             return Ok(self.cached(id, key, entry));
         }
@@ -71,7 +80,7 @@ impl<'p> Run<'p> {
             components = self.components(node, &digests)?;
             key = hex(&components.key());
             drop(lock.take());
-            match use_entry(&key) {
+            match use_entry_now(&key) {
                 Ok(entry) => return Ok(self.cached(id, key, entry)),
                 Err(why) => reason = why,
             }
@@ -79,7 +88,7 @@ impl<'p> Run<'p> {
                 lock = Some(store.lock(&key).map_err(TaskError::Store)?);
             }
         }
-        let entry = self.new_entry(node, &key, &components, forced);
+        let entry = self.new_entry(node, &key, &components);
         let computed = self.compute(id, node, &inputs, store, entry)?;
         self.put(id, computed.value, Some(computed.digest), computed.entry);
         drop(lock);
@@ -90,7 +99,7 @@ impl<'p> Run<'p> {
     }
 
     /// Settles node `id` on its stored entry, without reading the output.
-    pub(super) fn cached(&self, id: NodeId, key: String, entry: Box<EntryMeta>) -> Done {
+    pub(super) fn cached(&self, id: NodeId, key: String, entry: Box<Entry>) -> Done {
         self.set_entry(id, entry);
         Done::Cached { key }
     }
@@ -105,14 +114,13 @@ impl<'p> Run<'p> {
             .map_err(TaskError::Params)
     }
 
-    /// The new entry of `node` under `key`, made of `components`, which replaces one
-    /// already there if `replace` says so; kept unless its task is not cached.
+    /// The new entry of `node` under `key`, made of `components`, which replaces any entry
+    /// already there; kept unless its task is not cached.
     pub(super) fn new_entry<'a>(
         &self,
         node: &'a Node,
         key: &'a str,
         components: &'a Components,
-        replace: bool,
     ) -> NewEntry<'a> {
         NewEntry {
             task: &*node.task,
@@ -120,7 +128,6 @@ impl<'p> Run<'p> {
             input_nodes: self.input_names(node),
             key,
             components,
-            replace,
             keep: node.task.meta().cache,
         }
     }

@@ -354,7 +354,7 @@ impl<'a> Submission<'a> {
                     };
                     match store.lookup(node.task.meta().name, &key) {
                         Lookup::Present(meta) => {
-                            details.output_digest = Some(meta.output_digest.clone());
+                            details.output_digest = Some(meta.output_digest());
                             details.entry = Some(meta);
                             if ran {
                                 outcome.status = NodeStatus::Ran;

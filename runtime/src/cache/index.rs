@@ -1,0 +1,338 @@
+//! The store's index: one SQLite database in WAL mode, `DATA/.store/index.db`, which every
+//! process working on the data directory opens. It holds each entry's place, digest and
+//! size, the output itself when it is small, and what each node's last entry was made of.
+//! A commit is one transaction, so a writer killed at any point leaves the index as it was
+//! before or after it, never between.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{Entry, Place, StoreError};
+
+/// The index's file, in the store's own directory.
+pub(crate) const INDEX: &str = "index.db";
+
+/// The format of the index, kept as its `user_version`; a store of another format is
+/// refused, never misread.
+pub(crate) const FORMAT: i64 = 2;
+
+/// The index's `application_id`: `pwst`.
+const APPLICATION_ID: i64 = 0x7077_7374;
+
+/// How long a write waits for another process's write to end.
+const BUSY: Duration = Duration::from_secs(120);
+
+const SCHEMA: &str = "
+CREATE TABLE entries (
+    key BLOB NOT NULL UNIQUE,
+    task TEXT NOT NULL,
+    node TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    place INTEGER NOT NULL,
+    work INTEGER NOT NULL,
+    stamp INTEGER NOT NULL,
+    duration REAL NOT NULL,
+    checksum BLOB NOT NULL,
+    output BLOB
+);
+CREATE TABLE nodes (
+    task TEXT NOT NULL,
+    node TEXT NOT NULL,
+    key BLOB NOT NULL,
+    meta TEXT NOT NULL,
+    PRIMARY KEY (task, node)
+) WITHOUT ROWID;
+";
+
+/// The columns of an entry, without its output, in the order [`row`] reads them.
+const COLUMNS: &str = "key, task, node, digest, size, place, work, stamp, duration, checksum";
+
+/// An open index.
+pub(crate) struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+/// An entry as a row holds it, and whether its checksum holds: a row damaged on disk is
+/// found here and never used.
+pub(crate) type Row = (Entry, bool);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let key: Vec<u8> = r.get(0)?;
+    let digest: Vec<u8> = r.get(3)?;
+    let checksum: Vec<u8> = r.get(9)?;
+    let place = match r.get::<_, i64>(5)? {
+        0 => Some(Place::Inline),
+        1 => Some(Place::File),
+        _ => None,
+    };
+    let mut entry = Entry {
+        key: crate::text::hex_bytes(&key),
+        task: r.get(1)?,
+        node: r.get(2)?,
+        digest: digest.as_slice().try_into().unwrap_or([0; 32]),
+        size: r.get::<_, i64>(4)?.try_into().unwrap_or(u64::MAX),
+        place: place.unwrap_or(Place::Inline),
+        work: r.get::<_, i64>(6)? != 0,
+        stamp: r.get(7)?,
+        duration_secs: r.get(8)?,
+    };
+    let sound = place.is_some()
+        && key.len() == 32
+        && digest.len() == 32
+        && checksum.as_slice() == entry.checksum().as_slice();
+    if !sound {
+        // What a damaged row says is not to be trusted, not even for a message.
+        entry.size = 0;
+    }
+    Ok((entry, sound))
+}
+
+/// The 32 bytes of a key in hex, or of any other name as its digest.
+fn key_bytes(key: &str) -> Vec<u8> {
+    crate::text::parse_hex_bytes(key)
+        .filter(|b| b.len() == 32)
+        .unwrap_or_else(|| blake3::hash(key.as_bytes()).as_bytes().to_vec())
+}
+
+impl Index {
+    /// Opens the index of the store directory `dir`: `None` if there is none and `create`
+    /// is false. An index of another format, or one that is not an index at all, is an
+    /// error that says so.
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<Option<Index>, StoreError> {
+        let path = dir.join(INDEX);
+        if !create && !path.exists() {
+            return Ok(None);
+        }
+        if create {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::new("cannot create the store directory", dir, e))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | if create {
+                OpenFlags::SQLITE_OPEN_CREATE
+            } else {
+                OpenFlags::empty()
+            };
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| damaged(&path, e))?;
+        conn.busy_timeout(BUSY).map_err(|e| damaged(&path, e))?;
+        let mut index = Index { conn, path };
+        index.check_format(create)?;
+        index
+            .conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| damaged(&index.path, e))?;
+        Ok(Some(index))
+    }
+
+    /// Checks the index's format, and gives a new one its tables.
+    fn check_format(&mut self, create: bool) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let damaged = |e: rusqlite::Error| damaged(&path, e);
+        let (id, version) = self.format().map_err(damaged)?;
+        if id == APPLICATION_ID && version == FORMAT {
+            return Ok(());
+        }
+        if id == 0 && version == 0 && create {
+            // One process makes the index; the others wait, then find it made.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let _creating = super::lock::lock(dir, "creating the index")?;
+            let (id, version) = self.format().map_err(damaged)?;
+            if id != 0 || version != 0 {
+                return self.check_format(false);
+            }
+            self.conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(damaged)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Exclusive)
+                .map_err(damaged)?;
+            // Another process may have made it meanwhile.
+            let (id, version): (i64, i64) = tx
+                .query_row(
+                    "SELECT application_id, user_version FROM pragma_application_id, pragma_user_version",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(damaged)?;
+            if id == 0 && version == 0 {
+                tx.execute_batch(SCHEMA).map_err(damaged)?;
+                tx.pragma_update(None, "application_id", APPLICATION_ID)
+                    .map_err(damaged)?;
+                tx.pragma_update(None, "user_version", FORMAT)
+                    .map_err(damaged)?;
+            }
+            tx.commit().map_err(damaged)?;
+            return self.check_format(false);
+        }
+        let why = if id != APPLICATION_ID {
+            "it is not a pipewright store's index".to_owned()
+        } else if version > FORMAT {
+            format!(
+                "it was written by a newer pipewright (store format {version}; this version reads format {FORMAT} only)"
+            )
+        } else {
+            format!("it has store format {version}, which this version does not read")
+        };
+        Err(StoreError::with_message(
+            format!(
+                "cannot use the store index `{}`: {why}; run `clean` to empty the store",
+                path.display()
+            ),
+            &path,
+            std::io::Error::other(why),
+        ))
+    }
+
+    fn format(&self) -> rusqlite::Result<(i64, i64)> {
+        let id = self
+            .conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let version = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        Ok((id, version))
+    }
+
+    /// The entry under `key`.
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Row>, StoreError> {
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE key = ?1"))
+            .and_then(|mut s| s.query_row(params![key_bytes(key)], row).optional())
+            .map_err(|e| damaged(&self.path, e))
+    }
+
+    /// The entry that each node of `task` wrote last, which the next run of the same
+    /// pipeline most likely asks for.
+    pub(crate) fn last_of_task(&self, task: &str) -> Result<Vec<Row>, StoreError> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {columns} FROM nodes n JOIN entries e ON e.key = n.key WHERE n.task = ?1"
+            ))
+            .and_then(|mut s| s.query_map(params![task], row)?.collect())
+            .map_err(|e| damaged(&self.path, e))
+    }
+
+    /// Every entry, for garbage collection.
+    pub(crate) fn all(&self) -> Result<Vec<Row>, StoreError> {
+        self.conn
+            .prepare(&format!("SELECT {COLUMNS} FROM entries"))
+            .and_then(|mut s| s.query_map([], row)?.collect())
+            .map_err(|e| damaged(&self.path, e))
+    }
+
+    /// The output held in the index for the entry `key` written as `stamp`, if that entry
+    /// is still there.
+    pub(crate) fn output(&self, key: &str, stamp: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT output FROM entries WHERE key = ?1 AND stamp = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![key_bytes(key), stamp], |r| {
+                    r.get::<_, Option<Vec<u8>>>(0)
+                })
+                .optional()
+            })
+            .map(Option::flatten)
+            .map_err(|e| damaged(&self.path, e))
+    }
+
+    /// Puts `entry` in place of any entry under its key, with its output if it is held
+    /// here, and records `meta` as what its node's last entry was made of: one transaction.
+    pub(crate) fn put(
+        &mut self,
+        entry: &Entry,
+        output: Option<&[u8]>,
+        meta: &str,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let failed = |e: rusqlite::Error| {
+            StoreError::new(
+                "cannot write the store index",
+                &path,
+                std::io::Error::other(e),
+            )
+        };
+        let key = key_bytes(&entry.key);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed)?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO entries (key, task, node, digest, size, place, work, stamp, \
+             duration, checksum, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key,
+                entry.task,
+                entry.node,
+                &entry.digest[..],
+                i64::try_from(entry.size).unwrap_or(i64::MAX),
+                entry.place as i64,
+                i64::from(entry.work),
+                entry.stamp,
+                entry.duration_secs,
+                &entry.checksum()[..],
+                output,
+            ])
+        })
+        .map_err(failed)?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO nodes (task, node, key, meta) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![entry.task, entry.node, key, meta]))
+        .map_err(failed)?;
+        tx.commit().map_err(failed)
+    }
+
+    /// Removes the entry under `key`; returns whether there was one.
+    pub(crate) fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM entries WHERE key = ?1")
+            .and_then(|mut s| s.execute(params![key_bytes(key)]))
+            .map(|n| n > 0)
+            .map_err(|e| {
+                StoreError::new(
+                    "cannot write the store index",
+                    &self.path,
+                    std::io::Error::other(e),
+                )
+            })
+    }
+
+    /// What the last entry node `node` of `task` wrote was made of, as JSON.
+    pub(crate) fn node_meta(&self, task: &str, node: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT meta FROM nodes WHERE task = ?1 AND node = ?2")
+            .and_then(|mut s| s.query_row(params![task, node], |r| r.get(0)).optional())
+            .map_err(|e| damaged(&self.path, e))
+    }
+}
+
+/// An index that cannot be read: not a database, or damaged inside.
+fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError::with_message(
+        format!(
+            "cannot read the store index `{}` ({e}); if it is damaged, run `clean` to empty the store",
+            path.display()
+        ),
+        path,
+        std::io::Error::other(e),
+    )
+}

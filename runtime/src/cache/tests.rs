@@ -1,0 +1,112 @@
+//! The store's files and temporaries.
+
+use super::files::host_tag;
+use super::*;
+
+#[test]
+fn writing_atomically_replaces_the_file_and_leaves_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.json");
+    write_atomically(&path, b"first").unwrap();
+    write_atomically(&path, b"second").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"second");
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["run.json"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Created as `fs::write` creates a file: 0o666 less the umask, whatever it is.
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), mode(&plain));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn only_temporaries_whose_writer_is_gone_are_discarded() {
+    use std::process::{Child, Command, Stdio};
+
+    /// Killed if the test fails first.
+    struct Live(Child);
+    impl Drop for Live {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    let key = "ab".repeat(32);
+    let mut live = Live(
+        Command::new("sleep")
+            .arg("1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut dead = Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let temporary = |pid: u32| {
+        let path =
+            dir.path()
+                .join("task")
+                .join(format!(".tmp-{}-{}-{pid}-0", &key[..16], host_tag()));
+        fs::create_dir_all(path.join(WORK)).unwrap();
+        path
+    };
+    let (of_live, of_dead) = (temporary(live.0.id()), temporary(dead.id()));
+    // Written elsewhere: another host's process ids say nothing here.
+    let elsewhere =
+        dir.path()
+            .join("task")
+            .join(format!(".tmp-{}-00000000-{}-0", &key[..16], dead.id()));
+    fs::create_dir_all(&elsewhere).unwrap();
+
+    let pending = store.begin("task", &key).unwrap();
+    fs::create_dir_all(pending.work_dir()).unwrap();
+    assert!(!of_dead.exists());
+    assert!(of_live.exists() && elsewhere.exists() && pending.tmp.exists());
+
+    live.0.kill().unwrap();
+    live.0.wait().unwrap();
+    store.discard_unfinished("task", &key);
+    assert!(!of_live.exists());
+    // This process's own temporary, and the other host's, stay.
+    assert!(pending.tmp.exists() && elsewhere.exists());
+
+    // A run sweeps a task's directory before its first new entry only: listing it before
+    // every entry would cost a run in proportion to entries times nodes.
+    let later = temporary(dead.id()).with_file_name(format!(
+        ".tmp-{}-{}-{}-1",
+        "cd".repeat(8),
+        host_tag(),
+        dead.id()
+    ));
+    fs::create_dir_all(&later).unwrap();
+    let other_key = "cd".repeat(32);
+    store.discard(store.begin("task", &other_key).unwrap());
+    assert!(later.exists(), "the same run listed the directory again");
+    store.new_run();
+    store.discard(store.begin("task", &other_key).unwrap());
+    assert!(!later.exists(), "the next run did not sweep the directory");
+}
+
+#[test]
+fn a_failed_write_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("run.json");
+    let error = write_atomically(&path, b"x").unwrap_err();
+    assert_eq!(error.path(), path);
+    assert_eq!(
+        error.to_string(),
+        format!("cannot write `{}`", path.display())
+    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
