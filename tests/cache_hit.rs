@@ -3,8 +3,9 @@
 
 mod support;
 
+use pipewright::codec::Codec;
 use pipewright::prelude::*;
-use support::{count, names, take_runs, with_status};
+use support::{count, names, store, take_runs, with_status};
 
 #[task]
 fn words(text: String, ctx: &Ctx) -> Vec<String> {
@@ -69,7 +70,7 @@ fn a_second_run_runs_nothing_and_returns_equal_values() {
 }
 
 #[test]
-fn entries_are_laid_out_by_task_and_key() {
+fn entries_are_recorded_in_the_index_by_task_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline! {
         name = "layout";
@@ -77,10 +78,16 @@ fn entries_are_laid_out_by_task_and_key() {
     };
     let run = Runner::new(dir.path()).run(&p).unwrap();
     let key = run.node("w").unwrap().key().unwrap().to_owned();
-    let entry = dir.path().join("words").join(&key);
-    assert!(entry.join("output.bin").is_file());
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(entry.join("meta.json")).unwrap()).unwrap();
+    let entry = store::entry(dir.path(), &key).unwrap();
+    assert_eq!((entry.task.as_str(), entry.node.as_str()), ("words", "w"));
+    // A small output is held in the index: no file, no directory.
+    assert!(entry.inline && !entry.work);
+    assert!(!dir.path().join("words").exists());
+    assert_eq!(
+        store::output(dir.path(), &entry),
+        pipewright::codec::Bincode::encode(&vec!["a".to_owned(), "b".to_owned()]).unwrap()
+    );
+    let meta = store::meta_of(dir.path(), "w");
     assert_eq!(meta["task"], "words");
     assert_eq!(meta["node"], "w");
     assert_eq!(meta["key"], key.as_str());
@@ -91,17 +98,42 @@ fn entries_are_laid_out_by_task_and_key() {
         meta["output_digest"],
         run.node("w").unwrap().output_digest().unwrap()
     );
-    assert_eq!(
-        meta["output_size"].as_u64().unwrap(),
-        std::fs::metadata(entry.join("output.bin")).unwrap().len()
-    );
+    assert_eq!(meta["output_digest"], entry.digest.as_str());
+    assert_eq!(meta["output_size"].as_u64().unwrap(), entry.size);
     assert_eq!(meta["pipewright"], env!("CARGO_PKG_VERSION"));
     assert!(meta["created"].as_str().unwrap().ends_with('Z'));
-    // Nothing half-written is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("words"))
+}
+
+#[task]
+fn bulk(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn a_large_output_is_one_file_renamed_into_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "large";
+        let small = bulk(1000);
+        let large = bulk(200_000);
+    };
+    let run = Runner::new(dir.path()).run(&p).unwrap();
+    let small = store::entry(dir.path(), run.node("small").unwrap().key().unwrap()).unwrap();
+    let large = store::entry(dir.path(), run.node("large").unwrap().key().unwrap()).unwrap();
+    assert!(small.inline);
+    assert!(!large.inline);
+    let file = store::output_file(dir.path(), &large);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        pipewright::codec::Bincode::encode(&bulk(200_000)).unwrap()
+    );
+    // The task's directory holds that file and nothing else: no temporary is left.
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("bulk"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp") || n.starts_with(".trash"))
         .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(names, [format!("{}.bin", large.key)]);
+    let again = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(again.count(NodeStatus::Cached), 2);
+    assert_eq!(*again.get(p.large).unwrap(), bulk(200_000));
 }

@@ -60,18 +60,9 @@ fn failed_nodes_run_again_and_finished_ones_stay_cached() {
     assert_eq!(with_status(&run, NodeStatus::Failed), names(&["f", "g"]));
     assert!(run.node("f").unwrap().key().is_none());
     // Only the two finished nodes left entries.
-    let stored: Vec<String> = ["fine", "flaky", "fragile", "join"]
-        .iter()
-        .filter_map(|task| {
-            std::fs::read_dir(dir.path().join(task))
-                .ok()
-                .map(|d| (task, d))
-        })
-        .flat_map(|(task, d)| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.file_name().len() == 64)
-                .map(move |_| (*task).to_owned())
-        })
+    let stored: Vec<String> = support::store::entries(dir.path())
+        .into_iter()
+        .map(|e| e.task)
         .collect();
     assert_eq!(stored, ["fine", "fine"]);
     take_runs("failures");

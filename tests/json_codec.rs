@@ -1,6 +1,6 @@
 //! A task can store its outputs as JSON (`#[task(codec = pipewright::codec::Json)]`): its
-//! `output.bin` is JSON people can read, it is read back as the value, reused by the next
-//! run, named in `meta.json`, and read by workers of the process executor too.
+//! stored output is JSON people can read, it is read back as the value, reused by the next
+//! run, named in what the store records, and read by workers of the process executor too.
 //!
 //! This file has its own `main`, which the workers need; each scenario is a function.
 
@@ -47,13 +47,16 @@ fn total(summary: &Summary, ctx: &Ctx) -> f64 {
     summary.mean * f64::from(summary.count)
 }
 
-/// The `output.bin` and the `meta.json` of the entry `node` of `run` wrote for `task`.
+/// The encoded output, and what the store records, of the entry `node` of `run` wrote for
+/// `task`.
 fn entry(dir: &Path, task: &str, run: &RunReport, node: &str) -> (Vec<u8>, serde_json::Value) {
     let key = run.node(node).unwrap().key().unwrap().to_owned();
-    let entry = dir.join(task).join(key);
-    let output = std::fs::read(entry.join("output.bin")).unwrap();
-    let meta = serde_json::from_slice(&std::fs::read(entry.join("meta.json")).unwrap()).unwrap();
-    (output, meta)
+    let entry = support::store::entry(dir, &key).unwrap();
+    assert_eq!(entry.task, task);
+    (
+        support::store::output(dir, &entry),
+        support::store::meta_of(dir, node),
+    )
 }
 
 fn expected() -> Summary {

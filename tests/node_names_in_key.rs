@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pipewright::prelude::*;
 
+mod support;
+
 #[task]
 fn whoami(ctx: &Ctx) -> String {
     format!("{}/{}", ctx.pipeline(), ctx.node())
@@ -28,14 +30,10 @@ fn statuses(run: &RunReport) -> Vec<(String, NodeStatus)> {
 
 /// The number of entries the task `task` has in the store: its directories named by a key.
 fn entries(data: &std::path::Path, task: &str) -> usize {
-    let is_key = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-    std::fs::read_dir(data.join(task))
-        .map(|dir| {
-            dir.flatten()
-                .filter(|e| e.path().is_dir() && e.file_name().to_str().is_some_and(is_key))
-                .count()
-        })
-        .unwrap_or(0)
+    support::store::entries(data)
+        .iter()
+        .filter(|e| e.task == task)
+        .count()
 }
 
 #[test]

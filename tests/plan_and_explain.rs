@@ -6,6 +6,8 @@
 use std::path::Path;
 
 use pipewright::prelude::*;
+
+mod support;
 use pipewright::{Decision, RunReason};
 use serde::{Deserialize, Serialize};
 
@@ -46,18 +48,21 @@ use v1::{evaluate, load};
 /// Rewrites what the store recorded as the last entry of node `node` of task `task`, as a
 /// build of the program with other code would have left it.
 fn edit_last_entry(data: &Path, task: &str, node: &str, edit: impl Fn(&mut serde_json::Value)) {
-    let index = data.join(task).join(".nodes");
-    for file in std::fs::read_dir(&index).unwrap() {
-        let path = file.unwrap().path();
-        let mut entry: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        if entry["node"] == node {
-            edit(&mut entry);
-            std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
-            return;
-        }
-    }
-    panic!("no last entry of node `{node}` in `{}`", index.display());
+    let conn = support::store::open(data);
+    let json: String = conn
+        .query_row(
+            "SELECT meta FROM nodes WHERE task = ?1 AND node = ?2",
+            [task, node],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("no last entry of node `{node}`: {e}"));
+    let mut entry: serde_json::Value = serde_json::from_str(&json).unwrap();
+    edit(&mut entry);
+    conn.execute(
+        "UPDATE nodes SET meta = ?3 WHERE task = ?1 AND node = ?2",
+        [task, node, &entry.to_string()],
+    )
+    .unwrap();
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub(crate) fn run_node(
         }
         outcome
     })?;
-    match store.lookup(meta.name, &key) {
+    match store.lookup_fresh(meta.name, &key) {
         Lookup::Present(entry) => Ok(entry),
         Lookup::Missing => Err(TaskError::failed(
             "the worker reported success, but its entry is not in the store",

@@ -442,7 +442,7 @@ fn read_input(
             })?,
         (None, None) => return Err(fail(format!("input node `{}` has no key", input.node))),
     };
-    let meta = match store.lookup(&input.task, &key) {
+    let meta = match store.lookup_fresh(&input.task, &key) {
         Lookup::Present(meta) => meta,
         Lookup::Missing => {
             return Err(fail(format!(

@@ -352,7 +352,7 @@ impl<'a> Submission<'a> {
                         },
                         ..Details::default()
                     };
-                    match store.lookup(node.task.meta().name, &key) {
+                    match store.lookup_fresh(node.task.meta().name, &key) {
                         Lookup::Present(meta) => {
                             details.output_digest = Some(meta.output_digest());
                             details.entry = Some(meta);
