@@ -378,6 +378,37 @@ fn trivial_nodes(c: &mut Criterion, scratch: &Scratch) {
         check();
         b.iter_custom(|iters| timed(iters, || (), |()| in_memory.run(&p).expect("the run")));
     });
+    // The floor of a store that writes a file per node: each of the same 1,000 outputs
+    // encoded, written to a file of its own in a new directory and renamed into place, on
+    // two threads as the runs have.
+    group.bench_function("file_per_node", |b| {
+        b.iter_custom(|iters| {
+            timed(
+                iters,
+                || {
+                    let dir = scratch.fresh("files");
+                    fs::create_dir_all(&dir).expect("a directory");
+                    dir
+                },
+                |dir| {
+                    std::thread::scope(|s| {
+                        for half in 0..THREADS as u64 {
+                            let dir = &dir;
+                            s.spawn(move || {
+                                for i in (half..TRIVIAL_NODES as u64).step_by(THREADS) {
+                                    let bytes = Bincode::encode(&i).expect("encodes");
+                                    let tmp = dir.join(format!(".tmp-{i}"));
+                                    fs::write(&tmp, &bytes).expect("a write");
+                                    fs::rename(&tmp, dir.join(format!("{i}.bin")))
+                                        .expect("a rename");
+                                }
+                            });
+                        }
+                    });
+                },
+            )
+        });
+    });
     // The same, each node in a worker process of its own: spawn, load, run, store.
     group.bench_function("process", |b| {
         check();

@@ -408,9 +408,11 @@ impl Store {
     /// digest is checked when it is read. An entry that looks damaged is looked at again
     /// under the key's lock, as a replacement in progress can look damaged from outside it.
     ///
-    /// The first lookup of a task in a run reads the entries each of its nodes wrote last;
-    /// a key that is not among them is missing, as far as this lookup goes. Where another
-    /// process may have committed it since, ask [`lookup_fresh`](Self::lookup_fresh).
+    /// The first lookup of a task in a run reads the entries each of its nodes wrote last,
+    /// which later lookups find in memory; a key that is not among them is looked up in the
+    /// index. An entry found in memory may have been replaced or removed by another process
+    /// since (its output is still checked when read); where that matters, ask
+    /// [`lookup_fresh`](Self::lookup_fresh).
     pub(crate) fn lookup(&self, task: &str, key: &str) -> Lookup {
         match self.lookup_once(task, key, false) {
             Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, true)),
@@ -456,10 +458,9 @@ impl Store {
                     Err(e) => return Lookup::Damaged(e.to_string()),
                 }
             }
-            return match known.get(key) {
-                Some(entry) => Self::present(task, entry.clone()),
-                None => Lookup::Missing,
-            };
+            if let Some(entry) = known.get(key) {
+                return Self::present(task, entry.clone());
+            }
         }
         match index.get(key) {
             Ok(None) => {
