@@ -403,8 +403,8 @@ impl Runner {
     /// pipeline cannot run: a task whose name another registered task has, or a parameter
     /// that does not survive encoding (which `pipeline!` cannot refuse when it adds the node).
     fn flags(&self, pipeline: &Pipeline) -> Result<Flags> {
-        for node in pipeline.nodes.iter() {
-            crate::registry::check_unique(node.task.meta())?;
+        for node in pipeline.all_nodes() {
+            crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
         let find = |name: &String| {
