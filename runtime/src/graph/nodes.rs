@@ -342,3 +342,42 @@ impl<'a> Node<'a> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use crate::graph::{NodeId, Pipeline};
+
+    /// The key components of node `id`, and those its task computes on its own, as a
+    /// worker does.
+    fn both(p: &Pipeline, id: NodeId) -> (crate::key::Components, crate::key::Components) {
+        let node = p.node_at(id);
+        let names = crate::key::Names {
+            pipeline: p.name(),
+            node: node.name(),
+        };
+        let kept = node.components(p.name(), Vec::new()).unwrap();
+        let asked = node.task().components(names, Vec::new()).unwrap();
+        (kept, asked)
+    }
+
+    #[test]
+    fn a_value_keeps_the_encoding_its_task_would_hash() {
+        let mut b = Pipeline::builder("values");
+        let set = b.value("set", HashSet::from([3u32, 1, 2])).unwrap();
+        let text = b.value("text", "abc".to_owned()).unwrap();
+        let p = b.build();
+        for id in [set.id(), text.id()] {
+            // Kept when the node was added, not asked of the task.
+            assert_ne!(p.nodes.flags[id.index()] & super::PARAMS_KEPT, 0);
+            let (kept, asked) = both(&p, id);
+            assert_eq!(kept.params.len(), 1);
+            assert_eq!(kept, asked);
+            assert_eq!(kept.key(), asked.key());
+        }
+        // The value's encoding is the task's, as workers and records decode it.
+        let bytes = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("abc").unwrap();
+        assert_eq!(p.node_at(text.id()).params(), bytes.as_slice());
+    }
+}
