@@ -65,9 +65,9 @@ pub(crate) fn explain(
     let Some(store) = store else {
         return explanation;
     };
-    let node = &pipeline.nodes[id.index()];
-    let meta = node.task.meta();
-    let Some(last) = store.last_entry(meta.name, &node.name) else {
+    let node = &pipeline.node_at(id);
+    let meta = node.task().meta();
+    let Some(last) = store.last_entry(meta.name, node.name()) else {
         explanation.changes.push(format!(
             "no entry of task `{}` was ever written for this node",
             meta.name
@@ -76,7 +76,7 @@ pub(crate) fn explain(
     };
     let changes = &mut explanation.changes;
 
-    if last.fingerprint != hex(&crate::key::fingerprint(meta, node.task.output_type())) {
+    if last.fingerprint != hex(&crate::key::fingerprint(meta, node.task().output_type())) {
         let version = meta.version.map(str::to_owned);
         if last.version != version {
             changes.push(format!(
@@ -89,7 +89,7 @@ pub(crate) fn explain(
         }
     }
 
-    let params = node.task.params_json();
+    let params = node.task().params_json();
     if let Ok(components) = node.components(pipeline.name(), Vec::new()) {
         for (name, digest) in components.param_hex() {
             match last.param_digests.iter().find(|p| p.name == name) {
@@ -110,10 +110,7 @@ pub(crate) fn explain(
     }
 
     for (i, spec) in meta.inputs.iter().enumerate() {
-        let wired: Vec<NodeId> = match &node.wires[i] {
-            crate::graph::Wire::One(up) => vec![*up],
-            crate::graph::Wire::Many(ups) => ups.clone(),
-        };
+        let wired: Vec<NodeId> = node.wire(i).ids().to_vec();
         let now: Option<Vec<String>> = wired
             .iter()
             .map(|up| digests[up.index()].map(|d| hex(&d)))
@@ -132,7 +129,7 @@ pub(crate) fn explain(
     }
 
     if changes.is_empty() && !matches!(planned.decision, Decision::Pending { .. }) {
-        note_unexplained(&last, node.task.codec(), changes);
+        note_unexplained(&last, node.task().codec(), changes);
         if changes.is_empty() && meta.names_in_key {
             changes.push(format!(
                 "task `{}` takes `&Ctx`, so its key holds the pipeline's name (now `{}`), which \

@@ -1,29 +1,24 @@
 //! The typed graph: [`Builder`] adds nodes and returns [`Handle`]s, [`Pipeline`] is the
-//! finished graph (a `petgraph` DAG) that a [`Runner`](crate::Runner) executes.
+//! finished graph that a [`Runner`](crate::Runner) executes, its nodes kept in flat vectors
+//! ([`Nodes`]).
 
 use std::any::type_name;
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use petgraph::Direction;
-use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::{Dfs, Reversed};
-
-use crate::erased::ErasedTask;
 use crate::error::Result;
-use crate::hash::HashError;
-use crate::key::{Components, Digest, Names};
 use crate::task::{NodeNames, Task, TaskMeta};
 
 mod builder;
+mod nodes;
 mod rebuild;
 mod value;
 
 pub use builder::Builder;
 use builder::Refused;
+pub(crate) use nodes::{Node, Nodes, Wire};
 
 /// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
 static NEXT_PIPELINE_ID: AtomicU64 = AtomicU64::new(1);
@@ -33,6 +28,11 @@ static NEXT_PIPELINE_ID: AtomicU64 = AtomicU64::new(1);
 pub struct NodeId(pub(crate) u32);
 
 impl NodeId {
+    /// The node at index `i` (below `u32::MAX`, as every node's is).
+    pub(crate) fn at(i: usize) -> NodeId {
+        NodeId(i as u32)
+    }
+
     /// The node's index in the order nodes were added (a topological order).
     pub fn index(self) -> usize {
         self.0 as usize
@@ -137,77 +137,14 @@ impl<T: Task> fmt::Debug for Bound<T> {
     }
 }
 
-/// The wiring of one input argument inside a pipeline.
-#[derive(Debug, Clone)]
-pub(crate) enum Wire {
-    One(NodeId),
-    Many(Vec<NodeId>),
-}
-
-impl Wire {
-    /// The nodes the input reads, in order.
-    pub(crate) fn ids(&self) -> &[NodeId] {
-        match self {
-            Wire::One(id) => std::slice::from_ref(id),
-            Wire::Many(ids) => ids,
-        }
-    }
-}
-
-/// One node of a pipeline.
-pub(crate) struct Node {
-    pub(crate) name: Arc<str>,
-    pub(crate) task: Arc<dyn ErasedTask>,
-    /// The task's parameters encoded with the default codec: what a worker process, or a
-    /// pipeline rebuilt from a run record, makes the task from.
-    pub(crate) params: Box<[u8]>,
-    pub(crate) wires: Vec<Wire>,
-    /// Distinct upstream nodes, in first-use order.
-    pub(crate) upstream: Vec<NodeId>,
-    /// Distinct downstream nodes.
-    pub(crate) downstream: Vec<NodeId>,
-    /// Whether each upstream node is read by one input only, so that the inputs, in
-    /// argument order, are `upstream` itself.
-    pub(crate) distinct_inputs: bool,
-}
-
-impl Node {
-    /// The key components of this node of pipeline `pipeline`, on inputs with the given
-    /// output digests.
-    pub(crate) fn components(
-        &self,
-        pipeline: &str,
-        inputs: Vec<Vec<Digest>>,
-    ) -> Result<Components, HashError> {
-        let names = Names {
-            pipeline,
-            node: &self.name,
-        };
-        self.task.components(names, inputs)
-    }
-
-    /// The output digests of this node's inputs, in argument order.
-    pub(crate) fn input_digests(&self, digest: impl Fn(NodeId) -> Digest) -> Vec<Vec<Digest>> {
-        self.wires
-            .iter()
-            .map(|wire| match wire {
-                Wire::One(id) => vec![digest(*id)],
-                Wire::Many(ids) => ids.iter().map(|id| digest(*id)).collect(),
-            })
-            .collect()
-    }
-}
-
 /// A finished graph of tasks, ready to run. Made by `pipeline!` or [`Pipeline::builder`].
 pub struct Pipeline {
     id: u64,
-    name: Arc<str>,
-    graph: DiGraph<(), ()>,
-    /// Shared with the reports of runs, which read the nodes' names and tasks from it.
-    pub(crate) nodes: Arc<[Node]>,
-    /// What the tasks' contexts read their names from.
+    /// The pipeline's and the nodes' names, shared with the tasks' contexts and the reports
+    /// of runs.
     pub(crate) names: Arc<NodeNames>,
-    index: Arc<HashMap<Arc<str>, NodeId>>,
+    /// Shared with the reports of runs, which read the nodes' tasks from it.
+    pub(crate) nodes: Arc<Nodes>,
     /// The first parameter `pipeline!` added that does not survive encoding.
     refused: Option<Refused>,
 }
@@ -220,7 +157,7 @@ impl Pipeline {
 
     /// The pipeline's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.names.pipeline
     }
 
     /// The number of nodes.
@@ -230,17 +167,17 @@ impl Pipeline {
 
     /// Whether the pipeline has no node.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.nodes.len() == 0
     }
 
     /// The node named `name`, if any.
     pub fn node(&self, name: &str) -> Option<NodeId> {
-        self.index.get(name).copied()
+        self.nodes.find(&self.names, name)
     }
 
     /// Every node's name, in the order the nodes were added.
     pub fn node_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.nodes.iter().map(|n| &*n.name)
+        self.names.iter()
     }
 
     /// The name of node `id`.
@@ -249,7 +186,7 @@ impl Pipeline {
     ///
     /// If `id` is not a node of this pipeline.
     pub fn node_name(&self, id: NodeId) -> &str {
-        &self.nodes[id.index()].name
+        self.names.get(id.index())
     }
 
     /// The name of the task node `id` runs.
@@ -258,7 +195,7 @@ impl Pipeline {
     ///
     /// If `id` is not a node of this pipeline.
     pub fn task_of(&self, id: NodeId) -> &'static TaskMeta {
-        self.nodes[id.index()].task.meta()
+        self.node_at(id).task().meta()
     }
 
     /// The distinct nodes whose outputs node `id` consumes, in argument order.
@@ -267,7 +204,7 @@ impl Pipeline {
     ///
     /// If `id` is not a node of this pipeline.
     pub fn parents(&self, id: NodeId) -> &[NodeId] {
-        &self.nodes[id.index()].upstream
+        self.node_at(id).upstream()
     }
 
     /// The nodes that consume the output of node `id`.
@@ -276,17 +213,13 @@ impl Pipeline {
     ///
     /// If `id` is not a node of this pipeline.
     pub fn children(&self, id: NodeId) -> &[NodeId] {
-        &self.nodes[id.index()].downstream
+        self.node_at(id).downstream()
     }
 
     /// The nodes in a topological order: every node after all of its parents.
     pub fn topological_order(&self) -> Vec<NodeId> {
-        // Handles only point to earlier nodes, so the graph is acyclic by construction.
-        petgraph::algo::toposort(&self.graph, None)
-            .unwrap_or_else(|cycle| unreachable!("a pipeline has no cycle: {cycle:?}"))
-            .into_iter()
-            .map(|i| NodeId(i.index() as u32))
-            .collect()
+        // A handle only points to a node added before it, so the order of addition is one.
+        (0..self.nodes.len()).map(NodeId::at).collect()
     }
 
     /// `target` and every node it depends on, directly or not, in topological order.
@@ -295,55 +228,70 @@ impl Pipeline {
     ///
     /// If `target` is not a node of this pipeline.
     pub fn ancestors(&self, target: NodeId) -> Vec<NodeId> {
-        let reversed = Reversed(&self.graph);
-        let mut dfs = Dfs::new(reversed, NodeIndex::new(target.index()));
+        // Parents come before their children, so one pass from `target` down finds them all.
+        let mut wanted = vec![false; target.index() + 1];
+        wanted[target.index()] = true;
         let mut found = Vec::new();
-        while let Some(i) = dfs.next(reversed) {
-            found.push(NodeId(i.index() as u32));
+        for i in (0..=target.index()).rev() {
+            if wanted[i] {
+                found.push(NodeId::at(i));
+                for up in self.node_at(NodeId::at(i)).upstream() {
+                    wanted[up.index()] = true;
+                }
+            }
         }
-        found.sort_unstable();
+        found.reverse();
         found
     }
 
     /// The nodes no other node consumes.
     pub fn sinks(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.graph
-            .externals(Direction::Outgoing)
-            .map(|i| NodeId(i.index() as u32))
+        self.all_nodes()
+            .filter(|node| node.downstream().is_empty())
+            .map(|node| node.id())
     }
 
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
-    /// Whether the pipeline can run: [`Error::LossyParam`] if `pipeline!` added a parameter
-    /// that does not survive encoding.
+    /// Node `id`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not a node of this pipeline.
+    pub(crate) fn node_at(&self, id: NodeId) -> Node<'_> {
+        self.nodes.at(&self.names, id)
+    }
+
+    /// Every node, in the order they were added.
+    pub(crate) fn all_nodes(&self) -> impl ExactSizeIterator<Item = Node<'_>> + '_ {
+        self.nodes.iter(&self.names)
+    }
+
+    /// Whether the pipeline can run: [`Error::LossyParam`](crate::Error::LossyParam) if
+    /// `pipeline!` added a parameter that does not survive encoding.
     pub(crate) fn check_params(&self) -> Result<()> {
         match &self.refused {
             Some(refused) => Err(refused.error()),
             None => Ok(()),
         }
     }
-
-    /// The index of nodes by name, shared with the reports of runs.
-    pub(crate) fn index(&self) -> &Arc<HashMap<Arc<str>, NodeId>> {
-        &self.index
-    }
 }
 
 impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Nodes<'a>(&'a [Node]);
-        impl fmt::Debug for Nodes<'_> {
+        struct Params<'a>(&'a Pipeline);
+        impl fmt::Debug for Params<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_map()
-                    .entries(self.0.iter().map(|n| (&n.name, n.task.params())))
+                    .entries(self.0.all_nodes().map(|n| (n.name(), n.task().params())))
                     .finish()
             }
         }
         f.debug_struct("Pipeline")
-            .field("name", &self.name)
-            .field("nodes", &Nodes(&self.nodes))
+            .field("name", &self.name())
+            .field("nodes", &Params(self))
             .finish()
     }
 }

@@ -102,6 +102,7 @@ mod param;
 pub(crate) use fields::field_digests;
 #[cfg(test)]
 use fields::fields;
+pub(crate) use param::{Kept, encode_whole, keeping};
 pub use param::{ParamLoss, encode_param};
 
 #[cfg(test)]

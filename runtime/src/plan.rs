@@ -118,15 +118,15 @@ pub(crate) fn plan(
 ) -> Result<(Plan, Vec<Option<Digest>>)> {
     let mut digests: Vec<Option<Digest>> = vec![None; pipeline.len()];
     let mut nodes = Vec::with_capacity(pipeline.len());
-    for (i, node) in pipeline.nodes.iter().enumerate() {
-        let meta = node.task.meta();
+    for (i, node) in pipeline.all_nodes().enumerate() {
+        let meta = node.task().meta();
         let decision = match store {
             None => Decision::Run {
                 key: None,
                 reason: RunReason::InMemory,
             },
             Some(store) => match node
-                .upstream
+                .upstream()
                 .iter()
                 .find(|up| digests[up.index()].is_none())
             {
@@ -138,7 +138,7 @@ pub(crate) fn plan(
                     let components =
                         node.components(pipeline.name(), inputs).map_err(|source| {
                             Error::Params {
-                                node: node.name.to_string(),
+                                node: node.name().to_string(),
                                 source,
                             }
                         })?;
@@ -149,7 +149,7 @@ pub(crate) fn plan(
                         repair: false,
                         fresh: false,
                     };
-                    match decide(store, meta, &node.name, &key, check) {
+                    match decide(store, meta, node.name(), &key, check) {
                         Ok(entry) => {
                             digests[i] = Some(entry.digest);
                             Decision::Fresh { key }
@@ -163,7 +163,7 @@ pub(crate) fn plan(
             },
         };
         nodes.push(PlannedNode {
-            node: node.name.to_string(),
+            node: node.name().to_string(),
             task: meta.name,
             decision,
         });

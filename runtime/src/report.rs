@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::cache::Store;
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::graph::{Handle, Node, NodeId, Pipeline};
+use crate::graph::{self, Handle, NodeId, Pipeline};
 use crate::plan::RunReason;
-use crate::task::TaskError;
+use crate::task::{NodeNames, TaskError};
 
 mod open;
 mod outcome;
@@ -59,8 +59,11 @@ impl fmt::Display for NodeStatus {
 
 /// The nodes a report is about: those of the pipeline that ran, or those of a recorded run.
 enum Nodes {
-    Pipeline(Arc<[Node]>),
-    Recorded(Vec<RecordedNode>),
+    Pipeline(Arc<NodeNames>, Arc<graph::Nodes>),
+    Recorded {
+        nodes: Vec<RecordedNode>,
+        index: HashMap<Arc<str>, NodeId>,
+    },
 }
 
 /// A node of a recorded run.
@@ -71,17 +74,25 @@ pub(crate) struct RecordedNode {
 }
 
 impl Nodes {
-    fn name(&self, i: usize) -> &Arc<str> {
+    fn name(&self, i: usize) -> &str {
         match self {
-            Nodes::Pipeline(nodes) => &nodes[i].name,
-            Nodes::Recorded(nodes) => &nodes[i].name,
+            Nodes::Pipeline(names, _) => names.get(i),
+            Nodes::Recorded { nodes, .. } => &nodes[i].name,
         }
     }
 
-    fn task(&self, i: usize) -> Option<&Arc<dyn ErasedTask>> {
+    fn task(&self, i: usize) -> Option<&dyn ErasedTask> {
         match self {
-            Nodes::Pipeline(nodes) => Some(&nodes[i].task),
-            Nodes::Recorded(nodes) => nodes[i].task.as_ref(),
+            Nodes::Pipeline(names, nodes) => Some(nodes.at(names, NodeId::at(i)).task()),
+            Nodes::Recorded { nodes, .. } => nodes[i].task.as_deref(),
+        }
+    }
+
+    /// The node named `name`, if any.
+    fn find(&self, name: &str) -> Option<NodeId> {
+        match self {
+            Nodes::Pipeline(names, nodes) => nodes.find(names, name),
+            Nodes::Recorded { index, .. } => index.get(name).copied(),
         }
     }
 }
@@ -151,7 +162,7 @@ impl<'r> NodeReport<'r> {
     pub fn failed_upstream(&self) -> Option<&'r str> {
         let outcome = self.outcome;
         (outcome.status == NodeStatus::UpstreamFailed && outcome.failed_upstream != NO_NODE)
-            .then(|| &**self.report.nodes.name(outcome.failed_upstream as usize))
+            .then(|| self.report.nodes.name(outcome.failed_upstream as usize))
     }
 
     /// The node key its output is stored under, in hex, if it has one.
@@ -202,7 +213,6 @@ pub struct RunReport {
     /// Each node's outcome, in the pipeline's order.
     outcomes: Vec<NodeOutcome>,
     store: Option<Store>,
-    index: Arc<HashMap<Arc<str>, NodeId>>,
     elapsed: Duration,
     run_dir: Option<PathBuf>,
     cancelled: bool,
@@ -227,10 +237,9 @@ impl RunReport {
         RunReport {
             pipeline,
             pipeline_id: 0,
-            nodes: Nodes::Recorded(nodes),
+            nodes: Nodes::Recorded { nodes, index },
             outcomes,
             store: Some(store),
-            index: Arc::new(index),
             elapsed,
             run_dir: Some(run_dir),
             cancelled,
@@ -247,8 +256,7 @@ impl RunReport {
         RunReport {
             pipeline: pipeline.name().to_owned(),
             pipeline_id: pipeline.id(),
-            index: pipeline.index().clone(),
-            nodes: Nodes::Pipeline(pipeline.nodes.clone()),
+            nodes: Nodes::Pipeline(pipeline.names.clone(), pipeline.nodes.clone()),
             outcomes,
             store,
             elapsed,
@@ -304,13 +312,10 @@ impl RunReport {
     }
 
     fn id(&self, name: &str) -> Result<NodeId> {
-        self.index
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::UnknownNode {
-                pipeline: self.pipeline.clone(),
-                node: name.to_owned(),
-            })
+        self.nodes.find(name).ok_or_else(|| Error::UnknownNode {
+            pipeline: self.pipeline.clone(),
+            node: name.to_owned(),
+        })
     }
 
     fn output<T: 'static>(&self, id: NodeId) -> Result<&T> {
@@ -387,7 +392,7 @@ impl RunReport {
 
     /// The outcome of the node named `name`, if there is one.
     pub fn node(&self, name: &str) -> Option<NodeReport<'_>> {
-        self.index.get(name).map(|id| self.report_of(id.index()))
+        self.nodes.find(name).map(|id| self.report_of(id.index()))
     }
 
     /// Every node's outcome, in the pipeline's order.

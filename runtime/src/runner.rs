@@ -408,8 +408,8 @@ impl Runner {
         if let Some(store) = &self.store {
             store.check()?;
         }
-        for node in pipeline.nodes.iter() {
-            crate::registry::check_unique(node.task.meta())?;
+        for node in pipeline.all_nodes() {
+            crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
         let find = |name: &String| {

@@ -61,12 +61,14 @@ pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync 
     /// as its own type, with its `PartialEq` where it has one, and puts their encodings one
     /// after the other, as the codec encodes a struct; by default, `Self` is checked as one
     /// value.
+    ///
+    /// Where it checks the parameters one by one, with `encode_param`, in argument order, a
+    /// pipeline keeps the canonical encodings that check makes for the node's key, whose
+    /// digests must then be those of `__param_digests`; by default, it keeps none, and the
+    /// key asks `__param_digests`.
     #[doc(hidden)]
     fn __encode_params(&self) -> Result<Vec<u8>, (&'static str, ParamLoss)> {
-        let mut out = Vec::new();
-        crate::hash::encode_param(self, |_, _| None, &mut out)
-            .map_err(|loss| (type_name::<Self>(), loss))?;
-        Ok(out)
+        crate::hash::encode_whole(self).map_err(|loss| (type_name::<Self>(), loss))
     }
 }
 

@@ -83,21 +83,21 @@ impl Job {
     /// key's lock itself, and its memory is not limited.
     pub(crate) fn new(
         pipeline: &Pipeline,
-        node: &Node,
+        node: &Node<'_>,
         data_dir: PathBuf,
         key: Option<String>,
         inputs: Vec<Vec<InputRef>>,
         replace: bool,
         status: PathBuf,
     ) -> Job {
-        let meta = node.task.meta();
+        let meta = node.task().meta();
         Job {
             data_dir,
             pipeline: pipeline.name().to_owned(),
-            node: node.name.to_string(),
+            node: node.name().to_string(),
             task: meta.name.to_owned(),
-            fingerprint: hex(&crate::key::fingerprint(meta, node.task.output_type())),
-            params: hex_bytes(&node.params),
+            fingerprint: hex(&crate::key::fingerprint(meta, node.task().output_type())),
+            params: hex_bytes(node.params()),
             key,
             lock: true,
             inputs,
@@ -119,11 +119,10 @@ impl Job {
 /// gives each upstream node's key, or else the status file of the worker that will know it.
 pub(crate) fn input_refs<E>(
     pipeline: &Pipeline,
-    node: &Node,
+    node: &Node<'_>,
     mut locate: impl FnMut(NodeId) -> Result<(Option<String>, Option<PathBuf>), E>,
 ) -> Result<Vec<Vec<InputRef>>, E> {
-    node.wires
-        .iter()
+    node.wires()
         .map(|wire| {
             wire.ids()
                 .iter()
@@ -131,7 +130,7 @@ pub(crate) fn input_refs<E>(
                     let (key, status) = locate(up)?;
                     Ok(InputRef {
                         node: pipeline.node_name(up).to_owned(),
-                        task: pipeline.nodes[up.index()].task.meta().name.to_owned(),
+                        task: pipeline.node_at(up).task().meta().name.to_owned(),
                         key,
                         status,
                     })
@@ -388,10 +387,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
         return Ok(true);
     }
 
-    let names = Arc::new(NodeNames {
-        pipeline: Arc::from(job.pipeline.as_str()),
-        nodes: Box::new([Arc::from(job.node.as_str())]),
-    });
+    let names = Arc::new(NodeNames::one(&job.pipeline, &job.node));
     let timeout = job.timeout_secs.map(Duration::from_secs_f64);
     let entry = NewEntry {
         task: &*task,
@@ -495,7 +491,7 @@ mod tests {
         b.add("answer", Bound::new(Answer { base: 0 }, Vec::new()))
             .unwrap();
         let p = b.build();
-        let node = &p.nodes[0];
+        let node = &p.node_at(NodeId::at(0));
         Job::new(
             &p,
             node,

@@ -1,22 +1,20 @@
 //! [`Builder`]: a pipeline added to node by node, its names and parameters checked.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use petgraph::graph::{DiGraph, NodeIndex};
-
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::hash::ParamLoss;
+use crate::hash::{ParamLoss, keeping};
 use crate::task::{NodeNames, Task};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::nodes::{Nodes, WireEnd};
 use super::value::Constant;
-use super::{Bound, Handle, NEXT_PIPELINE_ID, Node, NodeId, Pipeline, Slot, Wire};
+use super::{Bound, Handle, NEXT_PIPELINE_ID, NodeId, Pipeline, Slot, Wire};
 
 /// Builds a [`Pipeline`] node by node, at run time: the typed API that `pipeline!` expands to.
 ///
@@ -52,10 +50,11 @@ use super::{Bound, Handle, NEXT_PIPELINE_ID, Node, NodeId, Pipeline, Slot, Wire}
 /// ```
 pub struct Builder {
     id: u64,
-    name: Arc<str>,
-    graph: DiGraph<(), ()>,
-    nodes: Vec<Node>,
-    index: HashMap<Arc<str>, NodeId>,
+    names: NodeNames,
+    nodes: Nodes,
+    /// Per node, the last node that found it among its inputs, plus one: how a node's
+    /// distinct upstream nodes are found.
+    seen: Vec<u32>,
     /// The first parameter `pipeline!` added that does not survive encoding; the pipeline
     /// refuses to run with it.
     refused: Option<Refused>,
@@ -85,10 +84,9 @@ impl Builder {
     pub(super) fn new(name: String) -> Self {
         Builder {
             id: NEXT_PIPELINE_ID.fetch_add(1, Ordering::Relaxed),
-            name: name.into(),
-            graph: DiGraph::new(),
-            nodes: Vec::new(),
-            index: HashMap::new(),
+            names: NodeNames::new(name.into()),
+            nodes: Nodes::default(),
+            seen: Vec::new(),
             refused: None,
         }
     }
@@ -109,35 +107,74 @@ impl Builder {
     ) -> Result<Handle<T::Output>> {
         crate::registry::check_unique(&T::META)?;
         let name = name.into();
-        let params = match encode_params(&bound.task) {
+        self.add_bound(&name, bound, None)
+    }
+
+    /// Adds a node running `bound`: encodes its parameters, keeping their canonical
+    /// encodings for its key, then checks its wires and its name. A parameter that does not
+    /// survive encoding is an error, or, given `refused`, is kept there to refuse the
+    /// pipeline when it runs, and the node has no parameters.
+    fn add_bound<T: Task>(
+        &mut self,
+        name: &str,
+        bound: Bound<T>,
+        refused: Option<&mut Option<Refused>>,
+    ) -> Result<Handle<T::Output>> {
+        let kept_before = self.nodes.kept.ends.len();
+        let encoded = keeping(&mut self.nodes.kept, || bound.task.__encode_params());
+        let mut kept = self.nodes.kept.ends.len() - kept_before == T::META.params.len()
+            && !self.nodes.kept.whole;
+        let params = match encoded {
             Ok(params) => params,
             Err((param, loss)) => {
-                return Err(Refused {
-                    node: name,
+                kept = false;
+                let why = Refused {
+                    node: name.to_owned(),
                     task: T::META.name,
                     param,
                     loss,
+                };
+                match refused {
+                    Some(refused) => {
+                        refused.get_or_insert(why);
+                        Vec::new()
+                    }
+                    None => {
+                        self.nodes.kept.truncate(kept_before);
+                        return Err(why.error());
+                    }
                 }
-                .error());
             }
         };
-        self.add_encoded(name, bound, params)
-    }
-
-    /// Adds a node whose parameters are encoded as `params`, without the check that the
-    /// task's name is its own.
-    fn add_encoded<T: Task>(
-        &mut self,
-        name: String,
-        bound: Bound<T>,
-        params: Box<[u8]>,
-    ) -> Result<Handle<T::Output>> {
-        let wires = bound
-            .slots
-            .iter()
-            .map(|slot| self.wire(&name, slot))
-            .collect::<Result<Vec<_>>>()?;
-        let id = self.add_node(name, Arc::new(bound.task), params, wires)?;
+        if !kept {
+            // Not one encoding per parameter: the key asks the task for its digests.
+            self.nodes.kept.truncate(kept_before);
+        }
+        let checked = self
+            .check_slots(name, &bound.slots)
+            .and_then(|()| self.check_new(name));
+        let hash = match checked {
+            Ok(hash) => hash,
+            Err(error) => {
+                self.nodes.kept.truncate(kept_before);
+                return Err(error);
+            }
+        };
+        for slot in &bound.slots {
+            let many = match slot {
+                Slot::One(_, id) => {
+                    self.nodes.wired.push(*id);
+                    false
+                }
+                Slot::Many(handles) => {
+                    self.nodes.wired.extend(handles.iter().map(|(_, id)| *id));
+                    true
+                }
+            };
+            let end = self.nodes.wired.len();
+            self.nodes.wires.push(WireEnd { end, many });
+        }
+        let id = self.push(name, hash, Arc::new(bound.task), &params, kept);
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -145,59 +182,81 @@ impl Builder {
         })
     }
 
-    /// Adds a node running `task`, whose parameters are encoded as `params`, with its inputs
-    /// wired as `wires` (whose nodes exist).
-    pub(crate) fn add_node(
-        &mut self,
-        name: String,
-        task: Arc<dyn ErasedTask>,
-        params: Box<[u8]>,
-        wires: Vec<Wire>,
-    ) -> Result<NodeId> {
-        check_node_name(&name)?;
-        if self.index.contains_key(name.as_str()) {
+    /// Checks that every handle wired in `slots` is one of this pipeline's.
+    fn check_slots(&self, node: &str, slots: &[Slot]) -> Result<()> {
+        let ours = slots.iter().all(|slot| match slot {
+            Slot::One(pipeline, _) => *pipeline == self.id,
+            Slot::Many(handles) => handles.iter().all(|(pipeline, _)| *pipeline == self.id),
+        });
+        if ours {
+            Ok(())
+        } else {
+            Err(Error::ForeignHandle {
+                node: node.to_owned(),
+                pipeline: self.names.pipeline.to_string(),
+            })
+        }
+    }
+
+    /// Checks that `name` can name one more node; returns its hash in the index.
+    fn check_new(&self, name: &str) -> Result<u64> {
+        check_node_name(name)?;
+        let (hash, new) = self.nodes.is_new(&self.names, name);
+        if !new {
             return Err(Error::DuplicateNode {
-                pipeline: self.name.to_string(),
-                node: name,
+                pipeline: self.names.pipeline.to_string(),
+                node: name.to_owned(),
             });
         }
-        // Distinct upstream nodes in first-use order.
-        let mut seen = std::collections::HashSet::new();
-        let upstream: Vec<NodeId> = wires
-            .iter()
-            .flat_map(|wire| match wire {
-                Wire::One(id) => std::slice::from_ref(id),
-                Wire::Many(ids) => ids.as_slice(),
-            })
-            .copied()
-            .filter(|id| seen.insert(*id))
-            .collect();
-        let distinct_inputs =
-            wires.iter().map(|wire| wire.ids().len()).sum::<usize>() == upstream.len();
-
-        let index = self.graph.add_node(());
-        let id = NodeId(u32::try_from(index.index()).map_err(|_| Error::TooManyNodes)?);
-        for up in &upstream {
-            self.graph.add_edge(NodeIndex::new(up.index()), index, ());
-            self.nodes[up.index()].downstream.push(id);
+        // Node indices stay below `u32::MAX`: see `Nodes::close`.
+        if self.nodes.len() >= u32::MAX as usize {
+            return Err(Error::TooManyNodes);
         }
-        let name: Arc<str> = name.into();
-        self.index.insert(name.clone(), id);
-        self.nodes.push(Node {
-            name,
-            task,
-            params,
-            wires,
-            upstream,
-            downstream: Vec::new(),
-            distinct_inputs,
-        });
-        Ok(id)
+        Ok(hash)
+    }
+
+    /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose wires
+    /// are pushed, running `task` with parameters encoded as `params`.
+    fn push(
+        &mut self,
+        name: &str,
+        hash: u64,
+        task: Arc<dyn ErasedTask>,
+        params: &[u8],
+        params_kept: bool,
+    ) -> NodeId {
+        let id = NodeId::at(self.nodes.len());
+        self.names.push(name);
+        self.nodes.index(&self.names, id, hash);
+        self.nodes.tasks.push(task);
+        self.nodes.params.extend_from_slice(params);
+        self.nodes.close(params_kept, &mut self.seen);
+        id
+    }
+
+    /// Adds a node running `task`, whose parameters are encoded as `params`, with its inputs
+    /// wired as `wires` (whose nodes exist), without the check that the task's name is its
+    /// own; its key asks the task for its parameters' digests.
+    pub(crate) fn add_node(
+        &mut self,
+        name: &str,
+        task: Arc<dyn ErasedTask>,
+        params: &[u8],
+        wires: &[Wire<'_>],
+    ) -> Result<NodeId> {
+        let hash = self.check_new(name)?;
+        for wire in wires {
+            self.nodes.wired.extend_from_slice(wire.ids());
+            let end = self.nodes.wired.len();
+            let many = matches!(wire, Wire::Many(_));
+            self.nodes.wires.push(WireEnd { end, many });
+        }
+        Ok(self.push(name, hash, task, params, false))
     }
 
     /// The node named `name`, if it was added.
     pub(crate) fn node(&self, name: &str) -> Option<NodeId> {
-        self.index.get(name).copied()
+        self.nodes.find(&self.names, name)
     }
 
     /// Adds a node whose name `pipeline!` has already checked to be new and valid. A task
@@ -206,16 +265,10 @@ impl Builder {
     /// is refused when it is run, planned or explained.
     #[doc(hidden)]
     pub fn __add_checked<T: Task>(&mut self, name: &str, bound: Bound<T>) -> Handle<T::Output> {
-        let params = encode_params(&bound.task).unwrap_or_else(|(param, loss)| {
-            self.refused.get_or_insert(Refused {
-                node: name.to_owned(),
-                task: T::META.name,
-                param,
-                loss,
-            });
-            Box::default()
-        });
-        match self.add_encoded(name.to_owned(), bound, params) {
+        let mut refused = self.refused.take();
+        let added = self.add_bound(name, bound, Some(&mut refused));
+        self.refused = refused;
+        match added {
             Ok(handle) => handle,
             // Names are checked when `pipeline!` compiles; a handle of another pipeline in a
             // parameter expression is the one mistake left to find here.
@@ -277,25 +330,6 @@ impl Builder {
         self.__add_checked(name, Bound::new(Constant { value }, Vec::new()))
     }
 
-    fn wire(&self, node: &str, slot: &Slot) -> Result<Wire> {
-        let check = |(pipeline, id): (u64, NodeId)| {
-            if pipeline == self.id {
-                Ok(id)
-            } else {
-                Err(Error::ForeignHandle {
-                    node: node.to_owned(),
-                    pipeline: self.name.to_string(),
-                })
-            }
-        };
-        Ok(match slot {
-            Slot::One(p, id) => Wire::One(check((*p, *id))?),
-            Slot::Many(handles) => {
-                Wire::Many(handles.iter().map(|h| check(*h)).collect::<Result<_>>()?)
-            }
-        })
-    }
-
     /// The number of nodes added so far.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -303,22 +337,17 @@ impl Builder {
 
     /// Whether no node has been added yet.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.nodes.len() == 0
     }
 
     /// Finishes the graph. Handles only refer to nodes added before, so it has no cycle.
-    pub fn build(self) -> Pipeline {
-        let names = Arc::new(NodeNames {
-            pipeline: self.name.clone(),
-            nodes: self.nodes.iter().map(|node| node.name.clone()).collect(),
-        });
+    pub fn build(mut self) -> Pipeline {
+        self.nodes.finish();
+        self.names.shrink_to_fit();
         Pipeline {
             id: self.id,
-            name: self.name,
-            graph: self.graph,
-            nodes: self.nodes.into(),
-            names,
-            index: Arc::new(self.index),
+            names: Arc::new(self.names),
+            nodes: Arc::new(self.nodes),
             refused: self.refused,
         }
     }
@@ -327,16 +356,10 @@ impl Builder {
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("name", &self.name)
+            .field("name", &self.names.pipeline)
             .field("nodes", &self.nodes.len())
             .finish()
     }
-}
-
-/// The parameters of `task` encoded with the default codec, each checked to survive it; the
-/// parameter refused first otherwise, with why.
-fn encode_params<T: Task>(task: &T) -> Result<Box<[u8]>, (&'static str, ParamLoss)> {
-    task.__encode_params().map(Vec::into_boxed_slice)
 }
 
 /// The longest node name accepted, in bytes.

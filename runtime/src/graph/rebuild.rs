@@ -70,7 +70,7 @@ impl Pipeline {
                     specs.len()
                 )));
             }
-            let mut wires = Vec::with_capacity(node.inputs.len());
+            let mut wired = Vec::with_capacity(node.inputs.len());
             for (input, spec) in node.inputs.iter().zip(specs) {
                 let ids = input
                     .nodes
@@ -85,19 +85,23 @@ impl Pipeline {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let gathered = spec.kind == InputKind::Many;
-                wires.push(match (gathered, ids.as_slice()) {
-                    (true, _) => Wire::Many(ids),
-                    (false, [id]) => Wire::One(*id),
-                    (false, _) => {
-                        return Err(mismatch(format!(
-                            "input `{}` of node `{}` takes one node, but {} are recorded",
-                            spec.name,
-                            node.name,
-                            ids.len()
-                        )));
-                    }
-                });
+                if !gathered && ids.len() != 1 {
+                    return Err(mismatch(format!(
+                        "input `{}` of node `{}` takes one node, but {} are recorded",
+                        spec.name,
+                        node.name,
+                        ids.len()
+                    )));
+                }
+                wired.push((gathered, ids));
             }
+            let wires: Vec<Wire<'_>> = wired
+                .iter()
+                .map(|(gathered, ids)| match (gathered, ids.as_slice()) {
+                    (false, [id]) => Wire::One(id),
+                    _ => Wire::Many(ids),
+                })
+                .collect();
             if let Some(recorded) = &node.key {
                 let inputs = node
                     .inputs
@@ -135,7 +139,7 @@ impl Pipeline {
                     )));
                 }
             }
-            builder.add_node(node.name.clone(), task, params.into(), wires)?;
+            builder.add_node(&node.name, task, &params, &wires)?;
         }
         Ok(builder.build())
     }

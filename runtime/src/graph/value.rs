@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
 use crate::task::{Ctx, Inputs, Resources, Task, TaskError, TaskMeta, TaskMetaFields};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -42,5 +43,18 @@ where
 
     fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<T, TaskError> {
         Ok(self.value.clone())
+    }
+
+    // The one parameter is hashed and checked as its own type, as `#[task]` does, so that
+    // the node's key keeps its canonical encoding. The codec writes a struct as its fields,
+    // so the value's encoding is the task's.
+    fn __param_digests(&self) -> Result<Vec<(&'static str, [u8; 32])>, HashError> {
+        Ok(vec![("value", canonical_digest(&self.value)?)])
+    }
+
+    fn __encode_params(&self) -> Result<Vec<u8>, (&'static str, ParamLoss)> {
+        let mut out = Vec::new();
+        encode_param(&self.value, |_, _| None, &mut out).map_err(|loss| ("value", loss))?;
+        Ok(out)
     }
 }

@@ -1,6 +1,8 @@
-//! The check that a parameter survives the codec, which the key depends on.
+//! The check that a parameter survives the codec, which the key depends on, and the
+//! canonical encodings it makes, kept for the key ([`Kept`]).
 
-use std::fmt;
+use std::cell::Cell;
+use std::{fmt, mem};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +55,76 @@ fn shown(value: &dyn fmt::Debug) -> String {
     }
 }
 
+/// The canonical encodings of parameters, kept as [`encode_param`] checks them on a thread
+/// that is [`keeping`] them: a node's key hashes them, so each parameter is encoded
+/// canonically once, when its node is added.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    /// The encodings, one after the other.
+    pub(crate) bytes: Vec<u8>,
+    /// Where each encoding ends in `bytes`.
+    pub(crate) ends: Vec<usize>,
+    /// Set when a task's parameters were checked as one value ([`encode_whole`]), not one
+    /// by one: what was kept, if anything, is not the key's.
+    pub(crate) whole: bool,
+}
+
+impl Kept {
+    /// The encoding of parameter `i`.
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j]);
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// Forgets every parameter from the `len`-th on.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.ends.truncate(len);
+        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+}
+
+thread_local! {
+    /// Where [`encode_param`] keeps the canonical encodings it makes, while [`keeping`].
+    static KEEPING: Cell<Option<Kept>> = const { Cell::new(None) };
+}
+
+/// Puts a [`Kept`] taken from [`KEEPING`] back when dropped, even if a `Serialize` impl
+/// panics.
+struct PutBack(Option<Kept>);
+
+impl Drop for PutBack {
+    fn drop(&mut self) {
+        if let Some(kept) = self.0.take() {
+            KEEPING.with(|cell| cell.set(Some(kept)));
+        }
+    }
+}
+
+/// Calls `f` with the [`Kept`] of this thread, if it is keeping: taken out for the call, so
+/// that a parameter encoded inside another one's `Serialize` impl is not kept.
+fn with_kept<R>(f: impl FnOnce(Option<&mut Kept>) -> R) -> R {
+    let mut taken = PutBack(KEEPING.with(Cell::take));
+    f(taken.0.as_mut())
+}
+
+/// Runs `f`, appending to `kept` the canonical encoding of each parameter that
+/// [`encode_param`] checks on this thread meanwhile, and clearing [`Kept::whole`] first.
+pub(crate) fn keeping<R>(kept: &mut Kept, f: impl FnOnce() -> R) -> R {
+    /// Takes the kept encodings back into `kept` when dropped.
+    struct TakeBack<'a>(&'a mut Kept);
+    impl Drop for TakeBack<'_> {
+        fn drop(&mut self) {
+            if let Some(kept) = KEEPING.with(Cell::take) {
+                *self.0 = kept;
+            }
+        }
+    }
+    kept.whole = false;
+    KEEPING.with(|cell| cell.set(Some(mem::take(kept))));
+    let _back = TakeBack(kept);
+    f()
+}
+
 /// Appends `value`'s encoding with the default codec to `out`, once it has checked that
 /// `value` survives the trip: it decodes from its encoding, and the rebuilt value equals it
 /// and has its canonical hash.
@@ -70,23 +142,42 @@ pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug>(
     eq: impl Fn(&T, &T) -> Option<bool>,
     out: &mut Vec<u8>,
 ) -> Result<(), ParamLoss> {
-    let start = out.len();
-    let encoded = DefaultCodec::encode_into(value, out);
-    let bytes = &out[start..];
-    let checked = encoded
-        .map_err(|e| ParamLoss::Encode(codec_reason(e)))
-        .and_then(|()| check_rebuilt(value, bytes, eq));
-    if checked.is_err() {
-        out.truncate(start);
-    }
-    checked
+    with_kept(|kept| {
+        let start = out.len();
+        let encoded = DefaultCodec::encode_into(value, out);
+        let bytes = &out[start..];
+        let checked = encoded
+            .map_err(|e| ParamLoss::Encode(codec_reason(e)))
+            .and_then(|()| check_rebuilt(value, bytes, eq, kept));
+        if checked.is_err() {
+            out.truncate(start);
+        }
+        checked
+    })
 }
 
-/// Checks that `value`, encoded as `bytes`, is rebuilt from them intact.
+/// [`encode_param`] for a task whose parameters are checked as one value, `task` itself;
+/// marks the [`Kept`] of this thread, if it is keeping, as [`whole`](Kept::whole).
+pub(crate) fn encode_whole<T: Serialize + DeserializeOwned + fmt::Debug>(
+    task: &T,
+) -> Result<Vec<u8>, ParamLoss> {
+    with_kept(|kept| {
+        if let Some(kept) = kept {
+            kept.whole = true;
+        }
+        let mut out = Vec::new();
+        encode_param(task, |_, _| None, &mut out)?;
+        Ok(out)
+    })
+}
+
+/// Checks that `value`, encoded as `bytes`, is rebuilt from them intact; appends its
+/// canonical encoding to `kept`, if given.
 fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
     value: &T,
     bytes: &[u8],
     eq: impl Fn(&T, &T) -> Option<bool>,
+    kept: Option<&mut Kept>,
 ) -> Result<(), ParamLoss> {
     let rebuilt: T = DefaultCodec::decode(bytes).map_err(|e| {
         let mut reason = codec_reason(e);
@@ -98,28 +189,58 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
         }
         ParamLoss::Decode(reason)
     })?;
-    let mut original = Out::with_capacity(bytes.len() + 16);
-    encode(value, &mut original).map_err(ParamLoss::Hash)?;
-    let mut again = Out::with_capacity(original.bytes.len());
-    encode(&rebuilt, &mut again).map_err(ParamLoss::Hash)?;
+    // Both canonical encodings are written one after the other, after those kept before.
+    let mut kept = kept;
+    let mut out = match kept.as_deref_mut() {
+        Some(kept) => Out {
+            bytes: mem::take(&mut kept.bytes),
+            sorted: false,
+        },
+        None => Out::with_capacity(2 * bytes.len() + 32),
+    };
+    let start = out.bytes.len();
+    let checked = compare(value, &rebuilt, eq, &mut out);
+    out.bytes.truncate(*checked.as_ref().unwrap_or(&start));
+    if let Some(kept) = kept {
+        kept.bytes = out.bytes;
+        if let Ok(end) = checked {
+            kept.ends.push(end);
+        }
+    }
+    checked.map(drop)
+}
+
+/// Compares `value` with `rebuilt`, and their canonical encodings, which it appends to
+/// `out`; returns where the first ends.
+fn compare<T: Serialize + fmt::Debug>(
+    value: &T,
+    rebuilt: &T,
+    eq: impl Fn(&T, &T) -> Option<bool>,
+    out: &mut Out,
+) -> Result<usize, ParamLoss> {
+    let start = out.bytes.len();
+    encode(value, out).map_err(ParamLoss::Hash)?;
+    let mid = out.bytes.len();
+    let sorted = out.sorted;
+    encode(rebuilt, out).map_err(ParamLoss::Hash)?;
     let changed = || ParamLoss::Changed {
         original: shown(value),
-        rebuilt: shown(&rebuilt),
+        rebuilt: shown(rebuilt),
     };
-    match eq(value, &rebuilt) {
+    match eq(value, rebuilt) {
         Some(true) => {}
         Some(false) if eq(value, value) == Some(true) => return Err(changed()),
         // No `PartialEq`, or a value unequal to itself.
         _ => {
-            if !original.sorted && format!("{value:?}") != format!("{rebuilt:?}") {
+            if !sorted && format!("{value:?}") != format!("{rebuilt:?}") {
                 return Err(changed());
             }
         }
     }
-    if original.bytes != again.bytes {
+    if out.bytes[start..mid] != out.bytes[mid..] {
         return Err(ParamLoss::HashChanged);
     }
-    Ok(())
+    Ok(mid)
 }
 
 /// The codec's own words for why it failed.

@@ -40,10 +40,7 @@ fn store(name: &str) -> Store {
 }
 
 fn ctx() -> Ctx {
-    let names = Arc::new(NodeNames {
-        pipeline: Arc::from("p"),
-        nodes: Box::new([Arc::from("n")]),
-    });
+    let names = Arc::new(NodeNames::one("p", "n"));
     Ctx::new(names, Arc::new(AtomicBool::new(false)))
 }
 

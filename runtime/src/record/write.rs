@@ -59,17 +59,15 @@ impl RunDir {
         fs::create_dir(&dir)
             .map_err(|e| StoreError::new("cannot create the run directory", &dir, e))?;
         let nodes = pipeline
-            .nodes
-            .iter()
+            .all_nodes()
             .map(|node| NodeRecord {
-                name: node.name.to_string(),
-                task: node.task.meta().name.to_owned(),
-                params: node.task.params_json(),
-                encoded_params: Some(hex_bytes(&node.params)),
+                name: node.name().to_string(),
+                task: node.task().meta().name.to_owned(),
+                params: node.task().params_json(),
+                encoded_params: Some(hex_bytes(node.params())),
                 inputs: node
-                    .wires
-                    .iter()
-                    .zip(node.task.meta().inputs)
+                    .wires()
+                    .zip(node.task().meta().inputs)
                     .map(|(wire, spec)| InputRecord {
                         name: spec.name.to_owned(),
                         gathered: matches!(wire, Wire::Many(_)),
@@ -83,7 +81,7 @@ impl RunDir {
                     })
                     .collect(),
                 parents: node
-                    .upstream
+                    .upstream()
                     .iter()
                     .map(|id| pipeline.node_name(*id).to_owned())
                     .collect(),

@@ -340,15 +340,13 @@ impl GraphView {
 
     fn with_states(pipeline: &Pipeline, mut node: impl FnMut(&str, &str) -> NodeView) -> Self {
         let nodes = pipeline
-            .nodes
-            .iter()
-            .map(|n| node(&n.name, n.task.meta().name))
+            .all_nodes()
+            .map(|n| node(n.name(), n.task().meta().name))
             .collect();
         let edges = pipeline
-            .nodes
-            .iter()
+            .all_nodes()
             .enumerate()
-            .flat_map(|(i, n)| n.upstream.iter().map(move |up| (up.index(), i)))
+            .flat_map(|(i, n)| n.upstream().iter().map(move |up| (up.index(), i)))
             .collect();
         GraphView {
             pipeline: pipeline.name().to_owned(),

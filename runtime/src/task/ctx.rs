@@ -12,10 +12,63 @@ const TEST_NAME: &str = "test";
 /// The names a running task can ask for: its pipeline's and its node's, by node index.
 /// One table per pipeline, shared by its runs, so that a task's context names its node
 /// without a reference count of its own.
-#[derive(Debug)]
+/// The node names are one text, each ending where `ends` says: the only copy of them, which
+/// the pipeline reads too.
+#[derive(Debug, Default)]
 pub(crate) struct NodeNames {
     pub(crate) pipeline: Arc<str>,
-    pub(crate) nodes: Box<[Arc<str>]>,
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl NodeNames {
+    /// No node names yet, in the pipeline named `pipeline`.
+    pub(crate) fn new(pipeline: Arc<str>) -> Self {
+        NodeNames {
+            pipeline,
+            text: String::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// The names of one node, `node`, of the pipeline named `pipeline`.
+    pub(crate) fn one(pipeline: &str, node: &str) -> Self {
+        let mut names = NodeNames::new(Arc::from(pipeline));
+        names.push(node);
+        names
+    }
+
+    /// Adds the name of the next node.
+    pub(crate) fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+    }
+
+    /// The name of node `i`.
+    ///
+    /// # Panics
+    ///
+    /// If there is no node `i`.
+    pub(crate) fn get(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j]);
+        &self.text[start..self.ends[i]]
+    }
+
+    /// The number of names.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Every name, in node order.
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Frees the room kept for more names.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
 }
 
 /// What a task can ask about the run it is part of; take it as a `&Ctx` argument.
@@ -110,10 +163,7 @@ impl Ctx {
     /// assert!(label(&3, &Ctx::for_test("sales").with_cancelled(true)).is_err());
     /// ```
     pub fn for_test(node: &str) -> Self {
-        let names = NodeNames {
-            pipeline: Arc::from(TEST_NAME),
-            nodes: Box::new([Arc::from(node)]),
-        };
+        let names = NodeNames::one(TEST_NAME, node);
         let mut ctx = Ctx::new(Arc::new(names), Arc::new(AtomicBool::new(false)));
         ctx.task = TEST_NAME;
         ctx
@@ -121,10 +171,7 @@ impl Ctx {
 
     /// This context, in a pipeline named `pipeline`.
     pub fn with_pipeline(mut self, pipeline: &str) -> Self {
-        self.names = Arc::new(NodeNames {
-            pipeline: Arc::from(pipeline),
-            nodes: Box::new([Arc::from(self.node())]),
-        });
+        self.names = Arc::new(NodeNames::one(pipeline, self.node()));
         self.node = 0;
         self
     }
@@ -210,7 +257,7 @@ impl Ctx {
     /// a `&Ctx` holds its node's and its pipeline's names: two nodes of one task, with the
     /// same parameters and inputs, each get their own entry.
     pub fn node(&self) -> &str {
-        &self.names.nodes[self.node]
+        self.names.get(self.node)
     }
 }
 

@@ -115,9 +115,9 @@ impl<'p> Run<'p> {
 
     /// The values of `node`'s inputs, read from the store where they are not in memory.
     #[inline]
-    pub(super) fn gather(&self, node: &Node) -> Result<Gathered, TaskError> {
-        let mut inputs = Gathered::with_capacity(node.wires.len());
-        for wire in &node.wires {
+    pub(super) fn gather(&self, node: &Node<'_>) -> Result<Gathered, TaskError> {
+        let mut inputs = Gathered::with_capacity(node.wires().len());
+        for wire in node.wires() {
             inputs.push(match wire {
                 Wire::One(up) => InputValues::One(self.obtain(*up)?),
                 Wire::Many(ups) => {
@@ -135,8 +135,8 @@ impl<'p> Run<'p> {
     /// The values of the inputs of `node`, whose inputs read distinct nodes, each released
     /// as it is taken: the last consumer of an output takes it instead of sharing it.
     #[inline]
-    pub(super) fn take_inputs(&self, node: &Node) -> Result<Gathered, TaskError> {
-        let mut inputs = Gathered::with_capacity(node.wires.len());
+    pub(super) fn take_inputs(&self, node: &Node<'_>) -> Result<Gathered, TaskError> {
+        let mut inputs = Gathered::with_capacity(node.wires().len());
         let mut missing = None;
         let mut take = |up: NodeId| {
             let value = self.take(up);
@@ -145,7 +145,7 @@ impl<'p> Run<'p> {
             }
             value
         };
-        for wire in &node.wires {
+        for wire in node.wires() {
             match wire {
                 Wire::One(up) => {
                     if let Some(value) = take(*up) {
@@ -210,7 +210,7 @@ impl<'p> Run<'p> {
 
     /// The output digests of `node`'s inputs as they stand.
     #[inline]
-    pub(super) fn input_digests(&self, node: &Node) -> Vec<Vec<Digest>> {
+    pub(super) fn input_digests(&self, node: &Node<'_>) -> Vec<Vec<Digest>> {
         node.input_digests(|up| {
             lock(&self.cells[up.index()].slot)
                 .stored
@@ -234,7 +234,7 @@ impl<'p> Run<'p> {
             ..
         } = outcome;
         if let Some(progress) = self.settings.progress {
-            progress.settled(&self.pipeline.nodes[id.index()].name, status);
+            progress.settled(self.pipeline.node_at(id).name(), status);
         }
         let cell = &self.cells[id.index()];
         // Read after the run, or by another thread only once it has read the status.

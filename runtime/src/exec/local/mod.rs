@@ -114,12 +114,15 @@ fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -
             .collect(),
         settings,
         cells: pipeline
-            .nodes
-            .iter()
+            .all_nodes()
             .map(|node| {
-                let consumers = node.downstream.iter().filter(|d| needed[d.index()]).count() as u32;
+                let consumers = node
+                    .downstream()
+                    .iter()
+                    .filter(|d| needed[d.index()])
+                    .count() as u32;
                 Cell {
-                    pending: AtomicU32::new(node.upstream.len() as u32),
+                    pending: AtomicU32::new(node.upstream().len() as u32),
                     failed_upstream: AtomicU32::new(NONE),
                     status: AtomicU8::new(UNSETTLED),
                     worker: AtomicU32::new(NO_WORKER),
@@ -139,10 +142,9 @@ fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -
         loaded: Condvar::new(),
     };
     let roots = pipeline
-        .nodes
-        .iter()
+        .all_nodes()
         .enumerate()
-        .filter(|(i, node)| node.upstream.is_empty() && run.settings.needed[*i])
+        .filter(|(i, node)| node.upstream().is_empty() && run.settings.needed[*i])
         .map(|(i, _)| NodeId(i as u32));
 
     let run_ref = &run;
@@ -219,13 +221,13 @@ impl<'p> Run<'p> {
         worker: u32,
         ctx: &mut Ctx,
     ) -> (u64, Option<Handoff>) {
-        let node = &self.pipeline.nodes[id.index()];
-        let meta = node.task.meta();
+        let node = &self.pipeline.node_at(id);
+        let meta = node.task().meta();
         let span = tracing::info_span!(
             target: "pipewright",
             parent: self.span,
             "node",
-            node = %node.name,
+            node = %node.name(),
             task = %meta.name,
         );
         let _entered = span.enter();
@@ -338,15 +340,14 @@ impl<'p> Run<'p> {
             return None;
         }
         let needed = self.settings.needed;
-        let to = *self.pipeline.nodes[id.index()]
-            .downstream
+        let to = *self
+            .pipeline
+            .node_at(id)
+            .downstream()
             .iter()
             .find(|d| needed[d.index()])?;
-        matches!(
-            self.pipeline.nodes[to.index()].wires.as_slice(),
-            [Wire::One(_)]
-        )
-        .then_some(to)
+        let mut wires = self.pipeline.node_at(to).wires();
+        matches!((wires.next(), wires.next()), (Some(Wire::One(_)), None)).then_some(to)
     }
 
     /// Runs `node` on inputs held in memory and returns its output. The inputs are
@@ -354,13 +355,13 @@ impl<'p> Run<'p> {
     fn run_in_memory(
         &self,
         id: NodeId,
-        node: &Node,
+        node: &Node<'_>,
         input: Option<Arc<Value>>,
         ctx: &mut Ctx,
     ) -> Result<Arc<Value>, TaskError> {
         let inputs = if let Some(input) = input {
             smallvec::smallvec![InputValues::One(input)]
-        } else if node.distinct_inputs {
+        } else if node.distinct_inputs() {
             self.take_inputs(node)?
         } else {
             let inputs = self.gather(node);
@@ -375,22 +376,22 @@ impl<'p> Run<'p> {
     fn invoke(
         &self,
         id: NodeId,
-        node: &Node,
+        node: &Node<'_>,
         inputs: &[InputValues],
         pending: Option<&Pending>,
         ctx: &mut Ctx,
     ) -> Result<Arc<Value>, TaskError> {
         if let Some(progress) = self.settings.progress {
-            progress.started(&node.name);
+            progress.started(node.name());
         }
-        let meta = node.task.meta();
+        let meta = node.task().meta();
         let work_dir = pending.map(Pending::work_dir);
         ctx.set_node(meta.name, id.index(), work_dir.clone());
         if meta.retries == 0 && meta.timeout.is_none() {
             // One attempt, without a deadline: what `attempts` would make of it.
             tracing::debug!(target: "pipewright", attempt = 1, "started");
             ctx.set_attempt(None, 1);
-            return call(&*node.task, inputs, ctx);
+            return call(node.task(), inputs, ctx);
         }
         self.retries(node).run(|attempt| {
             // Each attempt starts from an empty work directory.
@@ -399,14 +400,14 @@ impl<'p> Run<'p> {
             {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            compute::attempt(&*node.task, inputs, ctx, attempt, meta.timeout)
+            compute::attempt(node.task(), inputs, ctx, attempt, meta.timeout)
         })
     }
 
     /// When the attempts at `node` stop.
-    fn retries<'a>(&'a self, node: &Node) -> Retries<'a> {
+    fn retries<'a>(&'a self, node: &Node<'_>) -> Retries<'a> {
         Retries {
-            retries: node.task.meta().retries,
+            retries: node.task().meta().retries,
             stop: &self.stop,
             halt: Some(&self.halt),
         }
@@ -420,12 +421,12 @@ impl<'p> Run<'p> {
     /// Tells the upstream nodes of `id` that it is done with their outputs, and drops each
     /// output whose last consumer this was, unless it is kept.
     fn release_inputs(&self, id: NodeId) {
-        self.release(&self.pipeline.nodes[id.index()]);
+        self.release(&self.pipeline.node_at(id));
     }
 
     /// [`release_inputs`](Self::release_inputs) of `node`.
-    fn release(&self, node: &Node) {
-        for up in &node.upstream {
+    fn release(&self, node: &Node<'_>) {
+        for up in node.upstream() {
             drop(self.take(*up));
         }
     }
@@ -441,7 +442,7 @@ impl<'p> Run<'p> {
         let mut done = id;
         loop {
             let failed = !self.status(done).is_success();
-            for &child in &self.pipeline.nodes[done.index()].downstream {
+            for &child in self.pipeline.node_at(done).downstream() {
                 if !self.settings.needed[child.index()] {
                     continue;
                 }
@@ -492,7 +493,7 @@ impl<'p> Run<'p> {
         tracing::warn!(
             target: "pipewright",
             parent: self.span,
-            node = %self.pipeline.nodes[id.index()].name,
+            node = %self.pipeline.node_at(id).name(),
             upstream = %self.pipeline.node_name(upstream),
             "not run: upstream failed"
         );

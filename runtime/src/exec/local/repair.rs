@@ -98,8 +98,8 @@ impl<'p> Run<'p> {
                         None => match self.read_stored(store, id)? {
                             Ok(value) => value,
                             Err(why) => {
-                                let node = &self.pipeline.nodes[id.index()];
-                                wanted.extend(node.upstream.iter().copied());
+                                let node = &self.pipeline.node_at(id);
+                                wanted.extend(node.upstream().iter().copied());
                                 damaged.insert(id, why);
                                 continue;
                             }
@@ -115,12 +115,12 @@ impl<'p> Run<'p> {
         // How many of the damaged nodes read each output.
         let mut readers = HashMap::<NodeId, u32>::new();
         for id in damaged.keys() {
-            for up in &self.pipeline.nodes[id.index()].upstream {
+            for up in self.pipeline.node_at(*id).upstream() {
                 *readers.entry(*up).or_default() += 1;
             }
         }
         for (id, why) in damaged {
-            let node = &self.pipeline.nodes[id.index()];
+            let node = &self.pipeline.node_at(id);
             let value = {
                 // Each input was read or recomputed above: it is upstream of this node.
                 let input = |up: &NodeId| {
@@ -131,8 +131,8 @@ impl<'p> Run<'p> {
                         ))
                     })
                 };
-                let mut inputs = Gathered::with_capacity(node.wires.len());
-                for wire in &node.wires {
+                let mut inputs = Gathered::with_capacity(node.wires().len());
+                for wire in node.wires() {
                     inputs.push(match wire {
                         Wire::One(up) => InputValues::One(input(up)?),
                         Wire::Many(ups) => {
@@ -142,7 +142,7 @@ impl<'p> Run<'p> {
                 }
                 self.repair(id, node, &inputs, store, why)?
             };
-            for up in &node.upstream {
+            for up in node.upstream() {
                 let left = readers.get_mut(up).map(|n| {
                     *n -= 1;
                     *n
@@ -170,13 +170,13 @@ impl<'p> Run<'p> {
         store: &Store,
         id: NodeId,
     ) -> Result<Result<Arc<Value>, String>, TaskError> {
-        let node = &self.pipeline.nodes[id.index()];
+        let node = &self.pipeline.node_at(id);
         // Only a node whose damaged entry was computed again here can have settled so.
         match self.status(id) {
             NodeStatus::Failed => {
                 return Err(TaskError::failed(format!(
                     "the entry of `{}` was damaged, and computing it again failed",
-                    node.name
+                    node.name()
                 )));
             }
             NodeStatus::Cancelled => return Err(TaskError::Cancelled),
@@ -189,11 +189,14 @@ impl<'p> Run<'p> {
         let Some(entry) = entry else {
             return Err(TaskError::failed(format!(
                 "the output of `{}` is neither in memory nor stored",
-                node.name
+                node.name()
             )));
         };
         let loaded = store.read_verified(&entry).and_then(|output| {
-            let value = node.task.decode(&output.bytes).map_err(|e| e.to_string())?;
+            let value = node
+                .task()
+                .decode(&output.bytes)
+                .map_err(|e| e.to_string())?;
             if let Some(now) = output.replaced {
                 // Replaced meanwhile: its consumers' keys take the output they read.
                 self.set_entry(id, now);
@@ -203,7 +206,7 @@ impl<'p> Run<'p> {
         if let Err(why) = &loaded {
             tracing::warn!(
                 target: "pipewright",
-                node = %node.name,
+                node = %node.name(),
                 "damaged cache entry ({why}); recomputing it"
             );
             store.remove_damaged(&entry.task, &entry.key, Some(&entry));
@@ -217,7 +220,7 @@ impl<'p> Run<'p> {
     pub(super) fn repair(
         &self,
         id: NodeId,
-        node: &Node,
+        node: &Node<'_>,
         inputs: &[InputValues],
         store: &Store,
         why: String,
@@ -226,8 +229,8 @@ impl<'p> Run<'p> {
             target: "pipewright",
             parent: self.span,
             "node",
-            node = %node.name,
-            task = %node.task.meta().name,
+            node = %node.name(),
+            task = %node.task().meta().name,
         );
         let _entered = span.enter();
         let start = self.clock();
@@ -276,7 +279,7 @@ impl<'p> Run<'p> {
                 tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
                 let message = format!(
                     "the entry of `{}` was damaged, and computing it again failed: {error}",
-                    node.name
+                    node.name()
                 );
                 details.backtrace = matches!(error, TaskError::Panicked(_))
                     .then(crate::backtrace::take_backtrace)

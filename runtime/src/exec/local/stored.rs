@@ -25,8 +25,13 @@ pub(super) enum Done {
 impl<'p> Run<'p> {
     /// The work on one node with a store: decide from its key whether its entry can be
     /// used, else run it.
-    pub(super) fn work(&self, id: NodeId, node: &Node, store: &Store) -> Result<Done, TaskError> {
-        let meta = node.task.meta();
+    pub(super) fn work(
+        &self,
+        id: NodeId,
+        node: &Node<'_>,
+        store: &Store,
+    ) -> Result<Done, TaskError> {
+        let meta = node.task().meta();
         let forced = self.settings.forced[id.index()];
         let verify = self.settings.keep[id.index()];
         let check = Check {
@@ -35,14 +40,14 @@ impl<'p> Run<'p> {
             repair: true,
             fresh: false,
         };
-        let use_entry = |key: &str| decide(store, meta, &node.name, key, check);
+        let use_entry = |key: &str| decide(store, meta, node.name(), key, check);
         // Under the key's lock: an entry another process committed meanwhile is found.
         let use_entry_now = |key: &str| {
             let check = Check {
                 fresh: true,
                 ..check
             };
-            decide(store, meta, &node.name, key, check)
+            decide(store, meta, node.name(), key, check)
         };
 
         let mut digests = self.input_digests(node);
@@ -107,7 +112,7 @@ impl<'p> Run<'p> {
     /// What the key of `node` is made of, on inputs with output digests `digests`.
     pub(super) fn components(
         &self,
-        node: &Node,
+        node: &Node<'_>,
         digests: &[Vec<Digest>],
     ) -> Result<Components, TaskError> {
         node.components(self.pipeline.name(), digests.to_vec())
@@ -118,17 +123,17 @@ impl<'p> Run<'p> {
     /// already there; kept unless its task is not cached.
     pub(super) fn new_entry<'a>(
         &self,
-        node: &'a Node,
+        node: &'a Node<'a>,
         key: &'a str,
         components: &'a Components,
     ) -> NewEntry<'a> {
         NewEntry {
-            task: &*node.task,
-            node: &node.name,
+            task: node.task(),
+            node: node.name(),
             input_nodes: self.input_names(node),
             key,
             components,
-            keep: node.task.meta().cache,
+            keep: node.task().meta().cache,
         }
     }
 
@@ -137,7 +142,7 @@ impl<'p> Run<'p> {
     pub(super) fn compute(
         &self,
         id: NodeId,
-        node: &Node,
+        node: &Node<'_>,
         inputs: &[InputValues],
         store: &Store,
         entry: NewEntry<'_>,
@@ -148,9 +153,8 @@ impl<'p> Run<'p> {
     }
 
     /// The names of the nodes each input argument of `node` reads.
-    pub(super) fn input_names(&self, node: &Node) -> Vec<Vec<String>> {
-        node.wires
-            .iter()
+    pub(super) fn input_names(&self, node: &Node<'_>) -> Vec<Vec<String>> {
+        node.wires()
             .map(|wire| match wire {
                 Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
                 Wire::Many(ids) => ids
@@ -166,7 +170,7 @@ impl<'p> Run<'p> {
     pub(super) fn run_in_child(
         &self,
         id: NodeId,
-        node: &Node,
+        node: &Node<'_>,
         store: &Store,
         key: &str,
         replace: bool,
@@ -177,12 +181,12 @@ impl<'p> Run<'p> {
             use crate::exec::worker::{Job, input_refs};
 
             if let Some(progress) = self.settings.progress {
-                progress.started(&node.name);
+                progress.started(node.name());
             }
             let run_dir = self.settings.run_dir.ok_or_else(|| {
                 TaskError::failed("the process executor needs a run directory for its jobs")
             })?;
-            let files = job_files(run_dir, &crate::text::node_file_name(&node.name))
+            let files = job_files(run_dir, &crate::text::node_file_name(node.name()))
                 .map_err(TaskError::Store)?;
             let inputs = input_refs(self.pipeline, node, |up| {
                 let slot = lock(&self.cells[up.index()].slot);
@@ -203,7 +207,7 @@ impl<'p> Run<'p> {
                 replace,
                 files.status.clone(),
             );
-            let entry = run_node(job, &files, store, node.task.meta(), &self.retries(node))?;
+            let entry = run_node(job, &files, store, node.task().meta(), &self.retries(node))?;
             self.set_entry(id, entry);
             Ok(())
         }

@@ -46,7 +46,9 @@ pub(super) fn follow(
                 let settled = files[i]
                     .as_ref()
                     .and_then(|f| JobStatus::read(&f.job.status))
-                    .map(|status| from_status(status, &pipeline.nodes[i]));
+                    .map(|status| {
+                        from_status(status, &pipeline.node_at(crate::graph::NodeId::at(i)))
+                    });
                 states[i] = settled.unwrap_or(State::Cancelled);
             }
             return;
@@ -63,7 +65,7 @@ pub(super) fn follow(
                 continue;
             };
             if let Some(status) = JobStatus::read(&node_files.job.status) {
-                states[i] = from_status(status, &pipeline.nodes[i]);
+                states[i] = from_status(status, &pipeline.node_at(crate::graph::NodeId::at(i)));
             } else {
                 let State::Open { job, ended } = &mut states[i] else {
                     continue;
@@ -96,8 +98,9 @@ pub(super) fn follow(
                 }
                 let job = job.clone();
                 states[i] = if dependency_failed {
-                    let upstream = pipeline.nodes[i]
-                        .upstream
+                    let upstream = pipeline
+                        .node_at(crate::graph::NodeId::at(i))
+                        .upstream()
                         .iter()
                         .find(|up| {
                             matches!(
@@ -105,7 +108,12 @@ pub(super) fn follow(
                                 State::Failed(_) | State::UpstreamFailed(_) | State::Cancelled
                             )
                         })
-                        .or_else(|| pipeline.nodes[i].upstream.first())
+                        .or_else(|| {
+                            pipeline
+                                .node_at(crate::graph::NodeId::at(i))
+                                .upstream()
+                                .first()
+                        })
                         .copied();
                     match upstream {
                         Some(up) => State::UpstreamFailed(up),
@@ -116,7 +124,10 @@ pub(super) fn follow(
                 };
             }
             if let (Some(progress), false) = (progress, matches!(states[i], State::Open { .. })) {
-                progress.settled(&pipeline.nodes[i].name, status_of(&states[i]));
+                progress.settled(
+                    pipeline.node_at(crate::graph::NodeId::at(i)).name(),
+                    status_of(&states[i]),
+                );
             }
         }
         let guard = stop.guard();
@@ -139,7 +150,7 @@ fn status_of(state: &State) -> NodeStatus {
 }
 
 /// The state a worker's status file gives its node.
-fn from_status(status: JobStatus, node: &crate::graph::Node) -> State {
+fn from_status(status: JobStatus, node: &crate::graph::Node<'_>) -> State {
     if status.ok {
         return match status.key {
             Some(key) => State::Stored {
@@ -149,11 +160,11 @@ fn from_status(status: JobStatus, node: &crate::graph::Node) -> State {
             },
             None => State::Failed(TaskError::failed(format!(
                 "the worker of `{}` reported an output without its key",
-                node.name
+                node.name()
             ))),
         };
     }
-    State::Failed(status.into_error(node.task.meta().timeout))
+    State::Failed(status.into_error(node.task().meta().timeout))
 }
 
 /// The error of a job that ended without a status file: from the exit code its script

@@ -127,7 +127,7 @@ impl<'a> Submission<'a> {
     fn prepare(&mut self, plan: &Plan) -> Result<Vec<ToSubmit>> {
         let pipeline = self.pipeline;
         let mut to_submit = Vec::new();
-        for (i, node) in pipeline.nodes.iter().enumerate() {
+        for (i, node) in pipeline.all_nodes().enumerate() {
             let id = NodeId(i as u32);
             if !self.settings.needed[i] {
                 self.states.push(State::NotNeeded);
@@ -147,15 +147,15 @@ impl<'a> Submission<'a> {
                     matches!(reason, RunReason::Forced | RunReason::NotCached),
                 ),
                 Decision::Pending { .. } => {
-                    (None, self.settings.forced[i] || !node.task.meta().cache)
+                    (None, self.settings.forced[i] || !node.task().meta().cache)
                 }
             };
-            let name = node_file_name(&node.name);
+            let name = node_file_name(node.name());
             let node_files = Files {
                 job: JobFiles::new(&self.jobs_dir, &name, PathBuf::new()),
                 rc: self.jobs_dir.join(format!("{name}.rc")),
             };
-            let Ok(inputs) = input_refs(pipeline, node, |up| {
+            let Ok(inputs) = input_refs(pipeline, &node, |up| {
                 let key = match &self.states[up.index()] {
                     State::Stored { key, .. } => Some(key.clone()),
                     _ => None,
@@ -167,7 +167,7 @@ impl<'a> Submission<'a> {
             });
             let job = Job::new(
                 pipeline,
-                node,
+                &node,
                 self.data_dir.clone(),
                 key,
                 inputs,
@@ -178,7 +178,7 @@ impl<'a> Submission<'a> {
             let _ = std::fs::remove_file(&node_files.job.status);
             let _ = std::fs::remove_file(&node_files.rc);
             let deps = node
-                .upstream
+                .upstream()
                 .iter()
                 .copied()
                 .filter(|up| self.files[up.index()].is_some())
@@ -197,12 +197,12 @@ impl<'a> Submission<'a> {
         let mut groups: Vec<Vec<ToSubmit>> = Vec::new();
         let mut group_of: HashMap<(&'static str, Vec<NodeId>, bool), usize> = HashMap::new();
         for (id, deps) in to_submit {
-            let node = &self.pipeline.nodes[id.index()];
+            let node = &self.pipeline.node_at(id);
             let replace = self.settings.forced[id.index()];
             let slot = self
                 .slurm
                 .arrays
-                .then(|| (node.task.meta().name, deps.clone(), replace));
+                .then(|| (node.task().meta().name, deps.clone(), replace));
             match slot.as_ref().and_then(|k| group_of.get(k)) {
                 Some(&g) => groups[g].push((id, deps)),
                 None => {
@@ -243,8 +243,8 @@ impl<'a> Submission<'a> {
                 _ => None,
             })
             .collect();
-        let first = &self.pipeline.nodes[members[0].index()];
-        let base = node_file_name(&first.name);
+        let first = self.pipeline.node_at(members[0]);
+        let base = node_file_name(first.name());
         let array = members.len() > 1;
         let script = self.slurm_dir.join(format!("{base}.sh"));
         let specs: Vec<&Path> = members
@@ -267,9 +267,9 @@ impl<'a> Submission<'a> {
             self.slurm_dir.join(format!("{base}.err"))
         };
         let job_name = if array {
-            first.task.meta().name
+            first.task().meta().name
         } else {
-            &first.name
+            first.name()
         };
         let mut sbatch = Command::new("sbatch");
         sbatch
@@ -285,7 +285,7 @@ impl<'a> Submission<'a> {
                 .arg(format!("--dependency=afterok:{}", dependency.join(":")))
                 .arg("--kill-on-invalid-dep=yes");
         }
-        sbatch.args(resource_args(first.task.meta().resources));
+        sbatch.args(resource_args(first.task().meta().resources));
         if let Some(partition) = &self.slurm.partition {
             sbatch.arg(format!("--partition={partition}"));
         }
@@ -306,7 +306,7 @@ impl<'a> Submission<'a> {
         let id = match id {
             Ok(id) => id,
             Err(why) => {
-                tracing::error!(target: "pipewright", node = %first.name, "{why}");
+                tracing::error!(target: "pipewright", node = %first.name(), "{why}");
                 for member in &members {
                     self.states[member.index()] = State::Failed(TaskError::failed(why.clone()));
                 }
@@ -329,7 +329,7 @@ impl<'a> Submission<'a> {
             self.submitted_at[member.index()] = at;
             self.states[member.index()] = State::Open { job, ended: None };
             if let Some(progress) = self.settings.progress {
-                progress.started(&self.pipeline.nodes[member.index()].name);
+                progress.started(self.pipeline.node_at(*member).name());
             }
         }
         Ok(())
@@ -339,7 +339,7 @@ impl<'a> Submission<'a> {
     fn outcomes(self, store: &Store, plan: &Plan) -> Vec<NodeOutcome> {
         let mut outcomes = Vec::with_capacity(self.states.len());
         for (i, state) in self.states.into_iter().enumerate() {
-            let node = &self.pipeline.nodes[i];
+            let node = &self.pipeline.node_at(NodeId::at(i));
             let submitted_at = self.submitted_at[i];
             let mut outcome = NodeOutcome::new(NodeStatus::NotNeeded);
             match state {
@@ -352,7 +352,7 @@ impl<'a> Submission<'a> {
                         },
                         ..Details::default()
                     };
-                    match store.lookup_fresh(node.task.meta().name, &key) {
+                    match store.lookup_fresh(node.task().meta().name, &key) {
                         Lookup::Present(meta) => {
                             details.output_digest = Some(meta.output_digest());
                             details.entry = Some(meta);

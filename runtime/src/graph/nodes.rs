@@ -1,0 +1,383 @@
+//! The nodes of a pipeline in flat vectors, one entry per node in each: every name, task,
+//! parameter and edge is kept once, and a node is an index into them ([`Node`]).
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::erased::ErasedTask;
+use crate::hash::{HashError, Kept};
+use crate::key::{Components, Digest, Names};
+use crate::task::NodeNames;
+
+use super::NodeId;
+
+/// Whether each upstream node is read by one input only, so that the inputs, in argument
+/// order, are the distinct upstream nodes themselves.
+const DISTINCT_INPUTS: u8 = 1;
+/// Whether the canonical encodings of the node's parameters were kept when it was added,
+/// one per parameter of its task, in argument order.
+const PARAMS_KEPT: u8 = 2;
+
+/// The end of one input argument's nodes in [`Nodes::wired`], and whether the argument
+/// gathers them (`&[&T]`) or takes one (`&T`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WireEnd {
+    pub(super) end: usize,
+    pub(super) many: bool,
+}
+
+/// The nodes of a pipeline, but their names ([`NodeNames`]): node `i` is entry `i` of each
+/// per-node vector, and its slice of a shared one ends at entry `i` of that one's `_end`
+/// vector (and starts where node `i - 1`'s ends).
+#[derive(Default)]
+pub(crate) struct Nodes {
+    /// The index of nodes by name (the names themselves are in [`NodeNames`]).
+    index: HashTable<NodeId>,
+    hasher: DefaultHashBuilder,
+    pub(super) tasks: Vec<Arc<dyn ErasedTask>>,
+    /// Each node's parameters encoded with the default codec, one after the other: what a
+    /// worker process, or a pipeline rebuilt from a run record, makes the task from.
+    pub(super) params: Vec<u8>,
+    pub(super) params_end: Vec<usize>,
+    /// The canonical encoding of each parameter, made when its node was added, for keys.
+    pub(super) kept: Kept,
+    /// Per node: the end of its parameters in `kept.ends`.
+    pub(super) kept_end: Vec<usize>,
+    /// The nodes each input argument reads, argument after argument.
+    pub(super) wired: Vec<NodeId>,
+    pub(super) wires: Vec<WireEnd>,
+    pub(super) wires_end: Vec<usize>,
+    /// The distinct upstream nodes of the nodes without [`DISTINCT_INPUTS`], in first-use
+    /// order (those of the others are their wired nodes).
+    pub(super) upstream: Vec<NodeId>,
+    pub(super) upstream_end: Vec<usize>,
+    /// The distinct downstream nodes, made by [`finish`](Self::finish).
+    downstream: Vec<NodeId>,
+    downstream_end: Vec<usize>,
+    pub(super) flags: Vec<u8>,
+}
+
+/// The start of node `i`'s slice of a shared vector whose ends are `ends`.
+fn start(ends: &[usize], i: usize) -> usize {
+    i.checked_sub(1).map_or(0, |j| ends[j])
+}
+
+impl Nodes {
+    /// The number of nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The node named `name`, its names being `names`.
+    pub(crate) fn find(&self, names: &NodeNames, name: &str) -> Option<NodeId> {
+        let hash = self.hasher.hash_one(name);
+        self.find_hashed(names, name, hash)
+    }
+
+    fn find_hashed(&self, names: &NodeNames, name: &str, hash: u64) -> Option<NodeId> {
+        self.index
+            .find(hash, |id| names.get(id.index()) == name)
+            .copied()
+    }
+
+    /// The hash of `name` in the index, and whether no node has that name yet.
+    pub(super) fn is_new(&self, names: &NodeNames, name: &str) -> (u64, bool) {
+        let hash = self.hasher.hash_one(name);
+        (hash, self.find_hashed(names, name, hash).is_none())
+    }
+
+    /// Indexes node `id`, whose name (in `names`) has the hash `hash`.
+    pub(super) fn index(&mut self, names: &NodeNames, id: NodeId, hash: u64) {
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, id, |id| hasher.hash_one(names.get(id.index())));
+    }
+
+    /// Where node `i`'s wired nodes start in `wired`; node `i - 1` is closed.
+    fn wired_start(&self, i: usize) -> usize {
+        match start(&self.wires_end, i) {
+            0 => 0,
+            w => self.wires[w - 1].end,
+        }
+    }
+
+    /// Closes the entries of the last node, whose task, parameters and wires were pushed:
+    /// finds its distinct upstream nodes, and notes whether the canonical encodings of its
+    /// parameters were kept. `seen` holds no entry equal to the node's index plus one.
+    pub(super) fn close(&mut self, params_kept: bool, seen: &mut Vec<u32>) {
+        let i = self.wires_end.len();
+        let first = self.wired_start(i);
+        // Node indices are below `u32::MAX`, so the mark is never 0, which no node is.
+        let mark = i as u32 + 1;
+        seen.resize(i, 0);
+        let mut distinct = true;
+        for id in &self.wired[first..] {
+            let seen = &mut seen[id.index()];
+            distinct &= *seen != mark;
+            *seen = mark;
+        }
+        if !distinct {
+            // Once more, keeping each node the first time it is met.
+            for k in first..self.wired.len() {
+                let id = self.wired[k];
+                if seen[id.index()] == mark {
+                    seen[id.index()] = 0;
+                    self.upstream.push(id);
+                }
+            }
+        }
+        self.upstream_end.push(self.upstream.len());
+        self.wires_end.push(self.wires.len());
+        self.params_end.push(self.params.len());
+        self.kept_end.push(self.kept.ends.len());
+        let kept = if params_kept { PARAMS_KEPT } else { 0 };
+        self.flags
+            .push(kept | if distinct { DISTINCT_INPUTS } else { 0 });
+    }
+
+    /// The distinct upstream nodes of node `i`, in first-use order.
+    fn upstream_of(&self, i: usize) -> &[NodeId] {
+        if self.flags[i] & DISTINCT_INPUTS != 0 {
+            &self.wired[self.wired_start(i)..self.wired_start(i + 1)]
+        } else {
+            &self.upstream[start(&self.upstream_end, i)..self.upstream_end[i]]
+        }
+    }
+
+    /// Makes the lists of downstream nodes, once every node is added, and frees the room
+    /// kept for more nodes.
+    pub(super) fn finish(&mut self) {
+        let n = self.len();
+        // `at[i]` is where node `i`'s children start, then, as they are placed, where its
+        // next child goes: in the end, where they end.
+        let mut at = vec![0usize; n + 1];
+        for i in 0..n {
+            for up in self.upstream_of(i) {
+                at[up.index() + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            at[i + 1] += at[i];
+        }
+        let mut downstream = vec![NodeId(0); at[n]];
+        for i in 0..n {
+            for up in self.upstream_of(i) {
+                downstream[at[up.index()]] = NodeId::at(i);
+                at[up.index()] += 1;
+            }
+        }
+        at.truncate(n);
+        self.downstream = downstream;
+        self.downstream_end = at;
+        self.tasks.shrink_to_fit();
+        self.params.shrink_to_fit();
+        self.params_end.shrink_to_fit();
+        self.kept.bytes.shrink_to_fit();
+        self.kept.ends.shrink_to_fit();
+        self.kept_end.shrink_to_fit();
+        self.wired.shrink_to_fit();
+        self.wires.shrink_to_fit();
+        self.wires_end.shrink_to_fit();
+        self.upstream.shrink_to_fit();
+        self.upstream_end.shrink_to_fit();
+        self.flags.shrink_to_fit();
+    }
+
+    /// Node `id`, its names being `names`.
+    pub(crate) fn at<'a>(&'a self, names: &'a NodeNames, id: NodeId) -> Node<'a> {
+        Node {
+            names,
+            nodes: self,
+            i: id.index(),
+        }
+    }
+
+    /// Every node, in the order they were added, their names being `names`.
+    pub(crate) fn iter<'a>(
+        &'a self,
+        names: &'a NodeNames,
+    ) -> impl ExactSizeIterator<Item = Node<'a>> + 'a {
+        (0..self.len()).map(move |i| Node {
+            names,
+            nodes: self,
+            i,
+        })
+    }
+}
+
+/// How one input argument of a node is wired: to one upstream node or to many.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wire<'a> {
+    One(&'a NodeId),
+    Many(&'a [NodeId]),
+}
+
+impl<'a> Wire<'a> {
+    /// The nodes the input reads, in order.
+    pub(crate) fn ids(&self) -> &'a [NodeId] {
+        match *self {
+            Wire::One(id) => std::slice::from_ref(id),
+            Wire::Many(ids) => ids,
+        }
+    }
+}
+
+/// One node of a pipeline: an index into its [`Nodes`].
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'a> {
+    names: &'a NodeNames,
+    nodes: &'a Nodes,
+    i: usize,
+}
+
+impl<'a> Node<'a> {
+    pub(crate) fn id(self) -> NodeId {
+        NodeId::at(self.i)
+    }
+
+    pub(crate) fn name(self) -> &'a str {
+        self.names.get(self.i)
+    }
+
+    pub(crate) fn task(self) -> &'a dyn ErasedTask {
+        &*self.nodes.tasks[self.i]
+    }
+
+    /// The task's parameters encoded with the default codec: what a worker process, or a
+    /// pipeline rebuilt from a run record, makes the task from.
+    pub(crate) fn params(self) -> &'a [u8] {
+        let ends = &self.nodes.params_end;
+        &self.nodes.params[start(ends, self.i)..ends[self.i]]
+    }
+
+    /// How each input argument is wired, in argument order.
+    pub(crate) fn wires(self) -> impl ExactSizeIterator<Item = Wire<'a>> + 'a {
+        let nodes = self.nodes;
+        let ends = &nodes.wires_end;
+        let first = start(ends, self.i);
+        let mut from = nodes.wired_start(self.i);
+        nodes.wires[first..ends[self.i]].iter().map(move |wire| {
+            let ids = &nodes.wired[from..wire.end];
+            from = wire.end;
+            match (wire.many, ids) {
+                (false, [id]) => Wire::One(id),
+                _ => Wire::Many(ids),
+            }
+        })
+    }
+
+    /// How input argument `i` is wired.
+    ///
+    /// # Panics
+    ///
+    /// If the task has no input argument `i`.
+    pub(crate) fn wire(self, i: usize) -> Wire<'a> {
+        self.wires()
+            .nth(i)
+            .unwrap_or_else(|| panic!("node `{}` has no input {i}", self.name()))
+    }
+
+    /// The distinct upstream nodes, in first-use order.
+    pub(crate) fn upstream(self) -> &'a [NodeId] {
+        self.nodes.upstream_of(self.i)
+    }
+
+    /// The distinct downstream nodes, in the order they were added.
+    pub(crate) fn downstream(self) -> &'a [NodeId] {
+        let ends = &self.nodes.downstream_end;
+        &self.nodes.downstream[start(ends, self.i)..ends[self.i]]
+    }
+
+    /// Whether each upstream node is read by one input only, so that the inputs, in
+    /// argument order, are [`upstream`](Self::upstream) itself.
+    pub(crate) fn distinct_inputs(self) -> bool {
+        self.nodes.flags[self.i] & DISTINCT_INPUTS != 0
+    }
+
+    /// The key components of this node of pipeline `pipeline`, on inputs with the given
+    /// output digests. The parameters' digests are those of the canonical encodings kept
+    /// when the node was added, if they were.
+    pub(crate) fn components(
+        self,
+        pipeline: &str,
+        inputs: Vec<Vec<Digest>>,
+    ) -> Result<Components, HashError> {
+        let names = Names {
+            pipeline,
+            node: self.name(),
+        };
+        let task = self.task();
+        if self.nodes.flags[self.i] & PARAMS_KEPT == 0 {
+            return task.components(names, inputs);
+        }
+        let meta = task.meta();
+        let first = start(&self.nodes.kept_end, self.i);
+        let params = meta
+            .params
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                (
+                    *name,
+                    *blake3::hash(self.nodes.kept.get(first + j)).as_bytes(),
+                )
+            })
+            .collect();
+        Ok(Components::new(
+            meta,
+            task.output_type(),
+            task.codec(),
+            names,
+            params,
+            inputs,
+        ))
+    }
+
+    /// The output digests of this node's inputs, in argument order.
+    pub(crate) fn input_digests(self, digest: impl Fn(NodeId) -> Digest) -> Vec<Vec<Digest>> {
+        self.wires()
+            .map(|wire| wire.ids().iter().map(|id| digest(*id)).collect())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use crate::graph::{NodeId, Pipeline};
+
+    /// The key components of node `id`, and those its task computes on its own, as a
+    /// worker does.
+    fn both(p: &Pipeline, id: NodeId) -> (crate::key::Components, crate::key::Components) {
+        let node = p.node_at(id);
+        let names = crate::key::Names {
+            pipeline: p.name(),
+            node: node.name(),
+        };
+        let kept = node.components(p.name(), Vec::new()).unwrap();
+        let asked = node.task().components(names, Vec::new()).unwrap();
+        (kept, asked)
+    }
+
+    #[test]
+    fn a_value_keeps_the_encoding_its_task_would_hash() {
+        let mut b = Pipeline::builder("values");
+        let set = b.value("set", HashSet::from([3u32, 1, 2])).unwrap();
+        let text = b.value("text", "abc".to_owned()).unwrap();
+        let p = b.build();
+        for id in [set.id(), text.id()] {
+            // Kept when the node was added, not asked of the task.
+            assert_ne!(p.nodes.flags[id.index()] & super::PARAMS_KEPT, 0);
+            let (kept, asked) = both(&p, id);
+            assert_eq!(kept.params.len(), 1);
+            assert_eq!(kept, asked);
+            assert_eq!(kept.key(), asked.key());
+        }
+        // The value's encoding is the task's, as workers and records decode it.
+        let bytes = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("abc").unwrap();
+        assert_eq!(p.node_at(text.id()).params(), bytes.as_slice());
+    }
+}
