@@ -218,13 +218,13 @@ pub use pipewright_macros::pipeline;
 /// }
 ///
 /// #[task(uses = [text::words])]
-/// fn count(line: String) -> usize {
+/// fn word_count(line: String) -> usize {
 ///     text::words(&line).len()
 /// }
 ///
-/// // The key of `count` holds the code of `words` and, through it, of `clean`.
+/// // The key of `word_count` holds the code of `words` and, through it, of `clean`.
 /// // Each is named by its module path and its name, and listed once.
-/// let helpers = <count as Task>::META.helpers();
+/// let helpers = <word_count as Task>::META.helpers();
 /// assert_eq!(helpers.len(), 2);
 /// assert!(helpers[0].0.ends_with("::text::clean"));
 /// assert!(helpers[1].0.ends_with("::text::words"));
