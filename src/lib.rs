@@ -17,11 +17,12 @@
 /// (where `E` converts into `Box<dyn Error + Send + Sync>`); the output is `T`.
 ///
 /// The task's fingerprint, taken at compile time, hashes its name, the tokens of the
-/// function (formatting, comments and doc comments left out) and its `version`. It does
-/// not see helper functions the task calls: bump `version` when one of them changes. A
-/// node's key adds the task's module and output type, and, for a task that takes `&Ctx`,
-/// its pipeline's and its node's names ([`Ctx::node`]). Two tasks of one name in one
-/// program are refused when a pipeline uses either: give one a `name`.
+/// function (formatting, comments and doc comments left out) and its `version`. It sees the
+/// code of the helpers named in `uses` (see [`macro@helper`]), and no other code the task
+/// calls: bump `version` when such code changes. A node's key adds the task's module and
+/// output type, the fingerprints of its helpers, and, for a task that takes `&Ctx`, its
+/// pipeline's and its node's names ([`Ctx::node`]). Two tasks of one name in one program
+/// are refused when a pipeline uses either: give one a `name`.
 ///
 /// # Options
 ///
@@ -32,6 +33,8 @@
 /// - `retries = 3`: how often a failed run is tried again (default: 0).
 /// - `timeout = "30s"`: how long one run may take, in humantime syntax (default: none).
 /// - `cpus = 4`, `mem = "8G"`, `time = "2h"`: resource hints for cluster executors.
+/// - `uses = [parse_row, util::clean]`: the helpers the task calls, whose code goes into
+///   its key (default: none); each must be marked [`#[helper]`](macro@helper).
 /// - `codec = pipewright::codec::Json`: how the task's outputs are stored, a type
 ///   implementing [`codec::Codec`] (default: [`codec::DefaultCodec`], bincode). JSON suits
 ///   small outputs that people or other programs read in the store. The codec is part of
@@ -44,8 +47,9 @@
 /// `unsafe` function, a `&mut` argument, `impl Trait` in an argument or the return type,
 /// an argument that is not a plain name, a gathered input not written `&[&T]`, an argument
 /// that borrows in another form (`Vec<&T>`, `Option<&T>`, `&Vec<&T>`), more than one
-/// `&Ctx`, an unknown or repeated option, an option value of the wrong form, and a `codec`
-/// that is not a [`codec::Codec`] (reported by rustc at the path). A parameter type that is
+/// `&Ctx`, an unknown or repeated option, an option value of the wrong form, a helper
+/// named twice in `uses`, and a `codec` that is not a [`codec::Codec`] or an entry of
+/// `uses` that is not a helper (both reported by rustc at the path). A parameter type that is
 /// not `Serialize`, `Deserialize`, `Clone` or `Debug`, and an output type that is not
 /// `Serialize`, `Deserialize`, `Send` or `Sync`, are reported by rustc at that type. A
 /// parameter value that does not come back intact from the codec is refused when its node
@@ -162,6 +166,70 @@ pub use pipewright_macros::task;
 /// assert_eq!(*run.get(p.n).unwrap(), 5 + 50 + 10);
 /// ```
 pub use pipewright_macros::pipeline;
+
+/// Marks a function, an `impl` block or an inline module as a helper: code that tasks call,
+/// whose edits change the keys of the tasks that name it in `uses`.
+///
+/// The item stays as written. Its fingerprint, taken at compile time as a task's is, hashes
+/// its tokens (formatting, comments and doc comments left out). A task's key holds the
+/// fingerprints of the helpers in its `#[task(uses = [...])]`, of those that these name in
+/// their own `#[helper(uses = [...])]`, and so on, each once; so an edited helper re-runs
+/// exactly the tasks that reach it, and [`Runner::explain`] names it. What `uses` names:
+///
+/// - a function: `#[helper] fn parse_row(..)`, named `parse_row` (by any path or `use`
+///   alias). A hidden struct of the same name goes beside it, so a helper cannot also be a
+///   `#[task]`;
+/// - an inherent `impl` block without generics: `#[helper] impl Parser { .. }`, named by its
+///   type, `Parser`, for every function in it, methods or not (one such block per type);
+/// - an inline module: `#[helper] mod util { .. }`, named by any of its free functions
+///   (`util::clean`), each of which stands for the whole module: an edit of anything in it
+///   changes them all. Its `uses` paths are read inside the module, as its code names
+///   things. A function in it marked `#[task]` or `#[helper]` is left to that attribute.
+///
+/// # Options
+///
+/// - `uses = [other_helper, util::clean]`: the helpers this one calls (default: none).
+/// - `crate = path::to::pipewright`: where the `pipewright` crate is, if it was renamed.
+///
+/// # Errors
+///
+/// Rejected at compile time, at the mistake: another kind of item, a module in its own
+/// file, a method (mark its `impl` block), a function that is also a `#[task]`, a trait's
+/// or a generic `impl` block, and the options' mistakes as `#[task]` reports them. An
+/// entry of a `uses` list that is not a helper is reported by rustc at the entry:
+/// `` `parse_row` is not a helper: mark it `#[pipewright::helper]` ``.
+///
+/// # Example
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// mod text {
+///     /// Splits a line into words.
+///     #[pipewright::helper(uses = [clean])]
+///     pub fn words(line: &str) -> Vec<String> {
+///         line.split_whitespace().map(clean).collect()
+///     }
+///
+///     #[pipewright::helper]
+///     pub fn clean(word: &str) -> String {
+///         word.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
+///     }
+/// }
+///
+/// #[task(uses = [text::words])]
+/// fn word_count(line: String) -> usize {
+///     text::words(&line).len()
+/// }
+///
+/// // The key of `word_count` holds the code of `words` and, through it, of `clean`.
+/// // Each is named by its module path and its name, and listed once.
+/// let helpers = <word_count as Task>::META.helpers();
+/// assert_eq!(helpers.len(), 2);
+/// assert!(helpers[0].0.ends_with("::text::clean"));
+/// assert!(helpers[1].0.ends_with("::text::words"));
+/// ```
+pub use pipewright_macros::helper;
 
 /// Marks the program's `main`, so that the process executor can run its tasks in child
 /// processes.

@@ -1,5 +1,6 @@
 //! The code fingerprint of a task: blake3 over its name, the tokens of its function (doc
-//! attributes left out) and its `version` salt.
+//! attributes left out) and its `version` salt; and that of a helper: blake3 over its
+//! tokens, read the same way.
 //!
 //! Tokens are hashed by kind and text, never by spacing or span, so reformatting a function
 //! or editing its comments keeps the fingerprint, while any change to its code changes it.
@@ -17,6 +18,15 @@ pub(crate) fn fingerprint(name: &str, version: Option<&str>, tokens: TokenStream
         Some(v) => field(&mut hasher, b'V', v.as_bytes()),
         None => field(&mut hasher, b'v', b""),
     }
+    stream(&mut hasher, tokens, Trailing::Keep);
+    *hasher.finalize().as_bytes()
+}
+
+/// The fingerprint of the code of a helper (a function, an `impl` block or an inline
+/// module) whose tokens are `tokens`, normalised as a task's are.
+pub(crate) fn helper(tokens: TokenStream) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"pipewright helper fingerprint v1\0");
     stream(&mut hasher, tokens, Trailing::Keep);
     *hasher.finalize().as_bytes()
 }
@@ -220,6 +230,25 @@ mod tests {
     #[test]
     fn grouping_counts() {
         assert_ne!(fp("fn f() { (a)(b) }"), fp("fn f() { (a(b)) }"));
+    }
+
+    #[test]
+    fn a_helper_is_read_as_a_task_is() {
+        let helper = |src: &str| super::helper(src.parse::<TokenStream>().unwrap());
+        let a = helper("fn parse(s: &str) -> u32 { s.len() as u32 }");
+        assert_eq!(
+            a,
+            helper(
+                "/// Parses.\nfn parse(\n    s: &str,\n) -> u32 {\n    // its length\n    s.len() as u32\n}"
+            )
+        );
+        assert_ne!(a, helper("fn parse(s: &str) -> u32 { s.len() as u32 + 1 }"));
+        assert_ne!(
+            helper("impl P { fn f() -> u8 { 1 } }"),
+            helper("impl P { fn f() -> u8 { 2 } }")
+        );
+        // A helper and a task of the same tokens are told apart.
+        assert_ne!(a, fp("fn parse(s: &str) -> u32 { s.len() as u32 }"));
     }
 
     #[test]

@@ -5,10 +5,12 @@
 
 mod diag;
 mod fingerprint;
+mod helper;
 mod main_attr;
 mod paths;
 mod pipeline;
 mod task;
+mod uses;
 
 use proc_macro::TokenStream;
 
@@ -16,6 +18,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     task::expand(args.into(), item.into()).into()
+}
+
+/// Marks a function, an `impl` block or an inline module as a helper of tasks, whose code
+/// the keys of the tasks that name it in `uses` hold. Full docs: the `pipewright` crate.
+#[proc_macro_attribute]
+pub fn helper(args: TokenStream, item: TokenStream) -> TokenStream {
+    helper::expand(args.into(), item.into()).into()
 }
 
 /// Marks the program's `main`, so that the process executor can run its tasks in workers.

@@ -78,6 +78,10 @@ pub struct EntryMeta {
     pub params: serde_json::Value,
     /// The digest of each parameter, in hex, by name.
     pub param_digests: Vec<NamedDigest>,
+    /// The code fingerprint of each helper the task uses, in hex, by name (an entry written
+    /// before helpers were recorded has none).
+    #[serde(default)]
+    pub helpers: Vec<NamedDigest>,
     /// The content digests of each input's upstream outputs, in argument order.
     pub inputs: Vec<InputDigests>,
     /// The output's content digest (blake3 of its encoded bytes), in hex.

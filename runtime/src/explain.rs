@@ -6,8 +6,9 @@ use std::fmt;
 
 use crate::cache::{EntryMeta, Store};
 use crate::graph::{NodeId, Pipeline};
-use crate::key::{Digest, hex};
+use crate::key::{Digest, hex, identity, parse_hex};
 use crate::plan::{Decision, Plan};
+use crate::task::TaskMeta;
 
 /// Why a node will run, or that it will not. Printing it gives one line per reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,8 @@ pub(crate) fn explain(
     };
     let changes = &mut explanation.changes;
 
-    if last.fingerprint != hex(&crate::key::fingerprint(meta, node.task().output_type())) {
+    let output_type = node.task().output_type();
+    if last.fingerprint != hex(&crate::key::fingerprint(meta, output_type)) {
         let version = meta.version.map(str::to_owned);
         if last.version != version {
             changes.push(format!(
@@ -85,7 +87,7 @@ pub(crate) fn explain(
                 shown(meta.version)
             ));
         } else {
-            changes.push(format!("code of `{}` changed", meta.name));
+            code_changes(meta, output_type, &last, changes);
         }
     }
 
@@ -140,6 +142,38 @@ pub(crate) fn explain(
         }
     }
     explanation
+}
+
+/// The task's identity differs from the entry's, with the same `version`: the helpers whose
+/// code changed, came or went, and whether the task's own code changed (its identity with
+/// the entry's helpers is not the entry's).
+fn code_changes(meta: &TaskMeta, output_type: &str, last: &EntryMeta, changes: &mut Vec<String>) {
+    let now = meta.helpers();
+    let before: Option<Vec<(&str, Digest)>> = last
+        .helpers
+        .iter()
+        .map(|h| parse_hex(&h.digest).map(|d| (h.name.as_str(), d)))
+        .collect();
+    let Some(mut before) = before else {
+        changes.push(format!("code of `{}` changed", meta.name));
+        return;
+    };
+    before.sort_unstable();
+    for (name, digest) in &now {
+        match before.iter().find(|(old, _)| old == name) {
+            Some((_, old)) if old == digest => {}
+            Some(_) => changes.push(format!("code of helper `{name}` changed")),
+            None => changes.push(format!("helper `{name}` is now used")),
+        }
+    }
+    for (name, _) in &before {
+        if !now.iter().any(|(new, _)| new == name) {
+            changes.push(format!("helper `{name}` is no longer used"));
+        }
+    }
+    if hex(&identity(meta, output_type, &before)) != last.fingerprint {
+        changes.push(format!("code of `{}` changed", meta.name));
+    }
 }
 
 /// Every component is as before, yet the key differs: the store's format or codec changed.

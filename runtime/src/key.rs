@@ -34,15 +34,33 @@ pub(crate) struct Components {
 }
 
 /// The identity of a task in keys, in `meta.json` and in the worker's check: its code
-/// fingerprint, the module it is defined in and the name of its output type. Two tasks of
-/// one name in two modules, or with two output types, never share a key.
+/// fingerprint, the module it is defined in, the name of its output type, and the code
+/// fingerprints of the helpers it uses ([`TaskMeta::helpers`]). Two tasks of one name in
+/// two modules, or with two output types, never share a key.
 pub(crate) fn fingerprint(meta: &TaskMeta, output_type: &str) -> Digest {
+    identity(meta, output_type, &meta.helpers())
+}
+
+/// The identity of task `meta`, whose output type is named `output_type`, if it used the
+/// helpers `helpers` (by name, sorted): what [`fingerprint`] is now, or was for an entry
+/// written when the task used other helpers.
+pub(crate) fn identity(meta: &TaskMeta, output_type: &str, helpers: &[(&str, Digest)]) -> Digest {
     let mut h = blake3::Hasher::new();
     h.update(b"pipewright task\0");
     h.update(&meta.fingerprint);
     for text in [meta.module_path, output_type] {
         h.update(&(text.len() as u64).to_le_bytes());
         h.update(text.as_bytes());
+    }
+    // Last, and only if there are any, so that a task without helpers keeps its key.
+    if !helpers.is_empty() {
+        h.update(b"helpers\0");
+        h.update(&(helpers.len() as u64).to_le_bytes());
+        for (name, digest) in helpers {
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(digest);
+        }
     }
     *h.finalize().as_bytes()
 }
@@ -132,6 +150,7 @@ pub(crate) fn parse_hex(text: &str) -> Option<Digest> {
 mod tests {
     use super::*;
     use crate::codec::{Codec, DefaultCodec, Json};
+    use crate::task::HelperMeta;
 
     const CODEC: &str = DefaultCodec::ID;
 
@@ -196,5 +215,97 @@ mod tests {
         let with = |codec| Components::new(&meta, "u64", codec, names, Vec::new(), Vec::new());
         assert_ne!(with(DefaultCodec::ID).key(), with(Json::ID).key());
         assert_eq!(with(Json::ID).key(), with(Json::ID).key());
+    }
+
+    /// `fn $f() -> &'static HelperMeta`: the helper `$name`, whose own code has the
+    /// fingerprint `[$fp; 32]`, using the helpers `$uses`.
+    macro_rules! helper {
+        ($f:ident, $name:literal, $fp:literal, [$($uses:ident),*]) => {
+            fn $f() -> &'static HelperMeta {
+                static META: HelperMeta = HelperMeta::__new($name, [$fp; 32], &[$($uses),*]);
+                &META
+            }
+        };
+    }
+
+    /// The key's fingerprint of a task that uses `uses`.
+    fn using(uses: &'static [fn() -> &'static HelperMeta]) -> Digest {
+        fingerprint(&TaskMeta::for_tests("t", "app").__with_helpers(uses), "u64")
+    }
+
+    // A chain: `a` uses `b`, which uses `c`; then the same with `c`, or `b`, edited.
+    helper!(chain_a, "a", 1, [chain_b]);
+    helper!(chain_b, "b", 2, [chain_c]);
+    helper!(chain_c, "c", 3, []);
+    helper!(chain_a_c_edited, "a", 1, [chain_b_c_edited]);
+    helper!(chain_b_c_edited, "b", 2, [chain_c_edited]);
+    helper!(chain_c_edited, "c", 4, []);
+    helper!(chain_a_b_edited, "a", 1, [chain_b_edited]);
+    helper!(chain_b_edited, "b", 5, [chain_c]);
+
+    #[test]
+    fn an_edit_anywhere_down_a_chain_of_helpers_changes_the_task_key() {
+        let base = using(&[chain_a]);
+        assert_eq!(base, using(&[chain_a]));
+        assert_ne!(base, using(&[chain_a_c_edited]));
+        assert_ne!(base, using(&[chain_a_b_edited]));
+        assert_ne!(using(&[chain_a_c_edited]), using(&[chain_a_b_edited]));
+        assert_ne!(base, using(&[]));
+        assert_eq!(
+            TaskMeta::for_tests("t", "app")
+                .__with_helpers(&[chain_a])
+                .helpers(),
+            [("a", [1; 32]), ("b", [2; 32]), ("c", [3; 32])]
+        );
+    }
+
+    // A diamond: `top` uses `left` and `right`, which both use `leaf`.
+    helper!(top, "top", 1, [left, right]);
+    helper!(left, "left", 2, [leaf]);
+    helper!(right, "right", 3, [leaf]);
+    helper!(leaf, "leaf", 4, []);
+    helper!(top_edited, "top", 1, [left_edited, right_edited]);
+    helper!(left_edited, "left", 2, [leaf_edited]);
+    helper!(right_edited, "right", 3, [leaf_edited]);
+    helper!(leaf_edited, "leaf", 5, []);
+
+    #[test]
+    fn a_helper_reached_twice_counts_once_and_its_edit_changes_the_task_key() {
+        let meta = TaskMeta::for_tests("t", "app").__with_helpers(&[top]);
+        assert_eq!(
+            meta.helpers(),
+            [
+                ("leaf", [4; 32]),
+                ("left", [2; 32]),
+                ("right", [3; 32]),
+                ("top", [1; 32])
+            ]
+        );
+        assert_ne!(using(&[top]), using(&[top_edited]));
+        // Naming a helper the others reach anyway adds nothing.
+        assert_eq!(using(&[top]), using(&[top, leaf, left]));
+    }
+
+    // Two helpers that name each other.
+    helper!(ping, "ping", 1, [pong]);
+    helper!(pong, "pong", 2, [ping]);
+
+    #[test]
+    fn helpers_that_name_each_other_are_each_listed_once() {
+        let meta = TaskMeta::for_tests("t", "app").__with_helpers(&[ping]);
+        assert_eq!(meta.helpers(), [("ping", [1; 32]), ("pong", [2; 32])]);
+    }
+
+    #[test]
+    fn a_task_without_helpers_keeps_its_key() {
+        let meta = TaskMeta::for_tests("t", "app");
+        let mut h = blake3::Hasher::new();
+        h.update(b"pipewright task\0");
+        h.update(&meta.fingerprint);
+        for text in ["app", "u64"] {
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        assert_eq!(fingerprint(&meta, "u64"), *h.finalize().as_bytes());
     }
 }

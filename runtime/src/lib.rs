@@ -61,8 +61,8 @@ pub mod __private {
     pub use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
     pub use crate::registry::Registration;
     pub use crate::task::{
-        Ctx, Fallible, InputKind, InputSpec, Inputs, Resources, Task, TaskError, TaskMeta,
-        TaskMetaFields,
+        Ctx, Fallible, Helper, HelperMeta, InputKind, InputSpec, Inputs, Resources, Task,
+        TaskError, TaskMeta, TaskMetaFields,
     };
     pub use ::core;
     pub use ::inventory;

@@ -13,6 +13,11 @@ struct Vec;
 struct String;
 struct Task;
 struct Ctx;
+struct HelperMeta;
+trait Helper {}
+struct Sized;
+fn concat() {}
+fn module_path() {}
 trait Clone {}
 trait Debug {}
 trait Serialize {}
@@ -25,11 +30,33 @@ mod serde {}
 #[derive(::core::clone::Clone, ::core::fmt::Debug, ::serde::Serialize, ::serde::Deserialize)]
 struct T(usize);
 
-use pipewright::{pipeline, task};
+use pipewright::{helper, pipeline, task};
 
-#[task]
+#[helper]
+fn first(text: &::std::string::String) -> usize {
+    text.len()
+}
+
+struct Lengths;
+
+#[helper(uses = [first])]
+impl Lengths {
+    fn of(text: &::std::string::String) -> usize {
+        first(text)
+    }
+}
+
+#[helper(uses = [super::first])]
+mod sizes {
+    pub fn size(text: &::std::string::String) -> usize {
+        super::Lengths::of(text)
+    }
+}
+
+#[task(uses = [sizes::size, Lengths])]
 fn words(text: ::std::string::String) -> ::std::vec::Vec<::std::string::String> {
     text.split(' ')
+        .take(sizes::size(&text))
         .map(::std::string::ToString::to_string)
         .collect()
 }

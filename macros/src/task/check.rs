@@ -53,6 +53,25 @@ pub(crate) fn signature(sig: &syn::Signature, diag: &mut Diagnostics) {
     }
 }
 
+/// Checks the `#[helper]` attributes found on the function, which it cannot have.
+pub(crate) fn helper_attributes(attrs: &[syn::Attribute], diag: &mut Diagnostics) {
+    // A helper has a struct of its own under the function's name, as a task does.
+    for attr in attrs {
+        diag.at(
+            attr,
+            "a function cannot be both a task and a helper; move the shared code into a helper the task names in `uses`",
+        );
+    }
+}
+
+/// Whether `attr` is `#[helper]` (by any path), which a task cannot have.
+pub(crate) fn is_helper(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "helper")
+}
+
 /// Checks one argument's pattern and type.
 fn argument(arg: &syn::PatType, diag: &mut Diagnostics) {
     // The argument's name becomes the parameter's field or the input's name.

@@ -11,6 +11,7 @@ use super::check::impl_traits;
 use super::parse::{Output, Role, TaskFn, is_ctx};
 use crate::fingerprint::fingerprint;
 use crate::paths;
+use crate::uses;
 
 pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let func = task.func;
@@ -108,7 +109,9 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let param_impls = param_impls(ident, &params);
     let output_check = output_check(ident, &task.output);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
+    let (uses_items, uses_list) = uses::resolve(&task.options.uses);
     let meta = meta(task, fp, &input_specs, param_names);
+    let meta = quote!(#meta.__with_helpers(#uses_list));
     // Spanned at the user's path, so that a type that is not a codec is reported there.
     let codec = match &task.options.codec {
         Some(path) => quote_spanned!(path.span()=> #path),
@@ -159,6 +162,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
 
             #param_impls
             #error_support
+            #uses_items
 
             #output_check
             #task_impl

@@ -4,7 +4,7 @@
 
 mod check;
 mod expand;
-mod parse;
+pub(crate) mod parse;
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -15,7 +15,7 @@ use crate::diag::Diagnostics;
 /// for the task, so that calls of the function and uses in `pipeline!` do not cascade into
 /// more errors.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let func = match syn::parse2::<syn::Item>(item.clone()) {
+    let mut func = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(func)) => func,
         Ok(other) => {
             let err = syn::Error::new_spanned(
@@ -27,7 +27,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         Err(err) => return err.into_compile_error(),
     };
-    match try_expand(args, &func) {
+    // Left out of what is emitted, so that the error is not followed by the helper's own.
+    let (helpers, attrs) = func.attrs.into_iter().partition(check::is_helper);
+    func.attrs = attrs;
+    match try_expand(args, &func, &helpers) {
         Ok(out) => out,
         Err((err, stand_in)) => {
             let err = err.into_compile_error();
@@ -40,10 +43,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 fn try_expand(
     args: TokenStream,
     func: &syn::ItemFn,
+    helpers: &[syn::Attribute],
 ) -> Result<TokenStream, (syn::Error, TokenStream)> {
     let mut diag = Diagnostics::default();
     let options = parse::options(args, &mut diag);
     check::signature(&func.sig, &mut diag);
+    check::helper_attributes(helpers, &mut diag);
     let task = parse::TaskFn::from_syn(func, options, &mut diag);
     match diag.finish() {
         Ok(()) => Ok(expand::task(&task)),

@@ -10,6 +10,7 @@ use syn::visit::Visit;
 use syn::{Expr, Ident, Lit, Token};
 
 use crate::diag::Diagnostics;
+use crate::uses::{self, USES};
 
 const NAME: &str = "name";
 const VERSION: &str = "version";
@@ -22,7 +23,7 @@ const TIME: &str = "time";
 const CODEC: &str = "codec";
 const CRATE: &str = "crate";
 const KEYS: &[&str] = &[
-    NAME, VERSION, CACHE, RETRIES, TIMEOUT, CPUS, MEM, TIME, CODEC, CRATE,
+    NAME, VERSION, CACHE, RETRIES, TIMEOUT, CPUS, MEM, TIME, CODEC, USES, CRATE,
 ];
 
 /// The options of `#[task(...)]`, validated.
@@ -37,13 +38,15 @@ pub(crate) struct Options {
     pub(crate) mem: Option<u64>,
     pub(crate) time: Option<Duration>,
     pub(crate) codec: Option<syn::Path>,
+    /// The helpers named in `uses`.
+    pub(crate) uses: Vec<syn::Path>,
     pub(crate) krate: Option<syn::Path>,
 }
 
 /// One `key = value` of the attribute.
-struct KeyValue {
-    key: Ident,
-    value: Expr,
+pub(crate) struct KeyValue {
+    pub(crate) key: Ident,
+    pub(crate) value: Expr,
 }
 
 impl Parse for KeyValue {
@@ -92,6 +95,10 @@ pub(crate) fn options(args: TokenStream, diag: &mut Diagnostics) -> Options {
             TIME => duration(&value, TIME).map(|v| options.time = Some(v)),
             CODEC => path(&value, CODEC, "pipewright::codec::Json", "a codec type")
                 .map(|v| options.codec = Some(v)),
+            USES => {
+                options.uses = uses::parse(&value, diag);
+                Ok(())
+            }
             CRATE => path(
                 &value,
                 CRATE,
@@ -109,7 +116,7 @@ pub(crate) fn options(args: TokenStream, diag: &mut Diagnostics) -> Options {
 }
 
 /// "`a`, `b` or `c`".
-fn one_of(keys: &[&str]) -> String {
+pub(crate) fn one_of(keys: &[&str]) -> String {
     let quoted: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
     match quoted.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
@@ -235,7 +242,7 @@ fn parse_memory(text: &str) -> Option<u64> {
 }
 
 /// A path without a `<T as Trait>` prefix, for `key`, which takes the path of `what`.
-fn path(value: &Expr, key: &str, example: &str, what: &str) -> syn::Result<syn::Path> {
+pub(crate) fn path(value: &Expr, key: &str, example: &str, what: &str) -> syn::Result<syn::Path> {
     match value {
         Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
         _ => Err(syn::Error::new_spanned(

@@ -106,6 +106,14 @@ impl NewEntry<'_> {
                 .into_iter()
                 .map(|(name, digest)| NamedDigest { name, digest })
                 .collect(),
+            helpers: meta
+                .helpers()
+                .into_iter()
+                .map(|(name, digest)| NamedDigest {
+                    name: name.to_owned(),
+                    digest: hex(&digest),
+                })
+                .collect(),
             inputs,
             output_digest: hex(&digest),
             output_size: bytes.len() as u64,

@@ -1,0 +1,6 @@
+#[pipewright::helper]
+struct Row {
+    len: u32,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use pipewright::task;
+
+#[task]
+#[pipewright::helper]
+fn parse_row(line: String) -> u32 {
+    line.len() as u32
+}
+
+fn main() {}
