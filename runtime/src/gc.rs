@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::{NODES, Store, StoreError, writer_gone};
 use crate::error::Result;
-use crate::record::schema::{RUN_JSON, RunRecord};
+use crate::record::schema::{RunRecord, is_run_dir};
 
 /// What a clean-up removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -152,7 +152,7 @@ pub(crate) fn runs(log_dir: &Path) -> Vec<(std::path::PathBuf, Option<RunRecord>
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join(RUN_JSON).is_file())
+        .filter(|p| is_run_dir(p))
         .map(|p| {
             let record = RunRecord::read(&p).ok();
             (p, record)
