@@ -137,14 +137,10 @@ struct Waiting {
 }
 
 impl Journal {
-    /// Creates the journal at `path` and starts its thread, with `header` (a whole line)
-    /// as the first line to write.
+    /// Starts the journal's thread, which creates the journal at `path` (off the run's
+    /// path: a new file can take a file system a while), with `header` (a whole line) as
+    /// the first line to write. A journal that cannot be created fails as a write does.
     pub(crate) fn create(path: &Path, header: Vec<u8>) -> Result<Self, StoreError> {
-        let mut file = fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| StoreError::new("cannot create", path, e))?;
         let shared = Arc::new(Shared {
             waiting: Mutex::new(Waiting {
                 lines: header,
@@ -152,10 +148,10 @@ impl Journal {
             }),
             wake: Condvar::new(),
         });
-        let theirs = shared.clone();
+        let (theirs, at) = (shared.clone(), path.to_owned());
         let writer = std::thread::Builder::new()
             .name("pipewright-journal".to_owned())
-            .spawn(move || write_lines(&theirs, &mut file))
+            .spawn(move || write_lines(&theirs, &at))
             .map_err(|e| StoreError::new("cannot start the writer of", path, e))?;
         Ok(Journal {
             shared,
@@ -211,7 +207,7 @@ impl Journal {
     pub(crate) fn close(mut self) -> Result<(), StoreError> {
         self.stop();
         match lock(&self.shared.waiting).failed.take() {
-            Some(e) => Err(StoreError::new("cannot write", &self.path, e)),
+            Some(e) => Err(StoreError::new("cannot write the journal", &self.path, e)),
             None => Ok(()),
         }
     }
@@ -231,9 +227,22 @@ impl Drop for Journal {
     }
 }
 
-/// The journal's thread: writes what waits, whole, until the journal is closed and
-/// nothing waits.
-fn write_lines(shared: &Shared, file: &mut fs::File) {
+/// The journal's thread: creates the journal at `path`, then writes what waits, whole,
+/// until the journal is closed and nothing waits.
+fn write_lines(shared: &Shared, path: &Path) {
+    let opened = fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) => {
+            let mut waiting = lock(&shared.waiting);
+            waiting.failed = Some(e);
+            waiting.lines = Vec::new();
+            return;
+        }
+    };
     let mut lines = Vec::new();
     loop {
         {

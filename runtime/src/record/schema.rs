@@ -350,7 +350,9 @@ impl RunRecord {
 pub(crate) const RUN_JSON: &str = "run.json";
 
 /// The file of a run directory that the run appends to while it goes on: a header line,
-/// then a line for each node as it settles. Removed once `run.json` is written.
+/// then a line for each node as it settles. It stays once `run.json` is written, which is
+/// then what is read (removing it would cost the next new files of some file systems more
+/// than it saves).
 pub(crate) const JOURNAL: &str = "journal.jsonl";
 
 /// Whether `dir` holds the record of a run, finished or not.

@@ -111,7 +111,7 @@ impl RunDir {
     }
 
     /// Writes the failures and `run.json`, with every node of `pipeline` and its outcome
-    /// in `report`, then removes the journal, which `run.json` replaces.
+    /// in `report`; `run.json` is what is read from then on.
     pub(crate) fn finish(
         mut self,
         pipeline: &Pipeline,
@@ -189,8 +189,6 @@ impl RunDir {
             pid: Some(std::process::id()),
         };
         write_json_atomically(&self.dir.join(RUN_JSON), &record, false)?;
-        let journal = self.dir.join(JOURNAL);
-        fs::remove_file(&journal).map_err(|e| StoreError::new("cannot remove", &journal, e))?;
         Ok(self.dir)
     }
 
