@@ -301,7 +301,10 @@ fn the_log_of_a_failed_run_holds_every_event_in_whole_lines() {
         // Each line is one event: its time, then its level.
         let (time, rest) = line.split_once(' ').unwrap();
         assert!(time.ends_with('Z') && time.starts_with("20"), "{line}");
-        assert!(rest.trim_start().starts_with(['I', 'D', 'W', 'E', 'T']), "{line}");
+        assert!(
+            rest.trim_start().starts_with(['I', 'D', 'W', 'E', 'T']),
+            "{line}"
+        );
     }
     let made: std::collections::BTreeSet<u32> = text
         .lines()
