@@ -1,6 +1,7 @@
 //! A run killed (`kill -9`) while a task writes its entry: garbage collection beside it
-//! keeps what it uses, `status` then shows it as interrupted, and the next run of the same
-//! key removes the half-written entry it left.
+//! keeps what it uses, `status` shows the nodes that finished while it runs and once it is
+//! killed, then as interrupted, and the next run of the same key removes the half-written
+//! entry it left.
 //!
 //! This file has its own `main`: the test re-runs its own executable as the run that is
 //! killed (`PIPEWRIGHT_CHILD=1`).
@@ -76,9 +77,14 @@ fn the_run(data: &Path) -> PathBuf {
 }
 
 fn status_in(run_dir: &Path) -> String {
-    let json: serde_json::Value =
-        serde_json::from_slice(&fs::read(run_dir.join("run.json")).unwrap()).unwrap();
-    json["status"].as_str().unwrap().to_owned()
+    pipewright::record::RunRecord::read(run_dir).unwrap().status
+}
+
+/// The line of node `node` in what `status` printed.
+fn line_of<'a>(out: &'a str, node: &str) -> &'a str {
+    out.lines()
+        .find(|line| line.trim_start().starts_with(&format!("{node} ")))
+        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{out}"))
 }
 
 /// A child process, killed if the test fails before it does.
@@ -139,6 +145,11 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     let held: Vec<PathBuf> = locks.iter().filter(|l| l.exists()).cloned().collect();
     assert_eq!(held.len(), 1, "the lock the run holds: {locks:?}");
 
+    // While it runs, `status` shows what finished.
+    let (_, out) = cli(&p, &data, &["status"]);
+    assert!(out.contains("running in process "), "{out}");
+    assert!(line_of(&out, "numbers").contains(" ran "), "{out}");
+
     child.0.kill().unwrap();
     child.0.wait().unwrap();
 
@@ -149,6 +160,8 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     assert!(leftovers[0].starts_with(".tmp-"), "{leftovers:?}");
     let (_, out) = cli(&p, &data, &["status"]);
     assert!(out.contains("interrupted: its process ("), "{out}");
+    assert!(line_of(&out, "numbers").contains(" ran "), "{out}");
+    assert!(!line_of(&out, "sum").contains(" ran "), "{out}");
 
     // The next run of the same key removes what the killed one left.
     fs::remove_file(dir.path().join("hang")).unwrap();

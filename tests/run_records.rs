@@ -234,12 +234,12 @@ fn a_record_reopens_and_rebuilds_its_pipeline() {
     let path = run_dir.join("run.json");
     let text = fs::read_to_string(&path).unwrap();
     // `offset` is the only parameter of `sum`: a `u32`, little-endian.
-    assert!(text.contains("\"encoded_params\": \"01000000\""), "{text}");
+    assert!(text.contains("\"encoded_params\":\"01000000\""), "{text}");
     fs::write(
         &path,
         text.replace(
-            "\"encoded_params\": \"01000000\"",
-            "\"encoded_params\": \"02000000\"",
+            "\"encoded_params\":\"01000000\"",
+            "\"encoded_params\":\"02000000\"",
         ),
     )
     .unwrap();
@@ -255,7 +255,7 @@ fn a_record_reopens_and_rebuilds_its_pipeline() {
     // An unknown task, and a record that does not parse.
     fs::write(
         &path,
-        text.replace("\"task\": \"total\"", "\"task\": \"totally\""),
+        text.replace("\"task\":\"total\"", "\"task\":\"totally\""),
     )
     .unwrap();
     let err = Pipeline::from_record(&run_dir).unwrap_err();
@@ -273,6 +273,48 @@ fn a_record_reopens_and_rebuilds_its_pipeline() {
         pipewright::RunReport::open(&run_dir),
         Err(Error::Record { .. })
     ));
+}
+
+#[test]
+fn the_log_of_a_failed_run_holds_every_event_in_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs");
+    // Far more events than the log keeps before it writes them.
+    let nodes = 600u32;
+    let mut b = Pipeline::builder("logged");
+    let mut first = None;
+    for i in 0..nodes {
+        let node = b.add(format!("n{i}"), numbers::node(i)).unwrap();
+        first.get_or_insert(node);
+    }
+    b.add("table", load_table::node(first.unwrap())).unwrap();
+    let p = b.build();
+    let run = Runner::new(dir.path().join("data"))
+        .log_dir(&log)
+        .run(&p)
+        .unwrap();
+    assert!(!run.succeeded());
+    let text = fs::read_to_string(only_run_dir(&log).join("run.log")).unwrap();
+    assert!(text.len() > 128 * 1024, "{}", text.len());
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        // Each line is one event: its time, then its level.
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert!(time.ends_with('Z') && time.starts_with("20"), "{line}");
+        assert!(
+            rest.trim_start().starts_with(['I', 'D', 'W', 'E', 'T']),
+            "{line}"
+        );
+    }
+    let made: std::collections::BTreeSet<u32> = text
+        .lines()
+        .filter_map(|line| line.split_once("task=numbers}: run_records: making numbers n="))
+        .map(|(_, n)| n.parse().unwrap())
+        .collect();
+    assert_eq!(made, (0..nodes).collect());
+    assert!(text.contains("cannot load the table"));
+    let last = text.lines().last().unwrap();
+    assert!(last.contains("601 nodes: 600 ran, 1 failed in "), "{last}");
 }
 
 #[task]
@@ -335,12 +377,12 @@ fn a_record_with_an_unknown_node_status_does_not_read() {
     let run_dir = only_run_dir(&log);
     let path = run_dir.join("run.json");
     let text = fs::read_to_string(&path).unwrap();
-    assert!(text.contains("\"status\": \"ran\""), "{text}");
+    assert!(text.contains("\"status\":\"ran\""), "{text}");
     assert_eq!(RunRecord::read(&run_dir).unwrap().nodes[0].status, "ran");
 
     fs::write(
         &path,
-        text.replace("\"status\": \"ran\"", "\"status\": \"exploded\""),
+        text.replace("\"status\":\"ran\"", "\"status\":\"exploded\""),
     )
     .unwrap();
     match RunRecord::read(&run_dir) {

@@ -11,7 +11,7 @@ use crate::cache::{
     Entry, Lookup, OLD_LOCKS, OLD_NODES, Place, STORE_DIR, Store, StoreError, writer_gone,
 };
 use crate::error::Result;
-use crate::record::schema::{RUN_JSON, RunRecord};
+use crate::record::schema::{RunRecord, is_run_dir};
 
 /// What a clean-up removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -205,7 +205,7 @@ pub(crate) fn runs(log_dir: &Path) -> Vec<(std::path::PathBuf, Option<RunRecord>
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join(RUN_JSON).is_file())
+        .filter(|p| is_run_dir(p))
         .map(|p| {
             let record = RunRecord::read(&p).ok();
             (p, record)

@@ -1,29 +1,87 @@
-//! A progress bar on the terminal while a run goes on: nodes settled out of those to
-//! settle, how many were cached, and which tasks are running.
+//! The progress of a run while it goes on: a bar on the terminal (nodes settled out of those
+//! to settle, how many were cached, and which tasks are running), and the journal in its
+//! run directory (a line for each node as it settles).
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::NodeStatus;
+use crate::cache::StoreError;
+use crate::chain::chain;
+use crate::record::schema::{JournalLine, RecordedStatus};
+use crate::report::{NO_NODE, NO_WORKER, NodeOutcome, NodeStatus};
+
+/// The progress of one run: its bar, its journal, or both.
+pub(crate) struct Progress {
+    bar: Option<Bar>,
+    journal: Option<Journal>,
+}
 
 /// The bar of one run.
-pub(crate) struct Progress {
+struct Bar {
     bar: ProgressBar,
     cached: AtomicU64,
     running: Mutex<BTreeSet<String>>,
 }
 
 impl Progress {
-    /// A bar for `total` nodes on stderr, if stderr is a terminal.
-    pub(crate) fn on_terminal(total: usize) -> Option<Self> {
-        if !std::io::stderr().is_terminal() {
-            return None;
+    /// The progress of a run: a bar for `total` nodes on stderr if `bar` and stderr is a
+    /// terminal, and `journal`; `None` if there is neither.
+    pub(crate) fn new(bar: bool, total: usize, journal: Option<Journal>) -> Option<Self> {
+        let bar = (bar && std::io::stderr().is_terminal()).then(|| Bar::on_stderr(total));
+        (bar.is_some() || journal.is_some()).then_some(Progress { bar, journal })
+    }
+
+    /// Node `node` started running.
+    pub(crate) fn started(&self, node: &str) {
+        if let Some(bar) = &self.bar {
+            let mut running = lock(&bar.running);
+            running.insert(node.to_owned());
+            bar.show(&running);
         }
+    }
+
+    /// Node `node`, at `index` in the pipeline, settled with `outcome`.
+    pub(crate) fn settled(&self, index: usize, node: &str, outcome: &NodeOutcome) {
+        if let Some(journal) = &self.journal {
+            journal.settled(index, outcome);
+        }
+        if let Some(bar) = &self.bar {
+            if outcome.status == NodeStatus::Cached {
+                bar.cached.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut running = lock(&bar.running);
+            running.remove(node);
+            bar.bar.inc(1);
+            bar.show(&running);
+        }
+    }
+
+    /// Removes the bar, and writes and closes the journal.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] if the journal could not be written.
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
+        if let Some(bar) = &self.bar {
+            bar.bar.finish_and_clear();
+        }
+        match self.journal {
+            Some(journal) => journal.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Bar {
+    fn on_stderr(total: usize) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes {msg}",
@@ -31,29 +89,11 @@ impl Progress {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(120));
-        Some(Progress {
+        Bar {
             bar,
             cached: AtomicU64::new(0),
             running: Mutex::new(BTreeSet::new()),
-        })
-    }
-
-    /// Node `node` started running.
-    pub(crate) fn started(&self, node: &str) {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.insert(node.to_owned());
-        self.show(&running);
-    }
-
-    /// Node `node` settled with `status`.
-    pub(crate) fn settled(&self, node: &str, status: NodeStatus) {
-        if status == NodeStatus::Cached {
-            self.cached.fetch_add(1, Ordering::Relaxed);
         }
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.remove(node);
-        self.bar.inc(1);
-        self.show(&running);
     }
 
     fn show(&self, running: &BTreeSet<String>) {
@@ -67,9 +107,179 @@ impl Progress {
             names.join(", ")
         ));
     }
+}
 
-    /// Removes the bar.
-    pub(crate) fn finish(&self) {
-        self.bar.finish_and_clear();
+/// A run's journal, appended to by a thread of its own: a node that settles adds its
+/// whole line to what is waiting, and the thread writes all that waits with one `write`
+/// as soon as it is free. So the file holds only whole lines but for its last one (if the
+/// process is killed during a write), a line is on disk soon after its node settled, and
+/// lines that come while a write goes on wait for the next.
+pub(crate) struct Journal {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+/// What the nodes and the journal's thread share.
+struct Shared {
+    waiting: Mutex<Waiting>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// Whole lines not written yet.
+    lines: Vec<u8>,
+    /// No line comes any more: write what waits and stop.
+    closed: bool,
+    /// Why a write failed; lines are dropped from then on.
+    failed: Option<std::io::Error>,
+}
+
+impl Journal {
+    /// Starts the journal's thread, which creates the journal at `path` (off the run's
+    /// path: a new file can take a file system a while), with `header` (a whole line) as
+    /// the first line to write. A journal that cannot be created fails as a write does.
+    pub(crate) fn create(path: &Path, header: Vec<u8>) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            waiting: Mutex::new(Waiting {
+                lines: header,
+                ..Waiting::default()
+            }),
+            wake: Condvar::new(),
+        });
+        let (theirs, at) = (shared.clone(), path.to_owned());
+        let writer = std::thread::Builder::new()
+            .name("pipewright-journal".to_owned())
+            .spawn(move || write_lines(&theirs, &at))
+            .map_err(|e| StoreError::new("cannot start the writer of", path, e))?;
+        Ok(Journal {
+            shared,
+            writer: Some(writer),
+            path: path.to_owned(),
+        })
     }
+
+    /// Adds the line of node `index`, settled with `outcome`.
+    fn settled(&self, index: usize, outcome: &NodeOutcome) {
+        let status = recorded(outcome.status);
+        let ran = !matches!(
+            outcome.status,
+            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+        );
+        let secs = |nanos: u64| Duration::from_nanos(nanos).as_secs_f64();
+        let line = JournalLine {
+            node: u32::try_from(index).unwrap_or(u32::MAX),
+            status,
+            started_secs: ran.then(|| secs(outcome.started)),
+            duration_secs: ran.then(|| secs(outcome.duration)),
+            worker: (outcome.worker != NO_WORKER).then_some(outcome.worker),
+            error: outcome
+                .details
+                .as_ref()
+                .and_then(|d| d.error.as_deref())
+                .map(|e| chain(e))
+                .unwrap_or_default(),
+            upstream_failed: (outcome.status == NodeStatus::UpstreamFailed
+                && outcome.failed_upstream != NO_NODE)
+                .then_some(outcome.failed_upstream),
+        };
+        // A line that cannot be encoded (it always can) is left out, never written in part.
+        let Ok(mut bytes) = serde_json::to_vec(&line) else {
+            return;
+        };
+        bytes.push(b'\n');
+        let mut waiting = lock(&self.shared.waiting);
+        if waiting.failed.is_some() {
+            return;
+        }
+        let was_empty = waiting.lines.is_empty();
+        waiting.lines.extend_from_slice(&bytes);
+        drop(waiting);
+        // The thread waits only when nothing waits.
+        if was_empty {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Writes every line that waits, stops the thread, and says whether every write
+    /// succeeded.
+    pub(crate) fn close(mut self) -> Result<(), StoreError> {
+        self.stop();
+        match lock(&self.shared.waiting).failed.take() {
+            Some(e) => Err(StoreError::new("cannot write the journal", &self.path, e)),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        lock(&self.shared.waiting).closed = true;
+        self.shared.wake.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The journal's thread: creates the journal at `path`, then writes what waits, whole,
+/// until the journal is closed and nothing waits.
+fn write_lines(shared: &Shared, path: &Path) {
+    let opened = fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(e) => {
+            let mut waiting = lock(&shared.waiting);
+            waiting.failed = Some(e);
+            waiting.lines = Vec::new();
+            return;
+        }
+    };
+    let mut lines = Vec::new();
+    loop {
+        {
+            let mut waiting = lock(&shared.waiting);
+            while waiting.lines.is_empty() && !waiting.closed {
+                waiting = shared
+                    .wake
+                    .wait(waiting)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if waiting.lines.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut lines, &mut waiting.lines);
+        }
+        if let Err(e) = file.write_all(&lines) {
+            let mut waiting = lock(&shared.waiting);
+            waiting.failed = Some(e);
+            waiting.lines = Vec::new();
+            return;
+        }
+        lines.clear();
+    }
+}
+
+/// How a node's status is recorded.
+pub(crate) fn recorded(status: NodeStatus) -> RecordedStatus {
+    match status {
+        NodeStatus::Ran => RecordedStatus::Ran,
+        NodeStatus::Cached => RecordedStatus::Cached,
+        NodeStatus::Failed => RecordedStatus::Failed,
+        NodeStatus::UpstreamFailed => RecordedStatus::UpstreamFailed,
+        NodeStatus::NotNeeded => RecordedStatus::NotNeeded,
+        NodeStatus::Cancelled => RecordedStatus::Cancelled,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -15,6 +15,7 @@ use crate::gc::Freed;
 use crate::graph::{Handle, NodeId, Pipeline};
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
+use crate::record::log::RunLog;
 use crate::record::write::RunDir;
 use crate::report::RunReport;
 
@@ -231,7 +232,7 @@ impl Runner {
             store.new_run();
         }
         let pool = self.pool()?;
-        let record = match &self.log_dir {
+        let mut record = match &self.log_dir {
             Some(log_dir) => {
                 crate::backtrace::capture_backtraces();
                 Some(RunDir::create(
@@ -244,20 +245,22 @@ impl Runner {
             None => None,
         };
         // The run's events go to `run.log` unless the program has a subscriber of its own.
-        let dispatch = match &record {
+        let (dispatch, log) = match &record {
             Some(record)
                 if tracing::dispatcher::get_default(|d| {
                     d.is::<tracing::subscriber::NoSubscriber>()
                 }) =>
             {
-                Some(crate::record::log::log_dispatch(&record.dir)?)
+                let (dispatch, log) = crate::record::log::log_dispatch(&record.dir)?;
+                (Some(dispatch), Some(log))
             }
-            _ => None,
+            _ => (None, None),
         };
-        let progress = self
-            .progress
-            .then(|| Progress::on_terminal(needed.iter().filter(|n| **n).count()))
-            .flatten();
+        let progress = Progress::new(
+            self.progress,
+            needed.iter().filter(|n| **n).count(),
+            record.as_mut().and_then(RunDir::take_journal),
+        );
         let run = || {
             let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
             let _entered = span.enter();
@@ -286,16 +289,20 @@ impl Runner {
             Ok::<_, Error>(report)
         };
 
-        let mut report = match &dispatch {
+        let ran = match &dispatch {
             Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
             None => run(),
-        }?;
-        if let Some(progress) = &progress {
-            progress.finish();
-        }
+        };
+        // What is buffered is written whether the run could finish or not; a run that could
+        // not returns its own error.
+        let finished = progress.map_or(Ok(()), Progress::finish);
+        let flushed = log.as_ref().map_or(Ok(()), RunLog::flush);
+        let mut report = ran?;
+        finished?;
+        flushed?;
         report.set_cancelled(stop.is_set());
         if let Some(record) = record {
-            let dir = record.finish(&report)?;
+            let dir = record.finish(pipeline, &report)?;
             report.set_run_dir(dir);
         }
         Ok(report)

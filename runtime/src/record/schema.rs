@@ -1,14 +1,21 @@
-//! What `run.json` holds, and reading it back.
+//! What `run.json` holds, and reading it back; and the journal a run appends to while it
+//! goes on, which stands for `run.json` until the run writes it at its end.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{StoreError, write_json_atomically};
+use crate::error::Error;
 
-/// The layout of `run.json`.
-pub const RECORD_FORMAT: u32 = 1;
+/// The layout of `run.json` and of the journal.
+///
+/// Format 2 writes `run.json` compact, leaves out what is absent (a field that is `null`,
+/// `false` or empty), and leaves out each node's `parents` and `cached`, which are read back
+/// from its inputs and its status.
+pub const RECORD_FORMAT: u32 = 2;
 
 /// What `run.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,8 +32,10 @@ pub struct RunRecord {
     /// When the run started (RFC 3339, UTC, to the microsecond).
     pub started: String,
     /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
     /// Its wall time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_secs: Option<f64>,
     /// The data directory it used.
     pub data_dir: PathBuf,
@@ -37,12 +46,13 @@ pub struct RunRecord {
     /// Where and with what it ran.
     pub provenance: Provenance,
     /// The id of the process that ran it, on the host of its provenance.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
 }
 
 /// One node of a [`RunRecord`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredNode")]
 #[non_exhaustive]
 pub struct NodeRecord {
     /// The node's name.
@@ -52,33 +62,105 @@ pub struct NodeRecord {
     /// Its parameters, as JSON, for people (JSON cannot hold every value).
     pub params: serde_json::Value,
     /// Its parameters encoded with the default codec, in hex: what the node's task is
-    /// rebuilt from. Absent from records of older versions.
-    #[serde(default)]
+    /// rebuilt from. Absent from the journal of a run that has not finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub encoded_params: Option<String>,
     /// The nodes wired to each input argument, in argument order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<InputRecord>,
-    /// Its distinct parents.
+    /// Its distinct parents, in the order its inputs first name them. Not stored: read back
+    /// from the inputs.
+    #[serde(skip_serializing)]
     pub parents: Vec<String>,
     /// `pending` while the run goes on, then how the node ended.
     pub status: RecordedStatus,
-    /// Whether its output came from the store.
+    /// Whether its output came from the store. Not stored: read back from the status.
+    #[serde(skip_serializing)]
     pub cached: bool,
     /// Its node key, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The content digest of its output, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_digest: Option<String>,
     /// Why it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// When it started, in seconds from the start of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub started_secs: Option<f64>,
     /// How long it ran, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
     /// The worker that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<usize>,
     /// Why it failed: the error and its sources, outermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error: Vec<String>,
     /// The failed upstream node it waited on.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_failed: Option<String>,
+}
+
+/// A [`NodeRecord`] as `run.json` stores it: without what is read back from the rest.
+#[derive(Deserialize)]
+struct StoredNode {
+    name: String,
+    task: String,
+    params: serde_json::Value,
+    #[serde(default)]
+    encoded_params: Option<String>,
+    #[serde(default)]
+    inputs: Vec<InputRecord>,
+    status: RecordedStatus,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    output_digest: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    started_secs: Option<f64>,
+    #[serde(default)]
+    duration_secs: Option<f64>,
+    #[serde(default)]
+    worker: Option<usize>,
+    #[serde(default)]
+    error: Vec<String>,
+    #[serde(default)]
+    upstream_failed: Option<String>,
+}
+
+impl From<StoredNode> for NodeRecord {
+    fn from(node: StoredNode) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let parents: Vec<String> = node
+            .inputs
+            .iter()
+            .flat_map(|input| &input.nodes)
+            .filter(|name| seen.insert(name.as_str()))
+            .cloned()
+            .collect();
+        NodeRecord {
+            name: node.name,
+            task: node.task,
+            params: node.params,
+            encoded_params: node.encoded_params,
+            inputs: node.inputs,
+            parents,
+            cached: node.status == RecordedStatus::Cached,
+            status: node.status,
+            key: node.key,
+            output_digest: node.output_digest,
+            reason: node.reason,
+            started_secs: node.started_secs,
+            duration_secs: node.duration_secs,
+            worker: node.worker,
+            error: node.error,
+            upstream_failed: node.upstream_failed,
+        }
+    }
 }
 
 /// The status of a node in `run.json`, stored by the name each variant gives. Reading a
@@ -149,12 +231,14 @@ pub struct InputRecord {
     /// The argument's name.
     pub name: String,
     /// Whether it gathers (`&[&T]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gathered: bool,
     /// The upstream nodes wired to it.
     pub nodes: Vec<String>,
 }
 
-/// Where and with what a run ran.
+/// Where and with what a run ran. The record of a run that has not finished names its host
+/// only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Provenance {
@@ -172,36 +256,65 @@ pub struct Provenance {
     pub cwd: Option<PathBuf>,
     /// The working directory's git commit, when it is in a git work tree.
     pub git_commit: Option<String>,
-    /// Whether that work tree had uncommitted changes.
+    /// Whether that work tree had uncommitted changes to tracked files. Both are taken
+    /// once per process and working directory, when the process first records a run there.
     pub git_dirty: Option<bool>,
     /// The pipewright version.
     pub pipewright: String,
 }
 
+impl Provenance {
+    /// The provenance of a run known by its host only.
+    fn of_host(host: String) -> Self {
+        Provenance {
+            host,
+            os: String::new(),
+            cpus: 0,
+            executable: None,
+            executable_blake3: None,
+            cwd: None,
+            git_commit: None,
+            git_dirty: None,
+            pipewright: String::new(),
+        }
+    }
+}
+
 impl RunRecord {
-    /// Reads `run.json` from a run directory.
+    /// Reads the record of a run directory: its `run.json`, or, while the run goes on or
+    /// if it never finished, what its journal says so far (every node, and how each node
+    /// that settled ended; a last line left incomplete by a killed run is left out).
     ///
     /// # Errors
     ///
-    /// [`crate::error::Error::Record`] if it cannot be read or does not parse.
+    /// [`crate::error::Error::Record`] if neither can be read, if it does not parse, or
+    /// if it is of another format than [`RECORD_FORMAT`].
     pub fn read(run_dir: &Path) -> crate::error::Result<Self> {
         let path = run_dir.join(RUN_JSON);
-        let bytes = fs::read(&path).map_err(|e| crate::error::Error::Record {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let record: RunRecord =
-            serde_json::from_slice(&bytes).map_err(|e| crate::error::Error::Record {
-                path: path.clone(),
-                reason: format!("it does not parse: {e}"),
-            })?;
-        if record.format != RECORD_FORMAT {
-            return Err(crate::error::Error::Record {
-                path,
-                reason: format!("its format {} is not {RECORD_FORMAT}", record.format),
-            });
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let journal = run_dir.join(JOURNAL);
+                return match fs::read(&journal) {
+                    Ok(bytes) => from_journal(&journal, &bytes),
+                    Err(_) => Err(record_error(&path, e.to_string())),
+                };
+            }
+            Err(e) => return Err(record_error(&path, e.to_string())),
+        };
+        match serde_json::from_slice::<RunRecord>(&bytes) {
+            Ok(record) => {
+                check_format(&path, record.format)?;
+                Ok(record)
+            }
+            Err(e) => {
+                // A record of another format may not parse as this one: say which it is.
+                if let Ok(Format { format }) = serde_json::from_slice(&bytes) {
+                    check_format(&path, format)?;
+                }
+                Err(record_error(&path, format!("it does not parse: {e}")))
+            }
         }
-        Ok(record)
     }
 
     /// Whether the run ended without finishing: it is recorded as running, but its process,
@@ -229,9 +342,314 @@ impl RunRecord {
     /// Records the run in `run_dir` as interrupted, in its `run.json`.
     pub(crate) fn mark_interrupted(&mut self, run_dir: &Path) -> Result<(), StoreError> {
         self.status = "interrupted".to_owned();
-        write_json_atomically(&run_dir.join(RUN_JSON), self, true)
+        write_json_atomically(&run_dir.join(RUN_JSON), self, false)
     }
 }
 
-/// The file of a run directory that holds its record.
+/// The file of a run directory that holds its record, written at the end of the run.
 pub(crate) const RUN_JSON: &str = "run.json";
+
+/// The file of a run directory that the run appends to while it goes on: a header line,
+/// then a line for each node as it settles. It stays once `run.json` is written, which is
+/// then what is read (removing it would cost the next new files of some file systems more
+/// than it saves).
+pub(crate) const JOURNAL: &str = "journal.jsonl";
+
+/// Whether `dir` holds the record of a run, finished or not.
+pub(crate) fn is_run_dir(dir: &Path) -> bool {
+    dir.join(RUN_JSON).is_file() || dir.join(JOURNAL).is_file()
+}
+
+/// The format of a record, read alone.
+#[derive(Deserialize)]
+struct Format {
+    format: u32,
+}
+
+fn record_error(path: &Path, reason: String) -> Error {
+    Error::Record {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// Refuses a record of another format than this version's.
+fn check_format(path: &Path, format: u32) -> crate::error::Result<()> {
+    if format == RECORD_FORMAT {
+        return Ok(());
+    }
+    let made_by = if format < RECORD_FORMAT {
+        "an older"
+    } else {
+        "a newer"
+    };
+    Err(record_error(
+        path,
+        format!(
+            "it is of record format {format}, written by {made_by} version of pipewright; \
+             this version reads format {RECORD_FORMAT} only"
+        ),
+    ))
+}
+
+/// The first line of a journal: the run, and its nodes in the pipeline's order.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct JournalHeader<'a> {
+    pub(crate) format: u32,
+    pub(crate) pipeline: Cow<'a, str>,
+    pub(crate) started: Cow<'a, str>,
+    pub(crate) data_dir: Cow<'a, Path>,
+    pub(crate) jobs: usize,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    /// Each node: its name, its task's name, and the positions of its distinct parents.
+    pub(crate) nodes: Vec<(Cow<'a, str>, Cow<'a, str>, Vec<u32>)>,
+}
+
+/// A line of a journal after the header: how one node settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct JournalLine {
+    /// The node's position in the pipeline.
+    pub(crate) node: u32,
+    pub(crate) status: RecordedStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) started_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duration_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) worker: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) error: Vec<String>,
+    /// The position of the failed upstream node it waited on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_failed: Option<u32>,
+}
+
+/// The record of a run that has not written its `run.json`, read from its journal at
+/// `path`: the run is `running`, its nodes are those of the header, and each node with a
+/// complete line has the outcome of its last one. A last line without its end (the run was
+/// killed while writing it) is left out.
+fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
+    // Only lines that end in a newline are complete.
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(end) => &bytes[..end],
+        None => &[][..],
+    };
+    let mut lines = complete.split(|b| *b == b'\n');
+    let first = lines
+        .next()
+        .filter(|line| !line.is_empty())
+        .ok_or_else(|| {
+            record_error(
+                path,
+                "the journal has no complete header line yet".to_owned(),
+            )
+        })?;
+    let header: JournalHeader<'_> = match serde_json::from_slice(first) {
+        Ok(header) => header,
+        Err(e) => {
+            if let Ok(Format { format }) = serde_json::from_slice(first) {
+                check_format(path, format)?;
+            }
+            return Err(record_error(
+                path,
+                format!("its header does not parse: {e}"),
+            ));
+        }
+    };
+    check_format(path, header.format)?;
+    let names: Vec<String> = header.nodes.iter().map(|n| n.0.to_string()).collect();
+    let name_of = |at: u32, line: usize| {
+        names.get(at as usize).cloned().ok_or_else(|| {
+            record_error(
+                path,
+                format!(
+                    "line {line} names node {at}, but the run has {}",
+                    names.len()
+                ),
+            )
+        })
+    };
+    let mut nodes = Vec::with_capacity(header.nodes.len());
+    for (name, task, parents) in &header.nodes {
+        nodes.push(NodeRecord {
+            name: name.to_string(),
+            task: task.to_string(),
+            params: serde_json::Value::Null,
+            encoded_params: None,
+            inputs: Vec::new(),
+            parents: parents
+                .iter()
+                .map(|&p| name_of(p, 1))
+                .collect::<crate::error::Result<_>>()?,
+            status: RecordedStatus::Pending,
+            cached: false,
+            key: None,
+            output_digest: None,
+            reason: None,
+            started_secs: None,
+            duration_secs: None,
+            worker: None,
+            error: Vec::new(),
+            upstream_failed: None,
+        });
+    }
+    for (i, line) in lines.enumerate() {
+        let number = i + 2;
+        let settled: JournalLine = serde_json::from_slice(line)
+            .map_err(|e| record_error(path, format!("line {number} does not parse: {e}")))?;
+        name_of(settled.node, number)?;
+        let node = &mut nodes[settled.node as usize];
+        node.status = settled.status;
+        node.cached = settled.status == RecordedStatus::Cached;
+        node.started_secs = settled.started_secs;
+        node.duration_secs = settled.duration_secs;
+        node.worker = settled.worker.map(|w| w as usize);
+        node.error = settled.error;
+        node.upstream_failed = settled
+            .upstream_failed
+            .map(|up| name_of(up, number))
+            .transpose()?;
+    }
+    Ok(RunRecord {
+        format: header.format,
+        pipeline: header.pipeline.into_owned(),
+        status: "running".to_owned(),
+        started: header.started.into_owned(),
+        ended: None,
+        elapsed_secs: None,
+        data_dir: header.data_dir.into_owned(),
+        jobs: header.jobs,
+        nodes,
+        provenance: Provenance::of_host(header.host),
+        pid: Some(header.pid),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal of three nodes, `a` and `b` above `c`, in which `a` ran and `b` failed.
+    fn journal() -> String {
+        let header = JournalHeader {
+            format: RECORD_FORMAT,
+            pipeline: "p".into(),
+            started: "2026-01-01T00:00:00.000000Z".into(),
+            data_dir: Path::new("/data").into(),
+            jobs: 2,
+            host: "here".to_owned(),
+            pid: 7,
+            nodes: vec![
+                ("a".into(), "ta".into(), vec![]),
+                ("b".into(), "tb".into(), vec![]),
+                ("c".into(), "tc".into(), vec![0, 1]),
+            ],
+        };
+        let ran = JournalLine {
+            node: 0,
+            status: RecordedStatus::Ran,
+            started_secs: Some(0.5),
+            duration_secs: Some(1.5),
+            worker: Some(1),
+            error: Vec::new(),
+            upstream_failed: None,
+        };
+        let failed = JournalLine {
+            node: 1,
+            status: RecordedStatus::Failed,
+            error: vec!["outer".to_owned(), "inner".to_owned()],
+            ..ran.clone()
+        };
+        let mut text = String::new();
+        for line in [
+            serde_json::to_string(&header).unwrap(),
+            serde_json::to_string(&ran).unwrap(),
+            serde_json::to_string(&failed).unwrap(),
+        ] {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn a_journal_reads_as_a_running_record_and_a_torn_last_line_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        // The run was killed while it wrote the line of `c`.
+        let text = journal() + r#"{"node":2,"status":"upstream fai"#;
+        fs::write(dir.path().join(JOURNAL), &text).unwrap();
+        let record = RunRecord::read(dir.path()).unwrap();
+        assert_eq!(record.status, "running");
+        assert_eq!((record.pipeline.as_str(), record.jobs), ("p", 2));
+        assert_eq!(
+            (record.provenance.host.as_str(), record.pid),
+            ("here", Some(7))
+        );
+        let names: Vec<&str> = record.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let (a, b, c) = (&record.nodes[0], &record.nodes[1], &record.nodes[2]);
+        assert_eq!((a.status, a.task.as_str()), (RecordedStatus::Ran, "ta"));
+        assert_eq!(
+            (a.started_secs, a.duration_secs, a.worker),
+            (Some(0.5), Some(1.5), Some(1))
+        );
+        assert_eq!(b.status, RecordedStatus::Failed);
+        assert_eq!(b.error, ["outer", "inner"]);
+        assert_eq!(c.status, RecordedStatus::Pending);
+        assert_eq!(c.parents, ["a", "b"]);
+
+        // The same line whole is read.
+        let whole =
+            journal() + r#"{"node":2,"status":"upstream failed","upstream_failed":1}"# + "\n";
+        fs::write(dir.path().join(JOURNAL), whole).unwrap();
+        let c = RunRecord::read(dir.path()).unwrap().nodes.remove(2);
+        assert_eq!(c.status, RecordedStatus::UpstreamFailed);
+        assert_eq!(c.upstream_failed.as_deref(), Some("b"));
+
+        // A line that does not parse before the last one is an error that names it.
+        let broken = journal().replacen("\"node\":1", "\"node\":", 1) + "{}\n";
+        fs::write(dir.path().join(JOURNAL), broken).unwrap();
+        let err = RunRecord::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("journal.jsonl`: line 3 does not parse"),
+            "{err}"
+        );
+
+        // Once `run.json` is there, it is what is read.
+        fs::write(dir.path().join(JOURNAL), journal()).unwrap();
+        let mut finished = RunRecord::read(dir.path()).unwrap();
+        finished.status = "succeeded".to_owned();
+        write_json_atomically(&dir.path().join(RUN_JSON), &finished, false).unwrap();
+        assert_eq!(RunRecord::read(dir.path()).unwrap().status, "succeeded");
+    }
+
+    #[test]
+    fn a_record_of_another_format_is_refused_with_its_format() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(JOURNAL), journal()).unwrap();
+        let record = RunRecord::read(dir.path()).unwrap();
+        let json = serde_json::to_string(&record).unwrap();
+        // The parents and the cached flag are not stored, but read back.
+        assert!(
+            !json.contains("parents") && !json.contains("cached"),
+            "{json}"
+        );
+        let text = |format: u32| json.replacen("\"format\":2", &format!("\"format\":{format}"), 1);
+        for (format, made_by) in [(1, "an older"), (3, "a newer")] {
+            fs::write(dir.path().join(RUN_JSON), text(format)).unwrap();
+            let err = RunRecord::read(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.ends_with(&format!(
+                    "run.json`: it is of record format {format}, written by {made_by} \
+                     version of pipewright; this version reads format 2 only"
+                )),
+                "{err}"
+            );
+        }
+        // Even when the rest does not parse as this format's.
+        fs::write(dir.path().join(RUN_JSON), r#"{"format":3,"nodes":{}}"#).unwrap();
+        let err = RunRecord::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("it is of record format 3"), "{err}");
+    }
+}

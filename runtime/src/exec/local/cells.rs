@@ -225,6 +225,9 @@ impl<'p> Run<'p> {
     /// upstream node and in-memory mark are not read: the cell has them.
     #[inline]
     pub(super) fn settle_with(&self, id: NodeId, outcome: NodeOutcome, output: Option<Arc<Value>>) {
+        if let Some(progress) = self.settings.progress {
+            progress.settled(id.index(), self.pipeline.node_at(id).name(), &outcome);
+        }
         let NodeOutcome {
             status,
             worker,
@@ -233,9 +236,6 @@ impl<'p> Run<'p> {
             details,
             ..
         } = outcome;
-        if let Some(progress) = self.settings.progress {
-            progress.settled(self.pipeline.node_at(id).name(), status);
-        }
         let cell = &self.cells[id.index()];
         // Read after the run, or by another thread only once it has read the status.
         cell.worker.store(worker, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use crate::exec::Stop;
 use crate::exec::worker::JobStatus;
 use crate::graph::Pipeline;
 use crate::progress::Progress;
-use crate::report::NodeStatus;
+use crate::report::{NodeOutcome, NodeStatus};
 use crate::task::{TaskError, WorkerExit};
 
 /// Waits for every submitted node to end, asking Slurm every [`POLL`]; on stop, cancels
@@ -124,9 +124,11 @@ pub(super) fn follow(
                 };
             }
             if let (Some(progress), false) = (progress, matches!(states[i], State::Open { .. })) {
+                let outcome = NodeOutcome::new(status_of(&states[i]));
                 progress.settled(
+                    i,
                     pipeline.node_at(crate::graph::NodeId::at(i)).name(),
-                    status_of(&states[i]),
+                    &outcome,
                 );
             }
         }
