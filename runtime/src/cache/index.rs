@@ -127,7 +127,9 @@ impl Index {
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| damaged(&path, e))?;
         conn.busy_timeout(BUSY).map_err(|e| damaged(&path, e))?;
         let mut index = Index { conn, path };
-        index.check_format(create)?;
+        if !index.check_format(create)? {
+            return Ok(None);
+        }
         index
             .conn
             .pragma_update(None, "synchronous", "NORMAL")
@@ -135,45 +137,38 @@ impl Index {
         Ok(Some(index))
     }
 
-    /// Checks the index's format, and gives a new one its tables.
-    fn check_format(&mut self, create: bool) -> Result<(), StoreError> {
+    /// Checks the index's format, and gives a new one its tables if `create`: whether the
+    /// index is ready (an empty one, not created, is not).
+    fn check_format(&mut self, create: bool) -> Result<bool, StoreError> {
         let path = self.path.clone();
         let damaged = |e: rusqlite::Error| damaged(&path, e);
         let (id, version) = self.format().map_err(damaged)?;
         if id == APPLICATION_ID && version == FORMAT {
-            return Ok(());
+            return Ok(true);
         }
-        if id == 0 && version == 0 && create {
-            // One process makes the index; the others wait, then find it made.
+        if id == 0 && version == 0 {
+            // One process makes the index; the others wait for it, then find it made.
             let dir = path.parent().unwrap_or(Path::new("."));
             let _creating = super::lock::lock(dir, "creating the index")?;
             let (id, version) = self.format().map_err(damaged)?;
-            if id != 0 || version != 0 {
-                return self.check_format(false);
-            }
-            self.conn
-                .pragma_update(None, "journal_mode", "WAL")
-                .map_err(damaged)?;
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Exclusive)
-                .map_err(damaged)?;
-            // Another process may have made it meanwhile.
-            let (id, version): (i64, i64) = tx
-                .query_row(
-                    "SELECT application_id, user_version FROM pragma_application_id, pragma_user_version",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(damaged)?;
             if id == 0 && version == 0 {
+                if !create {
+                    return Ok(false);
+                }
+                self.conn
+                    .pragma_update(None, "journal_mode", "WAL")
+                    .map_err(damaged)?;
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Exclusive)
+                    .map_err(damaged)?;
                 tx.execute_batch(SCHEMA).map_err(damaged)?;
                 tx.pragma_update(None, "application_id", APPLICATION_ID)
                     .map_err(damaged)?;
                 tx.pragma_update(None, "user_version", FORMAT)
                     .map_err(damaged)?;
+                tx.commit().map_err(damaged)?;
             }
-            tx.commit().map_err(damaged)?;
             return self.check_format(false);
         }
         let why = if id != APPLICATION_ID {
@@ -195,14 +190,13 @@ impl Index {
         ))
     }
 
+    /// The index's `application_id` and `user_version`, read at one moment.
     fn format(&self) -> rusqlite::Result<(i64, i64)> {
-        let id = self
-            .conn
-            .pragma_query_value(None, "application_id", |r| r.get(0))?;
-        let version = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        Ok((id, version))
+        self.conn.query_row(
+            "SELECT application_id, user_version FROM pragma_application_id, pragma_user_version",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The entry under `key`.
