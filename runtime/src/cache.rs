@@ -174,6 +174,19 @@ impl Entry {
     }
 }
 
+/// How far a lookup looks for an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Among the entries this run read of the index (each node's last entry, and what it
+    /// looked up or committed since): a key not there is taken for missing. For a caller
+    /// that looks again, [`Fresh`](Look::Fresh), under the key's lock before it computes.
+    Remembered,
+    /// Among those, then in the index.
+    Index,
+    /// In the index as it is now.
+    Fresh,
+}
+
 /// What the store holds under one key.
 #[derive(Debug)]
 pub(crate) enum Lookup {
@@ -418,23 +431,24 @@ impl Store {
     /// since (its output is still checked when read); where that matters, ask
     /// [`lookup_fresh`](Self::lookup_fresh).
     pub(crate) fn lookup(&self, task: &str, key: &str) -> Lookup {
-        match self.lookup_once(task, key, false) {
-            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, true)),
-            found => found,
-        }
+        self.look(task, key, Look::Index)
     }
 
     /// [`lookup`](Self::lookup), from the index as it is now.
     pub(crate) fn lookup_fresh(&self, task: &str, key: &str) -> Lookup {
-        match self.lookup_once(task, key, true) {
-            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, true)),
+        self.look(task, key, Look::Fresh)
+    }
+
+    /// [`lookup`](Self::lookup), as far as `look` says.
+    pub(crate) fn look(&self, task: &str, key: &str, look: Look) -> Lookup {
+        match self.lookup_once(task, key, look) {
+            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, Look::Fresh)),
             found => found,
         }
     }
 
-    /// [`lookup`](Self::lookup), without looking again; from what this run read of the
-    /// index unless `fresh`.
-    fn lookup_once(&self, task: &str, key: &str, fresh: bool) -> Lookup {
+    /// [`look`](Self::look), without looking again.
+    fn lookup_once(&self, task: &str, key: &str, look: Look) -> Lookup {
         let mut state = self.state();
         let State {
             index,
@@ -451,7 +465,7 @@ impl Store {
         let Some(index) = index else {
             return Lookup::Missing;
         };
-        if !fresh {
+        if look != Look::Fresh {
             if loaded.insert(task.to_owned()) {
                 match index.last_of_task(task) {
                     Ok(rows) => known.extend(
@@ -464,6 +478,9 @@ impl Store {
             }
             if let Some(entry) = known.get(key) {
                 return Self::present(task, entry.clone());
+            }
+            if look == Look::Remembered {
+                return Lookup::Missing;
             }
         }
         match index.get(key) {
@@ -505,7 +522,7 @@ impl Store {
             });
         }
         self.under_lock(&entry.key, || {
-            match self.lookup_once(&entry.task, &entry.key, true) {
+            match self.lookup_once(&entry.task, &entry.key, Look::Fresh) {
                 Lookup::Present(now) => {
                     let bytes = self.read_output(&now)?;
                     let replaced = (now.digest != entry.digest).then_some(now);
@@ -523,7 +540,7 @@ impl Store {
     /// could not use). A complete entry that replaced the damaged one stays.
     pub(crate) fn remove_damaged(&self, task: &str, key: &str, seen: Option<&Entry>) {
         self.under_lock(key, || {
-            let damaged = match self.lookup_once(task, key, true) {
+            let damaged = match self.lookup_once(task, key, Look::Fresh) {
                 Lookup::Missing => false,
                 Lookup::Damaged(_) => true,
                 Lookup::Present(now) => {

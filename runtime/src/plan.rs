@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::cache::Store;
+use crate::cache::{Look, Store};
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
 use crate::key::{Digest, hex};
@@ -147,7 +147,7 @@ pub(crate) fn plan(
                         forced: forced[i],
                         verify: keep[i],
                         repair: false,
-                        fresh: false,
+                        look: Look::Index,
                     };
                     match decide(store, meta, node.name(), &key, check) {
                         Ok(entry) => {

@@ -1,7 +1,8 @@
 //! The lock of one key, which keeps two processes (or two threads) from computing one entry
 //! at once. On Linux every key is one byte of one file, `DATA/.store/locks`, locked as an
 //! open file description's record lock: no file per key, and the system releases it when
-//! its holder dies. Elsewhere each key has a lock file of its own.
+//! its holder dies. Each thread opens the file once, so two threads' locks exclude each
+//! other as two processes' do. Elsewhere each key has a lock file of its own.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ static HELD: Mutex<Vec<(PathBuf, String, ThreadId)>> = Mutex::new(Vec::new());
 pub(crate) struct KeyLock {
     dir: PathBuf,
     key: String,
-    _file: File,
+    _held: imp::Held,
 }
 
 impl Drop for KeyLock {
@@ -44,7 +45,7 @@ pub(crate) fn held_here(dir: &Path, key: &str) -> bool {
         .any(|(d, k, thread)| d == dir && k == key && *thread == me)
 }
 
-fn holding(dir: &Path, key: &str, file: File) -> KeyLock {
+fn holding(dir: &Path, key: &str, held: imp::Held) -> KeyLock {
     HELD.lock().unwrap_or_else(PoisonError::into_inner).push((
         dir.to_owned(),
         key.to_owned(),
@@ -53,7 +54,7 @@ fn holding(dir: &Path, key: &str, file: File) -> KeyLock {
     KeyLock {
         dir: dir.to_owned(),
         key: key.to_owned(),
-        _file: file,
+        _held: held,
     }
 }
 
@@ -79,9 +80,12 @@ pub(crate) fn try_lock(dir: &Path, key: &str) -> Option<KeyLock> {
         .map(|file| holding(dir, key, file))
 }
 
-/// The file every key's lock is a byte of.
+/// Every key's lock is a byte of one file.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod imp {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
     use super::*;
     use nix::errno::Errno;
     use nix::fcntl::{FcntlArg, fcntl};
@@ -89,7 +93,30 @@ mod imp {
 
     pub(super) const LOCKS: &str = "locks";
 
-    /// The byte of `key`: its first 63 bits (keys are hex digests).
+    /// How many stores' lock files a thread keeps open.
+    const OPEN_PER_THREAD: usize = 4;
+
+    thread_local! {
+        /// The lock file of each store this thread has locked a key of, opened once.
+        static FILES: RefCell<Vec<(PathBuf, Arc<File>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A key's byte, locked on a thread's file description; unlocked when dropped, on
+    /// whichever thread.
+    #[derive(Debug)]
+    pub(crate) struct Held {
+        file: Arc<File>,
+        byte: i64,
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let range = range(libc::F_UNLCK, self.byte);
+            while fcntl(&*self.file, FcntlArg::F_OFD_SETLK(&range)) == Err(Errno::EINTR) {}
+        }
+    }
+
+    /// The byte of `key`: its first 63 bits (keys are hex digests), or those of its digest.
     fn byte(key: &str) -> i64 {
         let bits = key
             .get(..16)
@@ -103,46 +130,70 @@ mod imp {
         i64::try_from(bits >> 1).unwrap_or(i64::MAX)
     }
 
-    /// The key's lock, on a file description of its own; `None` if `wait` is false and
-    /// another holds it.
-    pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<File>, StoreError> {
-        let path = dir.join(LOCKS);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .or_else(|e| {
-                fs::create_dir_all(dir)?;
-                File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|_| e)
-            })
-            .map_err(|e| StoreError::new("cannot open the lock file", &path, e))?;
-        let range = libc::flock {
-            l_type: libc::F_WRLCK as libc::c_short,
+    fn range(kind: libc::c_int, byte: i64) -> libc::flock {
+        libc::flock {
+            l_type: kind as libc::c_short,
             l_whence: libc::SEEK_SET as libc::c_short,
-            l_start: byte(key),
+            l_start: byte,
             l_len: 1,
             l_pid: 0,
+        }
+    }
+
+    /// This thread's lock file of the store directory `dir`.
+    fn file(dir: &Path) -> Result<Arc<File>, StoreError> {
+        if let Some(file) = FILES.with_borrow(|files| {
+            files
+                .iter()
+                .find(|(d, _)| d == dir)
+                .map(|(_, f)| Arc::clone(f))
+        }) {
+            return Ok(file);
+        }
+        let path = dir.join(LOCKS);
+        let open = || {
+            File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
         };
+        let file = open()
+            .or_else(|e| {
+                fs::create_dir_all(dir)?;
+                open().map_err(|_| e)
+            })
+            .map(Arc::new)
+            .map_err(|e| StoreError::new("cannot open the lock file", &path, e))?;
+        FILES.with_borrow_mut(|files| {
+            // A thread that works on many stores in turn keeps the files of the last few.
+            if files.len() >= OPEN_PER_THREAD {
+                files.remove(0);
+            }
+            files.push((dir.to_owned(), Arc::clone(&file)));
+        });
+        Ok(file)
+    }
+
+    /// The key's lock; `None` if `wait` is false and another holds it.
+    pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<Held>, StoreError> {
+        let file = file(dir)?;
+        let byte = byte(key);
+        let range = range(libc::F_WRLCK, byte);
         loop {
             let arg = if wait {
                 FcntlArg::F_OFD_SETLKW(&range)
             } else {
                 FcntlArg::F_OFD_SETLK(&range)
             };
-            match fcntl(&file, arg) {
-                Ok(_) => return Ok(Some(file)),
+            match fcntl(&*file, arg) {
+                Ok(_) => return Ok(Some(Held { file, byte })),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN | Errno::EACCES) if !wait => return Ok(None),
                 Err(e) => {
                     return Err(StoreError::new(
                         "cannot take a key's lock in",
-                        &path,
+                        &dir.join(LOCKS),
                         std::io::Error::from(e),
                     ));
                 }
@@ -156,7 +207,10 @@ mod imp {
 mod imp {
     use super::*;
 
-    pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<File>, StoreError> {
+    /// A key's lock file, locked; unlocked when closed.
+    pub(crate) type Held = File;
+
+    pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<Held>, StoreError> {
         let keys = dir.join("keys");
         fs::create_dir_all(&keys).map_err(|e| StoreError::new("cannot create", &keys, e))?;
         let path = keys.join(format!("{key}.lock"));

@@ -110,3 +110,29 @@ fn a_failed_write_names_the_file() {
     );
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    let key = "ab".repeat(32);
+    let other = "cd".repeat(32);
+    let held = store.lock(&key).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(
+                store.try_lock(&key).is_none(),
+                "another thread took a held key"
+            );
+            // Another key is free.
+            assert!(store.try_lock(&other).is_some());
+        });
+    });
+    // Dropped on another thread than the one that took it, it is released all the same.
+    std::thread::scope(|s| {
+        s.spawn(move || drop(held));
+    });
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(store.try_lock(&key).is_some(), "the key stayed locked"));
+    });
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Lookup, Store, StoreError, write_json_atomically};
+use crate::cache::{Look, Lookup, Store, StoreError, write_json_atomically};
 use crate::chain::RecordedError;
 use crate::graph::{Node, NodeId, Pipeline};
 use crate::key::{Names, fingerprint, hex};
@@ -381,7 +381,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
         forced: job.replace,
         verify: false,
         repair: false,
-        fresh: true,
+        look: Look::Fresh,
     };
     if job.key.is_none() && decide(&store, meta, &job.node, &key, check).is_ok() {
         return Ok(true);

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::cache::{Entry, Lookup, Store};
+use crate::cache::{Entry, Look, Lookup, Store};
 use crate::task::TaskMeta;
 
 /// Why a node runs.
@@ -43,9 +43,10 @@ pub(crate) struct Check {
     pub(crate) verify: bool,
     /// A damaged entry is removed, so that it is rewritten (a plan leaves it).
     pub(crate) repair: bool,
-    /// The index is asked again, not what this run read of it before: another process
-    /// may have committed the entry since (one that held the key's lock this node now holds).
-    pub(crate) fresh: bool,
+    /// How far the entry is looked for: a caller that will look again under the key's lock
+    /// looks only among what the run read of the index; one that holds the lock asks the
+    /// index afresh, as another process may have committed the entry since.
+    pub(crate) look: Look,
 }
 
 /// Decides the node `node` of task `meta` under `key`, for the executors, the worker and
@@ -70,12 +71,7 @@ pub(crate) fn decide(
         }
         RunReason::Damaged(why)
     };
-    let found = if check.fresh {
-        store.lookup_fresh(meta.name, key)
-    } else {
-        store.lookup(meta.name, key)
-    };
-    match found {
+    match store.look(meta.name, key, check.look) {
         Lookup::Missing => Err(RunReason::NoEntry),
         Lookup::Damaged(why) => Err(damaged(why)),
         Lookup::Present(entry) if check.verify => match store.read_verified(&entry) {

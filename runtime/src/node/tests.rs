@@ -8,7 +8,7 @@ use super::RunReason;
 use super::commit::NewEntry;
 use super::compute::{Retries, attempt, call};
 use super::decide::{Check, decide};
-use crate::cache::Store;
+use crate::cache::{Look, Store};
 use crate::erased::ErasedTask;
 use crate::key::{Components, Names, hex};
 use crate::stop::Stop;
@@ -57,7 +57,7 @@ fn check(forced: bool) -> Check {
         forced,
         verify: true,
         repair: true,
-        fresh: true,
+        look: Look::Fresh,
     }
 }
 

@@ -3,7 +3,7 @@
 //! committed.
 
 use super::{Run, lock};
-use crate::cache::{Entry, Store};
+use crate::cache::{Entry, Look, Store};
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::{Components, Digest, hex};
 use crate::node::RunReason;
@@ -38,13 +38,13 @@ impl<'p> Run<'p> {
             forced,
             verify,
             repair: true,
-            fresh: false,
+            look: Look::Remembered,
         };
         let use_entry = |key: &str| decide(store, meta, node.name(), key, check);
         // Under the key's lock: an entry another process committed meanwhile is found.
         let use_entry_now = |key: &str| {
             let check = Check {
-                fresh: true,
+                look: Look::Fresh,
                 ..check
             };
             decide(store, meta, node.name(), key, check)
