@@ -154,3 +154,151 @@ pub fn set_output(data: &Path, entry: &Stored, bytes: &[u8]) {
 pub fn execute(data: &Path, sql: &str) {
     open(data).execute_batch(sql).unwrap();
 }
+
+/// A value as SQLite holds it, in any column.
+pub use rusqlite::types::Value;
+
+/// Sets column `column` of the row under `key` to `value`, of whatever type, and nothing
+/// else: the row's checksum stays.
+pub fn set_column(data: &Path, key: &str, column: &str, value: Value) {
+    open(data)
+        .execute(
+            &format!("UPDATE entries SET {column} = ?2 WHERE key = ?1"),
+            params![unhex(key), value],
+        )
+        .unwrap();
+}
+
+/// Column `column` of the row under `key`, as SQLite holds it.
+pub fn column(data: &Path, key: &str, column: &str) -> Value {
+    open(data)
+        .query_row(
+            &format!("SELECT {column} FROM entries WHERE key = ?1"),
+            params![unhex(key)],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Removes the row of the entry under `key` (what the `nodes` table says of it stays).
+pub fn delete_row(data: &Path, key: &str) {
+    open(data)
+        .execute("DELETE FROM entries WHERE key = ?1", params![unhex(key)])
+        .unwrap();
+}
+
+/// The checksum the store keeps of a row whose fields are these.
+#[allow(clippy::too_many_arguments)]
+pub fn checksum(
+    task: &str,
+    node: &str,
+    key: &str,
+    digest: &[u8],
+    size: u64,
+    place: u8,
+    work: bool,
+    stamp: i64,
+    duration: f64,
+) -> Vec<u8> {
+    let mut h = blake3::Hasher::new();
+    for text in [task, node, key] {
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.update(digest);
+    h.update(&size.to_le_bytes());
+    h.update(&[place, u8::from(work)]);
+    h.update(&stamp.to_le_bytes());
+    h.update(&duration.to_le_bytes());
+    h.finalize().as_bytes()[..16].to_vec()
+}
+
+/// Gives the row under `key` the output `bytes`, with their size and digest and a checksum
+/// that matches: a forged entry, sound as far as the store can see. The output goes where
+/// the row says it is.
+pub fn forge_output(data: &Path, key: &str, bytes: &[u8]) {
+    let conn = open(data);
+    let (task, node, place, work, stamp, duration): (String, String, i64, i64, i64, f64) = conn
+        .query_row(
+            "SELECT task, node, place, work, stamp, duration FROM entries WHERE key = ?1",
+            params![unhex(key)],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .unwrap();
+    let digest = blake3::hash(bytes).as_bytes().to_vec();
+    let sum = checksum(
+        &task,
+        &node,
+        key,
+        &digest,
+        bytes.len() as u64,
+        place as u8,
+        work != 0,
+        stamp,
+        duration,
+    );
+    let inline = (place == 0).then_some(bytes);
+    conn.execute(
+        "UPDATE entries SET digest = ?2, size = ?3, checksum = ?4, output = ?5 WHERE key = ?1",
+        params![unhex(key), digest, bytes.len() as i64, sum, inline],
+    )
+    .unwrap();
+    if place != 0 {
+        std::fs::write(data.join(&task).join(format!("{key}.bin")), bytes).unwrap();
+    }
+}
+
+/// Every row of both tables of the index, as SQLite holds them, to put back with
+/// [`restore_rows`].
+#[derive(Debug, Clone)]
+pub struct Rows {
+    entries: Vec<Vec<Value>>,
+    nodes: Vec<Vec<Value>>,
+}
+
+fn all_rows(conn: &Connection, table: &str) -> Vec<Vec<Value>> {
+    let mut s = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+    let n = s.column_count();
+    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Every row of the index of `data`.
+pub fn rows(conn: &Connection) -> Rows {
+    Rows {
+        entries: all_rows(conn, "entries"),
+        nodes: all_rows(conn, "nodes"),
+    }
+}
+
+/// Makes the index hold exactly `rows`, in one transaction, through `conn`: the runners'
+/// own connections see the change as any other process's commit.
+pub fn restore_rows(conn: &mut Connection, rows: &Rows) {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute_batch("DELETE FROM entries; DELETE FROM nodes;")
+        .unwrap();
+    for (table, rows) in [("entries", &rows.entries), ("nodes", &rows.nodes)] {
+        for row in rows {
+            let marks = vec!["?"; row.len()].join(", ");
+            tx.execute(
+                &format!("INSERT INTO {table} VALUES ({marks})"),
+                rusqlite::params_from_iter(row),
+            )
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
