@@ -302,3 +302,110 @@ pub fn restore_rows(conn: &mut Connection, rows: &Rows) {
     }
     tx.commit().unwrap();
 }
+
+/// The fields of a row the store checks, as they are.
+struct Raw {
+    digest: Vec<u8>,
+    size: i64,
+    place: i64,
+    work: i64,
+    stamp: i64,
+    duration: f64,
+    checksum: Vec<u8>,
+    output: Option<Vec<u8>>,
+}
+
+fn raw(data: &Path, key: &str) -> rusqlite::Result<Raw> {
+    open(data).query_row(
+        "SELECT digest, size, place, work, stamp, duration, checksum, output FROM entries \
+         WHERE key = ?1",
+        params![unhex(key)],
+        |r| {
+            Ok(Raw {
+                digest: r.get(0)?,
+                size: r.get(1)?,
+                place: r.get(2)?,
+                work: r.get(3)?,
+                stamp: r.get(4)?,
+                duration: r.get(5)?,
+                checksum: r.get(6)?,
+                output: r.get(7)?,
+            })
+        },
+    )
+}
+
+/// Whether the entry of `stored` is whole, as the store would check it and more: its row
+/// matches its checksum, its output (wherever it is) has its size and digest, and its work
+/// directory is there if it has one; else what is wrong.
+pub fn whole(data: &Path, stored: &Stored) -> Result<(), String> {
+    let Raw {
+        digest,
+        size,
+        place,
+        work,
+        stamp,
+        duration,
+        checksum: sum,
+        output: inline,
+    } = raw(data, &stored.key).map_err(|e| format!("its row cannot be read: {e}"))?;
+    let expected = checksum(
+        &stored.task,
+        &stored.node,
+        &stored.key,
+        &digest,
+        size as u64,
+        place as u8,
+        work != 0,
+        stamp,
+        duration,
+    );
+    if sum != expected {
+        return Err("its row does not match its checksum".into());
+    }
+    let output = match place {
+        0 => inline.ok_or("its output is not in the index")?,
+        _ => std::fs::read(output_file(data, stored))
+            .map_err(|e| format!("its output file cannot be read: {e}"))?,
+    };
+    if output.len() as i64 != size || blake3::hash(&output).as_bytes()[..] != digest[..] {
+        return Err(format!(
+            "its output ({} bytes) is not the one its row records",
+            output.len()
+        ));
+    }
+    if work != 0 && !entry_dir(data, stored).join("work").is_dir() {
+        return Err("its work directory is gone".into());
+    }
+    Ok(())
+}
+
+/// The names in the directory of `task` that no entry of the index accounts for: neither
+/// an output file nor the directory of an entry that has one.
+pub fn unaccounted(data: &Path, task: &str) -> Vec<String> {
+    let entries = entries(data);
+    let mut names: Vec<String> = std::fs::read_dir(data.join(task))
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            !entries.iter().any(|e| {
+                e.task == task
+                    && ((!e.inline && *name == format!("{}.bin", e.key))
+                        || (e.work && *name == e.key))
+            })
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// How many entries the index of `data` holds: none while it is not made yet.
+pub fn count(data: &Path) -> usize {
+    if !index_path(data).exists() {
+        return 0;
+    }
+    open(data)
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as usize)
+}
