@@ -450,3 +450,39 @@ fn a_damaged_entry_that_cannot_be_recomputed_fails_its_node() {
         "the entry of `a` was damaged, and computing it again failed: the source is gone"
     );
 }
+
+/// Writes its text into its work directory and returns the file's path in its entry.
+#[task]
+fn page(text: String, ctx: &Ctx) -> std::io::Result<String> {
+    count(ctx);
+    fs::write(ctx.work_dir()?.join("page.txt"), &text)?;
+    Ok("work/page.txt".to_owned())
+}
+
+/// An entry whose work directory is gone is damaged: its output may name files there. A
+/// kept node's is recomputed, and its files are back.
+#[test]
+fn an_entry_whose_work_directory_is_gone_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "damaged-work";
+        let page = page("hello".to_owned());
+    };
+    let runner = Runner::new(dir.path()).keep(p.page);
+    let first = runner.run(&p).unwrap();
+    take_runs("damaged-work");
+    let stored = entry(dir.path(), &first, "page");
+    assert!(stored.work);
+    let entry_dir = store::entry_dir(dir.path(), &stored);
+    fs::remove_dir_all(entry_dir.join("work")).unwrap();
+
+    let run = runner.run(&p).unwrap();
+    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["page"]));
+    assert_eq!(
+        run.node("page").unwrap().reason().unwrap().to_string(),
+        "damaged entry: its work directory is gone"
+    );
+    let rel = run.get(p.page).unwrap();
+    assert_eq!(fs::read_to_string(entry_dir.join(rel)).unwrap(), "hello");
+    assert_eq!(take_runs("damaged-work").get("page"), Some(&1));
+}

@@ -562,8 +562,12 @@ impl Store {
         f()
     }
 
-    /// Reads the entry's output and checks its size and digest, once.
+    /// Reads the entry's output and checks its size and digest, once; an entry whose work
+    /// directory is gone is damaged too, as its output may name files in it.
     fn read_output(&self, entry: &Entry) -> Result<Vec<u8>, String> {
+        if entry.work && !self.entry_dir(&entry.task, &entry.key).join(WORK).is_dir() {
+            return Err("its work directory is gone".to_owned());
+        }
         let bytes = match entry.place {
             Place::Inline => {
                 let found = self
