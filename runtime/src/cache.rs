@@ -640,7 +640,17 @@ impl Store {
             let dest = self.output_file(&pending.task, key);
             let tmp = task_dir.join(format!("{}.bin", temporary_name(".tmp-", &key[..16])));
             fs::write(&tmp, output)
-                .and_then(|()| fs::rename(&tmp, &dest))
+                .and_then(|()| {
+                    fs::rename(&tmp, &dest).or_else(|e| {
+                        // A directory where the output goes is no entry's (the caller
+                        // holds the key's lock): it is set aside, not left in the way.
+                        if !dest.is_dir() {
+                            return Err(e);
+                        }
+                        remove_aside(&dest);
+                        fs::rename(&tmp, &dest)
+                    })
+                })
                 .map_err(|e| {
                     let _ = fs::remove_file(&tmp);
                     StoreError::new("cannot write", &dest, e)
