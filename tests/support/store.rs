@@ -30,6 +30,8 @@ pub fn open(data: &Path) -> Connection {
     let conn = Connection::open(index_path(data)).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(60))
         .unwrap();
+    // What a test writes needs no sync to the disk.
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
     conn
 }
 
