@@ -1,23 +1,31 @@
 //! A randomized damage suite over real store entries, with a fixed seed.
 //!
-//! One small pipeline is run once to fill a data directory; its files are kept in memory as
-//! a template. Each case restores the template, damages one or two entries at random
-//! (truncated, altered, extended or missing files, junk or edited `meta.json`, huge length
-//! prefixes, files replaced by directories, and mixes of these), reads the damaged store
-//! through a reopened report, and runs the pipeline again. Whatever the damage:
+//! One small pipeline is run once to fill a data directory: two of its outputs are larger
+//! than 64 KiB, so they are files of their own, the other three are held in the index, and
+//! two of its nodes have work directories. Its index rows and files are kept in memory as a
+//! template. Each case restores the template, damages one or two entries at random (an
+//! output in the index altered, truncated, extended, emptied or of another type; a row's
+//! digest, size, place, stamp, task, node, work flag, duration, checksum or key altered, or
+//! of another type, with its checksum left; a row deleted; what the index says of a node's
+//! last entry deleted or pointed elsewhere; an output file truncated, altered, extended,
+//! missing or replaced by a directory; a work directory removed; and mixes of these), reads
+//! the damaged store through a reopened report, and runs the pipeline again. Whatever the
+//! damage:
 //!
 //! - nothing panics and the run returns `Ok` with every node a success;
 //! - every value read is the value of the undamaged run, never another one: an output the
-//!   run keeps (a sink, a kept node) must be readable, any other may be an `Err`;
+//!   run keeps (a sink, a kept node) must be readable, any other may be an `Err`; and a
+//!   node whose output reads has its work directory;
 //! - no node runs more than once, and only damaged or forced nodes run at all;
 //! - a third run finds everything repaired and runs nothing;
 //! - no temporary or trash file is left behind.
 //!
 //! A failing case prints its number and its damage; the seed makes it reproducible.
 //!
-//! Two more scenarios: writes killed half way (the entry missing, the writer's temporary
-//! left), which the next run must clean up; and entries replaced by forced runs while
-//! another runner reads them, which must never look damaged.
+//! Three more scenarios: outputs forged with a matching row (size, digest and checksum
+//! recorded), which only decoding can refuse; writes killed half way (no row, the writer's
+//! temporaries left), which the next run must clean up; and entries replaced by forced runs
+//! while another runner reads them, which must never look damaged.
 
 mod support;
 
@@ -31,15 +39,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pipewright::prelude::*;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use support::store::{self, Stored, Value};
 use support::{count, take_runs};
 
 const SEED: u64 = 0x5eed_da3a_9e5f_0001;
-const CASES: usize = 3000;
-const REHASHED_CASES: usize = 400;
-const KILLED_CASES: usize = 300;
+const CASES: usize = 600;
+const FORGED_CASES: usize = 150;
+const KILLED_CASES: usize = 120;
 /// How many times the replacing runner forces every node while another reads them.
-const REPLACING_RUNS: usize = 150;
+const REPLACING_RUNS: usize = 60;
 
 /// A small deterministic generator (splitmix64).
 struct Rng(u64);
@@ -78,13 +86,11 @@ impl Rng {
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
-
-    fn hex(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b"0123456789abcdef"[self.below(16)]))
-            .collect()
-    }
 }
+
+/// How many numbers the pipeline starts from: enough that the outputs of `xs` and `sq` are
+/// over 64 KiB, so files of their own.
+const N: u64 = 25_000;
 
 #[task]
 fn numbers(n: u64, ctx: &Ctx) -> Vec<u64> {
@@ -93,15 +99,22 @@ fn numbers(n: u64, ctx: &Ctx) -> Vec<u64> {
 }
 
 #[task]
-fn squares(xs: &Vec<u64>, ctx: &Ctx) -> Vec<u64> {
+fn squares(xs: &Vec<u64>, ctx: &Ctx) -> std::io::Result<Vec<u64>> {
     count(ctx);
-    xs.iter().map(|x| x * x).collect()
+    fs::write(ctx.work_dir()?.join("part"), work_text("sq").unwrap())?;
+    Ok(xs.iter().map(|x| x * x).collect())
 }
 
+/// The cubes of the multiples of 1000.
 #[task]
-fn cubes(xs: &Vec<u64>, ctx: &Ctx) -> Vec<u64> {
+fn cubes(xs: &Vec<u64>, ctx: &Ctx) -> std::io::Result<Vec<u64>> {
     count(ctx);
-    xs.iter().map(|x| x * x * x).collect()
+    fs::write(ctx.work_dir()?.join("part"), work_text("cu").unwrap())?;
+    Ok(xs
+        .iter()
+        .filter(|x| x.is_multiple_of(1000))
+        .map(|x| x * x * x)
+        .collect())
 }
 
 #[task]
@@ -116,61 +129,16 @@ fn describe(sum: &u64, xs: &Vec<u64>, ctx: &Ctx) -> String {
     format!("{} numbers, squared and cubed, add up to {sum}", xs.len())
 }
 
-/// Bytes that encode as themselves: bincode writes a tuple of `u8` with no length prefix,
-/// so the output digest of a node returning `Raw(bytes)` is the blake3 digest of `bytes`.
-#[derive(Debug, Clone)]
-struct Raw(Vec<u8>);
-
-impl Serialize for Raw {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for byte in &self.0 {
-            tuple.serialize_element(byte)?;
-        }
-        tuple.end()
+/// What the node writes into its work directory, for those that have one.
+fn work_text(node: &str) -> Option<&'static str> {
+    match node {
+        "sq" => Some("the squares"),
+        "cu" => Some("the cubes"),
+        _ => None,
     }
 }
 
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Vec::<u8>::deserialize(deserializer).map(Raw)
-    }
-}
-
-#[task(cache = false)]
-fn raw(bytes: Vec<u8>) -> Raw {
-    Raw(bytes)
-}
-
-/// The blake3 digest of `bytes` in hex, as the store records it, computed by the store.
-struct Digester {
-    runner: Runner,
-    dir: PathBuf,
-}
-
-impl Digester {
-    fn new(dir: PathBuf) -> Self {
-        Digester {
-            runner: Runner::new(dir.join("data"))
-                .log_dir(dir.join("logs"))
-                .jobs(1),
-            dir,
-        }
-    }
-
-    fn digest(&self, bytes: &[u8]) -> String {
-        let mut b = Pipeline::builder("digest");
-        b.add("raw", raw::node(bytes.to_vec())).unwrap();
-        let p = b.build();
-        let run = self.runner.run(&p).unwrap();
-        let digest = run.node("raw").unwrap().output_digest().unwrap().to_owned();
-        let _ = fs::remove_dir_all(self.dir.join("logs"));
-        digest
-    }
-}
-
-/// The node names, in the pipeline's order, and the type each one's output has.
+/// The node names, in the pipeline's order.
 const NODES: [&str; 5] = ["xs", "sq", "cu", "sum", "text"];
 /// The nodes whose output starts with a length prefix (a `Vec` or a `String`).
 const PREFIXED: [&str; 4] = ["xs", "sq", "cu", "text"];
@@ -194,80 +162,137 @@ fn read(report: &RunReport, node: &str) -> Result<Val, String> {
     result.map_err(|e| e.to_string())
 }
 
-/// The undamaged store's files, to put back before each case.
+/// Every node's output, computed here.
+fn expected() -> BTreeMap<&'static str, Val> {
+    let xs: Vec<u64> = (1..=N).collect();
+    let sq: Vec<u64> = xs.iter().map(|x| x * x).collect();
+    let cu: Vec<u64> = xs
+        .iter()
+        .filter(|x| x.is_multiple_of(1000))
+        .map(|x| x * x * x)
+        .collect();
+    let sum: u64 = sq.iter().chain(&cu).sum();
+    let text = format!("{N} numbers, squared and cubed, add up to {sum}");
+    [
+        ("xs", Val::List(xs)),
+        ("sq", Val::List(sq)),
+        ("cu", Val::List(cu)),
+        ("sum", Val::Num(sum)),
+        ("text", Val::Text(text)),
+    ]
+    .into()
+}
+
+/// The pipeline and the handles of the nodes a runner may keep.
+struct Built {
+    p: Pipeline,
+    xs: Handle<Vec<u64>>,
+    sq: Handle<Vec<u64>>,
+    cu: Handle<Vec<u64>>,
+    sum: Handle<u64>,
+}
+
+/// The pipeline, named `name` so that each scenario's run counts stay apart.
+fn build(name: &str) -> Built {
+    let mut b = Pipeline::builder(name);
+    let xs = b.add("xs", numbers::node(N)).unwrap();
+    let sq = b.add("sq", squares::node(xs)).unwrap();
+    let cu = b.add("cu", cubes::node(xs)).unwrap();
+    let sum = b.add("sum", total::node(vec![sq, cu])).unwrap();
+    b.add("text", describe::node(sum, xs)).unwrap();
+    Built {
+        p: b.build(),
+        xs,
+        sq,
+        cu,
+        sum,
+    }
+}
+
+/// The undamaged store: every row of its index and every file of its tasks' directories,
+/// to put back before each case.
 struct Template {
-    files: Vec<(PathBuf, Vec<u8>)>,
+    conn: rusqlite::Connection,
+    rows: store::Rows,
+    /// The tasks' directories.
+    dirs: Vec<PathBuf>,
+    /// Every file under them, with its bytes.
+    files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Every directory under them that holds one of the files.
+    holders: BTreeSet<PathBuf>,
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for item in fs::read_dir(dir).unwrap() {
+        let path = item.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, files);
+        } else {
+            files.insert(path.clone(), fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Removes what is at `path`, a directory with all it holds or anything else.
+fn remove(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).unwrap(),
+        Ok(_) => fs::remove_file(path).unwrap(),
+        Err(_) => {}
+    }
 }
 
 impl Template {
-    /// Takes the files of the entries in `dirs` (each holds `output.bin` and `meta.json`).
-    fn take<'a>(dirs: impl IntoIterator<Item = &'a PathBuf>) -> Self {
-        let mut files = Vec::new();
-        for dir in dirs {
-            for name in ["output.bin", "meta.json"] {
-                let path = dir.join(name);
-                let bytes = fs::read(&path).unwrap();
-                files.push((path, bytes));
-            }
-            let mut names: Vec<_> = fs::read_dir(dir)
-                .unwrap()
-                .map(|item| item.unwrap().file_name())
-                .collect();
-            names.sort();
-            assert_eq!(names, ["meta.json", "output.bin"], "{}", dir.display());
+    fn take(data: &Path, tasks: &BTreeSet<String>) -> Self {
+        let conn = store::open(data);
+        let rows = store::rows(&conn);
+        let dirs: Vec<PathBuf> = tasks.iter().map(|t| data.join(t)).collect();
+        let mut files = BTreeMap::new();
+        for dir in &dirs {
+            fs::create_dir_all(dir).unwrap();
+            files_under(dir, &mut files);
         }
-        Template { files }
+        let holders = files
+            .keys()
+            .flat_map(|f| f.ancestors().skip(1))
+            .map(Path::to_owned)
+            .collect();
+        Template {
+            conn,
+            rows,
+            dirs,
+            files,
+            holders,
+        }
     }
 
-    /// Puts every entry back as it was, rewriting only what differs, and removes every
-    /// other entry of the entries' tasks.
-    fn restore(&self) {
-        let mut dirs = BTreeSet::new();
+    /// Puts every row and file back as it was, rewriting only the files that differ, and
+    /// removes everything else in the tasks' directories.
+    fn restore(&mut self) {
+        store::restore_rows(&mut self.conn, &self.rows);
+        let mut stack = self.dirs.clone();
+        while let Some(dir) = stack.pop() {
+            for item in fs::read_dir(&dir).unwrap() {
+                let item = item.unwrap();
+                let path = item.path();
+                let kind = item.file_type().unwrap();
+                if kind.is_dir() && self.holders.contains(&path) {
+                    stack.push(path);
+                } else if !(kind.is_file()
+                    && self
+                        .files
+                        .get(&path)
+                        .is_some_and(|bytes| fs::read(&path).is_ok_and(|now| now == *bytes)))
+                {
+                    remove(&path);
+                }
+            }
+        }
         for (path, bytes) in &self.files {
-            let dir = path.parent().unwrap();
-            dirs.insert(dir.to_owned());
-            if fs::read(path).is_ok_and(|now| now == *bytes) {
-                continue;
-            }
-            if dir.is_file() {
-                fs::remove_file(dir).unwrap();
-            }
-            if path.is_dir() {
-                fs::remove_dir_all(path).unwrap();
-            }
-            fs::create_dir_all(dir).unwrap();
-            fs::write(path, bytes).unwrap();
-        }
-        for task in dirs
-            .iter()
-            .map(|d| d.parent().unwrap())
-            .collect::<BTreeSet<_>>()
-        {
-            for item in fs::read_dir(task).unwrap() {
-                let path = item.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy();
-                // Leftovers a failed case reported are cleared too.
-                let leftover = name.starts_with(".trash-") || name.starts_with(".tmp-");
-                if (name.starts_with('.') && !leftover) || dirs.contains(&path) {
-                    continue;
-                }
-                if path.is_dir() {
-                    fs::remove_dir_all(&path).unwrap();
-                } else {
-                    fs::remove_file(&path).unwrap();
-                }
-            }
-        }
-        for dir in &dirs {
-            for item in fs::read_dir(dir).unwrap() {
-                let path = item.unwrap().path();
-                if !self.files.iter().any(|(p, _)| *p == path) {
-                    if path.is_dir() {
-                        fs::remove_dir_all(&path).unwrap();
-                    } else {
-                        fs::remove_file(&path).unwrap();
-                    }
-                }
+            if !path.exists() {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(path, bytes).unwrap();
             }
         }
     }
@@ -285,10 +310,7 @@ fn stray_files(root: &Path) -> Vec<PathBuf> {
             let item = item.unwrap();
             let name = item.file_name().to_string_lossy().into_owned();
             let path = item.path();
-            if name.starts_with(".tmp-")
-                || name.starts_with(".trash-")
-                || name.starts_with(".probe-")
-            {
+            if name.starts_with(".tmp-") || name.starts_with(".trash-") {
                 found.push(path.clone());
             }
             if item.file_type().unwrap().is_dir() {
@@ -299,278 +321,320 @@ fn stray_files(root: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The facts about the undamaged store a damage may use.
+/// The undamaged store's entries, which a damage may use.
 struct Entries {
-    /// Each node's entry directory.
-    dirs: BTreeMap<&'static str, PathBuf>,
-    /// Each node's key.
-    keys: BTreeMap<&'static str, String>,
-    /// Each node's output digest.
-    digests: BTreeMap<&'static str, String>,
+    data: PathBuf,
+    /// Each node's entry, as the index says.
+    stored: BTreeMap<&'static str, Stored>,
+    /// Each node's encoded output.
+    outputs: BTreeMap<&'static str, Vec<u8>>,
+    /// The columns of each node's row that are not in [`Stored`], by node and column.
+    columns: BTreeMap<(String, &'static str), Value>,
 }
 
-/// The entry's `meta.json`, if it is a JSON object.
-fn read_meta(entry: &Path) -> Option<serde_json::Value> {
-    let bytes = fs::read(entry.join("meta.json")).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .filter(serde_json::Value::is_object)
+impl Entries {
+    /// A column of the node's undamaged row.
+    fn column(&self, node: &str, column: &'static str) -> &Value {
+        &self.columns[&(node.to_owned(), column)]
+    }
+
+    fn blob(&self, node: &str, column: &'static str) -> Vec<u8> {
+        match self.column(node, column) {
+            Value::Blob(bytes) => bytes.clone(),
+            other => panic!("{column} of `{node}` is {other:?}"),
+        }
+    }
+
+    fn int(&self, node: &str, column: &'static str) -> i64 {
+        match self.column(node, column) {
+            Value::Integer(n) => *n,
+            other => panic!("{column} of `{node}` is {other:?}"),
+        }
+    }
 }
 
-fn write_meta(entry: &Path, meta: &serde_json::Value) {
-    let _ = fs::write(
-        entry.join("meta.json"),
-        serde_json::to_vec_pretty(meta).unwrap(),
-    );
+/// `value`, shortened for a case's description.
+fn show(value: &Value) -> String {
+    let text = match value {
+        Value::Blob(b) if b.len() > 12 => format!("Blob({} bytes)", b.len()),
+        other => format!("{other:?}"),
+    };
+    text.chars().take(60).collect()
 }
 
 /// Applies one random damage to the entry of `node`; says what it did.
-fn damage(rng: &mut Rng, entries: &Entries, node: &str) -> String {
-    let entry = &entries.dirs[node];
-    let output = entry.join("output.bin");
-    let meta_path = entry.join("meta.json");
-    match rng.below(14) {
-        0 => {
-            let Ok(bytes) = fs::read(&output) else {
-                return "truncate: no output.bin".into();
-            };
-            let at = rng.below(bytes.len().max(1));
-            let _ = fs::write(&output, &bytes[..at]);
-            format!("truncate output.bin to {at} of {} bytes", bytes.len())
+fn damage(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let e = &entries.stored[node];
+    match rng.below(10) {
+        0..=3 => alter_row(rng, entries, node),
+        4 => {
+            store::delete_row(&entries.data, &e.key);
+            "row deleted".into()
         }
-        1 => {
-            let Ok(mut bytes) = fs::read(&output) else {
-                return "flip: no output.bin".into();
-            };
-            if bytes.is_empty() {
-                return "flip: empty output.bin".into();
-            }
+        5 => alter_last(rng, entries, node),
+        9 if e.work => remove_work(rng, entries, node),
+        _ if e.inline => alter_inline(rng, entries, node),
+        _ => alter_file(rng, entries, node),
+    }
+}
+
+/// Sets one column of the node's row to a wrong value, or to a value of another type, and
+/// leaves its checksum.
+fn alter_row(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let e = &entries.stored[node];
+    let other = *rng.pick(&NODES);
+    let flip = |mut bytes: Vec<u8>, at: usize| {
+        let at = at % bytes.len().max(1);
+        if let Some(byte) = bytes.get_mut(at) {
+            *byte ^= 1 << (at % 8);
+        }
+        bytes
+    };
+    let at = rng.below(32);
+    let (column, value) = match rng.below(10) {
+        0 => (
+            "digest",
+            match rng.below(5) {
+                0 => Value::Blob(flip(entries.blob(node, "digest"), at)),
+                1 if other != node => Value::Blob(entries.blob(other, "digest")),
+                2 => Value::Blob(entries.blob(node, "digest")[..31].to_vec()),
+                3 => Value::Text(e.digest.clone()),
+                _ => Value::Blob(rng.bytes(32)),
+            },
+        ),
+        1 => (
+            "size",
+            match rng.below(6) {
+                0 => Value::Integer(e.size as i64 + 1),
+                1 => Value::Integer(e.size as i64 - 1),
+                2 => Value::Integer(0),
+                3 => Value::Integer(-1),
+                4 => Value::Integer(i64::MAX),
+                _ => Value::Text(e.size.to_string()),
+            },
+        ),
+        2 => (
+            "place",
+            match rng.below(4) {
+                0 => Value::Integer(i64::from(e.inline)),
+                1 => Value::Integer(2),
+                2 => Value::Integer(-1),
+                _ => Value::Text(if e.inline { "0" } else { "1" }.into()),
+            },
+        ),
+        3 => {
+            let stamp = entries.int(node, "stamp");
+            (
+                "stamp",
+                match rng.below(4) {
+                    0 => Value::Integer(stamp.wrapping_add(1)),
+                    1 => Value::Integer(stamp ^ (1 << 40)),
+                    2 => Value::Integer(0),
+                    _ => Value::Real(1.5),
+                },
+            )
+        }
+        4 => (
+            "task",
+            match rng.below(4) {
+                0 if other != node => Value::Text(entries.stored[other].task.clone()),
+                1 => Value::Text(String::new()),
+                2 => Value::Text(e.task.to_uppercase()),
+                _ => Value::Blob(e.task.clone().into_bytes()),
+            },
+        ),
+        5 => (
+            "node",
+            match rng.below(3) {
+                0 if other != node => Value::Text(other.to_owned()),
+                1 => Value::Text(format!("{node} ")),
+                _ => Value::Integer(1),
+            },
+        ),
+        6 => (
+            "work",
+            if rng.chance(70) {
+                Value::Integer(i64::from(!e.work))
+            } else {
+                Value::Text("1".into())
+            },
+        ),
+        7 => (
+            "duration",
+            rng.pick(&[Value::Real(1e9), Value::Real(-1.0), Value::Integer(3)])
+                .clone(),
+        ),
+        8 => (
+            "checksum",
+            match rng.below(3) {
+                0 => Value::Blob(flip(entries.blob(node, "checksum"), at)),
+                1 => Value::Blob(Vec::new()),
+                _ => Value::Text("sum".into()),
+            },
+        ),
+        _ => (
+            "key",
+            if rng.chance(50) {
+                Value::Blob(rng.bytes(32))
+            } else {
+                Value::Text(e.key.clone())
+            },
+        ),
+    };
+    let what = format!("row's {column} set to {}", show(&value));
+    store::set_column(&entries.data, &e.key, column, value);
+    what
+}
+
+/// Alters what the index records of the node's last entry: the entry stays.
+fn alter_last(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let other = &entries.stored[*rng.pick(&NODES)].key;
+    let sql = match rng.below(3) {
+        0 => format!("DELETE FROM nodes WHERE node = '{node}'"),
+        1 => format!("UPDATE nodes SET key = X'{other}' WHERE node = '{node}'"),
+        _ => format!("UPDATE nodes SET meta = '{{ not json' WHERE node = '{node}'"),
+    };
+    store::execute(&entries.data, &sql);
+    format!("last entry of the node: {sql}")
+}
+
+/// A length prefix no output this small can have, in bincode's variable-length encoding
+/// (a `u64` tag, then the length).
+fn huge_prefix(rng: &mut Rng) -> Vec<u8> {
+    let length: u64 = *rng.pick(&[1 << 62, u64::MAX, 1 << 40, (1 << 34) + 1]);
+    let mut prefix = vec![253];
+    prefix.extend_from_slice(&length.to_le_bytes());
+    prefix
+}
+
+/// `bytes` damaged one way or another; says how.
+fn mangle(rng: &mut Rng, mut bytes: Vec<u8>) -> (Vec<u8>, String) {
+    let what = match rng.below(5) {
+        0 => {
+            let at = rng.below(bytes.len().max(1));
+            bytes.truncate(at);
+            format!("truncated to {at} bytes")
+        }
+        1 if !bytes.is_empty() => {
             let mut flipped = Vec::new();
-            for _ in 0..rng.range(1, 4) {
+            for _ in 0..rng.range(1, 3) {
                 let at = rng.below(bytes.len());
                 let mask = rng.range(1, 255) as u8;
                 bytes[at] ^= mask;
                 flipped.push((at, mask));
             }
-            let _ = fs::write(&output, &bytes);
-            format!("flip bytes of output.bin (offset, mask): {flipped:?}")
+            format!("bytes flipped (offset, mask): {flipped:?}")
         }
         2 => {
             let n = rng.range(1, 16);
-            let extra = rng.bytes(n);
-            let Ok(mut bytes) = fs::read(&output) else {
-                return "append: no output.bin".into();
-            };
-            bytes.extend_from_slice(&extra);
-            let _ = fs::write(&output, &bytes);
-            format!("append {} bytes to output.bin", extra.len())
-        }
-        3 => {
-            let _ = fs::remove_file(&output);
-            "delete output.bin".into()
-        }
-        4 => {
-            let _ = fs::remove_file(&meta_path);
-            "delete meta.json".into()
-        }
-        5 => {
-            let n = rng.below(64);
-            let junk = if rng.chance(50) {
-                rng.bytes(n)
-            } else {
-                rng.hex(n).into_bytes()
-            };
-            let _ = fs::write(&meta_path, &junk);
-            format!("meta.json replaced by {} bytes of junk", junk.len())
-        }
-        6 => {
-            let mut shapes: Vec<String> = [
-                "null",
-                "[]",
-                "{}",
-                "42",
-                "\"meta\"",
-                "true",
-                "{\"format\": 1}",
-                "[{\"format\": 1}]",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-            if let Some(meta) = read_meta(entry) {
-                shapes.push(serde_json::json!([meta]).to_string());
-                shapes.push(serde_json::json!({ "meta": meta }).to_string());
-                for field in ["output_size", "output_digest", "key", "task", "format"] {
-                    let mut without = meta.clone();
-                    without.as_object_mut().unwrap().remove(field);
-                    shapes.push(without.to_string());
-                    let mut mistyped = meta.clone();
-                    mistyped[field] = serde_json::json!([1, 2]);
-                    shapes.push(mistyped.to_string());
-                }
-            }
-            let shape = rng.pick(&shapes).clone();
-            let _ = fs::write(&meta_path, &shape);
-            format!("meta.json replaced by JSON of the wrong shape: {shape:.80}")
-        }
-        7 => edit_meta(rng, entries, node),
-        8 => {
-            let prefix = *rng.pick(&[1u64 << 62, u64::MAX, 1 << 40, 1 << 35, (1 << 34) + 1]);
-            let Ok(mut bytes) = fs::read(&output) else {
-                return "huge prefix: no output.bin".into();
-            };
-            if bytes.len() < 8 {
-                bytes.resize(8, 0);
-            }
-            bytes[..8].copy_from_slice(&prefix.to_le_bytes());
-            let _ = fs::write(&output, &bytes);
-            let fix = rng.chance(50);
-            if fix && let Some(mut meta) = read_meta(entry) {
-                meta["output_size"] = serde_json::json!(bytes.len());
-                write_meta(entry, &meta);
-            }
-            format!("length prefix {prefix} in output.bin (recorded size fixed: {fix})")
-        }
-        9 => {
-            let _ = fs::remove_file(&output);
-            let _ = fs::create_dir_all(output.join("inner"));
-            "output.bin replaced by a directory".into()
-        }
-        10 => {
-            let _ = fs::remove_file(&meta_path);
-            let _ = fs::create_dir_all(&meta_path);
-            "meta.json replaced by a directory".into()
-        }
-        11 => {
-            if entry.is_dir() {
-                let _ = fs::remove_dir_all(entry);
-                let _ = fs::write(entry, b"not an entry");
-            }
-            "entry directory replaced by a file".into()
-        }
-        12 => {
-            let Ok(bytes) = fs::read(&meta_path) else {
-                return "truncate meta: no meta.json".into();
-            };
-            let at = rng.below(bytes.len().max(1));
-            let _ = fs::write(&meta_path, &bytes[..at]);
-            format!("truncate meta.json to {at} of {} bytes", bytes.len())
+            bytes.extend(rng.bytes(n));
+            format!("{n} bytes appended")
         }
         _ => {
-            let _ = fs::remove_file(&output);
-            let _ = fs::remove_file(&meta_path);
-            "empty entry directory".into()
+            let prefix = huge_prefix(rng);
+            let end = prefix.len().min(bytes.len());
+            bytes.splice(..end, prefix);
+            "a huge length prefix".to_owned()
+        }
+    };
+    (bytes, what)
+}
+
+/// Damages the output the index holds for the node.
+fn alter_inline(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let key = &entries.stored[node].key;
+    let output = entries.outputs[node].clone();
+    let (value, what) = match rng.below(6) {
+        0 => (Value::Null, "NULL".to_owned()),
+        1 => (Value::Blob(Vec::new()), "empty".to_owned()),
+        2 => (
+            Value::Text(String::from_utf8_lossy(&output).into_owned()),
+            "the same as text".to_owned(),
+        ),
+        3 => {
+            let other = *rng.pick(&["cu", "sum", "text"]);
+            (
+                Value::Blob(entries.outputs[other].clone()),
+                format!("the output of `{other}`"),
+            )
+        }
+        _ => {
+            let (bytes, what) = mangle(rng, output);
+            (Value::Blob(bytes), what)
+        }
+    };
+    store::set_column(&entries.data, key, "output", value);
+    format!("output in the index: {what}")
+}
+
+/// Damages the node's output file.
+fn alter_file(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let e = &entries.stored[node];
+    let file = store::output_file(&entries.data, e);
+    let what = match rng.below(6) {
+        0 => {
+            remove(&file);
+            "missing".to_owned()
+        }
+        1 => {
+            remove(&file);
+            fs::create_dir_all(file.join("inner")).unwrap();
+            "replaced by a directory".to_owned()
+        }
+        2 => {
+            let other = if node == "xs" { "sq" } else { "xs" };
+            let _ = fs::write(&file, &entries.outputs[other]);
+            format!("the output of `{other}`")
+        }
+        _ => {
+            let (bytes, what) = mangle(rng, fs::read(&file).unwrap_or_default());
+            let _ = fs::write(&file, bytes);
+            what
+        }
+    };
+    format!("output file: {what}")
+}
+
+/// Removes the node's work directory, or its entry's directory.
+fn remove_work(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let dir = store::entry_dir(&entries.data, &entries.stored[node]);
+    match rng.below(3) {
+        0 => {
+            remove(&dir.join("work"));
+            "work directory removed".into()
+        }
+        1 => {
+            remove(&dir);
+            "entry directory removed".into()
+        }
+        _ => {
+            remove(&dir);
+            fs::write(&dir, b"not a directory").unwrap();
+            "entry directory replaced by a file".into()
         }
     }
 }
 
-/// Changes one field of the entry's `meta.json` to a wrong value.
-fn edit_meta(rng: &mut Rng, entries: &Entries, node: &str) -> String {
-    let entry = &entries.dirs[node];
-    let Some(mut meta) = read_meta(entry) else {
-        return "edit meta.json: it is not a JSON object".into();
-    };
-    let other = *rng.pick(&NODES);
-    let size = meta["output_size"].as_u64().unwrap_or(0);
-    let digest = meta["output_digest"].as_str().unwrap_or("").to_owned();
-    let random = rng.next() % 4096;
-    let (field, value) = match rng.below(5) {
-        0 => (
-            "output_size",
-            serde_json::json!(*rng.pick(&[
-                0,
-                size.wrapping_add(1),
-                size.saturating_sub(1),
-                size * 2 + 8,
-                u64::MAX,
-                random,
-            ])),
-        ),
-        1 => (
-            "output_digest",
-            serde_json::json!(match rng.below(6) {
-                0 => rng.hex(64),
-                1 => rng.hex(63),
-                2 => String::new(),
-                3 => digest.to_uppercase(),
-                4 => format!("{}zz", &digest[..62.min(digest.len())]),
-                _ => entries.digests[other].clone(),
-            }),
-        ),
-        2 => (
-            "key",
-            serde_json::json!(match rng.below(4) {
-                0 => rng.hex(64),
-                1 => String::new(),
-                2 => "../../../escape".to_owned(),
-                _ => entries.keys[other].clone(),
-            }),
-        ),
-        3 => (
-            "format",
-            match rng.below(5) {
-                0 => serde_json::json!(0),
-                1 => serde_json::json!(2),
-                2 => serde_json::json!(u64::from(u32::MAX) + 1),
-                3 => serde_json::json!(-1),
-                _ => serde_json::json!("1"),
-            },
-        ),
-        _ => (
-            "task",
-            serde_json::json!(*rng.pick(&["", "other", "../squares", "squares ", "Squares"])),
-        ),
-    };
-    meta[field] = value.clone();
-    write_meta(entry, &meta);
-    format!("meta.json field {field} set to {value}")
-}
-
-/// Applies a damage the store's digest cannot see: the output is made undecodable, and
-/// `meta.json` records its new size and digest.
-fn damage_consistently(
-    rng: &mut Rng,
-    entries: &Entries,
-    digester: &Digester,
-    node: &str,
-) -> String {
-    let entry = &entries.dirs[node];
-    let output = entry.join("output.bin");
-    let mut bytes = fs::read(&output).unwrap();
-    let mut meta = read_meta(entry).unwrap();
-    let what = match rng.below(3) {
-        0 => {
-            let at = rng.below(bytes.len());
-            bytes.truncate(at);
-            format!("truncate output.bin to {at} bytes")
-        }
-        1 => {
-            let extra = rng.range(1, 16);
-            bytes.extend(rng.bytes(extra));
-            format!("append {extra} bytes to output.bin")
-        }
-        _ => {
-            let prefix = *rng.pick(&[1u64 << 62, u64::MAX, (1 << 34) + 1, 1 << 40]);
-            if bytes.len() < 8 {
-                bytes.resize(8, 0);
-            }
-            bytes[..8].copy_from_slice(&prefix.to_le_bytes());
-            format!("length prefix {prefix} in output.bin")
+/// Gives the node an output that does not decode, recorded with its size, its digest and a
+/// row checksum that match: only decoding can tell.
+fn forge(rng: &mut Rng, entries: &Entries, node: &'static str) -> String {
+    let (mut bytes, what) = loop {
+        let (bytes, what) = mangle(rng, entries.outputs[node].clone());
+        if !what.starts_with("bytes flipped") {
+            break (bytes, what);
         }
     };
-    // Bytes that still decode, with their digest recorded, are a forged entry that no store
-    // can tell from a real one; one byte more makes them undecodable.
+    // Bytes that still decode, recorded whole, are a forged entry that no store can tell
+    // from a real one; one byte more makes them undecodable.
     let what = if decodes(node, &bytes) {
         bytes.push(0);
         format!("{what}, then one byte more")
     } else {
         what
     };
-    fs::write(&output, &bytes).unwrap();
-    meta["output_size"] = serde_json::json!(bytes.len());
-    meta["output_digest"] = serde_json::json!(digester.digest(&bytes));
-    write_meta(entry, &meta);
-    format!("{what}, with its size and digest recorded")
+    assert!(!decodes(node, &bytes), "{what}");
+    store::forge_output(&entries.data, &entries.stored[node].key, &bytes);
+    format!("output {what}, with its size, digest and checksum recorded")
 }
 
 /// Whether `bytes` decode as the output of `node`.
@@ -583,37 +647,57 @@ fn decodes(node: &str, bytes: &[u8]) -> bool {
     }
 }
 
-/// What a writer killed while it wrote the entry of `node` leaves behind: no entry, and its
-/// temporary directory, half written, named as a writer of this host (`host_tag`) names it,
-/// with the id of a process that is gone.
-fn killed_write(rng: &mut Rng, entries: &Entries, host_tag: &str, node: &str) -> String {
-    let entry = &entries.dirs[node];
-    let key = &entries.keys[node];
+/// What a writer killed while it wrote the entry of `node` leaves behind: no row, and its
+/// temporaries, named as a writer of this host (`host_tag`) names them, with the id of a
+/// process that is gone: the output file half written, the work directory, or what it had
+/// moved into place already; and maybe what a killed remover had set aside.
+fn killed_write(rng: &mut Rng, entries: &Entries, host_tag: &str, node: &'static str) -> String {
+    let e = &entries.stored[node];
+    let data = &entries.data;
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
-    let name = format!(
-        ".tmp-{}-{host_tag}-{}-{}",
-        &key[..16],
-        gone.id(),
-        rng.below(100)
-    );
-    let tmp = entry.with_file_name(&name);
-    let output = fs::read(entry.join("output.bin")).unwrap_or_default();
-    let at = rng.below(output.len().max(1));
-    let work = rng.range(0, 4096);
-    let work = rng.bytes(work);
-    fs::create_dir_all(tmp.join("work")).unwrap();
-    fs::write(tmp.join("work").join("part"), &work).unwrap();
-    fs::write(tmp.join("output.bin"), &output[..at]).unwrap();
-    if entry.is_dir() {
-        fs::remove_dir_all(entry).unwrap();
-    } else {
-        let _ = fs::remove_file(entry);
+    let pid = gone.id();
+    let task_dir = data.join(&e.task);
+    let temporary = |prefix: &str, stem: &str, n: usize| {
+        task_dir.join(format!("{prefix}{stem}-{host_tag}-{pid}-{n}"))
+    };
+    store::delete_row(data, &e.key);
+    let mut what = vec!["no row".to_owned()];
+    if rng.chance(30) {
+        store::execute(data, &format!("DELETE FROM nodes WHERE node = '{node}'"));
+        what.push("no last entry".into());
     }
-    format!(
-        "killed while writing: no entry, {name} with {at} bytes of output.bin and {} of work",
-        work.len()
-    )
+    let output = &entries.outputs[node];
+    if !e.inline {
+        let at = rng.below(output.len());
+        let tmp = temporary(".tmp-", &e.key[..16], rng.below(100)).with_extension("bin");
+        fs::write(&tmp, &output[..at]).unwrap();
+        what.push(format!("{at} bytes of output in a temporary"));
+        if rng.chance(50) {
+            remove(&store::output_file(data, e));
+        } else {
+            what.push("the output file in place".into());
+        }
+    }
+    if e.work {
+        let tmp = temporary(".tmp-", &e.key[..16], rng.below(100));
+        let part = rng.range(0, 4096);
+        fs::create_dir_all(tmp.join("work")).unwrap();
+        fs::write(tmp.join("work").join("part"), rng.bytes(part)).unwrap();
+        what.push(format!("a temporary work directory of {part} bytes"));
+        if rng.chance(50) {
+            remove(&store::entry_dir(data, e));
+        } else {
+            what.push("the work directory in place".into());
+        }
+    }
+    if rng.chance(50) {
+        let trash = temporary(".trash-", &e.key, rng.below(100));
+        fs::create_dir_all(trash.join("work")).unwrap();
+        fs::write(trash.join("work").join("part"), b"set aside").unwrap();
+        what.push("a removed entry set aside".into());
+    }
+    format!("killed while writing: {}", what.join(", "))
 }
 
 /// How a case runs the pipeline again.
@@ -677,14 +761,7 @@ fn suite(
     let sandbox = tempfile::tempdir().unwrap();
     let data = sandbox.path().join("data");
     let logs = sandbox.path().join("logs");
-    // Each suite has its own pipeline name, so that their run counts stay apart.
-    let mut b = Pipeline::builder(name);
-    let xs = b.add("xs", numbers::node(12)).unwrap();
-    let sq = b.add("sq", squares::node(xs)).unwrap();
-    let cu = b.add("cu", cubes::node(xs)).unwrap();
-    let sum = b.add("sum", total::node(vec![sq, cu])).unwrap();
-    b.add("text", describe::node(sum, xs)).unwrap();
-    let p = b.build();
+    let Built { p, xs, sq, cu, sum } = build(name);
 
     // The undamaged run, recorded apart, and the template of its store.
     let first = Runner::new(&data)
@@ -697,36 +774,54 @@ fn suite(
         .unwrap();
     assert_eq!(first.count(NodeStatus::Ran), 5);
     take_runs(p.name());
-    let expected: BTreeMap<&str, Val> = NODES
-        .iter()
-        .map(|n| (*n, read(&first, n).unwrap()))
-        .collect();
-    assert_eq!(expected["sum"], Val::Num(6084 + 650));
+    let expected = expected();
+    for node in NODES {
+        assert_eq!(read(&first, node).as_ref(), Ok(&expected[node]), "{node}");
+    }
     let first_dir = first.run_dir().unwrap().to_owned();
+    let stored: BTreeMap<&str, Stored> = NODES
+        .iter()
+        .map(|n| {
+            (
+                *n,
+                store::entry(&data, first.node(n).unwrap().key().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let places: Vec<(bool, bool)> = NODES
+        .iter()
+        .map(|n| (stored[n].inline, stored[n].work))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (false, false),
+            (false, true),
+            (true, true),
+            (true, false),
+            (true, false)
+        ],
+        "where each output is, and which entries have a work directory"
+    );
     let entries = Entries {
-        dirs: NODES
+        outputs: NODES
             .iter()
-            .map(|n| {
-                let node = first.node(n).unwrap();
-                (*n, data.join(node.task()).join(node.key().unwrap()))
+            .map(|n| (*n, store::output(&data, &stored[n])))
+            .collect(),
+        columns: NODES
+            .iter()
+            .flat_map(|n| {
+                let key = &stored[n].key;
+                ["digest", "stamp", "checksum"]
+                    .map(|c| (((*n).to_owned(), c), store::column(&data, key, c)))
             })
             .collect(),
-        keys: NODES
-            .iter()
-            .map(|n| (*n, first.node(n).unwrap().key().unwrap().to_owned()))
-            .collect(),
-        digests: NODES
-            .iter()
-            .map(|n| {
-                (
-                    *n,
-                    first.node(n).unwrap().output_digest().unwrap().to_owned(),
-                )
-            })
-            .collect(),
+        stored,
+        data: data.clone(),
     };
     drop(first);
-    let template = Template::take(entries.dirs.values());
+    let tasks = entries.stored.values().map(|e| e.task.clone()).collect();
+    let mut template = Template::take(&data, &tasks);
 
     // One runner per way of running again; each keeps its worker pool across cases.
     let mut runners: BTreeMap<(bool, Force), Runner> = BTreeMap::new();
@@ -778,7 +873,9 @@ fn suite(
         let hits = if rng.chance(80) { 1 } else { 2 };
         for _ in 0..hits {
             let node = *rng.pick(targets);
-            damaged.insert(node);
+            if !damaged.insert(node) {
+                continue;
+            }
             for _ in 0..*rng.pick(&[1, 1, 1, 2, 3]) {
                 let done = damage(&mut rng, &entries, node);
                 let _ = write!(what, "[{node}: {done}] ");
@@ -808,15 +905,17 @@ fn suite(
 
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             check_case(
-                &first_dir,
-                runner,
-                &again[&keep_sq],
-                &p,
-                &expected,
-                &damaged,
-                keep_sq,
-                force,
-                &data,
+                &Case {
+                    first_dir: &first_dir,
+                    runner,
+                    again: &again[&keep_sq],
+                    p: &p,
+                    expected: &expected,
+                    damaged: &damaged,
+                    keep_sq,
+                    force,
+                    data: &data,
+                },
                 case % 4 == 0,
             )
         }));
@@ -850,37 +949,77 @@ fn suite(
     );
 }
 
-/// One case, after the damage: reads the damaged store through the reopened first run,
-/// runs again, and checks everything the suite promises.
-#[allow(clippy::too_many_arguments)]
-fn check_case(
-    first_dir: &Path,
-    runner: &Runner,
-    again: &Runner,
-    p: &Pipeline,
-    expected: &BTreeMap<&str, Val>,
-    damaged: &BTreeSet<&str>,
+/// One case, once its store is damaged.
+struct Case<'a> {
+    /// The undamaged run's record.
+    first_dir: &'a Path,
+    /// The runner that runs again.
+    runner: &'a Runner,
+    /// The same runner without forcing, on one thread.
+    again: &'a Runner,
+    p: &'a Pipeline,
+    expected: &'a BTreeMap<&'static str, Val>,
+    damaged: &'a BTreeSet<&'static str>,
     keep_sq: bool,
     force: Force,
-    data: &Path,
-    thorough: bool,
+    data: &'a Path,
+}
+
+/// Checks what `report` reads: the right value or an error (where `must`, the right value),
+/// and the work directory of a node whose value it reads.
+fn check_reads(
+    case: &Case<'_>,
+    report: &RunReport,
+    must: impl Fn(&str) -> bool,
+    what: &str,
 ) -> Result<(), String> {
-    // Read directly: the right value or an error.
-    let reopened = RunReport::open(first_dir).map_err(|e| format!("reopen: {e}"))?;
     for node in NODES {
-        if let Ok(value) = read(&reopened, node)
-            && value != expected[node]
-        {
-            return Err(format!(
-                "the reopened first run reads {value:?} for `{node}`"
-            ));
+        match read(report, node) {
+            Ok(value) if value != case.expected[node] => {
+                return Err(format!("{what} reads {value:?} for `{node}`"));
+            }
+            Ok(_) => {
+                let (Some(text), Some(key)) =
+                    (work_text(node), report.node(node).and_then(|n| n.key()))
+                else {
+                    continue;
+                };
+                let task = report.node(node).unwrap().task();
+                let part = case.data.join(task).join(key).join("work").join("part");
+                if fs::read_to_string(&part).ok().as_deref() != Some(text) {
+                    return Err(format!(
+                        "{what} reads `{node}`, whose work directory is not whole"
+                    ));
+                }
+            }
+            Err(e) if must(node) => {
+                return Err(format!(
+                    "{what} cannot read `{node}` ({:?}): {e}",
+                    report.status(node)
+                ));
+            }
+            Err(_) => {}
         }
     }
+    Ok(())
+}
+
+/// One case, after the damage: reads the damaged store through the reopened first run,
+/// runs again, and checks everything the suite promises; in a `thorough` case, reopens the
+/// run and runs a third time.
+fn check_case(case: &Case<'_>, thorough: bool) -> Result<(), String> {
+    let p = case.p;
+    // Read directly: the right value or an error.
+    let reopened = RunReport::open(case.first_dir).map_err(|e| format!("reopen: {e}"))?;
+    check_reads(case, &reopened, |_| false, "the reopened first run")?;
     drop(reopened);
 
     // Run again.
     take_runs(p.name());
-    let run = runner.run(p).map_err(|e| format!("the run failed: {e}"))?;
+    let run = case
+        .runner
+        .run(p)
+        .map_err(|e| format!("the run failed: {e}"))?;
     let runs = take_runs(p.name());
     for node in run.nodes() {
         if !node.status().is_success() {
@@ -893,33 +1032,25 @@ fn check_case(
         }
     }
     for (node, times) in &runs {
-        let forced = match force {
+        let forced = match case.force {
             Force::Nothing => false,
             Force::Node(i) => NODES[i] == node,
             Force::All => true,
         };
-        if *times > 1 || !(forced || damaged.contains(node.as_str())) {
+        if *times > 1 || !(forced || case.damaged.contains(node.as_str())) {
             let log =
                 fs::read_to_string(run.run_dir().unwrap().join("run.log")).unwrap_or_default();
             return Err(format!("`{node}` ran {times} times; runs: {runs:?}\n{log}"));
         }
     }
-    for node in NODES {
-        let must = node == "text" || (node == "sq" && keep_sq);
-        match read(&run, node) {
-            Ok(value) if value != expected[node] => {
-                return Err(format!("the run reads {value:?} for `{node}`"));
-            }
-            Err(e) if must => {
-                return Err(format!(
-                    "the run cannot read `{node}` ({:?}): {e}",
-                    run.status(node)
-                ));
-            }
-            _ => {}
-        }
-    }
-    let stray = stray_files(data.parent().unwrap());
+    let keep_sq = case.keep_sq;
+    check_reads(
+        case,
+        &run,
+        |node| node == "text" || (node == "sq" && keep_sq),
+        "the run",
+    )?;
+    let stray = stray_files(case.data.parent().unwrap());
     if !stray.is_empty() {
         return Err(format!("stray files: {stray:?}"));
     }
@@ -930,23 +1061,23 @@ fn check_case(
     // In every fourth case: the run reopened reads the same, and the same run again,
     // without forcing, finds everything repaired and runs nothing.
     let reopened = RunReport::open(run.run_dir().unwrap()).map_err(|e| format!("reopen: {e}"))?;
-    for node in NODES {
-        if let Ok(value) = read(&reopened, node)
-            && value != expected[node]
-        {
-            return Err(format!("the reopened run reads {value:?} for `{node}`"));
-        }
-    }
+    check_reads(case, &reopened, |_| false, "the reopened run")?;
     drop((run, reopened));
-    let run = again
+    let run = case
+        .again
         .run(p)
         .map_err(|e| format!("the third run failed: {e}"))?;
     let runs = take_runs(p.name());
     if !runs.is_empty() || run.count(NodeStatus::Cached) != NODES.len() {
         return Err(format!("the third run ran {runs:?}"));
     }
-
-    let stray = stray_files(data.parent().unwrap());
+    check_reads(
+        case,
+        &run,
+        |node| node == "text" || (node == "sq" && keep_sq),
+        "the third run",
+    )?;
+    let stray = stray_files(case.data.parent().unwrap());
     if !stray.is_empty() {
         return Err(format!("stray files: {stray:?}"));
     }
@@ -958,15 +1089,26 @@ fn damaged_entries_are_recomputed_or_refused_never_wrong() {
     suite("damage suite", SEED, CASES, &NODES, &damage);
 }
 
+/// Damage that keeps an output and its row consistent (size, digest and checksum), so that
+/// only decoding can tell: a kept output must still be recomputed, never served.
+#[test]
+fn undecodable_entries_with_a_matching_row_are_recomputed() {
+    suite(
+        "forged suite",
+        SEED.rotate_left(17),
+        FORGED_CASES,
+        &PREFIXED,
+        &forge,
+    );
+}
+
 /// Writes killed half way: the next run of the key computes the entry again and removes
 /// what the killed writer left.
 #[cfg(target_os = "linux")]
 #[test]
 fn killed_writes_are_redone_and_leave_nothing_behind() {
-    let scratch = tempfile::tempdir().unwrap();
-    let digester = Digester::new(scratch.path().to_owned());
     let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let host_tag = digester.digest(host.trim().as_bytes())[..8].to_owned();
+    let host_tag = blake3::hash(host.trim().as_bytes()).to_hex()[..8].to_owned();
     suite(
         "killed suite",
         SEED.rotate_left(29),
@@ -977,35 +1119,20 @@ fn killed_writes_are_redone_and_leave_nothing_behind() {
 }
 
 /// Entries replaced while another runner reads them: one runner forces every node again
-/// and again (each run replaces every entry with an equal one), while another runs the
-/// pipeline and reads every output, through its report and reopened from its record. The
-/// reader never runs a node and always reads the right values.
+/// and again (each run replaces every entry with an equal one: rows, output files and work
+/// directories), while another runs the pipeline and reads every output, through its
+/// report and reopened from its record. The reader never runs a node and always reads the
+/// right values.
 #[test]
 fn entries_replaced_while_they_are_read_are_never_damaged() {
     let _ = std::env::set_current_dir(std::env::temp_dir());
     let sandbox = tempfile::tempdir().unwrap();
     let data = sandbox.path().join("data");
-    let mut b = Pipeline::builder("replaced while read");
-    let xs = b.add("xs", numbers::node(12)).unwrap();
-    let sq = b.add("sq", squares::node(xs)).unwrap();
-    let cu = b.add("cu", cubes::node(xs)).unwrap();
-    let sum = b.add("sum", total::node(vec![sq, cu])).unwrap();
-    b.add("text", describe::node(sum, xs)).unwrap();
-    let p = b.build();
+    let Built { p, xs, sq, cu, sum } = build("replaced while read");
     let first = Runner::new(&data).run(&p).unwrap();
     assert_eq!(first.count(NodeStatus::Ran), 5);
     drop(first);
-    let expected: BTreeMap<&str, Val> = [
-        ("xs", Val::List((1..=12).collect())),
-        ("sq", Val::List((1..=12).map(|x| x * x).collect())),
-        ("cu", Val::List((1..=12).map(|x| x * x * x).collect())),
-        ("sum", Val::Num(6084 + 650)),
-        (
-            "text",
-            Val::Text("12 numbers, squared and cubed, add up to 6734".to_owned()),
-        ),
-    ]
-    .into();
+    let expected = expected();
 
     let forcer = Runner::new(&data)
         .log_dir(sandbox.path().join("forced"))
@@ -1060,25 +1187,4 @@ fn entries_replaced_while_they_are_read_are_never_damaged() {
         &problems[..problems.len().min(12)]
     );
     assert_eq!(stray_files(&data), Vec::<PathBuf>::new());
-}
-
-/// Damage that keeps `output.bin` and its recorded size and digest consistent, so that
-/// only decoding can tell: a kept output must still be recomputed, never served.
-#[test]
-fn undecodable_entries_with_a_matching_digest_are_recomputed() {
-    let scratch = tempfile::tempdir().unwrap();
-    let digester = Digester::new(scratch.path().to_owned());
-    let bytes = b"abc";
-    assert_eq!(
-        digester.digest(bytes),
-        "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
-        "the digest oracle"
-    );
-    suite(
-        "undecodable suite",
-        SEED.rotate_left(17),
-        REHASHED_CASES,
-        &PREFIXED,
-        &|rng, entries, node| damage_consistently(rng, entries, &digester, node),
-    );
 }

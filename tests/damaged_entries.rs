@@ -1,15 +1,16 @@
-//! A damaged entry is a miss, never a crash or a wrong value: a truncated `output.bin`,
-//! garbage in `meta.json`, a missing file and a flipped byte each cause exactly one
-//! recompute, after which the entry is whole again.
+//! A damaged entry is a miss, never a crash or a wrong value: an output truncated, altered,
+//! extended or missing, in the index or in its own file, and a row whose checksum no longer
+//! matches each cause exactly one recompute, after which the entry is whole again.
 
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pipewright::prelude::*;
+use support::store::{self, Stored};
 use support::{count, names, take_runs, with_status};
 
 #[task]
@@ -30,79 +31,115 @@ fn total(xs: &Vec<u64>, ctx: &Ctx) -> u64 {
     xs.iter().sum()
 }
 
-fn entry(dir: &Path, run: &RunReport, node: &str) -> PathBuf {
-    let report = run.node(node).unwrap();
-    dir.join(report.task()).join(report.key().unwrap())
+/// The entry of `node` in the run's store, as the index says.
+fn entry(dir: &Path, run: &RunReport, node: &str) -> Stored {
+    store::entry(dir, run.node(node).unwrap().key().unwrap()).unwrap()
 }
 
-type Damage = fn(&Path);
+type Damage = fn(&Path, &Stored);
 
-fn truncate(entry: &Path) {
-    let path = entry.join("output.bin");
-    let bytes = fs::read(&path).unwrap();
-    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+fn truncate(dir: &Path, entry: &Stored) {
+    let bytes = store::output(dir, entry);
+    store::set_output(dir, entry, &bytes[..bytes.len() / 2]);
 }
 
-fn garbage_meta(entry: &Path) {
-    fs::write(entry.join("meta.json"), b"{ this is not json").unwrap();
-}
-
-fn missing_output(entry: &Path) {
-    fs::remove_file(entry.join("output.bin")).unwrap();
-}
-
-fn missing_meta(entry: &Path) {
-    fs::remove_file(entry.join("meta.json")).unwrap();
-}
-
-fn flipped_byte(entry: &Path) {
-    let path = entry.join("output.bin");
-    let mut bytes = fs::read(&path).unwrap();
+fn flipped_byte(dir: &Path, entry: &Stored) {
+    let mut bytes = store::output(dir, entry);
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
-    fs::write(&path, bytes).unwrap();
+    store::set_output(dir, entry, &bytes);
 }
 
-const DAMAGES: [(&str, Damage); 5] = [
-    ("truncated output.bin", truncate),
-    ("garbage meta.json", garbage_meta),
-    ("missing output.bin", missing_output),
-    ("missing meta.json", missing_meta),
+fn extended(dir: &Path, entry: &Stored) {
+    let mut bytes = store::output(dir, entry);
+    bytes.extend_from_slice(b"more");
+    store::set_output(dir, entry, &bytes);
+}
+
+/// The output is gone: a NULL in the index, or no file.
+fn missing_output(dir: &Path, entry: &Stored) {
+    if entry.inline {
+        store::set_column(dir, &entry.key, "output", store::Value::Null);
+    } else {
+        fs::remove_file(store::output_file(dir, entry)).unwrap();
+    }
+}
+
+/// The row names another node: its checksum no longer matches.
+fn altered_row(dir: &Path, entry: &Stored) {
+    store::set_column(dir, &entry.key, "node", store::Value::Text("other".into()));
+}
+
+/// The row records another digest (and its output is whole): its checksum no longer
+/// matches.
+fn altered_digest(dir: &Path, entry: &Stored) {
+    let mut digest = hex_bytes(&entry.digest);
+    digest[0] ^= 1;
+    store::set_column(dir, &entry.key, "digest", store::Value::Blob(digest));
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+const DAMAGES: [(&str, Damage); 6] = [
+    ("truncated output", truncate),
     ("flipped byte", flipped_byte),
+    ("extended output", extended),
+    ("missing output", missing_output),
+    ("altered row", altered_row),
+    ("altered digest", altered_digest),
 ];
+
+/// How many numbers the pipelines start from: few, so that every output is held in the
+/// index, or enough that the squares are a file of their own.
+const SIZES: [u64; 2] = [10, 20_000];
+
+/// The sum of the squares of `0..n`.
+fn sum_of_squares(n: u64) -> u64 {
+    (0..n).map(|x| x * x).sum()
+}
 
 /// The damaged node is kept, so its entry is checked in full during the run.
 #[test]
 fn a_damaged_kept_entry_is_recomputed_once() {
-    for (what, damage) in DAMAGES {
-        let dir = tempfile::tempdir().unwrap();
-        let p = pipeline! {
-            name = "damaged-kept";
-            let xs = numbers(10);
-            let sq = squares(xs);
-            let sum = total(sq);
-        };
-        let runner = Runner::new(dir.path()).keep(p.sq);
-        let first = runner.run(&p).unwrap();
-        take_runs("damaged-kept");
+    for n in SIZES {
+        for (what, damage) in DAMAGES {
+            let what = format!("{what}, {n} numbers");
+            let dir = tempfile::tempdir().unwrap();
+            let p = pipeline! {
+                name = "damaged-kept";
+                let xs = numbers(n);
+                let sq = squares(xs);
+                let sum = total(sq);
+            };
+            let runner = Runner::new(dir.path()).keep(p.sq);
+            let first = runner.run(&p).unwrap();
+            take_runs("damaged-kept");
+            let sq = entry(dir.path(), &first, "sq");
+            assert_eq!(sq.inline, n < 1000, "{what}: where the output is");
 
-        damage(&entry(dir.path(), &first, "sq"));
-        let run = runner.run(&p).unwrap();
-        assert_eq!(with_status(&run, NodeStatus::Ran), names(&["sq"]), "{what}");
-        assert_eq!(
-            take_runs("damaged-kept").into_iter().collect::<Vec<_>>(),
-            [("sq".to_owned(), 1)],
-            "{what}"
-        );
-        let reason = run.node("sq").unwrap().reason().unwrap().to_string();
-        assert!(reason.starts_with("damaged entry: "), "{what}: {reason}");
-        assert_eq!(run.get(p.sq).unwrap()[9], 81, "{what}");
-        assert_eq!(*run.get(p.sum).unwrap(), 285, "{what}");
+            damage(dir.path(), &sq);
+            let run = runner.run(&p).unwrap();
+            assert_eq!(with_status(&run, NodeStatus::Ran), names(&["sq"]), "{what}");
+            assert_eq!(
+                take_runs("damaged-kept").into_iter().collect::<Vec<_>>(),
+                [("sq".to_owned(), 1)],
+                "{what}"
+            );
+            let reason = run.node("sq").unwrap().reason().unwrap().to_string();
+            assert!(reason.starts_with("damaged entry: "), "{what}: {reason}");
+            assert_eq!(run.get(p.sq).unwrap()[9], 81, "{what}");
+            assert_eq!(*run.get(p.sum).unwrap(), sum_of_squares(n), "{what}");
 
-        // Repaired: the next run runs nothing.
-        let run = runner.run(&p).unwrap();
-        assert_eq!(run.count(NodeStatus::Cached), 3, "{what}");
-        assert!(take_runs("damaged-kept").is_empty(), "{what}");
+            // Repaired: the next run runs nothing.
+            let run = runner.run(&p).unwrap();
+            assert_eq!(run.count(NodeStatus::Cached), 3, "{what}");
+            assert!(take_runs("damaged-kept").is_empty(), "{what}");
+            assert_eq!(run.get(p.sq).unwrap().len() as u64, n, "{what}");
+        }
     }
 }
 
@@ -110,57 +147,72 @@ fn a_damaged_kept_entry_is_recomputed_once() {
 /// the consumer gets the right value.
 #[test]
 fn a_damaged_input_of_a_running_node_is_recomputed_once() {
-    for (what, damage) in DAMAGES {
-        let dir = tempfile::tempdir().unwrap();
-        let p = pipeline! {
-            name = "damaged-input";
-            let xs = numbers(10);
-            let sq = squares(xs);
-            let sum = total(sq);
-        };
-        let first = Runner::new(dir.path()).run(&p).unwrap();
-        take_runs("damaged-input");
+    for n in SIZES {
+        for (what, damage) in DAMAGES {
+            let what = format!("{what}, {n} numbers");
+            let dir = tempfile::tempdir().unwrap();
+            let p = pipeline! {
+                name = "damaged-input";
+                let xs = numbers(n);
+                let sq = squares(xs);
+                let sum = total(sq);
+            };
+            let first = Runner::new(dir.path()).run(&p).unwrap();
+            take_runs("damaged-input");
 
-        damage(&entry(dir.path(), &first, "sq"));
-        let run = Runner::new(dir.path()).force("sum").run(&p).unwrap();
-        assert_eq!(*run.get(p.sum).unwrap(), 285, "{what}");
-        let runs = take_runs("damaged-input");
-        assert_eq!(runs.get("sq"), Some(&1), "{what}: {runs:?}");
-        assert_eq!(runs.get("sum"), Some(&1), "{what}: {runs:?}");
-        assert_eq!(runs.get("xs"), None, "{what}: {runs:?}");
+            damage(dir.path(), &entry(dir.path(), &first, "sq"));
+            let run = Runner::new(dir.path()).force("sum").run(&p).unwrap();
+            assert_eq!(*run.get(p.sum).unwrap(), sum_of_squares(n), "{what}");
+            let runs = take_runs("damaged-input");
+            assert_eq!(runs.get("sq"), Some(&1), "{what}: {runs:?}");
+            assert_eq!(runs.get("sum"), Some(&1), "{what}: {runs:?}");
+            assert_eq!(runs.get("xs"), None, "{what}: {runs:?}");
+            let reason = run.node("sq").unwrap().reason().unwrap().to_string();
+            assert!(reason.starts_with("damaged entry: "), "{what}: {reason}");
 
-        let run = Runner::new(dir.path()).run(&p).unwrap();
-        assert_eq!(run.count(NodeStatus::Cached), 3, "{what}");
-        assert!(take_runs("damaged-input").is_empty(), "{what}");
+            let run = Runner::new(dir.path()).run(&p).unwrap();
+            assert_eq!(run.count(NodeStatus::Cached), 3, "{what}");
+            assert!(take_runs("damaged-input").is_empty(), "{what}");
+        }
     }
 }
 
 /// An entry damaged after the run is an error when read from the report, not a panic or
-/// a wrong value.
+/// a wrong value, and it is removed.
 #[test]
 fn reading_a_damaged_output_from_a_report_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline! {
-        name = "damaged-report";
-        let xs = numbers(5);
-        let sq = squares(xs);
-    };
-    assert!(Runner::new(dir.path()).run(&p).unwrap().succeeded());
-    let run = Runner::new(dir.path()).run(&p).unwrap();
-    assert_eq!(run.status("xs"), Some(NodeStatus::Cached));
-    flipped_byte(&entry(dir.path(), &run, "xs"));
-    let err = run.get(p.xs).unwrap_err();
-    let entry_dir = entry(dir.path(), &run, "xs");
-    assert!(!entry_dir.exists(), "the damaged entry is removed");
-    assert_eq!(
-        err.to_string(),
-        "the stored output of node `xs` cannot be read: `output.bin` does not match its recorded \
-         digest; the entry is removed, so the next run computes it again"
-    );
-    take_runs("damaged-report");
-    let run = Runner::new(dir.path()).run(&p).unwrap();
-    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["xs"]));
-    assert_eq!(run.get(p.xs).unwrap(), &vec![0, 1, 2, 3, 4]);
+    for n in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline! {
+            name = "damaged-report";
+            let xs = numbers(n);
+            let sq = squares(xs);
+        };
+        assert!(Runner::new(dir.path()).run(&p).unwrap().succeeded());
+        let run = Runner::new(dir.path()).run(&p).unwrap();
+        assert_eq!(run.status("xs"), Some(NodeStatus::Cached));
+        let xs = entry(dir.path(), &run, "xs");
+        flipped_byte(dir.path(), &xs);
+        let err = run.get(p.xs).unwrap_err();
+        assert_eq!(
+            store::entry(dir.path(), &xs.key),
+            None,
+            "the row is removed"
+        );
+        assert!(
+            !store::output_file(dir.path(), &xs).exists(),
+            "the output file is removed"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the stored output of node `xs` cannot be read: its output does not match its \
+             recorded digest; the entry is removed, so the next run computes it again"
+        );
+        take_runs("damaged-report");
+        let run = Runner::new(dir.path()).run(&p).unwrap();
+        assert_eq!(with_status(&run, NodeStatus::Ran), names(&["xs"]));
+        assert_eq!(run.get(p.xs).unwrap(), &(0..n).collect::<Vec<_>>());
+    }
 }
 
 #[task]
@@ -190,7 +242,7 @@ fn damaged_chain(name: &str, len: usize, dir: &Path) {
     assert!(first.succeeded());
     take_runs(name);
     for node in first.nodes() {
-        flipped_byte(&entry(dir, &first, node.name()));
+        flipped_byte(dir, &entry(dir, &first, node.name()));
     }
 
     let run = runner.run(&p).unwrap();
@@ -295,7 +347,7 @@ fn a_damaged_entry_is_recomputed_under_no_lock() {
     assert!(first.succeeded());
     take_runs("damaged-unlocked");
 
-    flipped_byte(&entry(dir.path(), &first, "sq"));
+    flipped_byte(dir.path(), &entry(dir.path(), &first, "sq"));
     SIGNALLED.store(false, Ordering::SeqCst);
     ARMED.store(true, Ordering::SeqCst);
     let run = Runner::new(dir.path())
@@ -332,7 +384,7 @@ fn a_damaged_entry_two_running_nodes_need_is_recomputed_once() {
     };
     let first = Runner::new(dir.path()).run(&p).unwrap();
     take_runs("damaged-shared");
-    flipped_byte(&entry(dir.path(), &first, "sq"));
+    flipped_byte(dir.path(), &entry(dir.path(), &first, "sq"));
     let run = Runner::new(dir.path())
         .jobs(2)
         .force("a")
@@ -384,7 +436,7 @@ fn a_damaged_entry_that_cannot_be_recomputed_fails_its_node() {
         let b = next(a);
     };
     let first = Runner::new(dir.path()).run(&p).unwrap();
-    flipped_byte(&entry(dir.path(), &first, "a"));
+    flipped_byte(dir.path(), &entry(dir.path(), &first, "a"));
     BROKEN.store(true, Ordering::SeqCst);
     let run = Runner::new(dir.path()).force("b").run(&p).unwrap();
     assert_eq!(run.status("a"), Some(NodeStatus::Failed));
@@ -397,4 +449,40 @@ fn a_damaged_entry_that_cannot_be_recomputed_fails_its_node() {
         run.node("b").unwrap().error().unwrap().to_string(),
         "the entry of `a` was damaged, and computing it again failed: the source is gone"
     );
+}
+
+/// Writes its text into its work directory and returns the file's path in its entry.
+#[task]
+fn page(text: String, ctx: &Ctx) -> std::io::Result<String> {
+    count(ctx);
+    fs::write(ctx.work_dir()?.join("page.txt"), &text)?;
+    Ok("work/page.txt".to_owned())
+}
+
+/// An entry whose work directory is gone is damaged: its output may name files there. A
+/// kept node's is recomputed, and its files are back.
+#[test]
+fn an_entry_whose_work_directory_is_gone_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "damaged-work";
+        let page = page("hello".to_owned());
+    };
+    let runner = Runner::new(dir.path()).keep(p.page);
+    let first = runner.run(&p).unwrap();
+    take_runs("damaged-work");
+    let stored = entry(dir.path(), &first, "page");
+    assert!(stored.work);
+    let entry_dir = store::entry_dir(dir.path(), &stored);
+    fs::remove_dir_all(entry_dir.join("work")).unwrap();
+
+    let run = runner.run(&p).unwrap();
+    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["page"]));
+    assert_eq!(
+        run.node("page").unwrap().reason().unwrap().to_string(),
+        "damaged entry: its work directory is gone"
+    );
+    let rel = run.get(p.page).unwrap();
+    assert_eq!(fs::read_to_string(entry_dir.join(rel)).unwrap(), "hello");
+    assert_eq!(take_runs("damaged-work").get("page"), Some(&1));
 }

@@ -1,20 +1,23 @@
-//! A run killed (`kill -9`) while a task writes its entry: garbage collection beside it
-//! keeps what it uses, `status` shows the nodes that finished while it runs and once it is
-//! killed, then as interrupted, and the next run of the same key removes the half-written
-//! entry it left.
+//! Runs killed (`kill -9`). One killed while a task writes its entry: garbage collection
+//! beside it keeps what it uses, `status` shows the nodes that finished while it runs and
+//! once it is killed, then as interrupted, and the next run of the same key removes the
+//! half-written entry it left. Others killed in the middle of many commits: every entry
+//! they committed is whole, and the next run uses it and computes the rest.
 //!
 //! This file has its own `main`: the test re-runs its own executable as the run that is
-//! killed (`PIPEWRIGHT_CHILD=1`).
+//! killed (`PIPEWRIGHT_CHILD` names which).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use pipewright::cli;
 use pipewright::prelude::*;
 
 mod support;
+
+use support::store;
 
 #[task]
 fn first(n: u64) -> Vec<u64> {
@@ -55,12 +58,13 @@ fn cli(p: &Pipeline, data: &Path, args: &[&str]) -> (ExitCode, String) {
     (code, String::from_utf8(out).unwrap())
 }
 
-/// The names under `dir` that start with a dot, but for the node index.
+/// The names under `dir` that start with a dot.
 fn hidden(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
+        .into_iter()
+        .flatten()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.') && n != ".nodes")
+        .filter(|n| n.starts_with('.'))
         .collect();
     names.sort();
     names
@@ -119,31 +123,20 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // Beside the run in progress: its record and its entries stay, and so does the lock
-    // file of the key it computes, however old, as it is held.
-    let locks: Vec<PathBuf> = fs::read_dir(data.join(".locks"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    for lock in &locks {
-        let file = fs::File::options().write(true).open(lock).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(7200))
-            .unwrap();
-    }
+    // Beside the run in progress: its record, its entries and the temporary directory
+    // its task writes in stay.
     let (_, out) = cli(&p, &data, &["gc", "--keep-runs", "0"]);
     assert!(
         out.starts_with("removed 0 entries and 0 run records"),
         "{out}"
     );
     let run_dir = the_run(&data);
-    assert_eq!(hidden(&data.join("first")), Vec::<String>::new());
-    assert_eq!(
-        fs::read_dir(data.join("first")).unwrap().count(),
-        2,
-        "the entry of `first` and its node index"
-    );
-    let held: Vec<PathBuf> = locks.iter().filter(|l| l.exists()).cloned().collect();
-    assert_eq!(held.len(), 1, "the lock the run holds: {locks:?}");
+    let entries = store::entries(&data);
+    assert_eq!(entries.len(), 1, "the entry of `first`: {entries:?}");
+    assert_eq!(entries[0].task, "first");
+    let writing = hidden(&data.join("slow_write"));
+    assert_eq!(writing.len(), 1, "{writing:?}");
+    assert!(writing[0].starts_with(".tmp-"), "{writing:?}");
 
     // While it runs, `status` shows what finished.
     let (_, out) = cli(&p, &data, &["status"]);
@@ -153,11 +146,11 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     child.0.kill().unwrap();
     child.0.wait().unwrap();
 
-    // Killed: the record still says running, and the half-written entry is there.
+    // Killed: the record still says running, the half-written entry is there, and the
+    // index holds no row of it.
     assert_eq!(status_in(&run_dir), "running");
-    let leftovers = hidden(&data.join("slow_write"));
-    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
-    assert!(leftovers[0].starts_with(".tmp-"), "{leftovers:?}");
+    assert_eq!(hidden(&data.join("slow_write")), writing);
+    assert_eq!(store::entries(&data).len(), 1);
     let (_, out) = cli(&p, &data, &["status"]);
     assert!(out.contains("interrupted: its process ("), "{out}");
     assert!(line_of(&out, "numbers").contains(" ran "), "{out}");
@@ -168,6 +161,14 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     let (code, out) = cli(&p, &data, &["run", "--quiet"]);
     assert_eq!(code, ExitCode::SUCCESS, "{out}");
     assert_eq!(hidden(&data.join("slow_write")), Vec::<String>::new());
+    let sum = store::entry_of(&data, "sum");
+    assert!(sum.work, "{sum:?}");
+    assert_eq!(
+        fs::read_dir(store::entry_dir(&data, &sum).join("work"))
+            .unwrap()
+            .count(),
+        4
+    );
 
     // Garbage collection records the killed run as interrupted.
     let (_, out) = cli(&p, &data, &["gc", "--keep-runs", "5"]);
@@ -175,15 +176,140 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     assert_eq!(status_in(&run_dir), "interrupted");
 }
 
+/// How many nodes the run killed in the middle of its commits has.
+const PIECES: u64 = 240;
+
+/// Node `i`'s output: a file of its own for every third node, else held in the index; and
+/// a work directory for every fifth. It takes a few milliseconds, so that the run is
+/// still committing when it is killed.
+#[task]
+fn piece(i: u64, ctx: &Ctx) -> Vec<u8> {
+    std::thread::sleep(Duration::from_millis(1));
+    if i.is_multiple_of(5) {
+        let work = ctx.work_dir().unwrap();
+        fs::write(work.join("part"), vec![i as u8; 300_000]).unwrap();
+    }
+    expected_piece(i)
+}
+
+fn expected_piece(i: u64) -> Vec<u8> {
+    let len = if i.is_multiple_of(3) { 600_000 } else { 100 } + i as usize;
+    vec![i as u8; len]
+}
+
+fn pieces() -> (Pipeline, Vec<Handle<Vec<u8>>>) {
+    let mut b = Pipeline::builder("pieces");
+    let handles = (0..PIECES)
+        .map(|i| b.add(format!("p{i}"), piece::node(i)).unwrap())
+        .collect();
+    (b.build(), handles)
+}
+
+/// Every entry in the store of `data`, by node, each checked whole.
+fn whole_entries(data: &Path) -> Vec<String> {
+    let mut nodes = Vec::new();
+    for entry in store::entries(data) {
+        if let Err(why) = store::whole(data, &entry) {
+            panic!("the entry of `{}` is not whole: {why}", entry.node);
+        }
+        nodes.push(entry.node);
+    }
+    nodes.sort();
+    nodes
+}
+
+/// Runs of `pieces` killed (`kill -9`) three times, each once the index holds more entries:
+/// what each left is a consistent index of whole entries, and the next run uses every one
+/// of them, computes the others, and leaves nothing of the killed runs behind.
+fn runs_killed_in_the_middle_of_their_commits_leave_only_whole_entries() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut committed = Vec::new();
+    for at in [10, 50, 90, 130, 170, 210] {
+        let mut child = Killed(
+            Command::new(std::env::current_exe().unwrap())
+                .env("PIPEWRIGHT_CHILD", "pieces")
+                .env("PIPEWRIGHT_DIR", dir.path())
+                .spawn()
+                .unwrap(),
+        );
+        let start = Instant::now();
+        while store::count(&data) < at {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the run never committed {at} entries"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.0.kill().unwrap();
+        let status = child.0.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "the run ended before it was killed ({status})"
+        );
+        let integrity: String = store::open(&data)
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        let now = whole_entries(&data);
+        eprintln!(
+            "killed at {} entries, leaving {:?}",
+            now.len(),
+            hidden(&data.join("piece"))
+        );
+        assert!(
+            committed.iter().all(|node| now.contains(node)),
+            "an entry committed before is gone"
+        );
+        committed = now;
+    }
+    assert!((committed.len() as u64) < PIECES, "{committed:?}");
+
+    let (p, handles) = pieces();
+    let runner = handles
+        .iter()
+        .fold(Runner::new(&data).jobs(2), |runner, h| runner.keep(*h));
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(support::with_status(&run, NodeStatus::Cached), committed);
+    let ran = support::with_status(&run, NodeStatus::Ran);
+    assert_eq!(ran.len() + committed.len(), PIECES as usize);
+    for node in &ran {
+        let reason = run.node(node).unwrap().reason().unwrap().to_string();
+        assert_eq!(reason, "no entry", "{node}");
+    }
+    for (i, h) in handles.iter().enumerate() {
+        assert_eq!(*run.get(*h).unwrap(), expected_piece(i as u64), "p{i}");
+    }
+    assert_eq!(whole_entries(&data).len(), PIECES as usize);
+    assert_eq!(store::unaccounted(&data, "piece"), Vec::<String>::new());
+
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), PIECES as usize);
+}
+
 fn main() -> ExitCode {
-    if std::env::var_os("PIPEWRIGHT_CHILD").is_some() {
+    if let Some(child) = std::env::var_os("PIPEWRIGHT_CHILD") {
         let dir = PathBuf::from(std::env::var_os("PIPEWRIGHT_DIR").unwrap());
-        let p = the_pipeline(&dir);
-        let _ = Runner::new(dir.join("data")).run(&p);
+        let data = dir.join("data");
+        let _ = if child == "pieces" {
+            Runner::new(data).jobs(2).run(&pieces().0)
+        } else {
+            Runner::new(data).run(&the_pipeline(&dir))
+        };
         return ExitCode::SUCCESS;
     }
-    support::run_scenarios(&[(
-        "a_killed_run_is_interrupted_and_its_leftovers_are_removed",
-        a_killed_run_is_interrupted_and_its_leftovers_are_removed,
-    )])
+    support::run_scenarios(&[
+        (
+            "a_killed_run_is_interrupted_and_its_leftovers_are_removed",
+            a_killed_run_is_interrupted_and_its_leftovers_are_removed,
+        ),
+        (
+            "runs_killed_in_the_middle_of_their_commits_leave_only_whole_entries",
+            runs_killed_in_the_middle_of_their_commits_leave_only_whole_entries,
+        ),
+    ])
 }

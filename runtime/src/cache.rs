@@ -584,8 +584,12 @@ impl Store {
         f()
     }
 
-    /// Reads the entry's output and checks its size and digest, once.
+    /// Reads the entry's output and checks its size and digest, once; an entry whose work
+    /// directory is gone is damaged too, as its output may name files in it.
     fn read_output(&self, entry: &Entry) -> Result<Vec<u8>, String> {
+        if entry.work && !self.entry_dir(&entry.task, &entry.key).join(WORK).is_dir() {
+            return Err("its work directory is gone".to_owned());
+        }
         let bytes = match entry.place {
             Place::Inline => {
                 let found = self
@@ -658,7 +662,17 @@ impl Store {
             let dest = self.output_file(&pending.task, key);
             let tmp = task_dir.join(format!("{}.bin", temporary_name(".tmp-", &key[..16])));
             fs::write(&tmp, output)
-                .and_then(|()| fs::rename(&tmp, &dest))
+                .and_then(|()| {
+                    fs::rename(&tmp, &dest).or_else(|e| {
+                        // A directory where the output goes is no entry's (the caller
+                        // holds the key's lock): it is set aside, not left in the way.
+                        if !dest.is_dir() {
+                            return Err(e);
+                        }
+                        remove_aside(&dest);
+                        fs::rename(&tmp, &dest)
+                    })
+                })
                 .map_err(|e| {
                     let _ = fs::remove_file(&tmp);
                     StoreError::new("cannot write", &dest, e)

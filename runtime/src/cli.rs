@@ -224,8 +224,12 @@ fn execute(
                 Some(dir) => dir,
                 None => last_run(&log_dir)?,
             };
-            let report = RunReport::open(&dir)?;
             let record = crate::record::schema::RunRecord::read(&dir)?;
+            // A store of another format is refused, as a run refuses it, not misread.
+            crate::cache::Store::new(record.data_dir.clone())
+                .check()
+                .map_err(Error::from)?;
+            let report = RunReport::open(&dir)?;
             writeln!(out, "run {}", dir.display()).map_err(io)?;
             match (record.shown_status(), record.pid) {
                 ("interrupted", Some(pid)) => writeln!(

@@ -30,6 +30,8 @@ pub fn open(data: &Path) -> Connection {
     let conn = Connection::open(index_path(data)).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(60))
         .unwrap();
+    // What a test writes needs no sync to the disk.
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
     conn
 }
 
@@ -153,4 +155,259 @@ pub fn set_output(data: &Path, entry: &Stored, bytes: &[u8]) {
 /// Runs `sql` on the index of `data`.
 pub fn execute(data: &Path, sql: &str) {
     open(data).execute_batch(sql).unwrap();
+}
+
+/// A value as SQLite holds it, in any column.
+pub use rusqlite::types::Value;
+
+/// Sets column `column` of the row under `key` to `value`, of whatever type, and nothing
+/// else: the row's checksum stays.
+pub fn set_column(data: &Path, key: &str, column: &str, value: Value) {
+    open(data)
+        .execute(
+            &format!("UPDATE entries SET {column} = ?2 WHERE key = ?1"),
+            params![unhex(key), value],
+        )
+        .unwrap();
+}
+
+/// Column `column` of the row under `key`, as SQLite holds it.
+pub fn column(data: &Path, key: &str, column: &str) -> Value {
+    open(data)
+        .query_row(
+            &format!("SELECT {column} FROM entries WHERE key = ?1"),
+            params![unhex(key)],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Removes the row of the entry under `key` (what the `nodes` table says of it stays).
+pub fn delete_row(data: &Path, key: &str) {
+    open(data)
+        .execute("DELETE FROM entries WHERE key = ?1", params![unhex(key)])
+        .unwrap();
+}
+
+/// The checksum the store keeps of a row whose fields are these.
+#[allow(clippy::too_many_arguments)]
+pub fn checksum(
+    task: &str,
+    node: &str,
+    key: &str,
+    digest: &[u8],
+    size: u64,
+    place: u8,
+    work: bool,
+    stamp: i64,
+    duration: f64,
+) -> Vec<u8> {
+    let mut h = blake3::Hasher::new();
+    for text in [task, node, key] {
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.update(digest);
+    h.update(&size.to_le_bytes());
+    h.update(&[place, u8::from(work)]);
+    h.update(&stamp.to_le_bytes());
+    h.update(&duration.to_le_bytes());
+    h.finalize().as_bytes()[..16].to_vec()
+}
+
+/// Gives the row under `key` the output `bytes`, with their size and digest and a checksum
+/// that matches: a forged entry, sound as far as the store can see. The output goes where
+/// the row says it is.
+pub fn forge_output(data: &Path, key: &str, bytes: &[u8]) {
+    let conn = open(data);
+    let (task, node, place, work, stamp, duration): (String, String, i64, i64, i64, f64) = conn
+        .query_row(
+            "SELECT task, node, place, work, stamp, duration FROM entries WHERE key = ?1",
+            params![unhex(key)],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .unwrap();
+    let digest = blake3::hash(bytes).as_bytes().to_vec();
+    let sum = checksum(
+        &task,
+        &node,
+        key,
+        &digest,
+        bytes.len() as u64,
+        place as u8,
+        work != 0,
+        stamp,
+        duration,
+    );
+    let inline = (place == 0).then_some(bytes);
+    conn.execute(
+        "UPDATE entries SET digest = ?2, size = ?3, checksum = ?4, output = ?5 WHERE key = ?1",
+        params![unhex(key), digest, bytes.len() as i64, sum, inline],
+    )
+    .unwrap();
+    if place != 0 {
+        std::fs::write(data.join(&task).join(format!("{key}.bin")), bytes).unwrap();
+    }
+}
+
+/// Every row of both tables of the index, as SQLite holds them, to put back with
+/// [`restore_rows`].
+#[derive(Debug, Clone)]
+pub struct Rows {
+    entries: Vec<Vec<Value>>,
+    nodes: Vec<Vec<Value>>,
+}
+
+fn all_rows(conn: &Connection, table: &str) -> Vec<Vec<Value>> {
+    let mut s = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+    let n = s.column_count();
+    s.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Every row of the index of `data`.
+pub fn rows(conn: &Connection) -> Rows {
+    Rows {
+        entries: all_rows(conn, "entries"),
+        nodes: all_rows(conn, "nodes"),
+    }
+}
+
+/// Makes the index hold exactly `rows`, in one transaction, through `conn`: the runners'
+/// own connections see the change as any other process's commit.
+pub fn restore_rows(conn: &mut Connection, rows: &Rows) {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute_batch("DELETE FROM entries; DELETE FROM nodes;")
+        .unwrap();
+    for (table, rows) in [("entries", &rows.entries), ("nodes", &rows.nodes)] {
+        for row in rows {
+            let marks = vec!["?"; row.len()].join(", ");
+            tx.execute(
+                &format!("INSERT INTO {table} VALUES ({marks})"),
+                rusqlite::params_from_iter(row),
+            )
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The fields of a row the store checks, as they are.
+struct Raw {
+    digest: Vec<u8>,
+    size: i64,
+    place: i64,
+    work: i64,
+    stamp: i64,
+    duration: f64,
+    checksum: Vec<u8>,
+    output: Option<Vec<u8>>,
+}
+
+fn raw(data: &Path, key: &str) -> rusqlite::Result<Raw> {
+    open(data).query_row(
+        "SELECT digest, size, place, work, stamp, duration, checksum, output FROM entries \
+         WHERE key = ?1",
+        params![unhex(key)],
+        |r| {
+            Ok(Raw {
+                digest: r.get(0)?,
+                size: r.get(1)?,
+                place: r.get(2)?,
+                work: r.get(3)?,
+                stamp: r.get(4)?,
+                duration: r.get(5)?,
+                checksum: r.get(6)?,
+                output: r.get(7)?,
+            })
+        },
+    )
+}
+
+/// Whether the entry of `stored` is whole, as the store would check it and more: its row
+/// matches its checksum, its output (wherever it is) has its size and digest, and its work
+/// directory is there if it has one; else what is wrong.
+pub fn whole(data: &Path, stored: &Stored) -> Result<(), String> {
+    let Raw {
+        digest,
+        size,
+        place,
+        work,
+        stamp,
+        duration,
+        checksum: sum,
+        output: inline,
+    } = raw(data, &stored.key).map_err(|e| format!("its row cannot be read: {e}"))?;
+    let expected = checksum(
+        &stored.task,
+        &stored.node,
+        &stored.key,
+        &digest,
+        size as u64,
+        place as u8,
+        work != 0,
+        stamp,
+        duration,
+    );
+    if sum != expected {
+        return Err("its row does not match its checksum".into());
+    }
+    let output = match place {
+        0 => inline.ok_or("its output is not in the index")?,
+        _ => std::fs::read(output_file(data, stored))
+            .map_err(|e| format!("its output file cannot be read: {e}"))?,
+    };
+    if output.len() as i64 != size || blake3::hash(&output).as_bytes()[..] != digest[..] {
+        return Err(format!(
+            "its output ({} bytes) is not the one its row records",
+            output.len()
+        ));
+    }
+    if work != 0 && !entry_dir(data, stored).join("work").is_dir() {
+        return Err("its work directory is gone".into());
+    }
+    Ok(())
+}
+
+/// The names in the directory of `task` that no entry of the index accounts for: neither
+/// an output file nor the directory of an entry that has one.
+pub fn unaccounted(data: &Path, task: &str) -> Vec<String> {
+    let entries = entries(data);
+    let mut names: Vec<String> = std::fs::read_dir(data.join(task))
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            !entries.iter().any(|e| {
+                e.task == task
+                    && ((!e.inline && *name == format!("{}.bin", e.key))
+                        || (e.work && *name == e.key))
+            })
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// How many entries the index of `data` holds: none while it is not made yet.
+pub fn count(data: &Path) -> usize {
+    if !index_path(data).exists() {
+        return 0;
+    }
+    open(data)
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as usize)
 }

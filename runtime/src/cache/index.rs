@@ -255,13 +255,7 @@ impl Index {
         meta: &str,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let failed = |e: rusqlite::Error| {
-            StoreError::new(
-                "cannot write the store index",
-                &path,
-                std::io::Error::other(e),
-            )
-        };
+        let failed = |e: rusqlite::Error| not_written(&path, e);
         let key = key_bytes(&entry.key);
         let tx = self
             .conn
@@ -301,13 +295,7 @@ impl Index {
             .prepare_cached("DELETE FROM entries WHERE key = ?1")
             .and_then(|mut s| s.execute(params![key_bytes(key)]))
             .map(|n| n > 0)
-            .map_err(|e| {
-                StoreError::new(
-                    "cannot write the store index",
-                    &self.path,
-                    std::io::Error::other(e),
-                )
-            })
+            .map_err(|e| not_written(&self.path, e))
     }
 
     /// What the last entry node `node` of `task` wrote was made of, as JSON.
@@ -329,4 +317,19 @@ fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
         path,
         std::io::Error::other(e),
     )
+}
+
+/// An index that cannot be written: damaged inside (said as [`damaged`] says it), or for
+/// another reason (a full disk, say).
+fn not_written(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            damaged(path, e)
+        }
+        _ => StoreError::new(
+            "cannot write the store index",
+            path,
+            std::io::Error::other(e),
+        ),
+    }
 }

@@ -55,8 +55,10 @@ impl RunReport {
                 .ok()
                 .zip(node.encoded_params.as_deref().and_then(parse_hex_bytes))
                 .and_then(|(reg, params)| reg.build(&params).ok());
+            // Asked of the index as it is: a past run's entries need not be the last ones
+            // their nodes wrote, which a lookup reads first.
             let entry = match (&node.key, status.is_success()) {
-                (Some(key), true) => match store.lookup(&node.task, key) {
+                (Some(key), true) => match store.lookup_fresh(&node.task, key) {
                     Lookup::Present(meta) => Some(meta),
                     _ => None,
                 },

@@ -63,10 +63,13 @@ impl<'p> Run<'p> {
         } else {
             None
         };
-        if matches!(reason, RunReason::NoEntry)
-            && let Ok(entry) = use_entry_now(&key)
-        {
-            return Ok(self.cached(id, key, entry));
+        // What the index says now, under the lock, is also why the node runs: a row found
+        // damaged there is no missing entry.
+        if matches!(reason, RunReason::NoEntry) {
+            match use_entry_now(&key) {
+                Ok(entry) => return Ok(self.cached(id, key, entry)),
+                Err(why) => reason = why,
+            }
         }
 
         if self.settings.in_child {
