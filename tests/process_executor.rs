@@ -574,5 +574,75 @@ fn main() -> std::process::ExitCode {
             "parameters_reach_the_workers_intact",
             parameters_reach_the_workers_intact,
         ),
+        (
+            "input_files_are_tracked_by_content_in_workers",
+            input_files_are_tracked_by_content_in_workers,
+        ),
     ])
+}
+
+#[task]
+fn read_file(file: pipewright::InputFile) -> (String, u32) {
+    (
+        std::fs::read_to_string(file.path()).unwrap_or_default(),
+        std::process::id(),
+    )
+}
+
+/// Writes `text` to `path`, dated an hour ago plus `seconds`, so that its hash is trusted.
+fn write_dated(path: &std::path::Path, text: &str, seconds: u64) {
+    std::fs::write(path, text).unwrap();
+    let at = std::time::SystemTime::now() - Duration::from_secs(3600 - seconds);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+fn input_files_are_tracked_by_content_in_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+    write_dated(&a, "alpha", 0);
+    write_dated(&b, "beta", 0);
+    let mut p = Pipeline::builder("process-files");
+    p.add("a", read_file::node(pipewright::InputFile::new(&a)))
+        .unwrap();
+    p.add("b", read_file::node(pipewright::InputFile::new(&b)))
+        .unwrap();
+    let p = p.build();
+    let runner = Runner::new(dir.path().join("data"))
+        .jobs(2)
+        .executor(Executor::Process);
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.get_as::<(String, u32)>("a").unwrap().0, "alpha");
+    assert_ne!(
+        run.get_as::<(String, u32)>("a").unwrap().1,
+        std::process::id()
+    );
+
+    // Edited: only its node runs, in a worker that makes the parent's key of it.
+    write_dated(&b, "betamax", 10);
+    let run = runner.run(&p).unwrap();
+    assert_eq!(with_status(&run, NodeStatus::Ran), names(&["b"]), "{run}");
+    assert_eq!(run.get_as::<(String, u32)>("b").unwrap().0, "betamax");
+    // Touched: nothing runs.
+    write_dated(&a, "alpha", 20);
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), 2, "{run}");
+
+    // Missing: the node fails in the parent, naming the file.
+    std::fs::remove_file(&a).unwrap();
+    let run = runner.run(&p).unwrap();
+    assert_eq!(
+        with_status(&run, NodeStatus::Failed),
+        names(&["a"]),
+        "{run}"
+    );
+    match run.node("a").unwrap().error() {
+        Some(TaskError::InputFile { path, .. }) => assert_eq!(path, &a),
+        other => panic!("not an input file error: {other:?}"),
+    }
 }

@@ -36,6 +36,7 @@ pub(crate) use files::{
 };
 use files::{remove_aside, temporary_name};
 use index::Index;
+pub(crate) use index::{FileRow, FileStat};
 pub(crate) use lock::KeyLock;
 
 /// The layout of entries; part of every key.
@@ -82,6 +83,10 @@ pub struct EntryMeta {
     /// before helpers were recorded has none).
     #[serde(default)]
     pub helpers: Vec<NamedDigest>,
+    /// The input files and directories the parameters name, by path as given, with their
+    /// content digests in hex, in the order they were met.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_files: Vec<NamedDigest>,
     /// The content digests of each input's upstream outputs, in argument order.
     pub inputs: Vec<InputDigests>,
     /// The output's content digest (blake3 of its encoded bytes), in hex.

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::hash::Unreadable;
+use crate::key::KeyError;
 use crate::task::TaskError;
 
 /// What can go wrong while building a pipeline, running it, or reading its results.
@@ -98,6 +100,21 @@ pub enum Error {
         source: crate::hash::HashError,
     },
 
+    /// An input file or directory that a node's parameters name cannot be read, so the
+    /// node's key cannot be made.
+    #[error("node `{node}`: {kind} `{}` cannot be read", path.display())]
+    InputFile {
+        /// The node.
+        node: String,
+        /// The path, as the parameter names it.
+        path: std::path::PathBuf,
+        /// `input file` or `input directory`.
+        kind: &'static str,
+        /// Why it cannot be read.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A parameter that does not come back intact from its encoding, so that it could share
     /// a key with a different value, or reach a worker process changed.
     #[error("parameter `{param}` of node `{node}` (task `{task}`) does not survive encoding")]
@@ -165,6 +182,24 @@ pub enum Error {
         #[source]
         source: rayon::ThreadPoolBuildError,
     },
+}
+
+impl Error {
+    /// The error of node `node`, whose key cannot be made.
+    pub(crate) fn key(node: &str, error: KeyError) -> Error {
+        match error {
+            KeyError::Params(source) => Error::Params {
+                node: node.to_owned(),
+                source,
+            },
+            KeyError::InputFile(Unreadable { path, kind, source }) => Error::InputFile {
+                node: node.to_owned(),
+                path,
+                kind: kind.as_str(),
+                source,
+            },
+        }
+    }
 }
 
 /// `Result` with pipewright's [`Error`].

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::cache::{EntryMeta, Store};
 use crate::graph::{NodeId, Pipeline};
-use crate::key::{Digest, hex, identity, parse_hex};
+use crate::key::{Components, Digest, hex, identity, parse_hex, with_input_files};
 use crate::plan::{Decision, Plan};
 use crate::task::TaskMeta;
 
@@ -92,10 +92,16 @@ pub(crate) fn explain(
     }
 
     let params = node.task().params_json();
-    if let Ok(components) = node.components(pipeline.name(), Vec::new()) {
+    let components = with_input_files(Some(store), || node.components(pipeline.name(), Vec::new()));
+    if let Ok(components) = components {
+        let files_changed = file_changes(&components, &last, changes);
         for (name, digest) in components.param_hex() {
             match last.param_digests.iter().find(|p| p.name == name) {
                 Some(old) if old.digest == digest => {}
+                // The same path, whose file changed: said above.
+                Some(_)
+                    if files_changed
+                        && json_field(&last.params, &name) == json_field(&params, &name) => {}
                 Some(_) => changes.push(format!(
                     "parameter digest changed (`{name}`: {} → {})",
                     json_field(&last.params, &name),
@@ -142,6 +148,21 @@ pub(crate) fn explain(
         }
     }
     explanation
+}
+
+/// The input files and directories whose content changed since the entry was written
+/// under the same path; returns whether there is one.
+fn file_changes(components: &Components, last: &EntryMeta, changes: &mut Vec<String>) -> bool {
+    let mut changed = false;
+    for file in &components.files {
+        let path = file.path.display().to_string();
+        let before = last.input_files.iter().find(|old| old.name == path);
+        if before.is_some_and(|old| old.digest != hex(&file.digest)) {
+            changes.push(format!("{} `{path}` changed (content)", file.kind));
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// The task's identity differs from the entry's, with the same `version`: the helpers whose

@@ -16,7 +16,9 @@
 //! - a `HashSet` (std's or hashbrown's) is recognized by its type and its elements are sorted
 //!   by their encoding for the same reason. Other collections keep their order, which is
 //!   part of their value. An unordered collection of another kind should serialize as a
-//!   sorted sequence or a map.
+//!   sorted sequence or a map;
+//! - an input file or directory (`InputFile`, `InputDir`) is hashed as its content's
+//!   digest, never its path ([`content`]).
 
 use std::fmt;
 
@@ -41,7 +43,8 @@ impl ser::Error for HashError {
     }
 }
 
-/// The blake3 digest of `value`'s canonical encoding.
+/// The blake3 digest of `value`'s canonical encoding. An input file or directory in it
+/// counts as its content, read here.
 ///
 /// # Examples
 ///
@@ -96,9 +99,13 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Out) -> Result<(), HashErr
 }
 
 mod canonical;
+mod content;
 mod fields;
 mod param;
 
+pub(crate) use content::{
+    Contents, DIR_MARK, FILE_MARK, Kind, Seen, Unreadable, dir_digest, file_digest, resolving,
+};
 pub(crate) use fields::field_digests;
 #[cfg(test)]
 use fields::fields;

@@ -2,10 +2,15 @@
 //! could change: it hashes the key format, the codec, the task's identity (its code
 //! fingerprint, the module it is defined in and its output type), the names it runs under
 //! if it reads them, the digest of each parameter, and the content digests of the inputs'
-//! outputs in argument order.
+//! outputs in argument order. A parameter that names an input file holds its content's
+//! digest, taken through the store's stat cache ([`with_input_files`]).
 
-use crate::cache::ENTRY_FORMAT;
-use crate::task::TaskMeta;
+use std::rc::Rc;
+
+use crate::cache::{ENTRY_FORMAT, NamedDigest, Store};
+use crate::files::StatCache;
+use crate::hash::{HashError, Seen, Unreadable, resolving};
+use crate::task::{TaskError, TaskMeta};
 
 /// A 32-byte blake3 digest.
 pub(crate) type Digest = [u8; 32];
@@ -31,6 +36,48 @@ pub(crate) struct Components {
     pub(crate) params: Vec<(&'static str, Digest)>,
     /// Each input argument's upstream output digests, in argument order.
     pub(crate) inputs: Vec<Vec<Digest>>,
+    /// The input files and directories the parameters name, with their content digests
+    /// (which the parameters' digests hold), in the order they were met.
+    pub(crate) files: Vec<Seen>,
+}
+
+/// Why a node's key cannot be made.
+#[derive(Debug)]
+pub(crate) enum KeyError {
+    /// Its parameters cannot be hashed.
+    Params(HashError),
+    /// An input file or directory its parameters name cannot be read.
+    InputFile(Unreadable),
+}
+
+impl KeyError {
+    /// The error of a node that cannot run for it.
+    pub(crate) fn into_task_error(self) -> TaskError {
+        match self {
+            KeyError::Params(e) => TaskError::Params(e),
+            KeyError::InputFile(Unreadable { path, kind, source }) => TaskError::InputFile {
+                path,
+                kind: kind.as_str(),
+                source,
+            },
+        }
+    }
+}
+
+/// The key components `compute` makes, with the input files and directories that the
+/// parameters name hashed through `store`'s stat cache (read, without a store), and noted
+/// in [`Components::files`].
+pub(crate) fn with_input_files(
+    store: Option<&Store>,
+    compute: impl FnOnce() -> Result<Components, HashError>,
+) -> Result<Components, KeyError> {
+    let (computed, files, failed) = resolving(Rc::new(StatCache::new(store)), compute);
+    if let Some(failed) = failed {
+        return Err(KeyError::InputFile(failed));
+    }
+    let mut components = computed.map_err(KeyError::Params)?;
+    components.files = files;
+    Ok(components)
 }
 
 /// The identity of a task in keys, in `meta.json` and in the worker's check: its code
@@ -91,6 +138,7 @@ impl Components {
             names,
             params,
             inputs,
+            files: Vec::new(),
         }
     }
 
@@ -125,6 +173,18 @@ impl Components {
             }
         }
         *h.finalize().as_bytes()
+    }
+
+    /// The input files and directories, by path, with their content digests in hex, as
+    /// the entry's metadata records them.
+    pub(crate) fn file_hex(&self) -> Vec<NamedDigest> {
+        self.files
+            .iter()
+            .map(|file| NamedDigest {
+                name: file.path.display().to_string(),
+                digest: hex(&file.digest),
+            })
+            .collect()
     }
 
     /// The param digests in hex, as `meta.json` records them.

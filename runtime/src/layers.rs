@@ -19,7 +19,9 @@ const LAYERS: &[(usize, &str)] = &[
     (1, "hash"),
     // The store.
     (2, "cache"),
-    // Tasks, then the keys of their nodes.
+    // Input files, hashed through the store's stat cache; tasks; then the keys of their
+    // nodes.
+    (3, "files"),
     (3, "task"),
     (4, "key"),
     // The run-level error.

@@ -11,7 +11,7 @@ use std::fmt;
 use crate::cache::{Look, Store};
 use crate::error::{Error, Result};
 use crate::graph::{NodeId, Pipeline};
-use crate::key::{Digest, hex};
+use crate::key::{Digest, hex, with_input_files};
 pub use crate::node::RunReason;
 use crate::node::decide::{Check, decide};
 
@@ -135,13 +135,10 @@ pub(crate) fn plan(
                 },
                 None => {
                     let inputs = node.input_digests(|up| digests[up.index()].unwrap_or_default());
+                    // An input file is read only if its stat changed since it was hashed.
                     let components =
-                        node.components(pipeline.name(), inputs).map_err(|source| {
-                            Error::Params {
-                                node: node.name().to_string(),
-                                source,
-                            }
-                        })?;
+                        with_input_files(Some(store), || node.components(pipeline.name(), inputs))
+                            .map_err(|e| Error::key(node.name(), e))?;
                     let key = hex(&components.key());
                     let check = Check {
                         forced: forced[i],

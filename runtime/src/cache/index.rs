@@ -47,6 +47,39 @@ CREATE TABLE nodes (
 ) WITHOUT ROWID;
 ";
 
+/// The stat cache of input files: what each file's stat was when its content was hashed,
+/// and when that was. An index made before it existed gets it on the first write: an older
+/// pipewright, which does not know it, reads the index as before.
+const FILES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS files (
+    path BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    hashed_at_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// A file's stat, as far as the stat cache compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStat {
+    pub(crate) size: i64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) inode: i64,
+    pub(crate) ctime_ns: i64,
+}
+
+/// A row of the stat cache: the content digest of a file that had `stat` when it was
+/// hashed, `hashed_at_ns` (nanoseconds since the Unix epoch, taken before the file was read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileRow {
+    pub(crate) stat: FileStat,
+    pub(crate) digest: [u8; 32],
+    pub(crate) hashed_at_ns: i64,
+}
+
 /// The columns of an entry, without its output, in the order [`row`] reads them.
 const COLUMNS: &str = "key, task, node, digest, size, place, work, stamp, duration, checksum";
 
@@ -54,6 +87,8 @@ const COLUMNS: &str = "key, task, node, digest, size, place, work, stamp, durati
 pub(crate) struct Index {
     conn: Connection,
     path: PathBuf,
+    /// Whether the stat cache's table is known to exist.
+    files_table: bool,
 }
 
 impl std::fmt::Debug for Index {
@@ -126,7 +161,11 @@ impl Index {
             };
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| damaged(&path, e))?;
         conn.busy_timeout(BUSY).map_err(|e| damaged(&path, e))?;
-        let mut index = Index { conn, path };
+        let mut index = Index {
+            conn,
+            path,
+            files_table: false,
+        };
         if !index.check_format(create)? {
             return Ok(None);
         }
@@ -163,6 +202,7 @@ impl Index {
                     .transaction_with_behavior(TransactionBehavior::Exclusive)
                     .map_err(damaged)?;
                 tx.execute_batch(SCHEMA).map_err(damaged)?;
+                tx.execute_batch(FILES_SCHEMA).map_err(damaged)?;
                 tx.pragma_update(None, "application_id", APPLICATION_ID)
                     .map_err(damaged)?;
                 tx.pragma_update(None, "user_version", FORMAT)
@@ -304,6 +344,102 @@ impl Index {
             .prepare_cached("SELECT meta FROM nodes WHERE task = ?1 AND node = ?2")
             .and_then(|mut s| s.query_row(params![task, node], |r| r.get(0)).optional())
             .map_err(|e| damaged(&self.path, e))
+    }
+}
+
+impl Index {
+    /// The stat cache's row of the file `path` (an absolute path), if it has one.
+    pub(crate) fn file(&self, path: &Path) -> Result<Option<FileRow>, StoreError> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT size, mtime_ns, inode, ctime_ns, digest, hashed_at_ns FROM files \
+                 WHERE path = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![path.as_os_str().as_encoded_bytes()], |r| {
+                    let digest: Vec<u8> = r.get(4)?;
+                    let stat = FileStat {
+                        size: r.get(0)?,
+                        mtime_ns: r.get(1)?,
+                        inode: r.get(2)?,
+                        ctime_ns: r.get(3)?,
+                    };
+                    let hashed_at_ns = r.get(5)?;
+                    // A damaged digest is no digest: the file is hashed again.
+                    Ok(digest.as_slice().try_into().ok().map(|digest| FileRow {
+                        stat,
+                        digest,
+                        hashed_at_ns,
+                    }))
+                })
+                .optional()
+            });
+        match found {
+            Ok(row) => Ok(row.flatten()),
+            // An index made before the stat cache: no file is known.
+            Err(rusqlite::Error::SqliteFailure(_, Some(message)))
+                if message.starts_with("no such table") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(damaged(&self.path, e)),
+        }
+    }
+
+    /// Records `row` as the stat cache's row of the file `path` (an absolute path).
+    pub(crate) fn put_file(&mut self, path: &Path, row: &FileRow) -> Result<(), StoreError> {
+        let index = self.path.clone();
+        let failed = |e: rusqlite::Error| {
+            StoreError::new(
+                "cannot write the store index",
+                &index,
+                std::io::Error::other(e),
+            )
+        };
+        if !self.files_table {
+            self.conn.execute_batch(FILES_SCHEMA).map_err(failed)?;
+            self.files_table = true;
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, ctime_ns, digest, \
+                 hashed_at_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    path.as_os_str().as_encoded_bytes(),
+                    row.stat.size,
+                    row.stat.mtime_ns,
+                    row.stat.inode,
+                    row.stat.ctime_ns,
+                    &row.digest[..],
+                    row.hashed_at_ns,
+                ])
+            })
+            .map(drop)
+            .map_err(failed)
+    }
+}
+
+impl super::Store {
+    /// The stat cache's row of the file `path` (an absolute path); `None` also when the
+    /// index cannot be read, which the entries' own reads report.
+    pub(crate) fn input_file(&self, path: &Path) -> Option<FileRow> {
+        self.with_index(|index| index.file(path))
+            .unwrap_or_else(|e| {
+                tracing::debug!(target: "pipewright", "stat cache not read: {e}");
+                None
+            })
+            .flatten()
+    }
+
+    /// Records `row` in the stat cache for the file `path` (an absolute path), if the store
+    /// has an index; a failure only costs the file being hashed again next time.
+    pub(crate) fn put_input_file(&self, path: &Path, row: &FileRow) {
+        if let Err(e) = self.with_index(|index| index.put_file(path, row)) {
+            tracing::debug!(target: "pipewright", "stat cache not written: {e}");
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Look, Lookup, Store, StoreError, write_json_atomically};
 use crate::chain::RecordedError;
 use crate::graph::{Node, NodeId, Pipeline};
-use crate::key::{Names, fingerprint, hex};
+use crate::key::{KeyError, Names, fingerprint, hex, with_input_files};
 use crate::node::commit::NewEntry;
 use crate::node::compute::attempt_on_thread;
 use crate::node::decide::{Check, decide};
@@ -360,7 +360,8 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
         pipeline: &job.pipeline,
         node: &job.node,
     };
-    let components = task.components(names, digests).map_err(TaskError::Params)?;
+    let components = with_input_files(Some(&store), || task.components(names, digests))
+        .map_err(KeyError::into_task_error)?;
     let key = hex(&components.key());
     *key_out = Some(key.clone());
     if let Some(expected) = &job.key

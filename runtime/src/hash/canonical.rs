@@ -5,9 +5,10 @@ use std::any::type_name;
 use serde::Serialize;
 use serde::ser::{self, SerializeMap, SerializeSeq, SerializeStruct};
 
+use super::content::{self, Kind};
 use super::{HashError, Out, encode};
 
-mod tag {
+pub(super) mod tag {
     pub const BOOL: u8 = 1;
     pub const I8: u8 = 2;
     pub const I16: u8 = 3;
@@ -39,6 +40,14 @@ mod tag {
     pub const MAP: u8 = 29;
     pub const STRUCT: u8 = 30;
     pub const STRUCT_VARIANT: u8 = 31;
+    /// An input file, as its content's digest.
+    pub const FILE: u8 = 32;
+    /// An input directory, as its content's digest.
+    pub const DIR: u8 = 33;
+    /// An input file, as its path (when it is checked, not hashed for a key).
+    pub const FILE_PATH: u8 = 34;
+    /// An input directory, as its path (when it is checked, not hashed for a key).
+    pub const DIR_PATH: u8 = 35;
     /// Precedes each item of a container.
     pub const ITEM: u8 = 0xfe;
     /// Ends a container.
@@ -289,9 +298,14 @@ impl<'a> ser::Serializer for Canonical<'a> {
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), HashError> {
+        match name {
+            content::FILE_MARK => return content::encode_input(Kind::File, value, self.out),
+            content::DIR_MARK => return content::encode_input(Kind::Dir, value, self.out),
+            _ => {}
+        }
         self.out.push(tag::NEWTYPE_STRUCT);
         encode(value, self.out)
     }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{Codec, CodecError, DefaultCodec};
 
+use super::content::paths_only;
 use super::{HashError, Out, encode};
 
 /// Why a parameter is refused: the codec does not carry it to another process intact.
@@ -199,11 +200,17 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
         None => Out::with_capacity(2 * bytes.len() + 32),
     };
     let start = out.bytes.len();
-    let checked = compare(value, &rebuilt, eq, &mut out);
-    out.bytes.truncate(*checked.as_ref().unwrap_or(&start));
+    // Input files are compared by path, and not read: they may change before the run.
+    let (checked, files) = paths_only(|| compare(value, &rebuilt, eq, &mut out));
+    // A key hashes the content of input files, so an encoding that names one is not kept.
+    let end = match &checked {
+        Ok(end) if !files => *end,
+        _ => start,
+    };
+    out.bytes.truncate(end);
     if let Some(kept) = kept {
         kept.bytes = out.bytes;
-        if let Ok(end) = checked {
+        if end != start {
             kept.ends.push(end);
         }
     }

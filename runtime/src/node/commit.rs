@@ -114,6 +114,7 @@ impl NewEntry<'_> {
                     digest: hex(&digest),
                 })
                 .collect(),
+            input_files: self.components.file_hex(),
             inputs,
             output_digest: hex(&digest),
             output_size: bytes.len() as u64,

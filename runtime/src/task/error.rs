@@ -24,6 +24,18 @@ pub enum TaskError {
     /// The task's parameters could not be hashed.
     #[error("cannot hash the parameters: {0}")]
     Params(#[source] crate::hash::HashError),
+    /// An input file or directory that the task's parameters name cannot be read, so the
+    /// node's key cannot be made.
+    #[error("{kind} `{}` cannot be read", path.display())]
+    InputFile {
+        /// The path, as the parameter names it.
+        path: PathBuf,
+        /// `input file` or `input directory`.
+        kind: &'static str,
+        /// Why it cannot be read.
+        #[source]
+        source: std::io::Error,
+    },
     /// The task's output could not be encoded.
     #[error("cannot encode the output")]
     Encode(#[source] crate::codec::CodecError),

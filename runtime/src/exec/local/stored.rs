@@ -5,7 +5,7 @@
 use super::{Run, lock};
 use crate::cache::{Entry, Look, Store};
 use crate::graph::{Node, NodeId, Wire};
-use crate::key::{Components, Digest, hex};
+use crate::key::{Components, Digest, KeyError, hex, with_input_files};
 use crate::node::RunReason;
 use crate::node::commit::{Computed, NewEntry};
 use crate::node::decide::{Check, decide};
@@ -118,8 +118,10 @@ impl<'p> Run<'p> {
         node: &Node<'_>,
         digests: &[Vec<Digest>],
     ) -> Result<Components, TaskError> {
-        node.components(self.pipeline.name(), digests.to_vec())
-            .map_err(TaskError::Params)
+        with_input_files(self.settings.store, || {
+            node.components(self.pipeline.name(), digests.to_vec())
+        })
+        .map_err(KeyError::into_task_error)
     }
 
     /// The new entry of `node` under `key`, made of `components`, which replaces any entry
