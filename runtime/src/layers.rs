@@ -22,6 +22,8 @@ const LAYERS: &[(usize, &str)] = &[
     // Tasks, then the keys of their nodes.
     (3, "task"),
     (4, "key"),
+    // Files as outputs, committed with their entry, and published.
+    (4, "outputs"),
     // The run-level error.
     (5, "error"),
     // What `run.json` holds, read back.

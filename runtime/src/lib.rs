@@ -23,6 +23,7 @@ mod key;
 #[cfg(test)]
 mod layers;
 mod node;
+mod outputs;
 mod plan;
 mod progress;
 pub mod record;
@@ -39,6 +40,7 @@ pub use exec::{Executor, Slurm};
 pub use explain::Explanation;
 pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
 pub use hash::{HashError, ParamLoss, canonical_digest};
+pub use outputs::{OutputFile, PublishAction, Published};
 pub use plan::{Decision, Plan, PlannedNode, RunReason};
 pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};
