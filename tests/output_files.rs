@@ -155,6 +155,32 @@ fn an_output_file_deleted_from_the_store_is_computed_again() {
 }
 
 #[test]
+fn an_entry_directory_removed_or_its_file_list_damaged_is_computed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = pipeline! {
+        name = "files-entry-gone";
+        let report = write_report("Gone".to_string());
+    };
+    let runner = Runner::new(&data);
+    let run = runner.run(&p).unwrap();
+    let entry = data
+        .join("write_report")
+        .join(run.node("report").unwrap().key().unwrap());
+    fs::remove_dir_all(&entry).unwrap();
+    let run = runner.run(&p).unwrap();
+    let why = damaged_reason(&run, "report");
+    assert!(why.contains("is missing"), "{why}");
+    assert!(entry.join("work/report.md").is_file());
+
+    fs::write(entry.join("outputs.json"), "not a list").unwrap();
+    let run = runner.run(&p).unwrap();
+    let why = damaged_reason(&run, "report");
+    assert!(why.contains("list of output files"), "{why}");
+    assert_eq!(runner.run(&p).unwrap().count(NodeStatus::Cached), 1);
+}
+
+#[test]
 fn an_output_file_changed_in_the_store_is_computed_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

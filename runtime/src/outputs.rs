@@ -411,3 +411,77 @@ fn holds(path: &Path, record: &FileRecord) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_inside_the_work_directory_are_names_of_output_files() {
+        assert_eq!(
+            relative_name(Path::new("a/./b.txt")),
+            Ok("a/b.txt".to_owned())
+        );
+        assert_eq!(
+            relative_name(Path::new("../b.txt")),
+            Err("goes up with `..`")
+        );
+        assert_eq!(
+            relative_name(Path::new("/etc/passwd")),
+            Err("is outside the work directory")
+        );
+        assert_eq!(relative_name(Path::new(".")), Err("names no file"));
+    }
+
+    /// Publishing from another file system copies the file, and checks the copy.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_on_another_file_system_is_copied_and_checked() {
+        use std::os::unix::fs::MetadataExt;
+        let shm = Path::new("/dev/shm");
+        let dest_dir = tempfile::tempdir().unwrap();
+        let source_dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let other_fs = fs::metadata(source_dir.path()).unwrap().dev()
+            != fs::metadata(dest_dir.path()).unwrap().dev();
+        let source = source_dir.path().join("out.txt");
+        fs::write(&source, "content").unwrap();
+        let record = FileRecord::read("out.txt", &source).unwrap();
+        let dest = dest_dir.path().join("sub/out.txt");
+
+        let action = publish_file(&source, &record, &dest).unwrap();
+        let expected = if other_fs {
+            PublishAction::Copied
+        } else {
+            PublishAction::Linked
+        };
+        assert_eq!(action, expected);
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "content");
+        assert_eq!(
+            publish_file(&source, &record, &dest).unwrap(),
+            PublishAction::Unchanged
+        );
+        // Other bytes of the same length are replaced.
+        fs::remove_file(&dest).unwrap();
+        fs::write(&dest, "CONTENT").unwrap();
+        assert_eq!(publish_file(&source, &record, &dest).unwrap(), expected);
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "content");
+
+        if other_fs {
+            // A source that no longer matches its record is not published.
+            fs::remove_file(&dest).unwrap();
+            fs::write(&source, "changed").unwrap();
+            let error = publish_file(&source, &record, &dest).unwrap_err();
+            assert!(
+                error.to_string().contains("changed while it was copied"),
+                "{error}"
+            );
+            assert!(!dest.exists());
+            let left: Vec<_> = fs::read_dir(dest.parent().unwrap()).unwrap().collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+}
