@@ -547,6 +547,87 @@ fn parameters_reach_the_workers_intact() {
     assert_eq!(again.count(NodeStatus::Cached), 6, "{again}");
 }
 
+/// Writes a page in its work directory, in a worker.
+#[task]
+fn page(title: String, ctx: &Ctx) -> std::io::Result<pipewright::OutputFile> {
+    let file = pipewright::OutputFile::new(ctx, "page.md")?;
+    std::fs::write(file.path(), format!("# {title}\n{}\n", title.len()))?;
+    Ok(file)
+}
+
+/// Reads the page its input names, in another worker.
+#[task]
+fn page_text(page: &pipewright::OutputFile) -> std::io::Result<(String, u32)> {
+    Ok((std::fs::read_to_string(page.path())?, std::process::id()))
+}
+
+fn output_files_are_committed_and_published_by_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("site/page.md");
+    let build = |title: &str| {
+        pipeline! {
+            name = "process-files";
+            let md = page(title.to_string());
+            let text = page_text(md);
+        }
+    };
+    let p = build("Workers");
+    let runner = Runner::new(&data)
+        .jobs(2)
+        .executor(Executor::Process)
+        .keep(p.md)
+        .publish(p.md, &out);
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    let key = run.node("md").unwrap().key().unwrap().to_owned();
+    let stored = data.join("page").join(&key).join("work/page.md");
+    assert_eq!(run.get(p.md).unwrap().path(), stored);
+    let (text, pid) = run.get(p.text).unwrap();
+    assert_eq!(text, "# Workers\n7\n");
+    assert_ne!(*pid, std::process::id());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "# Workers\n7\n");
+    assert_eq!(run.published().len(), 1);
+
+    // A published file deleted comes back; nothing runs.
+    std::fs::remove_file(&out).unwrap();
+    let again = runner.run(&p).unwrap();
+    assert_eq!(again.count(NodeStatus::Cached), 2, "{again}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "# Workers\n7\n");
+
+    // A file deleted from the store is damage: its node runs again, in a worker.
+    std::fs::remove_file(&stored).unwrap();
+    let again = runner.run(&p).unwrap();
+    assert_eq!(with_status(&again, NodeStatus::Ran), names(&["md"]));
+    assert!(
+        matches!(
+            again.node("md").unwrap().reason(),
+            Some(pipewright::RunReason::Damaged(why)) if why.contains("`page.md` is missing")
+        ),
+        "{:?}",
+        again.node("md").unwrap().reason()
+    );
+    assert!(stored.is_file());
+    // The same bytes again: its consumer stays cached.
+    assert_eq!(with_status(&again, NodeStatus::Cached), names(&["text"]));
+
+    // Changed in the store, likewise.
+    std::fs::write(&stored, "# Elsewhere\n9\n").unwrap();
+    let again = runner.run(&p).unwrap();
+    assert_eq!(with_status(&again, NodeStatus::Ran), names(&["md"]));
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), "# Workers\n7\n");
+
+    // The node changes: the published file follows.
+    let p = build("Changed");
+    let runner = Runner::new(&data)
+        .executor(Executor::Process)
+        .publish(p.md, &out);
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Ran), 2, "{run}");
+    assert_eq!(run.get(p.text).unwrap().0, "# Changed\n7\n");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "# Changed\n7\n");
+}
+
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
     support::run_scenarios(&[
@@ -577,6 +658,10 @@ fn main() -> std::process::ExitCode {
         (
             "input_files_are_tracked_by_content_in_workers",
             input_files_are_tracked_by_content_in_workers,
+        ),
+        (
+            "output_files_are_committed_and_published_by_workers",
+            output_files_are_committed_and_published_by_workers,
         ),
     ])
 }

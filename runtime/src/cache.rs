@@ -2,7 +2,10 @@
 //! store-wide index, `DATA/.store/index.db` (see [`index`]): its digest, its size and where
 //! its output is. A small output is held in the index itself; a large one is one file,
 //! `DATA/<task>/<key>.bin`, written beside its place and renamed into it. A task that asks
-//! for a work directory gets one, published with its entry as `DATA/<task>/<key>/work/`.
+//! for a work directory gets one, published with its entry as `DATA/<task>/<key>/work/`;
+//! the files in it that the task returned as its output are listed beside it (see
+//! [`manifest`]) and checked whenever the output is read, so that a file deleted or
+//! changed in the store makes the entry damaged.
 //!
 //! An entry becomes visible when its row is committed to the index, after its files are in
 //! place, so no reader ever sees half an entry. The output's digest is checked whenever the
@@ -20,6 +23,7 @@
 mod files;
 mod index;
 mod lock;
+mod manifest;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -31,13 +35,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use files::remove_aside;
+pub(crate) use files::temporary_name;
 pub(crate) use files::{
     host_name, process_gone, remove_any, write_atomically, write_json_atomically, writer_gone,
 };
-use files::{remove_aside, temporary_name};
 use index::Index;
 pub(crate) use index::{FileRow, FileStat};
 pub(crate) use lock::KeyLock;
+pub(crate) use manifest::{FileRecord, digest_file};
 
 /// The layout of entries; part of every key.
 pub(crate) const ENTRY_FORMAT: u32 = 2;
@@ -421,6 +427,35 @@ impl Store {
         self.root.join(task).join(key)
     }
 
+    /// The work directory of `entry`, which holds its output files, if it has one.
+    pub(crate) fn files_dir(&self, entry: &Entry) -> Option<PathBuf> {
+        entry
+            .work
+            .then(|| self.entry_dir(&entry.task, &entry.key).join(WORK))
+    }
+
+    /// The output files of `entry`, as committed: none if it has no work directory. An
+    /// error says why the list cannot be read.
+    pub(crate) fn output_files(&self, entry: &Entry) -> Result<Vec<FileRecord>, String> {
+        if !entry.work {
+            return Ok(Vec::new());
+        }
+        manifest::read(&self.entry_dir(&entry.task, &entry.key))
+    }
+
+    /// Checks that the directory of `entry`, if it has one, is there, and that each of its
+    /// output files is as committed (see [`manifest::check`]).
+    fn check_files(&self, entry: &Entry) -> Result<(), String> {
+        if !entry.work {
+            return Ok(());
+        }
+        let dir = self.entry_dir(&entry.task, &entry.key);
+        if !dir.is_dir() {
+            return Err(format!("its directory `{}` is missing", dir.display()));
+        }
+        manifest::check(&dir.join(WORK), &manifest::read(&dir)?)
+    }
+
     /// The file of the entry `key` of `task` when its output is not in the index.
     fn output_file(&self, task: &str, key: &str) -> PathBuf {
         self.root.join(task).join(format!("{key}.bin"))
@@ -589,8 +624,9 @@ impl Store {
         f()
     }
 
-    /// Reads the entry's output and checks its size and digest, once; an entry whose work
-    /// directory is gone is damaged too, as its output may name files in it.
+    /// Reads the entry's output and checks its size and digest, and its output files,
+    /// once; an entry whose work directory is gone is damaged too, as its output may name
+    /// files in it.
     fn read_output(&self, entry: &Entry) -> Result<Vec<u8>, String> {
         if entry.work && !self.entry_dir(&entry.task, &entry.key).join(WORK).is_dir() {
             return Err("its work directory is gone".to_owned());
@@ -615,6 +651,7 @@ impl Store {
         } else if *blake3::hash(&bytes).as_bytes() != entry.digest {
             Err("its output does not match its recorded digest".to_owned())
         } else {
+            self.check_files(entry)?;
             Ok(bytes)
         }
     }
@@ -634,17 +671,19 @@ impl Store {
     }
 
     /// Commits `output` as the entry `meta` describes: its files (a large output, the
-    /// work directory) into place, then its row into the index, in place of any entry under
-    /// the key (a forced node's old output), so that readers find the old entry or the new
-    /// one at every moment, never none. The caller holds the key's lock, and has looked
-    /// under it that no other process committed the entry meanwhile. Returns the new entry.
+    /// work directory with the list of the output `files` in it) into place, then its row
+    /// into the index, in place of any entry under the key (a forced node's old output), so
+    /// that readers find the old entry or the new one at every moment, never none. The
+    /// caller holds the key's lock, and has looked under it that no other process committed
+    /// the entry meanwhile. Returns the new entry.
     pub(crate) fn commit(
         &self,
         pending: Pending,
         meta: &EntryMeta,
         output: &[u8],
+        files: &[FileRecord],
     ) -> Result<Entry, StoreError> {
-        match self.place(&pending, meta, output) {
+        match self.place(&pending, meta, output, files) {
             Ok(entry) => Ok(entry),
             Err(e) => {
                 self.discard(pending);
@@ -658,6 +697,7 @@ impl Store {
         pending: &Pending,
         meta: &EntryMeta,
         output: &[u8],
+        files: &[FileRecord],
     ) -> Result<Entry, StoreError> {
         let key = &meta.key;
         let task_dir = self.root.join(&pending.task);
@@ -686,6 +726,9 @@ impl Store {
         } else {
             Place::Inline
         };
+        if !files.is_empty() {
+            manifest::write(&pending.tmp, files)?;
+        }
         let work = pending.tmp.exists();
         if work {
             self.move_into_place(&pending.tmp, &self.entry_dir(&pending.task, key))?;

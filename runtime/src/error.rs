@@ -143,6 +143,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// An output file could not be published at the path the runner was given.
+    #[error("cannot publish the output of node `{node}` at `{}`", path.display())]
+    Publish {
+        /// The node.
+        node: String,
+        /// Where it was to be published.
+        path: std::path::PathBuf,
+        /// Why it could not be.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A run record that cannot be read, or does not match.
     #[error("run record `{}`: {reason}", path.display())]
     Record {

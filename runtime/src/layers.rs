@@ -24,6 +24,8 @@ const LAYERS: &[(usize, &str)] = &[
     (3, "files"),
     (3, "task"),
     (4, "key"),
+    // Files as outputs, committed with their entry, and published.
+    (4, "outputs"),
     // The run-level error.
     (5, "error"),
     // What `run.json` holds, read back.

@@ -24,6 +24,7 @@ mod key;
 #[cfg(test)]
 mod layers;
 mod node;
+mod outputs;
 mod plan;
 mod progress;
 pub mod record;
@@ -41,6 +42,7 @@ pub use explain::Explanation;
 pub use files::{InputDir, InputFile};
 pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
 pub use hash::{HashError, ParamLoss, canonical_digest};
+pub use outputs::{OutputFile, PublishAction, Published};
 pub use plan::{Decision, Plan, PlannedNode, RunReason};
 pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};

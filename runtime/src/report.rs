@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::Store;
+use crate::cache::{Entry, Store};
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
 use crate::graph::{self, Handle, NodeId, Pipeline};
+use crate::outputs::{self, Published};
 use crate::plan::RunReason;
 use crate::task::{NodeNames, TaskError};
 
@@ -216,6 +217,8 @@ pub struct RunReport {
     elapsed: Duration,
     run_dir: Option<PathBuf>,
     cancelled: bool,
+    /// The output files published after the run.
+    published: Vec<Published>,
 }
 
 impl RunReport {
@@ -243,6 +246,7 @@ impl RunReport {
             elapsed,
             run_dir: Some(run_dir),
             cancelled,
+            published: Vec::new(),
         }
     }
 
@@ -262,6 +266,7 @@ impl RunReport {
             elapsed,
             run_dir: None,
             cancelled: false,
+            published: Vec::new(),
         }
     }
 
@@ -276,6 +281,26 @@ impl RunReport {
 
     pub(crate) fn set_run_dir(&mut self, dir: PathBuf) {
         self.run_dir = Some(dir);
+    }
+
+    pub(crate) fn set_published(&mut self, published: Vec<Published>) {
+        self.published = published;
+    }
+
+    /// The output files published after the run (see
+    /// [`Runner::publish`](crate::Runner::publish)), each with what was done at its path:
+    /// nothing where the file there was already the output's, else a new link or copy.
+    pub fn published(&self) -> &[Published] {
+        &self.published
+    }
+
+    /// The stored entry of node `id`'s output, if it succeeded and has one.
+    pub(crate) fn entry(&self, id: NodeId) -> Option<&Entry> {
+        let outcome = self.outcomes.get(id.index())?;
+        if !outcome.status.is_success() {
+            return None;
+        }
+        outcome.details.as_deref()?.entry.as_deref()
     }
 
     /// The directory this run was recorded in (`run.json`, `run.log`, `failures/`), if it
@@ -355,7 +380,11 @@ impl RunReport {
                 };
                 let value = store
                     .read_verified(entry)
-                    .and_then(|output| task.decode(&output.bytes).map_err(|e| e.to_string()))
+                    .and_then(|output| {
+                        let files = store.files_dir(output.replaced.as_deref().unwrap_or(entry));
+                        outputs::decoding_from(files.as_deref(), || task.decode(&output.bytes))
+                            .map_err(|e| e.to_string())
+                    })
                     .map_err(|reason| {
                         // A damaged entry must not stay fresh: the next run computes it again.
                         store.remove_damaged(&entry.task, &entry.key, Some(entry));

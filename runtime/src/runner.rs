@@ -13,6 +13,7 @@ use crate::exec::{self, Executor};
 use crate::explain::{self, Explanation};
 use crate::gc::Freed;
 use crate::graph::{Handle, NodeId, Pipeline};
+use crate::outputs::OutputFile;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::record::log::RunLog;
@@ -20,9 +21,11 @@ use crate::record::write::RunDir;
 use crate::report::RunReport;
 
 mod cancel;
+mod publish;
 
 pub use cancel::Cancel;
 use cancel::Runs;
+use publish::Publication;
 
 /// Runs pipelines: owns the data directory, what to force, and the worker pool.
 ///
@@ -81,6 +84,7 @@ pub struct Runner {
     executor: Executor,
     runs: Arc<Runs>,
     pool: OnceLock<Arc<ThreadPool>>,
+    publish: Vec<Publication>,
 }
 
 impl Runner {
@@ -102,6 +106,7 @@ impl Runner {
             executor: Executor::InProcess,
             runs: Arc::default(),
             pool: OnceLock::new(),
+            publish: Vec::new(),
         }
     }
 
@@ -130,6 +135,71 @@ impl Runner {
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn keep<T>(mut self, node: Handle<T>) -> Self {
         self.keep.push((node.pipeline(), node.id()));
+        self
+    }
+
+    /// Puts the output file of `node` at `path` after each run: hard-linked from the store
+    /// where it is on the same file system, else copied, and replaced whenever it differs
+    /// from the node's output, so a deleted or changed `path` comes back and a node that
+    /// changed updates it, with no need to run the node again. The run's report lists what
+    /// was published ([`RunReport::published`]). The node's output is kept, so its file is
+    /// checked in every run, and computed again if it was damaged in the store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pipewright::OutputFile;
+    /// use pipewright::prelude::*;
+    ///
+    /// #[task]
+    /// fn total_report(total: u32, ctx: &Ctx) -> std::io::Result<OutputFile> {
+    ///     let file = OutputFile::new(ctx, "report.txt")?;
+    ///     std::fs::write(file.path(), format!("total: {total}\n"))?;
+    ///     Ok(file)
+    /// }
+    ///
+    /// fn main() -> pipewright::Result<()> {
+    ///     let p = pipeline! {
+    ///         name = "publish-doc";
+    ///         let summary = total_report(42);
+    ///     };
+    ///     let dir = tempfile::tempdir().unwrap();
+    ///     let out = dir.path().join("out/report.txt");
+    ///     let runner = Runner::new(dir.path().join("data")).publish(p.summary, &out);
+    ///     runner.run(&p)?;
+    ///     assert_eq!(std::fs::read_to_string(&out).unwrap(), "total: 42\n");
+    ///
+    ///     // Deleted, it comes back; the node stays cached.
+    ///     std::fs::remove_file(&out).unwrap();
+    ///     let again = runner.run(&p)?;
+    ///     assert_eq!(again.count(NodeStatus::Cached), 1);
+    ///     assert_eq!(again.published()[0].path, out);
+    ///     assert!(out.is_file());
+    ///     Ok(())
+    /// }
+    /// ```
+    #[must_use = "a builder method returns the changed runner, which must be used"]
+    pub fn publish(mut self, node: Handle<OutputFile>, path: impl Into<PathBuf>) -> Self {
+        self.publish.push(Publication {
+            pipeline: node.pipeline(),
+            node: node.id(),
+            path: path.into(),
+            dir: false,
+        });
+        self
+    }
+
+    /// Puts every output file of `node` (whatever its output type: a `Vec<OutputFile>`, a
+    /// struct with `OutputFile` fields) in the directory `dir` after each run, each at its
+    /// path in the task's work directory; as [`publish`](Self::publish) does with one file.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
+    pub fn publish_dir<T>(mut self, node: Handle<T>, dir: impl Into<PathBuf>) -> Self {
+        self.publish.push(Publication {
+            pipeline: node.pipeline(),
+            node: node.id(),
+            path: dir.into(),
+            dir: true,
+        });
         self
     }
 
@@ -305,6 +375,10 @@ impl Runner {
             let dir = record.finish(pipeline, &report)?;
             report.set_run_dir(dir);
         }
+        if let Some(store) = &self.store {
+            let published = publish::publish(store, pipeline, &report, &self.publish)?;
+            report.set_published(published);
+        }
         Ok(report)
     }
 
@@ -439,7 +513,8 @@ impl Runner {
                 needed[up.index()] = true;
             }
         }
-        for &(owner, id) in &self.keep {
+        let published = self.publish.iter().map(|p| (p.pipeline, p.node));
+        for (owner, id) in self.keep.iter().copied().chain(published) {
             if owner == pipeline.id() && id.index() < keep.len() {
                 keep[id.index()] = true;
             }

@@ -22,6 +22,7 @@ use crate::key::{KeyError, Names, fingerprint, hex, with_input_files};
 use crate::node::commit::NewEntry;
 use crate::node::compute::attempt_on_thread;
 use crate::node::decide::{Check, decide};
+use crate::outputs;
 use crate::registry::find_task;
 use crate::task::{Ctx, InputKind, InputValues, NodeNames, TaskError};
 use crate::text::{hex_bytes, parse_hex_bytes};
@@ -454,8 +455,8 @@ fn read_input(
         .map_err(|why| damaged(&key, None, why))?;
     let meta = output.replaced.unwrap_or(meta);
     let registration = find_task(&input.task).map_err(|e| fail(e.to_string()))?;
-    let value = registration
-        .decode(&output.bytes)
+    let files = store.files_dir(&meta);
+    let value = outputs::decoding_from(files.as_deref(), || registration.decode(&output.bytes))
         .map_err(|e| damaged(&key, Some(&meta), e.to_string()))?;
     let digest = meta.digest;
     Ok((value, digest))

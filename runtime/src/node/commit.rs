@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cache::{ENTRY_FORMAT, Entry, EntryMeta, InputDigests, NamedDigest, Pending, Store};
 use crate::erased::ErasedTask;
 use crate::key::{Components, Digest, hex};
+use crate::outputs;
 use crate::task::{TaskError, Value};
 
 /// A node's output just computed: the value, its content digest, and its new entry (none
@@ -40,17 +41,21 @@ impl NewEntry<'_> {
         store: &Store,
         compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
     ) -> Result<Computed, TaskError> {
-        let name = self.task.meta().name;
+        let task = self.task;
+        let name = task.meta().name;
         let pending = store.begin(name, self.key).map_err(TaskError::Store)?;
         let result = (|| {
             let start = Instant::now();
             let value = compute(&pending)?;
             let duration = start.elapsed();
-            let bytes = self.task.encode(&*value).map_err(TaskError::Encode)?;
+            // The output's files are read as it is encoded: their digests are in its bytes.
+            let (bytes, files) =
+                outputs::encoding_for(&pending.work_dir(), || self.task.encode(&*value));
+            let bytes = bytes.map_err(TaskError::Encode)?;
             let digest = *blake3::hash(&bytes).as_bytes();
-            Ok::<_, TaskError>((value, bytes, digest, duration))
+            Ok::<_, TaskError>((value, bytes, files, digest, duration))
         })();
-        let (value, bytes, digest, duration) = match result {
+        let (mut value, bytes, files, digest, duration) = match result {
             Ok(done) => done,
             Err(error) => {
                 store.discard(pending);
@@ -59,6 +64,14 @@ impl NewEntry<'_> {
         };
         if !self.keep {
             store.discard(pending);
+            if let Some(file) = files.first() {
+                return Err(TaskError::failed(format!(
+                    "task `{name}` returns output file `{}`, but its work directory is \
+                     removed when it ends, as the task has `cache = false`: a task that \
+                     returns files must be cached",
+                    file.path
+                )));
+            }
             return Ok(Computed {
                 value,
                 digest,
@@ -67,8 +80,19 @@ impl NewEntry<'_> {
         }
         let meta = self.into_meta(&bytes, digest, duration);
         let entry = store
-            .commit(pending, &meta, &bytes)
+            .commit(pending, &meta, &bytes, &files)
             .map_err(TaskError::Store)?;
+        if !files.is_empty() {
+            // The value the task returned names its files in the temporary directory the
+            // entry was written in; read back, it names them where they are now.
+            value =
+                outputs::decoding_from(store.files_dir(&entry).as_deref(), || task.decode(&bytes))
+                    .map_err(|e| {
+                        TaskError::failed(format!(
+                            "cannot read back the output just committed: {e}"
+                        ))
+                    })?;
+        }
         Ok(Computed {
             value,
             digest,

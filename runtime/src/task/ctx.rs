@@ -223,6 +223,10 @@ impl Ctx {
     /// (`DATA/<task>/<key>/work/`), so it is kept exactly as long as the output is; for a
     /// task with `cache = false` it is removed when the task ends.
     ///
+    /// While the task runs, the directory is a temporary one that becomes the entry's when
+    /// the output is committed: to return a file, return it as an
+    /// [`OutputFile`](crate::OutputFile), whose path then follows it, not as a path.
+    ///
     /// # Errors
     ///
     /// If the directory cannot be created, or the runner keeps nothing on disk

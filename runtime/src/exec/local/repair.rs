@@ -12,6 +12,7 @@ use crate::cache::Store;
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::hex;
 use crate::node::RunReason;
+use crate::outputs;
 use crate::report::{NO_WORKER, NodeStatus};
 use crate::task::{InputValues, TaskError, Value};
 
@@ -193,10 +194,10 @@ impl<'p> Run<'p> {
             )));
         };
         let loaded = store.read_verified(&entry).and_then(|output| {
-            let value = node
-                .task()
-                .decode(&output.bytes)
-                .map_err(|e| e.to_string())?;
+            let files = store.files_dir(output.replaced.as_deref().unwrap_or(&entry));
+            let value =
+                outputs::decoding_from(files.as_deref(), || node.task().decode(&output.bytes))
+                    .map_err(|e| e.to_string())?;
             if let Some(now) = output.replaced {
                 // Replaced meanwhile: its consumers' keys take the output they read.
                 self.set_entry(id, now);
