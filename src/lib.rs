@@ -265,10 +265,10 @@ pub use pipewright_macros::helper;
 pub use pipewright_macros::main;
 
 pub use pipewright_runtime::{
-    Bound, Builder, Cancel, Ctx, Decision, Error, Executor, Explanation, Handle, HashError,
-    InputKind, InputSpec, NodeId, NodeReport, NodeStatus, ParamLoss, Pipeline, Plan, PlannedNode,
-    Registration, Resources, Result, RunReason, RunReport, Runner, Slurm, Task, TaskError,
-    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
+    Bound, Builder, Cancel, Cancelled, Ctx, Decision, Error, Executor, Explanation, Handle,
+    HashError, InputKind, InputSpec, NodeId, NodeReport, NodeStatus, ParamLoss, Pipeline, Plan,
+    PlannedNode, Registration, Resources, Result, RunReason, RunReport, Runner, Slurm, Task,
+    TaskError, TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
 pub use pipewright_runtime::{cli, codec, record, render, store};

@@ -32,8 +32,10 @@ pub enum NodeStatus {
     UpstreamFailed,
     /// The node was not needed by the targets of the run.
     NotNeeded,
-    /// The run stopped before the node started: an earlier failure stopped a fail-fast
-    /// run, or the record of a run that did not finish was reopened.
+    /// The run stopped before the node finished: it was cancelled (and the task stopped, or
+    /// said so with [`Cancelled`](crate::Cancelled)), a node above was cancelled, an
+    /// earlier failure stopped a fail-fast run, or the record of a run that did not finish
+    /// was reopened.
     Cancelled,
 }
 
