@@ -266,8 +266,13 @@ fn execute(
 /// The exit code of a cancelled run, as shells give a process stopped by SIGINT.
 const CANCELLED: u8 = 130;
 
+/// How long a second Ctrl-C waits for a run's journal to be written before the process
+/// exits.
+const RECORD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Makes Ctrl-C (SIGINT) and SIGTERM cancel the run of `cancel`: no node starts any more,
-/// running tasks are told, and the run is recorded. A second signal exits at once.
+/// running tasks are told, and the run is recorded. A second signal records what finished
+/// and exits at once.
 fn cancel_on_signal(cancel: Cancel) {
     static CURRENT: Mutex<Option<Cancel>> = Mutex::new(None);
     static INSTALL: Once = Once::new();
@@ -280,7 +285,17 @@ fn cancel_on_signal(cancel: Cancel) {
                     eprintln!("cancelling: no node starts any more (again to exit now)");
                     cancel.cancel();
                 }
-                _ => std::process::exit(i32::from(CANCELLED)),
+                Some(cancel) => {
+                    for dir in cancel.record_now(RECORD_PATIENCE) {
+                        eprintln!(
+                            "warning: the run in {} is not fully recorded",
+                            dir.display()
+                        );
+                    }
+                    eprintln!("exiting: what finished is recorded and stored");
+                    std::process::exit(i32::from(CANCELLED))
+                }
+                None => std::process::exit(i32::from(CANCELLED)),
             }
         });
         if let Err(err) = installed {
