@@ -170,3 +170,39 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(cli(&p, empty.path(), &["status"]).0, ExitCode::from(2));
     assert_eq!(cli(&p, dir.path(), &["--help"]).0, ExitCode::SUCCESS);
 }
+
+/// A node two levels below a failure names the node that failed; the failure is printed
+/// once, and so is the summary.
+#[test]
+fn a_failure_is_blamed_on_the_node_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-blame";
+        let boot = base(5);
+        let parse = check(boot, 3);
+        let mid = double(parse);
+        let leaf = double(mid);
+    };
+    let (code, out) = cli(&p, dir.path(), &["run"]);
+    assert_eq!(code, ExitCode::from(1));
+    let line = |node: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(node))
+            .unwrap_or_else(|| panic!("no line for `{node}` in:\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("mid"), "mid upstream failed after `parse`");
+    assert_eq!(line("leaf"), "leaf upstream failed after `parse`");
+    assert_eq!(out.matches("5 is over 3").count(), 1, "{out}");
+    assert_eq!(out.matches("4 nodes:").count(), 1, "{out}");
+
+    // The record blames it too.
+    let (_, out) = cli(&p, dir.path(), &["status"]);
+    let leaf = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("leaf "))
+        .unwrap();
+    assert!(leaf.ends_with("after `parse`"), "{out}");
+}

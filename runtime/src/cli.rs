@@ -183,7 +183,7 @@ fn execute(
             }
             if !args.quiet {
                 print_nodes(out, &report, args.verbose).map_err(io)?;
-                writeln!(out, "{report}").map_err(io)?;
+                writeln!(out, "{}", report.summary()).map_err(io)?;
                 if let Some(dir) = report.run_dir() {
                     writeln!(out, "recorded in {}", dir.display()).map_err(io)?;
                 }
@@ -242,7 +242,7 @@ fn execute(
             }
             .map_err(io)?;
             print_nodes(out, &report, true).map_err(io)?;
-            writeln!(out, "{report}").map_err(io)?;
+            writeln!(out, "{}", report.summary()).map_err(io)?;
             let html = crate::render::write_report(&dir)?;
             writeln!(out, "report {}", html.display()).map_err(io)?;
             if open {

@@ -159,12 +159,26 @@ impl<'r> NodeReport<'r> {
         self.details().and_then(|d| d.backtrace.as_deref())
     }
 
-    /// The failed upstream node it waited on, if its status is
-    /// [`NodeStatus::UpstreamFailed`].
+    /// The node whose failure kept it from running, if its status is
+    /// [`NodeStatus::UpstreamFailed`]: the node that failed, however far up, not the
+    /// nearest one that did not run because of it.
     pub fn failed_upstream(&self) -> Option<&'r str> {
-        let outcome = self.outcome;
-        (outcome.status == NodeStatus::UpstreamFailed && outcome.failed_upstream != NO_NODE)
-            .then(|| self.report.nodes.name(outcome.failed_upstream as usize))
+        let outcomes = &self.report.outcomes;
+        let mut outcome = self.outcome;
+        // Each step goes up from a node that did not run to the one it waited on; a chain
+        // is never longer than the nodes, unless a record was edited into a circle.
+        for _ in 0..outcomes.len() {
+            if outcome.status != NodeStatus::UpstreamFailed {
+                break;
+            }
+            let up = outcome.failed_upstream as usize;
+            match outcomes.get(up) {
+                Some(above) if above.status == NodeStatus::UpstreamFailed => outcome = above,
+                Some(_) => return Some(self.report.nodes.name(up)),
+                None => break,
+            }
+        }
+        None
     }
 
     /// The node key its output is stored under, in hex, if it has one.
@@ -429,6 +443,12 @@ impl RunReport {
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
+
+    /// The counts of the run in one line, without the failures that its `Display` lists
+    /// below them: `24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s`.
+    pub fn summary(&self) -> impl fmt::Display + '_ {
+        Summary(self)
+    }
 }
 
 impl fmt::Debug for RunReport {
@@ -441,10 +461,33 @@ impl fmt::Debug for RunReport {
     }
 }
 
-/// A one-line summary: `24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s`.
+/// The summary of a run in one line, as [`RunReport::summary`] gives it.
+struct Summary<'r>(&'r RunReport);
+
+/// The summary (see [`RunReport::summary`]), then a line for each failed node with the
+/// first line of its error:
+///
+/// ```text
+/// 24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s
+///   `parse` failed: invalid digit found in string
+/// ```
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} nodes:", self.outcomes.len())?;
+        write!(f, "{}", self.summary())?;
+        for node in self.nodes().filter(|n| n.status() == NodeStatus::Failed) {
+            let error = node.error().map(ToString::to_string).unwrap_or_default();
+            let first = error.lines().next().unwrap_or("no error was recorded");
+            write!(f, "\n  `{}` failed: {first}", node.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Summary(report) = *self;
+        let total = report.outcomes.len();
+        write!(f, "{total} {}:", if total == 1 { "node" } else { "nodes" })?;
         let mut first = true;
         for status in [
             NodeStatus::Ran,
@@ -454,12 +497,12 @@ impl fmt::Display for RunReport {
             NodeStatus::Cancelled,
             NodeStatus::NotNeeded,
         ] {
-            let n = self.count(status);
+            let n = report.count(status);
             if n > 0 || status == NodeStatus::Ran {
                 write!(f, "{} {n} {status}", if first { "" } else { "," })?;
                 first = false;
             }
         }
-        write!(f, " in {:.2?}", self.elapsed)
+        write!(f, " in {:.2?}", report.elapsed)
     }
 }

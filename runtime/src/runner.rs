@@ -289,7 +289,7 @@ impl Runner {
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
             let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
-            tracing::info!(target: "pipewright", "{report}");
+            tracing::info!(target: "pipewright", "{}", report.summary());
             Ok::<_, Error>(report)
         };
 
