@@ -52,6 +52,17 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
 
+    /// A node named on the command line is not in the pipeline.
+    #[error("pipeline `{pipeline}` has no node named `{node}`; {}", hint(closest))]
+    UnknownNode {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The name given.
+        node: String,
+        /// The pipeline's names closest to it, closest first; none if no name is close.
+        closest: Vec<String>,
+    },
+
     /// The command's output could not be written.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
@@ -125,7 +136,52 @@ where
     }
 }
 
-fn runner(cli: &Cli, selection: &Selection) -> Runner {
+/// What the error of an unknown node suggests: the `closest` names, or `plan`.
+fn hint(closest: &[String]) -> String {
+    let quoted: Vec<String> = closest.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.split_last() {
+        None => "`plan` lists its nodes".to_owned(),
+        Some((last, [])) => format!("did you mean {last}?"),
+        Some((last, rest)) => format!("did you mean {} or {last}?", rest.join(", ")),
+    }
+}
+
+/// How many names an unknown node's error suggests at most.
+const SUGGESTIONS: usize = 3;
+
+/// How alike (Jaro similarity, from 0 to 1) a name must be to the unknown one to be
+/// suggested; what clap asks of a flag.
+const ALIKE: f64 = 0.7;
+
+/// Checks that `pipeline` has a node named `name`; if not, the error names the closest
+/// names it has.
+fn check_node(pipeline: &Pipeline, name: &str) -> Result<(), CliError> {
+    if pipeline.node(name).is_some() {
+        return Ok(());
+    }
+    let mut alike: Vec<(f64, &str)> = pipeline
+        .all_nodes()
+        .map(|node| (strsim::jaro(name, node.name()), node.name()))
+        .filter(|(score, _)| *score >= ALIKE)
+        .collect();
+    alike.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    Err(CliError::UnknownNode {
+        pipeline: pipeline.name().to_owned(),
+        node: name.to_owned(),
+        closest: alike
+            .into_iter()
+            .take(SUGGESTIONS)
+            .map(|(_, name)| name.to_owned())
+            .collect(),
+    })
+}
+
+/// A runner of `pipeline` with the options of `cli` and the nodes of `selection`, which
+/// must be nodes of `pipeline`.
+fn runner(pipeline: &Pipeline, cli: &Cli, selection: &Selection) -> Result<Runner, CliError> {
+    for node in selection.force.iter().chain(&selection.target) {
+        check_node(pipeline, node)?;
+    }
     let mut runner = Runner::new(&cli.data);
     if let Some(log) = &cli.log {
         runner = runner.log_dir(log);
@@ -139,7 +195,7 @@ fn runner(cli: &Cli, selection: &Selection) -> Runner {
     for node in &selection.target {
         runner = runner.target(node);
     }
-    runner
+    Ok(runner)
 }
 
 fn io(err: std::io::Error) -> CliError {
@@ -163,7 +219,7 @@ fn execute(
     };
     match command {
         Command::Run(args) => {
-            let mut runner = runner(&cli, &args.selection)
+            let mut runner = runner(pipeline, &cli, &args.selection)?
                 .progress(!args.quiet)
                 .fail_fast(args.fail_fast)
                 .executor(args.executor()?);
@@ -194,17 +250,18 @@ fn execute(
             Ok(exit(&report))
         }
         Command::Plan(selection) => {
-            let plan = runner(&cli, &selection).plan(pipeline)?;
+            let plan = runner(pipeline, &cli, &selection)?.plan(pipeline)?;
             write!(out, "{plan}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { node, selection } => {
-            let explanation = runner(&cli, &selection).explain(pipeline, &node)?;
+            check_node(pipeline, &node)?;
+            let explanation = runner(pipeline, &cli, &selection)?.explain(pipeline, &node)?;
             writeln!(out, "{explanation}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph { format } => {
-            let plan = runner(&cli, &Selection::default()).plan(pipeline)?;
+            let plan = runner(pipeline, &cli, &Selection::default())?.plan(pipeline)?;
             let view = GraphView::of_plan(pipeline, &plan);
             let picture = match format {
                 Format::Text => render::text(&view),
@@ -251,12 +308,12 @@ fn execute(
             Ok(exit(&report))
         }
         Command::Clean => {
-            let freed = runner(&cli, &Selection::default()).clean()?;
+            let freed = runner(pipeline, &cli, &Selection::default())?.clean()?;
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Gc { keep_runs } => {
-            let freed = runner(&cli, &Selection::default()).gc(keep_runs)?;
+            let freed = runner(pipeline, &cli, &Selection::default())?.gc(keep_runs)?;
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -402,11 +459,74 @@ mod tests {
 
     #[test]
     fn errors_of_the_run_are_wrapped_unchanged() {
-        let err = execute_args(&["explain", "nowhere"]).unwrap_err();
+        let log = tempfile::tempdir().unwrap();
+        let log = log.path().to_str().unwrap();
+        let err = execute_args(&["--log", log, "status"]).unwrap_err();
         assert!(
-            matches!(&err, CliError::Run(Error::UnknownNode { node, .. }) if node == "nowhere"),
+            matches!(&err, CliError::Run(Error::Record { reason, .. }) if reason == "no run is recorded there"),
             "{err:?}"
         );
-        assert_eq!(err.to_string(), "pipeline `p` has no node named `nowhere`");
+    }
+
+    /// A pipeline of values named `names`.
+    fn pipeline_of(names: &[&str]) -> Pipeline {
+        let mut builder = Pipeline::builder("p");
+        for name in names {
+            builder.value(*name, 1u32).unwrap();
+        }
+        builder.build()
+    }
+
+    /// The error of the command line `args` on `pipeline`.
+    fn error_of(pipeline: &Pipeline, args: &[&str]) -> String {
+        let data = tempfile::tempdir().unwrap();
+        let mut argv = vec!["pipeline", "--data", data.path().to_str().unwrap()];
+        argv.extend(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        execute(pipeline, cli, &mut Vec::new(), |_| {})
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn an_unknown_node_is_told_the_closest_names() {
+        let p = pipeline_of(&["parse", "parser", "boot", "report"]);
+        for args in [
+            &["explain", "pasre"][..],
+            &["run", "--force", "pasre"],
+            &["run", "--target", "pasre"],
+            &["plan", "--target", "pasre"],
+            &["explain", "boot", "--force", "pasre"],
+        ] {
+            assert_eq!(
+                error_of(&p, args),
+                "pipeline `p` has no node named `pasre`; did you mean `parse` or `parser`?",
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            error_of(&p, &["explain", "bot"]),
+            "pipeline `p` has no node named `bot`; did you mean `boot`?"
+        );
+        assert_eq!(
+            error_of(&p, &["run", "--force", "xyz"]),
+            "pipeline `p` has no node named `xyz`; `plan` lists its nodes"
+        );
+    }
+
+    #[test]
+    fn a_mistyped_flag_is_told_the_closest_one() {
+        let err = Cli::try_parse_from(["pipeline", "run", "--forse", "a"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a similar argument exists: '--force'"),
+            "{text}"
+        );
+        let err = Cli::try_parse_from(["pipeline", "stauts"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a similar subcommand exists: 'status'"),
+            "{text}"
+        );
     }
 }
