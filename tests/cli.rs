@@ -206,3 +206,97 @@ fn a_failure_is_blamed_on_the_node_that_failed() {
         .unwrap();
     assert!(leaf.ends_with("after `parse`"), "{out}");
 }
+
+/// A data directory that is a file is refused by every command alike.
+#[test]
+fn a_data_directory_that_is_a_file_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let p = pipeline! {
+        name = "cli-file";
+        let a = base(1);
+    };
+    for args in [
+        &["run"][..],
+        &["plan"],
+        &["explain", "a"],
+        &["graph"],
+        &["status"],
+        &["clean"],
+        &["gc"],
+    ] {
+        let (code, out) = cli(&p, &file, args);
+        assert_eq!(code, ExitCode::from(2), "{args:?}: {out}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"");
+}
+
+/// `status` of a run whose directory cannot be written still shows the run, and puts its
+/// report in a temporary file.
+#[test]
+fn status_shows_a_run_it_cannot_write_beside() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-read-only";
+        let a = base(1);
+        let b = double(a);
+    };
+    assert_eq!(cli(&p, dir.path(), &["--quiet"]).0, ExitCode::SUCCESS);
+    let runs = dir.path().join("runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Where the report goes, a directory stands: writing it fails as on a read-only store.
+    std::fs::create_dir(run_dir.join("report.html")).unwrap();
+
+    let (code, out) = cli(&p, dir.path(), &["status"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("2 nodes: 2 ran"), "{out}");
+    assert!(
+        out.contains("note: the report cannot be written beside the run"),
+        "{out}"
+    );
+    let report = out.lines().find_map(|l| l.strip_prefix("report ")).unwrap();
+    let report = Path::new(report);
+    assert!(!report.starts_with(dir.path()), "{out}");
+    let html = std::fs::read_to_string(report).unwrap();
+    assert!(html.contains("cli-read-only"), "{html}");
+    std::fs::remove_file(report).unwrap();
+}
+
+#[task]
+fn source_with_a_long_name(i: u32) -> u32 {
+    i
+}
+
+#[task]
+fn gather(parts: &[&u32]) -> u32 {
+    parts.iter().copied().sum()
+}
+
+/// `graph` draws a layer wider than 140 columns when it is given the room.
+#[test]
+fn graph_draws_a_wide_layer_in_a_wide_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-wide";
+        let first_source = source_with_a_long_name(1);
+        let second_source = source_with_a_long_name(2);
+        let third_source = source_with_a_long_name(3);
+        let fourth_source = source_with_a_long_name(4);
+        let all = gather([first_source, second_source, third_source, fourth_source]);
+    };
+    let (_, narrow) = cli(&p, dir.path(), &["graph", "--width", "140"]);
+    assert!(narrow.contains("too wide to draw"), "{narrow}");
+    let (code, wide) = cli(&p, dir.path(), &["graph", "--width", "400"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(!wide.contains("too wide to draw"), "{wide}");
+    assert!(wide.contains('┌'), "{wide}");
+    let widest = wide.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest > 140 && widest <= 400, "{widest}\n{wide}");
+}

@@ -63,6 +63,15 @@ pub enum CliError {
         closest: Vec<String>,
     },
 
+    /// A directory named on the command line is a file, or something else.
+    #[error("{option} `{}` is not a directory", path.display())]
+    NotADirectory {
+        /// The option or argument that named it.
+        option: &'static str,
+        /// What it named.
+        path: PathBuf,
+    },
+
     /// The command's output could not be written.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
@@ -208,6 +217,21 @@ fn execute(
     out: &mut dyn Write,
     after_run: impl FnOnce(&RunReport),
 ) -> Result<ExitCode, CliError> {
+    let mut dirs = vec![("--data", Some(&cli.data)), ("--log", cli.log.as_ref())];
+    if let Some(Command::Status {
+        run_dir: Some(dir), ..
+    }) = &cli.command
+    {
+        dirs.push(("the run directory", Some(dir)));
+    }
+    for (option, dir) in dirs {
+        if let Some(path) = dir.filter(|d| d.exists() && !d.is_dir()) {
+            return Err(CliError::NotADirectory {
+                option,
+                path: path.clone(),
+            });
+        }
+    }
     let command = match cli.command.take() {
         None => Command::Run(std::mem::take(&mut cli.run)),
         Some(_) if cli.run != RunArgs::default() => {
@@ -260,11 +284,14 @@ fn execute(
             writeln!(out, "{explanation}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { format } => {
+        Command::Graph { format, width } => {
             let plan = runner(pipeline, &cli, &Selection::default())?.plan(pipeline)?;
             let view = GraphView::of_plan(pipeline, &plan);
             let picture = match format {
-                Format::Text => render::text(&view),
+                Format::Text => match width.or_else(terminal_columns) {
+                    Some(columns) => render::text_in(&view, columns),
+                    None => render::text(&view),
+                },
                 Format::Dot => render::dot(&view),
                 Format::Mermaid => render::mermaid(&view),
                 Format::Svg => render::svg(&view),
@@ -300,7 +327,21 @@ fn execute(
             .map_err(io)?;
             print_nodes(out, &report, true).map_err(io)?;
             writeln!(out, "{}", report.summary()).map_err(io)?;
-            let html = crate::render::write_report(&dir)?;
+            let html = match crate::render::write_report(&dir) {
+                Ok(html) => html,
+                // A store the user can only read: the report goes to a temporary file.
+                Err(Error::Store(err)) => {
+                    let html = report_elsewhere(&dir)?;
+                    writeln!(
+                        out,
+                        "note: the report cannot be written beside the run ({err}), so it is \
+                         in a temporary file"
+                    )
+                    .map_err(io)?;
+                    html
+                }
+                Err(err) => return Err(err.into()),
+            };
             writeln!(out, "report {}", html.display()).map_err(io)?;
             if open {
                 open_in_browser(&html);
@@ -361,6 +402,26 @@ fn cancel_on_signal(cancel: Cancel) {
     });
 }
 
+/// The width of the terminal, in columns: `COLUMNS` if it is set, else the width of the
+/// terminal that stdout is, if it is one.
+fn terminal_columns() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+    {
+        return Some(columns);
+    }
+    #[cfg(unix)]
+    {
+        let stdout = std::io::stdout();
+        if rustix::termios::isatty(&stdout) {
+            let size = rustix::termios::tcgetwinsize(&stdout).ok()?;
+            return (size.ws_col > 0).then_some(usize::from(size.ws_col));
+        }
+    }
+    None
+}
+
 fn exit(report: &RunReport) -> ExitCode {
     if report.succeeded() {
         ExitCode::SUCCESS
@@ -394,6 +455,20 @@ fn print_nodes(out: &mut dyn Write, report: &RunReport, all: bool) -> std::io::R
         )?;
     }
     Ok(())
+}
+
+/// Writes the HTML report of the run in `run_dir` to a temporary file that is kept, and
+/// returns its path.
+fn report_elsewhere(run_dir: &Path) -> Result<PathBuf, CliError> {
+    let html = render::html(&GraphView::of_record(run_dir)?);
+    let mut file = tempfile::Builder::new()
+        .prefix("pipewright-report-")
+        .suffix(".html")
+        .tempfile()
+        .map_err(io)?;
+    file.write_all(html.as_bytes()).map_err(io)?;
+    let (_, path) = file.keep().map_err(|e| io(e.error))?;
+    Ok(path)
 }
 
 /// The newest run directory under `log_dir`.
@@ -511,6 +586,48 @@ mod tests {
         assert_eq!(
             error_of(&p, &["run", "--force", "xyz"]),
             "pipeline `p` has no node named `xyz`; `plan` lists its nodes"
+        );
+    }
+
+    #[test]
+    fn a_directory_option_that_names_a_file_is_refused_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let file = file.to_str().unwrap();
+        let p = pipeline_of(&["a"]);
+        for args in [&["run"][..], &["plan"], &["graph"], &["status"], &["gc"]] {
+            let mut argv = vec!["pipeline", "--data", file];
+            argv.extend(args);
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let err = execute(&p, cli, &mut Vec::new(), |_| {}).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--data `{file}` is not a directory")
+            );
+        }
+        let data = dir.path().to_str().unwrap();
+        let argv = ["pipeline", "--data", data, "--log", file, "plan"];
+        let err = execute(
+            &p,
+            Cli::try_parse_from(argv).unwrap(),
+            &mut Vec::new(),
+            |_| {},
+        );
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            format!("--log `{file}` is not a directory")
+        );
+        let argv = ["pipeline", "--data", data, "status", file];
+        let err = execute(
+            &p,
+            Cli::try_parse_from(argv).unwrap(),
+            &mut Vec::new(),
+            |_| {},
+        );
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            format!("the run directory `{file}` is not a directory")
         );
     }
 

@@ -52,6 +52,10 @@ pub(super) enum Command {
         /// The kind of picture.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// The widest text picture drawn, in columns; a wider graph is listed by layer
+        /// [default: $COLUMNS, else the terminal's width, else 140].
+        #[arg(long, value_name = "COLUMNS")]
+        width: Option<usize>,
     },
     /// Show a past run (the last one, or the one in RUN_DIR) and write its HTML report.
     Status {
