@@ -300,3 +300,79 @@ fn graph_draws_a_wide_layer_in_a_wide_terminal() {
     let widest = wide.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest > 140 && widest <= 400, "{widest}\n{wide}");
 }
+
+#[task]
+fn pair(x: &u32) -> (u32, String) {
+    (*x, format!("#{x}"))
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Point {
+    x: i32,
+    label: String,
+}
+
+#[task(codec = pipewright::codec::Json)]
+fn point(x: &u32) -> Point {
+    Point {
+        x: *x as i32,
+        label: "p".to_owned(),
+    }
+}
+
+/// `show` prints a node's stored output as JSON, from the last run or a given one, without
+/// running anything; a node without one says why.
+#[test]
+fn show_prints_a_stored_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-show";
+        let a = base(5);
+        let b = pair(a);
+        let c = point(a);
+        let bad = check(a, 3);
+        let below = double(bad);
+    };
+    assert_eq!(cli(&p, dir.path(), &["--quiet"]).0, ExitCode::from(1));
+
+    let (code, out) = cli(&p, dir.path(), &["show", "b"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json, serde_json::json!([5, "#5"]));
+    let (_, out) = cli(&p, dir.path(), &["show", "c"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json, serde_json::json!({ "x": 5, "label": "p" }));
+
+    // A later run with other parameters: `--run` shows the first one's.
+    let first_run = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let q = pipeline! {
+        name = "cli-show";
+        let a = base(7);
+        let b = pair(a);
+    };
+    assert_eq!(cli(&q, dir.path(), &["--quiet"]).0, ExitCode::SUCCESS);
+    let (_, out) = cli(&q, dir.path(), &["show", "b"]);
+    assert_eq!(out.trim(), "[\n  7,\n  \"#7\"\n]");
+    let run = first_run.display().to_string();
+    let (code, out) = cli(&q, dir.path(), &["show", "b", "--run", &run]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert_eq!(out.trim(), "[\n  5,\n  \"#5\"\n]");
+
+    // Nothing ran: `b` of the first run is still there, and no new run was recorded.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("runs")).unwrap().count(),
+        2
+    );
+
+    // A failed node, a node below it and an unknown node have no output: exit code 2.
+    for node in ["bad", "below", "nowhere"] {
+        let (code, out) = cli(&p, dir.path(), &["show", node, "--run", &run]);
+        assert_eq!(code, ExitCode::from(2), "{node}: {out}");
+        assert!(out.is_empty(), "{out}");
+    }
+}

@@ -1,5 +1,5 @@
 //! The usual commands for a pipeline binary: `run` (the default), `plan`, `explain`,
-//! `graph`, `status`, `clean` and `gc`, each with `--data DIR` and `--log DIR`.
+//! `graph`, `status`, `show`, `clean` and `gc`, each with `--data DIR` and `--log DIR`.
 //!
 //! ```no_run
 //! use pipewright::prelude::*;
@@ -19,7 +19,8 @@
 //! ```
 //!
 //! `my-pipeline plan`, `my-pipeline run --jobs 4 --force greeting`, `my-pipeline graph
-//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline gc --keep-runs 3`.
+//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline show greeting`,
+//! `my-pipeline gc --keep-runs 3`.
 
 #![expect(
     clippy::print_stderr,
@@ -70,6 +71,17 @@ pub enum CliError {
         option: &'static str,
         /// What it named.
         path: PathBuf,
+    },
+
+    /// `show` found no stored output of the node in the run; says why.
+    #[error("node `{node}` has no stored output in run `{}`: {reason}", run.display())]
+    NoOutput {
+        /// The node.
+        node: String,
+        /// The run directory.
+        run: PathBuf,
+        /// Why.
+        reason: String,
     },
 
     /// The command's output could not be written.
@@ -168,21 +180,90 @@ fn check_node(pipeline: &Pipeline, name: &str) -> Result<(), CliError> {
     if pipeline.node(name).is_some() {
         return Ok(());
     }
-    let mut alike: Vec<(f64, &str)> = pipeline
-        .all_nodes()
-        .map(|node| (strsim::jaro(name, node.name()), node.name()))
+    Err(unknown_node(
+        pipeline.name(),
+        name,
+        pipeline.all_nodes().map(|node| node.name()),
+    ))
+}
+
+/// The error of `name`, which is not a node of `pipeline`, whose nodes are `names`.
+fn unknown_node<'a>(pipeline: &str, name: &str, names: impl Iterator<Item = &'a str>) -> CliError {
+    let mut alike: Vec<(f64, &str)> = names
+        .map(|candidate| (strsim::jaro(name, candidate), candidate))
         .filter(|(score, _)| *score >= ALIKE)
         .collect();
     alike.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    Err(CliError::UnknownNode {
-        pipeline: pipeline.name().to_owned(),
+    CliError::UnknownNode {
+        pipeline: pipeline.to_owned(),
         node: name.to_owned(),
         closest: alike
             .into_iter()
             .take(SUGGESTIONS)
             .map(|(_, name)| name.to_owned())
             .collect(),
-    })
+    }
+}
+
+/// The stored output of the node named `node` in the run recorded in `dir`, as pretty
+/// JSON.
+fn show(dir: &Path, node: &str) -> Result<String, CliError> {
+    let report = RunReport::open(dir)?;
+    let no_output = |reason: String| CliError::NoOutput {
+        node: node.to_owned(),
+        run: dir.to_owned(),
+        reason,
+    };
+    let Some(found) = report.node(node) else {
+        return Err(unknown_node(
+            report.pipeline(),
+            node,
+            report.nodes().map(|n| n.name()),
+        ));
+    };
+    match found.status() {
+        NodeStatus::Ran | NodeStatus::Cached => {}
+        NodeStatus::Failed => {
+            let error = found.error().map(ToString::to_string).unwrap_or_default();
+            let first = error.lines().next().unwrap_or("no error was recorded");
+            return Err(no_output(format!("it failed: {first}")));
+        }
+        NodeStatus::UpstreamFailed => {
+            return Err(no_output(match found.failed_upstream() {
+                Some(up) => format!("it did not run because `{up}` failed"),
+                None => "it did not run because a node above failed".to_owned(),
+            }));
+        }
+        NodeStatus::NotNeeded => {
+            return Err(no_output("the run did not need it".to_owned()));
+        }
+        _ => {
+            return Err(no_output(
+                "the run was cancelled before it finished".to_owned(),
+            ));
+        }
+    }
+    let json = match report.get_json(node) {
+        Ok(json) => json,
+        Err(Error::NotKept { .. }) => {
+            return Err(no_output(
+                "its output is not in the store (its task is not cached, or `clean` or `gc` \
+                 removed its entry)"
+                    .to_owned(),
+            ));
+        }
+        Err(Error::UnknownTask(_)) => {
+            return Err(no_output(
+                "its task cannot be rebuilt: it is not in this binary, or the run's record \
+                 does not hold its parameters"
+                    .to_owned(),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let json = json.map_err(|e| no_output(format!("its output cannot be shown as JSON: {e}")))?;
+    serde_json::to_string_pretty(&json)
+        .map_err(|e| no_output(format!("its output cannot be shown as JSON: {e}")))
 }
 
 /// A runner of `pipeline` with the options of `cli` and the nodes of `selection`, which
@@ -218,9 +299,14 @@ fn execute(
     after_run: impl FnOnce(&RunReport),
 ) -> Result<ExitCode, CliError> {
     let mut dirs = vec![("--data", Some(&cli.data)), ("--log", cli.log.as_ref())];
-    if let Some(Command::Status {
-        run_dir: Some(dir), ..
-    }) = &cli.command
+    if let Some(
+        Command::Status {
+            run_dir: Some(dir), ..
+        }
+        | Command::Show {
+            run_dir: Some(dir), ..
+        },
+    ) = &cli.command
     {
         dirs.push(("the run directory", Some(dir)));
     }
@@ -347,6 +433,15 @@ fn execute(
                 open_in_browser(&html);
             }
             Ok(exit(&report))
+        }
+        Command::Show { node, run_dir } => {
+            let dir = match run_dir {
+                Some(dir) => dir,
+                None => last_run(&cli.log.clone().unwrap_or_else(|| cli.data.join("runs")))?,
+            };
+            let json = show(&dir, &node)?;
+            writeln!(out, "{json}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Clean => {
             let freed = runner(pipeline, &cli, &Selection::default())?.clean()?;

@@ -335,6 +335,26 @@ impl RunReport {
     }
 
     fn output<T: 'static>(&self, id: NodeId) -> Result<&T> {
+        let (value, task) = self.value(id)?;
+        value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
+            node: self.nodes.name(id.index()).to_owned(),
+            actual: task.output_type(),
+            requested: std::any::type_name::<T>(),
+        })
+    }
+
+    /// The output of the node named `name` as JSON, read from the store if it is not in
+    /// memory; the inner error says why the value has no JSON form.
+    pub(crate) fn get_json(
+        &self,
+        name: &str,
+    ) -> Result<std::result::Result<serde_json::Value, String>> {
+        let (value, task) = self.value(self.id(name)?)?;
+        Ok(task.output_json(&**value))
+    }
+
+    /// The output of node `id`, with its task; see [`get`](Self::get).
+    fn value(&self, id: NodeId) -> Result<(&Arc<crate::task::Value>, &dyn ErasedTask)> {
         let node = self.report_of(id.index());
         let name = || node.name().to_owned();
         let outcome =
@@ -385,11 +405,7 @@ impl RunReport {
                 details.loaded.get_or_init(|| value)
             }
         };
-        value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
-            node: name(),
-            actual: task.output_type(),
-            requested: std::any::type_name::<T>(),
-        })
+        Ok((value, task))
     }
 
     /// The outcome of node `i`.

@@ -65,6 +65,15 @@ pub(super) enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// Print a node's stored output as JSON, from the last run or the one in `--run`,
+    /// without running anything.
+    Show {
+        /// The node.
+        node: String,
+        /// A run directory.
+        #[arg(long = "run", value_name = "RUN_DIR")]
+        run_dir: Option<PathBuf>,
+    },
     /// Remove every stored output (run records stay).
     Clean,
     /// Remove old run records, and the stored outputs no kept record refers to.
