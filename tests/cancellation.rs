@@ -180,3 +180,95 @@ fn concurrent_runs_of_one_runner_keep_their_own_cancellation() {
     assert_eq!(*other_run.get(other.later).unwrap(), 6);
     assert_eq!(take_runs("cancel-held").len(), 2);
 }
+
+/// The handle the tasks below cancel their run with.
+static QUIT_CANCEL: Mutex<Option<Cancel>> = Mutex::new(None);
+
+/// Cancels its run, then stops the way a task is told to.
+fn cancel_and_wait(ctx: &Ctx) {
+    if let Some(cancel) = QUIT_CANCEL.lock().unwrap().as_ref() {
+        cancel.cancel();
+    }
+    for _ in 0..1000 {
+        if ctx.cancelled() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the task was never told of the cancellation");
+}
+
+/// Stops with `check_cancelled()?` into a `String` error.
+#[task]
+fn quits_as_string(x: &u32, ctx: &Ctx) -> Result<u32, String> {
+    cancel_and_wait(ctx);
+    ctx.check_cancelled()?;
+    Ok(*x)
+}
+
+/// Stops with `check_cancelled()?` into an `std::io::Error`.
+#[task]
+fn quits_as_io(x: &u32, ctx: &Ctx) -> std::io::Result<u32> {
+    cancel_and_wait(ctx);
+    ctx.check_cancelled()?;
+    Ok(*x)
+}
+
+/// Returns `Cancelled` boxed, without asking its context.
+#[task]
+fn quits_boxed(x: &u32, ctx: &Ctx) -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+    cancel_and_wait(ctx);
+    if *x > 0 {
+        return Err(Box::new(pipewright::Cancelled));
+    }
+    Ok(*x)
+}
+
+/// A task that stops because its run was cancelled ends as cancelled, not failed, and so do
+/// the nodes below it, whatever error type it made of `Cancelled`.
+#[test]
+fn a_task_that_says_cancelled_ends_its_node_and_those_below_as_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let string = pipeline! {
+        name = "quit-string";
+        let first = step(1);
+        let stop = quits_as_string(first);
+        let later = after(stop);
+        let last = after(later);
+    };
+    let io = pipeline! {
+        name = "quit-io";
+        let first = step(1);
+        let stop = quits_as_io(first);
+        let later = after(stop);
+        let last = after(later);
+    };
+    let boxed = pipeline! {
+        name = "quit-boxed";
+        let first = step(1);
+        let stop = quits_boxed(first);
+        let later = after(stop);
+        let last = after(later);
+    };
+    let pipelines: [&Pipeline; 3] = [&string, &io, &boxed];
+    for p in pipelines {
+        let runner = Runner::new(dir.path()).jobs(1);
+        *QUIT_CANCEL.lock().unwrap() = Some(runner.cancel_handle());
+        let run = runner.run(p).unwrap();
+        *QUIT_CANCEL.lock().unwrap() = None;
+
+        assert!(run.cancelled(), "{}", p.name());
+        assert_eq!(
+            with_status(&run, NodeStatus::Cancelled),
+            names(&["stop", "later", "last"]),
+            "{}: {run:?}",
+            p.name()
+        );
+        assert_eq!(run.count(NodeStatus::Failed), 0, "{}", p.name());
+        assert_eq!(run.count(NodeStatus::UpstreamFailed), 0, "{}", p.name());
+        assert!(run.node("stop").unwrap().error().is_none(), "{run:?}");
+        let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
+        assert_eq!(record.status, "cancelled");
+        assert_eq!(record.nodes[1].status, "cancelled");
+    }
+}

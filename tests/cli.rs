@@ -170,3 +170,209 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(cli(&p, empty.path(), &["status"]).0, ExitCode::from(2));
     assert_eq!(cli(&p, dir.path(), &["--help"]).0, ExitCode::SUCCESS);
 }
+
+/// A node two levels below a failure names the node that failed; the failure is printed
+/// once, and so is the summary.
+#[test]
+fn a_failure_is_blamed_on_the_node_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-blame";
+        let boot = base(5);
+        let parse = check(boot, 3);
+        let mid = double(parse);
+        let leaf = double(mid);
+    };
+    let (code, out) = cli(&p, dir.path(), &["run"]);
+    assert_eq!(code, ExitCode::from(1));
+    let line = |node: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(node))
+            .unwrap_or_else(|| panic!("no line for `{node}` in:\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("mid"), "mid upstream failed after `parse`");
+    assert_eq!(line("leaf"), "leaf upstream failed after `parse`");
+    assert_eq!(out.matches("5 is over 3").count(), 1, "{out}");
+    assert_eq!(out.matches("4 nodes:").count(), 1, "{out}");
+
+    // The record blames it too.
+    let (_, out) = cli(&p, dir.path(), &["status"]);
+    let leaf = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("leaf "))
+        .unwrap();
+    assert!(leaf.ends_with("after `parse`"), "{out}");
+}
+
+/// A data directory that is a file is refused by every command alike.
+#[test]
+fn a_data_directory_that_is_a_file_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let p = pipeline! {
+        name = "cli-file";
+        let a = base(1);
+    };
+    for args in [
+        &["run"][..],
+        &["plan"],
+        &["explain", "a"],
+        &["graph"],
+        &["status"],
+        &["clean"],
+        &["gc"],
+    ] {
+        let (code, out) = cli(&p, &file, args);
+        assert_eq!(code, ExitCode::from(2), "{args:?}: {out}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"");
+}
+
+/// `status` of a run whose directory cannot be written still shows the run, and puts its
+/// report in a temporary file.
+#[test]
+fn status_shows_a_run_it_cannot_write_beside() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-read-only";
+        let a = base(1);
+        let b = double(a);
+    };
+    assert_eq!(cli(&p, dir.path(), &["--quiet"]).0, ExitCode::SUCCESS);
+    let runs = dir.path().join("runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Where the report goes, a directory stands: writing it fails as on a read-only store.
+    std::fs::create_dir(run_dir.join("report.html")).unwrap();
+
+    let (code, out) = cli(&p, dir.path(), &["status"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("2 nodes: 2 ran"), "{out}");
+    assert!(
+        out.contains("note: the report cannot be written beside the run"),
+        "{out}"
+    );
+    let report = out.lines().find_map(|l| l.strip_prefix("report ")).unwrap();
+    let report = Path::new(report);
+    assert!(!report.starts_with(dir.path()), "{out}");
+    let html = std::fs::read_to_string(report).unwrap();
+    assert!(html.contains("cli-read-only"), "{html}");
+    std::fs::remove_file(report).unwrap();
+}
+
+#[task]
+fn source_with_a_long_name(i: u32) -> u32 {
+    i
+}
+
+#[task]
+fn gather(parts: &[&u32]) -> u32 {
+    parts.iter().copied().sum()
+}
+
+/// `graph` draws a layer wider than 140 columns when it is given the room.
+#[test]
+fn graph_draws_a_wide_layer_in_a_wide_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-wide";
+        let first_source = source_with_a_long_name(1);
+        let second_source = source_with_a_long_name(2);
+        let third_source = source_with_a_long_name(3);
+        let fourth_source = source_with_a_long_name(4);
+        let all = gather([first_source, second_source, third_source, fourth_source]);
+    };
+    let (_, narrow) = cli(&p, dir.path(), &["graph", "--width", "140"]);
+    assert!(narrow.contains("too wide to draw"), "{narrow}");
+    let (code, wide) = cli(&p, dir.path(), &["graph", "--width", "400"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(!wide.contains("too wide to draw"), "{wide}");
+    assert!(wide.contains('┌'), "{wide}");
+    let widest = wide.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest > 140 && widest <= 400, "{widest}\n{wide}");
+}
+
+#[task]
+fn pair(x: &u32) -> (u32, String) {
+    (*x, format!("#{x}"))
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Point {
+    x: i32,
+    label: String,
+}
+
+#[task(codec = pipewright::codec::Json)]
+fn point(x: &u32) -> Point {
+    Point {
+        x: *x as i32,
+        label: "p".to_owned(),
+    }
+}
+
+/// `show` prints a node's stored output as JSON, from the last run or a given one, without
+/// running anything; a node without one says why.
+#[test]
+fn show_prints_a_stored_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-show";
+        let a = base(5);
+        let b = pair(a);
+        let c = point(a);
+        let bad = check(a, 3);
+        let below = double(bad);
+    };
+    assert_eq!(cli(&p, dir.path(), &["--quiet"]).0, ExitCode::from(1));
+
+    let (code, out) = cli(&p, dir.path(), &["show", "b"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json, serde_json::json!([5, "#5"]));
+    let (_, out) = cli(&p, dir.path(), &["show", "c"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json, serde_json::json!({ "x": 5, "label": "p" }));
+
+    // A later run with other parameters: `--run` shows the first one's.
+    let first_run = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let q = pipeline! {
+        name = "cli-show";
+        let a = base(7);
+        let b = pair(a);
+    };
+    assert_eq!(cli(&q, dir.path(), &["--quiet"]).0, ExitCode::SUCCESS);
+    let (_, out) = cli(&q, dir.path(), &["show", "b"]);
+    assert_eq!(out.trim(), "[\n  7,\n  \"#7\"\n]");
+    let run = first_run.display().to_string();
+    let (code, out) = cli(&q, dir.path(), &["show", "b", "--run", &run]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert_eq!(out.trim(), "[\n  5,\n  \"#5\"\n]");
+
+    // Nothing ran: `b` of the first run is still there, and no new run was recorded.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("runs")).unwrap().count(),
+        2
+    );
+
+    // A failed node, a node below it and an unknown node have no output: exit code 2.
+    for node in ["bad", "below", "nowhere"] {
+        let (code, out) = cli(&p, dir.path(), &["show", node, "--run", &run]);
+        assert_eq!(code, ExitCode::from(2), "{node}: {out}");
+        assert!(out.is_empty(), "{out}");
+    }
+}

@@ -145,21 +145,70 @@ fn failures_stop_their_descendants_and_nothing_else() {
         "task panicked: exploded on 2"
     );
 
+    // Blame goes to the node that failed, however far up, not to the nearest node that did
+    // not run.
     let err = run.get(p.after_after).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "node `after_after` did not run because its upstream `after_refused` failed"
+        "node `after_after` did not run because its upstream `refused` failed"
     );
     assert_eq!(
         run.node("after_after").unwrap().failed_upstream(),
-        Some("after_refused")
+        Some("refused")
     );
     assert_eq!(
         run.node("after_refused").unwrap().failed_upstream(),
         Some("refused")
     );
     let both = run.node("both_failed").unwrap().failed_upstream().unwrap();
-    assert!(both == "after_refused" || both == "exploded", "{both}");
+    assert!(both == "refused" || both == "exploded", "{both}");
+
+    // Printed, the report lists each failed node with the first line of its error.
+    let text = run.to_string();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("10 nodes: 4 ran, 2 failed, 4 upstream failed in "),
+        "{text}"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [
+            "  `refused` failed: bad input: positive",
+            "  `exploded` failed: task panicked: exploded on 2",
+        ]
+    );
+    assert!(!run.summary().to_string().contains('\n'));
+}
+
+#[task]
+fn multi_line(x: &i64, ctx: &Ctx) -> Result<i64, String> {
+    started(ctx);
+    Err(format!("{x} is wrong\nsee the manual"))
+}
+
+/// The summary counts nodes in the singular and the plural; a failure shows the first line
+/// of its error only.
+#[test]
+fn the_summary_says_node_or_nodes() {
+    let one = pipeline! {
+        name = "one-node";
+        let only = number(1);
+    };
+    let run = Runner::in_memory().run(&one).unwrap();
+    assert!(run.to_string().starts_with("1 node: 1 ran in "), "{run}");
+
+    let two = pipeline! {
+        name = "two-nodes";
+        let first = number(1);
+        let wrong = multi_line(first);
+    };
+    let run = Runner::in_memory().run(&two).unwrap();
+    let text = run.to_string();
+    assert!(text.starts_with("2 nodes: 1 ran, 1 failed in "), "{text}");
+    assert!(text.ends_with("\n  `wrong` failed: 1 is wrong"), "{text}");
 }
 
 #[test]

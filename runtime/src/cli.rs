@@ -1,5 +1,5 @@
 //! The usual commands for a pipeline binary: `run` (the default), `plan`, `explain`,
-//! `graph`, `status`, `clean` and `gc`, each with `--data DIR` and `--log DIR`.
+//! `graph`, `status`, `show`, `clean` and `gc`, each with `--data DIR` and `--log DIR`.
 //!
 //! ```no_run
 //! use pipewright::prelude::*;
@@ -19,7 +19,8 @@
 //! ```
 //!
 //! `my-pipeline plan`, `my-pipeline run --jobs 4 --force greeting`, `my-pipeline graph
-//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline gc --keep-runs 3`.
+//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline show greeting`,
+//! `my-pipeline gc --keep-runs 3`.
 
 #![expect(
     clippy::print_stderr,
@@ -51,6 +52,37 @@ pub enum CliError {
     /// The command line was used wrongly; says how.
     #[error("{0}")]
     Usage(String),
+
+    /// A node named on the command line is not in the pipeline.
+    #[error("pipeline `{pipeline}` has no node named `{node}`; {}", hint(closest))]
+    UnknownNode {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The name given.
+        node: String,
+        /// The pipeline's names closest to it, closest first; none if no name is close.
+        closest: Vec<String>,
+    },
+
+    /// A directory named on the command line is a file, or something else.
+    #[error("{option} `{}` is not a directory", path.display())]
+    NotADirectory {
+        /// The option or argument that named it.
+        option: &'static str,
+        /// What it named.
+        path: PathBuf,
+    },
+
+    /// `show` found no stored output of the node in the run; says why.
+    #[error("node `{node}` has no stored output in run `{}`: {reason}", run.display())]
+    NoOutput {
+        /// The node.
+        node: String,
+        /// The run directory.
+        run: PathBuf,
+        /// Why.
+        reason: String,
+    },
 
     /// The command's output could not be written.
     #[error("cannot write the output")]
@@ -125,7 +157,121 @@ where
     }
 }
 
-fn runner(cli: &Cli, selection: &Selection) -> Runner {
+/// What the error of an unknown node suggests: the `closest` names, or `plan`.
+fn hint(closest: &[String]) -> String {
+    let quoted: Vec<String> = closest.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.split_last() {
+        None => "`plan` lists its nodes".to_owned(),
+        Some((last, [])) => format!("did you mean {last}?"),
+        Some((last, rest)) => format!("did you mean {} or {last}?", rest.join(", ")),
+    }
+}
+
+/// How many names an unknown node's error suggests at most.
+const SUGGESTIONS: usize = 3;
+
+/// How alike (Jaro similarity, from 0 to 1) a name must be to the unknown one to be
+/// suggested; what clap asks of a flag.
+const ALIKE: f64 = 0.7;
+
+/// Checks that `pipeline` has a node named `name`; if not, the error names the closest
+/// names it has.
+fn check_node(pipeline: &Pipeline, name: &str) -> Result<(), CliError> {
+    if pipeline.node(name).is_some() {
+        return Ok(());
+    }
+    Err(unknown_node(
+        pipeline.name(),
+        name,
+        pipeline.all_nodes().map(|node| node.name()),
+    ))
+}
+
+/// The error of `name`, which is not a node of `pipeline`, whose nodes are `names`.
+fn unknown_node<'a>(pipeline: &str, name: &str, names: impl Iterator<Item = &'a str>) -> CliError {
+    let mut alike: Vec<(f64, &str)> = names
+        .map(|candidate| (strsim::jaro(name, candidate), candidate))
+        .filter(|(score, _)| *score >= ALIKE)
+        .collect();
+    alike.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    CliError::UnknownNode {
+        pipeline: pipeline.to_owned(),
+        node: name.to_owned(),
+        closest: alike
+            .into_iter()
+            .take(SUGGESTIONS)
+            .map(|(_, name)| name.to_owned())
+            .collect(),
+    }
+}
+
+/// The stored output of the node named `node` in the run recorded in `dir`, as pretty
+/// JSON.
+fn show(dir: &Path, node: &str) -> Result<String, CliError> {
+    let report = RunReport::open(dir)?;
+    let no_output = |reason: String| CliError::NoOutput {
+        node: node.to_owned(),
+        run: dir.to_owned(),
+        reason,
+    };
+    let Some(found) = report.node(node) else {
+        return Err(unknown_node(
+            report.pipeline(),
+            node,
+            report.nodes().map(|n| n.name()),
+        ));
+    };
+    match found.status() {
+        NodeStatus::Ran | NodeStatus::Cached => {}
+        NodeStatus::Failed => {
+            let error = found.error().map(ToString::to_string).unwrap_or_default();
+            let first = error.lines().next().unwrap_or("no error was recorded");
+            return Err(no_output(format!("it failed: {first}")));
+        }
+        NodeStatus::UpstreamFailed => {
+            return Err(no_output(match found.failed_upstream() {
+                Some(up) => format!("it did not run because `{up}` failed"),
+                None => "it did not run because a node above failed".to_owned(),
+            }));
+        }
+        NodeStatus::NotNeeded => {
+            return Err(no_output("the run did not need it".to_owned()));
+        }
+        _ => {
+            return Err(no_output(
+                "the run was cancelled before it finished".to_owned(),
+            ));
+        }
+    }
+    let json = match report.get_json(node) {
+        Ok(json) => json,
+        Err(Error::NotKept { .. }) => {
+            return Err(no_output(
+                "its output is not in the store (its task is not cached, or `clean` or `gc` \
+                 removed its entry)"
+                    .to_owned(),
+            ));
+        }
+        Err(Error::UnknownTask(_)) => {
+            return Err(no_output(
+                "its task cannot be rebuilt: it is not in this binary, or the run's record \
+                 does not hold its parameters"
+                    .to_owned(),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let json = json.map_err(|e| no_output(format!("its output cannot be shown as JSON: {e}")))?;
+    serde_json::to_string_pretty(&json)
+        .map_err(|e| no_output(format!("its output cannot be shown as JSON: {e}")))
+}
+
+/// A runner of `pipeline` with the options of `cli` and the nodes of `selection`, which
+/// must be nodes of `pipeline`.
+fn runner(pipeline: &Pipeline, cli: &Cli, selection: &Selection) -> Result<Runner, CliError> {
+    for node in selection.force.iter().chain(&selection.target) {
+        check_node(pipeline, node)?;
+    }
     let mut runner = Runner::new(&cli.data);
     if let Some(log) = &cli.log {
         runner = runner.log_dir(log);
@@ -139,7 +285,7 @@ fn runner(cli: &Cli, selection: &Selection) -> Runner {
     for node in &selection.target {
         runner = runner.target(node);
     }
-    runner
+    Ok(runner)
 }
 
 fn io(err: std::io::Error) -> CliError {
@@ -152,6 +298,26 @@ fn execute(
     out: &mut dyn Write,
     after_run: impl FnOnce(&RunReport),
 ) -> Result<ExitCode, CliError> {
+    let mut dirs = vec![("--data", Some(&cli.data)), ("--log", cli.log.as_ref())];
+    if let Some(
+        Command::Status {
+            run_dir: Some(dir), ..
+        }
+        | Command::Show {
+            run_dir: Some(dir), ..
+        },
+    ) = &cli.command
+    {
+        dirs.push(("the run directory", Some(dir)));
+    }
+    for (option, dir) in dirs {
+        if let Some(path) = dir.filter(|d| d.exists() && !d.is_dir()) {
+            return Err(CliError::NotADirectory {
+                option,
+                path: path.clone(),
+            });
+        }
+    }
     let command = match cli.command.take() {
         None => Command::Run(std::mem::take(&mut cli.run)),
         Some(_) if cli.run != RunArgs::default() => {
@@ -163,7 +329,7 @@ fn execute(
     };
     match command {
         Command::Run(args) => {
-            let mut runner = runner(&cli, &args.selection)
+            let mut runner = runner(pipeline, &cli, &args.selection)?
                 .progress(!args.quiet)
                 .fail_fast(args.fail_fast)
                 .executor(args.executor()?);
@@ -183,7 +349,7 @@ fn execute(
             }
             if !args.quiet {
                 print_nodes(out, &report, args.verbose).map_err(io)?;
-                writeln!(out, "{report}").map_err(io)?;
+                writeln!(out, "{}", report.summary()).map_err(io)?;
                 if let Some(dir) = report.run_dir() {
                     writeln!(out, "recorded in {}", dir.display()).map_err(io)?;
                 }
@@ -194,20 +360,24 @@ fn execute(
             Ok(exit(&report))
         }
         Command::Plan(selection) => {
-            let plan = runner(&cli, &selection).plan(pipeline)?;
+            let plan = runner(pipeline, &cli, &selection)?.plan(pipeline)?;
             write!(out, "{plan}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { node, selection } => {
-            let explanation = runner(&cli, &selection).explain(pipeline, &node)?;
+            check_node(pipeline, &node)?;
+            let explanation = runner(pipeline, &cli, &selection)?.explain(pipeline, &node)?;
             writeln!(out, "{explanation}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { format } => {
-            let plan = runner(&cli, &Selection::default()).plan(pipeline)?;
+        Command::Graph { format, width } => {
+            let plan = runner(pipeline, &cli, &Selection::default())?.plan(pipeline)?;
             let view = GraphView::of_plan(pipeline, &plan);
             let picture = match format {
-                Format::Text => render::text(&view),
+                Format::Text => match width.or_else(terminal_columns) {
+                    Some(columns) => render::text_in(&view, columns),
+                    None => render::text(&view),
+                },
                 Format::Dot => render::dot(&view),
                 Format::Mermaid => render::mermaid(&view),
                 Format::Svg => render::svg(&view),
@@ -246,21 +416,44 @@ fn execute(
             }
             .map_err(io)?;
             print_nodes(out, &report, true).map_err(io)?;
-            writeln!(out, "{report}").map_err(io)?;
-            let html = crate::render::write_report(&dir)?;
+            writeln!(out, "{}", report.summary()).map_err(io)?;
+            let html = match crate::render::write_report(&dir) {
+                Ok(html) => html,
+                // A store the user can only read: the report goes to a temporary file.
+                Err(Error::Store(err)) => {
+                    let html = report_elsewhere(&dir)?;
+                    writeln!(
+                        out,
+                        "note: the report cannot be written beside the run ({err}), so it is \
+                         in a temporary file"
+                    )
+                    .map_err(io)?;
+                    html
+                }
+                Err(err) => return Err(err.into()),
+            };
             writeln!(out, "report {}", html.display()).map_err(io)?;
             if open {
                 open_in_browser(&html);
             }
             Ok(exit(&report))
         }
+        Command::Show { node, run_dir } => {
+            let dir = match run_dir {
+                Some(dir) => dir,
+                None => last_run(&cli.log.clone().unwrap_or_else(|| cli.data.join("runs")))?,
+            };
+            let json = show(&dir, &node)?;
+            writeln!(out, "{json}").map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Clean => {
-            let freed = runner(&cli, &Selection::default()).clean()?;
+            let freed = runner(pipeline, &cli, &Selection::default())?.clean()?;
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Gc { keep_runs } => {
-            let freed = runner(&cli, &Selection::default()).gc(keep_runs)?;
+            let freed = runner(pipeline, &cli, &Selection::default())?.gc(keep_runs)?;
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -270,8 +463,13 @@ fn execute(
 /// The exit code of a cancelled run, as shells give a process stopped by SIGINT.
 const CANCELLED: u8 = 130;
 
+/// How long a second Ctrl-C waits for a run's journal to be written before the process
+/// exits.
+const RECORD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Makes Ctrl-C (SIGINT) and SIGTERM cancel the run of `cancel`: no node starts any more,
-/// running tasks are told, and the run is recorded. A second signal exits at once.
+/// running tasks are told, and the run is recorded. A second signal records what finished
+/// and exits at once.
 fn cancel_on_signal(cancel: Cancel) {
     static CURRENT: Mutex<Option<Cancel>> = Mutex::new(None);
     static INSTALL: Once = Once::new();
@@ -284,13 +482,43 @@ fn cancel_on_signal(cancel: Cancel) {
                     eprintln!("cancelling: no node starts any more (again to exit now)");
                     cancel.cancel();
                 }
-                _ => std::process::exit(i32::from(CANCELLED)),
+                Some(cancel) => {
+                    for dir in cancel.record_now(RECORD_PATIENCE) {
+                        eprintln!(
+                            "warning: the run in {} is not fully recorded",
+                            dir.display()
+                        );
+                    }
+                    eprintln!("exiting: what finished is recorded and stored");
+                    std::process::exit(i32::from(CANCELLED))
+                }
+                None => std::process::exit(i32::from(CANCELLED)),
             }
         });
         if let Err(err) = installed {
             eprintln!("warning: Ctrl-C will not cancel the run cleanly: {err}");
         }
     });
+}
+
+/// The width of the terminal, in columns: `COLUMNS` if it is set, else the width of the
+/// terminal that stdout is, if it is one.
+fn terminal_columns() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+    {
+        return Some(columns);
+    }
+    #[cfg(unix)]
+    {
+        let stdout = std::io::stdout();
+        if rustix::termios::isatty(&stdout) {
+            let size = rustix::termios::tcgetwinsize(&stdout).ok()?;
+            return (size.ws_col > 0).then_some(usize::from(size.ws_col));
+        }
+    }
+    None
 }
 
 fn exit(report: &RunReport) -> ExitCode {
@@ -326,6 +554,20 @@ fn print_nodes(out: &mut dyn Write, report: &RunReport, all: bool) -> std::io::R
         )?;
     }
     Ok(())
+}
+
+/// Writes the HTML report of the run in `run_dir` to a temporary file that is kept, and
+/// returns its path.
+fn report_elsewhere(run_dir: &Path) -> Result<PathBuf, CliError> {
+    let html = render::html(&GraphView::of_record(run_dir)?);
+    let mut file = tempfile::Builder::new()
+        .prefix("pipewright-report-")
+        .suffix(".html")
+        .tempfile()
+        .map_err(io)?;
+    file.write_all(html.as_bytes()).map_err(io)?;
+    let (_, path) = file.keep().map_err(|e| io(e.error))?;
+    Ok(path)
 }
 
 /// The newest run directory under `log_dir`.
@@ -391,11 +633,116 @@ mod tests {
 
     #[test]
     fn errors_of_the_run_are_wrapped_unchanged() {
-        let err = execute_args(&["explain", "nowhere"]).unwrap_err();
+        let log = tempfile::tempdir().unwrap();
+        let log = log.path().to_str().unwrap();
+        let err = execute_args(&["--log", log, "status"]).unwrap_err();
         assert!(
-            matches!(&err, CliError::Run(Error::UnknownNode { node, .. }) if node == "nowhere"),
+            matches!(&err, CliError::Run(Error::Record { reason, .. }) if reason == "no run is recorded there"),
             "{err:?}"
         );
-        assert_eq!(err.to_string(), "pipeline `p` has no node named `nowhere`");
+    }
+
+    /// A pipeline of values named `names`.
+    fn pipeline_of(names: &[&str]) -> Pipeline {
+        let mut builder = Pipeline::builder("p");
+        for name in names {
+            builder.value(*name, 1u32).unwrap();
+        }
+        builder.build()
+    }
+
+    /// The error of the command line `args` on `pipeline`.
+    fn error_of(pipeline: &Pipeline, args: &[&str]) -> String {
+        let data = tempfile::tempdir().unwrap();
+        let mut argv = vec!["pipeline", "--data", data.path().to_str().unwrap()];
+        argv.extend(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        execute(pipeline, cli, &mut Vec::new(), |_| {})
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn an_unknown_node_is_told_the_closest_names() {
+        let p = pipeline_of(&["parse", "parser", "boot", "report"]);
+        for args in [
+            &["explain", "pasre"][..],
+            &["run", "--force", "pasre"],
+            &["run", "--target", "pasre"],
+            &["plan", "--target", "pasre"],
+            &["explain", "boot", "--force", "pasre"],
+        ] {
+            assert_eq!(
+                error_of(&p, args),
+                "pipeline `p` has no node named `pasre`; did you mean `parse` or `parser`?",
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            error_of(&p, &["explain", "bot"]),
+            "pipeline `p` has no node named `bot`; did you mean `boot`?"
+        );
+        assert_eq!(
+            error_of(&p, &["run", "--force", "xyz"]),
+            "pipeline `p` has no node named `xyz`; `plan` lists its nodes"
+        );
+    }
+
+    #[test]
+    fn a_directory_option_that_names_a_file_is_refused_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let file = file.to_str().unwrap();
+        let p = pipeline_of(&["a"]);
+        for args in [&["run"][..], &["plan"], &["graph"], &["status"], &["gc"]] {
+            let mut argv = vec!["pipeline", "--data", file];
+            argv.extend(args);
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let err = execute(&p, cli, &mut Vec::new(), |_| {}).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--data `{file}` is not a directory")
+            );
+        }
+        let data = dir.path().to_str().unwrap();
+        let argv = ["pipeline", "--data", data, "--log", file, "plan"];
+        let err = execute(
+            &p,
+            Cli::try_parse_from(argv).unwrap(),
+            &mut Vec::new(),
+            |_| {},
+        );
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            format!("--log `{file}` is not a directory")
+        );
+        let argv = ["pipeline", "--data", data, "status", file];
+        let err = execute(
+            &p,
+            Cli::try_parse_from(argv).unwrap(),
+            &mut Vec::new(),
+            |_| {},
+        );
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            format!("the run directory `{file}` is not a directory")
+        );
+    }
+
+    #[test]
+    fn a_mistyped_flag_is_told_the_closest_one() {
+        let err = Cli::try_parse_from(["pipeline", "run", "--forse", "a"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a similar argument exists: '--force'"),
+            "{text}"
+        );
+        let err = Cli::try_parse_from(["pipeline", "stauts"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a similar subcommand exists: 'status'"),
+            "{text}"
+        );
     }
 }

@@ -31,6 +31,8 @@ pub(crate) trait ErasedTask: Send + Sync {
     fn encode(&self, value: &Value) -> Result<Vec<u8>, CodecError>;
     /// Decodes an output of this task.
     fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError>;
+    /// An output of this task as JSON, for people.
+    fn output_json(&self, value: &Value) -> Result<serde_json::Value, String>;
 }
 
 impl<T: Task> ErasedTask for T {
@@ -83,5 +85,12 @@ impl<T: Task> ErasedTask for T {
 
     fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
         T::Codec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
+    }
+
+    fn output_json(&self, value: &Value) -> Result<serde_json::Value, String> {
+        let value = value
+            .downcast_ref::<T::Output>()
+            .ok_or_else(|| format!("the value is not a `{}`", type_name::<T::Output>()))?;
+        serde_json::to_value(value).map_err(|e| e.to_string())
     }
 }

@@ -47,7 +47,9 @@ pub use plan::{Decision, Plan, PlannedNode, RunReason};
 pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};
 pub use runner::{Cancel, Runner};
-pub use task::{Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, WorkerExit};
+pub use task::{
+    Cancelled, Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, WorkerExit,
+};
 
 /// The store of outputs: what the store records of an entry, the errors of the data
 /// directory, and what `clean` and `gc` freed.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -132,6 +132,8 @@ struct Waiting {
     lines: Vec<u8>,
     /// No line comes any more: write what waits and stop.
     closed: bool,
+    /// The thread is writing lines it took.
+    writing: bool,
     /// Why a write failed; lines are dropped from then on.
     failed: Option<std::io::Error>,
 }
@@ -158,6 +160,11 @@ impl Journal {
             writer: Some(writer),
             path: path.to_owned(),
         })
+    }
+
+    /// A handle that waits for the lines added so far to be written, from another thread.
+    pub(crate) fn handle(&self) -> JournalHandle {
+        JournalHandle(self.shared.clone())
     }
 
     /// Adds the line of node `index`, settled with `outcome`.
@@ -196,9 +203,10 @@ impl Journal {
         let was_empty = waiting.lines.is_empty();
         waiting.lines.extend_from_slice(&bytes);
         drop(waiting);
-        // The thread waits only when nothing waits.
+        // The thread waits only when nothing waits; all are woken, as a thread flushing the
+        // journal waits on the same condition.
         if was_empty {
-            self.shared.wake.notify_one();
+            self.shared.wake.notify_all();
         }
     }
 
@@ -214,7 +222,7 @@ impl Journal {
 
     fn stop(&mut self) {
         lock(&self.shared.waiting).closed = true;
-        self.shared.wake.notify_one();
+        self.shared.wake.notify_all();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -224,6 +232,38 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A handle to a run's journal, for a thread that must see what settled so far on disk
+/// before the process exits.
+#[derive(Clone)]
+pub(crate) struct JournalHandle(Arc<Shared>);
+
+impl JournalHandle {
+    /// Waits until every line added so far is written, or the writes failed, or `patience`
+    /// passed; returns whether every line is written.
+    pub(crate) fn flush(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        let mut waiting = lock(&self.0.waiting);
+        loop {
+            if waiting.failed.is_some() {
+                return false;
+            }
+            if waiting.lines.is_empty() && !waiting.writing {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            waiting = self
+                .0
+                .wake
+                .wait_timeout(waiting, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
 
@@ -240,6 +280,8 @@ fn write_lines(shared: &Shared, path: &Path) {
             let mut waiting = lock(&shared.waiting);
             waiting.failed = Some(e);
             waiting.lines = Vec::new();
+            drop(waiting);
+            shared.wake.notify_all();
             return;
         }
     };
@@ -257,11 +299,20 @@ fn write_lines(shared: &Shared, path: &Path) {
                 return;
             }
             std::mem::swap(&mut lines, &mut waiting.lines);
+            waiting.writing = true;
         }
-        if let Err(e) = file.write_all(&lines) {
-            let mut waiting = lock(&shared.waiting);
+        let written = file.write_all(&lines);
+        let mut waiting = lock(&shared.waiting);
+        waiting.writing = false;
+        if let Err(e) = written {
             waiting.failed = Some(e);
             waiting.lines = Vec::new();
+        }
+        let failed = waiting.failed.is_some();
+        drop(waiting);
+        // Who waits for the lines to be written hears of it.
+        shared.wake.notify_all();
+        if failed {
             return;
         }
         lines.clear();

@@ -33,8 +33,10 @@ pub enum NodeStatus {
     UpstreamFailed,
     /// The node was not needed by the targets of the run.
     NotNeeded,
-    /// The run stopped before the node started: an earlier failure stopped a fail-fast
-    /// run, or the record of a run that did not finish was reopened.
+    /// The run stopped before the node finished: it was cancelled (and the task stopped, or
+    /// said so with [`Cancelled`](crate::Cancelled)), a node above was cancelled, an
+    /// earlier failure stopped a fail-fast run, or the record of a run that did not finish
+    /// was reopened.
     Cancelled,
 }
 
@@ -158,12 +160,26 @@ impl<'r> NodeReport<'r> {
         self.details().and_then(|d| d.backtrace.as_deref())
     }
 
-    /// The failed upstream node it waited on, if its status is
-    /// [`NodeStatus::UpstreamFailed`].
+    /// The node whose failure kept it from running, if its status is
+    /// [`NodeStatus::UpstreamFailed`]: the node that failed, however far up, not the
+    /// nearest one that did not run because of it.
     pub fn failed_upstream(&self) -> Option<&'r str> {
-        let outcome = self.outcome;
-        (outcome.status == NodeStatus::UpstreamFailed && outcome.failed_upstream != NO_NODE)
-            .then(|| self.report.nodes.name(outcome.failed_upstream as usize))
+        let outcomes = &self.report.outcomes;
+        let mut outcome = self.outcome;
+        // Each step goes up from a node that did not run to the one it waited on; a chain
+        // is never longer than the nodes, unless a record was edited into a circle.
+        for _ in 0..outcomes.len() {
+            if outcome.status != NodeStatus::UpstreamFailed {
+                break;
+            }
+            let up = outcome.failed_upstream as usize;
+            match outcomes.get(up) {
+                Some(above) if above.status == NodeStatus::UpstreamFailed => outcome = above,
+                Some(_) => return Some(self.report.nodes.name(up)),
+                None => break,
+            }
+        }
+        None
     }
 
     /// The node key its output is stored under, in hex, if it has one.
@@ -344,6 +360,26 @@ impl RunReport {
     }
 
     fn output<T: 'static>(&self, id: NodeId) -> Result<&T> {
+        let (value, task) = self.value(id)?;
+        value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
+            node: self.nodes.name(id.index()).to_owned(),
+            actual: task.output_type(),
+            requested: std::any::type_name::<T>(),
+        })
+    }
+
+    /// The output of the node named `name` as JSON, read from the store if it is not in
+    /// memory; the inner error says why the value has no JSON form.
+    pub(crate) fn get_json(
+        &self,
+        name: &str,
+    ) -> Result<std::result::Result<serde_json::Value, String>> {
+        let (value, task) = self.value(self.id(name)?)?;
+        Ok(task.output_json(&**value))
+    }
+
+    /// The output of node `id`, with its task; see [`get`](Self::get).
+    fn value(&self, id: NodeId) -> Result<(&Arc<crate::task::Value>, &dyn ErasedTask)> {
         let node = self.report_of(id.index());
         let name = || node.name().to_owned();
         let outcome =
@@ -398,11 +434,7 @@ impl RunReport {
                 details.loaded.get_or_init(|| value)
             }
         };
-        value.downcast_ref::<T>().ok_or_else(|| Error::WrongType {
-            node: name(),
-            actual: task.output_type(),
-            requested: std::any::type_name::<T>(),
-        })
+        Ok((value, task))
     }
 
     /// The outcome of node `i`.
@@ -456,6 +488,12 @@ impl RunReport {
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
+
+    /// The counts of the run in one line, without the failures that its `Display` lists
+    /// below them: `24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s`.
+    pub fn summary(&self) -> impl fmt::Display + '_ {
+        Summary(self)
+    }
 }
 
 impl fmt::Debug for RunReport {
@@ -468,10 +506,33 @@ impl fmt::Debug for RunReport {
     }
 }
 
-/// A one-line summary: `24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s`.
+/// The summary of a run in one line, as [`RunReport::summary`] gives it.
+struct Summary<'r>(&'r RunReport);
+
+/// The summary (see [`RunReport::summary`]), then a line for each failed node with the
+/// first line of its error:
+///
+/// ```text
+/// 24 nodes: 20 ran, 2 cached, 1 failed, 1 upstream failed in 1.20s
+///   `parse` failed: invalid digit found in string
+/// ```
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} nodes:", self.outcomes.len())?;
+        write!(f, "{}", self.summary())?;
+        for node in self.nodes().filter(|n| n.status() == NodeStatus::Failed) {
+            let error = node.error().map(ToString::to_string).unwrap_or_default();
+            let first = error.lines().next().unwrap_or("no error was recorded");
+            write!(f, "\n  `{}` failed: {first}", node.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Summary(report) = *self;
+        let total = report.outcomes.len();
+        write!(f, "{total} {}:", if total == 1 { "node" } else { "nodes" })?;
         let mut first = true;
         for status in [
             NodeStatus::Ran,
@@ -481,12 +542,12 @@ impl fmt::Display for RunReport {
             NodeStatus::Cancelled,
             NodeStatus::NotNeeded,
         ] {
-            let n = self.count(status);
+            let n = report.count(status);
             if n > 0 || status == NodeStatus::Ran {
                 write!(f, "{} {n} {status}", if first { "" } else { "," })?;
                 first = false;
             }
         }
-        write!(f, " in {:.2?}", self.elapsed)
+        write!(f, " in {:.2?}", report.elapsed)
     }
 }

@@ -326,10 +326,14 @@ impl Runner {
             }
             _ => (None, None),
         };
+        let journal = record.as_mut().and_then(RunDir::take_journal);
+        if let (Some(record), Some(journal)) = (&record, &journal) {
+            active.recorded_in(record.dir.clone(), journal.handle());
+        }
         let progress = Progress::new(
             self.progress,
             needed.iter().filter(|n| **n).count(),
-            record.as_mut().and_then(RunDir::take_journal),
+            journal,
         );
         let run = || {
             let span = tracing::info_span!(target: "pipewright", "run", pipeline = pipeline.name());
@@ -355,7 +359,7 @@ impl Runner {
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
             let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
-            tracing::info!(target: "pipewright", "{report}");
+            tracing::info!(target: "pipewright", "{}", report.summary());
             Ok::<_, Error>(report)
         };
 

@@ -17,7 +17,7 @@ mod error;
 
 pub use ctx::Ctx;
 pub(crate) use ctx::NodeNames;
-pub use error::{Fallible, TaskError, WorkerExit};
+pub use error::{Cancelled, Fallible, TaskError, WorkerExit};
 
 /// A type-erased value held by the executor: a task's output.
 pub(crate) type Value = dyn Any + Send + Sync;

@@ -52,6 +52,10 @@ pub(super) enum Command {
         /// The kind of picture.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// The widest text picture drawn, in columns; a wider graph is listed by layer
+        /// [default: $COLUMNS, else the terminal's width, else 140].
+        #[arg(long, value_name = "COLUMNS")]
+        width: Option<usize>,
     },
     /// Show a past run (the last one, or the one in RUN_DIR) and write its HTML report.
     Status {
@@ -60,6 +64,15 @@ pub(super) enum Command {
         /// Open the run's HTML report.
         #[arg(long)]
         open: bool,
+    },
+    /// Print a node's stored output as JSON, from the last run or the one in `--run`,
+    /// without running anything.
+    Show {
+        /// The node.
+        node: String,
+        /// A run directory.
+        #[arg(long = "run", value_name = "RUN_DIR")]
+        run_dir: Option<PathBuf>,
     },
     /// Remove every stored output (run records stay).
     Clean,

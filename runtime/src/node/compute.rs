@@ -14,7 +14,9 @@ use crate::task::{Ctx, InputValues, Inputs, TaskError, Value};
 /// long as the one before.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Calls `task` on `inputs`, catching a panic.
+/// Calls `task` on `inputs`, catching a panic. An error returned after
+/// [`Ctx::check_cancelled`] told the task to stop is [`TaskError::Cancelled`], whatever
+/// type the task made of it.
 #[inline]
 pub(crate) fn call(
     task: &dyn ErasedTask,
@@ -27,6 +29,10 @@ pub(crate) fn call(
         }))
     })
     .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)))
+    .map_err(|error| match error {
+        TaskError::Failed(_) if ctx.told_to_stop() => TaskError::Cancelled,
+        error => error,
+    })
 }
 
 /// Attempt number `number` at `task` on `inputs`, on this thread: `ctx` is told the

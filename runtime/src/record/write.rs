@@ -9,7 +9,8 @@ use std::time::SystemTime;
 
 use super::provenance::Gathering;
 use super::schema::{
-    InputRecord, JOURNAL, JournalHeader, NodeRecord, RECORD_FORMAT, RUN_JSON, RunRecord,
+    InputRecord, JOURNAL, JournalHeader, NodeRecord, RECORD_FORMAT, RUN_JSON, RecordedStatus,
+    RunRecord,
 };
 use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
@@ -187,6 +188,28 @@ impl RunDir {
         };
         write_json_atomically(&self.dir.join(RUN_JSON), &record, false)?;
         Ok(self.dir)
+    }
+
+    /// Writes the record of a run in progress in `dir`, which the process is about to leave,
+    /// from its journal: the run is cancelled, the nodes that settled keep how they ended,
+    /// and those that did not are cancelled. A run that wrote its `run.json` is left as it
+    /// is.
+    pub(crate) fn abandon(dir: &Path) -> Result<(), StoreError> {
+        let path = dir.join(RUN_JSON);
+        if path.exists() {
+            return Ok(());
+        }
+        let mut record = RunRecord::read(dir).map_err(|e| {
+            StoreError::new("cannot read", &dir.join(JOURNAL), std::io::Error::other(e))
+        })?;
+        record.status = "cancelled".to_owned();
+        record.ended = Some(now());
+        for node in &mut record.nodes {
+            if node.status == RecordedStatus::Pending {
+                node.status = RecordedStatus::Cancelled;
+            }
+        }
+        write_json_atomically(&path, &record, false)
     }
 
     /// Writes a file for each failed node under `failures/`: its error chain, and the

@@ -24,7 +24,7 @@ pub use html::html;
 pub(crate) use html::write_report;
 pub use mermaid::mermaid;
 pub use svg::svg;
-pub use text::text;
+pub use text::{text, text_in};
 
 /// What a picture shows of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@
 use super::layout::{Layout, Slot};
 use super::{GraphView, NodeView, char_width, text_width};
 
-/// The widest picture drawn, in columns; a wider graph is listed instead.
+/// The widest picture [`text`] draws, in columns; a wider graph is listed instead.
 const MAX_WIDTH: usize = 140;
 /// The least number of columns between two boxes of a layer.
 const GAP: usize = 3;
@@ -19,13 +19,19 @@ const W: u8 = 8;
 /// node's state, name and task: `[ran 1.2s] l1 (normalize)`. A graph wider than 140 columns
 /// is listed layer by layer, each node with its inputs.
 pub fn text(view: &GraphView) -> String {
+    text_in(view, MAX_WIDTH)
+}
+
+/// The graph as [`text`] draws it, in at most `columns` columns (a terminal's width): a
+/// graph wider than that is listed layer by layer, each node with its inputs.
+pub fn text_in(view: &GraphView, columns: usize) -> String {
     let mut out = format!("pipeline `{}`: {}\n", view.pipeline, view.summary());
     if view.nodes.is_empty() {
         return out;
     }
     let layout = Layout::new(view);
     let labels: Vec<String> = view.nodes.iter().map(label).collect();
-    match draw(&layout, &labels) {
+    match draw(&layout, &labels, columns) {
         Some(picture) => out.push_str(&picture),
         None => out.push_str(&list(view, &layout, &labels)),
     }
@@ -183,8 +189,8 @@ fn glyph(dirs: u8) -> char {
     }
 }
 
-/// The picture of the layers, or `None` if it is wider than [`MAX_WIDTH`].
-fn draw(layout: &Layout, labels: &[String]) -> Option<String> {
+/// The picture of the layers, or `None` if it is wider than `columns`.
+fn draw(layout: &Layout, labels: &[String], columns: usize) -> Option<String> {
     let widths: Vec<f64> = layout
         .slots
         .iter()
@@ -213,7 +219,7 @@ fn draw(layout: &Layout, labels: &[String]) -> Option<String> {
         .map(|s| left[s] + widths[s] as usize)
         .max()
         .unwrap_or(0);
-    if width > MAX_WIDTH {
+    if width > columns {
         return None;
     }
 

@@ -1,8 +1,12 @@
 //! [`Cancel`]: the runs of a runner in progress, each with its own stop flag, and cancelling them.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::exec::Stop;
+use crate::progress::JournalHandle;
+use crate::record::write::RunDir;
 
 /// The runs of one [`Runner`] in progress, each with its own stop flag, and whether the
 /// next run to start is cancelled.
@@ -11,11 +15,33 @@ use crate::exec::Stop;
 #[derive(Debug, Default)]
 pub(super) struct Runs(Mutex<RunsState>);
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct RunsState {
     active: Vec<Arc<Stop>>,
+    /// The run directories of the runs in progress that are recorded, with their journals.
+    recorded: Vec<Recorded>,
     /// A cancellation issued while no run was in progress, for the next run to start.
     pending: bool,
+}
+
+/// A run in progress that is recorded: its stop flag, its directory and its journal.
+struct Recorded {
+    stop: Arc<Stop>,
+    dir: PathBuf,
+    journal: JournalHandle,
+}
+
+impl std::fmt::Debug for RunsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunsState")
+            .field("active", &self.active)
+            .field(
+                "recorded",
+                &self.recorded.iter().map(|r| &r.dir).collect::<Vec<_>>(),
+            )
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 impl Runs {
@@ -42,12 +68,22 @@ pub(super) struct ActiveRun<'r> {
     pub(super) stop: Arc<Stop>,
 }
 
+impl ActiveRun<'_> {
+    /// Says that the run is recorded in `dir`, with `journal`.
+    pub(super) fn recorded_in(&self, dir: PathBuf, journal: JournalHandle) {
+        self.runs.state().recorded.push(Recorded {
+            stop: self.stop.clone(),
+            dir,
+            journal,
+        });
+    }
+}
+
 impl Drop for ActiveRun<'_> {
     fn drop(&mut self) {
-        self.runs
-            .state()
-            .active
-            .retain(|stop| !Arc::ptr_eq(stop, &self.stop));
+        let mut state = self.runs.state();
+        state.active.retain(|stop| !Arc::ptr_eq(stop, &self.stop));
+        state.recorded.retain(|r| !Arc::ptr_eq(&r.stop, &self.stop));
     }
 }
 
@@ -76,6 +112,20 @@ impl Cancel {
         for stop in &state.active {
             stop.set();
         }
+    }
+
+    /// Records the runs in progress as they stand, for a process that exits before they
+    /// end: each run's journal is written out (waiting at most `patience` for each), and its
+    /// `run.json` says it was cancelled, with what finished and the rest cancelled. Returns
+    /// the run directories it could not write.
+    pub(crate) fn record_now(&self, patience: Duration) -> Vec<PathBuf> {
+        let state = self.0.state();
+        state
+            .recorded
+            .iter()
+            .filter(|run| !(run.journal.flush(patience) && RunDir::abandon(&run.dir).is_ok()))
+            .map(|run| run.dir.clone())
+            .collect()
     }
 
     /// Whether a cancellation is in effect: a run in progress was cancelled, or the next

@@ -102,7 +102,6 @@ impl NodeNames {
 ///     Ok(())
 /// }
 /// ```
-#[derive(Clone)]
 pub struct Ctx {
     task: &'static str,
     names: Arc<NodeNames>,
@@ -114,6 +113,24 @@ pub struct Ctx {
     /// When this run of the task times out.
     deadline: Option<Instant>,
     attempt: u32,
+    /// Set when [`check_cancelled`](Ctx::check_cancelled) told this attempt to stop: an
+    /// error it then returns, whatever its type, ends the node as cancelled.
+    told_to_stop: AtomicBool,
+}
+
+impl Clone for Ctx {
+    fn clone(&self) -> Self {
+        Ctx {
+            task: self.task,
+            names: self.names.clone(),
+            node: self.node,
+            work_dir: self.work_dir.clone(),
+            stop: self.stop.clone(),
+            deadline: self.deadline,
+            attempt: self.attempt,
+            told_to_stop: AtomicBool::new(self.told_to_stop.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Ctx {
@@ -128,6 +145,7 @@ impl Ctx {
             stop,
             deadline: None,
             attempt: 1,
+            told_to_stop: AtomicBool::new(false),
         }
     }
 
@@ -202,6 +220,12 @@ impl Ctx {
     pub(crate) fn set_attempt(&mut self, deadline: Option<Instant>, attempt: u32) {
         self.deadline = deadline;
         self.attempt = attempt;
+        self.told_to_stop.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether [`check_cancelled`](Self::check_cancelled) told this attempt to stop.
+    pub(crate) fn told_to_stop(&self) -> bool {
+        self.told_to_stop.load(Ordering::Relaxed)
     }
 
     /// Whether the task should stop: the run was cancelled (Ctrl-C, or
@@ -211,6 +235,48 @@ impl Ctx {
     /// fails as timed out.
     pub fn cancelled(&self) -> bool {
         self.stop.load(Ordering::Acquire) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// `Err(Cancelled)` when the task should stop (see [`cancelled`](Self::cancelled)), for
+    /// a task to return with `?`: its node then ends as *cancelled*, not failed, and the
+    /// nodes below it too. [`Cancelled`] converts into the usual error types of a task
+    /// (`String`, `Box<dyn Error + Send + Sync>`, `std::io::Error`, `anyhow::Error`); once
+    /// this has returned `Err`, any error the task returns ends its node as cancelled. A
+    /// task that passed its `timeout` still ends as timed out.
+    ///
+    /// # Errors
+    ///
+    /// [`Cancelled`] if the run was cancelled or this run of the task passed its timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pipewright::prelude::*;
+    ///
+    /// #[task]
+    /// fn count_up(to: u64, ctx: &Ctx) -> Result<u64, String> {
+    ///     let mut sum = 0;
+    ///     for i in 0..to {
+    ///         if i % 1000 == 0 {
+    ///             ctx.check_cancelled()?;
+    ///         }
+    ///         sum += i;
+    ///     }
+    ///     Ok(sum)
+    /// }
+    ///
+    /// assert_eq!(count_up(10, &Ctx::for_test("sum")), Ok(45));
+    /// let cancelled = Ctx::for_test("sum").with_cancelled(true);
+    /// assert_eq!(count_up(10, &cancelled), Err("cancelled".to_string()));
+    /// ```
+    ///
+    /// [`Cancelled`]: super::Cancelled
+    pub fn check_cancelled(&self) -> Result<(), super::Cancelled> {
+        if self.cancelled() {
+            self.told_to_stop.store(true, Ordering::Relaxed);
+            return Err(super::Cancelled);
+        }
+        Ok(())
     }
 
     /// Which attempt this is: 1, then 2 and on when `retries` tries a failed task again.
@@ -275,6 +341,7 @@ impl fmt::Debug for Ctx {
             .field("stop", &self.stop)
             .field("deadline", &self.deadline)
             .field("attempt", &self.attempt)
+            .field("told_to_stop", &self.told_to_stop)
             .finish()
     }
 }

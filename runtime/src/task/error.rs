@@ -1,4 +1,5 @@
-//! [`TaskError`]: why one run of a task did not produce an output, and how a worker ended.
+//! [`TaskError`]: why one run of a task did not produce an output, and how a worker ended;
+//! [`Cancelled`]: what a task returns when it stops because its run was cancelled.
 
 use std::any::Any;
 use std::fmt;
@@ -18,7 +19,8 @@ pub enum TaskError {
     /// The task ran past its `timeout`.
     #[error("timed out after {}", humantime::format_duration(*.0))]
     TimedOut(Duration),
-    /// The run was cancelled before the task finished.
+    /// The run was cancelled before the task finished, or the task said so by returning
+    /// [`Cancelled`].
     #[error("cancelled")]
     Cancelled,
     /// The task's parameters could not be hashed.
@@ -49,6 +51,35 @@ pub enum TaskError {
     /// No worker process could be started for the task (process executor).
     #[error("cannot start a worker process")]
     Spawn(#[source] std::io::Error),
+}
+
+/// What a task returns to stop because its run was cancelled, as
+/// [`Ctx::check_cancelled`](super::Ctx::check_cancelled) gives it: its node then ends as
+/// cancelled, not failed, and so do the nodes below it.
+///
+/// It converts into the error types a task usually returns: `?` turns it into a `String`,
+/// a `Box<dyn Error + Send + Sync>`, an `std::io::Error` (of kind `Interrupted`), an
+/// `anyhow::Error` or a [`TaskError`]. Whatever it became, the node is cancelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+impl From<Cancelled> for String {
+    fn from(cancelled: Cancelled) -> Self {
+        cancelled.to_string()
+    }
+}
+
+impl From<Cancelled> for std::io::Error {
+    fn from(cancelled: Cancelled) -> Self {
+        std::io::Error::new(std::io::ErrorKind::Interrupted, cancelled)
+    }
+}
+
+impl From<Cancelled> for TaskError {
+    fn from(_: Cancelled) -> Self {
+        TaskError::Cancelled
+    }
 }
 
 /// How a worker process ended without reporting a result.
@@ -116,9 +147,17 @@ fn signal_name(_signal: i32) -> Option<&'static str> {
 }
 
 impl TaskError {
-    /// Wraps an error a task returned.
+    /// Wraps an error a task returned: [`Cancelled`] (or an `std::io::Error` made from
+    /// it) is [`TaskError::Cancelled`], a `TaskError` is itself, anything else failed.
     pub fn failed(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        TaskError::Failed(error.into())
+        let error = error.into();
+        if is_cancelled(&*error) {
+            return TaskError::Cancelled;
+        }
+        match error.downcast::<TaskError>() {
+            Ok(error) => *error,
+            Err(error) => TaskError::Failed(error),
+        }
     }
 
     pub(crate) fn from_panic(payload: Box<dyn Any + Send>) -> Self {
@@ -131,6 +170,15 @@ impl TaskError {
         };
         TaskError::Panicked(message)
     }
+}
+
+/// Whether `error` is [`Cancelled`], or an `std::io::Error` made from it.
+fn is_cancelled(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<Cancelled>()
+        || error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<Cancelled>())
 }
 
 /// The return types of a task function that can fail: `Result<T, E>` where `E` converts
