@@ -58,6 +58,6 @@ fn a_long_chain_of_failures_settles_without_deep_recursion() {
     assert_eq!(run.count(NodeStatus::UpstreamFailed), 100_000);
     assert_eq!(
         run.get(prev).unwrap_err().to_string(),
-        "node `n99999` did not run because its upstream `n99998` failed"
+        "node `n99999` did not run because its upstream `head` failed"
     );
 }

@@ -170,7 +170,7 @@ fn an_entry_directory_removed_or_its_file_list_damaged_is_computed_again() {
     fs::remove_dir_all(&entry).unwrap();
     let run = runner.run(&p).unwrap();
     let why = damaged_reason(&run, "report");
-    assert!(why.contains("is missing"), "{why}");
+    assert!(why.contains("work directory is gone"), "{why}");
     assert!(entry.join("work/report.md").is_file());
 
     fs::write(entry.join("outputs.json"), "not a list").unwrap();

@@ -1,17 +1,16 @@
 //! Text forms for files: codec bytes as hex digits and back, and names made safe as file
 //! names.
 
-use std::fmt::Write;
-
 /// `bytes` as lowercase hex digits, two per byte. Digests are written by
 /// [`blake3::Hash::to_hex`]; this is for bytes of any length, such as encoded parameters.
 pub(crate) fn hex_bytes(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// Reads bytes written as pairs of hex digits.
