@@ -30,7 +30,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -40,8 +40,8 @@ pub(crate) use files::temporary_name;
 pub(crate) use files::{
     host_name, process_gone, remove_any, write_atomically, write_json_atomically, writer_gone,
 };
-use index::Index;
 pub(crate) use index::{FileRow, FileStat};
+use index::{Index, NewRow};
 pub(crate) use lock::KeyLock;
 pub(crate) use manifest::{FileRecord, digest_file};
 
@@ -284,6 +284,31 @@ struct State {
 pub(crate) struct Store {
     root: PathBuf,
     state: Arc<Mutex<State>>,
+    commits: Arc<Commits>,
+}
+
+/// Rows waiting to be committed to the index. Whoever commits first takes every row
+/// waiting, its own and those that came while another commit was under way, and commits
+/// them in one transaction; the others wait for it. Each writer returns once its row is
+/// committed (or has failed), as if it had committed alone.
+#[derive(Debug, Default)]
+struct Commits {
+    queue: Mutex<Queue>,
+    settled: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Rows waiting, by ticket, in the order of their tickets.
+    rows: Vec<(u64, NewRow)>,
+    /// The next ticket.
+    next: u64,
+    /// Every ticket below this one is settled: committed, or failed.
+    settled: u64,
+    /// Whether a writer is committing rows now.
+    committing: bool,
+    /// Why the commit of a settled ticket failed, until its writer reads it.
+    failed: HashMap<u64, String>,
 }
 
 /// Makes each writing of an entry's stamp unique within a process.
@@ -303,6 +328,7 @@ impl Store {
         Store {
             root,
             state: Arc::default(),
+            commits: Arc::default(),
         }
     }
 
@@ -749,7 +775,60 @@ impl Store {
         let json = serde_json::to_string(meta).map_err(|e| {
             StoreError::new("cannot encode the entry of", &task_dir, io::Error::other(e))
         })?;
-        let inline = (place == Place::Inline).then_some(output);
+        self.commit_row(NewRow {
+            entry: entry.clone(),
+            output: (place == Place::Inline).then(|| output.to_vec()),
+            meta: json,
+        })?;
+        Ok(entry)
+    }
+
+    /// Commits `row` to the index, with whatever other rows wait (see [`Commits`]).
+    fn commit_row(&self, row: NewRow) -> Result<(), StoreError> {
+        let commits = &*self.commits;
+        let lock = || commits.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut queue = lock();
+        let ticket = queue.next;
+        queue.next += 1;
+        queue.rows.push((ticket, row));
+        loop {
+            if queue.settled > ticket {
+                return match queue.failed.remove(&ticket) {
+                    None => Ok(()),
+                    Some(why) => Err(StoreError::with_message(
+                        why.clone(),
+                        &self.dir(),
+                        io::Error::other(why),
+                    )),
+                };
+            }
+            if queue.committing {
+                queue = commits
+                    .settled
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            queue.committing = true;
+            let rows = std::mem::take(&mut queue.rows);
+            let through = queue.next;
+            drop(queue);
+            let result = self.put_rows(&rows);
+            queue = lock();
+            queue.committing = false;
+            if let Err(e) = result {
+                let why = e.to_string();
+                queue
+                    .failed
+                    .extend(rows.iter().map(|(ticket, _)| (*ticket, why.clone())));
+            }
+            queue.settled = through;
+            commits.settled.notify_all();
+        }
+    }
+
+    /// Commits `rows` to the index in one transaction, and remembers their entries.
+    fn put_rows(&self, rows: &[(u64, NewRow)]) -> Result<(), StoreError> {
         let mut state = self.state();
         if state.index.is_none() {
             state.index = Index::open(&self.dir(), true)?;
@@ -757,9 +836,11 @@ impl Store {
         let Some(index) = &mut state.index else {
             unreachable!("an index opened to be created exists");
         };
-        index.put(&entry, inline, &json)?;
-        state.known.insert(key.clone(), entry.clone());
-        Ok(entry)
+        index.put_all(rows.iter().map(|(_, row)| row))?;
+        for (_, row) in rows {
+            state.known.insert(row.entry.key.clone(), row.entry.clone());
+        }
+        Ok(())
     }
 
     /// Puts the directory `from` at `to`. Where something is already there, the two are

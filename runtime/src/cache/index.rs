@@ -83,6 +83,15 @@ pub(crate) struct FileRow {
 /// The columns of an entry, without its output, in the order [`row`] reads them.
 const COLUMNS: &str = "key, task, node, digest, size, place, work, stamp, duration, checksum";
 
+/// An entry to commit: its row, its output if the index holds it, and what it was made of
+/// (its `EntryMeta` as JSON).
+#[derive(Debug)]
+pub(crate) struct NewRow {
+    pub(crate) entry: Entry,
+    pub(crate) output: Option<Vec<u8>>,
+    pub(crate) meta: String,
+}
+
 /// An open index.
 pub(crate) struct Index {
     conn: Connection,
@@ -286,46 +295,53 @@ impl Index {
             .map_err(|e| damaged(&self.path, e))
     }
 
-    /// Puts `entry` in place of any entry under its key, with its output if it is held
-    /// here, and records `meta` as what its node's last entry was made of: one transaction.
-    pub(crate) fn put(
+    /// Puts each new entry in place of any entry under its key, with its output if it is
+    /// held here, and records its `meta` as what its node's last entry was made of: all in
+    /// one transaction.
+    pub(crate) fn put_all<'a>(
         &mut self,
-        entry: &Entry,
-        output: Option<&[u8]>,
-        meta: &str,
+        rows: impl IntoIterator<Item = &'a NewRow>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let failed = |e: rusqlite::Error| not_written(&path, e);
-        let key = key_bytes(&entry.key);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed)?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO entries (key, task, node, digest, size, place, work, stamp, \
-             duration, checksum, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                key,
-                entry.task,
-                entry.node,
-                &entry.digest[..],
-                i64::try_from(entry.size).unwrap_or(i64::MAX),
-                entry.place as i64,
-                i64::from(entry.work),
-                entry.stamp,
-                entry.duration_secs,
-                &entry.checksum()[..],
-                output,
-            ])
-        })
-        .map_err(failed)?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO nodes (task, node, key, meta) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut s| s.execute(params![entry.task, entry.node, key, meta]))
-        .map_err(failed)?;
+        for NewRow {
+            entry,
+            output,
+            meta,
+        } in rows
+        {
+            let key = key_bytes(&entry.key);
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO entries (key, task, node, digest, size, place, work, \
+                 stamp, duration, checksum, output) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    entry.task,
+                    entry.node,
+                    &entry.digest[..],
+                    i64::try_from(entry.size).unwrap_or(i64::MAX),
+                    entry.place as i64,
+                    i64::from(entry.work),
+                    entry.stamp,
+                    entry.duration_secs,
+                    &entry.checksum()[..],
+                    output,
+                ])
+            })
+            .map_err(failed)?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO nodes (task, node, key, meta) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![entry.task, entry.node, key, meta]))
+            .map_err(failed)?;
+        }
         tx.commit().map_err(failed)
     }
 

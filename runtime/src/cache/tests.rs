@@ -136,3 +136,63 @@ fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
         s.spawn(|| assert!(store.try_lock(&key).is_some(), "the key stayed locked"));
     });
 }
+
+/// What the store records of an entry of task `task` under `key`, for `output`.
+fn meta(task: &str, node: &str, key: &str, output: &[u8]) -> EntryMeta {
+    EntryMeta {
+        format: ENTRY_FORMAT,
+        task: task.to_owned(),
+        node: node.to_owned(),
+        key: key.to_owned(),
+        codec: "bincode".to_owned(),
+        fingerprint: "00".repeat(32),
+        version: None,
+        params: serde_json::Value::Null,
+        param_digests: Vec::new(),
+        helpers: Vec::new(),
+        input_files: Vec::new(),
+        inputs: Vec::new(),
+        output_digest: blake3::hash(output).to_hex().to_string(),
+        output_size: output.len() as u64,
+        duration_secs: 0.0,
+        created: String::new(),
+        pipewright: String::new(),
+    }
+}
+
+#[test]
+fn commits_of_many_threads_are_each_in_the_index_when_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    store.prepare().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let store = store.clone();
+            let root = dir.path().to_owned();
+            s.spawn(move || {
+                // Another process's view: its own connection, which remembers nothing.
+                let other = Store::new(root);
+                for i in 0..40u32 {
+                    let key = blake3::hash(&[t.to_le_bytes(), i.to_le_bytes()].concat())
+                        .to_hex()
+                        .to_string();
+                    let output = format!("{t}-{i}").into_bytes();
+                    let _lock = store.lock(&key).unwrap();
+                    let pending = store.begin("task", &key).unwrap();
+                    let node = format!("n{t}-{i}");
+                    store
+                        .commit(pending, &meta("task", &node, &key, &output), &output, &[])
+                        .unwrap();
+                    match other.lookup_fresh("task", &key) {
+                        Lookup::Present(entry) => {
+                            assert_eq!(other.read_verified(&entry).unwrap().bytes, output);
+                        }
+                        found => panic!("{node} is not in the index once committed: {found:?}"),
+                    }
+                }
+            });
+        }
+    });
+    let (sound, damaged) = store.entries().unwrap();
+    assert_eq!((sound.len(), damaged.len()), (320, 0));
+}
