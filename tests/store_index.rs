@@ -452,3 +452,23 @@ fn an_older_run_reads_its_own_entries_when_reopened() {
     let reopened = RunReport::open(&older_dir).unwrap();
     check_values(&reopened, 10, true);
 }
+
+#[test]
+fn a_runner_whose_data_directory_was_deleted_stores_into_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = the_pipeline("deleted-under-a-runner", 3000);
+    let runner = Runner::new(&data);
+    assert_eq!(runner.run(&p).unwrap().count(NodeStatus::Ran), 3);
+    fs::remove_dir_all(&data).unwrap();
+
+    // The same runner runs everything again, into a store at the same path...
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Ran), 3, "{run}");
+    check_values(&run, 3000, true);
+    assert_eq!(store::entries(&data).len(), 3);
+    // ... which another runner (another process) finds whole.
+    let run = Runner::new(&data).run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), 3, "{run}");
+    check_values(&run, 3000, true);
+}

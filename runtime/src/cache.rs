@@ -346,13 +346,26 @@ impl Store {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Creates the data directory and the store's index, or opens it, and checks that it
-    /// is of this version's format.
+    /// Creates the data directory and the store's index, or opens it (again, if the one
+    /// it had open is no longer at its path), and checks that it is of this version's
+    /// format.
     pub(crate) fn prepare(&self) -> Result<(), StoreError> {
         fs::create_dir_all(&self.root)
             .map_err(|e| StoreError::new("cannot create the data directory", &self.root, e))?;
         self.refuse_old_format()?;
         let mut state = self.state();
+        if state
+            .index
+            .as_ref()
+            .is_some_and(|index| !index.is_current())
+        {
+            // The data directory was deleted, or its index replaced, since the last run:
+            // what this store holds open or remembers of it is of another store.
+            state.index = None;
+            state.known.clear();
+            state.loaded.clear();
+            lock::reopen();
+        }
         if state.index.is_none() {
             state.index = Index::open(&self.dir(), true)?;
         }

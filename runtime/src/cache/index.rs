@@ -94,6 +94,8 @@ pub(crate) struct NewRow {
 
 /// An open index.
 pub(crate) struct Index {
+    /// The file opened, as the system names it, to tell whether the path still names it.
+    file: Option<(u64, u64)>,
     conn: Connection,
     path: PathBuf,
     /// Whether the stat cache's table is known to exist.
@@ -171,6 +173,7 @@ impl Index {
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| damaged(&path, e))?;
         conn.busy_timeout(BUSY).map_err(|e| damaged(&path, e))?;
         let mut index = Index {
+            file: file_id(&path),
             conn,
             path,
             files_table: false,
@@ -246,6 +249,12 @@ impl Index {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+    }
+
+    /// Whether the index's path still names the file opened: not if the data directory
+    /// was deleted, or the index replaced, since.
+    pub(crate) fn is_current(&self) -> bool {
+        self.file.is_none() || file_id(&self.path) == self.file
     }
 
     /// The entry under `key`.
@@ -456,6 +465,20 @@ impl super::Store {
         if let Err(e) = self.with_index(|index| index.put_file(path, row)) {
             tracing::debug!(target: "pipewright", "stat cache not written: {e}");
         }
+    }
+}
+
+/// The device and inode of the file at `path`, where the system says.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

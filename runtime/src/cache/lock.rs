@@ -58,6 +58,12 @@ fn holding(dir: &Path, key: &str, held: imp::Held) -> KeyLock {
     }
 }
 
+/// Forgets the lock files threads hold open, so that each is opened again at its path: a
+/// store's directory was replaced.
+pub(crate) fn reopen() {
+    imp::reopen();
+}
+
 /// Takes the lock of `key` in the store directory `dir`, waiting while another process
 /// (or thread) holds it.
 pub(crate) fn lock(dir: &Path, key: &str) -> Result<KeyLock, StoreError> {
@@ -85,6 +91,7 @@ pub(crate) fn try_lock(dir: &Path, key: &str) -> Option<KeyLock> {
 mod imp {
     use std::cell::RefCell;
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
     use nix::errno::Errno;
@@ -97,8 +104,17 @@ mod imp {
     const OPEN_PER_THREAD: usize = 4;
 
     thread_local! {
-        /// The lock file of each store this thread has locked a key of, opened once.
-        static FILES: RefCell<Vec<(PathBuf, Arc<File>)>> = const { RefCell::new(Vec::new()) };
+        /// The lock file of each store this thread has locked a key of, opened once, with
+        /// the generation it was opened in.
+        static FILES: RefCell<Vec<(PathBuf, Arc<File>, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Counts the times a store found its directory replaced: a lock file opened before is
+    /// opened again, as the path may name another file now.
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn reopen() {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A key's byte, locked on a thread's file description; unlocked when dropped, on
@@ -142,11 +158,13 @@ mod imp {
 
     /// This thread's lock file of the store directory `dir`.
     fn file(dir: &Path) -> Result<Arc<File>, StoreError> {
-        if let Some(file) = FILES.with_borrow(|files| {
+        let generation = GENERATION.load(Ordering::Relaxed);
+        if let Some(file) = FILES.with_borrow_mut(|files| {
+            files.retain(|(_, _, g)| *g == generation);
             files
                 .iter()
-                .find(|(d, _)| d == dir)
-                .map(|(_, f)| Arc::clone(f))
+                .find(|(d, _, _)| d == dir)
+                .map(|(_, f, _)| Arc::clone(f))
         }) {
             return Ok(file);
         }
@@ -170,7 +188,7 @@ mod imp {
             if files.len() >= OPEN_PER_THREAD {
                 files.remove(0);
             }
-            files.push((dir.to_owned(), Arc::clone(&file)));
+            files.push((dir.to_owned(), Arc::clone(&file), generation));
         });
         Ok(file)
     }
@@ -206,6 +224,9 @@ mod imp {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod imp {
     use super::*;
+
+    /// Nothing is held open between locks.
+    pub(super) fn reopen() {}
 
     /// A key's lock file, locked; unlocked when closed.
     pub(crate) type Held = File;
