@@ -3,7 +3,7 @@
 //! node of writing entries for trivial tasks (against the same graph run in memory, and
 //! with each node in a worker process of its own).
 //!
-//! Every data directory is under one temporary directory on the machine's disk, deleted when
+//! Every data directory is under one temporary directory (`$TMPDIR`), deleted when
 //! the benchmark ends. Whatever must not be timed (populating a store, deleting a file,
 //! dropping a report that holds 100 MB) happens outside the timing, with `iter_custom`.
 //! The runs of trivial nodes each get a new data directory rather than one emptied by
@@ -185,7 +185,7 @@ impl Graph {
 }
 
 /// (a) A fully cached re-run: the store is populated once, then every timed run plans every
-/// node from its `meta.json`, verifies the sinks' `output.bin` digests and decodes nothing.
+/// node from the index, verifies the sinks' output digests and decodes nothing.
 fn cached_rerun(c: &mut Criterion, scratch: &Scratch) {
     let mut group = c.benchmark_group("cached_rerun");
     group.sampling_mode(SamplingMode::Flat);
@@ -295,7 +295,7 @@ fn large_output(c: &mut Criterion, scratch: &Scratch) {
     });
 
     // The loads read the entry the checks or the store benchmark left, and the plain file.
-    // Load: `get` on the report of a cached run (made untimed): reads `output.bin`, checks
+    // Load: `get` on the report of a cached run (made untimed): reads the output's file, checks
     // its digest, decodes it.
     group.bench_function("load/pipewright", |b| {
         check();
