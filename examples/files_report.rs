@@ -4,24 +4,26 @@
 //! writes `target/files_report/report.md`;
 //! `cargo run --release --example files_report -- DIR OUT` reads DIR and writes OUT.
 //!
-//! Run it twice: the second time only the folder is read again (`cache = false`), and the
-//! rest is cached. Delete the published report: the next run puts it back from the store
-//! without writing it again. Edit a CSV file: the totals are computed again, and the report
-//! is written again only if they changed.
+//! Run it twice: the second time nothing runs. The folder is an `InputDir`, known by its
+//! files' content: touch a CSV file and nothing runs; edit one, and the nodes below the
+//! folder run again (the report is written again only if the totals changed). Delete the
+//! published report: the next run puts it back from the store without writing it again.
+//! The row parser is a `#[pipewright::helper]` the totals name in `uses`: edit its code, and
+//! the totals are computed again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pipewright::OutputFile;
 use pipewright::prelude::*;
+use pipewright::{InputDir, OutputFile};
 use serde::{Deserialize, Serialize};
 
-/// The text of each CSV file of `dir`, by file name. The folder is outside the store, so
-/// it is read on every run (`cache = false`); what follows runs only if a file changed.
-#[task(cache = false)]
-fn read_folder(dir: PathBuf) -> std::io::Result<BTreeMap<String, String>> {
+/// The text of each CSV file of `dir`, by file name. The folder's key is the digest of its
+/// files, so this runs again only when one of them changed.
+#[task]
+fn read_folder(dir: InputDir) -> std::io::Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir)? {
+    for entry in std::fs::read_dir(dir.path())? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "csv") {
             let name = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -41,23 +43,27 @@ struct Sales {
 /// Sales by file, then by product.
 type Totals = BTreeMap<String, BTreeMap<String, Sales>>;
 
-/// Sums each file's rows (`date,product,units,unit_price`) by product.
-#[task]
+/// One row, `date,product,units,unit_price`: the product, the units and the unit price.
+#[pipewright::helper]
+fn parse_row(line: &str) -> Result<(&str, u64, f64), String> {
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    let [_, product, units, price] = fields[..] else {
+        return Err("expected 4 fields".to_owned());
+    };
+    let units = units.parse().map_err(|e| format!("units: {e}"))?;
+    let price = price.parse().map_err(|e| format!("price: {e}"))?;
+    Ok((product, units, price))
+}
+
+/// Sums each file's rows by product.
+#[task(uses = [parse_row])]
 fn totals(files: &BTreeMap<String, String>) -> Result<Totals, String> {
     let mut totals = Totals::new();
     for (name, text) in files {
         let by_product = totals.entry(name.clone()).or_default();
         for (n, line) in text.lines().enumerate().skip(1) {
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [_, product, units, price] = fields[..] else {
-                return Err(format!("{name}.csv, line {}: expected 4 fields", n + 1));
-            };
-            let units: u64 = units
-                .parse()
-                .map_err(|e| format!("{name}.csv, line {}: units: {e}", n + 1))?;
-            let price: f64 = price
-                .parse()
-                .map_err(|e| format!("{name}.csv, line {}: price: {e}", n + 1))?;
+            let (product, units, price) =
+                parse_row(line).map_err(|e| format!("{name}.csv, line {}: {e}", n + 1))?;
             let sales = by_product.entry(product.to_owned()).or_default();
             sales.units += units;
             sales.revenue += units as f64 * price;
@@ -98,7 +104,7 @@ fn main() -> pipewright::Result<()> {
 
     let p = pipeline! {
         name = "files-report";
-        let files = read_folder(dir);
+        let files = read_folder(InputDir::new(dir));
         let sums = totals(files);
         let summary = report(sums, "Sales by region".to_string());
     };

@@ -1,12 +1,10 @@
 //! From syntax to the helper model: the `#[helper(...)]` options and what is marked.
 
 use proc_macro2::TokenStream;
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
-use syn::{Ident, Token};
+use syn::Ident;
 
 use crate::diag::Diagnostics;
-use crate::task::parse::{KeyValue, one_of, path};
+use crate::task::parse::{KeyValue, key_values, path};
 use crate::uses::{self, USES};
 
 const CRATE: &str = "crate";
@@ -23,30 +21,8 @@ pub(crate) struct Options {
 /// Parses and validates the attribute's options, recording every mistake in `diag`.
 pub(crate) fn options(args: TokenStream, diag: &mut Diagnostics) -> Options {
     let mut options = Options::default();
-    let pairs = match Punctuated::<KeyValue, Token![,]>::parse_terminated.parse2(args) {
-        Ok(pairs) => pairs,
-        Err(err) => {
-            diag.push(err);
-            return options;
-        }
-    };
-    let mut seen: Vec<String> = Vec::new();
-    for KeyValue { key, value } in pairs {
-        let key_str = key.to_string();
-        if !KEYS.contains(&key_str.as_str()) {
-            diag.at(
-                &key,
-                format!("unknown helper option `{key}`; expected {}", one_of(KEYS)),
-            );
-            continue;
-        }
-        // Each option is given once.
-        if seen.contains(&key_str) {
-            diag.at(&key, format!("`{key}` given more than once"));
-            continue;
-        }
-        seen.push(key_str.clone());
-        if key_str == USES {
+    for (key, KeyValue { value, .. }) in key_values(args, "helper", KEYS, diag) {
+        if key == USES {
             options.uses = uses::parse(&value, diag);
         } else {
             match path(

@@ -59,31 +59,46 @@ impl Parse for KeyValue {
     }
 }
 
-/// Parses and validates the attribute's options, recording every mistake in `diag`.
-pub(crate) fn options(args: TokenStream, diag: &mut Diagnostics) -> Options {
-    let mut options = Options::default();
+/// The `key = value` options of an attribute of `what` (`task`, `helper`), each one of
+/// `keys` and given once; every other is a mistake, recorded in `diag`.
+pub(crate) fn key_values(
+    args: TokenStream,
+    what: &str,
+    keys: &[&str],
+    diag: &mut Diagnostics,
+) -> Vec<(String, KeyValue)> {
     let pairs = match Punctuated::<KeyValue, Token![,]>::parse_terminated.parse2(args) {
         Ok(pairs) => pairs,
         Err(err) => {
             diag.push(err);
-            return options;
+            return Vec::new();
         }
     };
-    let mut seen: Vec<String> = Vec::new();
-    for KeyValue { key, value } in pairs {
-        let key_str = key.to_string();
-        if !KEYS.contains(&key_str.as_str()) {
+    let mut accepted: Vec<(String, KeyValue)> = Vec::new();
+    for pair in pairs {
+        let key = pair.key.to_string();
+        if !keys.contains(&key.as_str()) {
             diag.at(
-                &key,
-                format!("unknown task option `{key}`; expected {}", one_of(KEYS)),
+                &pair.key,
+                format!(
+                    "unknown {what} option `{}`; expected {}",
+                    pair.key,
+                    one_of(keys)
+                ),
             );
-            continue;
+        } else if accepted.iter().any(|(seen, _)| *seen == key) {
+            diag.at(&pair.key, format!("`{}` given more than once", pair.key));
+        } else {
+            accepted.push((key, pair));
         }
-        if seen.contains(&key_str) {
-            diag.at(&key, format!("`{key}` given more than once"));
-            continue;
-        }
-        seen.push(key_str.clone());
+    }
+    accepted
+}
+
+/// Parses and validates the attribute's options, recording every mistake in `diag`.
+pub(crate) fn options(args: TokenStream, diag: &mut Diagnostics) -> Options {
+    let mut options = Options::default();
+    for (key_str, KeyValue { value, .. }) in key_values(args, "task", KEYS, diag) {
         let result = match key_str.as_str() {
             NAME => task_name(&value).map(|v| options.name = Some(v)),
             VERSION => version(&value).map(|v| options.version = Some(v)),
