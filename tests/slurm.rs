@@ -389,6 +389,93 @@ fn parameters_reach_the_jobs_intact() {
     assert_eq!(again.count(NodeStatus::Cached), 6, "{again}");
 }
 
+#[task]
+fn shout(file: pipewright::InputFile, ctx: &Ctx) -> std::io::Result<pipewright::OutputFile> {
+    let text = std::fs::read_to_string(file.path())?;
+    let loud = pipewright::OutputFile::new(ctx, "loud.txt")?;
+    std::fs::write(loud.path(), text.to_uppercase())?;
+    Ok(loud)
+}
+
+#[task]
+fn length_of(file: &pipewright::OutputFile) -> std::io::Result<(u64, String)> {
+    Ok((std::fs::read_to_string(file.path())?.len() as u64, job()))
+}
+
+/// Writes `text` to `path`, dated an hour ago plus `seconds`, so that its hash is trusted.
+fn write_dated(path: &Path, text: &str, seconds: u64) {
+    std::fs::write(path, text).unwrap();
+    let at = std::time::SystemTime::now() - Duration::from_secs(3600 - seconds);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+fn input_and_output_files_behave_in_jobs_as_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("quiet.txt");
+    write_dated(&input, "hello", 0);
+    let mut b = Pipeline::builder("slurm-files");
+    let loud = b
+        .add("loud", shout::node(pipewright::InputFile::new(&input)))
+        .unwrap();
+    let length = b.add("length", length_of::node(loud)).unwrap();
+    let p = b.build();
+    let runner = slurm_runner(&dir.path().join("data"));
+
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.count(NodeStatus::Ran), 2);
+    // The file a job wrote is in the store, at the path the report gives.
+    let file = run.get(loud).unwrap().path().to_owned();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "HELLO");
+    let (len, job) = run.get(length).unwrap().clone();
+    assert_eq!(len, 5);
+    assert!(!job.is_empty(), "`length` ran outside a job");
+
+    // Touched, same bytes: nothing is submitted.
+    write_dated(&input, "hello", 10);
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), 2, "{run}");
+
+    // Edited: both run again, in jobs.
+    write_dated(&input, "hello world", 20);
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Ran), 2, "{run}");
+    let file = run.get(loud).unwrap().path().to_owned();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "HELLO WORLD");
+    assert_eq!(run.get(length).unwrap().0, 11);
+
+    // The output file deleted in the store: `loud` is not read by a run that has nothing
+    // to compute, but reading it finds the damage, never the missing file...
+    std::fs::remove_file(&file).unwrap();
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), 2, "{run}");
+    let error = run.get(loud).unwrap_err().to_string();
+    assert!(
+        error.contains("output file `loud.txt` is missing"),
+        "{error}"
+    );
+    // ... and the next run computes it again, in a job, writing the same bytes, so that
+    // `length` stays cached.
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(
+        with_status(&run, NodeStatus::Ran),
+        names(&["loud"]),
+        "{run}"
+    );
+    assert_eq!(
+        with_status(&run, NodeStatus::Cached),
+        names(&["length"]),
+        "{run}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "HELLO WORLD");
+}
+
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
     let required = std::env::var("PIPEWRIGHT_REQUIRE_SLURM").as_deref() == Ok("1");
@@ -445,6 +532,10 @@ fn main() -> std::process::ExitCode {
         (
             "parameters_reach_the_jobs_intact",
             parameters_reach_the_jobs_intact,
+        ),
+        (
+            "input_and_output_files_behave_in_jobs_as_in_process",
+            input_and_output_files_behave_in_jobs_as_in_process,
         ),
     ]);
     match slow.join() {
