@@ -141,6 +141,17 @@ fn an_output_file_deleted_from_the_store_is_computed_again() {
     take_runs("files-deleted");
     fs::remove_file(&path).unwrap();
 
+    // Plan and explain say why it will run, naming the file.
+    let plan = runner.plan(&p).unwrap();
+    let line = plan.to_string();
+    assert!(
+        line.contains("damaged entry: its output file `report.md` is missing"),
+        "{line}"
+    );
+    let why = runner.explain(&p, "report").unwrap().to_string();
+    assert!(why.contains("its output file `report.md` is missing"), "{why}");
+    assert!(take_runs("files-deleted").is_empty(), "planning ran a task");
+
     let run = runner.run(&p).unwrap();
     assert_eq!(with_status(&run, NodeStatus::Ran), names(&["report"]));
     let why = damaged_reason(&run, "report");
