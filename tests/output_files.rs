@@ -149,7 +149,10 @@ fn an_output_file_deleted_from_the_store_is_computed_again() {
         "{line}"
     );
     let why = runner.explain(&p, "report").unwrap().to_string();
-    assert!(why.contains("its output file `report.md` is missing"), "{why}");
+    assert!(
+        why.contains("its output file `report.md` is missing"),
+        "{why}"
+    );
     assert!(take_runs("files-deleted").is_empty(), "planning ran a task");
 
     let run = runner.run(&p).unwrap();
