@@ -101,7 +101,7 @@ impl Slot {
 #[diagnostic::on_unimplemented(
     message = "a gathered input takes a list of nodes, and `{Self}` is not one",
     label = "expected a list of nodes, like `[a, b]`",
-    note = "to gather a single node, put it in brackets: write `[t5]`, not `t5`"
+    note = "to gather a single node `n`, put it in brackets: write `[n]`, not `n`"
 )]
 pub trait Gather<T>: IntoIterator<Item = Handle<T>> {}
 

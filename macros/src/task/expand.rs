@@ -48,6 +48,8 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let mut node_args = Vec::new();
     let mut slots = Vec::new();
     let mut input_index = 0usize;
+    let mut gathers = Vec::new();
+    let task_name = name.clone();
     for arg in &task.args {
         let name = &arg.ident;
         let name_str = name.unraw().to_string();
@@ -62,8 +64,10 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             Role::Gather(ty) => {
                 input_specs.push(quote!(__pw::InputSpec::new(#name_str, __pw::InputKind::Many)));
                 call_args.push(quote!(&__inputs.many::<#ty>(#input_index)));
+                let gather = format_ident!("__PwGather{}", input_index, span = ty.span());
+                gathers.push(gather_trait(&gather, &name_str, &task_name));
                 node_args.push(quote_spanned!(ty.span()=>
-                    #name: impl __pw::Gather<#ty>
+                    #name: impl #gather<#ty>
                 ));
                 slots.push(quote!(__pw::Slot::many(#name)));
                 input_index += 1;
@@ -107,7 +111,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     };
 
     let param_impls = param_impls(ident, &params);
-    let output_check = output_check(ident, &task.output);
+    let output_check = output_check(ident, &name, &task.output);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let (uses_items, uses_list) = uses::resolve(&task.options.uses);
     let meta = meta(task, fp, &input_specs, param_names);
@@ -165,6 +169,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             #uses_items
 
             #output_check
+            #(#gathers)*
             #task_impl
 
             impl #ident {
@@ -593,20 +598,23 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
     }
 }
 
-/// The assertion that the output type of `task` can be stored and shared, worded for tasks
-/// (as a bound on an associated type, where rustc reports the trait's own message when the
-/// trait has no supertraits). It comes before the `Task` impl, so that an output that is
-/// not `Serialize` is first reported at the return type in these words; rustc then adds
-/// the `Task` impl's errors, from serde.
-fn output_check(ident: &syn::Ident, output: &Output) -> TokenStream {
+/// The assertion that the output type of task `name` (whose struct is `ident`) can be stored
+/// and shared, worded for that task (as a bound on an associated type, where rustc reports
+/// the trait's own message when the trait has no supertraits). It comes before the `Task`
+/// impl, so that an output that is not `Serialize` is first reported at the return type in
+/// these words; rustc then adds the `Task` impl's errors, from serde.
+fn output_check(ident: &syn::Ident, name: &str, output: &Output) -> TokenStream {
     let ty = match output {
         Output::Unit => return TokenStream::new(),
         Output::Plain(ty) | Output::Result { ok: ty, .. } => quote!(#ty),
         Output::Fallible(ty) => quote_spanned!(ty.span()=> <#ty as __pw::Fallible>::Ok),
     };
+    let message = format!(
+        "the output `{{Self}}` of task `{name}` must implement `Serialize` and `Deserialize` to be stored"
+    );
     quote! {
         #[diagnostic::on_unimplemented(
-            message = "`{Self}` cannot be the output of a task",
+            message = #message,
             label = "an output needs `Serialize`, `Deserialize`, `Send` and `Sync`",
             note = "a task's output is stored on disk, read back by the tasks that use it and shared between threads: derive `serde::Serialize, serde::Deserialize` for `{Self}`"
         )]
@@ -629,6 +637,29 @@ fn output_check(ident: &syn::Ident, output: &Output) -> TokenStream {
         impl __PwOutputOf for #ident {
             type Output = #ty;
         }
+    }
+}
+
+/// The bound of the gathered input `input` of task `task` in its `node` constructor: any
+/// collection of handles, as `Gather`, worded for that input, so that a single handle
+/// passed where a list is expected is reported with the input's name and the fix.
+fn gather_trait(trait_ident: &syn::Ident, input: &str, task: &str) -> TokenStream {
+    let message = format!(
+        "input `{input}` of task `{task}` gathers a list of nodes, and `{{Self}}` is not one"
+    );
+    let note = format!(
+        "to gather a single node `n` into `{input}`, put it in brackets: write `[n]`, not `n`"
+    );
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = #message,
+            label = "expected a list of nodes, like `[a, b]`",
+            note = #note
+        )]
+        // Public, as it bounds an argument of `node`, which may be; no one can name it.
+        pub trait #trait_ident<T>: __pw::Gather<T> {}
+
+        impl<T, G: __pw::Gather<T>> #trait_ident<T> for G {}
     }
 }
 
