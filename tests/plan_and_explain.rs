@@ -201,3 +201,17 @@ fn plan_then_explain() {
         "pipeline `explained` has no node named `nope`"
     );
 }
+
+#[test]
+fn a_plan_of_one_node_says_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "single";
+        let raw = load(3);
+    };
+    let plan = Runner::new(dir.path()).plan(&p).unwrap().to_string();
+    assert!(
+        plan.starts_with("plan for `single` (1 node: 0 fresh, 1 to run, 0 pending)"),
+        "{plan}"
+    );
+}

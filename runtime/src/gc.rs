@@ -29,13 +29,21 @@ pub struct Freed {
 
 impl std::fmt::Display for Freed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural =
+            |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         write!(
             f,
-            "removed {} entries and {} run records, {} bytes freed",
-            self.entries, self.runs, self.bytes
+            "removed {} {} and {} {}, {} {} freed",
+            self.entries,
+            plural(self.entries, "entry", "entries"),
+            self.runs,
+            plural(self.runs, "run record", "run records"),
+            self.bytes,
+            if self.bytes == 1 { "byte" } else { "bytes" }
         )?;
         if self.interrupted > 0 {
-            write!(f, "; {} interrupted runs", self.interrupted)?;
+            let runs = if self.interrupted == 1 { "run" } else { "runs" };
+            write!(f, "; {} interrupted {runs}", self.interrupted)?;
         }
         Ok(())
     }
@@ -261,4 +269,33 @@ pub(crate) fn gc(data_dir: &Path, log_dir: &Path, keep_runs: usize) -> Result<Fr
         &mut freed,
     )?;
     Ok(freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Freed;
+
+    #[test]
+    fn what_was_freed_reads_in_the_singular_for_one() {
+        let one = Freed {
+            runs: 1,
+            entries: 1,
+            bytes: 1,
+            interrupted: 1,
+        };
+        assert_eq!(
+            one.to_string(),
+            "removed 1 entry and 1 run record, 1 byte freed; 1 interrupted run"
+        );
+        let two = Freed {
+            runs: 2,
+            entries: 2,
+            bytes: 2,
+            interrupted: 2,
+        };
+        assert_eq!(
+            two.to_string(),
+            "removed 2 entries and 2 run records, 2 bytes freed; 2 interrupted runs"
+        );
+    }
 }

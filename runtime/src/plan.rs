@@ -88,11 +88,12 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (fresh, run, pending) = self.counts();
+        let total = self.nodes.len();
         writeln!(
             f,
-            "plan for `{}` ({} nodes: {fresh} fresh, {run} to run, {pending} pending)",
+            "plan for `{}` ({total} {}: {fresh} fresh, {run} to run, {pending} pending)",
             self.pipeline,
-            self.nodes.len()
+            if total == 1 { "node" } else { "nodes" }
         )?;
         let width = self.nodes.iter().map(|n| n.node.len()).max().unwrap_or(0);
         for n in &self.nodes {
