@@ -97,6 +97,10 @@ const DAMAGES: [(&str, Damage); 6] = [
 /// index, or enough that the squares are a file of their own.
 const SIZES: [u64; 2] = [10, 20_000];
 
+/// A size whose output is encoded in more than 4 MiB, so that its digest is taken on
+/// several threads.
+const LARGE: u64 = 1_200_000;
+
 /// The sum of the squares of `0..n`.
 fn sum_of_squares(n: u64) -> u64 {
     (0..n).map(|x| x * x).sum()
@@ -181,7 +185,7 @@ fn a_damaged_input_of_a_running_node_is_recomputed_once() {
 /// a wrong value, and it is removed.
 #[test]
 fn reading_a_damaged_output_from_a_report_is_an_error() {
-    for n in SIZES {
+    for n in SIZES.into_iter().chain([LARGE]) {
         let dir = tempfile::tempdir().unwrap();
         let p = pipeline! {
             name = "damaged-report";
@@ -192,6 +196,7 @@ fn reading_a_damaged_output_from_a_report_is_an_error() {
         let run = Runner::new(dir.path()).run(&p).unwrap();
         assert_eq!(run.status("xs"), Some(NodeStatus::Cached));
         let xs = entry(dir.path(), &run, "xs");
+        assert!(n < LARGE || store::output(dir.path(), &xs).len() > 4 << 20);
         flipped_byte(dir.path(), &xs);
         let err = run.get(p.xs).unwrap_err();
         assert_eq!(

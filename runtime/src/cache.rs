@@ -687,7 +687,7 @@ impl Store {
                 bytes.len(),
                 entry.size
             ))
-        } else if *blake3::hash(&bytes).as_bytes() != entry.digest {
+        } else if *crate::digest::digest(&bytes).as_bytes() != entry.digest {
             Err("its output does not match its recorded digest".to_owned())
         } else {
             self.check_files(entry)?;
@@ -778,7 +778,7 @@ impl Store {
             key: key.clone(),
             digest: crate::text::parse_hex_bytes(&meta.output_digest)
                 .and_then(|d| d.try_into().ok())
-                .unwrap_or_else(|| *blake3::hash(output).as_bytes()),
+                .unwrap_or_else(|| *crate::digest::digest(output).as_bytes()),
             size: output.len() as u64,
             place,
             work,

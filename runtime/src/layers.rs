@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 /// import each other in a circle. The most specific entry holds: `record::schema` is
 /// below `record`.
 const LAYERS: &[(usize, &str)] = &[
-    // Foundations: bytes, errors and panics, knowing nothing of the rest.
+    // Foundations: bytes and their digests, errors and panics, knowing nothing of the rest.
     (0, "codec"),
     (0, "text"),
     (0, "chain"),
     (0, "backtrace"),
     (0, "stop"),
+    (0, "digest"),
     // Hashing of parameters.
     (1, "hash"),
     // The store.

@@ -12,6 +12,7 @@ mod cache;
 mod chain;
 pub mod cli;
 pub mod codec;
+mod digest;
 mod erased;
 mod error;
 mod exec;

@@ -52,7 +52,7 @@ impl NewEntry<'_> {
             let (bytes, files) =
                 outputs::encoding_for(&pending.work_dir(), || self.task.encode(&*value));
             let bytes = bytes.map_err(TaskError::Encode)?;
-            let digest = *blake3::hash(&bytes).as_bytes();
+            let digest = *crate::digest::digest(&bytes).as_bytes();
             Ok::<_, TaskError>((value, bytes, files, digest, duration))
         })();
         let (mut value, bytes, files, digest, duration) = match result {
