@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -17,10 +17,6 @@ pub(crate) const FILE_MARK: &str = "pipewright::InputFile";
 
 /// The serde name of a parameter that is an input directory: its one field is the path.
 pub(crate) const DIR_MARK: &str = "pipewright::InputDir";
-
-/// Files at least this long are hashed memory-mapped, on several threads; smaller ones
-/// are read.
-pub(crate) const MMAP_MIN: u64 = 1 << 20;
 
 /// An input file, or an input directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,10 +210,11 @@ fn read_digest(path: &Path, kind: Kind) -> io::Result<[u8; 32]> {
     }
 }
 
-/// The blake3 digest of the content of the file `path`: read if it is small, memory-mapped
-/// and hashed on several threads if it is large. An error if it is not a file.
+/// The blake3 digest of the content of the file `path`: read and hashed on the calling
+/// thread if it is small, in blocks on several threads of its own if it is large (see
+/// [`digest_file`](crate::digest::digest_file)). An error if it is not a file.
 pub(crate) fn file_digest(path: &Path) -> io::Result<[u8; 32]> {
-    let mut file = fs::File::open(path)?;
+    let file = fs::File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::new(
@@ -225,37 +222,7 @@ pub(crate) fn file_digest(path: &Path) -> io::Result<[u8; 32]> {
             "it is not a file",
         ));
     }
-    if meta.len() >= MMAP_MIN {
-        return large_file_digest(path);
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = [0; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(*hasher.finalize().as_bytes())
-}
-
-/// The digest of a large file, memory-mapped and hashed on rayon's global pool, from a
-/// thread of its own: a thread of another pool that waited for the hash itself would run
-/// other work of its pool meanwhile, which may be the computation of another key.
-fn large_file_digest(path: &Path) -> io::Result<[u8; 32]> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_mmap_rayon(path)?;
-            Ok(*hasher.finalize().as_bytes())
-        })
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("hashing the file panicked")))
-    })
+    crate::digest::digest_file(&file, meta.len()).map(|hash| *hash.as_bytes())
 }
 
 /// The digest of the directory `root`: of every file under it, at any depth, by its path
