@@ -172,7 +172,7 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
 
     // Garbage collection records the killed run as interrupted.
     let (_, out) = cli(&p, &data, &["gc", "--keep-runs", "5"]);
-    assert!(out.contains("; 1 interrupted runs"), "{out}");
+    assert!(out.contains("; 1 interrupted run\n"), "{out}");
     assert_eq!(status_in(&run_dir), "interrupted");
 }
 
