@@ -138,6 +138,40 @@ fn panics(x: &Stamped) -> Stamped {
 }
 
 #[task]
+fn gives_up(x: &Stamped) -> Result<Stamped, pipewright::Cancelled> {
+    let _ = x;
+    Err(pipewright::Cancelled)
+}
+
+/// A task that says it was cancelled, in a worker, ends its node as cancelled, and what is
+/// below it too, as in process.
+fn a_task_that_says_cancelled_in_a_worker_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-gives-up";
+        let a = source(1);
+        let quit = gives_up(a);
+        let below = double(quit);
+        let other = double(a);
+    };
+    let run = Runner::new(dir.path())
+        .executor(Executor::Process)
+        .run(&p)
+        .unwrap();
+    assert_eq!(
+        with_status(&run, NodeStatus::Cancelled),
+        names(&["below", "quit"]),
+        "{run}"
+    );
+    assert_eq!(
+        with_status(&run, NodeStatus::Ran),
+        names(&["a", "other"]),
+        "{run}"
+    );
+    assert_eq!(run.count(NodeStatus::Failed), 0, "{run}");
+}
+
+#[task]
 fn fails(x: &Stamped) -> Result<Stamped, String> {
     Err(format!("cannot use {}", x.0))
 }
@@ -633,6 +667,10 @@ fn main() -> std::process::ExitCode {
     support::run_scenarios(&[
         ("the_diamond_runs_in_workers", the_diamond_runs_in_workers),
         ("crashes_fail_their_node_only", crashes_fail_their_node_only),
+        (
+            "a_task_that_says_cancelled_in_a_worker_is_cancelled",
+            a_task_that_says_cancelled_in_a_worker_is_cancelled,
+        ),
         (
             "a_worker_past_its_timeout_is_killed",
             a_worker_past_its_timeout_is_killed,

@@ -185,6 +185,9 @@ pub(crate) struct JobStatus {
     pub(crate) key: Option<String>,
     pub(crate) panicked: bool,
     pub(crate) timed_out: bool,
+    /// The task said it was cancelled (it returned `Cancelled`).
+    #[serde(default)]
+    pub(crate) cancelled: bool,
     /// The error and its sources, outermost first.
     pub(crate) error: Vec<String>,
     pub(crate) backtrace: Option<String>,
@@ -204,6 +207,9 @@ impl JobStatus {
             && let Some(timeout) = timeout
         {
             return TaskError::TimedOut(timeout);
+        }
+        if self.cancelled {
+            return TaskError::Cancelled;
         }
         if self.panicked {
             let message = self.error.first().map_or("", String::as_str);
@@ -294,6 +300,7 @@ fn run(job: &Job) -> JobStatus {
             JobStatus {
                 panicked: matches!(error, TaskError::Panicked(_)),
                 timed_out: matches!(error, TaskError::TimedOut(_)),
+                cancelled: matches!(error, TaskError::Cancelled),
                 backtrace: matches!(error, TaskError::Panicked(_))
                     .then(crate::backtrace::take_backtrace)
                     .flatten(),
