@@ -279,6 +279,19 @@ struct State {
     swept: HashSet<String>,
 }
 
+/// The index of the store directory `dir` held in `slot`, opened into it if need be
+/// (created if `create`); `None` if there is none and `create` is false.
+fn open_index<'a>(
+    slot: &'a mut Option<Index>,
+    dir: &Path,
+    create: bool,
+) -> Result<Option<&'a mut Index>, StoreError> {
+    if slot.is_none() {
+        *slot = Index::open(dir, create)?;
+    }
+    Ok(slot.as_mut())
+}
+
 /// The entries under one data directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
@@ -366,9 +379,7 @@ impl Store {
             state.loaded.clear();
             lock::reopen();
         }
-        if state.index.is_none() {
-            state.index = Index::open(&self.dir(), true)?;
-        }
+        open_index(&mut state.index, &self.dir(), true)?;
         Ok(())
     }
 
@@ -405,10 +416,7 @@ impl Store {
         f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let mut state = self.state();
-        if state.index.is_none() {
-            state.index = Index::open(&self.dir(), false)?;
-        }
-        match &mut state.index {
+        match open_index(&mut state.index, &self.dir(), false)? {
             Some(index) => f(index).map(Some),
             None => Ok(None),
         }
@@ -535,14 +543,10 @@ impl Store {
             loaded,
             ..
         } = &mut *state;
-        if index.is_none() {
-            match Index::open(&self.dir(), false) {
-                Ok(opened) => *index = opened,
-                Err(e) => return Lookup::Damaged(e.to_string()),
-            }
-        }
-        let Some(index) = index else {
-            return Lookup::Missing;
+        let index = match open_index(index, &self.dir(), false) {
+            Ok(Some(index)) => index,
+            Ok(None) => return Lookup::Missing,
+            Err(e) => return Lookup::Damaged(e.to_string()),
         };
         if look != Look::Fresh {
             if loaded.insert(task.to_owned()) {
@@ -843,15 +847,13 @@ impl Store {
     /// Commits `rows` to the index in one transaction, and remembers their entries.
     fn put_rows(&self, rows: &[(u64, NewRow)]) -> Result<(), StoreError> {
         let mut state = self.state();
-        if state.index.is_none() {
-            state.index = Index::open(&self.dir(), true)?;
-        }
-        let Some(index) = &mut state.index else {
+        let State { index, known, .. } = &mut *state;
+        let Some(index) = open_index(index, &self.dir(), true)? else {
             unreachable!("an index opened to be created exists");
         };
         index.put_all(rows.iter().map(|(_, row)| row))?;
         for (_, row) in rows {
-            state.known.insert(row.entry.key.clone(), row.entry.clone());
+            known.insert(row.entry.key.clone(), row.entry.clone());
         }
         Ok(())
     }
