@@ -73,15 +73,9 @@ fn altered_row(dir: &Path, entry: &Stored) {
 /// The row records another digest (and its output is whole): its checksum no longer
 /// matches.
 fn altered_digest(dir: &Path, entry: &Stored) {
-    let mut digest = hex_bytes(&entry.digest);
+    let mut digest = store::unhex(&entry.digest);
     digest[0] ^= 1;
     store::set_column(dir, &entry.key, "digest", store::Value::Blob(digest));
-}
-
-fn hex_bytes(text: &str) -> Vec<u8> {
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
 }
 
 const DAMAGES: [(&str, Damage); 6] = [

@@ -6,11 +6,10 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use pipewright::prelude::*;
 use pipewright::{Error, InputDir, InputFile, TaskError};
-use support::{count, names, take_runs, with_status};
+use support::{count, names, set_mtime, take_runs, with_status, write_dated};
 
 #[task]
 fn load(file: InputFile, ctx: &Ctx) -> String {
@@ -64,23 +63,6 @@ fn two_files(pipeline: &str, a: &Path, b: &Path) -> Pipeline {
     p.build()
 }
 
-/// Writes `text` to `path`, dated an hour ago plus `seconds`: old enough that the stat
-/// cache trusts its hash at once.
-fn write_old(path: &Path, text: &str, seconds: u64) {
-    fs::write(path, text).unwrap();
-    set_mtime(path, seconds);
-}
-
-fn set_mtime(path: &Path, seconds: u64) {
-    let at = SystemTime::now() - Duration::from_secs(3600) + Duration::from_secs(seconds);
-    fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(at)
-        .unwrap();
-}
-
 /// When the stat cache of the store in `data` last hashed `file`.
 fn hashed_at(data: &Path, file: &Path) -> Option<i64> {
     let path = std::path::absolute(file).unwrap();
@@ -97,8 +79,8 @@ fn hashed_at(data: &Path, file: &Path) -> Option<i64> {
 fn a_changed_file_reruns_exactly_the_nodes_that_read_it() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-    write_old(&a, "1,2,3", 0);
-    write_old(&b, "4,5", 0);
+    write_dated(&a, "1,2,3", 0);
+    write_dated(&b, "4,5", 0);
     let data = dir.path().join("data");
     let runner = Runner::new(&data);
     let p = two_files("changed", &a, &b);
@@ -106,7 +88,7 @@ fn a_changed_file_reruns_exactly_the_nodes_that_read_it() {
     take_runs("changed");
 
     // The same path, new content: the plan sees it before anything runs.
-    write_old(&b, "4,5,6", 10);
+    write_dated(&b, "4,5,6", 10);
     let plan = runner.plan(&p).unwrap();
     assert_eq!(plan.counts(), (3, 1, 1), "{plan}");
     let why = runner.explain(&p, "load_b").unwrap();
@@ -133,8 +115,8 @@ fn a_changed_file_reruns_exactly_the_nodes_that_read_it() {
 fn a_file_moved_with_its_content_keeps_its_entries() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-    write_old(&a, "same", 0);
-    write_old(&b, "other", 0);
+    write_dated(&a, "same", 0);
+    write_dated(&b, "other", 0);
     let runner = Runner::new(dir.path().join("data"));
     assert!(runner.run(&two_files("moved", &a, &b)).unwrap().succeeded());
 
@@ -148,8 +130,8 @@ fn a_file_moved_with_its_content_keeps_its_entries() {
 fn a_touched_file_reruns_nothing_and_is_hashed_once() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-    write_old(&a, "1,2,3", 0);
-    write_old(&b, "4,5", 0);
+    write_dated(&a, "1,2,3", 0);
+    write_dated(&b, "4,5", 0);
     let data = dir.path().join("data");
     let runner = Runner::new(&data);
     let p = two_files("touched", &a, &b);
@@ -185,7 +167,7 @@ fn a_racily_clean_file_edited_in_the_same_tick_is_still_seen() {
     let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
     // Written now: hashed within the racy window of its modification time.
     fs::write(&a, "aaaa").unwrap();
-    write_old(&b, "bb", 0);
+    write_dated(&b, "bb", 0);
     let data = dir.path().join("data");
     let runner = Runner::new(&data);
     let p = two_files("racy", &a, &b);
@@ -236,7 +218,7 @@ fn a_missing_file_is_an_error_naming_the_node_and_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.csv");
     let missing = dir.path().join("missing.csv");
-    write_old(&a, "1", 0);
+    write_dated(&a, "1", 0);
     let runner = Runner::new(dir.path().join("data"));
     // The pipeline is built while the file is missing: nothing reads it then.
     let p = two_files("missing", &a, &missing);
@@ -276,7 +258,7 @@ fn a_missing_file_is_an_error_naming_the_node_and_the_path() {
     }
 
     // Once it is there, the node runs.
-    write_old(&missing, "22", 0);
+    write_dated(&missing, "22", 0);
     let run = runner.run(&p).unwrap();
     assert!(run.succeeded(), "{run}");
     assert_eq!(*run.get_as::<usize>("len_b").unwrap(), 2);
@@ -295,8 +277,8 @@ fn a_directory_sees_files_added_removed_renamed_and_edited() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw");
     fs::create_dir_all(raw.join("sub")).unwrap();
-    write_old(&raw.join("one.txt"), "1", 0);
-    write_old(&raw.join("sub/two.txt"), "2", 0);
+    write_dated(&raw.join("one.txt"), "1", 0);
+    write_dated(&raw.join("sub/two.txt"), "2", 0);
     let runner = Runner::new(dir.path().join("data"));
     let p = one_dir(&raw);
     assert!(runner.run(&p).unwrap().succeeded());
@@ -318,7 +300,7 @@ fn a_directory_sees_files_added_removed_renamed_and_edited() {
             .collect()
     };
 
-    write_old(&raw.join("three.txt"), "3", 0);
+    write_dated(&raw.join("three.txt"), "3", 0);
     assert_eq!(
         reruns("added"),
         pairs(&[("one.txt", "1"), ("sub/two.txt", "2"), ("three.txt", "3")])
@@ -333,12 +315,12 @@ fn a_directory_sees_files_added_removed_renamed_and_edited() {
         reruns("renamed"),
         pairs(&[("sub/three.txt", "3"), ("sub/two.txt", "2")])
     );
-    write_old(&raw.join("sub/two.txt"), "9", 30);
+    write_dated(&raw.join("sub/two.txt"), "9", 30);
     assert_eq!(
         reruns("edited"),
         pairs(&[("sub/three.txt", "3"), ("sub/two.txt", "9")])
     );
     // A hidden file is not part of the directory.
-    write_old(&raw.join(".hidden"), "x", 0);
+    write_dated(&raw.join(".hidden"), "x", 0);
     assert_eq!(runner.run(&p).unwrap().count(NodeStatus::Cached), 2);
 }

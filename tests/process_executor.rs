@@ -15,7 +15,7 @@ use pipewright::prelude::*;
 use pipewright::{TaskError, WorkerExit};
 
 mod support;
-use support::{names, with_status};
+use support::{names, with_status, write_dated};
 
 /// A value and the process that computed it.
 type Stamped = (u64, u32);
@@ -710,18 +710,6 @@ fn read_file(file: pipewright::InputFile) -> (String, u32) {
         std::fs::read_to_string(file.path()).unwrap_or_default(),
         std::process::id(),
     )
-}
-
-/// Writes `text` to `path`, dated an hour ago plus `seconds`, so that its hash is trusted.
-fn write_dated(path: &std::path::Path, text: &str, seconds: u64) {
-    std::fs::write(path, text).unwrap();
-    let at = std::time::SystemTime::now() - Duration::from_secs(3600 - seconds);
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(at)
-        .unwrap();
 }
 
 fn input_files_are_tracked_by_content_in_workers() {

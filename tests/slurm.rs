@@ -14,7 +14,7 @@ use pipewright::prelude::*;
 use pipewright::{Slurm, TaskError};
 
 mod support;
-use support::{names, with_status};
+use support::{names, with_status, write_dated};
 
 /// A value and the Slurm job (or array job and task) that computed it.
 type Stamped = (u64, String);
@@ -400,18 +400,6 @@ fn shout(file: pipewright::InputFile, ctx: &Ctx) -> std::io::Result<pipewright::
 #[task]
 fn length_of(file: &pipewright::OutputFile) -> std::io::Result<(u64, String)> {
     Ok((std::fs::read_to_string(file.path())?.len() as u64, job()))
-}
-
-/// Writes `text` to `path`, dated an hour ago plus `seconds`, so that its hash is trusted.
-fn write_dated(path: &Path, text: &str, seconds: u64) {
-    std::fs::write(path, text).unwrap();
-    let at = std::time::SystemTime::now() - Duration::from_secs(3600 - seconds);
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(at)
-        .unwrap();
 }
 
 fn input_and_output_files_behave_in_jobs_as_in_process() {

@@ -97,7 +97,7 @@ type Alteration = (&'static str, fn(&store::Stored) -> Value);
 
 const ALTERATIONS: [Alteration; 8] = [
     ("digest", |e| {
-        let mut digest = unhex(&e.digest);
+        let mut digest = store::unhex(&e.digest);
         digest[31] ^= 1;
         Value::Blob(digest)
     }),
@@ -109,12 +109,6 @@ const ALTERATIONS: [Alteration; 8] = [
     ("work", |e| Value::Integer(i64::from(!e.work))),
     ("duration", |_| Value::Real(1e9)),
 ];
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
-}
 
 /// Any field of a row altered, its output left whole: the row's checksum no longer
 /// matches, and that alone says the entry is damaged.
