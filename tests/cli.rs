@@ -376,3 +376,250 @@ fn show_prints_a_stored_output() {
         assert!(out.is_empty(), "{out}");
     }
 }
+
+/// The parameters of a pipeline binary, given on its command line.
+#[derive(clap::Args, serde::Serialize)]
+struct Sizes {
+    /// The base value.
+    #[arg(long, default_value_t = 2)]
+    base: u32,
+    /// The limit of the check.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+}
+
+/// Runs the command line `args` of a binary with the parameters `Sizes`, and returns its
+/// exit code, what it printed, and the parameters its pipeline was built with.
+fn cli_with_params(data: &Path, args: &[&str]) -> (ExitCode, String, Option<(u32, u32)>) {
+    let mut argv = vec![
+        "pipeline".to_owned(),
+        "--data".to_owned(),
+        data.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let mut out = Vec::new();
+    let mut built = None;
+    let code = cli::run_with_params(argv, &mut out, |sizes: &Sizes| {
+        built = Some((sizes.base, sizes.limit));
+        pipeline! {
+            name = "cli-params";
+            let a = base(sizes.base);
+            let b = double(a);
+            let c = check(b, sizes.limit);
+            let d = base(7);
+        }
+    });
+    (code, String::from_utf8(out).unwrap(), built)
+}
+
+/// The `run.json` of the newest run under `data`.
+fn last_record(data: &Path) -> serde_json::Value {
+    let mut runs: Vec<_> = std::fs::read_dir(data.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort_by_key(|dir| {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        record["started"].as_str().unwrap().to_owned()
+    });
+    serde_json::from_slice(&std::fs::read(runs.last().unwrap().join("run.json")).unwrap()).unwrap()
+}
+
+/// A pipeline binary's own parameters are options of the commands that build it: listed
+/// by `--help`, checked by clap, handed to the pipeline, recorded in `run.json`, and named
+/// by `plan` and `explain` when they changed a node.
+#[test]
+fn parameters_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+
+    for (args, about) in [
+        (&["--help"][..], "Runs and inspects this pipeline."),
+        (&["run", "--help"], "Run the pipeline: "),
+        (&["plan", "--help"], "Say what a run would do"),
+    ] {
+        let (code, out, built) = cli_with_params(data, args);
+        assert_eq!(code, ExitCode::SUCCESS, "{args:?}");
+        assert!(out.starts_with(about), "{args:?}: {out}");
+        assert!(out.contains("Parameters:"), "{args:?}: {out}");
+        assert!(out.contains("--base <BASE>"), "{args:?}: {out}");
+        assert!(out.contains("The limit of the check"), "{args:?}: {out}");
+        assert!(built.is_none());
+    }
+    // A bad value is clap's usage error: nothing is built, nothing runs.
+    let (code, out, built) = cli_with_params(data, &["--base", "many"]);
+    assert_eq!((code, out.as_str(), built), (ExitCode::from(2), "", None));
+    // Commands that do not build the pipeline take no parameters.
+    let (code, _, _) = cli_with_params(data, &["status", "--base", "3"]);
+    assert_eq!(code, ExitCode::from(2));
+    assert!(!data.join("runs").exists());
+
+    // The values reach the pipeline, with or without `run`, and are recorded.
+    let (code, out, built) = cli_with_params(data, &["--base", "3"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert_eq!(built, Some((3, 100)));
+    assert!(out.contains("4 nodes: 4 ran"), "{out}");
+    assert_eq!(
+        last_record(data)["params"],
+        serde_json::json!({ "base": 3, "limit": 100 })
+    );
+    let (code, out, built) = cli_with_params(data, &["run", "--base", "3", "--limit", "50"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert_eq!(built, Some((3, 50)));
+    assert!(out.contains("4 nodes: 1 ran, 3 cached"), "{out}");
+
+    // Another value: the plan names the parameter, and exactly the nodes below it run.
+    let (_, plan, _) = cli_with_params(data, &["plan", "--base", "4", "--limit", "50"]);
+    assert!(
+        plan.contains("parameters changed since the last run: `--base` 3 → 4"),
+        "{plan}"
+    );
+    let (_, out, _) = cli_with_params(data, &["explain", "a", "--base", "4", "--limit", "50"]);
+    assert!(
+        out.contains(
+            "parameter digest changed (`n`: 3 → 4), given as `--base` on the command line"
+        ),
+        "{out}"
+    );
+    let (_, out, _) = cli_with_params(data, &["explain", "b", "--base", "4", "--limit", "50"]);
+    assert!(
+        out.contains("the pipeline's parameters changed since the last run: `--base` 3 → 4"),
+        "{out}"
+    );
+    let (_, out, _) = cli_with_params(data, &["explain", "d", "--base", "4", "--limit", "50"]);
+    assert!(out.starts_with("`d` is fresh"), "{out}");
+    let (code, out, _) = cli_with_params(data, &["run", "-v", "--base", "4", "--limit", "50"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let ran: Vec<&str> = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("ran"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(ran, ["a", "b", "c"], "{out}");
+    assert_eq!(
+        last_record(data)["params"],
+        serde_json::json!({ "base": 4, "limit": 50 })
+    );
+    let (code, out, built) = cli_with_params(data, &["status"]);
+    assert_eq!((code, built), (ExitCode::SUCCESS, None), "{out}");
+    assert!(
+        out.lines().any(|l| l == "parameters: base = 4, limit = 50"),
+        "{out}"
+    );
+}
+
+/// `status --watch` on a run that has ended prints its status once, as `status` does, and
+/// exits with the same code.
+#[test]
+fn watching_a_finished_run_prints_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "cli-watch-done";
+        let a = base(5);
+        let bad = check(a, 3);
+    };
+    assert_eq!(cli(&p, dir.path(), &["--quiet"]).0, ExitCode::from(1));
+    let (code, status) = cli(&p, dir.path(), &["status"]);
+    let (watch_code, watched) = cli(&p, dir.path(), &["status", "--watch"]);
+    assert_eq!((watch_code, code), (ExitCode::from(1), ExitCode::from(1)));
+    assert_eq!(watched, status);
+    assert_eq!(watched.matches("2 nodes:").count(), 1, "{watched}");
+}
+
+/// Waits until the file `go` exists (for a minute at most), then returns `x`.
+#[task(cache = false)]
+fn wait_for(x: &u32, go: std::path::PathBuf, started: std::path::PathBuf) -> u32 {
+    std::fs::write(&started, b"").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !go.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    *x
+}
+
+/// What `status --watch` prints; once it has shown the run in progress, it creates the
+/// file that lets the run finish.
+struct Releasing {
+    printed: Vec<u8>,
+    go: std::path::PathBuf,
+}
+
+impl std::io::Write for Releasing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.printed.extend_from_slice(bytes);
+        if String::from_utf8_lossy(&self.printed).contains("\n2 nodes: 1 ran, 1 pending\n") {
+            std::fs::write(&self.go, b"")?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `status --watch` on a run in progress shows it until it ends, then prints its final
+/// status and exits; printed to a pipe, each view is printed once, without escape codes.
+#[test]
+fn watching_a_run_in_progress_shows_it_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (go, started) = (dir.path().join("go"), dir.path().join("started"));
+    let p = pipeline! {
+        name = "cli-watch";
+        let a = base(1);
+        let b = wait_for(a, go.clone(), started.clone());
+    };
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| cli(&p, &data, &["--quiet", "--jobs", "1"]));
+        while !started.exists() {
+            assert!(!run.is_finished(), "the run ended before its task started");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut out = Releasing {
+            printed: Vec::new(),
+            go: go.clone(),
+        };
+        let argv = [
+            "pipeline",
+            "--data",
+            data.to_str().unwrap(),
+            "status",
+            "--watch",
+            "--interval",
+            "0.01",
+        ];
+        let code = cli::run_with(&p, argv, &mut out);
+        assert_eq!(code, ExitCode::SUCCESS);
+        assert_eq!(run.join().unwrap().0, ExitCode::SUCCESS);
+        let printed = String::from_utf8(out.printed).unwrap();
+        assert!(!printed.contains('\x1b'), "{printed}");
+        // Views of the run in progress, each unlike the one before, then the final status:
+        // each starts with the line of its run directory.
+        let starts: Vec<usize> = printed
+            .match_indices("run ")
+            .map(|(at, _)| at)
+            .filter(|at| *at == 0 || printed.as_bytes()[at - 1] == b'\n')
+            .collect();
+        let views: Vec<&str> = starts.windows(2).map(|w| &printed[w[0]..w[1]]).collect();
+        let start = *starts.last().unwrap();
+        let last = &printed[start..];
+        let running = format!("running in process {}", std::process::id());
+        assert!(!views.is_empty(), "{printed}");
+        for view in &views {
+            assert!(view.contains(&running), "{printed}");
+        }
+        assert!(views.windows(2).all(|w| w[0] != w[1]), "{printed}");
+        // The view that released the task: `a` ran, `b` was running.
+        assert!(
+            views.iter().any(|view| view.ends_with(
+                "\n  a  ran\n  b  pending\n2 nodes: 1 ran, 1 pending\n"
+            )),
+            "{printed}"
+        );
+        assert!(last.contains("\nsucceeded\n"), "{printed}");
+        assert!(last.contains("2 nodes: 2 ran in "), "{printed}");
+        assert!(last.contains("\nreport "), "{printed}");
+    });
+}

@@ -19,8 +19,11 @@
 //! ```
 //!
 //! `my-pipeline plan`, `my-pipeline run --jobs 4 --force greeting`, `my-pipeline graph
-//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline show greeting`,
-//! `my-pipeline gc --keep-runs 3`.
+//! --format dot | dot -Tsvg > graph.svg`, `my-pipeline status`, `my-pipeline status --watch`
+//! (while a run goes on), `my-pipeline show greeting`, `my-pipeline gc --keep-runs 3`.
+//!
+//! A pipeline built from parameters of its own takes them on the command line through
+//! [`main_with`].
 
 #![expect(
     clippy::print_stderr,
@@ -32,11 +35,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Mutex, Once};
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::explain::Explanation;
 use crate::graph::Pipeline;
+use crate::plan::Decision;
+use crate::record::schema::{RecordedStatus, RunRecord};
 use crate::render::{self, GraphView};
 use crate::report::{NodeStatus, RunReport};
 use crate::runner::{Cancel, Runner};
@@ -84,6 +92,10 @@ pub enum CliError {
         reason: String,
     },
 
+    /// The pipeline's parameters cannot be recorded as JSON.
+    #[error("the pipeline's parameters cannot be recorded as JSON")]
+    Params(#[source] serde_json::Error),
+
     /// The command's output could not be written.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
@@ -102,10 +114,67 @@ pub fn main(pipeline: &Pipeline) -> ExitCode {
 /// As [`main`], and after a `run` in which every node succeeded, calls `after_run` with
 /// the run's report (to print results, say).
 pub fn main_then(pipeline: &Pipeline, after_run: impl FnOnce(&RunReport)) -> ExitCode {
-    run_with_then(
-        pipeline,
+    main_with_then(|_: &NoParams| pipeline, after_run)
+}
+
+/// As [`main`], for a pipeline built from parameters of its own, `P`: a struct that
+/// derives [`clap::Args`] (its fields are options of `run`, `plan`, `explain` and `graph`,
+/// listed by `--help` and checked by clap) and [`serde::Serialize`] (the values given are
+/// recorded in each run's `run.json`, and `plan` and `explain` say which changed since
+/// the last run). `build` makes the pipeline from the parsed parameters; the other
+/// commands do not build it. Their names must not be those of the command line's own
+/// options.
+///
+/// ```no_run
+/// use pipewright::prelude::*;
+///
+/// #[derive(clap::Args, serde::Serialize)]
+/// struct Params {
+///     /// How many rows to read.
+///     #[arg(long, default_value_t = 100)]
+///     rows: u32,
+/// }
+///
+/// #[task]
+/// fn read(rows: u32) -> Vec<u32> {
+///     (0..rows).collect()
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     pipewright::cli::main_with(|params: &Params| {
+///         pipeline! {
+///             name = "rows";
+///             let rows = read(params.rows);
+///         }
+///     })
+/// }
+/// ```
+///
+/// `my-pipeline --rows 5`, `my-pipeline plan --rows 5`, `my-pipeline run --help`.
+pub fn main_with<P, B>(build: impl FnOnce(&P) -> B) -> ExitCode
+where
+    P: clap::Args + Serialize,
+    B: AsRef<Pipeline>,
+{
+    main_with_then(build, |_| {})
+}
+
+/// As [`main_with`], and after a `run` in which every node succeeded, calls `after_run`
+/// with the run's report.
+pub fn main_with_then<P, B>(
+    build: impl FnOnce(&P) -> B,
+    after_run: impl FnOnce(&RunReport),
+) -> ExitCode
+where
+    P: clap::Args + Serialize,
+    B: AsRef<Pipeline>,
+{
+    let terminal = stdout_is_a_terminal();
+    drive(
         std::env::args_os(),
         &mut std::io::stdout().lock(),
+        terminal,
+        build,
         after_run,
     )
 }
@@ -117,28 +186,156 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    run_with_then(pipeline, args, out, |_| {})
+    drive(args, out, false, |_: &NoParams| pipeline, |_| {})
 }
 
-fn run_with_then<I, T>(
-    pipeline: &Pipeline,
+/// Runs the command `args` (the program's name first) against the pipeline `build` makes
+/// of the parameters `P` parsed from them, printing to `out`; see [`main_with`]. `build`
+/// may return the pipeline, a reference to it, or what `pipeline!` gives.
+pub fn run_with_params<P, B, I, T>(
     args: I,
     out: &mut dyn Write,
-    after_run: impl FnOnce(&RunReport),
+    build: impl FnOnce(&P) -> B,
 ) -> ExitCode
 where
+    P: clap::Args + Serialize,
+    B: AsRef<Pipeline>,
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(err) => {
-            let code = if err.use_stderr() { 2 } else { 0 };
-            let _ = err.print();
-            return ExitCode::from(code);
+    drive(args, out, false, build, |_| {})
+}
+
+/// The parameters of a pipeline binary that declares none.
+#[derive(clap::Args, Serialize)]
+struct NoParams {}
+
+/// The commands that build the pipeline, and so take its parameters.
+const BUILDING: [&str; 4] = ["run", "plan", "explain", "graph"];
+
+/// The command line of a pipeline binary with parameters `P`: those of [`Cli`], and `P`'s
+/// under the heading "Parameters" on the commands that build the pipeline (and on none,
+/// which runs it).
+fn command<P: clap::Args>() -> clap::Command {
+    let with_params = |cmd: clap::Command| {
+        // The struct's doc comment would replace the command's own.
+        let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+        P::augment_args(cmd.next_help_heading("Parameters"))
+            .next_help_heading(None)
+            .about(reset_unless(about))
+            .long_about(reset_unless(long_about))
+    };
+    let mut cmd = with_params(Cli::command()).subcommand_negates_reqs(true);
+    for name in BUILDING {
+        cmd = cmd.mut_subcommand(name, with_params);
+    }
+    cmd
+}
+
+/// `text` as a setting of a command, or the setting reset if there is none.
+fn reset_unless(
+    text: Option<clap::builder::StyledStr>,
+) -> clap::builder::Resettable<clap::builder::StyledStr> {
+    text.map_or(
+        clap::builder::Resettable::Reset,
+        clap::builder::Resettable::Value,
+    )
+}
+
+/// The ids of `P`'s arguments, and how the command line names each (`--rows`).
+fn param_flags<P: clap::Args>() -> Vec<(String, String)> {
+    P::augment_args(clap::Command::new("params"))
+        .get_arguments()
+        .map(|arg| {
+            let shown = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => arg.get_id().to_string(),
+            };
+            (arg.get_id().to_string(), shown)
+        })
+        .collect()
+}
+
+/// The command line `args`, parsed: the options and command, and the parameters if the
+/// command builds the pipeline.
+fn parse<P, I, T>(args: I) -> Result<(Cli, Option<P>), clap::Error>
+where
+    P: clap::Args,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut cmd = command::<P>();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    let params = match matches.subcommand() {
+        None => Some(&matches),
+        Some((name, sub)) => {
+            let given = param_flags::<P>().into_iter().find(|(id, _)| {
+                matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if let Some((_, flag)) = given {
+                let mut sub_cmd = cmd.find_subcommand_mut(name).cloned().unwrap_or_default();
+                return Err(sub_cmd.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    if BUILDING.contains(&name) {
+                        format!(
+                            "the pipeline's parameters go after the command: `{name} {flag} ...`"
+                        )
+                    } else {
+                        format!("`{name}` takes no pipeline parameter such as `{flag}`")
+                    },
+                ));
+            }
+            BUILDING.contains(&name).then_some(sub)
         }
     };
-    match execute(pipeline, cli, out, after_run) {
+    let params = params
+        .map(|m| P::from_arg_matches(m).map_err(|e| e.format(&mut cmd)))
+        .transpose()?;
+    Ok((cli, params))
+}
+
+fn drive<P, B, I, T>(
+    args: I,
+    out: &mut dyn Write,
+    terminal: bool,
+    build: impl FnOnce(&P) -> B,
+    after_run: impl FnOnce(&RunReport),
+) -> ExitCode
+where
+    P: clap::Args + Serialize,
+    B: AsRef<Pipeline>,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let (cli, params) = match parse::<P, _, _>(args) {
+        Ok(parsed) => parsed,
+        Err(err) if err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        // Help and version.
+        Err(err) => {
+            let _ = write!(out, "{}", err.render());
+            return ExitCode::SUCCESS;
+        }
+    };
+    let given = match params.as_ref().map(serde_json::to_value).transpose() {
+        Ok(json) => json.map(|json| Given {
+            json,
+            flags: param_flags::<P>(),
+        }),
+        Err(err) => {
+            eprintln!("error: {}", CliError::Params(err));
+            return ExitCode::from(2);
+        }
+    };
+    let build = || params.as_ref().map(build);
+    let context = Context {
+        terminal,
+        given: given.filter(|g| g.json.as_object().is_none_or(|o| !o.is_empty())),
+    };
+    match execute(build, cli, &context, out, after_run) {
         Ok(code) => code,
         // The reader went away (`| head`): nothing is left to say.
         Err(CliError::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -155,6 +352,23 @@ where
             ExitCode::from(2)
         }
     }
+}
+
+/// What a command knows beside its arguments.
+#[derive(Default)]
+struct Context {
+    /// Whether stdout is a terminal (`status --watch` redraws in place on one).
+    terminal: bool,
+    /// The pipeline's parameters as given, if it declares any and the command builds it.
+    given: Option<Given>,
+}
+
+/// A pipeline's parameters as given on the command line.
+struct Given {
+    /// Their values, as JSON.
+    json: serde_json::Value,
+    /// The id of each and how the command line names it.
+    flags: Vec<(String, String)>,
 }
 
 /// What the error of an unknown node suggests: the `closest` names, or `plan`.
@@ -272,10 +486,7 @@ fn runner(pipeline: &Pipeline, cli: &Cli, selection: &Selection) -> Result<Runne
     for node in selection.force.iter().chain(&selection.target) {
         check_node(pipeline, node)?;
     }
-    let mut runner = Runner::new(&cli.data);
-    if let Some(log) = &cli.log {
-        runner = runner.log_dir(log);
-    }
+    let mut runner = store_runner(cli);
     for node in &selection.force {
         runner = runner.force(node);
     }
@@ -288,13 +499,25 @@ fn runner(pipeline: &Pipeline, cli: &Cli, selection: &Selection) -> Result<Runne
     Ok(runner)
 }
 
+/// A runner of the data and log directories of `cli`.
+fn store_runner(cli: &Cli) -> Runner {
+    let runner = Runner::new(&cli.data);
+    match &cli.log {
+        Some(log) => runner.log_dir(log),
+        None => runner,
+    }
+}
+
 fn io(err: std::io::Error) -> CliError {
     CliError::Output(err)
 }
 
-fn execute(
-    pipeline: &Pipeline,
+/// Runs the command of `cli`, printing to `out`; `build` makes the pipeline, for the
+/// commands that need it.
+fn execute<B: AsRef<Pipeline>>(
+    build: impl FnOnce() -> Option<B>,
     mut cli: Cli,
+    context: &Context,
     out: &mut dyn Write,
     after_run: impl FnOnce(&RunReport),
 ) -> Result<ExitCode, CliError> {
@@ -327,14 +550,23 @@ fn execute(
         }
         Some(command) => command,
     };
+    // Only the commands that read the pipeline build it.
+    let need = |built: Option<B>| {
+        built.ok_or_else(|| CliError::Usage("the pipeline's parameters were not given".to_owned()))
+    };
     match command {
         Command::Run(args) => {
+            let built = need(build())?;
+            let pipeline = built.as_ref();
             let mut runner = runner(pipeline, &cli, &args.selection)?
                 .progress(!args.quiet)
                 .fail_fast(args.fail_fast)
                 .executor(args.executor()?);
             if let Some(jobs) = args.jobs {
                 runner = runner.jobs(jobs);
+            }
+            if let Some(given) = &context.given {
+                runner = runner.record_params(given.json.clone());
             }
             cancel_on_signal(runner.cancel_handle());
             let report = runner.run(pipeline)?;
@@ -360,17 +592,38 @@ fn execute(
             Ok(exit(&report))
         }
         Command::Plan(selection) => {
+            let built = need(build())?;
+            let pipeline = built.as_ref();
             let plan = runner(pipeline, &cli, &selection)?.plan(pipeline)?;
             write!(out, "{plan}").map_err(io)?;
+            let changed = changed_params(&cli, pipeline, context.given.as_ref());
+            if !changed.is_empty() {
+                writeln!(
+                    out,
+                    "parameters changed since the last run: {}",
+                    changed
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+                .map_err(io)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { node, selection } => {
+            let built = need(build())?;
+            let pipeline = built.as_ref();
             check_node(pipeline, &node)?;
-            let explanation = runner(pipeline, &cli, &selection)?.explain(pipeline, &node)?;
+            let mut explanation = runner(pipeline, &cli, &selection)?.explain(pipeline, &node)?;
+            let changed = changed_params(&cli, pipeline, context.given.as_ref());
+            name_params(&mut explanation, &changed);
             writeln!(out, "{explanation}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph { format, width } => {
+            let built = need(build())?;
+            let pipeline = built.as_ref();
             let plan = runner(pipeline, &cli, &Selection::default())?.plan(pipeline)?;
             let view = GraphView::of_plan(pipeline, &plan);
             let picture = match format {
@@ -388,55 +641,21 @@ fn execute(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { run_dir, open } => {
+        Command::Status {
+            run_dir,
+            open,
+            watch,
+            interval,
+        } => {
             let log_dir = cli.log.clone().unwrap_or_else(|| cli.data.join("runs"));
             let dir = match run_dir {
                 Some(dir) => dir,
                 None => last_run(&log_dir)?,
             };
-            let record = crate::record::schema::RunRecord::read(&dir)?;
-            // A store of another format is refused, as a run refuses it, not misread.
-            crate::cache::Store::new(record.data_dir.clone())
-                .check()
-                .map_err(Error::from)?;
-            let report = RunReport::open(&dir)?;
-            writeln!(out, "run {}", dir.display()).map_err(io)?;
-            match (record.shown_status(), record.pid) {
-                ("interrupted", Some(pid)) => writeln!(
-                    out,
-                    "interrupted: its process ({pid} on {}) is gone",
-                    record.provenance.host
-                ),
-                ("running", Some(pid)) => writeln!(
-                    out,
-                    "running in process {pid} on {}",
-                    record.provenance.host
-                ),
-                (status, _) => writeln!(out, "{status}"),
+            if watch {
+                watch_run(&dir, interval, context.terminal, out)?;
             }
-            .map_err(io)?;
-            print_nodes(out, &report, true).map_err(io)?;
-            writeln!(out, "{}", report.summary()).map_err(io)?;
-            let html = match crate::render::write_report(&dir) {
-                Ok(html) => html,
-                // A store the user can only read: the report goes to a temporary file.
-                Err(Error::Store(err)) => {
-                    let html = report_elsewhere(&dir)?;
-                    writeln!(
-                        out,
-                        "note: the report cannot be written beside the run ({err}), so it is \
-                         in a temporary file"
-                    )
-                    .map_err(io)?;
-                    html
-                }
-                Err(err) => return Err(err.into()),
-            };
-            writeln!(out, "report {}", html.display()).map_err(io)?;
-            if open {
-                open_in_browser(&html);
-            }
-            Ok(exit(&report))
+            status(&dir, open, out)
         }
         Command::Show { node, run_dir } => {
             let dir = match run_dir {
@@ -448,15 +667,241 @@ fn execute(
             Ok(ExitCode::SUCCESS)
         }
         Command::Clean => {
-            let freed = runner(pipeline, &cli, &Selection::default())?.clean()?;
+            let freed = store_runner(&cli).clean()?;
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Gc { keep_runs } => {
-            let freed = runner(pipeline, &cli, &Selection::default())?.gc(keep_runs)?;
+            let freed = store_runner(&cli).gc(keep_runs)?;
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Prints the status of the run in `dir`, writes its HTML report (and opens it with
+/// `open`), and returns the exit code: 1 if a node failed.
+fn status(dir: &Path, open: bool, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let record = RunRecord::read(dir)?;
+    // A store of another format is refused, as a run refuses it, not misread.
+    crate::cache::Store::new(record.data_dir.clone())
+        .check()
+        .map_err(Error::from)?;
+    let report = RunReport::open(dir)?;
+    writeln!(out, "run {}", dir.display()).map_err(io)?;
+    writeln!(out, "{}", run_state(&record)).map_err(io)?;
+    if let Some(params) = shown_params(&record) {
+        writeln!(out, "{params}").map_err(io)?;
+    }
+    print_nodes(out, &report, true).map_err(io)?;
+    writeln!(out, "{}", report.summary()).map_err(io)?;
+    let html = match crate::render::write_report(dir) {
+        Ok(html) => html,
+        // A store the user can only read: the report goes to a temporary file.
+        Err(Error::Store(err)) => {
+            let html = report_elsewhere(dir)?;
+            writeln!(
+                out,
+                "note: the report cannot be written beside the run ({err}), so it is \
+                 in a temporary file"
+            )
+            .map_err(io)?;
+            html
+        }
+        Err(err) => return Err(err.into()),
+    };
+    writeln!(out, "report {}", html.display()).map_err(io)?;
+    if open {
+        open_in_browser(&html);
+    }
+    Ok(exit(&report))
+}
+
+/// The line of `status` that says how the run stands.
+fn run_state(record: &RunRecord) -> String {
+    match (record.shown_status(), record.pid) {
+        ("interrupted", Some(pid)) => format!(
+            "interrupted: its process ({pid} on {}) is gone",
+            record.provenance.host
+        ),
+        ("running", Some(pid)) => {
+            format!("running in process {pid} on {}", record.provenance.host)
+        }
+        (status, _) => status.to_owned(),
+    }
+}
+
+/// The line of `status` that gives the run's parameters (`parameters: rows = 3`), if it
+/// recorded any.
+fn shown_params(record: &RunRecord) -> Option<String> {
+    let params = record.params.as_ref()?;
+    let shown: Vec<String> = match params.as_object() {
+        Some(fields) if fields.is_empty() => return None,
+        Some(fields) => fields
+            .iter()
+            .map(|(name, value)| format!("{name} = {value}"))
+            .collect(),
+        None => vec![params.to_string()],
+    };
+    Some(format!("parameters: {}", shown.join(", ")))
+}
+
+/// Shows the run in `dir` while it goes on, read from its record every `interval`, until
+/// it ends (or its process is gone). On a terminal each view replaces the last, which is
+/// cleared at the end; elsewhere each view that differs from the last is printed once.
+fn watch_run(
+    dir: &Path,
+    interval: Duration,
+    terminal: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut shown: Option<String> = None;
+    let clear = |out: &mut dyn Write, shown: &Option<String>| match shown {
+        // Up to the first line of the last view, and down to the end of the screen.
+        Some(view) if terminal => write!(out, "\x1b[{}F\x1b[J", view.lines().count()),
+        _ => Ok(()),
+    };
+    loop {
+        let record = RunRecord::read(dir)?;
+        if record.shown_status() != "running" {
+            return clear(out, &shown).map_err(io);
+        }
+        let view = progress_view(dir, &record);
+        if shown.as_ref() != Some(&view) {
+            clear(out, &shown).map_err(io)?;
+            out.write_all(view.as_bytes()).map_err(io)?;
+            out.flush().map_err(io)?;
+            shown = Some(view);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// The view of a run in progress: its state, each node's, and the counts.
+fn progress_view(dir: &Path, record: &RunRecord) -> String {
+    let mut view = format!("run {}\n{}\n", dir.display(), run_state(record));
+    if let Some(params) = shown_params(record) {
+        view.push_str(&params);
+        view.push('\n');
+    }
+    let width = record.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    let mut counts: Vec<(RecordedStatus, usize)> = Vec::new();
+    for node in &record.nodes {
+        let detail = match (node.error.first(), &node.upstream_failed) {
+            (Some(error), _) => error.clone(),
+            (None, Some(upstream)) => format!("after `{upstream}`"),
+            (None, None) => String::new(),
+        };
+        let line = format!(
+            "  {:<width$}  {:<15}  {detail}",
+            node.name,
+            node.status.as_str()
+        );
+        view.push_str(line.trim_end());
+        view.push('\n');
+        match counts.iter_mut().find(|(status, _)| *status == node.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((node.status, 1)),
+        }
+    }
+    // In the order of a run's summary, the nodes yet to settle last.
+    counts.sort_by_key(|(status, _)| {
+        [
+            RecordedStatus::Ran,
+            RecordedStatus::Cached,
+            RecordedStatus::Failed,
+            RecordedStatus::UpstreamFailed,
+            RecordedStatus::NotNeeded,
+            RecordedStatus::Cancelled,
+        ]
+        .iter()
+        .position(|s| s == status)
+        .unwrap_or(usize::MAX)
+    });
+    let total = record.nodes.len();
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    view.push_str(&format!(
+        "{total} {}: {}\n",
+        if total == 1 { "node" } else { "nodes" },
+        counts.join(", ")
+    ));
+    view
+}
+
+/// A parameter of the pipeline whose value differs from the last run's.
+struct ParamChange {
+    /// How the command line names it (`--rows`).
+    flag: String,
+    /// Its value in the last run, as JSON text.
+    before: String,
+    /// Its value now, as JSON text.
+    now: String,
+}
+
+impl std::fmt::Display for ParamChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` {} → {}", self.flag, self.before, self.now)
+    }
+}
+
+/// The parameters in `given` whose values differ from those of the last recorded run of
+/// `pipeline` (none if that run recorded none).
+fn changed_params(cli: &Cli, pipeline: &Pipeline, given: Option<&Given>) -> Vec<ParamChange> {
+    let Some(given) = given else {
+        return Vec::new();
+    };
+    let log_dir = cli.log.clone().unwrap_or_else(|| cli.data.join("runs"));
+    let last = crate::gc::runs(&log_dir)
+        .into_iter()
+        .filter_map(|(_, record)| record)
+        .find(|record| record.pipeline == pipeline.name());
+    let Some(before) = last.and_then(|record| record.params) else {
+        return Vec::new();
+    };
+    let text = |value: Option<&serde_json::Value>| {
+        value.map_or_else(|| "none".to_owned(), serde_json::Value::to_string)
+    };
+    given
+        .flags
+        .iter()
+        .filter_map(|(id, flag)| {
+            let (was, is) = (before.get(id), given.json.get(id));
+            (was != is).then(|| ParamChange {
+                flag: flag.clone(),
+                before: text(was),
+                now: text(is),
+            })
+        })
+        .collect()
+}
+
+/// Says in `explanation` which of the `changed` parameters of the pipeline changed the
+/// node: a parameter of the node that changed from and to the same values is said to come
+/// from it; if none does, the changed parameters are listed beside the node's reasons.
+fn name_params(explanation: &mut Explanation, changed: &[ParamChange]) {
+    if changed.is_empty() || matches!(explanation.decision, Decision::Fresh { .. }) {
+        return;
+    }
+    let mut named = false;
+    for line in &mut explanation.changes {
+        let Some(change) = changed.iter().find(|c| {
+            line.starts_with("parameter ")
+                && line.ends_with(&format!(": {} → {})", c.before, c.now))
+        }) else {
+            continue;
+        };
+        line.push_str(&format!(", given as `{}` on the command line", change.flag));
+        named = true;
+    }
+    if !named {
+        let list: Vec<String> = changed.iter().map(ToString::to_string).collect();
+        explanation.changes.push(format!(
+            "the pipeline's parameters changed since the last run: {}",
+            list.join(", ")
+        ));
     }
 }
 
@@ -519,6 +964,18 @@ fn terminal_columns() -> Option<usize> {
         }
     }
     None
+}
+
+/// Whether stdout is a terminal.
+fn stdout_is_a_terminal() -> bool {
+    #[cfg(unix)]
+    {
+        rustix::termios::isatty(std::io::stdout())
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
 }
 
 fn exit(report: &RunReport) -> ExitCode {
@@ -600,6 +1057,7 @@ fn open_in_browser(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     /// What `execute` returns for the command line `args` on an empty pipeline `p`.
     fn execute_args(args: &[&str]) -> Result<ExitCode, CliError> {
@@ -607,9 +1065,11 @@ mod tests {
         let mut argv = vec!["pipeline", "--data", data.to_str().unwrap()];
         argv.extend(args);
         let cli = Cli::try_parse_from(argv).unwrap();
+        let p = Pipeline::builder("p").build();
         execute(
-            &Pipeline::builder("p").build(),
+            || Some(&p),
             cli,
+            &Context::default(),
             &mut Vec::new(),
             |_| {},
         )
@@ -657,9 +1117,15 @@ mod tests {
         let mut argv = vec!["pipeline", "--data", data.path().to_str().unwrap()];
         argv.extend(args);
         let cli = Cli::try_parse_from(argv).unwrap();
-        execute(pipeline, cli, &mut Vec::new(), |_| {})
-            .unwrap_err()
-            .to_string()
+        execute(
+            || Some(pipeline),
+            cli,
+            &Context::default(),
+            &mut Vec::new(),
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]
@@ -699,7 +1165,14 @@ mod tests {
             let mut argv = vec!["pipeline", "--data", file];
             argv.extend(args);
             let cli = Cli::try_parse_from(argv).unwrap();
-            let err = execute(&p, cli, &mut Vec::new(), |_| {}).unwrap_err();
+            let err = execute(
+                || Some(&p),
+                cli,
+                &Context::default(),
+                &mut Vec::new(),
+                |_| {},
+            )
+            .unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!("--data `{file}` is not a directory")
@@ -708,8 +1181,9 @@ mod tests {
         let data = dir.path().to_str().unwrap();
         let argv = ["pipeline", "--data", data, "--log", file, "plan"];
         let err = execute(
-            &p,
+            || Some(&p),
             Cli::try_parse_from(argv).unwrap(),
+            &Context::default(),
             &mut Vec::new(),
             |_| {},
         );
@@ -719,8 +1193,9 @@ mod tests {
         );
         let argv = ["pipeline", "--data", data, "status", file];
         let err = execute(
-            &p,
+            || Some(&p),
             Cli::try_parse_from(argv).unwrap(),
+            &Context::default(),
             &mut Vec::new(),
             |_| {},
         );
@@ -744,5 +1219,58 @@ mod tests {
             text.contains("a similar subcommand exists: 'status'"),
             "{text}"
         );
+    }
+
+    #[derive(clap::Args, Serialize)]
+    struct Rows {
+        #[arg(long)]
+        rows: u32,
+    }
+
+    /// The error clap gives for the command line `args` of a binary with parameters `Rows`.
+    fn parse_error(args: &[&str]) -> String {
+        let argv = std::iter::once("pipeline").chain(args.iter().copied());
+        match parse::<Rows, _, _>(argv) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked_by_clap_where_the_pipeline_is_built() {
+        let err = parse_error(&["run", "--rows", "many"]);
+        assert!(
+            err.starts_with("error: invalid value 'many' for '--rows <ROWS>'"),
+            "{err}"
+        );
+        for args in [&[][..], &["plan"], &["explain", "a"]] {
+            let err = parse_error(args);
+            assert!(
+                err.contains(
+                    "the following required arguments were not provided:\n  --rows <ROWS>"
+                ),
+                "{args:?}: {err}"
+            );
+        }
+        let err = parse_error(&["--rows", "3", "plan", "--rows", "4"]);
+        assert!(
+            err.starts_with(
+                "error: the pipeline's parameters go after the command: `plan --rows ...`"
+            ),
+            "{err}"
+        );
+        let err = parse_error(&["--rows", "3", "gc"]);
+        assert!(
+            err.starts_with("error: `gc` takes no pipeline parameter such as `--rows`"),
+            "{err}"
+        );
+        // The commands that do not build the pipeline do not need them.
+        for args in [&["status"][..], &["gc"], &["clean"], &["show", "a"]] {
+            let argv = std::iter::once("pipeline").chain(args.iter().copied());
+            let (_, params) = parse::<Rows, _, _>(argv).unwrap();
+            assert!(params.is_none(), "{args:?}");
+        }
+        let (_, params) = parse::<Rows, _, _>(["pipeline", "--rows", "3"]).unwrap();
+        assert_eq!(params.map(|p| p.rows), Some(3));
     }
 }

@@ -279,6 +279,14 @@ impl Pipeline {
     }
 }
 
+/// So that what takes a pipeline takes it owned, borrowed, or as the nodes `pipeline!`
+/// gives.
+impl AsRef<Pipeline> for Pipeline {
+    fn as_ref(&self) -> &Pipeline {
+        self
+    }
+}
+
 impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         struct Params<'a>(&'a Pipeline);

@@ -85,6 +85,7 @@ pub struct Runner {
     runs: Arc<Runs>,
     pool: OnceLock<Arc<ThreadPool>>,
     publish: Vec<Publication>,
+    params: Option<serde_json::Value>,
 }
 
 impl Runner {
@@ -107,6 +108,7 @@ impl Runner {
             runs: Arc::default(),
             pool: OnceLock::new(),
             publish: Vec::new(),
+            params: None,
         }
     }
 
@@ -264,6 +266,15 @@ impl Runner {
         self
     }
 
+    /// Records `params`, the parameters the program was started with, in each run's
+    /// `run.json` (as its `params`). They are for people and for `plan`; what a node
+    /// computes depends on its own parameters only.
+    #[must_use = "a builder method returns the changed runner, which must be used"]
+    pub fn record_params(mut self, params: serde_json::Value) -> Self {
+        self.params = Some(params);
+        self
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -310,6 +321,7 @@ impl Runner {
                     pipeline,
                     &self.data_dir,
                     self.jobs,
+                    self.params.as_ref(),
                 )?)
             }
             None => None,

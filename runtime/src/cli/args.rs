@@ -1,6 +1,7 @@
 //! The command line's arguments, as clap parses them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -64,6 +65,12 @@ pub(super) enum Command {
         /// Open the run's HTML report.
         #[arg(long)]
         open: bool,
+        /// Show the run while it goes on, until it ends.
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` reads the run, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = seconds, requires = "watch")]
+        interval: Duration,
     },
     /// Print a node's stored output as JSON, from the last run or the one in `--run`,
     /// without running anything.
@@ -177,4 +184,13 @@ pub(super) enum Format {
     Mermaid,
     /// An SVG picture.
     Svg,
+}
+
+/// A positive number of seconds.
+fn seconds(text: &str) -> std::result::Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| "expected a positive number of seconds, such as 1 or 0.5".to_owned())
 }

@@ -48,6 +48,10 @@ pub struct RunRecord {
     /// The id of the process that ran it, on the host of its provenance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The parameters the program was started with (a pipeline binary's command-line
+    /// parameters, by field name), if it declares any. Absent from older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
 }
 
 /// One node of a [`RunRecord`].
@@ -402,6 +406,9 @@ pub(crate) struct JournalHeader<'a> {
     pub(crate) jobs: usize,
     pub(crate) host: String,
     pub(crate) pid: u32,
+    /// The run's parameters, if the program declares any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) params: Option<serde_json::Value>,
     /// Each node: its name, its task's name, and the positions of its distinct parents.
     pub(crate) nodes: Vec<(Cow<'a, str>, Cow<'a, str>, Vec<u32>)>,
 }
@@ -523,6 +530,7 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
         nodes,
         provenance: Provenance::of_host(header.host),
         pid: Some(header.pid),
+        params: header.params,
     })
 }
 
@@ -540,6 +548,7 @@ mod tests {
             jobs: 2,
             host: "here".to_owned(),
             pid: 7,
+            params: None,
             nodes: vec![
                 ("a".into(), "ta".into(), vec![]),
                 ("b".into(), "tb".into(), vec![]),
@@ -651,5 +660,24 @@ mod tests {
         fs::write(dir.path().join(RUN_JSON), r#"{"format":3,"nodes":{}}"#).unwrap();
         let err = RunRecord::read(dir.path()).unwrap_err().to_string();
         assert!(err.contains("it is of record format 3"), "{err}");
+    }
+
+    #[test]
+    fn the_parameters_of_a_run_are_read_back_and_older_records_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(JOURNAL), journal()).unwrap();
+        let mut record = RunRecord::read(dir.path()).unwrap();
+        assert_eq!(record.params, None);
+        let older = serde_json::to_string(&record).unwrap();
+        assert!(!older.contains("params\":{"), "{older}");
+        fs::write(dir.path().join(RUN_JSON), &older).unwrap();
+        assert_eq!(RunRecord::read(dir.path()).unwrap().params, None);
+
+        record.params = Some(serde_json::json!({ "rows": 3 }));
+        write_json_atomically(&dir.path().join(RUN_JSON), &record, false).unwrap();
+        assert_eq!(
+            RunRecord::read(dir.path()).unwrap().params,
+            Some(serde_json::json!({ "rows": 3 }))
+        );
     }
 }

@@ -33,6 +33,7 @@ pub(crate) struct RunDir {
     started: String,
     data_dir: PathBuf,
     jobs: usize,
+    params: Option<serde_json::Value>,
     /// The run's journal, until the run's progress takes it.
     journal: Option<Journal>,
     provenance: Gathering,
@@ -43,12 +44,13 @@ static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
 
 impl RunDir {
     /// Creates the run directory under `log_dir` and its journal, and starts gathering
-    /// the run's provenance.
+    /// the run's provenance; `params` are the program's parameters, recorded as they are.
     pub(crate) fn create(
         log_dir: &Path,
         pipeline: &Pipeline,
         data_dir: &Path,
         jobs: usize,
+        params: Option<&serde_json::Value>,
     ) -> Result<Self, StoreError> {
         let provenance = Gathering::start();
         fs::create_dir_all(log_dir)
@@ -78,6 +80,7 @@ impl RunDir {
             jobs,
             host: crate::cache::host_name(),
             pid: std::process::id(),
+            params: params.cloned(),
             nodes: pipeline
                 .all_nodes()
                 .map(|node| {
@@ -100,6 +103,7 @@ impl RunDir {
             started,
             data_dir: data_dir.to_owned(),
             jobs,
+            params: params.cloned(),
             journal: Some(journal),
             provenance,
         })
@@ -185,6 +189,7 @@ impl RunDir {
             nodes,
             provenance: self.provenance.join(),
             pid: Some(std::process::id()),
+            params: self.params,
         };
         write_json_atomically(&self.dir.join(RUN_JSON), &record, false)?;
         Ok(self.dir)
