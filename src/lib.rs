@@ -268,8 +268,8 @@ pub use pipewright_runtime::{
     Bound, Builder, Cancel, Cancelled, Ctx, Decision, Error, Executor, Explanation, Handle,
     HashError, InputDir, InputFile, InputKind, InputSpec, NodeId, NodeReport, NodeStatus,
     OutputFile, ParamLoss, Pipeline, Plan, PlannedNode, PublishAction, Published, Registration,
-    Resources, Result, RunReason, RunReport, Runner, Slurm, Task, TaskError, TaskMeta, WorkerExit,
-    canonical_digest, find_task, registered_tasks,
+    Resources, Result, RunReason, RunReport, Runner, Slurm, StoredOutput, Task, TaskError,
+    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
 pub use pipewright_runtime::{cli, codec, record, render, store};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::codec::{Codec, CodecError};
 use crate::hash::HashError;
 use crate::key::{Components, Digest, Names};
-use crate::task::{Ctx, Inputs, Task, TaskError, TaskMeta, Value};
+use crate::task::{Ctx, Inputs, StoredOutput, Task, TaskError, TaskMeta, Value};
 
 /// A task object with its type erased, as the executor holds it.
 pub(crate) trait ErasedTask: Send + Sync {
@@ -80,17 +80,18 @@ impl<T: Task> ErasedTask for T {
         let value = value.downcast_ref::<T::Output>().ok_or_else(|| {
             CodecError::Encode(format!("the value is not a `{}`", type_name::<T::Output>()))
         })?;
-        T::Codec::encode(value)
+        StoredOutput::<T>::__encode::<T::Codec>(value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
-        T::Codec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
+        <T::Output as StoredOutput<T>>::__decode::<T::Codec>(bytes)
+            .map(|v| Arc::new(v) as Arc<Value>)
     }
 
     fn output_json(&self, value: &Value) -> Result<serde_json::Value, String> {
         let value = value
             .downcast_ref::<T::Output>()
             .ok_or_else(|| format!("the value is not a `{}`", type_name::<T::Output>()))?;
-        serde_json::to_value(value).map_err(|e| e.to_string())
+        StoredOutput::<T>::__json(value).map_err(|e| e.to_string())
     }
 }

@@ -49,7 +49,8 @@ pub use registry::{Registration, find_task, registered_tasks};
 pub use report::{NodeReport, NodeStatus, RunReport};
 pub use runner::{Cancel, Runner};
 pub use task::{
-    Cancelled, Ctx, InputKind, InputSpec, Resources, Task, TaskError, TaskMeta, WorkerExit,
+    Cancelled, Ctx, InputKind, InputSpec, Resources, StoredOutput, Task, TaskError, TaskMeta,
+    WorkerExit,
 };
 
 /// The store of outputs: what the store records of an entry, the errors of the data

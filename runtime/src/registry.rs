@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crate::codec::{Codec, CodecError, DefaultCodec};
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::task::{Task, TaskMeta, Value};
+use crate::task::{StoredOutput, Task, TaskMeta, Value};
 
 /// Makes a task from its parameters encoded with the default codec.
 type Build = fn(&[u8]) -> Result<Arc<dyn ErasedTask>, CodecError>;
@@ -31,7 +31,7 @@ impl fmt::Debug for Registration {
 
 /// Decodes a stored output of task `T`, with the task's codec.
 fn decode<T: Task>(bytes: &[u8]) -> Result<Arc<Value>, CodecError> {
-    T::Codec::decode::<T::Output>(bytes).map(|v| Arc::new(v) as Arc<Value>)
+    <T::Output as StoredOutput<T>>::__decode::<T::Codec>(bytes).map(|v| Arc::new(v) as Arc<Value>)
 }
 
 /// Makes task `T` from its parameters encoded with the default codec.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecError};
 use crate::hash::{HashError, ParamLoss};
 use serde::de::DeserializeOwned;
 
@@ -21,6 +21,48 @@ pub use error::{Cancelled, Fallible, TaskError, WorkerExit};
 
 /// A type-erased value held by the executor: a task's output.
 pub(crate) type Value = dyn Any + Send + Sync;
+
+/// What the output of task `T` must be to be stored on disk and read back by the tasks that
+/// use it: every type that is `Serialize` and `Deserialize` is one. The runtime encodes and
+/// decodes outputs through it, so that its message is the only error for an output that
+/// lacks them, at the task's return type.
+#[diagnostic::on_unimplemented(
+    message = "the output `{Self}` of task `{T}` must implement `Serialize` and `Deserialize` to be stored",
+    label = "an output needs `Serialize` and `Deserialize`",
+    note = "a task's output is stored on disk and read back by the tasks that use it: derive `serde::Serialize, serde::Deserialize` for `{Self}`"
+)]
+pub trait StoredOutput<T: ?Sized> {
+    /// The value encoded with codec `C`.
+    #[doc(hidden)]
+    fn __encode<C: Codec>(&self) -> Result<Vec<u8>, CodecError>;
+
+    /// A value decoded with codec `C`.
+    #[doc(hidden)]
+    fn __decode<C: Codec>(bytes: &[u8]) -> Result<Self, CodecError>
+    where
+        Self: Sized;
+
+    /// The value as JSON.
+    #[doc(hidden)]
+    fn __json(&self) -> Result<serde_json::Value, serde_json::Error>;
+}
+
+impl<O, T: ?Sized> StoredOutput<T> for O
+where
+    O: Serialize + DeserializeOwned,
+{
+    fn __encode<C: Codec>(&self) -> Result<Vec<u8>, CodecError> {
+        C::encode(self)
+    }
+
+    fn __decode<C: Codec>(bytes: &[u8]) -> Result<Self, CodecError> {
+        C::decode(bytes)
+    }
+
+    fn __json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
 
 /// A unit of work of a pipeline, implemented by `#[task]` on a plain function.
 ///
@@ -35,7 +77,7 @@ pub(crate) type Value = dyn Any + Send + Sync;
 )]
 pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
     /// What the task returns on success; it is what its consumers borrow as `&Self::Output`.
-    type Output: Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Output: StoredOutput<Self> + Send + Sync + 'static;
 
     /// How the task's outputs are stored: [`DefaultCodec`](crate::codec::DefaultCodec)
     /// unless `#[task(codec = ...)]` names another. The codec's [`ID`](Codec::ID) is part

@@ -111,7 +111,6 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     };
 
     let param_impls = param_impls(ident, &params);
-    let output_check = output_check(ident, &name, &task.output);
     let fp = fingerprint(&name, task.options.version.as_deref(), quote!(#func));
     let (uses_items, uses_list) = uses::resolve(&task.options.uses);
     let meta = meta(task, fp, &input_specs, param_names);
@@ -168,7 +167,6 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
             #error_support
             #uses_items
 
-            #output_check
             #(#gathers)*
             #task_impl
 
@@ -594,48 +592,6 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
 
         impl #ident {
             #(#serde_fns)*
-        }
-    }
-}
-
-/// The assertion that the output type of task `name` (whose struct is `ident`) can be stored
-/// and shared, worded for that task (as a bound on an associated type, where rustc reports
-/// the trait's own message when the trait has no supertraits). It comes before the `Task`
-/// impl, so that an output that is not `Serialize` is first reported at the return type in
-/// these words; rustc then adds the `Task` impl's errors, from serde.
-fn output_check(ident: &syn::Ident, name: &str, output: &Output) -> TokenStream {
-    let ty = match output {
-        Output::Unit => return TokenStream::new(),
-        Output::Plain(ty) | Output::Result { ok: ty, .. } => quote!(#ty),
-        Output::Fallible(ty) => quote_spanned!(ty.span()=> <#ty as __pw::Fallible>::Ok),
-    };
-    let message = format!(
-        "the output `{{Self}}` of task `{name}` must implement `Serialize` and `Deserialize` to be stored"
-    );
-    quote! {
-        #[diagnostic::on_unimplemented(
-            message = #message,
-            label = "an output needs `Serialize`, `Deserialize`, `Send` and `Sync`",
-            note = "a task's output is stored on disk, read back by the tasks that use it and shared between threads: derive `serde::Serialize, serde::Deserialize` for `{Self}`"
-        )]
-        trait __PwOutput {}
-
-        impl<T> __PwOutput for T where
-            T: __pw::serde::Serialize
-                + __pw::serde::de::DeserializeOwned
-                + ::core::marker::Send
-                + ::core::marker::Sync
-                + 'static
-        {
-        }
-
-        #[allow(dead_code)]
-        trait __PwOutputOf {
-            type Output: __PwOutput;
-        }
-
-        impl __PwOutputOf for #ident {
-            type Output = #ty;
         }
     }
 }
