@@ -266,10 +266,10 @@ pub use pipewright_macros::main;
 
 pub use pipewright_runtime::{
     Bound, Builder, Cancel, Cancelled, Ctx, Decision, Error, Executor, Explanation, Handle,
-    HashError, InputDir, InputFile, InputKind, InputSpec, NodeId, NodeReport, NodeStatus,
-    OutputFile, ParamLoss, Pipeline, Plan, PlannedNode, PublishAction, Published, Registration,
-    Resources, Result, RunReason, RunReport, Runner, Slurm, Task, TaskError, TaskMeta, WorkerExit,
-    canonical_digest, find_task, registered_tasks,
+    HashError, InputDir, InputFile, InputKind, InputSpec, Mapped, NodeId, NodeReport, NodeStatus,
+    OutputFile, Over, ParamLoss, Pipeline, Plan, PlannedNode, PublishAction, Published,
+    Registration, Resources, Result, RunReason, RunReport, Runner, Slurm, Task, TaskError,
+    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
 pub use pipewright_runtime::{cli, codec, record, render, store};
@@ -277,7 +277,8 @@ pub use pipewright_runtime::{cli, codec, record, render, store};
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Ctx, Executor, Handle, NodeStatus, Pipeline, RunReport, Runner, Task, pipeline, task,
+        Ctx, Executor, Handle, Mapped, NodeStatus, Pipeline, RunReport, Runner, Task, pipeline,
+        task,
     };
 }
 

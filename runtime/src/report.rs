@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::cache::{Entry, Store};
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::graph::{self, Handle, NodeId, Pipeline};
+use crate::graph::{self, Handle, Mapped, NodeId, Pipeline};
 use crate::outputs::{self, Published};
 use crate::plan::RunReason;
 use crate::task::{NodeNames, TaskError};
@@ -340,6 +340,25 @@ impl RunReport {
             });
         }
         self.output(handle.id())
+    }
+
+    /// The outputs of every branch of the mapped node behind `mapped`, in the order of the
+    /// list it went over.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), for the first branch that has no output; and
+    /// [`Error::NotMapped`] if the report does not hold the node's branches.
+    pub fn branches<T: 'static>(&self, mapped: Mapped<T>) -> Result<Vec<&T>> {
+        if mapped.pipeline != self.pipeline_id || mapped.id.index() >= self.outcomes.len() {
+            return Err(Error::ForeignHandle {
+                node: format!("#{}", mapped.id.index()),
+                pipeline: self.pipeline.clone(),
+            });
+        }
+        Err(Error::NotMapped {
+            node: self.nodes.name(mapped.id.index()).to_owned(),
+        })
     }
 
     /// The output of the node named `name`, which must be a `T`.

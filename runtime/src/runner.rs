@@ -497,6 +497,12 @@ impl Runner {
             crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
+        if let Some(map) = pipeline.nodes.maps().first() {
+            return Err(Error::MapUnsupported {
+                executor: "in-process",
+                node: pipeline.node_name(map.node).to_owned(),
+            });
+        }
         let find = |name: &String| {
             pipeline.node(name).ok_or_else(|| Error::UnknownNode {
                 pipeline: pipeline.name().to_owned(),
