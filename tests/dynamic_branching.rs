@@ -1,10 +1,333 @@
 //! Dynamic branching: a task mapped over a list made at run time, one branch per element,
 //! each cached by its element's content.
 
-use std::cell::Cell;
+mod support;
 
-use pipewright::Error;
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Mutex;
+
 use pipewright::prelude::*;
+use pipewright::{Error, RunReason};
+use support::{store, with_status};
+
+/// What the tasks below computed, as `tag:task:element`, since the last `take`.
+static RAN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn note(tag: &str, task: &str, element: impl std::fmt::Display) {
+    RAN.lock().unwrap().push(format!("{tag}:{task}:{element}"));
+}
+
+/// What the tasks tagged `tag` computed since the last call, sorted.
+fn take(tag: &str) -> Vec<String> {
+    let mut ran = RAN.lock().unwrap();
+    let prefix = format!("{tag}:");
+    let mut mine: Vec<String> = ran
+        .iter()
+        .filter(|r| r.starts_with(&prefix))
+        .map(|r| r[prefix.len()..].to_owned())
+        .collect();
+    ran.retain(|r| !r.starts_with(&prefix));
+    mine.sort();
+    mine
+}
+
+#[task]
+fn list(words: Vec<String>) -> Vec<String> {
+    words
+}
+
+#[task]
+fn measure(word: &String, tag: String) -> usize {
+    note(&tag, "measure", word);
+    if word == "bad" {
+        panic!("cannot measure `bad`");
+    }
+    word.len()
+}
+
+#[task]
+fn double(n: &usize, tag: String) -> usize {
+    note(&tag, "double", n);
+    n * 2
+}
+
+#[task]
+fn sum(parts: &[&usize], tag: String) -> usize {
+    note(&tag, "sum", parts.len());
+    parts.iter().copied().sum()
+}
+
+#[task]
+fn label(word: &String, tag: String, ctx: &Ctx) -> String {
+    note(&tag, "label", word);
+    format!("{}:{word}", ctx.node())
+}
+
+/// A pipeline that measures each word of `words` and sums the lengths.
+fn measured(tag: &str, words: &[&str]) -> (Pipeline, Mapped<usize>, Handle<usize>) {
+    let mut b = Pipeline::builder("measured");
+    let words = words.iter().map(|w| (*w).to_owned()).collect();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b
+        .map("lengths", list, |w| measure::node(w, tag.to_owned()))
+        .unwrap();
+    let total = b.add("total", sum::node(lengths, tag.to_owned())).unwrap();
+    (b.build(), lengths, total)
+}
+
+fn run_in(dir: &Path, p: &Pipeline) -> RunReport {
+    Runner::new(dir).run(p).unwrap()
+}
+
+#[test]
+fn branches_run_in_memory_and_are_gathered_in_order() {
+    let (p, lengths, total) = measured("memory", &["a", "bbb", "cc"]);
+    // Not kept: the branches' outputs are dropped once the gather is done with them.
+    let run = Runner::in_memory().run(&p).unwrap();
+    assert!(matches!(
+        run.branches(lengths),
+        Err(Error::NotKept { node }) if node == "lengths[0]"
+    ));
+    take("memory");
+    let run = Runner::in_memory().keep_branches(lengths).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(*run.get(total).unwrap(), 6);
+    assert_eq!(run.branches(lengths).unwrap(), [&1, &3, &2]);
+    let names: Vec<&str> = run.nodes().map(|n| n.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "list",
+            "lengths",
+            "total",
+            "lengths[0]",
+            "lengths[1]",
+            "lengths[2]"
+        ]
+    );
+    assert_eq!(run.status("lengths[1]"), Some(NodeStatus::Ran));
+    assert_eq!(run.node("lengths[1]").unwrap().task(), "measure");
+    assert_eq!(
+        take("memory"),
+        ["measure:a", "measure:bbb", "measure:cc", "sum:3"]
+    );
+}
+
+#[test]
+fn a_branch_is_cached_by_its_element_not_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "identity";
+    let (p, _, total) = measured(tag, &["a", "bb", "ccc"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(*run.get(total).unwrap(), 6);
+    assert_eq!(
+        take(tag),
+        ["measure:a", "measure:bb", "measure:ccc", "sum:3"]
+    );
+
+    // One element added: one branch runs, and the gather below.
+    let (p, _, total) = measured(tag, &["a", "bb", "ccc", "dddd"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(*run.get(total).unwrap(), 10);
+    assert_eq!(take(tag), ["measure:dddd", "sum:4"]);
+    assert_eq!(run.status("lengths[3]"), Some(NodeStatus::Ran));
+    for cached in ["lengths[0]", "lengths[1]", "lengths[2]"] {
+        assert_eq!(run.status(cached), Some(NodeStatus::Cached), "{cached}");
+    }
+
+    // Reordered: no branch runs; the gather does, as the order of its inputs changed.
+    let (p, lengths, total) = measured(tag, &["dddd", "ccc", "a", "bb"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(*run.get(total).unwrap(), 10);
+    assert_eq!(take(tag), ["sum:4"]);
+    assert_eq!(run.branches(lengths).unwrap(), [&4, &3, &1, &2]);
+
+    // Removed: no branch runs; the gather's inputs are those of the first run again.
+    let (p, lengths, total) = measured(tag, &["a", "bb", "ccc"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(*run.get(total).unwrap(), 6);
+    assert_eq!(take(tag), Vec::<String>::new());
+    assert_eq!(run.status("total"), Some(NodeStatus::Cached));
+    assert_eq!(run.status("lengths"), Some(NodeStatus::Cached));
+    assert_eq!(run.branches(lengths).unwrap(), [&1, &2, &3]);
+}
+
+#[test]
+fn a_map_over_a_map_pairs_branch_with_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "pairs";
+    let build = |words: &[&str]| {
+        let mut b = Pipeline::builder("pairs");
+        let words = words.iter().map(|w| (*w).to_owned()).collect();
+        let list = b.add("list", list::node(words)).unwrap();
+        let lengths = b
+            .map("lengths", list, |w| measure::node(w, tag.to_owned()))
+            .unwrap();
+        let doubled = b
+            .map("doubled", lengths, |n| double::node(n, tag.to_owned()))
+            .unwrap();
+        let total = b.add("total", sum::node(doubled, tag.to_owned())).unwrap();
+        (b.build(), doubled, total)
+    };
+    let (p, doubled, total) = build(&["a", "bbb"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(run.branches(doubled).unwrap(), [&2, &6]);
+    assert_eq!(*run.get(total).unwrap(), 8);
+    assert_eq!(
+        take(tag),
+        ["double:1", "double:3", "measure:a", "measure:bbb", "sum:2"]
+    );
+
+    let (p, doubled, _) = build(&["a", "bbb", "cc"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(run.branches(doubled).unwrap(), [&2, &6, &4]);
+    assert_eq!(take(tag), ["double:2", "measure:cc", "sum:3"]);
+    assert_eq!(run.status("doubled[2]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("doubled[0]"), Some(NodeStatus::Cached));
+}
+
+#[test]
+fn a_failed_branch_fails_what_depends_on_it_and_the_others_run() {
+    let tag = "failing";
+    let mut b = Pipeline::builder("failing");
+    let words = ["a", "bad", "ccc"].map(str::to_owned).to_vec();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b
+        .map("lengths", list, |w| measure::node(w, tag.to_owned()))
+        .unwrap();
+    let doubled = b
+        .map("doubled", lengths, |n| double::node(n, tag.to_owned()))
+        .unwrap();
+    let total = b.add("total", sum::node(lengths, tag.to_owned())).unwrap();
+    let p = b.build();
+    let run = Runner::in_memory().run(&p).unwrap();
+    assert!(!run.succeeded());
+    assert_eq!(run.status("lengths[1]"), Some(NodeStatus::Failed));
+    assert_eq!(run.status("lengths[0]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("lengths[2]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("lengths"), Some(NodeStatus::Failed));
+    // The paired branch waits on the failed one only.
+    assert_eq!(run.status("doubled[0]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("doubled[1]"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(run.status("doubled[2]"), Some(NodeStatus::Ran));
+    assert_eq!(
+        run.node("doubled[1]").unwrap().failed_upstream(),
+        Some("lengths[1]")
+    );
+    assert_eq!(run.status("total"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(
+        run.node("total").unwrap().failed_upstream(),
+        Some("lengths[1]")
+    );
+    let err = run.get(total).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node `total` did not run because its upstream `lengths[1]` failed"
+    );
+    assert!(run.branches(doubled).is_err());
+    let text = run.to_string();
+    assert!(text.contains("`lengths[1]` failed: "), "{text}");
+    assert!(
+        text.contains("`lengths` failed: 1 of 3 branches failed, the first `lengths[1]`"),
+        "{text}"
+    );
+    assert_eq!(
+        take(tag),
+        [
+            "double:1",
+            "double:3",
+            "measure:a",
+            "measure:bad",
+            "measure:ccc"
+        ]
+    );
+}
+
+#[test]
+fn damage_in_one_branch_recomputes_that_branch_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "damage";
+    let (p, _, _) = measured(tag, &["a", "bb", "ccc"]);
+    let run = run_in(dir.path(), &p);
+    take(tag);
+    let key = run.node("lengths[1]").unwrap().key().unwrap().to_owned();
+    let entry = store::entry(dir.path(), &key).unwrap();
+    store::set_output(dir.path(), &entry, b"garbage");
+
+    // The gather runs again (its tag changed), reads every branch, and finds the damage.
+    let mut b = Pipeline::builder("measured");
+    let words = ["a", "bb", "ccc"].map(str::to_owned).to_vec();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b
+        .map("lengths", list, |w| measure::node(w, tag.to_owned()))
+        .unwrap();
+    let total = b
+        .add("total", sum::node(lengths, "again".to_owned()))
+        .unwrap();
+    let p = b.build();
+    let run = run_in(dir.path(), &p);
+    assert_eq!(*run.get(total).unwrap(), 6);
+    assert_eq!(take(tag), ["measure:bb"]);
+    assert_eq!(take("again"), ["sum:3"]);
+    assert_eq!(run.status("lengths[1]"), Some(NodeStatus::Ran));
+    assert!(matches!(
+        run.node("lengths[1]").unwrap().reason(),
+        Some(RunReason::Damaged(_))
+    ));
+    assert_eq!(run.status("lengths[0]"), Some(NodeStatus::Cached));
+    assert_eq!(run.status("lengths[2]"), Some(NodeStatus::Cached));
+}
+
+#[test]
+fn an_empty_list_makes_no_branch_and_gathers_an_empty_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, lengths, total) = measured("empty", &[]);
+    let run = run_in(dir.path(), &p);
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(*run.get(total).unwrap(), 0);
+    assert!(run.branches(lengths).unwrap().is_empty());
+    assert_eq!(run.nodes().len(), 3);
+    assert_eq!(take("empty"), ["sum:0"]);
+}
+
+#[test]
+fn equal_elements_share_one_branch_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "equal";
+    let (p, lengths, _) = measured(tag, &["aa", "b", "aa", "aa"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(run.branches(lengths).unwrap(), [&2, &1, &2, &2]);
+    assert_eq!(take(tag), ["measure:aa", "measure:b", "sum:4"]);
+    let key = |name| run.node(name).unwrap().key().unwrap().to_owned();
+    assert_eq!(key("lengths[0]"), key("lengths[2]"));
+    assert_ne!(key("lengths[0]"), key("lengths[1]"));
+    assert_eq!(with_status(&run, NodeStatus::Cached).len(), 2);
+}
+
+#[test]
+fn a_task_taking_ctx_is_cached_across_reordering() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "ctx";
+    let build = |words: &[&str]| {
+        let mut b = Pipeline::builder("ctx");
+        let words = words.iter().map(|w| (*w).to_owned()).collect();
+        let list = b.add("list", list::node(words)).unwrap();
+        let labels = b
+            .map("labels", list, |w| label::node(w, tag.to_owned()))
+            .unwrap();
+        (b.build(), labels)
+    };
+    let (p, labels) = build(&["x", "y"]);
+    let run = run_in(dir.path(), &p);
+    // A branch's task sees the mapped node's name, as its key holds that name only.
+    assert_eq!(run.branches(labels).unwrap(), [&"labels:x", &"labels:y"]);
+    assert_eq!(take(tag), ["label:x", "label:y"]);
+    let (p, labels) = build(&["y", "x"]);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(run.branches(labels).unwrap(), [&"labels:y", &"labels:x"]);
+    assert_eq!(take(tag), Vec::<String>::new());
+}
 
 #[task]
 fn words(text: String) -> Vec<String> {

@@ -19,7 +19,7 @@ mod value;
 
 pub use builder::Builder;
 use builder::Refused;
-pub(crate) use map::{ELEMENT, MapSpec};
+pub(crate) use map::{ELEMENT, Elements, MapSpec};
 pub use map::{Mapped, Over};
 pub(crate) use nodes::{Node, Nodes, Wire};
 

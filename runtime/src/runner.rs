@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::exec::{self, Executor};
 use crate::explain::{self, Explanation};
 use crate::gc::Freed;
-use crate::graph::{Handle, NodeId, Pipeline};
+use crate::graph::{Handle, Mapped, NodeId, Pipeline};
 use crate::outputs::OutputFile;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
@@ -135,6 +135,15 @@ impl Runner {
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn keep<T>(mut self, node: Handle<T>) -> Self {
         self.keep.push((node.pipeline(), node.id()));
+        self
+    }
+
+    /// Keeps the outputs of every branch of the mapped node `node` in memory, as
+    /// [`keep`](Self::keep) does a node's, for
+    /// [`RunReport::branches`](crate::RunReport::branches).
+    #[must_use = "a builder method returns the changed runner, which must be used"]
+    pub fn keep_branches<T>(mut self, node: Mapped<T>) -> Self {
+        self.keep.push((node.pipeline, node.id()));
         self
     }
 
@@ -352,13 +361,19 @@ impl Runner {
                 in_child: self.executor == Executor::Process,
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
-            let outcomes = match (&self.executor, &self.store, &record) {
+            let (outcomes, branches) = match (&self.executor, &self.store, &record) {
                 (Executor::Slurm(slurm), Some(_), Some(_)) => {
-                    exec::slurm::run(pipeline, slurm, &settings)?
+                    (exec::slurm::run(pipeline, slurm, &settings)?, Vec::new())
                 }
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
-            let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
+            let report = RunReport::new(
+                pipeline,
+                outcomes,
+                branches,
+                self.store.clone(),
+                start.elapsed(),
+            );
             tracing::info!(target: "pipewright", "{}", report.summary());
             Ok::<_, Error>(report)
         };
@@ -455,6 +470,15 @@ impl Runner {
         self.log_dir.as_deref()
     }
 
+    /// The executor's name in messages.
+    fn executor_name(&self) -> &'static str {
+        match &self.executor {
+            Executor::InProcess => "in-process",
+            Executor::Process => "process",
+            Executor::Slurm(_) => "Slurm",
+        }
+    }
+
     /// Whether this runner's executor can run here.
     fn check_executor(&self) -> Result<()> {
         let name = match &self.executor {
@@ -497,9 +521,11 @@ impl Runner {
             crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
-        if let Some(map) = pipeline.nodes.maps().first() {
+        if let (Some(map), Executor::Process | Executor::Slurm(_)) =
+            (pipeline.nodes.maps().first(), &self.executor)
+        {
             return Err(Error::MapUnsupported {
-                executor: "in-process",
+                executor: self.executor_name(),
                 node: pipeline.node_name(map.node).to_owned(),
             });
         }

@@ -341,6 +341,8 @@ pub struct Inputs<'a> {
 pub(crate) enum InputValues {
     One(Arc<Value>),
     Many(Vec<Arc<Value>>),
+    /// Element `.1` of the list `.0`, read in place by `.2`: a branch's element.
+    Element(Arc<Value>, usize, fn(&Value, usize) -> &Value),
 }
 
 impl Inputs<'_> {
@@ -351,6 +353,7 @@ impl Inputs<'_> {
     pub fn one<T: 'static>(&self, index: usize) -> &T {
         match &self.slots[index] {
             InputValues::One(value) => downcast(value),
+            InputValues::Element(list, i, get) => downcast_ref(get(&**list, *i)),
             InputValues::Many(_) => panic!("input {index} is gathered, not single"),
         }
     }
@@ -359,12 +362,18 @@ impl Inputs<'_> {
     pub fn many<T: 'static>(&self, index: usize) -> Vec<&T> {
         match &self.slots[index] {
             InputValues::Many(values) => values.iter().map(|v| downcast(v)).collect(),
-            InputValues::One(_) => panic!("input {index} is single, not gathered"),
+            InputValues::One(_) | InputValues::Element(..) => {
+                panic!("input {index} is single, not gathered")
+            }
         }
     }
 }
 
 fn downcast<T: 'static>(value: &Arc<Value>) -> &T {
+    downcast_ref(&**value)
+}
+
+fn downcast_ref<T: 'static>(value: &Value) -> &T {
     value.downcast_ref::<T>().unwrap_or_else(|| {
         panic!(
             "an input is not of type `{}`: the graph was wired wrongly",

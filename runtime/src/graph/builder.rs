@@ -310,32 +310,34 @@ impl Builder {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use pipewright::prelude::*;
     ///
     /// #[task]
-    /// fn words(text: String) -> Vec<String> {
+    /// fn split_words(text: String) -> Vec<String> {
     ///     text.split(' ').map(str::to_owned).collect()
     /// }
     ///
     /// #[task]
-    /// fn count(word: &String, times: usize) -> usize {
+    /// fn word_length(word: &String, times: usize) -> usize {
     ///     word.len() * times
     /// }
     ///
     /// #[task]
-    /// fn total(counts: &[&usize]) -> usize {
+    /// fn add_lengths(counts: &[&usize]) -> usize {
     ///     counts.iter().copied().sum()
     /// }
     ///
     /// fn main() -> pipewright::Result<()> {
     ///     let mut b = Pipeline::builder("mapped");
-    ///     let list = b.add("words", words::node("a bb ccc".to_owned()))?;
-    ///     let counts = b.map("counts", list, |w| count::node(w, 2))?;
-    ///     let sum = b.add("total", total::node(counts))?;
+    ///     let list = b.add("words", split_words::node("a bb ccc".to_owned()))?;
+    ///     let counts = b.map("counts", list, |w| word_length::node(w, 2))?;
+    ///     let sum = b.add("total", add_lengths::node(counts))?;
     ///     let p = b.build();
     ///
-    ///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-map")).run(&p)?;
+    ///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-map"))
+    ///         .keep_branches(counts)
+    ///         .run(&p)?;
     ///     assert_eq!(*run.get(sum)?, 12);
     ///     assert_eq!(run.branches(counts)?, [&2, &4, &6]);
     ///     Ok(())

@@ -111,7 +111,6 @@ pub struct OverSpec {
 /// the `T` of each map, so that an element is read in place, never cloned, and hashed as
 /// its own type.
 #[derive(Clone, Copy)]
-#[expect(dead_code, reason = "read by the executor")]
 pub(crate) struct Elements {
     /// The number of elements.
     pub(crate) len: fn(&Value) -> usize,
@@ -151,7 +150,6 @@ fn vec_of<T: 'static>(list: &Value) -> &Vec<T> {
 
 /// What the executor reads of a mapped node.
 #[derive(Debug, Clone)]
-#[expect(dead_code, reason = "read by the executor")]
 pub(crate) struct MapSpec {
     /// The mapped node.
     pub(crate) node: NodeId,

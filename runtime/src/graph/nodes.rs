@@ -299,7 +299,6 @@ impl<'a> Node<'a> {
     }
 
     /// What this node maps over, if it is a mapped node.
-    #[expect(dead_code, reason = "read by the executor")]
     pub(crate) fn map(self) -> Option<&'a MapSpec> {
         if self.nodes.maps.is_empty() {
             return None;

@@ -164,7 +164,10 @@ impl<'p> Run<'p> {
                 Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
                 Wire::Many(ids) => ids
                     .iter()
-                    .map(|id| self.pipeline.node_name(*id).to_owned())
+                    .flat_map(|id| match self.is_mapped(*id) {
+                        true => self.branch_names_of(*id),
+                        false => vec![self.pipeline.node_name(*id).to_owned()],
+                    })
                     .collect(),
             })
             .collect()
