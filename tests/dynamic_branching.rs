@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use pipewright::prelude::*;
-use pipewright::{Error, RunReason};
+use pipewright::{Decision, Error, RunReason};
 use support::{store, with_status};
 
 /// What the tasks below computed, as `tag:task:element`, since the last `take`.
@@ -418,4 +418,170 @@ fn a_mapped_node_is_one_node_of_the_graph_wired_to_its_list() {
     assert_eq!(p.len(), 3);
     assert_eq!(p.parents(counts.id()), [list.id()]);
     assert_eq!(p.parents(sum.id()), [counts.id()]);
+}
+
+#[test]
+fn run_json_and_a_reopened_report_list_every_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "record";
+    let (p, _, _) = measured(tag, &["a", "bad", "ccc"]);
+    let run = run_in(dir.path(), &p);
+    let run_dir = run.run_dir().unwrap().to_owned();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    let lengths = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "lengths")
+        .unwrap();
+    assert_eq!(lengths["over"], "list");
+    let branches = lengths["branches"].as_array().unwrap();
+    let names: Vec<&str> = branches
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["lengths[0]", "lengths[1]", "lengths[2]"]);
+    let statuses: Vec<&str> = branches
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ran", "failed", "ran"]);
+    // The element's short digest, the one its key holds: that of the word, as a parameter
+    // of the same value would be hashed.
+    let digest = pipewright::canonical_digest(&"a".to_owned()).unwrap();
+    let short: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(branches[0]["element"], short[..12]);
+    assert_eq!(
+        branches[0]["key"].as_str(),
+        run.node("lengths[0]").unwrap().key()
+    );
+    let total = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "total")
+        .unwrap();
+    assert_eq!(total["upstream_failed"], "lengths[1]");
+    let failures: Vec<String> = std::fs::read_dir(run_dir.join("failures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        failures.iter().any(|f| f.starts_with("lengths_1_-")),
+        "{failures:?}"
+    );
+
+    let reopened = RunReport::open(&run_dir).unwrap();
+    assert_eq!(reopened.status("lengths[1]"), Some(NodeStatus::Failed));
+    assert_eq!(reopened.status("lengths[2]"), Some(NodeStatus::Ran));
+    assert_eq!(
+        reopened.node("total").unwrap().failed_upstream(),
+        Some("lengths[1]")
+    );
+    assert_eq!(reopened.get_as::<usize>("lengths[2]").unwrap(), &3);
+    assert_eq!(reopened.nodes().len(), 6);
+    take(tag);
+}
+
+#[test]
+fn garbage_collection_keeps_the_entries_of_recorded_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _, _) = measured("gc", &["a", "bb"]);
+    let runner = Runner::new(dir.path());
+    let run = runner.run(&p).unwrap();
+    let keys: Vec<String> = (0..2)
+        .map(|i| {
+            run.node(&format!("lengths[{i}]"))
+                .unwrap()
+                .key()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    runner.gc(1).unwrap();
+    for key in &keys {
+        assert!(store::entry(dir.path(), key).is_some(), "{key} was removed");
+    }
+    take("gc");
+}
+
+#[test]
+fn a_plan_says_when_branches_are_made_and_how_many_there_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "plan";
+    let (p, _, _) = measured(tag, &["a", "bb", "ccc"]);
+    let runner = Runner::new(dir.path());
+    let plan = runner.plan(&p).unwrap();
+    assert_eq!(
+        plan.node("lengths").unwrap().decision,
+        Decision::Mapped {
+            over: "list".to_owned(),
+            last_branches: None
+        }
+    );
+    assert!(matches!(
+        &plan.node("total").unwrap().decision,
+        Decision::Pending { upstream } if upstream == "lengths"
+    ));
+    let _ = runner.run(&p).unwrap();
+    let plan = runner.plan(&p).unwrap();
+    assert_eq!(
+        plan.node("lengths").unwrap().decision,
+        Decision::Mapped {
+            over: "list".to_owned(),
+            last_branches: Some(3)
+        }
+    );
+    let text = plan.to_string();
+    assert!(
+        text.contains("branches made when `list` is ready (3 in the last run)"),
+        "{text}"
+    );
+
+    let explained = runner.explain(&p, "lengths[1]").unwrap().to_string();
+    assert!(
+        explained.starts_with("`lengths[1]` is a branch"),
+        "{explained}"
+    );
+    let digest = pipewright::canonical_digest(&"bb".to_owned()).unwrap();
+    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    assert!(
+        explained.contains(&format!("took the element with digest {short} and ran")),
+        "{explained}"
+    );
+    assert!(explained.contains("is in the store"), "{explained}");
+    let explained = runner.explain(&p, "lengths[7]").unwrap().to_string();
+    assert!(
+        explained.contains("had 3 branches, not this one"),
+        "{explained}"
+    );
+    assert!(matches!(
+        runner.explain(&p, "list[0]"),
+        Err(Error::UnknownNode { .. })
+    ));
+    take(tag);
+}
+
+#[test]
+fn the_process_and_slurm_executors_refuse_a_mapped_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _, _) = measured("process", &["a"]);
+    for (executor, name) in [
+        (Executor::Process, "process"),
+        (Executor::Slurm(pipewright::Slurm::new()), "Slurm"),
+    ] {
+        let err = Runner::new(dir.path())
+            .executor(executor)
+            .run(&p)
+            .unwrap_err();
+        assert!(matches!(err, Error::MapUnsupported { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the {name} executor cannot run mapped node `lengths`: run this pipeline with the in-process executor"
+            )
+        );
+    }
+    assert_eq!(take("process"), Vec::<String>::new());
 }

@@ -17,6 +17,7 @@ use crate::outputs::OutputFile;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::record::log::RunLog;
+use crate::record::schema::RunRecord;
 use crate::record::write::RunDir;
 use crate::report::RunReport;
 
@@ -410,7 +411,36 @@ impl Runner {
     /// parameters cannot be hashed.
     pub fn plan(&self, pipeline: &Pipeline) -> Result<Plan> {
         let flags = self.flags(pipeline)?;
-        plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced).map(|(plan, _)| plan)
+        let (mut plan, _) = plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced)?;
+        self.note_last_branches(pipeline, &mut plan);
+        Ok(plan)
+    }
+
+    /// Notes in `plan` how many branches each mapped node of `pipeline` had in its last
+    /// recorded run.
+    fn note_last_branches(&self, pipeline: &Pipeline, plan: &mut Plan) {
+        if pipeline.nodes.maps().is_empty() {
+            return;
+        }
+        if let Some((_, record)) = self.last_record(pipeline) {
+            plan.set_last_branches(|name| {
+                let node = record.nodes.iter().find(|n| n.name == name)?;
+                node.over.is_some().then_some(node.branches.len())
+            });
+        }
+    }
+
+    /// The directory and record of the last finished run of `pipeline`, if runs are
+    /// recorded.
+    fn last_record(&self, pipeline: &Pipeline) -> Option<(PathBuf, RunRecord)> {
+        let log_dir = self.log_dir.as_ref()?;
+        crate::gc::runs(log_dir)
+            .into_iter()
+            .find_map(|(dir, record)| {
+                record
+                    .filter(|r| r.pipeline == pipeline.name() && r.ended.is_some())
+                    .map(|r| (dir, r))
+            })
     }
 
     /// Why the node named `node` will run: what changed since it last wrote an entry.
@@ -420,12 +450,34 @@ impl Runner {
     /// As [`plan`](Self::plan), and [`Error::UnknownNode`] if there is no such node.
     pub fn explain(&self, pipeline: &Pipeline, node: &str) -> Result<Explanation> {
         let flags = self.flags(pipeline)?;
-        let id = pipeline.node(node).ok_or_else(|| Error::UnknownNode {
+        let unknown = || Error::UnknownNode {
             pipeline: pipeline.name().to_owned(),
             node: node.to_owned(),
-        })?;
-        let (plan, digests) =
+        };
+        let id = match pipeline.node(node) {
+            Some(id) => id,
+            None => {
+                // A branch, `mapped[i]`, is explained from the last run.
+                let (mapped, i) = explain::branch_of(node).ok_or_else(unknown)?;
+                let id = pipeline.node(mapped).ok_or_else(unknown)?;
+                let map = pipeline.node_at(id).map().ok_or_else(unknown)?;
+                let last = self.last_record(pipeline);
+                let recorded = last.as_ref().and_then(|(dir, record)| {
+                    let mapped = record.nodes.iter().find(|n| n.name == mapped)?;
+                    Some((dir.as_path(), mapped.branches.len(), mapped.branches.get(i)))
+                });
+                return Ok(explain::branch(
+                    node,
+                    pipeline.node_name(map.over),
+                    pipeline.node_at(id).task().meta().name,
+                    recorded,
+                    self.store.as_ref(),
+                ));
+            }
+        };
+        let (mut plan, digests) =
             plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced)?;
+        self.note_last_branches(pipeline, &mut plan);
         Ok(explain::explain(
             pipeline,
             self.store.as_ref(),

@@ -278,7 +278,7 @@ impl GraphView {
             let state = match planned.get(name) {
                 Some(Decision::Fresh { .. }) => NodeState::Fresh,
                 Some(Decision::Run { .. }) => NodeState::WillRun,
-                Some(Decision::Pending { .. }) => NodeState::Pending,
+                Some(Decision::Pending { .. } | Decision::Mapped { .. }) => NodeState::Pending,
                 None => NodeState::Unknown,
             };
             NodeView::new(name, task, state)
