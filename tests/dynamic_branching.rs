@@ -585,3 +585,91 @@ fn the_process_and_slurm_executors_refuse_a_mapped_node() {
     }
     assert_eq!(take("process"), Vec::<String>::new());
 }
+
+static CANCEL: Mutex<Option<pipewright::Cancel>> = Mutex::new(None);
+
+#[task]
+fn stopping(word: &String, tag: String) -> usize {
+    note(&tag, "stopping", word);
+    if word == "stop" {
+        CANCEL.lock().unwrap().as_ref().unwrap().cancel();
+    }
+    word.len()
+}
+
+#[test]
+fn a_cancelled_run_settles_every_branch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "cancel";
+    let mut b = Pipeline::builder("cancelled");
+    // With one worker, the branch spawned last runs first (see `fail_fast_…`).
+    let words = ["a", "b", "c", "d", "stop"].map(str::to_owned).to_vec();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b
+        .map("lengths", list, |w| stopping::node(w, tag.to_owned()))
+        .unwrap();
+    b.add("total", sum::node(lengths, tag.to_owned())).unwrap();
+    let p = b.build();
+    let runner = Runner::new(dir.path()).jobs(1);
+    *CANCEL.lock().unwrap() = Some(runner.cancel_handle());
+    let run = runner.run(&p).unwrap();
+    assert!(run.cancelled());
+    assert_eq!(run.nodes().len(), 8);
+    assert_eq!(run.status("lengths[4]"), Some(NodeStatus::Ran));
+    for i in 0..4 {
+        let name = format!("lengths[{i}]");
+        assert_eq!(run.status(&name), Some(NodeStatus::Cancelled), "{name}");
+    }
+    assert_eq!(run.status("lengths"), Some(NodeStatus::Cancelled));
+    assert_eq!(run.status("total"), Some(NodeStatus::Cancelled));
+    assert_eq!(take(tag), ["stopping:stop"]);
+}
+
+#[test]
+fn fail_fast_cancels_the_branches_not_started() {
+    let tag = "fast";
+    // One worker starts the branches spawned last first (a rayon scope's own jobs run last
+    // in, first out), so the failing one, last, runs first.
+    let (p, _, _) = measured(tag, &["a", "b", "c", "bad"]);
+    let run = Runner::in_memory().jobs(1).fail_fast(true).run(&p).unwrap();
+    assert_eq!(run.status("lengths[3]"), Some(NodeStatus::Failed));
+    for i in 0..3 {
+        let name = format!("lengths[{i}]");
+        assert_eq!(run.status(&name), Some(NodeStatus::Cancelled), "{name}");
+    }
+    assert_eq!(run.status("lengths"), Some(NodeStatus::Failed));
+    assert_eq!(run.status("total"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(
+        run.node("total").unwrap().failed_upstream(),
+        Some("lengths[3]")
+    );
+    assert_eq!(take(tag), ["measure:bad"]);
+}
+
+#[test]
+fn forcing_a_mapped_node_forces_its_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "force";
+    let (p, _, _) = measured(tag, &["a", "bb"]);
+    let _ = run_in(dir.path(), &p);
+    take(tag);
+    let run = Runner::new(dir.path()).force("lengths").run(&p).unwrap();
+    // The same outputs again: the gather below stays cached.
+    assert_eq!(take(tag), ["measure:a", "measure:bb"]);
+    assert_eq!(run.status("total"), Some(NodeStatus::Cached));
+    assert_eq!(
+        run.node("lengths[1]").unwrap().reason(),
+        Some(&RunReason::Forced)
+    );
+    assert_eq!(run.status("list"), Some(NodeStatus::Cached));
+}
+
+#[test]
+fn a_mapped_node_can_be_a_target() {
+    let tag = "target";
+    let (p, lengths, _) = measured(tag, &["a", "bb"]);
+    let run = Runner::in_memory().target("lengths").run(&p).unwrap();
+    assert_eq!(run.status("total"), Some(NodeStatus::NotNeeded));
+    assert_eq!(run.branches(lengths).unwrap(), [&1, &2]);
+    assert_eq!(take(tag), ["measure:a", "measure:bb"]);
+}
