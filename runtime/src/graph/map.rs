@@ -65,9 +65,9 @@ impl<T> fmt::Debug for Mapped<T> {
 /// each element: the [`Handle`](crate::Handle) of a node whose output is a `Vec<T>` (one
 /// branch per element), or a [`Mapped<T>`] node (branch `i` takes branch `i`'s output).
 #[diagnostic::on_unimplemented(
-    message = "a map goes over a node whose output is a `Vec<{T}>`, or over a mapped node of `{T}`, and `{Self}` is neither",
-    label = "expected a `Handle<Vec<{T}>>` or a `Mapped<{T}>`",
-    note = "the map's body takes one element, a `{T}`: map over a node that returns `Vec<{T}>`, or over the result of another map whose task returns `{T}`"
+    message = "a map goes over a node whose output is a `Vec`, or over a mapped node, and `{Self}` is neither",
+    label = "not a list of elements",
+    note = "each branch takes one element: map over a node whose task returns a `Vec<T>`, or over another map"
 )]
 pub trait Over<T> {
     #[doc(hidden)]
