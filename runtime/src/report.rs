@@ -436,6 +436,14 @@ impl RunReport {
         self.maps.iter().find(|m| m.node == id)
     }
 
+    /// Whether the node named `name` is a mapped node that made its branches in this run
+    /// (none, for an empty list).
+    pub(crate) fn made_branches(&self, name: &str) -> bool {
+        self.nodes
+            .find(name)
+            .is_some_and(|id| self.branches_of(id).is_some())
+    }
+
     /// The reports of the branches of the node named `name`, each with its element's short
     /// digest (with a store); empty if it is not a mapped node that made branches.
     pub fn branches_named(
