@@ -60,7 +60,7 @@ pub enum Error {
 
     /// An executor that cannot run a mapped node.
     #[error(
-        "the {executor} executor cannot run mapped node `{node}`: run this pipeline with the in-process executor"
+        "the {executor} executor cannot run mapped node `{node}`: run this pipeline in process or with the process executor"
     )]
     MapUnsupported {
         /// The executor.

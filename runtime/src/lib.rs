@@ -69,7 +69,7 @@ pub mod __private {
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, Helper, HelperMeta, InputKind, InputSpec, Inputs, Resources, Task,
-        TaskError, TaskMeta, TaskMetaFields,
+        TaskError, TaskMeta, TaskMetaFields, element_of,
     };
     pub use ::core;
     pub use ::inventory;

@@ -573,9 +573,7 @@ impl Runner {
             crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
-        if let (Some(map), Executor::Process | Executor::Slurm(_)) =
-            (pipeline.nodes.maps().first(), &self.executor)
-        {
+        if let (Some(map), Executor::Slurm(_)) = (pipeline.nodes.maps().first(), &self.executor) {
             return Err(Error::MapUnsupported {
                 executor: self.executor_name(),
                 node: pipeline.node_name(map.node).to_owned(),

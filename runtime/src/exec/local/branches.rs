@@ -16,6 +16,7 @@ use rayon::Scope;
 
 use super::{Gathered, NONE, Run, lock};
 use crate::cache::{Entry, Look, Store};
+use crate::exec::worker::{ElementRef, InputRef};
 use crate::graph::{Elements, MapSpec, Node, NodeId};
 use crate::key::{Digest, hex};
 use crate::node::RunReason;
@@ -281,7 +282,7 @@ impl<'p> Run<'p> {
                 } => {
                     tracing::info!(target: "pipewright", ?duration, "finished");
                     outcome.duration = nanos(duration);
-                    outcome.value = Some(value);
+                    outcome.value = value;
                     let details = outcome.details_mut();
                     details.key = Some(key);
                     details.reason = Some(reason);
@@ -416,6 +417,19 @@ impl<'p> Run<'p> {
             }
         }
         let spec = node.map().expect("a mapped node has a map");
+        if self.settings.in_child {
+            let replace = self.settings.forced[id.index()] || !meta.cache;
+            let entry =
+                self.branch_in_child(node, name, spec, source, i, &digests, store, &key, replace)?;
+            drop(lock);
+            return Ok(BranchDone::Ran {
+                key,
+                reason,
+                value: None,
+                digest: entry.digest,
+                entry: Some(entry),
+            });
+        }
         let inputs = self.branch_inputs(node, spec, source, i)?;
         let entry = NewEntry {
             task: node.task(),
@@ -430,10 +444,51 @@ impl<'p> Run<'p> {
         Ok(BranchDone::Ran {
             key,
             reason,
-            value: computed.value,
+            value: Some(computed.value),
             digest: computed.digest,
             entry: computed.entry,
         })
+    }
+
+    /// Runs branch `i` (named `name`) of mapped node `node` in a child process, which reads
+    /// its element from the stored list (or the paired branch's entry) and its other
+    /// inputs from the store, and commits its output under `key`. `digests` are the
+    /// branch's input digests, the element's among them.
+    #[expect(clippy::too_many_arguments, reason = "one branch's whole context")]
+    fn branch_in_child(
+        &self,
+        node: &Node<'_>,
+        name: &str,
+        spec: &MapSpec,
+        source: &Source,
+        i: usize,
+        digests: &[Vec<Digest>],
+        store: &Store,
+        key: &str,
+        replace: bool,
+    ) -> Result<Box<Entry>, TaskError> {
+        let mut inputs = Vec::with_capacity(node.wires().len());
+        for (w, wire) in node.wires().enumerate() {
+            if !spec.element_inputs.contains(&w) {
+                inputs.push(self.stored_refs(wire)?);
+                continue;
+            }
+            inputs.push(vec![match source {
+                Source::List(..) => {
+                    let mut list = self.stored_refs(wire)?;
+                    let mut list = list.pop().ok_or_else(|| {
+                        TaskError::failed("a branch's element has no list to come from")
+                    })?;
+                    list.element = Some(ElementRef {
+                        index: i,
+                        digest: hex(&digests[w][0]),
+                    });
+                    list
+                }
+                Source::Paired(up, _) => self.branch_ref(*up, i)?,
+            }]);
+        }
+        self.job_in_child(node, name, store, key, replace, inputs)
     }
 
     /// The output of branch `i` of the settled mapped node `id`, read from its entry; a
@@ -540,6 +595,23 @@ impl<'p> Run<'p> {
         (0..n).map(|i| branch_name(name, i)).collect()
     }
 
+    /// Where a worker finds the output of branch `i` of the settled mapped node `id`.
+    pub(super) fn branch_ref(&self, id: NodeId, i: usize) -> Result<InputRef, TaskError> {
+        let name = branch_name(self.pipeline.node_name(id), i);
+        let key = self
+            .branches_of(id)
+            .and_then(|b| b.slots.get(i))
+            .and_then(|slot| lock(slot).entry.as_ref().map(|e| e.key.clone()))
+            .ok_or_else(|| TaskError::failed(format!("the output of `{name}` is not stored")))?;
+        Ok(InputRef {
+            node: name,
+            task: self.pipeline.task_of(id).name.to_owned(),
+            key: Some(key),
+            status: None,
+            element: None,
+        })
+    }
+
     /// Appends to `values` the output of each branch of the mapped node `id`, whose
     /// output `value` is.
     pub(super) fn expand(
@@ -639,7 +711,8 @@ enum BranchDone {
     Ran {
         key: String,
         reason: RunReason,
-        value: Arc<Value>,
+        /// None when a worker process computed it: it is read from its entry when needed.
+        value: Option<Arc<Value>>,
         digest: Digest,
         entry: Option<Box<Entry>>,
     },
