@@ -103,6 +103,14 @@ pub use pipewright_macros::task;
 /// parameter, so it is hashed into the node's key. It is written as a macro call, so a task
 /// named `value` is still called as `value(...)`.
 ///
+/// `let counts = for line in lines { count(line, 3) };` maps a task over a list made at run
+/// time ([`Builder::map`]): `lines` is a binding whose task returns a `Vec<T>`, and the body
+/// is one call of a task that takes the element `line` as an input (`&T`), its other
+/// arguments as anywhere. It runs once per element, each run a branch cached by its
+/// element's content. The binding is a [`Mapped`] node: pass it whole where a gathered
+/// `&[&U]` input is expected to take every branch's output in order (`total(counts)`), or
+/// map over it again (`for c in counts { render(c) }` pairs branch with branch).
+///
 /// It expands to calls of [`Pipeline::builder`] and [`Builder::add`], so the compiler checks
 /// the wiring: a wrong input type, a wrong number of arguments or an unknown task is an
 /// error at that argument or call. The value it returns derefs to [`Pipeline`] and has one
@@ -114,9 +122,13 @@ pub use pipewright_macros::task;
 /// pipeline, a repeated binding name, a binding name longer than 200 bytes (node names
 /// name files), a binding used before (or in) its own definition, a
 /// binding used inside a parameter expression or behind `&`, a gathered input that
-/// lists something else than bindings, and `value!(...)` with other than one expression. A
-/// single binding passed to a gathered input is reported by rustc with a hint to write it
-/// in brackets. A parameter value that does not come back intact from the codec, or a task
+/// lists something else than bindings, and `value!(...)` with other than one expression; in
+/// a map, an element that is not a plain name or not passed to the task whole, a body that
+/// is not one call of a task, a map over something else than a binding above, and a mapped
+/// binding listed in brackets. A single binding passed to a gathered input is reported by
+/// rustc with a hint to write it in brackets, a map over a node whose output is not a `Vec`
+/// with a note to map over one, and a mapped binding passed where one node is expected as a
+/// [`Mapped`] where a [`Handle`] was expected. A parameter value that does not come back intact from the codec, or a task
 /// whose name another registered task has, makes running or planning the pipeline return
 /// [`Error::LossyParam`] or [`Error::DuplicateTask`].
 ///
@@ -164,6 +176,37 @@ pub use pipewright_macros::task;
 /// assert_eq!(p.len(), 5);
 /// let run = Runner::new(std::env::temp_dir().join("pipewright-doc-pipeline")).run(&p).unwrap();
 /// assert_eq!(*run.get(p.n).unwrap(), 5 + 50 + 10);
+/// ```
+///
+/// A map, one branch per word, and the branches gathered:
+///
+/// ```
+/// use pipewright::prelude::*;
+///
+/// #[task]
+/// fn split_words(text: String) -> Vec<String> {
+///     text.split(' ').map(str::to_owned).collect()
+/// }
+///
+/// #[task]
+/// fn letters(word: &String, times: usize) -> usize {
+///     word.len() * times
+/// }
+///
+/// #[task]
+/// fn all_letters(counts: &[&usize]) -> usize {
+///     counts.iter().copied().sum()
+/// }
+///
+/// let p = pipeline! {
+///     name = "words";
+///     let list = split_words("a bb ccc".to_owned());
+///     let counts = for word in list { letters(word, 2) };
+///     let sum = all_letters(counts);
+/// };
+/// let run = Runner::in_memory().keep_branches(p.counts).run(&p).unwrap();
+/// assert_eq!(run.branches(p.counts).unwrap(), [&2, &4, &6]);
+/// assert_eq!(*run.get(p.sum).unwrap(), 12);
 /// ```
 pub use pipewright_macros::pipeline;
 
@@ -266,10 +309,10 @@ pub use pipewright_macros::main;
 
 pub use pipewright_runtime::{
     Bound, Builder, Cancel, Cancelled, Ctx, Decision, Error, Executor, Explanation, Handle,
-    HashError, InputDir, InputFile, InputKind, InputSpec, NodeId, NodeReport, NodeStatus,
-    OutputFile, ParamLoss, Pipeline, Plan, PlannedNode, PublishAction, Published, Registration,
-    Resources, Result, RunReason, RunReport, Runner, Slurm, StoredOutput, Task, TaskError,
-    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
+    HashError, InputDir, InputFile, InputKind, InputSpec, Mapped, NodeId, NodeReport, NodeStatus,
+    OutputFile, Over, ParamLoss, Pipeline, Plan, PlannedNode, PublishAction, Published,
+    Registration, Resources, Result, RunReason, RunReport, Runner, Slurm, StoredOutput, Task,
+    TaskError, TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
 pub use pipewright_runtime::{cli, codec, record, render, store};
@@ -277,7 +320,8 @@ pub use pipewright_runtime::{cli, codec, record, render, store};
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Ctx, Executor, Handle, NodeStatus, Pipeline, RunReport, Runner, Task, pipeline, task,
+        Ctx, Executor, Handle, Mapped, NodeStatus, Pipeline, RunReport, Runner, Task, pipeline,
+        task,
     };
 }
 

@@ -129,3 +129,32 @@ fn a_value_node_adds_no_warning() {
     assert_eq!(*run.get(p.seven).unwrap(), 7);
     assert_eq!(*run.get(p.node).unwrap(), 8);
 }
+
+#[task]
+fn several(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+#[task]
+fn next(x: &u32) -> u32 {
+    x + 1
+}
+
+/// A map whose body is nothing but the task's call on the element, and one with a
+/// parameter and another input beside it.
+#[test]
+fn a_map_adds_no_warning() {
+    let p = pipeline! {
+        name = "lint-clean-map";
+        let list = several(3);
+        let same = for n in list { next(n) };
+        let more = for n in same { upper(10, n) };
+        let named = for x in list { raw("r".to_owned(), x) };
+        let unused = value!(7_u32);
+    };
+    let run = Runner::in_memory().keep_branches(p.same).run(&p).unwrap();
+    assert_eq!(run.branches(p.same).unwrap(), [&1, &2, &3]);
+    assert_eq!(run.branches(p.more).unwrap(), [&11, &12, &13]);
+    assert_eq!(run.branches(p.named).unwrap(), ["r0", "r1", "r2"]);
+    assert_eq!(*run.get(p.unused).unwrap(), 7);
+}

@@ -662,6 +662,99 @@ fn output_files_are_committed_and_published_by_workers() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "# Changed\n7\n");
 }
 
+#[task]
+fn spread(n: u64) -> Vec<u64> {
+    (1..=n).collect()
+}
+
+#[task]
+fn tenfold(x: &u64, ctx: &Ctx) -> (u64, u32, String) {
+    (x * 10, std::process::id(), ctx.node().to_owned())
+}
+
+#[task]
+fn restamp(x: &(u64, u32, String)) -> Stamped {
+    (x.0 + 1, std::process::id())
+}
+
+fn branches_run_in_workers_with_the_keys_they_have_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |n: u64| {
+        pipeline! {
+            name = "process-map";
+            let list = spread(n);
+            let tens = for x in list { tenfold(x) };
+            let next = for t in tens { restamp(t) };
+            let total = sum_all(next);
+        }
+    };
+    let p = build(3);
+    let workers = Runner::new(dir.path())
+        .jobs(2)
+        .executor(Executor::Process)
+        .keep_branches(p.tens);
+    let run = workers.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    let tens = run.branches(p.tens).unwrap();
+    assert_eq!(tens.iter().map(|t| t.0).collect::<Vec<_>>(), [10, 20, 30]);
+    // Each branch ran in a worker, which saw the mapped node's name.
+    assert!(
+        tens.iter()
+            .all(|t| t.1 != std::process::id() && t.2 == "tens")
+    );
+    assert_eq!(run.get(p.total).unwrap().0, 11 + 21 + 31);
+    for name in ["tens[0]", "tens[2]", "next[1]"] {
+        assert_eq!(run.status(name), Some(NodeStatus::Ran), "{name}");
+    }
+
+    // The branches' entries are those the in-process executor looks for.
+    let here = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(here.count(NodeStatus::Ran), 0, "{here}");
+    assert_eq!(here.get(p.total).unwrap().0, 63);
+
+    // One more element: one more branch of each map runs, in a worker.
+    let p = build(4);
+    let run = workers.keep_branches(p.tens).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.status("tens[3]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("next[3]"), Some(NodeStatus::Ran));
+    for name in [
+        "tens[0]", "tens[1]", "tens[2]", "next[0]", "next[1]", "next[2]",
+    ] {
+        assert_eq!(run.status(name), Some(NodeStatus::Cached), "{name}");
+    }
+    assert_ne!(run.branches(p.tens).unwrap()[3].1, std::process::id());
+    assert_eq!(run.get(p.total).unwrap().0, 63 + 41);
+}
+
+#[task]
+fn crash_on_two(x: &u64) -> Stamped {
+    if *x == 2 {
+        std::process::abort();
+    }
+    (*x, std::process::id())
+}
+
+fn a_crashed_branch_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "process-map-crash";
+        let list = spread(3);
+        let each = for x in list { crash_on_two(x) };
+        let total = sum_all(each);
+    };
+    let run = Runner::new(dir.path())
+        .jobs(2)
+        .executor(Executor::Process)
+        .run(&p)
+        .unwrap();
+    assert_eq!(run.status("each[1]"), Some(NodeStatus::Failed));
+    assert_eq!(worker_exit(&run, "each[1]").signal, Some(6));
+    assert_eq!(run.status("each[0]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("each[2]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("total"), Some(NodeStatus::UpstreamFailed));
+}
+
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
     support::run_scenarios(&[
@@ -701,6 +794,11 @@ fn main() -> std::process::ExitCode {
             "output_files_are_committed_and_published_by_workers",
             output_files_are_committed_and_published_by_workers,
         ),
+        (
+            "branches_run_in_workers_with_the_keys_they_have_in_process",
+            branches_run_in_workers_with_the_keys_they_have_in_process,
+        ),
+        ("a_crashed_branch_fails_alone", a_crashed_branch_fails_alone),
     ])
 }
 

@@ -394,3 +394,104 @@ fn colours(path: &Path) -> (usize, usize) {
     }
     (seen.len(), pixels.len() / samples)
 }
+
+#[task]
+fn words(text: String) -> Vec<String> {
+    text.split(' ').map(str::to_owned).collect()
+}
+
+#[task]
+fn letters(word: &String) -> Result<usize, String> {
+    if word == "bad" {
+        Err("a bad word".to_owned())
+    } else {
+        Ok(word.len())
+    }
+}
+
+#[task]
+fn all_letters(counts: &[&usize]) -> usize {
+    counts.iter().copied().sum()
+}
+
+#[test]
+fn a_mapped_node_is_one_stacked_box_that_counts_its_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    // A map over four words, one of which fails its branch, then a node gathering them.
+    let p = pipeline! {
+        name = "mapped";
+        let list = words("a bb bad cccc".to_owned());
+        let counts = for word in list { letters(word) };
+        let sum = all_letters(counts);
+    };
+
+    let graph = GraphView::of_pipeline(&p);
+    assert_eq!(graph.nodes.len(), 3);
+    let text = render::text(&graph);
+    assert!(text.contains("[mapped] counts (letters)"), "{text}");
+
+    let first = Runner::new(dir.path()).run(&p).unwrap();
+    let view = GraphView::of_run(&p, &first);
+    // One node for the whole map, never one per branch.
+    assert_eq!(view.nodes.len(), 3);
+    let counts = view.nodes.iter().find(|n| n.name == "counts").unwrap();
+    let map = counts.map.unwrap();
+    assert_eq!(
+        (map.branches, map.ran, map.cached, map.failed),
+        (Some(4), 3, 0, 1)
+    );
+    assert!(
+        view.nodes
+            .iter()
+            .filter(|n| n.name != "counts")
+            .all(|n| n.map.is_none())
+    );
+    let text = render::text(&view);
+    assert!(
+        text.contains("[4 branches: 3 ran, 0 cached, 1 failed]"),
+        "{text}"
+    );
+    assert!(render::dot(&view).contains("4 branches: 3 ran, 0 cached, 1 failed"));
+    assert!(render::mermaid(&view).contains("4 branches: 3 ran, 0 cached, 1 failed"));
+
+    let svg = render::svg(&view);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let nodes: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("g") && n.attribute("data-node").is_some())
+        .collect();
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        let stacked = node
+            .children()
+            .filter(|n| n.attribute("class") == Some("stack"))
+            .count();
+        let mapped = node.attribute("data-node") == Some("counts");
+        assert_eq!(stacked, if mapped { 2 } else { 0 });
+        assert_eq!(node.attribute("class").unwrap().contains("mapped"), mapped);
+    }
+    assert!(svg.contains("letters · 4 branches: 3 ran, 0 cached, 1 failed"));
+
+    let html = render::html(&view);
+    roxmltree::Document::parse_with_options(&html, xml_with_doctype()).unwrap();
+    assert!(html.contains("</span> 4 branches: 3 ran, 0 cached, 1 failed</td>"));
+
+    // From the run's record, as `graph --run` draws it.
+    let recorded = GraphView::of_record(first.run_dir().unwrap()).unwrap();
+    let map = recorded.nodes[1].map.unwrap();
+    assert_eq!((map.branches, map.ran, map.failed), (Some(4), 3, 1));
+
+    // A plan says how many branches there were last time.
+    let plan = Runner::new(dir.path()).plan(&p).unwrap();
+    let planned = GraphView::of_plan(&p, &plan);
+    assert!(
+        render::text(&planned).contains("[pending: 4 branches last run]"),
+        "{}",
+        render::text(&planned)
+    );
+
+    // Again: the three good branches are cached, the bad one fails again.
+    let second = Runner::new(dir.path()).run(&p).unwrap();
+    let map = GraphView::of_run(&p, &second).nodes[1].map.unwrap();
+    assert_eq!((map.ran, map.cached, map.failed), (0, 3, 1));
+}

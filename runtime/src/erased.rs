@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::codec::{Codec, CodecError};
 use crate::hash::HashError;
 use crate::key::{Components, Digest, Names};
-use crate::task::{Ctx, Inputs, StoredOutput, Task, TaskError, TaskMeta, Value};
+use crate::task::{Ctx, ElementReader, Inputs, StoredOutput, Task, TaskError, TaskMeta, Value};
 
 /// A task object with its type erased, as the executor holds it.
 pub(crate) trait ErasedTask: Send + Sync {
@@ -33,6 +33,8 @@ pub(crate) trait ErasedTask: Send + Sync {
     fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError>;
     /// An output of this task as JSON, for people.
     fn output_json(&self, value: &Value) -> Result<serde_json::Value, String>;
+    /// How the task reads a branch's element from a list, as one of its inputs.
+    fn element_reader(&self) -> ElementReader;
 }
 
 impl<T: Task> ErasedTask for T {
@@ -81,6 +83,10 @@ impl<T: Task> ErasedTask for T {
             CodecError::Encode(format!("the value is not a `{}`", type_name::<T::Output>()))
         })?;
         StoredOutput::<T>::__encode::<T::Codec>(value)
+    }
+
+    fn element_reader(&self) -> ElementReader {
+        T::__element
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Arc<Value>, CodecError> {

@@ -40,6 +40,42 @@ pub enum Error {
         pipeline: String,
     },
 
+    /// A map whose body does not take its element as it must.
+    #[error("map `{node}`: {reason}")]
+    InvalidMap {
+        /// The mapped node being added.
+        node: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// The handle of a map's element, used outside that map's body.
+    #[error(
+        "node `{node}` takes the element of a map: only the node a map's body returns can take it"
+    )]
+    ElementOutsideMap {
+        /// The node being added.
+        node: String,
+    },
+
+    /// An executor that cannot run a mapped node.
+    #[error(
+        "the {executor} executor cannot run mapped node `{node}`: run this pipeline in process or with the process executor"
+    )]
+    MapUnsupported {
+        /// The executor.
+        executor: &'static str,
+        /// The first mapped node of the pipeline.
+        node: String,
+    },
+
+    /// No mapped node is at this handle, or it is not one of this report's pipeline.
+    #[error("node `{node}` is not a mapped node")]
+    NotMapped {
+        /// The node.
+        node: String,
+    },
+
     /// A pipeline with more than `u32::MAX` nodes.
     #[error("a pipeline holds at most 4294967295 nodes")]
     TooManyNodes,

@@ -4,10 +4,11 @@
 
 use std::fmt;
 
-use crate::cache::{EntryMeta, Store};
+use crate::cache::{EntryMeta, Lookup, Store};
 use crate::graph::{NodeId, Pipeline};
 use crate::key::{Components, Digest, hex, identity, parse_hex, with_input_files};
 use crate::plan::{Decision, Plan};
+use crate::record::schema::BranchRecord;
 use crate::task::TaskMeta;
 
 /// Why a node will run, or that it will not. Printing it gives one line per reason.
@@ -39,6 +40,14 @@ impl fmt::Display for Explanation {
                 f,
                 "`{node}` waits on `{upstream}`, which runs; it is decided once its inputs exist"
             )?,
+            Decision::Mapped { over, .. } if branch_of(node).is_some() => write!(
+                f,
+                "`{node}` is a branch: branches are made when `{over}` is ready, and each is decided then"
+            )?,
+            Decision::Mapped { over, .. } => write!(
+                f,
+                "`{node}` is a mapped node: its branches are made when `{over}` is ready, and each is decided then"
+            )?,
         }
         for change in &self.changes {
             write!(f, "\n  - {change}")?;
@@ -61,6 +70,19 @@ pub(crate) fn explain(
         changes: Vec::new(),
     };
     if matches!(planned.decision, Decision::Fresh { .. }) {
+        return explanation;
+    }
+    if let Decision::Mapped {
+        last_branches: Some(n),
+        ..
+    } = planned.decision
+    {
+        explanation.changes.push(format!(
+            "it had {n} branches in the last run; explain one as `{}[i]`",
+            planned.node
+        ));
+    }
+    if matches!(planned.decision, Decision::Mapped { .. }) {
         return explanation;
     }
     let Some(store) = store else {
@@ -215,4 +237,73 @@ fn json_field(params: &serde_json::Value, name: &str) -> String {
     params
         .get(name)
         .map_or_else(|| "?".to_owned(), serde_json::Value::to_string)
+}
+
+/// The mapped node and position that the branch name `name` (`counts[3]`) stands for.
+pub(crate) fn branch_of(name: &str) -> Option<(&str, usize)> {
+    let (mapped, rest) = name.strip_suffix(']')?.rsplit_once('[')?;
+    Some((mapped, rest.parse().ok()?))
+}
+
+/// Why branch `name` of a mapped node (over `over`, running task `task`) will run or not,
+/// as far as the last run says: `recorded` is that run's directory, how many branches
+/// the node had, and the branch's record, if it had one at that position.
+pub(crate) fn branch(
+    name: &str,
+    over: &str,
+    task: &str,
+    recorded: Option<(&std::path::Path, usize, Option<&BranchRecord>)>,
+    store: Option<&Store>,
+) -> Explanation {
+    let mut changes = Vec::new();
+    let mut last_branches = None;
+    match recorded {
+        None => changes.push("no finished run of this pipeline is recorded".to_owned()),
+        Some((dir, n, branch)) => {
+            last_branches = Some(n);
+            let run = dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            match branch {
+                None => changes.push(format!(
+                    "the last run ({run}) had {n} branches, not this one"
+                )),
+                Some(branch) => {
+                    let element = branch.element.as_deref().unwrap_or("?");
+                    let reason = branch
+                        .reason
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!(" ({r})"));
+                    changes.push(format!(
+                        "in the last run ({run}) it took the element with digest {element} and {}{reason}",
+                        branch.status.as_str()
+                    ));
+                    if let (Some(key), Some(store)) = (&branch.key, store) {
+                        let short = &key[..key.len().min(12)];
+                        changes.push(match store.lookup_fresh(task, key) {
+                            Lookup::Present(_) => format!(
+                                "its entry {short} is in the store: the same element at any position is cached"
+                            ),
+                            _ => format!("its entry {short} is no longer in the store"),
+                        });
+                    }
+                    if let Some(upstream) = &branch.upstream_failed {
+                        changes.push(format!("it waited on `{upstream}`, which failed"));
+                    }
+                    if let Some(error) = branch.error.first() {
+                        changes.push(format!("it failed: {error}"));
+                    }
+                }
+            }
+        }
+    }
+    Explanation {
+        node: name.to_owned(),
+        decision: Decision::Mapped {
+            over: over.to_owned(),
+            last_branches,
+        },
+        changes,
+    }
 }

@@ -253,6 +253,12 @@ pub(crate) fn gc(data_dir: &Path, log_dir: &Path, keep_runs: usize) -> Result<Fr
                 if let Some(key) = &node.key {
                     referenced.insert((node.task.clone(), key.clone()));
                 }
+                // A mapped node's entries are its branches'.
+                for branch in &node.branches {
+                    if let Some(key) = &branch.key {
+                        referenced.insert((node.task.clone(), key.clone()));
+                    }
+                }
             }
         } else {
             remove(&path, &mut freed)?;

@@ -12,12 +12,15 @@ use crate::error::Result;
 use crate::task::{NodeNames, Task, TaskMeta};
 
 mod builder;
+mod map;
 mod nodes;
 mod rebuild;
 mod value;
 
 pub use builder::Builder;
 use builder::Refused;
+pub(crate) use map::{ELEMENT, Elements, MapSpec};
+pub use map::{Mapped, Over};
 pub(crate) use nodes::{Node, Nodes, Wire};
 
 /// Gives every builder a distinct id, so a handle cannot be used with another pipeline.
@@ -91,21 +94,37 @@ impl Slot {
 
     /// Wires an `&[&T]` argument.
     pub fn many<T>(handles: impl Gather<T>) -> Self {
-        Slot::Many(handles.into_iter().map(|h| (h.pipeline, h.id)).collect())
+        Slot::Many(handles.__wired())
     }
 }
 
 /// What a gathered `&[&T]` input takes in a task's `node` constructor: any collection of
-/// handles. A single handle is refused with a hint to put it in brackets.
+/// handles, or a [`Mapped`] node (every branch, in order). A single handle is refused with
+/// a hint to put it in brackets.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "a gathered input takes a list of nodes, and `{Self}` is not one",
     label = "expected a list of nodes, like `[a, b]`",
     note = "to gather a single node `n`, put it in brackets: write `[n]`, not `n`"
 )]
-pub trait Gather<T>: IntoIterator<Item = Handle<T>> {}
+pub trait Gather<T> {
+    /// The nodes gathered, each with its pipeline's id.
+    fn __wired(self) -> Vec<(u64, NodeId)>;
+}
 
-impl<T, I: IntoIterator<Item = Handle<T>>> Gather<T> for I {}
+impl<T, I: IntoIterator<Item = Handle<T>>> Gather<T> for I {
+    fn __wired(self) -> Vec<(u64, NodeId)> {
+        self.into_iter().map(|h| (h.pipeline, h.id)).collect()
+    }
+}
+
+/// A mapped node is wired as itself: the executor reads every branch's output in its place
+/// (no [`Handle`] names a mapped node, so a gathered mapped node is never mistaken for one).
+impl<T> Gather<T> for Mapped<T> {
+    fn __wired(self) -> Vec<(u64, NodeId)> {
+        vec![(self.pipeline, self.id)]
+    }
+}
 
 /// A task with its parameters bound and its inputs wired, ready to be added to a
 /// [`Builder`]. Made by the `node` constructor that `#[task]` generates:

@@ -41,7 +41,7 @@ pub use error::{Error, Result};
 pub use exec::{Executor, Slurm};
 pub use explain::Explanation;
 pub use files::{InputDir, InputFile};
-pub use graph::{Bound, Builder, Handle, NodeId, Pipeline};
+pub use graph::{Bound, Builder, Handle, Mapped, NodeId, Over, Pipeline};
 pub use hash::{HashError, ParamLoss, canonical_digest};
 pub use outputs::{OutputFile, PublishAction, Published};
 pub use plan::{Decision, Plan, PlannedNode, RunReason};
@@ -65,12 +65,12 @@ pub mod store {
 pub mod __private {
     pub use crate::codec::DefaultCodec;
     pub use crate::exec::worker::main_entry;
-    pub use crate::graph::{Bound, Gather, Handle, Pipeline, Slot};
+    pub use crate::graph::{Bound, Gather, Handle, Mapped, Over, Pipeline, Slot};
     pub use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, Helper, HelperMeta, InputKind, InputSpec, Inputs, Resources, Task,
-        TaskError, TaskMeta, TaskMetaFields,
+        TaskError, TaskMeta, TaskMetaFields, element_of,
     };
     pub use ::core;
     pub use ::inventory;

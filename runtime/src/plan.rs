@@ -36,6 +36,14 @@ pub enum Decision {
         /// The first of its upstream nodes that will run.
         upstream: String,
     },
+    /// A mapped node: its branches are made, and each decided as a node is, when `over`,
+    /// the node it maps over, has its output.
+    Mapped {
+        /// The node it maps over.
+        over: String,
+        /// How many branches it had in the last recorded run of the pipeline, if any.
+        last_branches: Option<usize>,
+    },
 }
 
 /// One node's line of a [`Plan`].
@@ -70,17 +78,27 @@ impl Plan {
         self.nodes.iter().find(|n| n.node == name)
     }
 
-    /// How many nodes are fresh, will run, and are pending.
+    /// How many nodes are fresh, will run, and are pending (mapped nodes among them).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
         for n in &self.nodes {
             match n.decision {
                 Decision::Fresh { .. } => counts.0 += 1,
                 Decision::Run { .. } => counts.1 += 1,
-                Decision::Pending { .. } => counts.2 += 1,
+                Decision::Pending { .. } | Decision::Mapped { .. } => counts.2 += 1,
             }
         }
         counts
+    }
+
+    /// Notes how many branches each mapped node had in the last run, as `last` says by
+    /// the mapped node's name.
+    pub(crate) fn set_last_branches(&mut self, last: impl Fn(&str) -> Option<usize>) {
+        for n in &mut self.nodes {
+            if let Decision::Mapped { last_branches, .. } = &mut n.decision {
+                *last_branches = last(&n.node);
+            }
+        }
     }
 }
 
@@ -101,6 +119,18 @@ impl fmt::Display for Plan {
                 Decision::Fresh { key } => ("fresh", format!("cached {}", &key[..12])),
                 Decision::Run { reason, .. } => ("run", reason.to_string()),
                 Decision::Pending { upstream } => ("pending", format!("waits on `{upstream}`")),
+                Decision::Mapped {
+                    over,
+                    last_branches,
+                } => (
+                    "mapped",
+                    match last_branches {
+                        Some(n) => {
+                            format!("branches made when `{over}` is ready ({n} in the last run)")
+                        }
+                        None => format!("branches made when `{over}` is ready"),
+                    },
+                ),
             };
             writeln!(f, "  {word:<7}  {:<width$}  {:<16}  {why}", n.node, n.task)?;
         }
@@ -122,6 +152,11 @@ pub(crate) fn plan(
     for (i, node) in pipeline.all_nodes().enumerate() {
         let meta = node.task().meta();
         let decision = match store {
+            // Its list is known only once the node it maps over has run or been read.
+            _ if let Some(map) = node.map() => Decision::Mapped {
+                over: pipeline.node_name(map.over).to_owned(),
+                last_branches: None,
+            },
             None => Decision::Run {
                 key: None,
                 reason: RunReason::InMemory,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::cache::{Entry, Store};
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::graph::{self, Handle, NodeId, Pipeline};
+use crate::graph::{self, Handle, Mapped, NodeId, Pipeline};
+use crate::key::hex;
 use crate::outputs::{self, Published};
 use crate::plan::RunReason;
 use crate::task::{NodeNames, TaskError};
@@ -17,7 +18,7 @@ use crate::task::{NodeNames, TaskError};
 mod open;
 mod outcome;
 
-pub(crate) use outcome::{Details, NO_NODE, NO_WORKER, NodeOutcome, nanos};
+pub(crate) use outcome::{Details, MapOutcomes, NO_NODE, NO_WORKER, NodeOutcome, nanos};
 
 /// How a node ended in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,13 +61,36 @@ impl fmt::Display for NodeStatus {
     }
 }
 
-/// The nodes a report is about: those of the pipeline that ran, or those of a recorded run.
+/// The nodes a report is about: those of the pipeline that ran, then the branches of its
+/// mapped nodes; or those of a recorded run, branches included.
 enum Nodes {
-    Pipeline(Arc<NodeNames>, Arc<graph::Nodes>),
+    Pipeline(Arc<NodeNames>, Arc<graph::Nodes>, Branched),
     Recorded {
         nodes: Vec<RecordedNode>,
         index: HashMap<Arc<str>, NodeId>,
     },
+}
+
+/// The branches of the mapped nodes of a run, after the pipeline's nodes in its report.
+#[derive(Default)]
+struct Branched {
+    /// Each branch's mapped node.
+    of: Vec<NodeId>,
+    names: Vec<Arc<str>>,
+    /// The branches by name.
+    index: HashMap<Arc<str>, NodeId>,
+}
+
+/// Where the branches of one mapped node are among the nodes of a report.
+pub(crate) struct MapBranches {
+    /// The mapped node.
+    pub(crate) node: NodeId,
+    /// Its first branch's index among the report's nodes.
+    pub(crate) first: usize,
+    /// Each branch's element digest (with a store), in branch order.
+    pub(crate) elements: Vec<[u8; 32]>,
+    /// How many branches it has.
+    pub(crate) len: usize,
 }
 
 /// A node of a recorded run.
@@ -79,14 +103,23 @@ pub(crate) struct RecordedNode {
 impl Nodes {
     fn name(&self, i: usize) -> &str {
         match self {
-            Nodes::Pipeline(names, _) => names.get(i),
+            Nodes::Pipeline(names, _, branched) => match i.checked_sub(names.len()) {
+                None => names.get(i),
+                Some(b) => &branched.names[b],
+            },
             Nodes::Recorded { nodes, .. } => &nodes[i].name,
         }
     }
 
     fn task(&self, i: usize) -> Option<&dyn ErasedTask> {
         match self {
-            Nodes::Pipeline(names, nodes) => Some(nodes.at(names, NodeId::at(i)).task()),
+            Nodes::Pipeline(names, nodes, branched) => {
+                let id = match i.checked_sub(names.len()) {
+                    None => NodeId::at(i),
+                    Some(b) => branched.of[b],
+                };
+                Some(nodes.at(names, id).task())
+            }
             Nodes::Recorded { nodes, .. } => nodes[i].task.as_deref(),
         }
     }
@@ -94,7 +127,9 @@ impl Nodes {
     /// The node named `name`, if any.
     fn find(&self, name: &str) -> Option<NodeId> {
         match self {
-            Nodes::Pipeline(names, nodes) => nodes.find(names, name),
+            Nodes::Pipeline(names, nodes, branched) => nodes
+                .find(names, name)
+                .or_else(|| branched.index.get(name).copied()),
             Nodes::Recorded { index, .. } => index.get(name).copied(),
         }
     }
@@ -235,6 +270,8 @@ pub struct RunReport {
     cancelled: bool,
     /// The output files published after the run.
     published: Vec<Published>,
+    /// The branches of each mapped node that made them.
+    maps: Vec<MapBranches>,
 }
 
 impl RunReport {
@@ -263,20 +300,43 @@ impl RunReport {
             run_dir: Some(run_dir),
             cancelled,
             published: Vec::new(),
+            maps: Vec::new(),
         }
     }
 
-    /// The report of a run of `pipeline` whose nodes ended as `outcomes`.
+    /// The report of a run of `pipeline` whose nodes ended as `outcomes`, and the
+    /// branches of its mapped nodes as `branches`.
     pub(crate) fn new(
         pipeline: &Pipeline,
-        outcomes: Vec<NodeOutcome>,
+        mut outcomes: Vec<NodeOutcome>,
+        branches: Vec<MapOutcomes>,
         store: Option<Store>,
         elapsed: Duration,
     ) -> Self {
+        let mut branched = Branched::default();
+        let mut maps = Vec::with_capacity(branches.len());
+        for map in branches {
+            let first = outcomes.len();
+            let name = pipeline.node_name(map.node);
+            for i in 0..map.outcomes.len() {
+                let branch: Arc<str> = format!("{name}[{i}]").into();
+                branched.index.insert(branch.clone(), NodeId::at(first + i));
+                branched.names.push(branch);
+                branched.of.push(map.node);
+            }
+            maps.push(MapBranches {
+                node: map.node,
+                first,
+                len: map.outcomes.len(),
+                elements: map.elements,
+            });
+            outcomes.extend(map.outcomes);
+        }
         RunReport {
             pipeline: pipeline.name().to_owned(),
             pipeline_id: pipeline.id(),
-            nodes: Nodes::Pipeline(pipeline.names.clone(), pipeline.nodes.clone()),
+            nodes: Nodes::Pipeline(pipeline.names.clone(), pipeline.nodes.clone(), branched),
+            maps,
             outcomes,
             store,
             elapsed,
@@ -340,6 +400,64 @@ impl RunReport {
             });
         }
         self.output(handle.id())
+    }
+
+    /// The outputs of every branch of the mapped node behind `mapped`, in the order of the
+    /// list it went over.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), for the first branch that has no output; and
+    /// [`Error::NotMapped`] if the report does not hold the node's branches.
+    pub fn branches<T: 'static>(&self, mapped: Mapped<T>) -> Result<Vec<&T>> {
+        if mapped.pipeline != self.pipeline_id || mapped.id.index() >= self.outcomes.len() {
+            return Err(Error::ForeignHandle {
+                node: format!("#{}", mapped.id.index()),
+                pipeline: self.pipeline.clone(),
+            });
+        }
+        let Some(map) = self.branches_of(mapped.id) else {
+            let node = self.report_of(mapped.id.index());
+            // A mapped node that made no branches has no output either.
+            if !node.status().is_success() {
+                self.value(mapped.id)?;
+            }
+            return Err(Error::NotMapped {
+                node: node.name().to_owned(),
+            });
+        };
+        (map.first..map.first + map.len)
+            .map(|i| self.output(NodeId::at(i)))
+            .collect()
+    }
+
+    /// The branches of mapped node `id`, if it made them in this run.
+    pub(crate) fn branches_of(&self, id: NodeId) -> Option<&MapBranches> {
+        self.maps.iter().find(|m| m.node == id)
+    }
+
+    /// Whether the node named `name` is a mapped node that made its branches in this run
+    /// (none, for an empty list).
+    pub(crate) fn made_branches(&self, name: &str) -> bool {
+        self.nodes
+            .find(name)
+            .is_some_and(|id| self.branches_of(id).is_some())
+    }
+
+    /// The reports of the branches of the node named `name`, each with its element's short
+    /// digest (with a store); empty if it is not a mapped node that made branches.
+    pub fn branches_named(
+        &self,
+        name: &str,
+    ) -> impl ExactSizeIterator<Item = (NodeReport<'_>, Option<String>)> + '_ {
+        let map = self.nodes.find(name).and_then(|id| self.branches_of(id));
+        let (first, len) = map.map_or((0, 0), |m| (m.first, m.len));
+        (first..first + len).map(move |i| {
+            let element = map
+                .and_then(|m| m.elements.get(i - first))
+                .map(|d| hex(d)[..12].to_owned());
+            (self.report_of(i), element)
+        })
     }
 
     /// The output of the node named `name`, which must be a `T`.

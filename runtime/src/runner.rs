@@ -12,11 +12,12 @@ use crate::error::{Error, Result};
 use crate::exec::{self, Executor};
 use crate::explain::{self, Explanation};
 use crate::gc::Freed;
-use crate::graph::{Handle, NodeId, Pipeline};
+use crate::graph::{Handle, Mapped, NodeId, Pipeline};
 use crate::outputs::OutputFile;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::record::log::RunLog;
+use crate::record::schema::RunRecord;
 use crate::record::write::RunDir;
 use crate::report::RunReport;
 
@@ -137,6 +138,15 @@ impl Runner {
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn keep<T>(mut self, node: Handle<T>) -> Self {
         self.keep.push((node.pipeline(), node.id()));
+        self
+    }
+
+    /// Keeps the outputs of every branch of the mapped node `node` in memory, as
+    /// [`keep`](Self::keep) does a node's, for
+    /// [`RunReport::branches`](crate::RunReport::branches).
+    #[must_use = "a builder method returns the changed runner, which must be used"]
+    pub fn keep_branches<T>(mut self, node: Mapped<T>) -> Self {
+        self.keep.push((node.pipeline, node.id()));
         self
     }
 
@@ -364,13 +374,19 @@ impl Runner {
                 in_child: self.executor == Executor::Process,
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
-            let outcomes = match (&self.executor, &self.store, &record) {
+            let (outcomes, branches) = match (&self.executor, &self.store, &record) {
                 (Executor::Slurm(slurm), Some(_), Some(_)) => {
-                    exec::slurm::run(pipeline, slurm, &settings)?
+                    (exec::slurm::run(pipeline, slurm, &settings)?, Vec::new())
                 }
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
-            let report = RunReport::new(pipeline, outcomes, self.store.clone(), start.elapsed());
+            let report = RunReport::new(
+                pipeline,
+                outcomes,
+                branches,
+                self.store.clone(),
+                start.elapsed(),
+            );
             tracing::info!(target: "pipewright", "{}", report.summary());
             Ok::<_, Error>(report)
         };
@@ -407,7 +423,36 @@ impl Runner {
     /// parameters cannot be hashed.
     pub fn plan(&self, pipeline: &Pipeline) -> Result<Plan> {
         let flags = self.flags(pipeline)?;
-        plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced).map(|(plan, _)| plan)
+        let (mut plan, _) = plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced)?;
+        self.note_last_branches(pipeline, &mut plan);
+        Ok(plan)
+    }
+
+    /// Notes in `plan` how many branches each mapped node of `pipeline` had in its last
+    /// recorded run.
+    fn note_last_branches(&self, pipeline: &Pipeline, plan: &mut Plan) {
+        if pipeline.nodes.maps().is_empty() {
+            return;
+        }
+        if let Some((_, record)) = self.last_record(pipeline) {
+            plan.set_last_branches(|name| {
+                let node = record.nodes.iter().find(|n| n.name == name)?;
+                node.over.is_some().then_some(node.branches.len())
+            });
+        }
+    }
+
+    /// The directory and record of the last finished run of `pipeline`, if runs are
+    /// recorded.
+    fn last_record(&self, pipeline: &Pipeline) -> Option<(PathBuf, RunRecord)> {
+        let log_dir = self.log_dir.as_ref()?;
+        crate::gc::runs(log_dir)
+            .into_iter()
+            .find_map(|(dir, record)| {
+                record
+                    .filter(|r| r.pipeline == pipeline.name() && r.ended.is_some())
+                    .map(|r| (dir, r))
+            })
     }
 
     /// Why the node named `node` will run: what changed since it last wrote an entry.
@@ -417,12 +462,34 @@ impl Runner {
     /// As [`plan`](Self::plan), and [`Error::UnknownNode`] if there is no such node.
     pub fn explain(&self, pipeline: &Pipeline, node: &str) -> Result<Explanation> {
         let flags = self.flags(pipeline)?;
-        let id = pipeline.node(node).ok_or_else(|| Error::UnknownNode {
+        let unknown = || Error::UnknownNode {
             pipeline: pipeline.name().to_owned(),
             node: node.to_owned(),
-        })?;
-        let (plan, digests) =
+        };
+        let id = match pipeline.node(node) {
+            Some(id) => id,
+            None => {
+                // A branch, `mapped[i]`, is explained from the last run.
+                let (mapped, i) = explain::branch_of(node).ok_or_else(unknown)?;
+                let id = pipeline.node(mapped).ok_or_else(unknown)?;
+                let map = pipeline.node_at(id).map().ok_or_else(unknown)?;
+                let last = self.last_record(pipeline);
+                let recorded = last.as_ref().and_then(|(dir, record)| {
+                    let mapped = record.nodes.iter().find(|n| n.name == mapped)?;
+                    Some((dir.as_path(), mapped.branches.len(), mapped.branches.get(i)))
+                });
+                return Ok(explain::branch(
+                    node,
+                    pipeline.node_name(map.over),
+                    pipeline.node_at(id).task().meta().name,
+                    recorded,
+                    self.store.as_ref(),
+                ));
+            }
+        };
+        let (mut plan, digests) =
             plan::plan(pipeline, self.store.as_ref(), &flags.keep, &flags.forced)?;
+        self.note_last_branches(pipeline, &mut plan);
         Ok(explain::explain(
             pipeline,
             self.store.as_ref(),
@@ -467,6 +534,15 @@ impl Runner {
         self.log_dir.as_deref()
     }
 
+    /// The executor's name in messages.
+    fn executor_name(&self) -> &'static str {
+        match &self.executor {
+            Executor::InProcess => "in-process",
+            Executor::Process => "process",
+            Executor::Slurm(_) => "Slurm",
+        }
+    }
+
     /// Whether this runner's executor can run here.
     fn check_executor(&self) -> Result<()> {
         let name = match &self.executor {
@@ -509,6 +585,12 @@ impl Runner {
             crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
+        if let (Some(map), Executor::Slurm(_)) = (pipeline.nodes.maps().first(), &self.executor) {
+            return Err(Error::MapUnsupported {
+                executor: self.executor_name(),
+                node: pipeline.node_name(map.node).to_owned(),
+            });
+        }
         let find = |name: &String| {
             pipeline.node(name).ok_or_else(|| Error::UnknownNode {
                 pipeline: pipeline.name().to_owned(),

@@ -1,17 +1,18 @@
 //! The graph rules of `pipeline!`: names are unique node names, and an argument naming a
-//! binding is an edge to a binding defined above it (so no cycle can be written).
+//! binding is an edge to a binding defined above it (so no cycle can be written). A map
+//! goes over a binding above, and its body passes the element as a whole input.
 
 /// The longest node name, in bytes, as the runtime's `Builder::add` accepts it.
 const MAX_NODE_NAME: usize = 200;
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{Expr, Ident};
 
-use super::parse::{Binding, PipelineDef};
+use super::parse::{Binding, MapOver, PipelineDef};
 use crate::diag::Diagnostics;
 
 /// What one argument of a task call is.
@@ -24,9 +25,20 @@ pub(crate) enum Arg<'a> {
     Param(&'a Expr),
 }
 
-/// The arguments of every binding, classified.
+/// The arguments of every binding, classified, and the binding each map goes over.
 pub(crate) struct Wired<'a> {
     pub(crate) args: Vec<Vec<Arg<'a>>>,
+    pub(crate) over: Vec<Option<&'a Ident>>,
+}
+
+/// What the arguments of a binding may name: the bindings above it, and the element of
+/// its map.
+struct Scope<'s> {
+    position: &'s HashMap<String, usize>,
+    /// The bindings that are maps: their branches are gathered whole, never listed.
+    mapped: &'s HashSet<String>,
+    current: usize,
+    elem: Option<&'s Ident>,
 }
 
 pub(crate) fn pipeline(def: &PipelineDef) -> syn::Result<Wired<'_>> {
@@ -61,19 +73,112 @@ pub(crate) fn pipeline(def: &PipelineDef) -> syn::Result<Wired<'_>> {
         }
     }
 
+    let mapped: HashSet<String> = def
+        .bindings
+        .iter()
+        .filter(|b| b.map.is_some())
+        .map(|b| b.ident.to_string())
+        .collect();
     let mut args = Vec::new();
+    let mut over = Vec::new();
     for (i, binding) in def.bindings.iter().enumerate() {
+        let scope = Scope {
+            position: &position,
+            mapped: &mapped,
+            current: i,
+            elem: binding.map.as_ref().map(|m| &m.elem),
+        };
         let mut classified = Vec::new();
         for arg in &binding.args {
-            classified.push(classify(arg, i, &position, &mut diag));
+            classified.push(classify(arg, &scope, &mut diag));
         }
         if binding.is_value() {
             value(binding, &classified, &mut diag);
         }
+        over.push(
+            binding
+                .map
+                .as_ref()
+                .and_then(|map| map_over(binding, map, &classified, &scope, &mut diag)),
+        );
         args.push(classified);
     }
     diag.finish()?;
-    Ok(Wired { args })
+    Ok(Wired { args, over })
+}
+
+/// The binding a map goes over, if it is one above; and its element must be an input of
+/// the body's call.
+fn map_over<'a>(
+    binding: &Binding,
+    map: &'a MapOver,
+    args: &[Arg<'_>],
+    scope: &Scope<'_>,
+    diag: &mut Diagnostics,
+) -> Option<&'a Ident> {
+    let elem = &map.elem;
+    let takes_elem = args
+        .iter()
+        .any(|arg| matches!(arg, Arg::Edge(ident) if *ident == elem));
+    if !takes_elem && !mentions(binding, elem) {
+        diag.at(
+            elem,
+            format!(
+                "the element `{elem}` is not passed to `{}`: each branch takes its element as \
+                 one of the task's inputs",
+                path_name(&binding.task),
+            ),
+        );
+    }
+    let Some(ident) = bare_ident(&map.over) else {
+        diag.at(
+            &map.over,
+            "a map goes over a binding above, like `for line in lines { ... }`",
+        );
+        return None;
+    };
+    match scope.position.get(&ident.to_string()) {
+        Some(&at) if at < scope.current => Some(ident),
+        Some(&at) => {
+            diag.at(ident, order_message(ident, at == scope.current));
+            None
+        }
+        None => {
+            diag.at(
+                ident,
+                format!(
+                    "`{ident}` is not a binding of this pipeline; a map goes over a binding \
+                     above, like `for line in lines {{ ... }}`"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether an argument names `elem` anywhere, so that a misuse already reported is not
+/// also reported as the element going unused.
+fn mentions(binding: &Binding, elem: &Ident) -> bool {
+    binding
+        .args
+        .iter()
+        .any(|arg| mentioned(arg).contains(&elem))
+}
+
+/// The last segment of a task's path, as the user calls it.
+fn path_name(path: &syn::Path) -> String {
+    path.segments
+        .last()
+        .map_or_else(String::new, |s| s.ident.unraw().to_string())
+}
+
+/// Why a binding cannot be used where it is: it is the current one, or one below.
+fn order_message(ident: &Ident, own: bool) -> String {
+    if own {
+        format!("`{ident}` cannot use its own output; a node can only use the bindings above it")
+    } else {
+        format!("`{ident}` is used before it is defined; a node can only use the bindings above it")
+    }
 }
 
 /// `value!(...)` takes one expression, the node's output; a node is already a value.
@@ -95,41 +200,47 @@ fn value(binding: &Binding, args: &[Arg<'_>], diag: &mut Diagnostics) {
     }
 }
 
-fn classify<'a>(
-    arg: &'a Expr,
-    current: usize,
-    position: &HashMap<String, usize>,
-    diag: &mut Diagnostics,
-) -> Arg<'a> {
-    if let Some(ident) = bare_ident(arg)
-        && let Some(&at) = position.get(&ident.to_string())
-    {
-        // An edge points to a binding above, so the graph cannot have a cycle.
-        if at < current {
+fn classify<'a>(arg: &'a Expr, scope: &Scope<'_>, diag: &mut Diagnostics) -> Arg<'a> {
+    let position = scope.position;
+    let is_elem = |ident: &Ident| scope.elem.is_some_and(|elem| elem == ident);
+    if let Some(ident) = bare_ident(arg) {
+        // The element of a map is an input of the body, whatever bindings are named alike.
+        if is_elem(ident) {
             return Arg::Edge(ident);
         }
-        let message = if at == current {
-            format!(
-                "`{ident}` cannot use its own output; a node can only use the bindings above it"
-            )
-        } else {
-            format!(
-                "`{ident}` is used before it is defined; a node can only use the bindings above it"
-            )
-        };
-        diag.at(ident, message);
-        return Arg::Param(arg);
+        if let Some(&at) = position.get(&ident.to_string()) {
+            // An edge points to a binding above, so the graph cannot have a cycle.
+            if at < scope.current {
+                return Arg::Edge(ident);
+            }
+            diag.at(ident, order_message(ident, at == scope.current));
+            return Arg::Param(arg);
+        }
     }
     if let Expr::Array(array) = arg {
         let idents: Vec<_> = array.elems.iter().map(bare_ident).collect();
-        let bound = |i: &&Ident| position.contains_key(&i.to_string());
+        let bound = |i: &&Ident| is_elem(i) || position.contains_key(&i.to_string());
         if !array.elems.is_empty() && idents.iter().flatten().any(bound) {
             // A gathered input lists bindings only, each defined above.
             let mut gathered = Vec::new();
             for (elem, ident) in array.elems.iter().zip(&idents) {
                 match ident {
+                    Some(ident) if is_elem(ident) => diag.at(
+                        ident,
+                        format!(
+                            "`{ident}` is the map's element, one input of each branch: pass it \
+                             as `{ident}`, not in a list"
+                        ),
+                    ),
+                    Some(ident) if scope.mapped.contains(&ident.to_string()) => diag.at(
+                        ident,
+                        format!(
+                            "`{ident}` is a map: pass it as `{ident}`, not in a list, to gather \
+                             the outputs of all its branches"
+                        ),
+                    ),
                     Some(ident) if bound(ident) => {
-                        if let Arg::Edge(ident) = classify(elem, current, position, diag) {
+                        if let Arg::Edge(ident) = classify(elem, scope, diag) {
                             gathered.push(ident);
                         }
                     }
@@ -144,7 +255,7 @@ fn classify<'a>(
     }
     if let Expr::Reference(reference) = arg
         && let Some(ident) = bare_ident(&reference.expr)
-        && position.contains_key(&ident.to_string())
+        && (is_elem(ident) || position.contains_key(&ident.to_string()))
     {
         // Edges are written as the binding's name; the task borrows it.
         diag.at(
@@ -155,9 +266,17 @@ fn classify<'a>(
     }
     // Bindings are nodes, not values: a parameter expression cannot compute with them.
     for ident in mentioned(arg) {
-        if position
+        if is_elem(ident) {
+            diag.at(
+                ident,
+                format!(
+                    "`{ident}` is the map's element, a node, not a value: pass it as a whole \
+                     argument, an input of each branch"
+                ),
+            );
+        } else if position
             .get(&ident.to_string())
-            .is_some_and(|&at| at < current)
+            .is_some_and(|&at| at < scope.current)
         {
             diag.at(
                 ident,

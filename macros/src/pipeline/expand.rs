@@ -15,31 +15,49 @@ pub(crate) fn pipeline(def: &PipelineDef, wired: &Wired<'_>) -> TokenStream {
     let builder = format_ident!("__pw_builder", span = Span::mixed_site());
     let name = &def.name;
 
-    let adds = def.bindings.iter().zip(&wired.args).map(|(binding, args)| {
-        let ident = &binding.ident;
-        // `let r#type` is the node `type`.
-        let node_name = ident.unraw().to_string();
-        if binding.is_value()
-            && let [Arg::Param(expr)] = args.as_slice()
-        {
-            return quote! {
-                let #ident = #builder.__value_checked(#node_name, #expr);
-            };
-        }
-        let task = &binding.task;
-        let args = args.iter().map(|arg| match arg {
-            Arg::Edge(ident) => quote!(#ident),
-            Arg::Gather(idents) => quote!([#(#idents),*]),
-            Arg::Param(expr) => quote!(#expr),
-        });
-        let paren = binding.call.paren_token;
-        let mut call_args = TokenStream::new();
-        paren.surround(&mut call_args, |tokens| tokens.extend(quote!(#(#args),*)));
-        let constructor = quote_spanned!(task.span()=> <#task>::node);
-        quote! {
-            let #ident = #builder.__add_checked(#node_name, #constructor #call_args);
-        }
-    });
+    let adds =
+        def.bindings
+            .iter()
+            .zip(&wired.args)
+            .zip(&wired.over)
+            .map(|((binding, args), over)| {
+                let ident = &binding.ident;
+                // `let r#type` is the node `type`.
+                let node_name = ident.unraw().to_string();
+                if binding.is_value()
+                    && let [Arg::Param(expr)] = args.as_slice()
+                {
+                    return quote! {
+                        let #ident = #builder.__value_checked(#node_name, #expr);
+                    };
+                }
+                let task = &binding.task;
+                let args = args.iter().map(|arg| match arg {
+                    Arg::Edge(ident) => quote!(#ident),
+                    Arg::Gather(idents) => quote!([#(#idents),*]),
+                    Arg::Param(expr) => quote!(#expr),
+                });
+                let paren = binding.call.paren_token;
+                let mut call_args = TokenStream::new();
+                paren.surround(&mut call_args, |tokens| tokens.extend(quote!(#(#args),*)));
+                let constructor = quote_spanned!(task.span()=> <#task>::node);
+                if let (Some(map), Some(over)) = (&binding.map, over) {
+                    // The body is called once, when the node is added, with the element's handle.
+                    let elem = &map.elem;
+                    // At what is mapped over, so that a node that is not a list is reported there.
+                    let map_checked = quote_spanned!(over.span()=> __map_checked);
+                    return quote! {
+                        let #ident = #builder.#map_checked(
+                            #node_name,
+                            #over,
+                            |#elem| #constructor #call_args,
+                        );
+                    };
+                }
+                quote! {
+                    let #ident = #builder.__add_checked(#node_name, #constructor #call_args);
+                }
+            });
 
     let idents: Vec<_> = def.bindings.iter().map(|b| &b.ident).collect();
     let generics: Vec<_> = (0..idents.len())

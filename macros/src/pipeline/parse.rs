@@ -4,6 +4,8 @@
 //! name = "my-pipeline";
 //! let csv = load_csv("data.csv".to_string());
 //! let l1  = normalize(csv, Norm::L1);
+//! let lines = split(csv);
+//! let counts = for line in lines { count(line, 3) };
 //! ```
 
 use proc_macro2::Span;
@@ -28,6 +30,16 @@ pub(crate) struct Binding {
     pub(crate) args: Punctuated<Expr, Token![,]>,
     /// Whether this binding is `value!(...)`, a constant, rather than the call of a task.
     pub(crate) value: bool,
+    /// `for x in xs { task(...) }`: the call runs once per element of `xs`.
+    pub(crate) map: Option<MapOver>,
+}
+
+/// The head of `for elem in over { ... }`: a mapped node's element and what it goes over.
+pub(crate) struct MapOver {
+    /// The loop variable: the element's handle inside the body.
+    pub(crate) elem: Ident,
+    /// What the loop goes over: a binding above, checked later.
+    pub(crate) over: Expr,
 }
 
 /// The name of the built-in form `let rows = value!(vec![1, 2, 3]);`: a node whose output
@@ -112,8 +124,22 @@ impl Parse for Binding {
         input.parse::<Token![=]>()?;
         let expr: Expr = input.parse()?;
         input.parse::<Token![;]>()?;
+        let (expr, map) = match expr {
+            Expr::ForLoop(for_loop) => {
+                let (map, body) = map_over(for_loop)?;
+                (body, Some(map))
+            }
+            other => (other, None),
+        };
         let (call, value) = match expr {
             Expr::Call(call) => (call, false),
+            Expr::Macro(mac) if map.is_some() && mac.mac.path.is_ident(VALUE) => {
+                return Err(syn::Error::new_spanned(
+                    mac,
+                    "a map's body calls a task once per element; `value!(...)` is a single node: \
+                     write it on its own `let` above",
+                ));
+            }
             Expr::Macro(mac) if mac.mac.path.is_ident(VALUE) => {
                 let args = mac
                     .mac
@@ -131,6 +157,12 @@ impl Parse for Binding {
                     args,
                 };
                 (call, true)
+            }
+            other if map.is_some() => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "a map's body is one call of a task, like `{ count(line, 3) }`",
+                ));
             }
             other => {
                 return Err(syn::Error::new_spanned(
@@ -155,6 +187,40 @@ impl Parse for Binding {
             call,
             args,
             value,
+            map,
         })
     }
+}
+
+/// Reads `for elem in over { body }`, whose body is one expression: the call of a task.
+fn map_over(for_loop: syn::ExprForLoop) -> syn::Result<(MapOver, Expr)> {
+    if let Some(label) = &for_loop.label {
+        return Err(syn::Error::new_spanned(
+            label,
+            "a map is not a loop to break out of: remove the label",
+        ));
+    }
+    let elem = match *for_loop.pat {
+        syn::Pat::Ident(pat)
+            if pat.by_ref.is_none() && pat.mutability.is_none() && pat.subpat.is_none() =>
+        {
+            pat.ident
+        }
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "a map's element is a plain name, like `for line in lines { ... }`",
+            ));
+        }
+    };
+    let one_call = "a map's body is one call of a task, like `{ count(line, 3) }`";
+    let braces = for_loop.body.brace_token.span.join();
+    let mut stmts = for_loop.body.stmts;
+    let body = match (stmts.pop(), stmts.is_empty()) {
+        (Some(syn::Stmt::Expr(expr, _)), true) => expr,
+        (Some(other), true) => return Err(syn::Error::new_spanned(other, one_call)),
+        _ => return Err(syn::Error::new(braces, one_call)),
+    };
+    let over = *for_loop.expr;
+    Ok((MapOver { elem, over }, body))
 }

@@ -49,6 +49,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
     let mut slots = Vec::new();
     let mut input_index = 0usize;
     let mut gathers = Vec::new();
+    let mut elements = Vec::new();
     let task_name = name.clone();
     for arg in &task.args {
         let name = &arg.ident;
@@ -59,6 +60,7 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
                 call_args.push(quote!(__inputs.one::<#ty>(#input_index)));
                 node_args.push(quote_spanned!(ty.span()=> #name: __pw::Handle<#ty>));
                 slots.push(quote!(__pw::Slot::one(#name)));
+                elements.push(quote!(#input_index => __pw::element_of::<#ty>(__list, __i),));
                 input_index += 1;
             }
             Role::Gather(ty) => {
@@ -120,14 +122,11 @@ pub(crate) fn task(task: &TaskFn<'_>) -> TokenStream {
         Some(path) => quote_spanned!(path.span()=> #path),
         None => quote!(__pw::DefaultCodec),
     };
-    let task_impl = task_impl(
-        ident,
-        &output_ty,
-        &codec,
-        &meta,
-        &result,
-        &param_methods(&params),
-    );
+    let task_impl = task_impl(ident, &output_ty, &codec, &meta, &result, &{
+        let mut methods = param_methods(&params);
+        methods.extend(element_method(&elements));
+        methods
+    });
 
     let struct_doc = format!(
         "The parameters of task `{name}`; `#[task]` made this struct from the function of the same name."
@@ -336,6 +335,26 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
                     .map_err(|__loss| (#name_strs, __loss))?;
             )*
             ::core::result::Result::Ok(__out)
+        }
+    }
+}
+
+/// The `Task` method that reads element `i` of a list as a single input, one arm per such
+/// input; none (the default) for a task without one.
+fn element_method(arms: &[TokenStream]) -> TokenStream {
+    if arms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn __element(
+            __input: usize,
+            __list: &(dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync),
+            __i: usize,
+        ) -> ::core::option::Option<&dyn ::core::any::Any> {
+            match __input {
+                #(#arms)*
+                _ => ::core::option::Option::None,
+            }
         }
     }
 }

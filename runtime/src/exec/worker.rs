@@ -76,6 +76,10 @@ pub(crate) struct Job {
     pub(crate) mem_limit: Option<u64>,
     /// Where the worker writes its [`JobStatus`].
     pub(crate) status: PathBuf,
+    /// The name its entry is recorded under, when it is not the node's: a branch's
+    /// (`counts[3]`), whose key and context hold its mapped node's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) entry_node: Option<String>,
 }
 
 impl Job {
@@ -107,6 +111,7 @@ impl Job {
             timeout_secs: meta.timeout.map(|t| t.as_secs_f64()),
             mem_limit: None,
             status,
+            entry_node: None,
         }
     }
 
@@ -134,6 +139,7 @@ pub(crate) fn input_refs<E>(
                         task: pipeline.node_at(up).task().meta().name.to_owned(),
                         key,
                         status,
+                        element: None,
                     })
                 })
                 .collect()
@@ -172,6 +178,18 @@ pub(crate) struct InputRef {
     pub(crate) key: Option<String>,
     /// Otherwise, the status file of the worker that computes it, which holds its key.
     pub(crate) status: Option<PathBuf>,
+    /// For the element of a branch: which element of the stored list is the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) element: Option<ElementRef>,
+}
+
+/// The element of a branch, as its worker reads it: element `index` of a stored list,
+/// whose canonical digest, which the branch's key holds, the parent computed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ElementRef {
+    pub(crate) index: usize,
+    /// In hex.
+    pub(crate) digest: String,
 }
 
 /// How a worker's task ended.
@@ -349,7 +367,31 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
 
     let mut values = Vec::with_capacity(job.inputs.len());
     let mut digests = Vec::with_capacity(job.inputs.len());
-    for (refs, spec) in job.inputs.iter().zip(meta.inputs) {
+    for (input_index, (refs, spec)) in job.inputs.iter().zip(meta.inputs).enumerate() {
+        if let [input] = refs.as_slice()
+            && let Some(element) = &input.element
+        {
+            let (list, _) = read_input(&store, input)?;
+            let read = task.element_reader();
+            if read(input_index, &*list, element.index).is_none() {
+                return Err(fail(format!(
+                    "the stored output of input node `{}` has no element {} of the type \
+                     input `{}` takes",
+                    input.node, element.index, spec.name
+                )));
+            }
+            let digest = parse_hex_bytes(&element.digest)
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .ok_or_else(|| fail("the job's element digest is not 32 bytes in hex"))?;
+            values.push(InputValues::Listed {
+                list,
+                i: element.index,
+                input: input_index,
+                read,
+            });
+            digests.push(vec![digest]);
+            continue;
+        }
         let mut read = Vec::with_capacity(refs.len());
         let mut wire_digests = Vec::with_capacity(refs.len());
         for input in refs {
@@ -400,7 +442,7 @@ fn execute(job: &Job, key_out: &mut Option<String>) -> Result<bool, TaskError> {
     let timeout = job.timeout_secs.map(Duration::from_secs_f64);
     let entry = NewEntry {
         task: &*task,
-        node: &job.node,
+        node: job.entry_node.as_deref().unwrap_or(&job.node),
         input_nodes: job
             .inputs
             .iter()

@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 
 use super::nodes::{Nodes, WireEnd};
 use super::value::Constant;
-use super::{Bound, Handle, NEXT_PIPELINE_ID, NodeId, Pipeline, Slot, Wire};
+use super::{
+    Bound, ELEMENT, Handle, MapSpec, Mapped, NEXT_PIPELINE_ID, NodeId, Over, Pipeline, Slot, Wire,
+};
 
 /// Builds a [`Pipeline`] node by node, at run time: the typed API that `pipeline!` expands to.
 ///
@@ -182,8 +184,18 @@ impl Builder {
         })
     }
 
-    /// Checks that every handle wired in `slots` is one of this pipeline's.
+    /// Checks that every handle wired in `slots` is one of this pipeline's, and none is the
+    /// element of a map.
     fn check_slots(&self, node: &str, slots: &[Slot]) -> Result<()> {
+        let element = slots.iter().any(|slot| match slot {
+            Slot::One(_, id) => *id == ELEMENT,
+            Slot::Many(handles) => handles.iter().any(|(_, id)| *id == ELEMENT),
+        });
+        if element {
+            return Err(Error::ElementOutsideMap {
+                node: node.to_owned(),
+            });
+        }
         let ours = slots.iter().all(|slot| match slot {
             Slot::One(pipeline, _) => *pipeline == self.id,
             Slot::Many(handles) => handles.iter().all(|(pipeline, _)| *pipeline == self.id),
@@ -274,6 +286,145 @@ impl Builder {
             // parameter expression is the one mistake left to find here.
             Err(error) => panic!("`pipeline!` cannot add node `{name}`: {error}"),
         }
+    }
+
+    /// Adds a mapped node named `name`: a node that runs once per element of `over`, each
+    /// run a *branch*, and returns its handle.
+    ///
+    /// `over` is the [`Handle`] of a node whose output is a `Vec<T>` (one branch per
+    /// element, made when that node's output is known), or a [`Mapped`] node (branch `i`
+    /// takes branch `i`'s output). `body` gets the element's `Handle<T>` and returns the
+    /// bound task each branch runs, made by its `node` constructor: the element in place of
+    /// one of its inputs (or several), the other arguments as for [`add`](Self::add).
+    ///
+    /// A branch is cached by its element's content, not its position: an element added to
+    /// the list runs one more branch, and one removed or moved runs none. Branch `i` is
+    /// named `name[i]` in reports. Pass the returned [`Mapped`] where a gathered `&[&U]`
+    /// input is expected to take every branch's output in order (an empty list gathers an
+    /// empty slice), and read them with [`RunReport::branches`](crate::RunReport::branches).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add), and [`Error::InvalidMap`] if the body does not take its
+    /// element, or gathers it into a `&[&T]` input.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pipewright::prelude::*;
+    ///
+    /// #[task]
+    /// fn split_words(text: String) -> Vec<String> {
+    ///     text.split(' ').map(str::to_owned).collect()
+    /// }
+    ///
+    /// #[task]
+    /// fn word_length(word: &String, times: usize) -> usize {
+    ///     word.len() * times
+    /// }
+    ///
+    /// #[task]
+    /// fn add_lengths(counts: &[&usize]) -> usize {
+    ///     counts.iter().copied().sum()
+    /// }
+    ///
+    /// fn main() -> pipewright::Result<()> {
+    ///     let mut b = Pipeline::builder("mapped");
+    ///     let list = b.add("words", split_words::node("a bb ccc".to_owned()))?;
+    ///     let counts = b.map("counts", list, |w| word_length::node(w, 2))?;
+    ///     let sum = b.add("total", add_lengths::node(counts))?;
+    ///     let p = b.build();
+    ///
+    ///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-map"))
+    ///         .keep_branches(counts)
+    ///         .run(&p)?;
+    ///     assert_eq!(*run.get(sum)?, 12);
+    ///     assert_eq!(run.branches(counts)?, [&2, &4, &6]);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn map<T, U: Task>(
+        &mut self,
+        name: impl Into<String>,
+        over: impl Over<T>,
+        body: impl FnOnce(Handle<T>) -> Bound<U>,
+    ) -> Result<Mapped<U::Output>> {
+        crate::registry::check_unique(&U::META)?;
+        let name = name.into();
+        self.map_bound(&name, over, body, None)
+    }
+
+    /// [`map`](Self::map) for `for x in xs { task(x) }` in `pipeline!`, which has checked the
+    /// name: what it cannot refuse here it treats as
+    /// [`__add_checked`](Self::__add_checked) does.
+    #[doc(hidden)]
+    pub fn __map_checked<T, U: Task>(
+        &mut self,
+        name: &str,
+        over: impl Over<T>,
+        body: impl FnOnce(Handle<T>) -> Bound<U>,
+    ) -> Mapped<U::Output> {
+        let mut refused = self.refused.take();
+        let added = self.map_bound(name, over, body, Some(&mut refused));
+        self.refused = refused;
+        match added {
+            Ok(mapped) => mapped,
+            Err(error) => panic!("`pipeline!` cannot add node `{name}`: {error}"),
+        }
+    }
+
+    /// Adds mapped node `name`: its body's bound task, with the element's inputs wired to
+    /// the node mapped over, and what the executor needs to make its branches.
+    fn map_bound<T, U: Task>(
+        &mut self,
+        name: &str,
+        over: impl Over<T>,
+        body: impl FnOnce(Handle<T>) -> Bound<U>,
+        refused: Option<&mut Option<Refused>>,
+    ) -> Result<Mapped<U::Output>> {
+        let over = over.__over();
+        if over.pipeline != self.id {
+            return Err(Error::ForeignHandle {
+                node: name.to_owned(),
+                pipeline: self.names.pipeline.to_string(),
+            });
+        }
+        let element = Handle {
+            pipeline: self.id,
+            id: ELEMENT,
+            _output: PhantomData,
+        };
+        let mut bound = body(element);
+        let invalid = |reason| Error::InvalidMap {
+            node: name.to_owned(),
+            reason,
+        };
+        let mut element_inputs = Vec::new();
+        for (i, slot) in bound.slots.iter_mut().enumerate() {
+            match slot {
+                Slot::One(_, id) if *id == ELEMENT => {
+                    *id = over.id;
+                    element_inputs.push(i);
+                }
+                Slot::Many(handles) if handles.iter().any(|(_, id)| *id == ELEMENT) => {
+                    return Err(invalid(
+                        "its body gathers the element into a list: take it as a single input",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if element_inputs.is_empty() {
+            return Err(invalid("its body does not take the element"));
+        }
+        let handle = self.add_bound(name, bound, refused)?;
+        self.nodes.maps.push(MapSpec {
+            node: handle.id,
+            over: over.id,
+            element_inputs: element_inputs.into(),
+            elements: over.elements,
+        });
+        Ok(Mapped::new(self.id, handle.id))
     }
 
     /// Adds a node named `name` whose output is `value`: a constant fed into the inputs of

@@ -11,7 +11,7 @@ use crate::hash::{HashError, Kept};
 use crate::key::{Components, Digest, Names};
 use crate::task::NodeNames;
 
-use super::NodeId;
+use super::{MapSpec, NodeId};
 
 /// Whether each upstream node is read by one input only, so that the inputs, in argument
 /// order, are the distinct upstream nodes themselves.
@@ -57,6 +57,8 @@ pub(crate) struct Nodes {
     downstream: Vec<NodeId>,
     downstream_end: Vec<usize>,
     pub(super) flags: Vec<u8>,
+    /// The mapped nodes, in the order they were added.
+    pub(super) maps: Vec<MapSpec>,
 }
 
 /// The start of node `i`'s slice of a shared vector whose ends are `ends`.
@@ -183,6 +185,18 @@ impl Nodes {
         self.upstream.shrink_to_fit();
         self.upstream_end.shrink_to_fit();
         self.flags.shrink_to_fit();
+        self.maps.shrink_to_fit();
+    }
+
+    /// What node `id` maps over, if it is a mapped node.
+    pub(crate) fn map(&self, id: NodeId) -> Option<&MapSpec> {
+        let i = self.maps.binary_search_by_key(&id, |m| m.node).ok()?;
+        Some(&self.maps[i])
+    }
+
+    /// The mapped nodes, in the order they were added.
+    pub(crate) fn maps(&self) -> &[MapSpec] {
+        &self.maps
     }
 
     /// Node `id`, its names being `names`.
@@ -282,6 +296,14 @@ impl<'a> Node<'a> {
     /// The distinct upstream nodes, in first-use order.
     pub(crate) fn upstream(self) -> &'a [NodeId] {
         self.nodes.upstream_of(self.i)
+    }
+
+    /// What this node maps over, if it is a mapped node.
+    pub(crate) fn map(self) -> Option<&'a MapSpec> {
+        if self.nodes.maps.is_empty() {
+            return None;
+        }
+        self.nodes.map(self.id())
     }
 
     /// The distinct downstream nodes, in the order they were added.

@@ -43,6 +43,12 @@ impl Pipeline {
 
         let mut builder = Pipeline::builder(record.pipeline.clone());
         for node in &record.nodes {
+            if node.over.is_some() {
+                return Err(mismatch(format!(
+                    "node `{}` is a mapped node, which a pipeline rebuilt from a record cannot hold",
+                    node.name
+                )));
+            }
             let registration = find_task(&node.task)?;
             let params = node
                 .encoded_params

@@ -17,4 +17,6 @@ pub(crate) mod provenance;
 pub(crate) mod schema;
 pub(crate) mod write;
 
-pub use schema::{InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RecordedStatus, RunRecord};
+pub use schema::{
+    BranchRecord, InputRecord, NodeRecord, Provenance, RECORD_FORMAT, RecordedStatus, RunRecord,
+};

@@ -105,6 +105,49 @@ pub struct NodeRecord {
     /// The failed upstream node it waited on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_failed: Option<String>,
+    /// For a mapped node, the node it goes over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over: Option<String>,
+    /// The branches of a mapped node, in the order of the list it went over.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<BranchRecord>,
+}
+
+/// One branch of a mapped node in a [`NodeRecord`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BranchRecord {
+    /// The branch's name: its mapped node's, then its position in the list (`counts[3]`).
+    pub name: String,
+    /// The first 12 hex digits of its element's content digest, which its key holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<String>,
+    /// How it ended.
+    pub status: RecordedStatus,
+    /// Its node key, in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The content digest of its output, in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_digest: Option<String>,
+    /// Why it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it started, in seconds from the start of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_secs: Option<f64>,
+    /// How long it ran, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    /// The worker that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<usize>,
+    /// Why it failed: the error and its sources, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error: Vec<String>,
+    /// The failed node or branch it waited on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_failed: Option<String>,
 }
 
 /// A [`NodeRecord`] as `run.json` stores it: without what is read back from the rest.
@@ -134,6 +177,10 @@ struct StoredNode {
     error: Vec<String>,
     #[serde(default)]
     upstream_failed: Option<String>,
+    #[serde(default)]
+    over: Option<String>,
+    #[serde(default)]
+    branches: Vec<BranchRecord>,
 }
 
 impl From<StoredNode> for NodeRecord {
@@ -163,6 +210,8 @@ impl From<StoredNode> for NodeRecord {
             worker: node.worker,
             error: node.error,
             upstream_failed: node.upstream_failed,
+            over: node.over,
+            branches: node.branches,
         }
     }
 }
@@ -499,6 +548,8 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
             worker: None,
             error: Vec::new(),
             upstream_failed: None,
+            over: None,
+            branches: Vec::new(),
         });
     }
     for (i, line) in lines.enumerate() {

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use super::provenance::Gathering;
 use super::schema::{
-    InputRecord, JOURNAL, JournalHeader, NodeRecord, RECORD_FORMAT, RUN_JSON, RecordedStatus,
-    RunRecord,
+    BranchRecord, InputRecord, JOURNAL, JournalHeader, NodeRecord, RECORD_FORMAT, RUN_JSON,
+    RecordedStatus, RunRecord,
 };
 use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
@@ -173,6 +173,11 @@ impl RunDir {
                     worker: outcome.worker(),
                     error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
                     upstream_failed: outcome.failed_upstream().map(str::to_owned),
+                    over: node.map().map(|m| pipeline.node_name(m.over).to_owned()),
+                    branches: report
+                        .branches_named(node.name())
+                        .map(|(branch, element)| branch_record(branch, element))
+                        .collect(),
                 }
             })
             .collect();
@@ -247,5 +252,26 @@ impl RunDir {
             write_atomically(&path, text.as_bytes())?;
         }
         Ok(())
+    }
+}
+
+/// The record of one branch of a mapped node, whose element's short digest is `element`.
+fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecord {
+    let settled = !matches!(
+        branch.status(),
+        NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+    );
+    BranchRecord {
+        name: branch.name().to_owned(),
+        element,
+        status: recorded(branch.status()),
+        key: branch.key().map(str::to_owned),
+        output_digest: branch.output_digest().map(str::to_owned),
+        reason: branch.reason().map(ToString::to_string),
+        started_secs: settled.then(|| branch.started().as_secs_f64()),
+        duration_secs: settled.then(|| branch.duration().as_secs_f64()),
+        worker: branch.worker(),
+        error: branch.error().map(|e| chain(e)).unwrap_or_default(),
+        upstream_failed: branch.failed_upstream().map(str::to_owned),
     }
 }

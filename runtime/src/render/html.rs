@@ -213,7 +213,8 @@ fn nice_step(total: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-/// The table of nodes, one `<tr data-node="NAME">` each.
+/// The table of nodes, one `<tr data-node="NAME">` each; a mapped node's row counts its
+/// branches.
 fn table(view: &GraphView) -> String {
     let mut out = String::from(
         "<table class=\"nodes\">\n<thead><tr><th>node</th><th>task</th><th>state</th>\
@@ -224,10 +225,14 @@ fn table(view: &GraphView) -> String {
             NodeState::Ran | NodeState::Failed => node.duration.map(short_duration),
             _ => None,
         };
+        let branches = node
+            .map
+            .map(|map| format!(" {}", xml_escape(&map.words(node.state))))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "<tr data-node=\"{}\"><td>{}</td><td>{}</td><td class=\"state\">\
-             <span class=\"state-{}\">{}</span></td><td class=\"duration\">{}</td>\
+             <span class=\"state-{}\">{}</span>{branches}</td><td class=\"duration\">{}</td>\
              <td class=\"error\">{}</td></tr>",
             xml_escape(&node.name),
             xml_escape(&node.name),

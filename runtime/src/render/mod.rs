@@ -149,6 +149,99 @@ pub struct NodeView {
     pub worker: Option<usize>,
     /// Why it failed.
     pub error: Option<String>,
+    /// For a mapped node, its branches; drawn as one stacked box with their counts.
+    pub map: Option<MapView>,
+}
+
+/// What a picture shows of the branches of a mapped node: how many there were, and how
+/// they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MapView {
+    /// How many branches it made in the run; in a plan, how many it had in the last
+    /// recorded run. None when not known.
+    pub branches: Option<usize>,
+    /// Branches that ran.
+    pub ran: usize,
+    /// Branches that were cached.
+    pub cached: usize,
+    /// Branches that failed.
+    pub failed: usize,
+    /// Branches that did not run because something upstream failed.
+    pub upstream_failed: usize,
+}
+
+impl MapView {
+    /// The counts of the branches of mapped node `name` in `report`.
+    fn of_report(report: &RunReport, name: &str) -> Self {
+        let mut map = MapView {
+            branches: Some(0),
+            ..MapView::default()
+        };
+        for (branch, _) in report.branches_named(name) {
+            *map.branches.get_or_insert(0) += 1;
+            match branch.status() {
+                NodeStatus::Ran => map.ran += 1,
+                NodeStatus::Cached => map.cached += 1,
+                NodeStatus::Failed => map.failed += 1,
+                NodeStatus::UpstreamFailed => map.upstream_failed += 1,
+                NodeStatus::NotNeeded | NodeStatus::Cancelled => {}
+            }
+        }
+        map
+    }
+
+    /// The counts of the branches of a mapped node as its run recorded them.
+    fn of_record(node: &crate::record::schema::NodeRecord) -> Self {
+        use crate::record::schema::RecordedStatus;
+        let settled = !matches!(
+            node.status,
+            RecordedStatus::Pending | RecordedStatus::Cancelled
+        );
+        let mut map = MapView {
+            branches: (settled || !node.branches.is_empty()).then_some(node.branches.len()),
+            ..MapView::default()
+        };
+        for branch in &node.branches {
+            match branch.status {
+                RecordedStatus::Ran => map.ran += 1,
+                RecordedStatus::Cached => map.cached += 1,
+                RecordedStatus::Failed => map.failed += 1,
+                RecordedStatus::UpstreamFailed => map.upstream_failed += 1,
+                _ => {}
+            }
+        }
+        map
+    }
+
+    /// The branches in words: `3 branches: 2 ran, 1 cached, 0 failed`, or, before they are
+    /// made, `3 branches last run` or `mapped`.
+    pub fn words(&self, state: NodeState) -> String {
+        let Some(n) = self.branches else {
+            return "mapped".to_owned();
+        };
+        let plural = if n == 1 { "" } else { "es" };
+        let ended = matches!(
+            state,
+            NodeState::Ran
+                | NodeState::Cached
+                | NodeState::Failed
+                | NodeState::UpstreamFailed
+                | NodeState::NotNeeded
+                | NodeState::Unknown
+        );
+        if !ended {
+            return format!("{n} branch{plural} last run");
+        }
+        let mut out = format!(
+            "{n} branch{plural}: {} ran, {} cached, {} failed",
+            self.ran, self.cached, self.failed
+        );
+        if self.upstream_failed > 0 {
+            out.push_str(&format!(", {} upstream failed", self.upstream_failed));
+        }
+        out
+    }
 }
 
 impl NodeView {
@@ -161,12 +254,23 @@ impl NodeView {
             duration: None,
             worker: None,
             error: None,
+            map: None,
         }
     }
 
     /// The node's state in brackets, with how long it ran: `[ran 1.2s]`, `[FAILED]`, `[run]`;
     /// empty for [`NodeState::Unknown`].
     pub fn marker(&self) -> String {
+        if let Some(map) = &self.map {
+            let words = map.words(self.state);
+            return match self.state {
+                NodeState::Unknown if map.branches.is_none() => format!("[{words}]"),
+                NodeState::Fresh | NodeState::WillRun | NodeState::Pending => {
+                    format!("[{}: {words}]", self.state.label())
+                }
+                _ => format!("[{words}]"),
+            };
+        }
         let word = match self.state {
             NodeState::Unknown => return String::new(),
             NodeState::Fresh => "fresh",
@@ -229,7 +333,12 @@ pub struct GraphView {
 
 impl NodeView {
     /// The view of a node from its outcome in a run.
-    fn of_report(node: crate::report::NodeReport<'_>, name: &str, task: &str) -> Self {
+    fn of_report(
+        node: crate::report::NodeReport<'_>,
+        name: &str,
+        task: &str,
+        report: &RunReport,
+    ) -> Self {
         let state = match node.status() {
             NodeStatus::Ran => NodeState::Ran,
             NodeStatus::Cached => NodeState::Cached,
@@ -252,6 +361,9 @@ impl NodeView {
             duration: (ran || node.worker().is_some()).then(|| node.duration()),
             worker: node.worker(),
             error,
+            map: report
+                .made_branches(name)
+                .then(|| MapView::of_report(report, name)),
             ..NodeView::new(name, task, state)
         }
     }
@@ -278,10 +390,17 @@ impl GraphView {
             let state = match planned.get(name) {
                 Some(Decision::Fresh { .. }) => NodeState::Fresh,
                 Some(Decision::Run { .. }) => NodeState::WillRun,
-                Some(Decision::Pending { .. }) => NodeState::Pending,
+                Some(Decision::Pending { .. } | Decision::Mapped { .. }) => NodeState::Pending,
                 None => NodeState::Unknown,
             };
-            NodeView::new(name, task, state)
+            let mut view = NodeView::new(name, task, state);
+            if let Some(Decision::Mapped { last_branches, .. }) = planned.get(name) {
+                view.map = Some(MapView {
+                    branches: *last_branches,
+                    ..MapView::default()
+                });
+            }
+            view
         })
     }
 
@@ -291,7 +410,7 @@ impl GraphView {
     /// not name is [`NodeState::Unknown`].
     pub fn of_run(pipeline: &Pipeline, report: &RunReport) -> Self {
         Self::with_states(pipeline, |name, task| match report.node(name) {
-            Some(node) => NodeView::of_report(node, name, task),
+            Some(node) => NodeView::of_report(node, name, task, report),
             None => NodeView::new(name, task, NodeState::Unknown),
         })
     }
@@ -314,9 +433,15 @@ impl GraphView {
         let nodes = record
             .nodes
             .iter()
-            .map(|n| match report.node(&n.name) {
-                Some(node) => NodeView::of_report(node, &n.name, &n.task),
-                None => NodeView::new(&n.name, &n.task, NodeState::Unknown),
+            .map(|n| {
+                let mut view = match report.node(&n.name) {
+                    Some(node) => NodeView::of_report(node, &n.name, &n.task, &report),
+                    None => NodeView::new(&n.name, &n.task, NodeState::Unknown),
+                };
+                if n.over.is_some() && view.map.is_none() {
+                    view.map = Some(MapView::of_record(n));
+                }
+                view
             })
             .collect();
         let edges = record
@@ -341,7 +466,13 @@ impl GraphView {
     fn with_states(pipeline: &Pipeline, mut node: impl FnMut(&str, &str) -> NodeView) -> Self {
         let nodes = pipeline
             .all_nodes()
-            .map(|n| node(n.name(), n.task().meta().name))
+            .map(|n| {
+                let mut view = node(n.name(), n.task().meta().name);
+                if n.map().is_some() && view.map.is_none() {
+                    view.map = Some(MapView::default());
+                }
+                view
+            })
             .collect();
         let edges = pipeline
             .all_nodes()

@@ -14,6 +14,8 @@ const BOX_HEIGHT: f64 = 44.0;
 const LAYER_GAP: f64 = 56.0;
 const SLOT_GAP: f64 = 28.0;
 const DUMMY_WIDTH: f64 = 8.0;
+/// How far each box stacked behind a mapped node's box is offset.
+const STACK_OFFSET: f64 = 3.0;
 const NAME_SIZE: f64 = 13.0;
 const DETAIL_SIZE: f64 = 11.0;
 const EDGE_COLOR: &str = "#7a808a";
@@ -22,7 +24,8 @@ const BROKEN_EDGE_COLOR: &str = "#d9690b";
 /// The graph as a standalone SVG document: one rounded box per node (name, then task and
 /// state), coloured by state, in layers by longest path from a source, ordered to reduce
 /// crossings, with curved edges ending in arrowheads. Each node is a
-/// `<g class="node" data-node="NAME">` holding a `<rect class="box">`.
+/// `<g class="node" data-node="NAME">` holding a `<rect class="box">`; a mapped node is
+/// one stacked box (two `<rect class="stack">` behind its box) that counts its branches.
 pub fn svg(view: &GraphView) -> String {
     let layout = Layout::new(view);
     let details: Vec<String> = view.nodes.iter().map(detail).collect();
@@ -141,18 +144,37 @@ pub fn svg(view: &GraphView) -> String {
         } else {
             ""
         };
+        let mapped = if node.map.is_some() { " mapped" } else { "" };
         let _ = write!(
             out,
-            "<g class=\"node state-{}\" data-node=\"{}\">\n<title>{}</title>\n\
-             <rect class=\"box\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BOX_HEIGHT}\" \
+            "<g class=\"node{mapped} state-{}\" data-node=\"{}\">\n<title>{}</title>\n",
+            node.state.ident(),
+            xml_escape(&node.name),
+            xml_escape(&tip),
+        );
+        if node.map.is_some() {
+            // The branches behind the box, each offset up and to the right.
+            for offset in [STACK_OFFSET * 2.0, STACK_OFFSET] {
+                let _ = writeln!(
+                    out,
+                    "<rect class=\"stack\" x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" \
+                     height=\"{BOX_HEIGHT}\" rx=\"7\" fill=\"{}\" stroke=\"{}\" \
+                     stroke-width=\"1.2\"{dash}/>",
+                    cx - w / 2.0 + offset,
+                    y - offset,
+                    colors.fill,
+                    colors.stroke,
+                );
+            }
+        }
+        let _ = write!(
+            out,
+            "<rect class=\"box\" x=\"{:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BOX_HEIGHT}\" \
              rx=\"7\" fill=\"{}\" stroke=\"{}\" stroke-width=\"1.5\"{dash}/>\n\
              <text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"{NAME_SIZE}\" \
              font-weight=\"bold\" fill=\"{}\">{}</text>\n\
              <text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"{DETAIL_SIZE}\" \
              fill=\"#4a4f57\">{}</text>\n</g>\n",
-            node.state.ident(),
-            xml_escape(&node.name),
-            xml_escape(&tip),
             cx - w / 2.0,
             colors.fill,
             colors.stroke,
@@ -186,6 +208,9 @@ fn edge(out: &mut String, d: &str, target: NodeState) {
 
 /// The second line of a box: `normalize · ran 12ms`.
 fn detail(node: &NodeView) -> String {
+    if let Some(map) = &node.map {
+        return format!("{} · {}", node.task, map.words(node.state));
+    }
     let state = match (node.state, node.duration) {
         (NodeState::Unknown, _) => return node.task.clone(),
         (NodeState::Ran | NodeState::Failed, Some(d)) => {

@@ -41,12 +41,21 @@ impl RunReport {
         let store = Store::new(record.data_dir.clone());
         let secs =
             |s: Option<f64>| Duration::try_from_secs_f64(s.unwrap_or(0.0)).unwrap_or_default();
+        // The nodes, then the branches of each mapped node, as the report lists them.
         let position: HashMap<&str, u32> = record
             .nodes
             .iter()
+            .map(|n| n.name.as_str())
+            .chain(
+                record
+                    .nodes
+                    .iter()
+                    .flat_map(|n| n.branches.iter().map(|b| b.name.as_str())),
+            )
             .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i as u32))
+            .map(|(i, name)| (name, i as u32))
             .collect();
+        let mut branches = Vec::new();
         let mut nodes = Vec::with_capacity(record.nodes.len());
         let mut outcomes = Vec::with_capacity(record.nodes.len());
         for node in &record.nodes {
@@ -80,10 +89,45 @@ impl RunReport {
             details.key = node.key.clone();
             details.output_digest = node.output_digest.clone();
             details.entry = entry;
+            for branch in &node.branches {
+                let status = status_of(branch.status);
+                let entry = match (&branch.key, status.is_success()) {
+                    (Some(key), true) => match store.lookup_fresh(&node.task, key) {
+                        Lookup::Present(meta) => Some(meta),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let mut outcome = NodeOutcome::new(status);
+                outcome.started = nanos(secs(branch.started_secs));
+                if let Some(worker) = branch.worker {
+                    outcome.worker = u32::try_from(worker).unwrap_or(NO_WORKER);
+                }
+                outcome.duration = nanos(secs(branch.duration_secs));
+                if let Some(upstream) = &branch.upstream_failed {
+                    outcome.failed_upstream =
+                        position.get(upstream.as_str()).copied().unwrap_or(NO_NODE);
+                }
+                let details = outcome.details_mut();
+                details.error = RecordedError::from_chain(&branch.error)
+                    .map(|e| Arc::new(TaskError::Failed(e)));
+                details.key = branch.key.clone();
+                details.output_digest = branch.output_digest.clone();
+                details.entry = entry;
+                let node = RecordedNode {
+                    name: branch.name.as_str().into(),
+                    task: task.clone(),
+                };
+                branches.push((node, outcome));
+            }
             nodes.push(RecordedNode {
                 name: node.name.as_str().into(),
                 task,
             });
+            outcomes.push(outcome);
+        }
+        for (node, outcome) in branches {
+            nodes.push(node);
             outcomes.push(outcome);
         }
         Ok(RunReport::reopened(

@@ -75,3 +75,15 @@ impl NodeOutcome {
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// The branches of one mapped node, as the executor leaves them: each branch's outcome,
+/// and the content digest of its element (with a store).
+pub(crate) struct MapOutcomes {
+    /// The mapped node.
+    pub(crate) node: crate::graph::NodeId,
+    /// Each branch's element digest, in branch order; empty without a store.
+    pub(crate) elements: Vec<[u8; 32]>,
+    /// Each branch's outcome, in branch order. A branch that waited on a failed one has, as
+    /// its failed upstream, that one's index among every node and branch of the run.
+    pub(crate) outcomes: Vec<NodeOutcome>,
+}

@@ -118,18 +118,30 @@ impl<'p> Run<'p> {
     pub(super) fn gather(&self, node: &Node<'_>) -> Result<Gathered, TaskError> {
         let mut inputs = Gathered::with_capacity(node.wires().len());
         for wire in node.wires() {
-            inputs.push(match wire {
-                Wire::One(up) => InputValues::One(self.obtain(*up)?),
-                Wire::Many(ups) => {
-                    let mut values = Vec::with_capacity(ups.len());
-                    for up in ups {
-                        values.push(self.obtain(*up)?);
-                    }
-                    InputValues::Many(values)
-                }
-            });
+            inputs.push(self.gather_wire(wire)?);
         }
         Ok(inputs)
+    }
+
+    /// The values of one input argument, read from the store where they are not in
+    /// memory; a gathered mapped node gives every branch's output.
+    #[inline]
+    pub(super) fn gather_wire(&self, wire: Wire<'_>) -> Result<InputValues, TaskError> {
+        Ok(match wire {
+            Wire::One(up) => InputValues::One(self.obtain(*up)?),
+            Wire::Many(ups) => {
+                let mut values = Vec::with_capacity(ups.len());
+                for up in ups {
+                    let value = self.obtain(*up)?;
+                    if self.is_mapped(*up) {
+                        self.expand(*up, &value, &mut values)?;
+                    } else {
+                        values.push(value);
+                    }
+                }
+                InputValues::Many(values)
+            }
+        })
     }
 
     /// The values of the inputs of `node`, whose inputs read distinct nodes, each released
@@ -155,7 +167,13 @@ impl<'p> Run<'p> {
                 Wire::Many(ups) => {
                     let mut values = Vec::with_capacity(ups.len());
                     for up in ups {
-                        values.extend(take(*up));
+                        let value = take(*up);
+                        match value {
+                            Some(value) if self.is_mapped(*up) => {
+                                self.expand(*up, &value, &mut values)?;
+                            }
+                            value => values.extend(value),
+                        }
                     }
                     inputs.push(InputValues::Many(values));
                 }
@@ -211,13 +229,33 @@ impl<'p> Run<'p> {
     /// The output digests of `node`'s inputs as they stand.
     #[inline]
     pub(super) fn input_digests(&self, node: &Node<'_>) -> Vec<Vec<Digest>> {
-        node.input_digests(|up| {
-            lock(&self.cells[up.index()].slot)
-                .stored
-                .as_ref()
-                .and_then(|stored| stored.digest)
-                .unwrap_or_default()
-        })
+        if !self.maps.is_empty() {
+            // A gathered mapped node gives every branch's output digest.
+            return node
+                .wires()
+                .map(|wire| match wire {
+                    Wire::Many(ups) => ups
+                        .iter()
+                        .flat_map(|up| match self.is_mapped(*up) {
+                            true => self.branch_digests_of(*up),
+                            false => vec![self.digest_of(*up)],
+                        })
+                        .collect(),
+                    Wire::One(up) => vec![self.digest_of(*up)],
+                })
+                .collect();
+        }
+        node.input_digests(|up| self.digest_of(up))
+    }
+
+    /// The output digest of the settled node `up`, as it stands.
+    #[inline]
+    fn digest_of(&self, up: NodeId) -> Digest {
+        lock(&self.cells[up.index()].slot)
+            .stored
+            .as_ref()
+            .and_then(|stored| stored.digest)
+            .unwrap_or_default()
     }
 
     /// Records how node `id` ended, with its in-memory `output` if it has one that is

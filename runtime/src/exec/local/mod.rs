@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rayon::{Scope, ThreadPool};
@@ -31,11 +31,12 @@ use super::{Settings, Stop};
 use crate::cache::Pending;
 use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::node::compute::{self, Retries, call};
-use crate::report::{NO_WORKER, NodeOutcome, NodeStatus, nanos};
+use crate::report::{MapOutcomes, NO_WORKER, NodeOutcome, NodeStatus, nanos};
 use crate::task::{Ctx, InputValues, TaskError, Value};
 use cells::{Cell, Slot, UNSETTLED};
 use stored::Done;
 
+mod branches;
 mod cells;
 mod repair;
 mod stored;
@@ -80,6 +81,8 @@ struct Run<'p> {
     loading: Mutex<HashSet<NodeId>>,
     /// Woken when a node leaves `loading`.
     loaded: Condvar,
+    /// The branches of each mapped node (in the order of the pipeline's maps), once made.
+    maps: Vec<OnceLock<Arc<branches::Branches>>>,
 }
 
 /// The task context of one thread, on a cache line of its own.
@@ -87,13 +90,13 @@ struct Run<'p> {
 struct ThreadCtx(Mutex<Ctx>);
 
 /// Runs every node of `pipeline` on `pool` and returns how each ended, with the outputs
-/// that are kept.
+/// that are kept, and how each branch of its mapped nodes ended.
 pub(crate) fn run(
     pipeline: &Pipeline,
     span: &tracing::Span,
     pool: &ThreadPool,
     settings: Settings<'_>,
-) -> Vec<NodeOutcome> {
+) -> (Vec<NodeOutcome>, Vec<MapOutcomes>) {
     // The cells are made, and turned into outcomes at the end, on a thread of the pool,
     // which runs nodes in between: their memory is then in a worker's cache, not this
     // thread's.
@@ -101,7 +104,11 @@ pub(crate) fn run(
 }
 
 /// [`run`], on a thread of the pool.
-fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -> Vec<NodeOutcome> {
+fn run_here(
+    pipeline: &Pipeline,
+    span: &tracing::Span,
+    settings: Settings<'_>,
+) -> (Vec<NodeOutcome>, Vec<MapOutcomes>) {
     let needed = settings.needed;
     let run = Run {
         pipeline,
@@ -140,6 +147,12 @@ fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -
             .collect(),
         loading: Mutex::default(),
         loaded: Condvar::new(),
+        maps: pipeline
+            .nodes
+            .maps()
+            .iter()
+            .map(|_| OnceLock::new())
+            .collect(),
     };
     let roots = pipeline
         .all_nodes()
@@ -153,7 +166,11 @@ fn run_here(pipeline: &Pipeline, span: &tracing::Span, settings: Settings<'_>) -
             scope.spawn(move |scope| run_ref.drive(scope, root));
         }
     });
-    run.finish()
+    let mut run = run;
+    let made = std::mem::take(&mut run.maps);
+    let mut outcomes = run.finish();
+    let branches = branches::outcomes(pipeline.nodes.maps(), made, &mut outcomes);
+    (outcomes, branches)
 }
 
 impl<'p> Run<'p> {
@@ -183,6 +200,12 @@ impl<'p> Run<'p> {
         let mut start = self.clock();
         let mut handed = None;
         while let Some(id) = next {
+            if self.is_mapped(id) {
+                // Its branches run on their own; the last of them settles it.
+                next = self.start_map(scope, id);
+                start = self.clock();
+                continue;
+            }
             let input = handed.take().map(|h: Handoff| h.value);
             let (end, output) = self.execute(id, start, input, worker, ctx);
             start = end;
@@ -347,7 +370,9 @@ impl<'p> Run<'p> {
             .iter()
             .find(|d| needed[d.index()])?;
         let mut wires = self.pipeline.node_at(to).wires();
-        matches!((wires.next(), wires.next()), (Some(Wire::One(_)), None)).then_some(to)
+        // A mapped node reads the list it goes over from the cell, for all its branches.
+        (matches!((wires.next(), wires.next()), (Some(Wire::One(_)), None)) && !self.is_mapped(to))
+            .then_some(to)
     }
 
     /// Runs `node` on inputs held in memory and returns its output. The inputs are
@@ -447,7 +472,7 @@ impl<'p> Run<'p> {
                     continue;
                 }
                 let cell = &self.cells[child.index()];
-                if failed {
+                if failed && !self.pairs_with(child, done) {
                     let _ = cell.failed_upstream.compare_exchange(
                         NONE,
                         done.0,

@@ -4,6 +4,7 @@
 
 use super::{Run, lock};
 use crate::cache::{Entry, Look, Store};
+use crate::exec::worker::InputRef;
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::{Components, Digest, KeyError, hex, with_input_files};
 use crate::node::RunReason;
@@ -164,7 +165,10 @@ impl<'p> Run<'p> {
                 Wire::One(id) => vec![self.pipeline.node_name(*id).to_owned()],
                 Wire::Many(ids) => ids
                     .iter()
-                    .map(|id| self.pipeline.node_name(*id).to_owned())
+                    .flat_map(|id| match self.is_mapped(*id) {
+                        true => self.branch_names_of(*id),
+                        false => vec![self.pipeline.node_name(*id).to_owned()],
+                    })
                     .collect(),
             })
             .collect()
@@ -180,30 +184,74 @@ impl<'p> Run<'p> {
         key: &str,
         replace: bool,
     ) -> Result<(), TaskError> {
+        let inputs = node
+            .wires()
+            .map(|wire| self.stored_refs(wire))
+            .collect::<Result<_, _>>()?;
+        let entry = self.job_in_child(node, node.name(), store, key, replace, inputs)?;
+        self.set_entry(id, entry);
+        Ok(())
+    }
+
+    /// Where a worker finds the outputs `wire` reads: each node's entry, and each branch's
+    /// of a mapped node, in order.
+    pub(super) fn stored_refs(&self, wire: Wire<'_>) -> Result<Vec<InputRef>, TaskError> {
+        let mut refs = Vec::with_capacity(wire.ids().len());
+        for &up in wire.ids() {
+            if self.is_mapped(up) {
+                for i in 0..self.branch_names_of(up).len() {
+                    refs.push(self.branch_ref(up, i)?);
+                }
+                continue;
+            }
+            let slot = lock(&self.cells[up.index()].slot);
+            let key = slot
+                .stored
+                .as_ref()
+                .and_then(|s| s.entry.as_ref())
+                .map(|entry| entry.key.clone())
+                .ok_or_else(|| {
+                    TaskError::failed(format!(
+                        "the output of `{}` is not stored",
+                        self.pipeline.node_name(up)
+                    ))
+                })?;
+            refs.push(InputRef {
+                node: self.pipeline.node_name(up).to_owned(),
+                task: self.pipeline.task_of(up).name.to_owned(),
+                key: Some(key),
+                status: None,
+                element: None,
+            });
+        }
+        Ok(refs)
+    }
+
+    /// Runs `node`'s task in a child process, as the node (or branch) `name`, on the
+    /// stored inputs `inputs`, and returns the entry it committed under `key`.
+    pub(super) fn job_in_child(
+        &self,
+        node: &Node<'_>,
+        name: &str,
+        store: &Store,
+        key: &str,
+        replace: bool,
+        inputs: Vec<Vec<InputRef>>,
+    ) -> Result<Box<Entry>, TaskError> {
         #[cfg(unix)]
         {
             use crate::exec::process::{job_files, run_node};
-            use crate::exec::worker::{Job, input_refs};
+            use crate::exec::worker::Job;
 
             if let Some(progress) = self.settings.progress {
-                progress.started(node.name());
+                progress.started(name);
             }
             let run_dir = self.settings.run_dir.ok_or_else(|| {
                 TaskError::failed("the process executor needs a run directory for its jobs")
             })?;
-            let files = job_files(run_dir, &crate::text::node_file_name(node.name()))
-                .map_err(TaskError::Store)?;
-            let inputs = input_refs(self.pipeline, node, |up| {
-                let slot = lock(&self.cells[up.index()].slot);
-                match slot.stored.as_ref().and_then(|s| s.entry.as_ref()) {
-                    Some(entry) => Ok((Some(entry.key.clone()), None)),
-                    None => Err(TaskError::failed(format!(
-                        "the output of `{}` is not stored",
-                        self.pipeline.node_name(up)
-                    ))),
-                }
-            })?;
-            let job = Job::new(
+            let files =
+                job_files(run_dir, &crate::text::node_file_name(name)).map_err(TaskError::Store)?;
+            let mut job = Job::new(
                 self.pipeline,
                 node,
                 store.root().to_owned(),
@@ -212,13 +260,14 @@ impl<'p> Run<'p> {
                 replace,
                 files.status.clone(),
             );
-            let entry = run_node(job, &files, store, node.task().meta(), &self.retries(node))?;
-            self.set_entry(id, entry);
-            Ok(())
+            if name != node.name() {
+                job.entry_node = Some(name.to_owned());
+            }
+            run_node(job, &files, store, node.task().meta(), &self.retries(node))
         }
         #[cfg(not(unix))]
         {
-            let _ = (id, node, store, key, replace);
+            let _ = (node, name, store, key, replace, inputs);
             Err(TaskError::failed("the process executor runs on Unix only"))
         }
     }

@@ -146,7 +146,8 @@ impl<'a> Submission<'a> {
                     key.clone(),
                     matches!(reason, RunReason::Forced | RunReason::NotCached),
                 ),
-                Decision::Pending { .. } => {
+                // The runner refuses a pipeline with a mapped node before this.
+                Decision::Pending { .. } | Decision::Mapped { .. } => {
                     (None, self.settings.forced[i] || !node.task().meta().cache)
                 }
             };

@@ -1,0 +1,809 @@
+//! Mapped nodes in a run. When a mapped node is ready, the list it goes over is known: its
+//! branches are made then, one per element, each spawned on the pool, decided, run and
+//! settled as a node is, and the last of them to settle settles the mapped node, which
+//! its consumers then read as every branch's output, in order.
+//!
+//! A branch's element is read in place from the list's `Arc` (through a function made for
+//! the element type when the map was added), never cloned or encoded; with a store, its key
+//! holds the element's canonical digest where a node's holds an input's output digest, and
+//! the mapped node's name, never the branch's position, so that a branch is found again
+//! wherever its element moves in the list.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::Scope;
+
+use super::{Gathered, NONE, Run, lock};
+use crate::cache::{Entry, Look, Store};
+use crate::exec::worker::{ElementRef, InputRef};
+use crate::graph::{Elements, MapSpec, Node, NodeId};
+use crate::key::{Digest, hex};
+use crate::node::RunReason;
+use crate::node::commit::NewEntry;
+use crate::node::decide::{Check, decide};
+use crate::outputs;
+use crate::report::{MapOutcomes, NO_WORKER, NodeOutcome, NodeStatus, nanos};
+use crate::task::{InputValues, TaskError, Value};
+
+/// The branches of one mapped node in a run.
+pub(super) struct Branches {
+    /// What the elements are read from, until the mapped node settles.
+    source: Mutex<Option<Source>>,
+    /// Each branch's element digest: its identity in its key (with a store).
+    elements: Vec<Digest>,
+    slots: Vec<Mutex<BranchSlot>>,
+    /// Branches that have not settled yet.
+    left: AtomicUsize,
+    /// The first branch that did not succeed, once the mapped node settled.
+    first_bad: OnceLock<Option<usize>>,
+}
+
+/// Where a mapped node's elements come from.
+#[derive(Clone)]
+enum Source {
+    /// The `Vec` output of the node mapped over.
+    List(Arc<Value>, Elements),
+    /// The branches of the mapped node `.0` mapped over, their outputs as it settled with.
+    Paired(NodeId, Arc<Value>),
+}
+
+/// How one branch ended.
+#[derive(Default)]
+struct BranchSlot {
+    outcome: Option<NodeOutcome>,
+    /// Its output's digest and entry (with a store).
+    digest: Option<Digest>,
+    entry: Option<Box<Entry>>,
+    /// The branch of another mapped node whose failure kept it from running.
+    failed_upstream: Option<(NodeId, usize)>,
+}
+
+/// The output of a settled mapped node, as its consumers read it: each branch's output in
+/// order, where it is in memory (a cached branch's is read from its entry when needed).
+pub(super) struct BranchValues(pub(super) Vec<Option<Arc<Value>>>);
+
+/// The name of branch `i` of mapped node `node`, as reports show it.
+pub(crate) fn branch_name(node: &str, i: usize) -> String {
+    format!("{node}[{i}]")
+}
+
+impl<'p> Run<'p> {
+    /// The branches of mapped node `id`, once they are made.
+    pub(super) fn branches_of(&self, id: NodeId) -> Option<&Arc<Branches>> {
+        let k = self
+            .pipeline
+            .nodes
+            .maps()
+            .binary_search_by_key(&id, |m| m.node)
+            .ok()?;
+        self.maps[k].get()
+    }
+
+    /// Whether node `id` is a mapped node.
+    #[inline]
+    pub(super) fn is_mapped(&self, id: NodeId) -> bool {
+        !self.maps.is_empty() && self.pipeline.nodes.map(id).is_some()
+    }
+
+    /// Whether `child` maps over the mapped node `done`, whose branches were made: it is
+    /// not kept from running when some of them failed, as each of its branches waits only
+    /// on its own.
+    pub(super) fn pairs_with(&self, child: NodeId, done: NodeId) -> bool {
+        !self.maps.is_empty()
+            && self
+                .pipeline
+                .nodes
+                .map(child)
+                .is_some_and(|spec| spec.over == done)
+            && self.branches_of(done).is_some()
+    }
+
+    /// Starts mapped node `id`, which is ready: reads the list it goes over, makes its
+    /// branches and spawns them. Returns the node to run next on this thread, if the
+    /// mapped node settled at once (no branch, or no list).
+    pub(super) fn start_map<'s>(&'s self, scope: &Scope<'s>, id: NodeId) -> Option<NodeId> {
+        let node = self.pipeline.node_at(id);
+        let spec = node.map().expect("a mapped node has a map");
+        if self.stopped() {
+            self.release_inputs(id);
+            self.settle_without_running(id, NodeStatus::Cancelled, NONE);
+            return self.settle(scope, id);
+        }
+        let made = self
+            .obtain(spec.over)
+            .and_then(|over| self.make(spec, over));
+        let branches = match made {
+            Ok(branches) => branches,
+            Err(error) => {
+                let status = if matches!(error, TaskError::Cancelled) {
+                    NodeStatus::Cancelled
+                } else {
+                    NodeStatus::Failed
+                };
+                let mut outcome = NodeOutcome::new(status);
+                outcome.started = self.clock();
+                outcome.details_mut().error = Some(Arc::new(error));
+                self.release_inputs(id);
+                self.settle_with(id, outcome, None);
+                return self.settle(scope, id);
+            }
+        };
+        let n = branches.slots.len();
+        let k = self
+            .pipeline
+            .nodes
+            .maps()
+            .binary_search_by_key(&id, |m| m.node)
+            .expect("a mapped node has a map");
+        let _ = self.maps[k].set(Arc::new(branches));
+        if n == 0 {
+            return self.finish_map(scope, id);
+        }
+        for i in 0..n {
+            scope.spawn(move |scope| self.drive_branch(scope, id, i));
+        }
+        None
+    }
+
+    /// The branches of the mapped node `spec` over `over`, the output of the node it goes
+    /// over, with their element digests (with a store).
+    fn make(&self, spec: &MapSpec, over: Arc<Value>) -> Result<Branches, TaskError> {
+        let with_store = self.settings.store.is_some();
+        let (source, elements) = match spec.elements {
+            Some(read) => {
+                let n = (read.len)(&*over);
+                let mut elements = Vec::new();
+                if with_store {
+                    elements.reserve_exact(n);
+                    for i in 0..n {
+                        elements.push((read.digest)(&*over, i).map_err(|e| {
+                            TaskError::failed(format!(
+                                "element {i} of `{}` cannot be hashed: {e}",
+                                self.pipeline.node_name(spec.over)
+                            ))
+                        })?);
+                    }
+                }
+                (Source::List(over, read), (n, elements))
+            }
+            None => {
+                let n = branch_values(&over).0.len();
+                let mut elements = Vec::new();
+                if with_store && let Some(up) = self.branches_of(spec.over) {
+                    elements = up
+                        .slots
+                        .iter()
+                        .map(|slot| lock(slot).digest.unwrap_or_default())
+                        .collect();
+                }
+                (Source::Paired(spec.over, over), (n, elements))
+            }
+        };
+        let (n, elements) = elements;
+        Ok(Branches {
+            source: Mutex::new(Some(source)),
+            elements,
+            slots: (0..n).map(|_| Mutex::default()).collect(),
+            left: AtomicUsize::new(n),
+            first_bad: OnceLock::new(),
+        })
+    }
+
+    /// Runs branch `i` of mapped node `id`, and settles the mapped node if it was the last
+    /// branch, going on with the nodes that makes ready.
+    fn drive_branch<'s>(&'s self, scope: &Scope<'s>, id: NodeId, i: usize) {
+        let run = || {
+            let branches = self.branches_of(id).expect("branches are made").clone();
+            let slot = self.run_branch(id, &branches, i);
+            *lock(&branches.slots[i]) = slot;
+            if branches.left.fetch_sub(1, Ordering::AcqRel) == 1
+                && let Some(next) = self.finish_map(scope, id)
+            {
+                self.drive_here(scope, next);
+            }
+        };
+        match self.settings.dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
+            None => run(),
+        }
+    }
+
+    /// Decides branch `i` of mapped node `id`, runs its task if it must, and returns how it
+    /// ended.
+    fn run_branch(&self, id: NodeId, branches: &Branches, i: usize) -> BranchSlot {
+        let node = self.pipeline.node_at(id);
+        let spec = node.map().expect("a mapped node has a map");
+        let name = branch_name(node.name(), i);
+        let span = tracing::info_span!(
+            target: "pipewright",
+            parent: self.span,
+            "node",
+            node = %name,
+            task = %node.task().meta().name,
+        );
+        let _entered = span.enter();
+        let start = self.clock();
+        let worker = rayon::current_thread_index().map_or(NO_WORKER, |w| w as u32);
+        let mut slot = BranchSlot::default();
+        let mut outcome = NodeOutcome::new(NodeStatus::Ran);
+        outcome.started = start;
+        outcome.worker = worker;
+
+        if self.stopped() {
+            outcome.status = NodeStatus::Cancelled;
+            slot.outcome = Some(outcome);
+            return slot;
+        }
+        let source = lock(&branches.source).clone();
+        if let Some(Source::Paired(up, _)) = &source {
+            let status = self.branch_status(*up, i);
+            if !status.is_success() {
+                outcome.status = if status == NodeStatus::Cancelled {
+                    NodeStatus::Cancelled
+                } else {
+                    slot.failed_upstream = Some((*up, i));
+                    NodeStatus::UpstreamFailed
+                };
+                slot.outcome = Some(outcome);
+                return slot;
+            }
+        }
+        let result = match (self.settings.store, &source) {
+            (_, None) => Err(TaskError::failed("the branches were settled already")),
+            (None, Some(source)) => self
+                .branch_inputs(&node, spec, source, i)
+                .and_then(|inputs| self.invoke(id, &node, &inputs, None, &mut self.new_ctx()))
+                .map(|value| {
+                    outcome.in_memory = true;
+                    outcome.value = Some(value);
+                    None
+                }),
+            (Some(store), Some(source)) => {
+                let digests = self.branch_digests(&node, spec, branches, i);
+                self.work_branch(id, &node, &name, source, i, store, digests)
+                    .map(Some)
+            }
+        };
+        let end = self.clock();
+        let duration = std::time::Duration::from_nanos(end.saturating_sub(start));
+        match result {
+            Ok(None) => {
+                tracing::info!(target: "pipewright", ?duration, "finished");
+                outcome.duration = nanos(duration);
+            }
+            Ok(Some(done)) => match done {
+                BranchDone::Ran {
+                    key,
+                    reason,
+                    value,
+                    digest,
+                    entry,
+                } => {
+                    tracing::info!(target: "pipewright", ?duration, "finished");
+                    outcome.duration = nanos(duration);
+                    outcome.value = value;
+                    let details = outcome.details_mut();
+                    details.key = Some(key);
+                    details.reason = Some(reason);
+                    details.output_digest = Some(hex(&digest));
+                    slot.digest = Some(digest);
+                    slot.entry = entry;
+                }
+                BranchDone::Cached { key, entry } => {
+                    tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
+                    outcome.status = NodeStatus::Cached;
+                    let details = outcome.details_mut();
+                    details.key = Some(key);
+                    details.output_digest = Some(hex(&entry.digest));
+                    slot.digest = Some(entry.digest);
+                    slot.entry = Some(entry);
+                }
+            },
+            Err(TaskError::Cancelled) => {
+                tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
+                outcome.status = NodeStatus::Cancelled;
+                outcome.duration = nanos(duration);
+            }
+            Err(error) => {
+                tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
+                if self.settings.fail_fast {
+                    self.halt.store(true, Ordering::Release);
+                }
+                outcome.status = NodeStatus::Failed;
+                outcome.duration = nanos(duration);
+                let details = outcome.details_mut();
+                details.backtrace = matches!(error, TaskError::Panicked(_))
+                    .then(crate::backtrace::take_backtrace)
+                    .flatten()
+                    .map(Arc::from);
+                details.error = Some(Arc::new(error));
+            }
+        }
+        slot.outcome = Some(outcome);
+        slot
+    }
+
+    /// How branch `i` of the mapped node `id` ended (or `UpstreamFailed` if it has no
+    /// such branch).
+    fn branch_status(&self, id: NodeId, i: usize) -> NodeStatus {
+        self.branches_of(id)
+            .and_then(|b| b.slots.get(i))
+            .and_then(|slot| lock(slot).outcome.as_ref().map(|o| o.status))
+            .unwrap_or(NodeStatus::UpstreamFailed)
+    }
+
+    /// The input digests of branch `i` of `node`: its element's in place of the list's.
+    fn branch_digests(
+        &self,
+        node: &Node<'_>,
+        spec: &MapSpec,
+        branches: &Branches,
+        i: usize,
+    ) -> Vec<Vec<Digest>> {
+        let mut digests = self.input_digests(node);
+        for &w in &spec.element_inputs {
+            digests[w] = vec![branches.elements[i]];
+        }
+        digests
+    }
+
+    /// The inputs of branch `i` of `node`, whose elements come from `source`.
+    fn branch_inputs(
+        &self,
+        node: &Node<'_>,
+        spec: &MapSpec,
+        source: &Source,
+        i: usize,
+    ) -> Result<Gathered, TaskError> {
+        let mut inputs = Gathered::with_capacity(node.wires().len());
+        for (w, wire) in node.wires().enumerate() {
+            if spec.element_inputs.contains(&w) {
+                inputs.push(match source {
+                    Source::List(list, read) => InputValues::Element(list.clone(), i, read.get),
+                    Source::Paired(up, values) => match &branch_values(values).0.get(i) {
+                        Some(Some(value)) => InputValues::One(value.clone()),
+                        _ => InputValues::One(self.load_branch(*up, i)?),
+                    },
+                });
+            } else {
+                inputs.push(self.gather_wire(wire)?);
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// The work on branch `i` (named `name`) of mapped node `id` with a store: decide from
+    /// its key whether its entry can be used, else run it.
+    #[expect(clippy::too_many_arguments, reason = "one branch's whole context")]
+    fn work_branch(
+        &self,
+        id: NodeId,
+        node: &Node<'_>,
+        name: &str,
+        source: &Source,
+        i: usize,
+        store: &Store,
+        digests: Vec<Vec<Digest>>,
+    ) -> Result<BranchDone, TaskError> {
+        let meta = node.task().meta();
+        let check = Check {
+            forced: self.settings.forced[id.index()],
+            verify: self.settings.keep[id.index()],
+            repair: true,
+            look: Look::Remembered,
+        };
+        let components = self.components(node, &digests)?;
+        let key = hex(&components.key());
+        let mut reason = match decide(store, meta, name, &key, check) {
+            Ok(entry) => return Ok(BranchDone::Cached { key, entry }),
+            Err(reason) => reason,
+        };
+        // One process computes a key at a time; equal elements share a key, and so one
+        // computes it and the others find its entry.
+        let lock = if meta.cache {
+            Some(store.lock(&key).map_err(TaskError::Store)?)
+        } else {
+            None
+        };
+        if matches!(reason, RunReason::NoEntry) {
+            let now = Check {
+                look: Look::Fresh,
+                ..check
+            };
+            match decide(store, meta, name, &key, now) {
+                Ok(entry) => return Ok(BranchDone::Cached { key, entry }),
+                Err(why) => reason = why,
+            }
+        }
+        let spec = node.map().expect("a mapped node has a map");
+        if self.settings.in_child {
+            let replace = self.settings.forced[id.index()] || !meta.cache;
+            let entry =
+                self.branch_in_child(node, name, spec, source, i, &digests, store, &key, replace)?;
+            drop(lock);
+            return Ok(BranchDone::Ran {
+                key,
+                reason,
+                value: None,
+                digest: entry.digest,
+                entry: Some(entry),
+            });
+        }
+        let inputs = self.branch_inputs(node, spec, source, i)?;
+        let entry = NewEntry {
+            task: node.task(),
+            node: name,
+            input_nodes: self.input_names(node),
+            key: &key,
+            components: &components,
+            keep: meta.cache,
+        };
+        let computed = self.compute(id, node, &inputs, store, entry)?;
+        drop(lock);
+        Ok(BranchDone::Ran {
+            key,
+            reason,
+            value: Some(computed.value),
+            digest: computed.digest,
+            entry: computed.entry,
+        })
+    }
+
+    /// Runs branch `i` (named `name`) of mapped node `node` in a child process, which reads
+    /// its element from the stored list (or the paired branch's entry) and its other
+    /// inputs from the store, and commits its output under `key`. `digests` are the
+    /// branch's input digests, the element's among them.
+    #[expect(clippy::too_many_arguments, reason = "one branch's whole context")]
+    fn branch_in_child(
+        &self,
+        node: &Node<'_>,
+        name: &str,
+        spec: &MapSpec,
+        source: &Source,
+        i: usize,
+        digests: &[Vec<Digest>],
+        store: &Store,
+        key: &str,
+        replace: bool,
+    ) -> Result<Box<Entry>, TaskError> {
+        let mut inputs = Vec::with_capacity(node.wires().len());
+        for (w, wire) in node.wires().enumerate() {
+            if !spec.element_inputs.contains(&w) {
+                inputs.push(self.stored_refs(wire)?);
+                continue;
+            }
+            inputs.push(vec![match source {
+                Source::List(..) => {
+                    let mut list = self.stored_refs(wire)?;
+                    let mut list = list.pop().ok_or_else(|| {
+                        TaskError::failed("a branch's element has no list to come from")
+                    })?;
+                    list.element = Some(ElementRef {
+                        index: i,
+                        digest: hex(&digests[w][0]),
+                    });
+                    list
+                }
+                Source::Paired(up, _) => self.branch_ref(*up, i)?,
+            }]);
+        }
+        self.job_in_child(node, name, store, key, replace, inputs)
+    }
+
+    /// The output of branch `i` of the settled mapped node `id`, read from its entry; a
+    /// damaged entry is removed and the branch computed again, alone.
+    pub(super) fn load_branch(&self, id: NodeId, i: usize) -> Result<Arc<Value>, TaskError> {
+        let node = self.pipeline.node_at(id);
+        let name = branch_name(node.name(), i);
+        let branches = self
+            .branches_of(id)
+            .ok_or_else(|| TaskError::failed(format!("`{name}` was never made")))?;
+        let entry = {
+            let slot = lock(&branches.slots[i]);
+            if let Some(value) = slot.outcome.as_ref().and_then(|o| o.value.clone()) {
+                return Ok(value);
+            }
+            slot.entry.clone()
+        };
+        let (Some(store), Some(entry)) = (self.settings.store, entry) else {
+            return Err(TaskError::failed(format!(
+                "the output of `{name}` is neither in memory nor stored"
+            )));
+        };
+        let loaded = store.read_verified(&entry).and_then(|output| {
+            let files = store.files_dir(output.replaced.as_deref().unwrap_or(&entry));
+            outputs::decoding_from(files.as_deref(), || node.task().decode(&output.bytes))
+                .map_err(|e| e.to_string())
+        });
+        let why = match loaded {
+            Ok(value) => return Ok(value),
+            Err(why) => why,
+        };
+        tracing::warn!(
+            target: "pipewright",
+            node = %name,
+            "damaged cache entry ({why}); recomputing it"
+        );
+        store.remove_damaged(&entry.task, &entry.key, Some(&entry));
+        let spec = node.map().expect("a mapped node has a map");
+        // The mapped node settled, so its source is gone: it is read again.
+        let over = self.obtain(spec.over)?;
+        let source = match spec.elements {
+            Some(read) => Source::List(over, read),
+            None => Source::Paired(spec.over, over),
+        };
+        let start = self.clock();
+        let digests = self.branch_digests(&node, spec, branches, i);
+        let components = self.components(&node, &digests)?;
+        let key = hex(&components.key());
+        let inputs = self.branch_inputs(&node, spec, &source, i)?;
+        let new = NewEntry {
+            task: node.task(),
+            node: &name,
+            input_nodes: self.input_names(&node),
+            key: &key,
+            components: &components,
+            keep: node.task().meta().cache,
+        };
+        let computed = self.compute(id, &node, &inputs, store, new);
+        let end = self.clock();
+        let mut slot = lock(&branches.slots[i]);
+        let outcome = slot
+            .outcome
+            .get_or_insert_with(|| NodeOutcome::new(NodeStatus::Ran));
+        outcome.started = start;
+        outcome.duration = end.saturating_sub(start);
+        match computed {
+            Ok(computed) => {
+                outcome.status = NodeStatus::Ran;
+                let details = outcome.details_mut();
+                details.key = Some(key);
+                details.reason = Some(RunReason::Damaged(why));
+                details.output_digest = Some(hex(&computed.digest));
+                slot.digest = Some(computed.digest);
+                slot.entry = computed.entry;
+                Ok(computed.value)
+            }
+            Err(error) => {
+                let message = format!(
+                    "the entry of `{name}` was damaged, and computing it again failed: {error}"
+                );
+                outcome.status = NodeStatus::Failed;
+                outcome.details_mut().error = Some(Arc::new(error));
+                slot.entry = None;
+                Err(TaskError::failed(message))
+            }
+        }
+    }
+
+    /// The output digests of the branches of the settled mapped node `id`, in order.
+    pub(super) fn branch_digests_of(&self, id: NodeId) -> Vec<Digest> {
+        self.branches_of(id).map_or_else(Vec::new, |branches| {
+            branches
+                .slots
+                .iter()
+                .map(|slot| lock(slot).digest.unwrap_or_default())
+                .collect()
+        })
+    }
+
+    /// The names of the branches of the settled mapped node `id`, in order.
+    pub(super) fn branch_names_of(&self, id: NodeId) -> Vec<String> {
+        let name = self.pipeline.node_name(id);
+        let n = self.branches_of(id).map_or(0, |b| b.slots.len());
+        (0..n).map(|i| branch_name(name, i)).collect()
+    }
+
+    /// Where a worker finds the output of branch `i` of the settled mapped node `id`.
+    pub(super) fn branch_ref(&self, id: NodeId, i: usize) -> Result<InputRef, TaskError> {
+        let name = branch_name(self.pipeline.node_name(id), i);
+        let key = self
+            .branches_of(id)
+            .and_then(|b| b.slots.get(i))
+            .and_then(|slot| lock(slot).entry.as_ref().map(|e| e.key.clone()))
+            .ok_or_else(|| TaskError::failed(format!("the output of `{name}` is not stored")))?;
+        Ok(InputRef {
+            node: name,
+            task: self.pipeline.task_of(id).name.to_owned(),
+            key: Some(key),
+            status: None,
+            element: None,
+        })
+    }
+
+    /// Appends to `values` the output of each branch of the mapped node `id`, whose
+    /// output `value` is.
+    pub(super) fn expand(
+        &self,
+        id: NodeId,
+        value: &Arc<Value>,
+        values: &mut Vec<Arc<Value>>,
+    ) -> Result<(), TaskError> {
+        let outputs = &branch_values(value).0;
+        values.reserve(outputs.len());
+        for (i, output) in outputs.iter().enumerate() {
+            values.push(match output {
+                Some(output) => output.clone(),
+                None => self.load_branch(id, i)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Settles mapped node `id`, whose branches all settled: it succeeded if they all
+    /// did. Returns the node to run next on this thread.
+    fn finish_map<'s>(&'s self, scope: &Scope<'s>, id: NodeId) -> Option<NodeId> {
+        let branches = self.branches_of(id).expect("branches are made");
+        let name = self.pipeline.node_name(id);
+        let mut values = Vec::with_capacity(branches.slots.len());
+        let (mut ran, mut failed, mut upstream_failed, mut cancelled) = (0, 0, 0, 0);
+        let mut first_bad = None;
+        let mut first_failed = None;
+        let mut started = u64::MAX;
+        let mut ended = 0;
+        for (i, slot) in branches.slots.iter().enumerate() {
+            let mut slot = lock(slot);
+            let Some(outcome) = slot.outcome.as_mut() else {
+                values.push(None);
+                continue;
+            };
+            started = started.min(outcome.started);
+            ended = ended.max(outcome.started.saturating_add(outcome.duration));
+            values.push(outcome.value.take());
+            match outcome.status {
+                NodeStatus::Ran => ran += 1,
+                NodeStatus::Cached => {}
+                status => {
+                    first_bad.get_or_insert(i);
+                    match status {
+                        NodeStatus::Failed => {
+                            failed += 1;
+                            first_failed.get_or_insert(i);
+                        }
+                        NodeStatus::UpstreamFailed => upstream_failed += 1,
+                        _ => cancelled += 1,
+                    }
+                }
+            }
+        }
+        drop(lock(&branches.source).take());
+        let _ = branches.first_bad.set(first_failed.or(first_bad));
+        let n = branches.slots.len();
+        let status = if failed > 0 {
+            NodeStatus::Failed
+        } else if upstream_failed > 0 {
+            NodeStatus::UpstreamFailed
+        } else if cancelled > 0 {
+            NodeStatus::Cancelled
+        } else if ran > 0 || self.settings.store.is_none() {
+            NodeStatus::Ran
+        } else {
+            NodeStatus::Cached
+        };
+        let mut outcome = NodeOutcome::new(status);
+        outcome.started = if n == 0 { self.clock() } else { started };
+        outcome.duration = ended.saturating_sub(outcome.started);
+        if let Some(i) = first_failed {
+            outcome.details_mut().error = Some(Arc::new(TaskError::failed(format!(
+                "{failed} of {n} branches failed, the first `{}`",
+                branch_name(name, i)
+            ))));
+        }
+        if status == NodeStatus::UpstreamFailed {
+            // Pointed at its first branch that did not run when the report is made.
+            self.cells[id.index()]
+                .failed_upstream
+                .store(id.0, Ordering::Release);
+        }
+        self.release_inputs(id);
+        self.settle_with(
+            id,
+            outcome,
+            Some(Arc::new(BranchValues(values)) as Arc<Value>),
+        );
+        self.settle(scope, id)
+    }
+}
+
+/// What the work on one branch with a store ended with.
+enum BranchDone {
+    Ran {
+        key: String,
+        reason: RunReason,
+        /// None when a worker process computed it: it is read from its entry when needed.
+        value: Option<Arc<Value>>,
+        digest: Digest,
+        entry: Option<Box<Entry>>,
+    },
+    Cached {
+        key: String,
+        entry: Box<Entry>,
+    },
+}
+
+/// A mapped node's output as its consumers read it.
+fn branch_values(value: &Arc<Value>) -> &BranchValues {
+    value
+        .downcast_ref::<BranchValues>()
+        .expect("a mapped node's output is its branches' outputs")
+}
+
+/// The branches of every mapped node of a run that is over, as the report reads them;
+/// `outcomes`, those of the pipeline's nodes, get the outputs kept of the branches and
+/// lose the mapped nodes' own, and a node that waited on a mapped node with a failed
+/// branch is pointed at that branch.
+pub(super) fn outcomes(
+    maps: &[MapSpec],
+    made: Vec<OnceLock<Arc<Branches>>>,
+    outcomes: &mut [NodeOutcome],
+) -> Vec<MapOutcomes> {
+    // Where each mapped node's branches start among every node and branch of the run.
+    let mut first = Vec::with_capacity(maps.len());
+    let mut next = outcomes.len();
+    for branches in &made {
+        first.push(next);
+        next += branches.get().map_or(0, |b| b.slots.len());
+    }
+    let global = |node: NodeId, i: usize| {
+        maps.binary_search_by_key(&node, |m| m.node)
+            .map_or(NO_NODE_U32, |k| (first[k] + i) as u32)
+    };
+    let mut all = Vec::with_capacity(made.len());
+    for (k, branches) in made.into_iter().enumerate() {
+        let Some(branches) = branches.into_inner() else {
+            continue;
+        };
+        let node = maps[k].node;
+        let kept = outcomes[node.index()].value.take();
+        let kept = kept.as_ref().map(branch_values);
+        let branches = Arc::try_unwrap(branches).unwrap_or_else(|shared| Branches {
+            source: Mutex::new(None),
+            elements: shared.elements.clone(),
+            slots: shared
+                .slots
+                .iter()
+                .map(|slot| Mutex::new(std::mem::take(&mut *lock(slot))))
+                .collect(),
+            left: AtomicUsize::new(0),
+            first_bad: OnceLock::new(),
+        });
+        let first_bad = branches.first_bad.get().copied().flatten();
+        let mut branch_outcomes = Vec::with_capacity(branches.slots.len());
+        for (i, slot) in branches.slots.into_iter().enumerate() {
+            let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+            let mut outcome = slot
+                .outcome
+                .unwrap_or_else(|| NodeOutcome::new(NodeStatus::Cancelled));
+            if let Some(value) = kept.and_then(|k| k.0.get(i).cloned().flatten()) {
+                outcome.value = Some(value);
+            }
+            if let Some(entry) = slot.entry {
+                outcome.details_mut().entry = Some(entry);
+            }
+            if let Some((up, j)) = slot.failed_upstream {
+                outcome.failed_upstream = global(up, j);
+            }
+            branch_outcomes.push(outcome);
+        }
+        if let Some(i) = first_bad {
+            // The nodes that waited on the mapped node waited on this branch.
+            let bad = (first[k] + i) as u32;
+            for outcome in outcomes.iter_mut() {
+                if outcome.status == NodeStatus::UpstreamFailed && outcome.failed_upstream == node.0
+                {
+                    outcome.failed_upstream = bad;
+                }
+            }
+        }
+        all.push(MapOutcomes {
+            node,
+            elements: branches.elements,
+            outcomes: branch_outcomes,
+        });
+    }
+    all
+}
+
+/// No node, as an outcome's failed upstream.
+const NO_NODE_U32: u32 = crate::report::NO_NODE;

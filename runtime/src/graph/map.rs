@@ -1,0 +1,163 @@
+//! Mapped nodes: [`Mapped`], the handle of a node that runs once per element of a list made
+//! at run time, [`Over`], what a map goes over, and what the executor reads of a mapped node
+//! ([`MapSpec`]).
+
+use std::any::type_name;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+
+use crate::hash::HashError;
+use crate::task::Value;
+
+use super::NodeId;
+
+/// The id an element's handle carries inside a map's body: no node has it, so the builder
+/// finds the element's input by it, and refuses it anywhere else.
+pub(crate) const ELEMENT: NodeId = NodeId(u32::MAX);
+
+/// A typed reference to a mapped node: a node that runs once per element of a list known
+/// only at run time, each run a *branch* with an output `T`.
+///
+/// Returned by [`Builder::map`](crate::Builder::map). Pass it to a task's `node`
+/// constructor where a gathered `&[&T]` input is expected, to take every branch's output in
+/// order, or map over it again (branch `i` then takes branch `i`'s output); read the
+/// branches' outputs with [`RunReport::branches`](crate::RunReport::branches). It is not a
+/// [`Handle`](crate::Handle): it cannot be passed where a single `&T` is expected. It is
+/// `Copy`.
+pub struct Mapped<T> {
+    pub(crate) pipeline: u64,
+    pub(crate) id: NodeId,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> Mapped<T> {
+    pub(crate) fn new(pipeline: u64, id: NodeId) -> Self {
+        Mapped {
+            pipeline,
+            id,
+            _output: PhantomData,
+        }
+    }
+
+    /// The mapped node: the node that stands for every branch in the pipeline's graph.
+    pub fn id(self) -> NodeId {
+        self.id
+    }
+}
+
+impl<T> Clone for Mapped<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Mapped<T> {}
+
+impl<T> fmt::Debug for Mapped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mapped<{}>(#{})", type_name::<T>(), self.id.0)
+    }
+}
+
+/// What [`Builder::map`](crate::Builder::map) goes over, giving its body a `Handle<T>` to
+/// each element: the [`Handle`](crate::Handle) of a node whose output is a `Vec<T>` (one
+/// branch per element), or a [`Mapped<T>`] node (branch `i` takes branch `i`'s output).
+#[diagnostic::on_unimplemented(
+    message = "a map goes over a node whose output is a `Vec`, or over a mapped node, and `{Self}` is neither",
+    label = "not a list of elements",
+    note = "each branch takes one element: map over a node whose task returns a `Vec<T>`, or over another map"
+)]
+pub trait Over<T> {
+    #[doc(hidden)]
+    fn __over(self) -> OverSpec;
+}
+
+impl<T> Over<T> for super::Handle<Vec<T>>
+where
+    T: Serialize + Send + Sync + 'static,
+{
+    fn __over(self) -> OverSpec {
+        OverSpec {
+            pipeline: self.pipeline,
+            id: self.id,
+            elements: Some(Elements::of::<T>()),
+        }
+    }
+}
+
+impl<T> Over<T> for Mapped<T> {
+    fn __over(self) -> OverSpec {
+        OverSpec {
+            pipeline: self.pipeline,
+            id: self.id,
+            elements: None,
+        }
+    }
+}
+
+/// The node a map goes over, as [`Over`] describes it to the builder.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct OverSpec {
+    pub(crate) pipeline: u64,
+    pub(crate) id: NodeId,
+    /// How to read the elements of its `Vec` output; none for a mapped node.
+    pub(crate) elements: Option<Elements>,
+}
+
+/// How the elements of a `Vec<T>` output are read without knowing `T`: functions made for
+/// the `T` of each map, so that an element is read in place, never cloned, and hashed as
+/// its own type.
+#[derive(Clone, Copy)]
+pub(crate) struct Elements {
+    /// The number of elements.
+    pub(crate) len: fn(&Value) -> usize,
+    /// Element `i`.
+    pub(crate) get: fn(&Value, usize) -> &Value,
+    /// The canonical digest of element `i`: a branch's identity.
+    pub(crate) digest: fn(&Value, usize) -> Result<[u8; 32], HashError>,
+}
+
+impl Elements {
+    fn of<T: Serialize + Send + Sync + 'static>() -> Self {
+        Elements {
+            len: |list| vec_of::<T>(list).len(),
+            get: |list, i| &vec_of::<T>(list)[i],
+            digest: |list, i| crate::hash::canonical_digest(&vec_of::<T>(list)[i]),
+        }
+    }
+}
+
+impl fmt::Debug for Elements {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Elements")
+    }
+}
+
+/// `list` as the `Vec<T>` it is: the typed builder made the map over a node with that
+/// output, so anything else is a bug of pipewright and panics (the executor turns the
+/// panic into a failed node).
+fn vec_of<T: 'static>(list: &Value) -> &Vec<T> {
+    list.downcast_ref::<Vec<T>>().unwrap_or_else(|| {
+        panic!(
+            "a mapped-over output is not a `Vec<{}>`: the graph was wired wrongly",
+            type_name::<T>()
+        )
+    })
+}
+
+/// What the executor reads of a mapped node.
+#[derive(Debug, Clone)]
+pub(crate) struct MapSpec {
+    /// The mapped node.
+    pub(crate) node: NodeId,
+    /// The node it goes over.
+    pub(crate) over: NodeId,
+    /// The input arguments that take the element, wired to `over` in the graph.
+    pub(crate) element_inputs: Box<[usize]>,
+    /// How to read the elements of `over`'s output; none if `over` is a mapped node, whose
+    /// branches are the elements.
+    pub(crate) elements: Option<Elements>,
+}
