@@ -35,22 +35,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Mutex, Once};
-use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::explain::Explanation;
 use crate::graph::Pipeline;
-use crate::plan::Decision;
-use crate::record::schema::{RecordedStatus, RunRecord};
 use crate::render::{self, GraphView};
 use crate::report::{NodeStatus, RunReport};
 use crate::runner::{Cancel, Runner};
 mod args;
+mod params;
+mod status;
 
 use args::{Cli, Command, Format, RunArgs, Selection};
+use params::{NoParams, changed_params, name_params, param_flags, parse};
+use status::{status, watch_run};
 
 /// What the command line reports instead of a result: a mistake in its use, output it
 /// cannot write, or an error of the run or of the store.
@@ -204,95 +203,6 @@ where
     T: Into<OsString> + Clone,
 {
     drive(args, out, false, build, |_| {})
-}
-
-/// The parameters of a pipeline binary that declares none.
-#[derive(clap::Args, Serialize)]
-struct NoParams {}
-
-/// The commands that build the pipeline, and so take its parameters.
-const BUILDING: [&str; 4] = ["run", "plan", "explain", "graph"];
-
-/// The command line of a pipeline binary with parameters `P`: those of [`Cli`], and `P`'s
-/// under the heading "Parameters" on the commands that build the pipeline (and on none,
-/// which runs it).
-fn command<P: clap::Args>() -> clap::Command {
-    let with_params = |cmd: clap::Command| {
-        // The struct's doc comment would replace the command's own.
-        let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
-        P::augment_args(cmd.next_help_heading("Parameters"))
-            .next_help_heading(None)
-            .about(reset_unless(about))
-            .long_about(reset_unless(long_about))
-    };
-    let mut cmd = with_params(Cli::command()).subcommand_negates_reqs(true);
-    for name in BUILDING {
-        cmd = cmd.mut_subcommand(name, with_params);
-    }
-    cmd
-}
-
-/// `text` as a setting of a command, or the setting reset if there is none.
-fn reset_unless(
-    text: Option<clap::builder::StyledStr>,
-) -> clap::builder::Resettable<clap::builder::StyledStr> {
-    text.map_or(
-        clap::builder::Resettable::Reset,
-        clap::builder::Resettable::Value,
-    )
-}
-
-/// The ids of `P`'s arguments, and how the command line names each (`--rows`).
-fn param_flags<P: clap::Args>() -> Vec<(String, String)> {
-    P::augment_args(clap::Command::new("params"))
-        .get_arguments()
-        .map(|arg| {
-            let shown = match arg.get_long() {
-                Some(long) => format!("--{long}"),
-                None => arg.get_id().to_string(),
-            };
-            (arg.get_id().to_string(), shown)
-        })
-        .collect()
-}
-
-/// The command line `args`, parsed: the options and command, and the parameters if the
-/// command builds the pipeline.
-fn parse<P, I, T>(args: I) -> Result<(Cli, Option<P>), clap::Error>
-where
-    P: clap::Args,
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let mut cmd = command::<P>();
-    let matches = cmd.try_get_matches_from_mut(args)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
-    let params = match matches.subcommand() {
-        None => Some(&matches),
-        Some((name, sub)) => {
-            let given = param_flags::<P>().into_iter().find(|(id, _)| {
-                matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-            });
-            if let Some((_, flag)) = given {
-                let mut sub_cmd = cmd.find_subcommand_mut(name).cloned().unwrap_or_default();
-                return Err(sub_cmd.error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    if BUILDING.contains(&name) {
-                        format!(
-                            "the pipeline's parameters go after the command: `{name} {flag} ...`"
-                        )
-                    } else {
-                        format!("`{name}` takes no pipeline parameter such as `{flag}`")
-                    },
-                ));
-            }
-            BUILDING.contains(&name).then_some(sub)
-        }
-    };
-    let params = params
-        .map(|m| P::from_arg_matches(m).map_err(|e| e.format(&mut cmd)))
-        .transpose()?;
-    Ok((cli, params))
 }
 
 fn drive<P, B, I, T>(
@@ -676,232 +586,6 @@ fn execute<B: AsRef<Pipeline>>(
             writeln!(out, "{freed}").map_err(io)?;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Prints the status of the run in `dir`, writes its HTML report (and opens it with
-/// `open`), and returns the exit code: 1 if a node failed.
-fn status(dir: &Path, open: bool, out: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let record = RunRecord::read(dir)?;
-    // A store of another format is refused, as a run refuses it, not misread.
-    crate::cache::Store::new(record.data_dir.clone())
-        .check()
-        .map_err(Error::from)?;
-    let report = RunReport::open(dir)?;
-    writeln!(out, "run {}", dir.display()).map_err(io)?;
-    writeln!(out, "{}", run_state(&record)).map_err(io)?;
-    if let Some(params) = shown_params(&record) {
-        writeln!(out, "{params}").map_err(io)?;
-    }
-    print_nodes(out, &report, true).map_err(io)?;
-    writeln!(out, "{}", report.summary()).map_err(io)?;
-    let html = match crate::render::write_report(dir) {
-        Ok(html) => html,
-        // A store the user can only read: the report goes to a temporary file.
-        Err(Error::Store(err)) => {
-            let html = report_elsewhere(dir)?;
-            writeln!(
-                out,
-                "note: the report cannot be written beside the run ({err}), so it is \
-                 in a temporary file"
-            )
-            .map_err(io)?;
-            html
-        }
-        Err(err) => return Err(err.into()),
-    };
-    writeln!(out, "report {}", html.display()).map_err(io)?;
-    if open {
-        open_in_browser(&html);
-    }
-    Ok(exit(&report))
-}
-
-/// The line of `status` that says how the run stands.
-fn run_state(record: &RunRecord) -> String {
-    match (record.shown_status(), record.pid) {
-        ("interrupted", Some(pid)) => format!(
-            "interrupted: its process ({pid} on {}) is gone",
-            record.provenance.host
-        ),
-        ("running", Some(pid)) => {
-            format!("running in process {pid} on {}", record.provenance.host)
-        }
-        (status, _) => status.to_owned(),
-    }
-}
-
-/// The line of `status` that gives the run's parameters (`parameters: rows = 3`), if it
-/// recorded any.
-fn shown_params(record: &RunRecord) -> Option<String> {
-    let params = record.params.as_ref()?;
-    let shown: Vec<String> = match params.as_object() {
-        Some(fields) if fields.is_empty() => return None,
-        Some(fields) => fields
-            .iter()
-            .map(|(name, value)| format!("{name} = {value}"))
-            .collect(),
-        None => vec![params.to_string()],
-    };
-    Some(format!("parameters: {}", shown.join(", ")))
-}
-
-/// Shows the run in `dir` while it goes on, read from its record every `interval`, until
-/// it ends (or its process is gone). On a terminal each view replaces the last, which is
-/// cleared at the end; elsewhere each view that differs from the last is printed once.
-fn watch_run(
-    dir: &Path,
-    interval: Duration,
-    terminal: bool,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
-    let mut shown: Option<String> = None;
-    let clear = |out: &mut dyn Write, shown: &Option<String>| match shown {
-        // Up to the first line of the last view, and down to the end of the screen.
-        Some(view) if terminal => write!(out, "\x1b[{}F\x1b[J", view.lines().count()),
-        _ => Ok(()),
-    };
-    loop {
-        let record = RunRecord::read(dir)?;
-        if record.shown_status() != "running" {
-            return clear(out, &shown).map_err(io);
-        }
-        let view = progress_view(dir, &record);
-        if shown.as_ref() != Some(&view) {
-            clear(out, &shown).map_err(io)?;
-            out.write_all(view.as_bytes()).map_err(io)?;
-            out.flush().map_err(io)?;
-            shown = Some(view);
-        }
-        std::thread::sleep(interval);
-    }
-}
-
-/// The view of a run in progress: its state, each node's, and the counts.
-fn progress_view(dir: &Path, record: &RunRecord) -> String {
-    let mut view = format!("run {}\n{}\n", dir.display(), run_state(record));
-    if let Some(params) = shown_params(record) {
-        view.push_str(&params);
-        view.push('\n');
-    }
-    let width = record.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
-    let mut counts: Vec<(RecordedStatus, usize)> = Vec::new();
-    for node in &record.nodes {
-        let detail = match (node.error.first(), &node.upstream_failed) {
-            (Some(error), _) => error.clone(),
-            (None, Some(upstream)) => format!("after `{upstream}`"),
-            (None, None) => String::new(),
-        };
-        let line = format!(
-            "  {:<width$}  {:<15}  {detail}",
-            node.name,
-            node.status.as_str()
-        );
-        view.push_str(line.trim_end());
-        view.push('\n');
-        match counts.iter_mut().find(|(status, _)| *status == node.status) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((node.status, 1)),
-        }
-    }
-    // In the order of a run's summary, the nodes yet to settle last.
-    counts.sort_by_key(|(status, _)| {
-        [
-            RecordedStatus::Ran,
-            RecordedStatus::Cached,
-            RecordedStatus::Failed,
-            RecordedStatus::UpstreamFailed,
-            RecordedStatus::NotNeeded,
-            RecordedStatus::Cancelled,
-        ]
-        .iter()
-        .position(|s| s == status)
-        .unwrap_or(usize::MAX)
-    });
-    let total = record.nodes.len();
-    let counts: Vec<String> = counts
-        .iter()
-        .map(|(status, n)| format!("{n} {status}"))
-        .collect();
-    view.push_str(&format!(
-        "{total} {}: {}\n",
-        if total == 1 { "node" } else { "nodes" },
-        counts.join(", ")
-    ));
-    view
-}
-
-/// A parameter of the pipeline whose value differs from the last run's.
-struct ParamChange {
-    /// How the command line names it (`--rows`).
-    flag: String,
-    /// Its value in the last run, as JSON text.
-    before: String,
-    /// Its value now, as JSON text.
-    now: String,
-}
-
-impl std::fmt::Display for ParamChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` {} → {}", self.flag, self.before, self.now)
-    }
-}
-
-/// The parameters in `given` whose values differ from those of the last recorded run of
-/// `pipeline` (none if that run recorded none).
-fn changed_params(cli: &Cli, pipeline: &Pipeline, given: Option<&Given>) -> Vec<ParamChange> {
-    let Some(given) = given else {
-        return Vec::new();
-    };
-    let log_dir = cli.log.clone().unwrap_or_else(|| cli.data.join("runs"));
-    let last = crate::gc::runs(&log_dir)
-        .into_iter()
-        .filter_map(|(_, record)| record)
-        .find(|record| record.pipeline == pipeline.name());
-    let Some(before) = last.and_then(|record| record.params) else {
-        return Vec::new();
-    };
-    let text = |value: Option<&serde_json::Value>| {
-        value.map_or_else(|| "none".to_owned(), serde_json::Value::to_string)
-    };
-    given
-        .flags
-        .iter()
-        .filter_map(|(id, flag)| {
-            let (was, is) = (before.get(id), given.json.get(id));
-            (was != is).then(|| ParamChange {
-                flag: flag.clone(),
-                before: text(was),
-                now: text(is),
-            })
-        })
-        .collect()
-}
-
-/// Says in `explanation` which of the `changed` parameters of the pipeline changed the
-/// node: a parameter of the node that changed from and to the same values is said to come
-/// from it; if none does, the changed parameters are listed beside the node's reasons.
-fn name_params(explanation: &mut Explanation, changed: &[ParamChange]) {
-    if changed.is_empty() || matches!(explanation.decision, Decision::Fresh { .. }) {
-        return;
-    }
-    let mut named = false;
-    for line in &mut explanation.changes {
-        let Some(change) = changed.iter().find(|c| {
-            line.starts_with("parameter ")
-                && line.ends_with(&format!(": {} → {})", c.before, c.now))
-        }) else {
-            continue;
-        };
-        line.push_str(&format!(", given as `{}` on the command line", change.flag));
-        named = true;
-    }
-    if !named {
-        let list: Vec<String> = changed.iter().map(ToString::to_string).collect();
-        explanation.changes.push(format!(
-            "the pipeline's parameters changed since the last run: {}",
-            list.join(", ")
-        ));
     }
 }
 
