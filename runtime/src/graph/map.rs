@@ -161,3 +161,27 @@ pub(crate) struct MapSpec {
     /// branches are the elements.
     pub(crate) elements: Option<Elements>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Elements;
+    use crate::task::Value;
+
+    #[test]
+    fn elements_are_read_in_place_and_hashed_as_their_own_type() {
+        let read = Elements::of::<String>();
+        let list: Arc<Value> = Arc::new(vec!["a".to_owned(), "bb".to_owned()]);
+        assert_eq!((read.len)(&*list), 2);
+        let second = (read.get)(&*list, 1).downcast_ref::<String>().unwrap();
+        assert_eq!(second, "bb");
+        // The very element of the list, not a copy.
+        let vec = list.downcast_ref::<Vec<String>>().unwrap();
+        assert!(std::ptr::eq(second, &vec[1]));
+        assert_eq!(
+            (read.digest)(&*list, 1).unwrap(),
+            crate::hash::canonical_digest(&"bb".to_owned()).unwrap()
+        );
+    }
+}

@@ -213,12 +213,12 @@ impl<'p> Run<'p> {
     fn run_branch(&self, id: NodeId, branches: &Branches, i: usize) -> BranchSlot {
         let node = self.pipeline.node_at(id);
         let spec = node.map().expect("a mapped node has a map");
-        let name = branch_name(node.name(), i);
         let span = tracing::info_span!(
             target: "pipewright",
             parent: self.span,
             "node",
-            node = %name,
+            node = %node.name(),
+            branch = i,
             task = %node.task().meta().name,
         );
         let _entered = span.enter();
@@ -252,13 +252,14 @@ impl<'p> Run<'p> {
             (_, None) => Err(TaskError::failed("the branches were settled already")),
             (None, Some(source)) => self
                 .branch_inputs(&node, spec, source, i)
-                .and_then(|inputs| self.invoke(id, &node, &inputs, None, &mut self.new_ctx()))
+                .and_then(|inputs| self.with_ctx(|ctx| self.invoke(id, &node, &inputs, None, ctx)))
                 .map(|value| {
                     outcome.in_memory = true;
                     outcome.value = Some(value);
                     None
                 }),
             (Some(store), Some(source)) => {
+                let name = branch_name(node.name(), i);
                 let digests = self.branch_digests(&node, spec, branches, i);
                 self.work_branch(id, &node, &name, source, i, store, digests)
                     .map(Some)
@@ -321,6 +322,18 @@ impl<'p> Run<'p> {
         }
         slot.outcome = Some(outcome);
         slot
+    }
+
+    /// Calls `f` with this thread's task context, or a new one if it is taken (by a task
+    /// of this thread that waits on the pool).
+    fn with_ctx<R>(&self, f: impl FnOnce(&mut crate::task::Ctx) -> R) -> R {
+        let guard = rayon::current_thread_index()
+            .and_then(|w| self.contexts.get(w))
+            .and_then(|c| c.0.try_lock().ok());
+        match guard {
+            Some(mut guard) => f(&mut guard),
+            None => f(&mut self.new_ctx()),
+        }
     }
 
     /// How branch `i` of the mapped node `id` ended (or `UpstreamFailed` if it has no
