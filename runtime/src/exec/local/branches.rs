@@ -535,6 +535,16 @@ impl<'p> Run<'p> {
         }
     }
 
+    /// The output of the settled mapped node `id` once its consumers let it go: every
+    /// branch's output, read from its entry.
+    pub(super) fn load_branches(&self, id: NodeId) -> Result<Arc<Value>, TaskError> {
+        let n = self.branches_of(id).map_or(0, |b| b.slots.len());
+        let values = (0..n)
+            .map(|i| self.load_branch(id, i).map(Some))
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(BranchValues(values)))
+    }
+
     /// The output digests of the branches of the settled mapped node `id`, in order.
     pub(super) fn branch_digests_of(&self, id: NodeId) -> Vec<Digest> {
         self.branches_of(id).map_or_else(Vec::new, |branches| {
