@@ -713,3 +713,51 @@ fn a_damaged_gather_below_a_map_is_recomputed_from_the_stored_branches() {
         assert_eq!(run.status(&name), Some(NodeStatus::Cached), "{name}");
     }
 }
+
+/// Whether `double` ran on the length of "fast", and its signal.
+static FAST_DOUBLED: (Mutex<bool>, std::sync::Condvar) =
+    (Mutex::new(false), std::sync::Condvar::new());
+
+#[task]
+fn measure_after(word: &String) -> usize {
+    if word == "slow" {
+        // Waits for the paired branch of "fast" below to have run; long enough never to
+        // give up when the branches below start as they may, short enough not to hang.
+        let (done, signal) = &FAST_DOUBLED;
+        let done = signal
+            .wait_timeout_while(
+                done.lock().unwrap(),
+                std::time::Duration::from_secs(60),
+                |d| !*d,
+            )
+            .unwrap()
+            .0;
+        if !*done {
+            panic!("the branch below `fast` did not start before `slow` was done");
+        }
+    }
+    word.len()
+}
+
+#[task]
+fn double_fast(n: &usize) -> usize {
+    if *n == 4 {
+        let (done, signal) = &FAST_DOUBLED;
+        *done.lock().unwrap() = true;
+        signal.notify_all();
+    }
+    n * 2
+}
+
+#[test]
+fn a_paired_branch_starts_once_its_own_branch_above_settled() {
+    let mut b = Pipeline::builder("pipelined");
+    let words = ["fast", "slow"].map(str::to_owned).to_vec();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b.map("lengths", list, measure_after::node).unwrap();
+    let doubled = b.map("doubled", lengths, double_fast::node).unwrap();
+    let p = b.build();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.branches(doubled).unwrap(), [&8, &8]);
+}

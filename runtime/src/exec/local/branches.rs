@@ -9,7 +9,7 @@
 //! the mapped node's name, never the branch's position, so that a branch is found again
 //! wherever its element moves in the list.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::Scope;
@@ -34,6 +34,9 @@ pub(super) struct Branches {
     slots: Vec<Mutex<BranchSlot>>,
     /// Branches that have not settled yet.
     left: AtomicUsize,
+    /// Each mapped node that maps over this one, with, per branch, what its paired branch
+    /// waits on: this branch to settle, and that node to be ready (two, counted off).
+    paired: Vec<(NodeId, Box<[AtomicU8]>)>,
     /// The first branch that did not succeed, once the mapped node settled.
     first_bad: OnceLock<Option<usize>>,
 }
@@ -43,8 +46,9 @@ pub(super) struct Branches {
 enum Source {
     /// The `Vec` output of the node mapped over.
     List(Arc<Value>, Elements),
-    /// The branches of the mapped node `.0` mapped over, their outputs as it settled with.
-    Paired(NodeId, Arc<Value>),
+    /// The branches of the mapped node `.0` mapped over: branch `i` takes branch `i`'s
+    /// output, which it reads once that branch settled.
+    Paired(NodeId),
 }
 
 /// How one branch ended.
@@ -109,9 +113,12 @@ impl<'p> Run<'p> {
             self.settle_without_running(id, NodeStatus::Cancelled, NONE);
             return self.settle(scope, id);
         }
-        let made = self
-            .obtain(spec.over)
-            .and_then(|over| self.make(spec, over));
+        let made = match spec.elements {
+            Some(_) => self
+                .obtain(spec.over)
+                .and_then(|over| self.make(id, spec, Some(over))),
+            None => self.make(id, spec, None),
+        };
         let branches = match made {
             Ok(branches) => branches,
             Err(error) => {
@@ -136,24 +143,72 @@ impl<'p> Run<'p> {
             .binary_search_by_key(&id, |m| m.node)
             .expect("a mapped node has a map");
         let _ = self.maps[k].set(Arc::new(branches));
+        // The maps over this one need only their own branch of it: they are ready as soon
+        // as its branches are made, not when they all settle.
+        let paired: Vec<NodeId> = self.branches_of(id).map_or_else(Vec::new, |b| {
+            b.paired.iter().map(|(child, _)| *child).collect()
+        });
+        for child in paired {
+            self.count_off(scope, child);
+        }
         if n == 0 {
             return self.finish_map(scope, id);
         }
-        for i in 0..n {
-            scope.spawn(move |scope| self.drive_branch(scope, id, i));
+        match spec.elements {
+            Some(_) => {
+                for i in 0..n {
+                    scope.spawn(move |scope| self.drive_branch(scope, id, i));
+                }
+            }
+            None => {
+                // Each branch starts once its paired branch above has settled too.
+                let gates = self.branches_of(spec.over).and_then(|up| {
+                    up.paired
+                        .iter()
+                        .find(|(child, _)| *child == id)
+                        .map(|(_, gates)| gates)
+                });
+                for i in 0..n {
+                    if gates.is_none_or(|g| g[i].fetch_sub(1, Ordering::AcqRel) == 1) {
+                        scope.spawn(move |scope| self.drive_branch(scope, id, i));
+                    }
+                }
+            }
         }
         None
     }
 
-    /// The branches of the mapped node `spec` over `over`, the output of the node it goes
-    /// over, with their element digests (with a store).
-    fn make(&self, spec: &MapSpec, over: Arc<Value>) -> Result<Branches, TaskError> {
-        let with_store = self.settings.store.is_some();
-        let (source, elements) = match spec.elements {
-            Some(read) => {
+    /// Tells `child`, which maps over a mapped node whose branches were just made, that it
+    /// need not wait for that node to settle; runs it if that was all it waited on.
+    fn count_off<'s>(&'s self, scope: &Scope<'s>, child: NodeId) {
+        let cell = &self.cells[child.index()];
+        if cell.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        if cell.failed_upstream.load(Ordering::Acquire) != NONE {
+            self.skip(child);
+            if let Some(next) = self.settle(scope, child) {
+                scope.spawn(move |scope| self.drive(scope, next));
+            }
+        } else {
+            scope.spawn(move |scope| self.drive(scope, child));
+        }
+    }
+
+    /// The branches of mapped node `id` (`spec`) over `over`, the output of the node it
+    /// goes over, with their element digests (with a store); or, over a mapped node (and
+    /// no `over`), one per branch of that node, whose digests are read as each settles.
+    fn make(
+        &self,
+        id: NodeId,
+        spec: &MapSpec,
+        over: Option<Arc<Value>>,
+    ) -> Result<Branches, TaskError> {
+        let (source, n, elements) = match (spec.elements, over) {
+            (Some(read), Some(over)) => {
                 let n = (read.len)(&*over);
                 let mut elements = Vec::new();
-                if with_store {
+                if self.settings.store.is_some() {
                     elements.reserve_exact(n);
                     for i in 0..n {
                         elements.push((read.digest)(&*over, i).map_err(|e| {
@@ -164,27 +219,34 @@ impl<'p> Run<'p> {
                         })?);
                     }
                 }
-                (Source::List(over, read), (n, elements))
+                (Source::List(over, read), n, elements)
             }
-            None => {
-                let n = branch_values(&over).0.len();
-                let mut elements = Vec::new();
-                if with_store && let Some(up) = self.branches_of(spec.over) {
-                    elements = up
-                        .slots
-                        .iter()
-                        .map(|slot| lock(slot).digest.unwrap_or_default())
-                        .collect();
-                }
-                (Source::Paired(spec.over, over), (n, elements))
+            _ => {
+                let n = self.branches_of(spec.over).map_or(0, |up| up.slots.len());
+                (Source::Paired(spec.over), n, Vec::new())
             }
         };
-        let (n, elements) = elements;
+        let needed = self.settings.needed;
+        let paired = self
+            .pipeline
+            .node_at(id)
+            .downstream()
+            .iter()
+            .filter(|child| needed[child.index()])
+            .filter(|child| {
+                self.pipeline
+                    .nodes
+                    .map(**child)
+                    .is_some_and(|m| m.over == id)
+            })
+            .map(|child| (*child, (0..n).map(|_| AtomicU8::new(2)).collect()))
+            .collect();
         Ok(Branches {
             source: Mutex::new(Some(source)),
             elements,
             slots: (0..n).map(|_| Mutex::default()).collect(),
             left: AtomicUsize::new(n),
+            paired,
             first_bad: OnceLock::new(),
         })
     }
@@ -193,9 +255,16 @@ impl<'p> Run<'p> {
     /// branch, going on with the nodes that makes ready.
     fn drive_branch<'s>(&'s self, scope: &Scope<'s>, id: NodeId, i: usize) {
         let run = || {
-            let branches = self.branches_of(id).expect("branches are made").clone();
-            let slot = self.run_branch(id, &branches, i);
+            let branches = self.branches_of(id).expect("branches are made");
+            let slot = self.run_branch(id, branches, i);
             *lock(&branches.slots[i]) = slot;
+            // The paired branches below whose node is ready start now.
+            for (child, gates) in &branches.paired {
+                if gates[i].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    let child = *child;
+                    scope.spawn(move |scope| self.drive_branch(scope, child, i));
+                }
+            }
             if branches.left.fetch_sub(1, Ordering::AcqRel) == 1
                 && let Some(next) = self.finish_map(scope, id)
             {
@@ -235,7 +304,7 @@ impl<'p> Run<'p> {
             return slot;
         }
         let source = lock(&branches.source).clone();
-        if let Some(Source::Paired(up, _)) = &source {
+        if let Some(Source::Paired(up)) = &source {
             let status = self.branch_status(*up, i);
             if !status.is_success() {
                 outcome.status = if status == NodeStatus::Cancelled {
@@ -354,8 +423,17 @@ impl<'p> Run<'p> {
         i: usize,
     ) -> Vec<Vec<Digest>> {
         let mut digests = self.input_digests(node);
+        let element = match spec.elements {
+            Some(_) => branches.elements[i],
+            // The paired branch above has settled: its output's digest is known.
+            None => self
+                .branches_of(spec.over)
+                .map_or_else(Digest::default, |up| {
+                    lock(&up.slots[i]).digest.unwrap_or_default()
+                }),
+        };
         for &w in &spec.element_inputs {
-            digests[w] = vec![branches.elements[i]];
+            digests[w] = vec![element];
         }
         digests
     }
@@ -373,10 +451,7 @@ impl<'p> Run<'p> {
             if spec.element_inputs.contains(&w) {
                 inputs.push(match source {
                     Source::List(list, read) => InputValues::Element(list.clone(), i, read.get),
-                    Source::Paired(up, values) => match &branch_values(values).0.get(i) {
-                        Some(Some(value)) => InputValues::One(value.clone()),
-                        _ => InputValues::One(self.load_branch(*up, i)?),
-                    },
+                    Source::Paired(up) => InputValues::One(self.branch_output(*up, i)?),
                 });
             } else {
                 inputs.push(self.gather_wire(wire)?);
@@ -486,10 +561,9 @@ impl<'p> Run<'p> {
         store.remove_damaged(&entry.task, &entry.key, Some(&entry));
         let spec = node.map().expect("a mapped node has a map");
         // The mapped node settled, so its source is gone: it is read again.
-        let over = self.obtain(spec.over)?;
         let source = match spec.elements {
-            Some(read) => Source::List(over, read),
-            None => Source::Paired(spec.over, over),
+            Some(read) => Source::List(self.obtain(spec.over)?, read),
+            None => Source::Paired(spec.over),
         };
         let start = self.clock();
         let digests = self.branch_digests(&node, spec, branches, i);
@@ -533,6 +607,23 @@ impl<'p> Run<'p> {
                 Err(TaskError::failed(message))
             }
         }
+    }
+
+    /// The output of the settled branch `i` of mapped node `id`: where the branch left
+    /// it, else where the mapped node settled with it, else from its entry.
+    fn branch_output(&self, id: NodeId, i: usize) -> Result<Arc<Value>, TaskError> {
+        if let Some(value) = self
+            .branches_of(id)
+            .and_then(|b| lock(&b.slots[i]).outcome.as_ref()?.value.clone())
+        {
+            return Ok(value);
+        }
+        if let Some(values) = self.in_memory(id)
+            && let Some(Some(value)) = branch_values(&values).0.get(i)
+        {
+            return Ok(value.clone());
+        }
+        self.load_branch(id, i)
     }
 
     /// The output of the settled mapped node `id` once its consumers let it go: every
@@ -601,7 +692,7 @@ impl<'p> Run<'p> {
             };
             started = started.min(outcome.started);
             ended = ended.max(outcome.started.saturating_add(outcome.duration));
-            values.push(outcome.value.take());
+            values.push(outcome.value.clone());
             match outcome.status {
                 NodeStatus::Ran => ran += 1,
                 NodeStatus::Cached => {}
@@ -653,6 +744,13 @@ impl<'p> Run<'p> {
             outcome,
             Some(Arc::new(BranchValues(values)) as Arc<Value>),
         );
+        // Read from the mapped node's output from now on (a paired branch below may
+        // still read them), so that they go when it does.
+        for slot in &branches.slots {
+            if let Some(outcome) = lock(slot).outcome.as_mut() {
+                outcome.value = None;
+            }
+        }
         self.settle(scope, id)
     }
 }
@@ -716,6 +814,7 @@ pub(super) fn outcomes(
                 .map(|slot| Mutex::new(std::mem::take(&mut *lock(slot))))
                 .collect(),
             left: AtomicUsize::new(0),
+            paired: Vec::new(),
             first_bad: OnceLock::new(),
         });
         let first_bad = branches.first_bad.get().copied().flatten();
