@@ -1,7 +1,9 @@
 //! Mapped nodes in a run. When a mapped node is ready, the list it goes over is known: its
 //! branches are made then, one per element, each spawned on the pool, decided, run and
 //! settled as a node is, and the last of them to settle settles the mapped node, which
-//! its consumers then read as every branch's output, in order.
+//! its consumers then read as every branch's output, in order. A map over a mapped node is
+//! ready once that node's branches are made, and each of its branches starts when its
+//! paired branch above has settled.
 //!
 //! A branch's element is read in place from the list's `Arc` (through a function made for
 //! the element type when the map was added), never cloned or encoded; with a store, its key
