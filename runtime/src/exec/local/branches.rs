@@ -29,8 +29,6 @@ use crate::task::{InputValues, TaskError, Value};
 
 /// The branches of one mapped node in a run.
 pub(super) struct Branches {
-    /// What the elements are read from, until the mapped node settles.
-    source: Mutex<Option<Source>>,
     /// Each branch's element digest: its identity in its key (with a store).
     elements: Vec<Digest>,
     slots: Vec<Mutex<BranchSlot>>,
@@ -121,8 +119,8 @@ impl<'p> Run<'p> {
                 .and_then(|over| self.make(id, spec, Some(over))),
             None => self.make(id, spec, None),
         };
-        let branches = match made {
-            Ok(branches) => branches,
+        let (branches, source) = match made {
+            Ok(made) => made,
             Err(error) => {
                 let status = if matches!(error, TaskError::Cancelled) {
                     NodeStatus::Cancelled
@@ -157,9 +155,11 @@ impl<'p> Run<'p> {
             return self.finish_map(scope, id);
         }
         match spec.elements {
+            // Each branch holds the list until it is done with it.
             Some(_) => {
                 for i in 0..n {
-                    scope.spawn(move |scope| self.drive_branch(scope, id, i));
+                    let source = source.clone();
+                    scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
                 }
             }
             None => {
@@ -172,7 +172,8 @@ impl<'p> Run<'p> {
                 });
                 for i in 0..n {
                     if gates.is_none_or(|g| g[i].fetch_sub(1, Ordering::AcqRel) == 1) {
-                        scope.spawn(move |scope| self.drive_branch(scope, id, i));
+                        let source = source.clone();
+                        scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
                     }
                 }
             }
@@ -205,7 +206,7 @@ impl<'p> Run<'p> {
         id: NodeId,
         spec: &MapSpec,
         over: Option<Arc<Value>>,
-    ) -> Result<Branches, TaskError> {
+    ) -> Result<(Branches, Source), TaskError> {
         let (source, n, elements) = match (spec.elements, over) {
             (Some(read), Some(over)) => {
                 let n = (read.len)(&*over);
@@ -243,28 +244,30 @@ impl<'p> Run<'p> {
             })
             .map(|child| (*child, (0..n).map(|_| AtomicU8::new(2)).collect()))
             .collect();
-        Ok(Branches {
-            source: Mutex::new(Some(source)),
+        let branches = Branches {
             elements,
             slots: (0..n).map(|_| Mutex::default()).collect(),
             left: AtomicUsize::new(n),
             paired,
             first_bad: OnceLock::new(),
-        })
+        };
+        Ok((branches, source))
     }
 
     /// Runs branch `i` of mapped node `id`, and settles the mapped node if it was the last
     /// branch, going on with the nodes that makes ready.
-    fn drive_branch<'s>(&'s self, scope: &Scope<'s>, id: NodeId, i: usize) {
+    fn drive_branch<'s>(&'s self, scope: &Scope<'s>, id: NodeId, i: usize, source: Source) {
         let run = || {
             let branches = self.branches_of(id).expect("branches are made");
-            let slot = self.run_branch(id, branches, i);
+            let slot = self.run_branch(id, branches, i, &source);
+            drop(source);
             *lock(&branches.slots[i]) = slot;
             // The paired branches below whose node is ready start now.
             for (child, gates) in &branches.paired {
                 if gates[i].fetch_sub(1, Ordering::AcqRel) == 1 {
                     let child = *child;
-                    scope.spawn(move |scope| self.drive_branch(scope, child, i));
+                    let paired = Source::Paired(id);
+                    scope.spawn(move |scope| self.drive_branch(scope, child, i, paired));
                 }
             }
             if branches.left.fetch_sub(1, Ordering::AcqRel) == 1
@@ -281,7 +284,7 @@ impl<'p> Run<'p> {
 
     /// Decides branch `i` of mapped node `id`, runs its task if it must, and returns how it
     /// ended.
-    fn run_branch(&self, id: NodeId, branches: &Branches, i: usize) -> BranchSlot {
+    fn run_branch(&self, id: NodeId, branches: &Branches, i: usize, source: &Source) -> BranchSlot {
         let node = self.pipeline.node_at(id);
         let spec = node.map().expect("a mapped node has a map");
         let span = tracing::info_span!(
@@ -305,8 +308,7 @@ impl<'p> Run<'p> {
             slot.outcome = Some(outcome);
             return slot;
         }
-        let source = lock(&branches.source).clone();
-        if let Some(Source::Paired(up)) = &source {
+        if let Source::Paired(up) = source {
             let status = self.branch_status(*up, i);
             if !status.is_success() {
                 outcome.status = if status == NodeStatus::Cancelled {
@@ -319,9 +321,8 @@ impl<'p> Run<'p> {
                 return slot;
             }
         }
-        let result = match (self.settings.store, &source) {
-            (_, None) => Err(TaskError::failed("the branches were settled already")),
-            (None, Some(source)) => self
+        let result = match self.settings.store {
+            None => self
                 .branch_inputs(&node, spec, source, i)
                 .and_then(|inputs| self.with_ctx(|ctx| self.invoke(id, &node, &inputs, None, ctx)))
                 .map(|value| {
@@ -329,7 +330,7 @@ impl<'p> Run<'p> {
                     outcome.value = Some(value);
                     None
                 }),
-            (Some(store), Some(source)) => {
+            Some(store) => {
                 let name = branch_name(node.name(), i);
                 let digests = self.branch_digests(&node, spec, branches, i);
                 self.work_branch(id, &node, &name, source, i, store, digests)
@@ -711,7 +712,6 @@ impl<'p> Run<'p> {
                 }
             }
         }
-        drop(lock(&branches.source).take());
         let _ = branches.first_bad.set(first_failed.or(first_bad));
         let n = branches.slots.len();
         let status = if failed > 0 {
@@ -808,7 +808,6 @@ pub(super) fn outcomes(
         let kept = outcomes[node.index()].value.take();
         let kept = kept.as_ref().map(branch_values);
         let branches = Arc::try_unwrap(branches).unwrap_or_else(|shared| Branches {
-            source: Mutex::new(None),
             elements: shared.elements.clone(),
             slots: shared
                 .slots
