@@ -116,7 +116,9 @@ pub(crate) struct Elements {
     pub(crate) len: fn(&Value) -> usize,
     /// Element `i`.
     pub(crate) get: fn(&Value, usize) -> &Value,
-    /// The canonical digest of element `i`: a branch's identity.
+    /// The canonical digest of element `i`: a branch's identity. Canonical, not through
+    /// the codec of the task that made the list, which a handle does not know: the same
+    /// encoding parameters are hashed with, whatever codec stores the list.
     pub(crate) digest: fn(&Value, usize) -> Result<[u8; 32], HashError>,
 }
 
