@@ -667,3 +667,91 @@ fn a_mapped_node_can_be_a_target() {
     assert_eq!(run.branches(lengths).unwrap(), [&1, &2]);
     assert_eq!(take(tag), ["measure:a", "measure:bb"]);
 }
+
+#[task]
+fn plus(total: &usize, n: usize) -> usize {
+    total + n
+}
+
+#[test]
+fn a_damaged_gather_below_a_map_is_recomputed_from_the_stored_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "below";
+    let build = |n: usize| {
+        let mut b = Pipeline::builder("below");
+        let words = ["a", "bb", "ccc"].map(str::to_owned).to_vec();
+        let list = b.add("list", list::node(words)).unwrap();
+        let lengths = b
+            .map("lengths", list, |w| measure::node(w, tag.to_owned()))
+            .unwrap();
+        let total = b.add("total", sum::node(lengths, tag.to_owned())).unwrap();
+        let more = b.add("more", plus::node(total, n)).unwrap();
+        (b.build(), more)
+    };
+    let (p, _) = build(1);
+    let run = run_in(dir.path(), &p);
+    take(tag);
+    let key = run.node("total").unwrap().key().unwrap().to_owned();
+    let entry = store::entry(dir.path(), &key).unwrap();
+    store::set_output(dir.path(), &entry, b"garbage");
+
+    // `more` runs and reads `total`, whose entry is damaged: it is computed again from the
+    // branches' entries, which are whole, and no branch runs.
+    let (p, more) = build(2);
+    let run = run_in(dir.path(), &p);
+    assert_eq!(*run.get(more).unwrap(), 8);
+    assert_eq!(take(tag), ["sum:3"]);
+    assert_eq!(run.status("total"), Some(NodeStatus::Ran));
+    for i in 0..3 {
+        let name = format!("lengths[{i}]");
+        assert_eq!(run.status(&name), Some(NodeStatus::Cached), "{name}");
+    }
+}
+
+/// Whether `double` ran on the length of "fast", and its signal.
+static FAST_DOUBLED: (Mutex<bool>, std::sync::Condvar) =
+    (Mutex::new(false), std::sync::Condvar::new());
+
+#[task]
+fn measure_after(word: &String) -> usize {
+    if word == "slow" {
+        // Waits for the paired branch of "fast" below to have run; long enough never to
+        // give up when the branches below start as they may, short enough not to hang.
+        let (done, signal) = &FAST_DOUBLED;
+        let done = signal
+            .wait_timeout_while(
+                done.lock().unwrap(),
+                std::time::Duration::from_secs(60),
+                |d| !*d,
+            )
+            .unwrap()
+            .0;
+        if !*done {
+            panic!("the branch below `fast` did not start before `slow` was done");
+        }
+    }
+    word.len()
+}
+
+#[task]
+fn double_fast(n: &usize) -> usize {
+    if *n == 4 {
+        let (done, signal) = &FAST_DOUBLED;
+        *done.lock().unwrap() = true;
+        signal.notify_all();
+    }
+    n * 2
+}
+
+#[test]
+fn a_paired_branch_starts_once_its_own_branch_above_settled() {
+    let mut b = Pipeline::builder("pipelined");
+    let words = ["fast", "slow"].map(str::to_owned).to_vec();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b.map("lengths", list, measure_after::node).unwrap();
+    let doubled = b.map("doubled", lengths, double_fast::node).unwrap();
+    let p = b.build();
+    let run = Runner::in_memory().jobs(2).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.branches(doubled).unwrap(), [&8, &8]);
+}

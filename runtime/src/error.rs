@@ -69,8 +69,8 @@ pub enum Error {
         node: String,
     },
 
-    /// No mapped node is at this handle, or it is not one of this report's pipeline.
-    #[error("node `{node}` is not a mapped node")]
+    /// The report holds no branches of this mapped node: it made none in this run.
+    #[error("mapped node `{node}` made no branches in this run")]
     NotMapped {
         /// The node.
         node: String,

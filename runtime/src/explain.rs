@@ -307,3 +307,17 @@ pub(crate) fn branch(
         changes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::branch_of;
+
+    #[test]
+    fn a_branch_name_is_its_mapped_node_and_position() {
+        assert_eq!(branch_of("counts[3]"), Some(("counts", 3)));
+        assert_eq!(branch_of("a[b][12]"), Some(("a[b]", 12)));
+        assert_eq!(branch_of("counts"), None);
+        assert_eq!(branch_of("counts[x]"), None);
+        assert_eq!(branch_of("counts[-1]"), None);
+    }
+}

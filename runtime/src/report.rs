@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::cache::{Entry, Store};
@@ -72,13 +72,58 @@ enum Nodes {
 }
 
 /// The branches of the mapped nodes of a run, after the pipeline's nodes in its report.
+/// Their names are made when first asked for, as most runs never ask.
 #[derive(Default)]
 struct Branched {
-    /// Each branch's mapped node.
-    of: Vec<NodeId>,
-    names: Vec<Arc<str>>,
+    /// Each mapped node that made branches, with how many, in the order of its branches.
+    maps: Vec<(NodeId, usize)>,
+    names: OnceLock<Vec<Arc<str>>>,
     /// The branches by name.
-    index: HashMap<Arc<str>, NodeId>,
+    index: OnceLock<HashMap<Arc<str>, NodeId>>,
+}
+
+impl Branched {
+    /// Each branch's name, `mapped[i]`, in order.
+    fn names(&self, names: &NodeNames) -> &[Arc<str>] {
+        self.names.get_or_init(|| {
+            self.maps
+                .iter()
+                .flat_map(|&(node, n)| {
+                    let name = names.get(node.index());
+                    (0..n).map(move |i| Arc::from(format!("{name}[{i}]")))
+                })
+                .collect()
+        })
+    }
+
+    /// The mapped node of branch `b` (counted among the branches).
+    fn mapped(&self, mut b: usize) -> NodeId {
+        for &(node, n) in &self.maps {
+            if b < n {
+                return node;
+            }
+            b -= n;
+        }
+        panic!("no branch {b}")
+    }
+
+    /// The branch named `name`, as a node of the report whose pipeline's names are `names`.
+    fn find(&self, names: &NodeNames, name: &str) -> Option<NodeId> {
+        if self.maps.is_empty() {
+            return None;
+        }
+        let statics = names.len();
+        self.index
+            .get_or_init(|| {
+                self.names(names)
+                    .iter()
+                    .enumerate()
+                    .map(|(b, name)| (name.clone(), NodeId::at(statics + b)))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    }
 }
 
 /// Where the branches of one mapped node are among the nodes of a report.
@@ -105,7 +150,7 @@ impl Nodes {
         match self {
             Nodes::Pipeline(names, _, branched) => match i.checked_sub(names.len()) {
                 None => names.get(i),
-                Some(b) => &branched.names[b],
+                Some(b) => &branched.names(names)[b],
             },
             Nodes::Recorded { nodes, .. } => &nodes[i].name,
         }
@@ -116,7 +161,7 @@ impl Nodes {
             Nodes::Pipeline(names, nodes, branched) => {
                 let id = match i.checked_sub(names.len()) {
                     None => NodeId::at(i),
-                    Some(b) => branched.of[b],
+                    Some(b) => branched.mapped(b),
                 };
                 Some(nodes.at(names, id).task())
             }
@@ -129,7 +174,7 @@ impl Nodes {
         match self {
             Nodes::Pipeline(names, nodes, branched) => nodes
                 .find(names, name)
-                .or_else(|| branched.index.get(name).copied()),
+                .or_else(|| branched.find(names, name)),
             Nodes::Recorded { index, .. } => index.get(name).copied(),
         }
     }
@@ -317,13 +362,7 @@ impl RunReport {
         let mut maps = Vec::with_capacity(branches.len());
         for map in branches {
             let first = outcomes.len();
-            let name = pipeline.node_name(map.node);
-            for i in 0..map.outcomes.len() {
-                let branch: Arc<str> = format!("{name}[{i}]").into();
-                branched.index.insert(branch.clone(), NodeId::at(first + i));
-                branched.names.push(branch);
-                branched.of.push(map.node);
-            }
+            branched.maps.push((map.node, map.outcomes.len()));
             maps.push(MapBranches {
                 node: map.node,
                 first,

@@ -116,7 +116,9 @@ pub(crate) struct Elements {
     pub(crate) len: fn(&Value) -> usize,
     /// Element `i`.
     pub(crate) get: fn(&Value, usize) -> &Value,
-    /// The canonical digest of element `i`: a branch's identity.
+    /// The canonical digest of element `i`: a branch's identity. Canonical, not through
+    /// the codec of the task that made the list, which a handle does not know: the same
+    /// encoding parameters are hashed with, whatever codec stores the list.
     pub(crate) digest: fn(&Value, usize) -> Result<[u8; 32], HashError>,
 }
 
@@ -160,4 +162,28 @@ pub(crate) struct MapSpec {
     /// How to read the elements of `over`'s output; none if `over` is a mapped node, whose
     /// branches are the elements.
     pub(crate) elements: Option<Elements>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Elements;
+    use crate::task::Value;
+
+    #[test]
+    fn elements_are_read_in_place_and_hashed_as_their_own_type() {
+        let read = Elements::of::<String>();
+        let list: Arc<Value> = Arc::new(vec!["a".to_owned(), "bb".to_owned()]);
+        assert_eq!((read.len)(&*list), 2);
+        let second = (read.get)(&*list, 1).downcast_ref::<String>().unwrap();
+        assert_eq!(second, "bb");
+        // The very element of the list, not a copy.
+        let vec = list.downcast_ref::<Vec<String>>().unwrap();
+        assert!(std::ptr::eq(second, &vec[1]));
+        assert_eq!(
+            (read.digest)(&*list, 1).unwrap(),
+            crate::hash::canonical_digest(&"bb".to_owned()).unwrap()
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Mapped nodes in a run. When a mapped node is ready, the list it goes over is known: its
 //! branches are made then, one per element, each spawned on the pool, decided, run and
 //! settled as a node is, and the last of them to settle settles the mapped node, which
-//! its consumers then read as every branch's output, in order.
+//! its consumers then read as every branch's output, in order. A map over a mapped node is
+//! ready once that node's branches are made, and each of its branches starts when its
+//! paired branch above has settled.
 //!
 //! A branch's element is read in place from the list's `Arc` (through a function made for
 //! the element type when the map was added), never cloned or encoded; with a store, its key
@@ -9,7 +11,7 @@
 //! the mapped node's name, never the branch's position, so that a branch is found again
 //! wherever its element moves in the list.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::Scope;
@@ -28,13 +30,14 @@ use crate::task::{InputValues, TaskError, Value};
 
 /// The branches of one mapped node in a run.
 pub(super) struct Branches {
-    /// What the elements are read from, until the mapped node settles.
-    source: Mutex<Option<Source>>,
     /// Each branch's element digest: its identity in its key (with a store).
     elements: Vec<Digest>,
     slots: Vec<Mutex<BranchSlot>>,
     /// Branches that have not settled yet.
     left: AtomicUsize,
+    /// Each mapped node that maps over this one, with, per branch, what its paired branch
+    /// waits on: this branch to settle, and that node to be ready (two, counted off).
+    paired: Vec<(NodeId, Box<[AtomicU8]>)>,
     /// The first branch that did not succeed, once the mapped node settled.
     first_bad: OnceLock<Option<usize>>,
 }
@@ -44,8 +47,9 @@ pub(super) struct Branches {
 enum Source {
     /// The `Vec` output of the node mapped over.
     List(Arc<Value>, Elements),
-    /// The branches of the mapped node `.0` mapped over, their outputs as it settled with.
-    Paired(NodeId, Arc<Value>),
+    /// The branches of the mapped node `.0` mapped over: branch `i` takes branch `i`'s
+    /// output, which it reads once that branch settled.
+    Paired(NodeId),
 }
 
 /// How one branch ended.
@@ -110,11 +114,14 @@ impl<'p> Run<'p> {
             self.settle_without_running(id, NodeStatus::Cancelled, NONE);
             return self.settle(scope, id);
         }
-        let made = self
-            .obtain(spec.over)
-            .and_then(|over| self.make(spec, over));
-        let branches = match made {
-            Ok(branches) => branches,
+        let made = match spec.elements {
+            Some(_) => self
+                .obtain(spec.over)
+                .and_then(|over| self.make(id, spec, Some(over))),
+            None => self.make(id, spec, None),
+        };
+        let (branches, source) = match made {
+            Ok(made) => made,
             Err(error) => {
                 let status = if matches!(error, TaskError::Cancelled) {
                     NodeStatus::Cancelled
@@ -137,24 +144,75 @@ impl<'p> Run<'p> {
             .binary_search_by_key(&id, |m| m.node)
             .expect("a mapped node has a map");
         let _ = self.maps[k].set(Arc::new(branches));
+        // The maps over this one need only their own branch of it: they are ready as soon
+        // as its branches are made, not when they all settle.
+        let paired: Vec<NodeId> = self.branches_of(id).map_or_else(Vec::new, |b| {
+            b.paired.iter().map(|(child, _)| *child).collect()
+        });
+        for child in paired {
+            self.count_off(scope, child);
+        }
         if n == 0 {
             return self.finish_map(scope, id);
         }
-        for i in 0..n {
-            scope.spawn(move |scope| self.drive_branch(scope, id, i));
+        match spec.elements {
+            // Each branch holds the list until it is done with it.
+            Some(_) => {
+                for i in 0..n {
+                    let source = source.clone();
+                    scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
+                }
+            }
+            None => {
+                // Each branch starts once its paired branch above has settled too.
+                let gates = self.branches_of(spec.over).and_then(|up| {
+                    up.paired
+                        .iter()
+                        .find(|(child, _)| *child == id)
+                        .map(|(_, gates)| gates)
+                });
+                for i in 0..n {
+                    if gates.is_none_or(|g| g[i].fetch_sub(1, Ordering::AcqRel) == 1) {
+                        let source = source.clone();
+                        scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
+                    }
+                }
+            }
         }
         None
     }
 
-    /// The branches of the mapped node `spec` over `over`, the output of the node it goes
-    /// over, with their element digests (with a store).
-    fn make(&self, spec: &MapSpec, over: Arc<Value>) -> Result<Branches, TaskError> {
-        let with_store = self.settings.store.is_some();
-        let (source, elements) = match spec.elements {
-            Some(read) => {
+    /// Tells `child`, which maps over a mapped node whose branches were just made, that it
+    /// need not wait for that node to settle; runs it if that was all it waited on.
+    fn count_off<'s>(&'s self, scope: &Scope<'s>, child: NodeId) {
+        let cell = &self.cells[child.index()];
+        if cell.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        if cell.failed_upstream.load(Ordering::Acquire) != NONE {
+            self.skip(child);
+            if let Some(next) = self.settle(scope, child) {
+                scope.spawn(move |scope| self.drive(scope, next));
+            }
+        } else {
+            scope.spawn(move |scope| self.drive(scope, child));
+        }
+    }
+
+    /// The branches of mapped node `id` (`spec`) over `over`, the output of the node it
+    /// goes over, with their element digests (with a store); or, over a mapped node (and
+    /// no `over`), one per branch of that node, whose digests are read as each settles.
+    fn make(
+        &self,
+        id: NodeId,
+        spec: &MapSpec,
+        over: Option<Arc<Value>>,
+    ) -> Result<(Branches, Source), TaskError> {
+        let (source, n, elements) = match (spec.elements, over) {
+            (Some(read), Some(over)) => {
                 let n = (read.len)(&*over);
                 let mut elements = Vec::new();
-                if with_store {
+                if self.settings.store.is_some() {
                     elements.reserve_exact(n);
                     for i in 0..n {
                         elements.push((read.digest)(&*over, i).map_err(|e| {
@@ -165,38 +223,54 @@ impl<'p> Run<'p> {
                         })?);
                     }
                 }
-                (Source::List(over, read), (n, elements))
+                (Source::List(over, read), n, elements)
             }
-            None => {
-                let n = branch_values(&over).0.len();
-                let mut elements = Vec::new();
-                if with_store && let Some(up) = self.branches_of(spec.over) {
-                    elements = up
-                        .slots
-                        .iter()
-                        .map(|slot| lock(slot).digest.unwrap_or_default())
-                        .collect();
-                }
-                (Source::Paired(spec.over, over), (n, elements))
+            _ => {
+                let n = self.branches_of(spec.over).map_or(0, |up| up.slots.len());
+                (Source::Paired(spec.over), n, Vec::new())
             }
         };
-        let (n, elements) = elements;
-        Ok(Branches {
-            source: Mutex::new(Some(source)),
+        let needed = self.settings.needed;
+        let paired = self
+            .pipeline
+            .node_at(id)
+            .downstream()
+            .iter()
+            .filter(|child| needed[child.index()])
+            .filter(|child| {
+                self.pipeline
+                    .nodes
+                    .map(**child)
+                    .is_some_and(|m| m.over == id)
+            })
+            .map(|child| (*child, (0..n).map(|_| AtomicU8::new(2)).collect()))
+            .collect();
+        let branches = Branches {
             elements,
             slots: (0..n).map(|_| Mutex::default()).collect(),
             left: AtomicUsize::new(n),
+            paired,
             first_bad: OnceLock::new(),
-        })
+        };
+        Ok((branches, source))
     }
 
     /// Runs branch `i` of mapped node `id`, and settles the mapped node if it was the last
     /// branch, going on with the nodes that makes ready.
-    fn drive_branch<'s>(&'s self, scope: &Scope<'s>, id: NodeId, i: usize) {
+    fn drive_branch<'s>(&'s self, scope: &Scope<'s>, id: NodeId, i: usize, source: Source) {
         let run = || {
-            let branches = self.branches_of(id).expect("branches are made").clone();
-            let slot = self.run_branch(id, &branches, i);
+            let branches = self.branches_of(id).expect("branches are made");
+            let slot = self.run_branch(id, branches, i, &source);
+            drop(source);
             *lock(&branches.slots[i]) = slot;
+            // The paired branches below whose node is ready start now.
+            for (child, gates) in &branches.paired {
+                if gates[i].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    let child = *child;
+                    let paired = Source::Paired(id);
+                    scope.spawn(move |scope| self.drive_branch(scope, child, i, paired));
+                }
+            }
             if branches.left.fetch_sub(1, Ordering::AcqRel) == 1
                 && let Some(next) = self.finish_map(scope, id)
             {
@@ -211,15 +285,15 @@ impl<'p> Run<'p> {
 
     /// Decides branch `i` of mapped node `id`, runs its task if it must, and returns how it
     /// ended.
-    fn run_branch(&self, id: NodeId, branches: &Branches, i: usize) -> BranchSlot {
+    fn run_branch(&self, id: NodeId, branches: &Branches, i: usize, source: &Source) -> BranchSlot {
         let node = self.pipeline.node_at(id);
         let spec = node.map().expect("a mapped node has a map");
-        let name = branch_name(node.name(), i);
         let span = tracing::info_span!(
             target: "pipewright",
             parent: self.span,
             "node",
-            node = %name,
+            node = %node.name(),
+            branch = i,
             task = %node.task().meta().name,
         );
         let _entered = span.enter();
@@ -235,8 +309,7 @@ impl<'p> Run<'p> {
             slot.outcome = Some(outcome);
             return slot;
         }
-        let source = lock(&branches.source).clone();
-        if let Some(Source::Paired(up, _)) = &source {
+        if let Source::Paired(up) = source {
             let status = self.branch_status(*up, i);
             if !status.is_success() {
                 outcome.status = if status == NodeStatus::Cancelled {
@@ -249,17 +322,17 @@ impl<'p> Run<'p> {
                 return slot;
             }
         }
-        let result = match (self.settings.store, &source) {
-            (_, None) => Err(TaskError::failed("the branches were settled already")),
-            (None, Some(source)) => self
+        let result = match self.settings.store {
+            None => self
                 .branch_inputs(&node, spec, source, i)
-                .and_then(|inputs| self.invoke(id, &node, &inputs, None, &mut self.new_ctx()))
+                .and_then(|inputs| self.with_ctx(|ctx| self.invoke(id, &node, &inputs, None, ctx)))
                 .map(|value| {
                     outcome.in_memory = true;
                     outcome.value = Some(value);
                     None
                 }),
-            (Some(store), Some(source)) => {
+            Some(store) => {
+                let name = branch_name(node.name(), i);
                 let digests = self.branch_digests(&node, spec, branches, i);
                 self.work_branch(id, &node, &name, source, i, store, digests)
                     .map(Some)
@@ -324,6 +397,18 @@ impl<'p> Run<'p> {
         slot
     }
 
+    /// Calls `f` with this thread's task context, or a new one if it is taken (by a task
+    /// of this thread that waits on the pool).
+    fn with_ctx<R>(&self, f: impl FnOnce(&mut crate::task::Ctx) -> R) -> R {
+        let guard = rayon::current_thread_index()
+            .and_then(|w| self.contexts.get(w))
+            .and_then(|c| c.0.try_lock().ok());
+        match guard {
+            Some(mut guard) => f(&mut guard),
+            None => f(&mut self.new_ctx()),
+        }
+    }
+
     /// How branch `i` of the mapped node `id` ended (or `UpstreamFailed` if it has no
     /// such branch).
     fn branch_status(&self, id: NodeId, i: usize) -> NodeStatus {
@@ -342,8 +427,17 @@ impl<'p> Run<'p> {
         i: usize,
     ) -> Vec<Vec<Digest>> {
         let mut digests = self.input_digests(node);
+        let element = match spec.elements {
+            Some(_) => branches.elements[i],
+            // The paired branch above has settled: its output's digest is known.
+            None => self
+                .branches_of(spec.over)
+                .map_or_else(Digest::default, |up| {
+                    lock(&up.slots[i]).digest.unwrap_or_default()
+                }),
+        };
         for &w in &spec.element_inputs {
-            digests[w] = vec![branches.elements[i]];
+            digests[w] = vec![element];
         }
         digests
     }
@@ -361,10 +455,7 @@ impl<'p> Run<'p> {
             if spec.element_inputs.contains(&w) {
                 inputs.push(match source {
                     Source::List(list, read) => InputValues::Element(list.clone(), i, read.get),
-                    Source::Paired(up, values) => match &branch_values(values).0.get(i) {
-                        Some(Some(value)) => InputValues::One(value.clone()),
-                        _ => InputValues::One(self.load_branch(*up, i)?),
-                    },
+                    Source::Paired(up) => InputValues::One(self.branch_output(*up, i)?),
                 });
             } else {
                 inputs.push(self.gather_wire(wire)?);
@@ -485,7 +576,7 @@ impl<'p> Run<'p> {
                     });
                     list
                 }
-                Source::Paired(up, _) => self.branch_ref(*up, i)?,
+                Source::Paired(up) => self.branch_ref(*up, i)?,
             }]);
         }
         self.job_in_child(node, name, store, key, replace, inputs)
@@ -528,10 +619,9 @@ impl<'p> Run<'p> {
         store.remove_damaged(&entry.task, &entry.key, Some(&entry));
         let spec = node.map().expect("a mapped node has a map");
         // The mapped node settled, so its source is gone: it is read again.
-        let over = self.obtain(spec.over)?;
         let source = match spec.elements {
-            Some(read) => Source::List(over, read),
-            None => Source::Paired(spec.over, over),
+            Some(read) => Source::List(self.obtain(spec.over)?, read),
+            None => Source::Paired(spec.over),
         };
         let start = self.clock();
         let digests = self.branch_digests(&node, spec, branches, i);
@@ -575,6 +665,33 @@ impl<'p> Run<'p> {
                 Err(TaskError::failed(message))
             }
         }
+    }
+
+    /// The output of the settled branch `i` of mapped node `id`: where the branch left
+    /// it, else where the mapped node settled with it, else from its entry.
+    fn branch_output(&self, id: NodeId, i: usize) -> Result<Arc<Value>, TaskError> {
+        if let Some(value) = self
+            .branches_of(id)
+            .and_then(|b| lock(&b.slots[i]).outcome.as_ref()?.value.clone())
+        {
+            return Ok(value);
+        }
+        if let Some(values) = self.in_memory(id)
+            && let Some(Some(value)) = branch_values(&values).0.get(i)
+        {
+            return Ok(value.clone());
+        }
+        self.load_branch(id, i)
+    }
+
+    /// The output of the settled mapped node `id` once its consumers let it go: every
+    /// branch's output, read from its entry.
+    pub(super) fn load_branches(&self, id: NodeId) -> Result<Arc<Value>, TaskError> {
+        let n = self.branches_of(id).map_or(0, |b| b.slots.len());
+        let values = (0..n)
+            .map(|i| self.load_branch(id, i).map(Some))
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(BranchValues(values)))
     }
 
     /// The output digests of the branches of the settled mapped node `id`, in order.
@@ -650,7 +767,7 @@ impl<'p> Run<'p> {
             };
             started = started.min(outcome.started);
             ended = ended.max(outcome.started.saturating_add(outcome.duration));
-            values.push(outcome.value.take());
+            values.push(outcome.value.clone());
             match outcome.status {
                 NodeStatus::Ran => ran += 1,
                 NodeStatus::Cached => {}
@@ -667,7 +784,6 @@ impl<'p> Run<'p> {
                 }
             }
         }
-        drop(lock(&branches.source).take());
         let _ = branches.first_bad.set(first_failed.or(first_bad));
         let n = branches.slots.len();
         let status = if failed > 0 {
@@ -702,6 +818,13 @@ impl<'p> Run<'p> {
             outcome,
             Some(Arc::new(BranchValues(values)) as Arc<Value>),
         );
+        // Read from the mapped node's output from now on (a paired branch below may
+        // still read them), so that they go when it does.
+        for slot in &branches.slots {
+            if let Some(outcome) = lock(slot).outcome.as_mut() {
+                outcome.value = None;
+            }
+        }
         self.settle(scope, id)
     }
 }
@@ -758,7 +881,6 @@ pub(super) fn outcomes(
         let kept = outcomes[node.index()].value.take();
         let kept = kept.as_ref().map(branch_values);
         let branches = Arc::try_unwrap(branches).unwrap_or_else(|shared| Branches {
-            source: Mutex::new(None),
             elements: shared.elements.clone(),
             slots: shared
                 .slots
@@ -766,6 +888,7 @@ pub(super) fn outcomes(
                 .map(|slot| Mutex::new(std::mem::take(&mut *lock(slot))))
                 .collect(),
             left: AtomicUsize::new(0),
+            paired: Vec::new(),
             first_bad: OnceLock::new(),
         });
         let first_bad = branches.first_bad.get().copied().flatten();

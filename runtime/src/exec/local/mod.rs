@@ -471,8 +471,12 @@ impl<'p> Run<'p> {
                 if !self.settings.needed[child.index()] {
                     continue;
                 }
+                // A map over a mapped node was told when its branches were made.
+                if self.pairs_with(child, done) {
+                    continue;
+                }
                 let cell = &self.cells[child.index()];
-                if failed && !self.pairs_with(child, done) {
+                if failed {
                     let _ = cell.failed_upstream.compare_exchange(
                         NONE,
                         done.0,

@@ -92,6 +92,8 @@ impl<'p> Run<'p> {
         while let Some(id) = wanted.pop_last() {
             let value = match self.in_memory(id) {
                 Some(value) => value,
+                // A mapped node has no entry of its own: its branches' are read.
+                None if self.is_mapped(id) => self.load_branches(id)?,
                 None => {
                     claims.claim(id);
                     match self.in_memory(id) {
@@ -137,7 +139,16 @@ impl<'p> Run<'p> {
                     inputs.push(match wire {
                         Wire::One(up) => InputValues::One(input(up)?),
                         Wire::Many(ups) => {
-                            InputValues::Many(ups.iter().map(input).collect::<Result<_, _>>()?)
+                            let mut values = Vec::with_capacity(ups.len());
+                            for up in ups {
+                                let value = input(up)?;
+                                if self.is_mapped(*up) {
+                                    self.expand(*up, &value, &mut values)?;
+                                } else {
+                                    values.push(value);
+                                }
+                            }
+                            InputValues::Many(values)
                         }
                     });
                 }
