@@ -36,6 +36,11 @@ fn names_that_cannot_be_file_names_are_rejected() {
         ("a\\b", "it contains a path separator"),
         ("a\0b", "it contains a control character"),
         (&"x".repeat(201), "it is longer than 200 bytes"),
+        (
+            "counts[3]",
+            "a name that ends in `[` digits `]` is a branch's (`counts[3]` is branch 3 of the \
+             mapped node `counts`)",
+        ),
     ] {
         let err = b.add(name, one::node()).unwrap_err();
         assert!(
@@ -46,6 +51,9 @@ fn names_that_cannot_be_file_names_are_rejected() {
     assert!(b.is_empty());
     b.add("x".repeat(200), one::node()).unwrap();
     b.add("spaces and ünïcödé are fine", one::node()).unwrap();
+    for bracketed in ["a[b]", "a[]", "[3]x", "a[3]b"] {
+        b.add(bracketed, one::node()).unwrap();
+    }
 }
 
 #[test]

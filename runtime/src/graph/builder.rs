@@ -516,7 +516,15 @@ impl fmt::Debug for Builder {
 /// The longest node name accepted, in bytes.
 const MAX_NODE_NAME: usize = 200;
 
-/// Node names become file names later on: reject what cannot be one.
+/// Whether `name` has the form of a branch's name, `counts[3]`.
+fn is_branch_name(name: &str) -> bool {
+    name.strip_suffix(']')
+        .and_then(|rest| rest.rsplit_once('['))
+        .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Node names become file names later on: reject what cannot be one, and what a branch
+/// is named.
 fn check_node_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         "it is empty"
@@ -528,6 +536,9 @@ fn check_node_name(name: &str) -> Result<()> {
         "it contains a path separator"
     } else if name.chars().any(char::is_control) {
         "it contains a control character"
+    } else if is_branch_name(name) {
+        "a name that ends in `[` digits `]` is a branch's (`counts[3]` is branch 3 of the \
+         mapped node `counts`)"
     } else {
         return Ok(());
     };
