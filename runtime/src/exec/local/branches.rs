@@ -373,25 +373,7 @@ impl<'p> Run<'p> {
                     slot.entry = Some(entry);
                 }
             },
-            Err(TaskError::Cancelled) => {
-                tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
-                outcome.status = NodeStatus::Cancelled;
-                outcome.duration = nanos(duration);
-            }
-            Err(error) => {
-                tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
-                if self.settings.fail_fast {
-                    self.halt.store(true, Ordering::Release);
-                }
-                outcome.status = NodeStatus::Failed;
-                outcome.duration = nanos(duration);
-                let details = outcome.details_mut();
-                details.backtrace = matches!(error, TaskError::Panicked(_))
-                    .then(crate::backtrace::take_backtrace)
-                    .flatten()
-                    .map(Arc::from);
-                details.error = Some(Arc::new(error));
-            }
+            Err(error) => self.ended_with(&mut outcome, error, duration),
         }
         slot.outcome = Some(outcome);
         slot

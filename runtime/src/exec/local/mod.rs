@@ -222,6 +222,28 @@ impl<'p> Run<'p> {
         }
     }
 
+    /// Records in `outcome` that its node's (or branch's) work ended after `duration` with
+    /// `error`: cancelled, or failed, which halts the run under fail-fast.
+    fn ended_with(&self, outcome: &mut NodeOutcome, error: TaskError, duration: Duration) {
+        outcome.duration = nanos(duration);
+        if matches!(error, TaskError::Cancelled) {
+            tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
+            outcome.status = NodeStatus::Cancelled;
+            return;
+        }
+        tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
+        if self.settings.fail_fast {
+            self.halt.store(true, Ordering::Release);
+        }
+        outcome.status = NodeStatus::Failed;
+        let details = outcome.details_mut();
+        details.backtrace = matches!(error, TaskError::Panicked(_))
+            .then(crate::backtrace::take_backtrace)
+            .flatten()
+            .map(Arc::from);
+        details.error = Some(Arc::new(error));
+    }
+
     /// A context for the tasks of this run.
     fn new_ctx(&self) -> Ctx {
         run_ctx(self.pipeline, &self.stop)
@@ -301,25 +323,7 @@ impl<'p> Run<'p> {
                 outcome.status = NodeStatus::Cached;
                 outcome.details_mut().key = Some(key);
             }
-            Err(TaskError::Cancelled) => {
-                tracing::warn!(target: "pipewright", ?duration, "cancelled while running");
-                outcome.status = NodeStatus::Cancelled;
-                outcome.duration = nanos(duration);
-            }
-            Err(error) => {
-                tracing::error!(target: "pipewright", ?duration, error = %error, "failed");
-                if self.settings.fail_fast {
-                    self.halt.store(true, Ordering::Release);
-                }
-                outcome.status = NodeStatus::Failed;
-                outcome.duration = nanos(duration);
-                let details = outcome.details_mut();
-                details.backtrace = matches!(error, TaskError::Panicked(_))
-                    .then(crate::backtrace::take_backtrace)
-                    .flatten()
-                    .map(Arc::from);
-                details.error = Some(Arc::new(error));
-            }
+            Err(error) => self.ended_with(&mut outcome, error, duration),
         }
         self.settle_with(id, outcome, None);
         (end, None)
