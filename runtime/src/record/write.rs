@@ -8,13 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::provenance::Gathering;
+use serde::Serialize;
+
 use super::schema::{
-    InputRecord, JOURNAL, JournalHeader, NodeRecord, RECORD_FORMAT, RUN_JSON, RecordedStatus,
-    RunRecord,
+    InputRecord, JOURNAL, JournalHeader, NodeRecord, Provenance, RECORD_FORMAT, RUN_JSON,
+    RecordedStatus, RunRecord,
 };
 use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
-use crate::graph::{Pipeline, Wire};
+use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
 use crate::report::{NodeReport, NodeStatus, RunReport};
 use crate::text::{hex_bytes, node_file_name, safe_name};
@@ -128,61 +130,17 @@ impl RunDir {
         } else {
             "failed"
         };
-        let nodes = pipeline
-            .all_nodes()
-            .zip(report.nodes())
-            .map(|(node, outcome)| {
-                let settled = !matches!(
-                    outcome.status(),
-                    NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-                );
-                NodeRecord {
-                    name: node.name().to_string(),
-                    task: node.task().meta().name.to_owned(),
-                    params: node.task().params_json(),
-                    encoded_params: Some(hex_bytes(node.params())),
-                    inputs: node
-                        .wires()
-                        .zip(node.task().meta().inputs)
-                        .map(|(wire, spec)| InputRecord {
-                            name: spec.name.to_owned(),
-                            gathered: matches!(wire, Wire::Many(_)),
-                            nodes: wire
-                                .ids()
-                                .iter()
-                                .map(|id| pipeline.node_name(*id).to_owned())
-                                .collect(),
-                        })
-                        .collect(),
-                    parents: node
-                        .upstream()
-                        .iter()
-                        .map(|id| pipeline.node_name(*id).to_owned())
-                        .collect(),
-                    status: recorded(outcome.status()),
-                    cached: outcome.status() == NodeStatus::Cached,
-                    key: outcome.key().map(str::to_owned),
-                    output_digest: outcome.output_digest().map(str::to_owned),
-                    reason: outcome.reason().map(ToString::to_string),
-                    started_secs: settled.then(|| outcome.started().as_secs_f64()),
-                    duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
-                    worker: outcome.worker(),
-                    error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
-                    upstream_failed: outcome.failed_upstream().map(str::to_owned),
-                }
-            })
-            .collect();
         self.write_failures(report)?;
-        let record = RunRecord {
+        let record = FinishedRun {
             format: RECORD_FORMAT,
-            pipeline: pipeline.name().to_owned(),
-            status: status.to_owned(),
-            started: self.started,
+            pipeline: pipeline.name(),
+            status,
+            started: &self.started,
             ended: Some(now()),
             elapsed_secs: Some(elapsed.as_secs_f64()),
-            data_dir: self.data_dir,
+            data_dir: &self.data_dir,
             jobs: self.jobs,
-            nodes,
+            nodes: NodeRecords { pipeline, report },
             provenance: self.provenance.join(),
             pid: Some(std::process::id()),
         };
@@ -242,5 +200,82 @@ impl RunDir {
             write_atomically(&path, text.as_bytes())?;
         }
         Ok(())
+    }
+}
+
+/// A finished run as [`RunRecord`] serializes it, its nodes made one at a time as they are
+/// written: a run of a million nodes never holds the records of all of them.
+#[derive(Serialize)]
+struct FinishedRun<'a> {
+    format: u32,
+    pipeline: &'a str,
+    status: &'a str,
+    started: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_secs: Option<f64>,
+    data_dir: &'a Path,
+    jobs: usize,
+    nodes: NodeRecords<'a>,
+    provenance: Provenance,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+}
+
+/// Every node of a pipeline with its outcome in a report, serialized as a sequence of
+/// [`NodeRecord`]s.
+struct NodeRecords<'a> {
+    pipeline: &'a Pipeline,
+    report: &'a RunReport,
+}
+
+impl Serialize for NodeRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.pipeline
+                .all_nodes()
+                .zip(self.report.nodes())
+                .map(|(node, outcome)| node_record(self.pipeline, node, &outcome)),
+        )
+    }
+}
+
+/// The record of `node` of `pipeline`, which ended as `outcome` says.
+fn node_record(pipeline: &Pipeline, node: Node<'_>, outcome: &NodeReport<'_>) -> NodeRecord {
+    let settled = !matches!(
+        outcome.status(),
+        NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+    );
+    NodeRecord {
+        name: node.name().to_string(),
+        task: node.task().meta().name.to_owned(),
+        params: node.task().params_json(),
+        encoded_params: Some(hex_bytes(node.params())),
+        inputs: node
+            .wires()
+            .zip(node.task().meta().inputs)
+            .map(|(wire, spec)| InputRecord {
+                name: spec.name.to_owned(),
+                gathered: matches!(wire, Wire::Many(_)),
+                nodes: wire
+                    .ids()
+                    .iter()
+                    .map(|id| pipeline.node_name(*id).to_owned())
+                    .collect(),
+            })
+            .collect(),
+        // Not stored: read back from the inputs.
+        parents: Vec::new(),
+        status: recorded(outcome.status()),
+        cached: outcome.status() == NodeStatus::Cached,
+        key: outcome.key().map(str::to_owned),
+        output_digest: outcome.output_digest().map(str::to_owned),
+        reason: outcome.reason().map(ToString::to_string),
+        started_secs: settled.then(|| outcome.started().as_secs_f64()),
+        duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
+        worker: outcome.worker(),
+        error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
+        upstream_failed: outcome.failed_upstream().map(str::to_owned),
     }
 }
