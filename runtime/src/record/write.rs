@@ -11,8 +11,7 @@ use super::provenance::Gathering;
 use serde::Serialize;
 
 use super::schema::{
-    InputRecord, JOURNAL, JournalHeader, NodeRecord, Provenance, RECORD_FORMAT, RUN_JSON,
-    RecordedStatus, RunRecord,
+    JOURNAL, JournalHeader, Provenance, RECORD_FORMAT, RUN_JSON, RecordedStatus, RunRecord,
 };
 use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
@@ -224,7 +223,7 @@ struct FinishedRun<'a> {
 }
 
 /// Every node of a pipeline with its outcome in a report, serialized as a sequence of
-/// [`NodeRecord`]s.
+/// [`NodeRecord`](super::schema::NodeRecord)s.
 struct NodeRecords<'a> {
     pipeline: &'a Pipeline,
     report: &'a RunReport,
@@ -236,46 +235,159 @@ impl Serialize for NodeRecords<'_> {
             self.pipeline
                 .all_nodes()
                 .zip(self.report.nodes())
-                .map(|(node, outcome)| node_record(self.pipeline, node, &outcome)),
+                .map(|(node, outcome)| NodeOut::of(self.pipeline, node, &outcome)),
         )
     }
 }
 
-/// The record of `node` of `pipeline`, which ended as `outcome` says.
-fn node_record(pipeline: &Pipeline, node: Node<'_>, outcome: &NodeReport<'_>) -> NodeRecord {
-    let settled = !matches!(
-        outcome.status(),
-        NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-    );
-    NodeRecord {
-        name: node.name().to_string(),
-        task: node.task().meta().name.to_owned(),
-        params: node.task().params_json(),
-        encoded_params: Some(hex_bytes(node.params())),
-        inputs: node
-            .wires()
-            .zip(node.task().meta().inputs)
-            .map(|(wire, spec)| InputRecord {
-                name: spec.name.to_owned(),
-                gathered: matches!(wire, Wire::Many(_)),
-                nodes: wire
-                    .ids()
-                    .iter()
-                    .map(|id| pipeline.node_name(*id).to_owned())
-                    .collect(),
-            })
-            .collect(),
-        // Not stored: read back from the inputs.
-        parents: Vec::new(),
-        status: recorded(outcome.status()),
-        cached: outcome.status() == NodeStatus::Cached,
-        key: outcome.key().map(str::to_owned),
-        output_digest: outcome.output_digest().map(str::to_owned),
-        reason: outcome.reason().map(ToString::to_string),
-        started_secs: settled.then(|| outcome.started().as_secs_f64()),
-        duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
-        worker: outcome.worker(),
-        error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
-        upstream_failed: outcome.failed_upstream().map(str::to_owned),
+/// A node as [`NodeRecord`](super::schema::NodeRecord) serializes it, borrowing what the
+/// pipeline and the report hold instead of copying it.
+#[derive(Serialize)]
+struct NodeOut<'a> {
+    name: &'a str,
+    task: &'a str,
+    params: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoded_params: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    inputs: Vec<InputOut<'a>>,
+    status: RecordedStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_digest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    error: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_failed: Option<&'a str>,
+}
+
+/// An input as [`InputRecord`](super::schema::InputRecord) serializes it.
+#[derive(Serialize)]
+struct InputOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    gathered: bool,
+    nodes: Vec<&'a str>,
+}
+
+impl<'a> NodeOut<'a> {
+    /// `node` of `pipeline`, which ended as `outcome` says.
+    fn of(pipeline: &'a Pipeline, node: Node<'a>, outcome: &NodeReport<'a>) -> Self {
+        let settled = !matches!(
+            outcome.status(),
+            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+        );
+        let task = node.task();
+        NodeOut {
+            name: node.name(),
+            task: task.meta().name,
+            params: task.params_json(),
+            encoded_params: Some(hex_bytes(node.params())),
+            inputs: node
+                .wires()
+                .zip(task.meta().inputs)
+                .map(|(wire, spec)| InputOut {
+                    name: spec.name,
+                    gathered: matches!(wire, Wire::Many(_)),
+                    nodes: wire
+                        .ids()
+                        .iter()
+                        .map(|id| pipeline.node_name(*id))
+                        .collect(),
+                })
+                .collect(),
+            status: recorded(outcome.status()),
+            key: outcome.key(),
+            output_digest: outcome.output_digest(),
+            reason: outcome.reason().map(ToString::to_string),
+            started_secs: settled.then(|| outcome.started().as_secs_f64()),
+            duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
+            worker: outcome.worker(),
+            error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
+            upstream_failed: outcome.failed_upstream(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::NodeRecord;
+    use super::*;
+
+    /// `node` written, read back as a [`NodeRecord`] and written again.
+    fn round_trip(node: &NodeOut<'_>) -> (String, String) {
+        let written = serde_json::to_string(node).unwrap();
+        let read: NodeRecord = serde_json::from_str(&written).unwrap();
+        (written, serde_json::to_string(&read).unwrap())
+    }
+
+    #[test]
+    fn a_node_is_written_as_its_record_writes_it() {
+        let full = NodeOut {
+            name: "n",
+            task: "t",
+            params: serde_json::json!({"x": 1}),
+            encoded_params: Some("01".to_owned()),
+            inputs: vec![
+                InputOut {
+                    name: "a",
+                    gathered: false,
+                    nodes: vec!["m"],
+                },
+                InputOut {
+                    name: "b",
+                    gathered: true,
+                    nodes: vec!["m", "k"],
+                },
+            ],
+            status: RecordedStatus::Failed,
+            key: Some("ab"),
+            output_digest: Some("cd"),
+            reason: Some("new".to_owned()),
+            started_secs: Some(0.5),
+            duration_secs: Some(0.25),
+            worker: Some(1),
+            error: vec!["it failed".to_owned(), "because".to_owned()],
+            upstream_failed: Some("k"),
+        };
+        let (written, again) = round_trip(&full);
+        assert_eq!(written, again);
+        let read: NodeRecord = serde_json::from_str(&written).unwrap();
+        assert_eq!(read.parents, ["m", "k"]);
+        assert_eq!(read.inputs[1].nodes, ["m", "k"]);
+        assert!(read.inputs[1].gathered && !read.inputs[0].gathered);
+        assert_eq!(read.upstream_failed.as_deref(), Some("k"));
+
+        let empty = NodeOut {
+            name: "n",
+            task: "t",
+            params: serde_json::Value::Null,
+            encoded_params: None,
+            inputs: Vec::new(),
+            status: RecordedStatus::NotNeeded,
+            key: None,
+            output_digest: None,
+            reason: None,
+            started_secs: None,
+            duration_secs: None,
+            worker: None,
+            error: Vec::new(),
+            upstream_failed: None,
+        };
+        let (written, again) = round_trip(&empty);
+        assert_eq!(written, again);
+        assert_eq!(
+            written,
+            r#"{"name":"n","task":"t","params":null,"status":"not needed"}"#
+        );
     }
 }
