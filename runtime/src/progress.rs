@@ -110,15 +110,21 @@ impl Bar {
 }
 
 /// A run's journal, appended to by a thread of its own: a node that settles adds its
-/// whole line to what is waiting, and the thread writes all that waits with one `write`
-/// as soon as it is free. So the file holds only whole lines but for its last one (if the
-/// process is killed during a write), a line is on disk soon after its node settled, and
-/// lines that come while a write goes on wait for the next.
+/// whole line to what is waiting, and the thread writes all that waits with one `write`,
+/// at once if its last write was [`GATHER`] ago or more, else when that time has passed.
+/// So the file holds only whole lines but for its last one (if the process is killed
+/// during a write), a line is on disk at most [`GATHER`] after its node settled, and a run
+/// that settles thousands of nodes a second wakes the thread and writes a hundred times a
+/// second at most, not once per node.
 pub(crate) struct Journal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
 }
+
+/// The least time between two writes of the journal's thread, in which it gathers the
+/// lines that come; a flush or the journal's end cuts it short.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// What the nodes and the journal's thread share.
 struct Shared {
@@ -134,6 +140,10 @@ struct Waiting {
     closed: bool,
     /// The thread is writing lines it took.
     writing: bool,
+    /// The thread waits for a first line, and must be woken when one comes.
+    idle: bool,
+    /// Someone waits for what was added to be written: the thread stops gathering.
+    hurry: bool,
     /// Why a write failed; lines are dropped from then on.
     failed: Option<std::io::Error>,
 }
@@ -200,12 +210,13 @@ impl Journal {
         if waiting.failed.is_some() {
             return;
         }
-        let was_empty = waiting.lines.is_empty();
         waiting.lines.extend_from_slice(&bytes);
+        let idle = std::mem::take(&mut waiting.idle);
         drop(waiting);
-        // The thread waits only when nothing waits; all are woken, as a thread flushing the
-        // journal waits on the same condition.
-        if was_empty {
+        // Only a thread waiting for a first line is woken; one that gathers writes this line
+        // with the others. All are woken, as a thread flushing the journal waits on the same
+        // condition.
+        if idle {
             self.shared.wake.notify_all();
         }
     }
@@ -253,6 +264,10 @@ impl JournalHandle {
             if waiting.lines.is_empty() && !waiting.writing {
                 return true;
             }
+            if !waiting.lines.is_empty() && !waiting.hurry {
+                waiting.hurry = true;
+                self.0.wake.notify_all();
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -286,22 +301,41 @@ fn write_lines(shared: &Shared, path: &Path) {
         }
     };
     let mut lines = Vec::new();
+    let mut last: Option<Instant> = None;
     loop {
         {
             let mut waiting = lock(&shared.waiting);
             while waiting.lines.is_empty() && !waiting.closed {
+                waiting.idle = true;
                 waiting = shared
                     .wake
                     .wait(waiting)
                     .unwrap_or_else(PoisonError::into_inner);
             }
+            waiting.idle = false;
             if waiting.lines.is_empty() {
                 return;
             }
+            // Within GATHER of the last write, lines that come meanwhile are written with
+            // this one, in one `write`, when GATHER has passed.
+            let until = last.map_or_else(Instant::now, |last| last + GATHER);
+            while !waiting.closed && !waiting.hurry {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                waiting = shared
+                    .wake
+                    .wait_timeout(waiting, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            waiting.hurry = false;
             std::mem::swap(&mut lines, &mut waiting.lines);
             waiting.writing = true;
         }
         let written = file.write_all(&lines);
+        last = Some(Instant::now());
         let mut waiting = lock(&shared.waiting);
         waiting.writing = false;
         if let Err(e) = written {
@@ -333,4 +367,37 @@ pub(crate) fn recorded(status: NodeStatus) -> RecordedStatus {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of the journal at `path`.
+    fn lines(path: &Path) -> Vec<String> {
+        fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_flush_writes_the_lines_gathered_since_the_last_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::record::schema::JOURNAL);
+        let journal = Journal::create(&path, b"{\"header\":true}\n".to_vec()).unwrap();
+        let handle = journal.handle();
+        assert!(handle.flush(Duration::from_secs(60)));
+        for index in 0..1000 {
+            journal.settled(index, &NodeOutcome::new(NodeStatus::Cached));
+        }
+        assert!(handle.flush(Duration::from_secs(60)));
+        let written = lines(&path);
+        assert_eq!(written.len(), 1001);
+        let last: JournalLine = serde_json::from_str(&written[1000]).unwrap();
+        assert_eq!((last.node, last.status), (999, RecordedStatus::Cached));
+        journal.close().unwrap();
+        assert_eq!(lines(&path).len(), 1001);
+    }
 }

@@ -2,7 +2,7 @@
 //! host and process writes them.
 
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,14 @@ use super::StoreError;
 /// either, and a failure leaves no temporary file behind (garbage collection removes one
 /// that a crash leaves in the store).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomically`], the temporary written by `write`.
+fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -28,28 +36,35 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
     builder
         .tempfile_in(dir)
         .and_then(|mut tmp| {
-            tmp.write_all(bytes)?;
+            write(tmp.as_file_mut())?;
             tmp.persist(path).map_err(|e| e.error)?;
             Ok(())
         })
         .map_err(|e| StoreError::new("cannot write", path, e))
 }
 
-/// Writes `value` as JSON to `path` through [`write_atomically`]: indented for people to
-/// read where `pretty`, else compact.
+/// Writes `value` as JSON to `path` as [`write_atomically`] writes bytes: indented for
+/// people to read where `pretty`, else compact. The JSON is encoded into the temporary
+/// through a buffer, never whole in memory.
 pub(crate) fn write_json_atomically(
     path: &Path,
     value: &impl Serialize,
     pretty: bool,
 ) -> Result<(), StoreError> {
-    let json = if pretty {
-        serde_json::to_vec_pretty(value)
-    } else {
-        serde_json::to_vec(value)
-    }
-    .map_err(|e| StoreError::new("cannot encode", path, std::io::Error::other(e)))?;
-    write_atomically(path, &json)
+    write_atomically_with(path, |file| {
+        let mut out = io::BufWriter::with_capacity(JSON_BUFFER, file);
+        if pretty {
+            serde_json::to_writer_pretty(&mut out, value)
+        } else {
+            serde_json::to_writer(&mut out, value)
+        }
+        .map_err(io::Error::other)?;
+        out.flush()
+    })
 }
+
+/// How many bytes of JSON are encoded before they are written.
+const JSON_BUFFER: usize = 256 * 1024;
 
 /// Makes the names of temporaries unique within a process.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);

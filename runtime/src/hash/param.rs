@@ -1,7 +1,7 @@
 //! The check that a parameter survives the codec, which the key depends on, and the
 //! canonical encodings it makes, kept for the key ([`Kept`]).
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::{fmt, mem};
 
 use serde::Serialize;
@@ -86,26 +86,17 @@ impl Kept {
 
 thread_local! {
     /// Where [`encode_param`] keeps the canonical encodings it makes, while [`keeping`].
-    static KEEPING: Cell<Option<Kept>> = const { Cell::new(None) };
+    static KEEPING: RefCell<Option<Kept>> = const { RefCell::new(None) };
 }
 
-/// Puts a [`Kept`] taken from [`KEEPING`] back when dropped, even if a `Serialize` impl
-/// panics.
-struct PutBack(Option<Kept>);
-
-impl Drop for PutBack {
-    fn drop(&mut self) {
-        if let Some(kept) = self.0.take() {
-            KEEPING.with(|cell| cell.set(Some(kept)));
-        }
-    }
-}
-
-/// Calls `f` with the [`Kept`] of this thread, if it is keeping: taken out for the call, so
-/// that a parameter encoded inside another one's `Serialize` impl is not kept.
+/// Calls `f` with the [`Kept`] of this thread, if it is keeping: borrowed for the call, so
+/// that a parameter encoded inside another one's `Serialize` impl, which finds it
+/// borrowed, is not kept.
 fn with_kept<R>(f: impl FnOnce(Option<&mut Kept>) -> R) -> R {
-    let mut taken = PutBack(KEEPING.with(Cell::take));
-    f(taken.0.as_mut())
+    KEEPING.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => f(kept.as_mut()),
+        Err(_) => f(None),
+    })
 }
 
 /// Runs `f`, appending to `kept` the canonical encoding of each parameter that
@@ -115,13 +106,26 @@ pub(crate) fn keeping<R>(kept: &mut Kept, f: impl FnOnce() -> R) -> R {
     struct TakeBack<'a>(&'a mut Kept);
     impl Drop for TakeBack<'_> {
         fn drop(&mut self) {
-            if let Some(kept) = KEEPING.with(Cell::take) {
+            let taken =
+                KEEPING.with(|cell| cell.try_borrow_mut().ok().and_then(|mut slot| slot.take()));
+            if let Some(kept) = taken {
                 *self.0 = kept;
             }
         }
     }
     kept.whole = false;
-    KEEPING.with(|cell| cell.set(Some(mem::take(kept))));
+    // Inside a parameter's `Serialize` impl, where the encodings are borrowed, nothing is
+    // kept: the node's key then asks its task for its parameters' digests.
+    let placed = KEEPING.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            *slot = Some(mem::take(kept));
+            true
+        }
+        Err(_) => false,
+    });
+    if !placed {
+        return f();
+    }
     let _back = TakeBack(kept);
     f()
 }
@@ -255,5 +259,42 @@ fn codec_reason(error: CodecError) -> String {
     match error {
         CodecError::Encode(reason) | CodecError::Decode(reason) => reason,
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serializer};
+
+    use super::*;
+
+    /// A parameter whose serialization checks another value as a parameter.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Outer(u32);
+
+    impl Serialize for Outer {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            encode_param(&7u64, |a, b| Some(a == b), &mut Vec::new())
+                .map_err(serde::ser::Error::custom)?;
+            serializer.serialize_newtype_struct("Outer", &self.0)
+        }
+    }
+
+    #[test]
+    fn a_parameter_checked_inside_another_ones_serialization_is_not_kept() {
+        let mut kept = Kept::default();
+        let mut out = Vec::new();
+        keeping(&mut kept, || {
+            encode_param(&Outer(3), |a, b| Some(a == b), &mut out)
+        })
+        .unwrap();
+        assert_eq!(kept.ends.len(), 1);
+        let mut alone = Out::with_capacity(0);
+        encode(&Outer(3), &mut alone).unwrap();
+        assert_eq!(kept.get(0), &alone.bytes[..]);
+        assert_eq!(DefaultCodec::decode::<Outer>(&out).unwrap(), Outer(3));
+        // Nothing is kept once `keeping` has returned.
+        encode_param(&Outer(4), |a, b| Some(a == b), &mut Vec::new()).unwrap();
+        assert_eq!(kept.ends.len(), 1);
     }
 }

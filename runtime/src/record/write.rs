@@ -8,13 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::provenance::Gathering;
+use serde::Serialize;
+
 use super::schema::{
-    BranchRecord, InputRecord, JOURNAL, JournalHeader, NodeRecord, RECORD_FORMAT, RUN_JSON,
-    RecordedStatus, RunRecord,
+    BranchRecord, JOURNAL, JournalHeader, Provenance, RECORD_FORMAT, RUN_JSON, RecordedStatus,
+    RunRecord,
 };
 use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
-use crate::graph::{Pipeline, Wire};
+use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
 use crate::report::{NodeReport, NodeStatus, RunReport};
 use crate::text::{hex_bytes, node_file_name, safe_name};
@@ -132,66 +134,17 @@ impl RunDir {
         } else {
             "failed"
         };
-        let nodes = pipeline
-            .all_nodes()
-            .zip(report.nodes())
-            .map(|(node, outcome)| {
-                let settled = !matches!(
-                    outcome.status(),
-                    NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-                );
-                NodeRecord {
-                    name: node.name().to_string(),
-                    task: node.task().meta().name.to_owned(),
-                    params: node.task().params_json(),
-                    encoded_params: Some(hex_bytes(node.params())),
-                    inputs: node
-                        .wires()
-                        .zip(node.task().meta().inputs)
-                        .map(|(wire, spec)| InputRecord {
-                            name: spec.name.to_owned(),
-                            gathered: matches!(wire, Wire::Many(_)),
-                            nodes: wire
-                                .ids()
-                                .iter()
-                                .map(|id| pipeline.node_name(*id).to_owned())
-                                .collect(),
-                        })
-                        .collect(),
-                    parents: node
-                        .upstream()
-                        .iter()
-                        .map(|id| pipeline.node_name(*id).to_owned())
-                        .collect(),
-                    status: recorded(outcome.status()),
-                    cached: outcome.status() == NodeStatus::Cached,
-                    key: outcome.key().map(str::to_owned),
-                    output_digest: outcome.output_digest().map(str::to_owned),
-                    reason: outcome.reason().map(ToString::to_string),
-                    started_secs: settled.then(|| outcome.started().as_secs_f64()),
-                    duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
-                    worker: outcome.worker(),
-                    error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
-                    upstream_failed: outcome.failed_upstream().map(str::to_owned),
-                    over: node.map().map(|m| pipeline.node_name(m.over).to_owned()),
-                    branches: report
-                        .branches_named(node.name())
-                        .map(|(branch, element)| branch_record(branch, element))
-                        .collect(),
-                }
-            })
-            .collect();
         self.write_failures(report)?;
-        let record = RunRecord {
+        let record = FinishedRun {
             format: RECORD_FORMAT,
-            pipeline: pipeline.name().to_owned(),
-            status: status.to_owned(),
-            started: self.started,
+            pipeline: pipeline.name(),
+            status,
+            started: &self.started,
             ended: Some(now()),
             elapsed_secs: Some(elapsed.as_secs_f64()),
-            data_dir: self.data_dir,
+            data_dir: &self.data_dir,
             jobs: self.jobs,
-            nodes,
+            nodes: NodeRecords { pipeline, report },
             provenance: self.provenance.join(),
             pid: Some(std::process::id()),
             params: self.params,
@@ -255,6 +208,138 @@ impl RunDir {
     }
 }
 
+/// A finished run as [`RunRecord`] serializes it, its nodes made one at a time as they are
+/// written: a run of a million nodes never holds the records of all of them.
+#[derive(Serialize)]
+struct FinishedRun<'a> {
+    format: u32,
+    pipeline: &'a str,
+    status: &'a str,
+    started: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_secs: Option<f64>,
+    data_dir: &'a Path,
+    jobs: usize,
+    nodes: NodeRecords<'a>,
+    provenance: Provenance,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<serde_json::Value>,
+}
+
+/// Every node of a pipeline with its outcome in a report, serialized as a sequence of
+/// [`NodeRecord`](super::schema::NodeRecord)s.
+struct NodeRecords<'a> {
+    pipeline: &'a Pipeline,
+    report: &'a RunReport,
+}
+
+impl Serialize for NodeRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.pipeline
+                .all_nodes()
+                .zip(self.report.nodes())
+                .map(|(node, outcome)| NodeOut::of(self.pipeline, self.report, node, &outcome)),
+        )
+    }
+}
+
+/// A node as [`NodeRecord`](super::schema::NodeRecord) serializes it, borrowing what the
+/// pipeline and the report hold instead of copying it.
+#[derive(Serialize)]
+struct NodeOut<'a> {
+    name: &'a str,
+    task: &'a str,
+    params: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoded_params: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    inputs: Vec<InputOut<'a>>,
+    status: RecordedStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_digest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    error: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_failed: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    over: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    branches: Vec<BranchRecord>,
+}
+
+/// An input as [`InputRecord`](super::schema::InputRecord) serializes it.
+#[derive(Serialize)]
+struct InputOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    gathered: bool,
+    nodes: Vec<&'a str>,
+}
+
+impl<'a> NodeOut<'a> {
+    /// `node` of `pipeline`, which ended as `outcome` says in `report`.
+    fn of(
+        pipeline: &'a Pipeline,
+        report: &RunReport,
+        node: Node<'a>,
+        outcome: &NodeReport<'a>,
+    ) -> Self {
+        let settled = !matches!(
+            outcome.status(),
+            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+        );
+        let task = node.task();
+        NodeOut {
+            name: node.name(),
+            task: task.meta().name,
+            params: task.params_json(),
+            encoded_params: Some(hex_bytes(node.params())),
+            inputs: node
+                .wires()
+                .zip(task.meta().inputs)
+                .map(|(wire, spec)| InputOut {
+                    name: spec.name,
+                    gathered: matches!(wire, Wire::Many(_)),
+                    nodes: wire
+                        .ids()
+                        .iter()
+                        .map(|id| pipeline.node_name(*id))
+                        .collect(),
+                })
+                .collect(),
+            status: recorded(outcome.status()),
+            key: outcome.key(),
+            output_digest: outcome.output_digest(),
+            reason: outcome.reason().map(ToString::to_string),
+            started_secs: settled.then(|| outcome.started().as_secs_f64()),
+            duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
+            worker: outcome.worker(),
+            error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
+            upstream_failed: outcome.failed_upstream(),
+            over: node.map().map(|m| pipeline.node_name(m.over)),
+            branches: report
+                .branches_named(node.name())
+                .map(|(branch, element)| branch_record(branch, element))
+                .collect(),
+        }
+    }
+}
+
 /// The record of one branch of a mapped node, whose element's short digest is `element`.
 fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecord {
     let settled = !matches!(
@@ -273,5 +358,83 @@ fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecor
         worker: branch.worker(),
         error: branch.error().map(|e| chain(e)).unwrap_or_default(),
         upstream_failed: branch.failed_upstream().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::NodeRecord;
+    use super::*;
+
+    /// `node` written, read back as a [`NodeRecord`] and written again.
+    fn round_trip(node: &NodeOut<'_>) -> (String, String) {
+        let written = serde_json::to_string(node).unwrap();
+        let read: NodeRecord = serde_json::from_str(&written).unwrap();
+        (written, serde_json::to_string(&read).unwrap())
+    }
+
+    #[test]
+    fn a_node_is_written_as_its_record_writes_it() {
+        let full = NodeOut {
+            name: "n",
+            task: "t",
+            params: serde_json::json!({"x": 1}),
+            encoded_params: Some("01".to_owned()),
+            inputs: vec![
+                InputOut {
+                    name: "a",
+                    gathered: false,
+                    nodes: vec!["m"],
+                },
+                InputOut {
+                    name: "b",
+                    gathered: true,
+                    nodes: vec!["m", "k"],
+                },
+            ],
+            status: RecordedStatus::Failed,
+            key: Some("ab"),
+            output_digest: Some("cd"),
+            reason: Some("new".to_owned()),
+            started_secs: Some(0.5),
+            duration_secs: Some(0.25),
+            worker: Some(1),
+            error: vec!["it failed".to_owned(), "because".to_owned()],
+            upstream_failed: Some("k"),
+            over: Some("m"),
+            branches: Vec::new(),
+        };
+        let (written, again) = round_trip(&full);
+        assert_eq!(written, again);
+        let read: NodeRecord = serde_json::from_str(&written).unwrap();
+        assert_eq!(read.parents, ["m", "k"]);
+        assert_eq!(read.inputs[1].nodes, ["m", "k"]);
+        assert!(read.inputs[1].gathered && !read.inputs[0].gathered);
+        assert_eq!(read.upstream_failed.as_deref(), Some("k"));
+
+        let empty = NodeOut {
+            name: "n",
+            task: "t",
+            params: serde_json::Value::Null,
+            encoded_params: None,
+            inputs: Vec::new(),
+            status: RecordedStatus::NotNeeded,
+            key: None,
+            output_digest: None,
+            reason: None,
+            started_secs: None,
+            duration_secs: None,
+            worker: None,
+            error: Vec::new(),
+            upstream_failed: None,
+            over: None,
+            branches: Vec::new(),
+        };
+        let (written, again) = round_trip(&empty);
+        assert_eq!(written, again);
+        assert_eq!(
+            written,
+            r#"{"name":"n","task":"t","params":null,"status":"not needed"}"#
+        );
     }
 }
