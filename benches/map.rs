@@ -1,8 +1,8 @@
-//! What dynamic branching costs: a 10,000-branch map run in memory against a static graph
-//! of the same shape built with the builder (one node per element, each taking its element
-//! as a parameter, and the same gather), and a re-run of a stored 10,000-branch map after one
-//! element was added (one branch runs, the others are cached) against a cached re-run of
-//! the static graph.
+//! What dynamic branching costs: a 10,000- and a 100,000-branch map run in memory
+//! against a static graph of the same shape built with the builder (one node per element,
+//! each taking its element as a parameter, and the same gather), and a re-run of a stored
+//! 10,000-branch map after one element was added (one branch runs, the others are cached)
+//! against a cached re-run of the static graph.
 //!
 //! Pipelines are built outside the timing, with `iter_custom`: only runs are timed. Every
 //! data directory is under one temporary directory, deleted when the benchmark ends.
@@ -79,16 +79,18 @@ fn time_run(runner: &Runner, p: &Pipeline) -> Duration {
 fn in_memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("map_in_memory");
     group.sampling_mode(SamplingMode::Flat);
-    group.throughput(Throughput::Elements(BRANCHES));
     let runner = Runner::in_memory().jobs(THREADS);
-    let (p, _, _) = mapped(BRANCHES, Vec::new());
-    group.bench_function(BenchmarkId::new("mapped", BRANCHES), |bench| {
-        bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
-    });
-    let (p, _) = static_graph(BRANCHES);
-    group.bench_function(BenchmarkId::new("static", BRANCHES), |bench| {
-        bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
-    });
+    for n in [BRANCHES, 10 * BRANCHES] {
+        group.throughput(Throughput::Elements(n));
+        let (p, _, _) = mapped(n, Vec::new());
+        group.bench_function(BenchmarkId::new("mapped", n), |bench| {
+            bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
+        });
+        let (p, _) = static_graph(n);
+        group.bench_function(BenchmarkId::new("static", n), |bench| {
+            bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
+        });
+    }
     group.finish();
 }
 
