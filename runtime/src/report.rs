@@ -370,6 +370,10 @@ impl RunReport {
 
     /// The output of the node named `name` as JSON, read from the store if it is not in
     /// memory; the inner error says why the value has no JSON form.
+    #[cfg_attr(
+        not(feature = "cli"),
+        expect(dead_code, reason = "only the command line shows an output")
+    )]
     pub(crate) fn get_json(
         &self,
         name: &str,

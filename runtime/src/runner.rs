@@ -257,7 +257,8 @@ impl Runner {
         Cancel(self.runs.clone())
     }
 
-    /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal.
+    /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal and the
+    /// `progress` feature is on (it is by default).
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn progress(mut self, show: bool) -> Self {
         self.progress = show;
@@ -353,6 +354,7 @@ impl Runner {
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
             let outcomes = match (&self.executor, &self.store, &record) {
+                #[cfg(feature = "slurm")]
                 (Executor::Slurm(slurm), Some(_), Some(_)) => {
                     exec::slurm::run(pipeline, slurm, &settings)?
                 }
@@ -460,6 +462,7 @@ impl Runner {
         let name = match &self.executor {
             Executor::InProcess => return Ok(()),
             Executor::Process => "process",
+            #[cfg(feature = "slurm")]
             Executor::Slurm(_) => "Slurm",
         };
         if cfg!(not(unix)) {
@@ -479,6 +482,7 @@ impl Runner {
                  worker: mark its `main` with `#[pipewright::main]`"
             )));
         }
+        #[cfg(feature = "slurm")]
         if let Executor::Slurm(_) = &self.executor {
             exec::slurm::check_tools()?;
         }
