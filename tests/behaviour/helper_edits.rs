@@ -81,9 +81,12 @@ impl Fixture {
         std::fs::create_dir_all(dir.join("src")).unwrap();
         // The workspace, whose root package is pipewright.
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        // The program needs none of pipewright's features, nor debug information: the less
+        // its first build compiles, the sooner the test runs on a clean machine.
         let manifest = format!(
             "[package]\nname = \"helper_fixture\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\npipewright = {{ path = {:?} }}\n\n[workspace]\n",
+             [dependencies]\npipewright = {{ path = {:?}, default-features = false }}\n\n\
+             [profile.dev]\ndebug = false\n\n[workspace]\n",
             workspace
         );
         std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
