@@ -10,7 +10,7 @@
 //! deleting its files: on an ext4 file system without a journal, creating files soon after
 //! thousands were deleted is several times slower (see `benches/README.md`).
 //!
-//! `cargo bench --bench cache`; see `benches/README.md` for the figures.
+//! `cargo bench -p pipewright-benches --bench cache`; see `benches/README.md` for the figures.
 
 use std::cell::OnceCell;
 use std::fs;

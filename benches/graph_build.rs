@@ -4,7 +4,8 @@
 //! Only the calls to `add` and the final `build` are timed: the node names and the parameter
 //! values are made before the timer starts, and the pipeline is dropped after it stops.
 //!
-//! `cargo bench --bench graph_build`; see `benches/README.md` for the figures.
+//! `cargo bench -p pipewright-benches --bench graph_build`; the figures are in
+//! `benches/README.md`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

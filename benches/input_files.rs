@@ -8,7 +8,8 @@
 //! disk, deleted when the benchmark ends. The files are dated an hour back, so that their
 //! hashes are trusted at once (a file modified within 2 s of its hash is hashed again).
 //!
-//! `cargo bench --bench input_files`; see `benches/README.md` for the figures.
+//! `cargo bench -p pipewright-benches --bench input_files`; the figures are in
+//! `benches/README.md`.
 
 use std::fs;
 use std::io::Write;

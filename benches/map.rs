@@ -7,7 +7,7 @@
 //! Pipelines are built outside the timing, with `iter_custom`: only runs are timed. Every
 //! data directory is under one temporary directory, deleted when the benchmark ends.
 //!
-//! `cargo bench --bench map`.
+//! `cargo bench -p pipewright-benches --bench map`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,7 +2,7 @@
 //! journal) and its provenance, measured as fully cached runs of one node and of 10,000
 //! nodes with a store, on tmpfs (`/dev/shm`) and on the temporary directory's file system.
 //!
-//! `cargo bench --bench records`; see `benches/README.md` for the figures.
+//! `cargo bench -p pipewright-benches --bench records`; see `benches/README.md` for the figures.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! scheduling. Each implementation runs on two worker threads. Only the run itself is timed:
 //! graphs are built before the timer starts and results are dropped after it stops.
 //!
-//! `cargo bench --bench scheduler`; see `benches/README.md` for the figures.
+//! `cargo bench -p pipewright-benches --bench scheduler`; see `benches/README.md` for the figures.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

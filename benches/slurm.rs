@@ -1,10 +1,11 @@
 //! How long a 200-node fan-out takes on a Slurm cluster: submitting it, and running it to
 //! the end, with the fan-out as one job array and as 200 jobs.
 //!
-//! Needs a cluster (`bash .ci/slurm-up.sh` starts a one-node one). `cargo bench --bench
-//! slurm`; the figures are in `benches/README.md`. Each run is timed once per repetition:
-//! a run takes seconds, far above the noise criterion is built to see through. The time
-//! to the last submission comes from the `all jobs submitted` event in the run's `run.log`.
+//! Needs a cluster (`bash .ci/slurm-up.sh` starts a one-node one).
+//! `cargo bench -p pipewright-benches --bench slurm`; the figures are in `benches/README.md`.
+//! Each run is timed once per repetition: a run takes seconds, far above the noise
+//! criterion is built to see through. The time to the last submission comes from the
+//! `all jobs submitted` event in the run's `run.log`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

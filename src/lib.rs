@@ -311,11 +311,17 @@ pub use pipewright_runtime::{
     Bound, Builder, Cancel, Cancelled, Ctx, Decision, Error, Executor, Explanation, Handle,
     HashError, InputDir, InputFile, InputKind, InputSpec, Mapped, NodeId, NodeReport, NodeStatus,
     OutputFile, Over, ParamLoss, Pipeline, Plan, PlannedNode, PublishAction, Published,
-    Registration, Resources, Result, RunReason, RunReport, Runner, Slurm, StoredOutput, Task,
-    TaskError, TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
+    Registration, Resources, Result, RunReason, RunReport, Runner, StoredOutput, Task, TaskError,
+    TaskMeta, WorkerExit, canonical_digest, find_task, registered_tasks,
 };
 
-pub use pipewright_runtime::{cli, codec, record, render, store};
+#[cfg(feature = "slurm")]
+pub use pipewright_runtime::Slurm;
+#[cfg(feature = "cli")]
+pub use pipewright_runtime::cli;
+#[cfg(feature = "render")]
+pub use pipewright_runtime::render;
+pub use pipewright_runtime::{codec, record, store};
 
 /// The names a pipeline program needs: `use pipewright::prelude::*;`.
 pub mod prelude {

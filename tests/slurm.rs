@@ -466,7 +466,6 @@ fn input_and_output_files_behave_in_jobs_as_in_process() {
 
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
-    let required = std::env::var("PIPEWRIGHT_REQUIRE_SLURM").as_deref() == Ok("1");
     let succeeds = |program: &str, arg: &str| {
         Command::new(program)
             .arg(arg)
@@ -474,31 +473,19 @@ fn main() -> std::process::ExitCode {
             .is_ok_and(|o| o.status.success())
     };
     let missing = if !succeeds("sbatch", "--version") {
-        Some("no sbatch here")
+        Some("no sbatch here (start a cluster with .ci/slurm-up.sh)")
     } else if !succeeds("sinfo", "--noheader") {
-        Some("no Slurm controller answers")
+        Some("no Slurm controller answers (start a cluster with .ci/slurm-up.sh)")
     } else {
         None
     };
-    if let Some(missing) = missing {
-        if required {
-            println!("{missing}, and PIPEWRIGHT_REQUIRE_SLURM=1 requires these tests");
-            return std::process::ExitCode::FAILURE;
-        }
-        println!("skipped: {missing} (start a cluster with .ci/slurm-up.sh)");
-        return std::process::ExitCode::SUCCESS;
-    }
-    // The slowest scenario runs on a thread of its own, beside the others.
-    let slow = std::thread::spawn(|| {
-        let name = "a_job_past_its_time_limit_ends_as_timeout";
-        if !support::selected(name) {
-            return true;
-        }
-        let ok = std::panic::catch_unwind(a_job_past_its_time_limit_ends_as_timeout).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        ok
-    });
-    let others = support::run_scenarios(&[
+    // The slowest scenario starts first, on a thread of its own, while the others run one
+    // after the other on the second thread.
+    let scenarios: [(&str, fn()); 9] = [
+        (
+            "a_job_past_its_time_limit_ends_as_timeout",
+            a_job_past_its_time_limit_ends_as_timeout,
+        ),
         (
             "a_diamond_runs_as_jobs_and_then_from_the_store",
             a_diamond_runs_as_jobs_and_then_from_the_store,
@@ -525,9 +512,19 @@ fn main() -> std::process::ExitCode {
             "input_and_output_files_behave_in_jobs_as_in_process",
             input_and_output_files_behave_in_jobs_as_in_process,
         ),
-    ]);
-    match slow.join() {
-        Ok(true) => others,
-        _ => std::process::ExitCode::FAILURE,
-    }
+    ];
+    support::run_trials_on(
+        scenarios
+            .into_iter()
+            .map(|(name, test)| {
+                support::needing(
+                    name,
+                    test,
+                    missing.map(str::to_owned),
+                    "PIPEWRIGHT_REQUIRE_SLURM",
+                )
+            })
+            .collect(),
+        2,
+    )
 }

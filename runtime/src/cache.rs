@@ -162,6 +162,13 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// The output's content digest, in hex.
+    #[cfg_attr(
+        not(feature = "slurm"),
+        expect(
+            dead_code,
+            reason = "only the Slurm executor reads an entry's digest from the store"
+        )
+    )]
     pub(crate) fn output_digest(&self) -> String {
         crate::text::hex_bytes(&self.digest)
     }

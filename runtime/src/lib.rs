@@ -10,6 +10,7 @@
 mod backtrace;
 mod cache;
 mod chain;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod codec;
 mod digest;
@@ -30,6 +31,7 @@ mod plan;
 mod progress;
 pub mod record;
 mod registry;
+#[cfg(feature = "render")]
 pub mod render;
 mod report;
 mod runner;
@@ -38,7 +40,9 @@ mod task;
 mod text;
 
 pub use error::{Error, Result};
-pub use exec::{Executor, Slurm};
+pub use exec::Executor;
+#[cfg(feature = "slurm")]
+pub use exec::Slurm;
 pub use explain::Explanation;
 pub use files::{InputDir, InputFile};
 pub use graph::{Bound, Builder, Handle, Mapped, NodeId, Over, Pipeline};

@@ -2,16 +2,18 @@
 //! to settle, how many were cached, and which tasks are running), and the journal in its
 //! run directory (a line for each node as it settles).
 
+#[cfg(feature = "progress")]
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{IsTerminal, Write};
+#[cfg(feature = "progress")]
+use std::io::IsTerminal;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "progress")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cache::StoreError;
 use crate::chain::chain;
@@ -24,27 +26,19 @@ pub(crate) struct Progress {
     journal: Option<Journal>,
 }
 
-/// The bar of one run.
-struct Bar {
-    bar: ProgressBar,
-    cached: AtomicU64,
-    running: Mutex<BTreeSet<String>>,
-}
-
 impl Progress {
     /// The progress of a run: a bar for `total` nodes on stderr if `bar` and stderr is a
-    /// terminal, and `journal`; `None` if there is neither.
+    /// terminal (and the `progress` feature is on), and `journal`; `None` if there is
+    /// neither.
     pub(crate) fn new(bar: bool, total: usize, journal: Option<Journal>) -> Option<Self> {
-        let bar = (bar && std::io::stderr().is_terminal()).then(|| Bar::on_stderr(total));
+        let bar = if bar { Bar::on_stderr(total) } else { None };
         (bar.is_some() || journal.is_some()).then_some(Progress { bar, journal })
     }
 
     /// Node `node` started running.
     pub(crate) fn started(&self, node: &str) {
         if let Some(bar) = &self.bar {
-            let mut running = lock(&bar.running);
-            running.insert(node.to_owned());
-            bar.show(&running);
+            bar.started(node);
         }
     }
 
@@ -54,13 +48,7 @@ impl Progress {
             journal.settled(index, outcome);
         }
         if let Some(bar) = &self.bar {
-            if outcome.status == NodeStatus::Cached {
-                bar.cached.fetch_add(1, Ordering::Relaxed);
-            }
-            let mut running = lock(&bar.running);
-            running.remove(node);
-            bar.bar.inc(1);
-            bar.show(&running);
+            bar.settled(node, outcome.status == NodeStatus::Cached);
         }
     }
 
@@ -71,7 +59,7 @@ impl Progress {
     /// A [`StoreError`] if the journal could not be written.
     pub(crate) fn finish(self) -> Result<(), StoreError> {
         if let Some(bar) = &self.bar {
-            bar.bar.finish_and_clear();
+            bar.finish();
         }
         match self.journal {
             Some(journal) => journal.close(),
@@ -80,8 +68,23 @@ impl Progress {
     }
 }
 
+/// The bar of one run.
+#[cfg(feature = "progress")]
+struct Bar {
+    bar: indicatif::ProgressBar,
+    cached: AtomicU64,
+    running: Mutex<BTreeSet<String>>,
+}
+
+#[cfg(feature = "progress")]
 impl Bar {
-    fn on_stderr(total: usize) -> Self {
+    /// A bar for `total` nodes on stderr, if stderr is a terminal.
+    fn on_stderr(total: usize) -> Option<Self> {
+        use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes {msg}",
@@ -89,11 +92,31 @@ impl Bar {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(120));
-        Bar {
+        Some(Bar {
             bar,
             cached: AtomicU64::new(0),
             running: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn started(&self, node: &str) {
+        let mut running = lock(&self.running);
+        running.insert(node.to_owned());
+        self.show(&running);
+    }
+
+    fn settled(&self, node: &str, cached: bool) {
+        if cached {
+            self.cached.fetch_add(1, Ordering::Relaxed);
         }
+        let mut running = lock(&self.running);
+        running.remove(node);
+        self.bar.inc(1);
+        self.show(&running);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 
     fn show(&self, running: &BTreeSet<String>) {
@@ -106,6 +129,29 @@ impl Bar {
             self.cached.load(Ordering::Relaxed),
             names.join(", ")
         ));
+    }
+}
+
+/// No bar: the `progress` feature is off.
+#[cfg(not(feature = "progress"))]
+enum Bar {}
+
+#[cfg(not(feature = "progress"))]
+impl Bar {
+    fn on_stderr(_total: usize) -> Option<Self> {
+        None
+    }
+
+    fn started(&self, _node: &str) {
+        match *self {}
+    }
+
+    fn settled(&self, _node: &str, _cached: bool) {
+        match *self {}
+    }
+
+    fn finish(&self) {
+        match *self {}
     }
 }
 

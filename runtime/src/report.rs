@@ -477,6 +477,7 @@ impl RunReport {
 
     /// Whether the node named `name` is a mapped node that made its branches in this run
     /// (none, for an empty list).
+    #[cfg_attr(not(feature = "render"), expect(dead_code, reason = "pictures use it"))]
     pub(crate) fn made_branches(&self, name: &str) -> bool {
         self.nodes
             .find(name)
@@ -527,6 +528,10 @@ impl RunReport {
 
     /// The output of the node named `name` as JSON, read from the store if it is not in
     /// memory; the inner error says why the value has no JSON form.
+    #[cfg_attr(
+        not(feature = "cli"),
+        expect(dead_code, reason = "only the command line shows an output")
+    )]
     pub(crate) fn get_json(
         &self,
         name: &str,

@@ -269,7 +269,8 @@ impl Runner {
         Cancel(self.runs.clone())
     }
 
-    /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal.
+    /// Shows a progress bar on stderr while a run goes on, if stderr is a terminal and the
+    /// `progress` feature is on (it is by default).
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn progress(mut self, show: bool) -> Self {
         self.progress = show;
@@ -375,6 +376,7 @@ impl Runner {
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
             };
             let (outcomes, branches) = match (&self.executor, &self.store, &record) {
+                #[cfg(feature = "slurm")]
                 (Executor::Slurm(slurm), Some(_), Some(_)) => {
                     (exec::slurm::run(pipeline, slurm, &settings)?, Vec::new())
                 }
@@ -534,20 +536,12 @@ impl Runner {
         self.log_dir.as_deref()
     }
 
-    /// The executor's name in messages.
-    fn executor_name(&self) -> &'static str {
-        match &self.executor {
-            Executor::InProcess => "in-process",
-            Executor::Process => "process",
-            Executor::Slurm(_) => "Slurm",
-        }
-    }
-
     /// Whether this runner's executor can run here.
     fn check_executor(&self) -> Result<()> {
         let name = match &self.executor {
             Executor::InProcess => return Ok(()),
             Executor::Process => "process",
+            #[cfg(feature = "slurm")]
             Executor::Slurm(_) => "Slurm",
         };
         if cfg!(not(unix)) {
@@ -567,6 +561,7 @@ impl Runner {
                  worker: mark its `main` with `#[pipewright::main]`"
             )));
         }
+        #[cfg(feature = "slurm")]
         if let Executor::Slurm(_) = &self.executor {
             exec::slurm::check_tools()?;
         }
@@ -585,9 +580,10 @@ impl Runner {
             crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
+        #[cfg(feature = "slurm")]
         if let (Some(map), Executor::Slurm(_)) = (pipeline.nodes.maps().first(), &self.executor) {
             return Err(Error::MapUnsupported {
-                executor: self.executor_name(),
+                executor: "Slurm",
                 node: pipeline.node_name(map.node).to_owned(),
             });
         }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use libtest_mimic::{Completion, Trial};
 use pipewright::prelude::*;
 
 pub mod store;
@@ -52,43 +53,70 @@ pub fn names(names: &[&str]) -> Vec<String> {
     v
 }
 
-/// Runs the scenarios of a test with its own `main` (those whose names contain one of the
-/// command line's filters, or all), printing one line each; fails if any failed.
+/// Runs the scenarios of a test with its own `main` as the usual test harness runs tests:
+/// `--list` lists them, the command line's filters choose, each prints its line and the
+/// run closes with the usual summary; one at a time unless `--test-threads` says otherwise.
 pub fn run_scenarios(scenarios: &[(&str, fn())]) -> std::process::ExitCode {
-    let mut failed = Vec::new();
-    let mut passed = 0;
-    for (name, test) in scenarios {
-        if !selected(name) {
-            continue;
-        }
-        let ok = std::panic::catch_unwind(*test).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if ok {
-            passed += 1;
-        } else {
-            failed.push(*name);
-        }
-    }
-    // The usual closing line of a test run, then the names of the failed ones.
-    println!("{passed} passed, {} failed", failed.len());
-    if !failed.is_empty() {
-        println!("failed: {}", failed.join(", "));
-    }
-    if failed.is_empty() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    }
+    run_trials(
+        scenarios
+            .iter()
+            .map(|&(name, test)| scenario(name, test))
+            .collect(),
+    )
 }
 
-/// Whether the command line selects scenario `name`: it names no filter, or one that is
-/// part of `name`.
-pub fn selected(name: &str) -> bool {
-    let mut filters = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .peekable();
-    filters.peek().is_none() || filters.any(|f| name.contains(f.as_str()))
+/// Runs `trials` as [`run_scenarios`] runs scenarios.
+pub fn run_trials(trials: Vec<Trial>) -> std::process::ExitCode {
+    // These scenarios start processes and time them: side by side they would slow each
+    // other down past their deadlines.
+    run_trials_on(trials, 1)
+}
+
+/// Runs `trials` as [`run_trials`] does, on `threads` threads unless `--test-threads` says
+/// otherwise; they start in order, each when a thread is free.
+pub fn run_trials_on(trials: Vec<Trial>, threads: usize) -> std::process::ExitCode {
+    let mut args = libtest_mimic::Arguments::from_args();
+    if args.test_threads.is_none() {
+        args.test_threads = Some(threads);
+    }
+    if !args.list {
+        for trial in trials.iter().filter(|t| !args.is_filtered_out(t)) {
+            if let Some(reason) = IGNORED.lock().unwrap().get(trial.name()) {
+                eprintln!("{}: ignored, {reason}", trial.name());
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The reason of each trial that [`needing`] made ignored, by name.
+static IGNORED: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Scenario `test` as a trial named `name`.
+pub fn scenario(name: &str, test: fn()) -> Trial {
+    Trial::test(name, move || {
+        test();
+        Ok(())
+    })
+}
+
+/// Scenario `test`, which needs what `missing` says is missing if it is `Some`. Then the
+/// trial is ignored, saying why (`--include-ignored` runs it, to say why again), unless
+/// `required` names an environment variable that is `1`: then it fails.
+pub fn needing(name: &str, test: fn(), missing: Option<String>, required: &str) -> Trial {
+    let Some(missing) = missing else {
+        return scenario(name, test);
+    };
+    if std::env::var(required).as_deref() == Ok("1") {
+        let message = format!("{missing}, and {required}=1 requires this test");
+        return Trial::test(name, move || Err(message.into()));
+    }
+    IGNORED
+        .lock()
+        .unwrap()
+        .insert(name.to_owned(), missing.clone());
+    Trial::ignorable_test(name, move || Ok(Completion::ignored_with(missing)))
+        .with_ignored_flag(true)
 }
 
 /// Parameters that JSON cannot carry: a float, an integer past `u64`, a map keyed by tuples

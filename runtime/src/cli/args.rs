@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Result;
-use crate::exec::{Executor, Slurm};
+use crate::exec::Executor;
+#[cfg(feature = "slurm")]
+use crate::exec::Slurm;
 
 use super::CliError;
 
@@ -114,12 +116,15 @@ pub(super) struct RunArgs {
     /// or as jobs of a Slurm cluster (both need `#[pipewright::main]`).
     #[arg(long, value_enum, default_value_t)]
     pub(super) executor: ExecutorArg,
+    #[cfg(feature = "slurm")]
     /// The Slurm partition of the jobs.
     #[arg(long, value_name = "NAME")]
     pub(super) partition: Option<String>,
+    #[cfg(feature = "slurm")]
     /// The Slurm account the jobs are charged to.
     #[arg(long, value_name = "NAME")]
     pub(super) account: Option<String>,
+    #[cfg(feature = "slurm")]
     /// A further `sbatch` argument for every job (repeatable), e.g. `--sbatch-arg=--qos=short`.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub(super) sbatch_arg: Vec<String>,
@@ -146,12 +151,14 @@ pub(super) enum ExecutorArg {
     InProcess,
     /// Each task in a child process: a crash fails its node only.
     Process,
+    #[cfg(feature = "slurm")]
     /// Each task as a job of a Slurm cluster, submitted with `sbatch`.
     Slurm,
 }
 
 impl RunArgs {
     /// The executor the options ask for.
+    #[cfg(feature = "slurm")]
     pub(super) fn executor(&self) -> Result<Executor, CliError> {
         let slurm_only =
             self.partition.is_some() || self.account.is_some() || !self.sbatch_arg.is_empty();
@@ -168,6 +175,15 @@ impl RunArgs {
                     "--partition, --account and --sbatch-arg go with --executor slurm".to_owned(),
                 ));
             }
+            ExecutorArg::InProcess => Executor::InProcess,
+            ExecutorArg::Process => Executor::Process,
+        })
+    }
+
+    /// The executor the options ask for.
+    #[cfg(not(feature = "slurm"))]
+    pub(super) fn executor(&self) -> Result<Executor, CliError> {
+        Ok(match self.executor {
             ExecutorArg::InProcess => Executor::InProcess,
             ExecutorArg::Process => Executor::Process,
         })

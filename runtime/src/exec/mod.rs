@@ -6,11 +6,13 @@ use std::sync::Arc;
 pub(crate) mod local;
 #[cfg(unix)]
 pub(crate) mod process;
+#[cfg(feature = "slurm")]
 pub(crate) mod slurm;
 pub(crate) mod worker;
 
 pub(crate) use crate::stop::Stop;
 
+#[cfg(feature = "slurm")]
 pub use slurm::Slurm;
 
 use crate::cache::Store;
@@ -83,5 +85,6 @@ pub enum Executor {
     Process,
     /// Each node as a job of a Slurm cluster, submitted with `sbatch` in dependency order
     /// so that the cluster holds the order; see [`Slurm`] for what a cluster needs.
+    #[cfg(feature = "slurm")]
     Slurm(Slurm),
 }

@@ -14,6 +14,10 @@ const REPORT_HTML: &str = "report.html";
 
 /// Writes `report.html` into a run directory, drawn from its `run.json`, and returns its
 /// path.
+#[cfg_attr(
+    not(feature = "cli"),
+    expect(dead_code, reason = "only the command line writes a run's report")
+)]
 pub(crate) fn write_report(run_dir: &Path) -> crate::error::Result<PathBuf> {
     let view = GraphView::of_record(run_dir)?;
     let path = run_dir.join(REPORT_HTML);

@@ -21,6 +21,7 @@ mod text;
 
 pub use dot::dot;
 pub use html::html;
+#[cfg(feature = "cli")]
 pub(crate) use html::write_report;
 pub use mermaid::mermaid;
 pub use svg::svg;

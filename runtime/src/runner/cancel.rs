@@ -118,6 +118,13 @@ impl Cancel {
     /// end: each run's journal is written out (waiting at most `patience` for each), and its
     /// `run.json` says it was cancelled, with what finished and the rest cancelled. Returns
     /// the run directories it could not write.
+    #[cfg_attr(
+        not(feature = "cli"),
+        expect(
+            dead_code,
+            reason = "only the command line records the runs of a process that exits before they end"
+        )
+    )]
     pub(crate) fn record_now(&self, patience: Duration) -> Vec<PathBuf> {
         let state = self.0.state();
         state

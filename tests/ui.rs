@@ -1,8 +1,0 @@
-//! Compile-time diagnostics of `#[task]` and `pipeline!`, and corner cases that must compile.
-
-#[test]
-fn ui() {
-    let t = trybuild::TestCases::new();
-    t.compile_fail("ui-tests/fail/**/*.rs");
-    t.pass("ui-tests/pass/*.rs");
-}
