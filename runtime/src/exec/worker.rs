@@ -123,7 +123,10 @@ impl Job {
 
 /// The inputs of `node` as a worker finds them in the store, in argument order. `locate`
 /// gives each upstream node's key, or else the status file of the worker that will know it.
-#[cfg_attr(not(feature = "slurm"), expect(dead_code, reason = "Slurm's jobs use it"))]
+#[cfg_attr(
+    not(feature = "slurm"),
+    expect(dead_code, reason = "Slurm's jobs use it")
+)]
 pub(crate) fn input_refs<E>(
     pipeline: &Pipeline,
     node: &Node<'_>,
