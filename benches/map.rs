@@ -1,8 +1,8 @@
 //! What dynamic branching costs: a 10,000- and a 100,000-branch map run in memory
 //! against a static graph of the same shape built with the builder (one node per element,
 //! each taking its element as a parameter, and the same gather), and a re-run of a stored
-//! 10,000-branch map after one element was added (one branch runs, the others are cached)
-//! against a cached re-run of the static graph.
+//! 10,000-branch map after one element was added (one branch runs, the others are cached,
+//! the gather runs) against the static graph with one node added (the same work).
 //!
 //! Pipelines are built outside the timing, with `iter_custom`: only runs are timed. Every
 //! data directory is under one temporary directory, deleted when the benchmark ends.
@@ -56,10 +56,12 @@ fn mapped(n: u64, extra: Vec<u64>) -> (Pipeline, Mapped<u64>, Handle<u64>) {
     (b.build(), steps, total)
 }
 
-/// The static pipeline of the same shape: a node per element, and the gather.
-fn static_graph(n: u64) -> (Pipeline, Handle<u64>) {
+/// The static pipeline of the same shape: a node per element of `0..n` and `extra`, and
+/// the gather.
+fn static_graph(n: u64, extra: &[u64]) -> (Pipeline, Handle<u64>) {
     let mut b = Pipeline::builder("static_bench");
     let steps: Vec<_> = (0..n)
+        .chain(extra.iter().copied())
         .map(|x| b.add(format!("step_{x}"), step_of::node(x, 7)).unwrap())
         .collect();
     let total = b.add("total", fold::node(steps)).unwrap();
@@ -86,7 +88,7 @@ fn in_memory(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("mapped", n), |bench| {
             bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
         });
-        let (p, _) = static_graph(n);
+        let (p, _) = static_graph(n, &[]);
         group.bench_function(BenchmarkId::new("static", n), |bench| {
             bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
         });
@@ -118,12 +120,23 @@ fn cached(c: &mut Criterion) {
         });
     });
 
+    // The same for the static graph: one node more each time, the others cached, and the
+    // gather runs again on every output, as it does below the map.
     let data = scratch.path().join("static");
     let runner = Runner::new(&data).jobs(THREADS);
-    let (p, _) = static_graph(BRANCHES);
+    let (p, _) = static_graph(BRANCHES, &[]);
     time_run(&runner, &p);
-    group.bench_function(BenchmarkId::new("static_cached", BRANCHES), |bench| {
-        bench.iter_custom(|iters| (0..iters).map(|_| time_run(&runner, &p)).sum());
+    let next = AtomicU64::new(BRANCHES);
+    group.bench_function(BenchmarkId::new("static_plus_one", BRANCHES), |bench| {
+        bench.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let extra = next.fetch_add(1, Ordering::Relaxed);
+                    let (p, _) = static_graph(BRANCHES, &[extra]);
+                    time_run(&runner, &p)
+                })
+                .sum()
+        });
     });
     group.finish();
 }

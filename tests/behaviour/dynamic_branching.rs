@@ -599,8 +599,9 @@ fn a_cancelled_run_settles_every_branch_once() {
     let dir = tempfile::tempdir().unwrap();
     let tag = "cancel";
     let mut b = Pipeline::builder("cancelled");
-    // With one worker, the branch spawned last runs first (see `fail_fast_…`).
-    let words = ["a", "b", "c", "d", "stop"].map(str::to_owned).to_vec();
+    // With one worker, the first branches of the list run in its order, one after the
+    // other, so the first one cancels the run before the others start.
+    let words = ["stop", "a", "b", "c", "d"].map(str::to_owned).to_vec();
     let list = b.add("list", list::node(words)).unwrap();
     let lengths = b
         .map("lengths", list, |w| stopping::node(w, tag.to_owned()))
@@ -612,8 +613,8 @@ fn a_cancelled_run_settles_every_branch_once() {
     let run = runner.run(&p).unwrap();
     assert!(run.cancelled());
     assert_eq!(run.nodes().len(), 8);
-    assert_eq!(run.status("lengths[4]"), Some(NodeStatus::Ran));
-    for i in 0..4 {
+    assert_eq!(run.status("lengths[0]"), Some(NodeStatus::Ran));
+    for i in 1..5 {
         let name = format!("lengths[{i}]");
         assert_eq!(run.status(&name), Some(NodeStatus::Cancelled), "{name}");
     }
@@ -625,12 +626,12 @@ fn a_cancelled_run_settles_every_branch_once() {
 #[test]
 fn fail_fast_cancels_the_branches_not_started() {
     let tag = "fast";
-    // One worker starts the branches spawned last first (a rayon scope's own jobs run last
-    // in, first out), so the failing one, last, runs first.
-    let (p, _, _) = measured(tag, &["a", "b", "c", "bad"]);
+    // With one worker, the first branches of the list run in its order, one after the
+    // other, so the failing one, first, runs before the others start.
+    let (p, _, _) = measured(tag, &["bad", "a", "b", "c"]);
     let run = Runner::in_memory().jobs(1).fail_fast(true).run(&p).unwrap();
-    assert_eq!(run.status("lengths[3]"), Some(NodeStatus::Failed));
-    for i in 0..3 {
+    assert_eq!(run.status("lengths[0]"), Some(NodeStatus::Failed));
+    for i in 1..4 {
         let name = format!("lengths[{i}]");
         assert_eq!(run.status(&name), Some(NodeStatus::Cancelled), "{name}");
     }
@@ -638,7 +639,7 @@ fn fail_fast_cancels_the_branches_not_started() {
     assert_eq!(run.status("total"), Some(NodeStatus::UpstreamFailed));
     assert_eq!(
         run.node("total").unwrap().failed_upstream(),
-        Some("lengths[3]")
+        Some("lengths[0]")
     );
     assert_eq!(take(tag), ["measure:bad"]);
 }

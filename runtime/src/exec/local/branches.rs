@@ -67,6 +67,9 @@ struct BranchSlot {
 /// order, where it is in memory (a cached branch's is read from its entry when needed).
 pub(super) struct BranchValues(pub(super) Vec<Option<Arc<Value>>>);
 
+/// How many branches of a list one job of the pool runs, one after the other.
+const BRANCHES_PER_JOB: usize = 16;
+
 /// The name of branch `i` of mapped node `node`, as reports show it.
 pub(crate) fn branch_name(node: &str, i: usize) -> String {
     format!("{node}[{i}]")
@@ -157,10 +160,16 @@ impl<'p> Run<'p> {
         }
         match spec.elements {
             // Each branch holds the list until it is done with it.
+            // A job runs a few branches in turn: spawning one job per branch would cost more
+            // than a trivial branch does.
             Some(_) => {
-                for i in 0..n {
+                for first in (0..n).step_by(BRANCHES_PER_JOB) {
                     let source = source.clone();
-                    scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
+                    scope.spawn(move |scope| {
+                        for i in first..n.min(first + BRANCHES_PER_JOB) {
+                            self.drive_branch(scope, id, i, source.clone());
+                        }
+                    });
                 }
             }
             None => {
