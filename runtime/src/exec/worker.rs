@@ -187,6 +187,19 @@ pub(crate) struct InputRef {
     pub(crate) element: Option<ElementRef>,
 }
 
+impl InputRef {
+    /// The output of node (or branch) `node`, of task `task`, stored under `key`.
+    pub(crate) fn stored(node: String, task: &str, key: String) -> Self {
+        InputRef {
+            node,
+            task: task.to_owned(),
+            key: Some(key),
+            status: None,
+            element: None,
+        }
+    }
+}
+
 /// The element of a branch, as its worker reads it: element `index` of a stored list,
 /// whose canonical digest, which the branch's key holds, the parent computed.
 #[derive(Debug, Clone, Serialize, Deserialize)]

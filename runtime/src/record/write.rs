@@ -299,10 +299,7 @@ impl<'a> NodeOut<'a> {
         node: Node<'a>,
         outcome: &NodeReport<'a>,
     ) -> Self {
-        let settled = !matches!(
-            outcome.status(),
-            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-        );
+        let (started_secs, duration_secs) = times(outcome);
         let task = node.task();
         NodeOut {
             name: node.name(),
@@ -326,8 +323,8 @@ impl<'a> NodeOut<'a> {
             key: outcome.key(),
             output_digest: outcome.output_digest(),
             reason: outcome.reason().map(ToString::to_string),
-            started_secs: settled.then(|| outcome.started().as_secs_f64()),
-            duration_secs: settled.then(|| outcome.duration().as_secs_f64()),
+            started_secs,
+            duration_secs,
             worker: outcome.worker(),
             error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
             upstream_failed: outcome.failed_upstream(),
@@ -340,12 +337,22 @@ impl<'a> NodeOut<'a> {
     }
 }
 
-/// The record of one branch of a mapped node, whose element's short digest is `element`.
-fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecord {
+/// When a node or branch started and how long it took, in seconds; none for one that never
+/// started (upstream failed, or not needed).
+fn times(outcome: &NodeReport<'_>) -> (Option<f64>, Option<f64>) {
     let settled = !matches!(
-        branch.status(),
+        outcome.status(),
         NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
     );
+    (
+        settled.then(|| outcome.started().as_secs_f64()),
+        settled.then(|| outcome.duration().as_secs_f64()),
+    )
+}
+
+/// The record of one branch of a mapped node, whose element's short digest is `element`.
+fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecord {
+    let (started_secs, duration_secs) = times(&branch);
     BranchRecord {
         name: branch.name().to_owned(),
         element,
@@ -353,8 +360,8 @@ fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecor
         key: branch.key().map(str::to_owned),
         output_digest: branch.output_digest().map(str::to_owned),
         reason: branch.reason().map(ToString::to_string),
-        started_secs: settled.then(|| branch.started().as_secs_f64()),
-        duration_secs: settled.then(|| branch.duration().as_secs_f64()),
+        started_secs,
+        duration_secs,
         worker: branch.worker(),
         error: branch.error().map(|e| chain(e)).unwrap_or_default(),
         upstream_failed: branch.failed_upstream().map(str::to_owned),

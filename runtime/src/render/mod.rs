@@ -175,12 +175,12 @@ pub struct MapView {
 impl MapView {
     /// The counts of the branches of mapped node `name` in `report`.
     fn of_report(report: &RunReport, name: &str) -> Self {
+        let branches = report.branches_named(name);
         let mut map = MapView {
-            branches: Some(0),
+            branches: Some(branches.len()),
             ..MapView::default()
         };
-        for (branch, _) in report.branches_named(name) {
-            *map.branches.get_or_insert(0) += 1;
+        for (branch, _) in branches {
             match branch.status() {
                 NodeStatus::Ran => map.ran += 1,
                 NodeStatus::Cached => map.cached += 1,

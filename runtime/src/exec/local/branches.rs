@@ -711,13 +711,7 @@ impl<'p> Run<'p> {
             .and_then(|b| b.slots.get(i))
             .and_then(|slot| lock(slot).entry.as_ref().map(|e| e.key.clone()))
             .ok_or_else(|| TaskError::failed(format!("the output of `{name}` is not stored")))?;
-        Ok(InputRef {
-            node: name,
-            task: self.pipeline.task_of(id).name.to_owned(),
-            key: Some(key),
-            status: None,
-            element: None,
-        })
+        Ok(InputRef::stored(name, self.pipeline.task_of(id).name, key))
     }
 
     /// Appends to `values` the output of each branch of the mapped node `id`, whose

@@ -216,13 +216,11 @@ impl<'p> Run<'p> {
                         self.pipeline.node_name(up)
                     ))
                 })?;
-            refs.push(InputRef {
-                node: self.pipeline.node_name(up).to_owned(),
-                task: self.pipeline.task_of(up).name.to_owned(),
-                key: Some(key),
-                status: None,
-                element: None,
-            });
+            refs.push(InputRef::stored(
+                self.pipeline.node_name(up).to_owned(),
+                self.pipeline.task_of(up).name,
+                key,
+            ));
         }
         Ok(refs)
     }
