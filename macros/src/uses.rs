@@ -40,7 +40,7 @@ pub(crate) fn parse(value: &Expr, diag: &mut Diagnostics) -> Vec<syn::Path> {
             continue;
         }
         // Each helper is named once.
-        if paths.iter().any(|p| p == path) {
+        if paths.iter().any(|p| same_path(p, path)) {
             diag.at(
                 path,
                 format!("`{}` is named twice in `uses`", written(path)),
@@ -50,6 +50,16 @@ pub(crate) fn parse(value: &Expr, diag: &mut Diagnostics) -> Vec<syn::Path> {
         paths.push(path.clone());
     }
     paths
+}
+
+/// Whether two paths without generic arguments name the same item the same way.
+fn same_path(a: &syn::Path, b: &syn::Path) -> bool {
+    a.leading_colon.is_some() == b.leading_colon.is_some()
+        && a.segments.len() == b.segments.len()
+        && a.segments
+            .iter()
+            .zip(&b.segments)
+            .all(|(x, y)| x.ident == y.ident)
 }
 
 /// `path` as written: `util::parse_row`.

@@ -131,7 +131,7 @@ fn function(func: &syn::ItemFn, diag: &mut Diagnostics) {
 
 /// Checks a helper `impl` block: its type is what `uses` names, so it is one type.
 fn impl_block(block: &syn::ItemImpl, diag: &mut Diagnostics) {
-    if let Some((_, trait_path, _)) = &block.trait_ {
+    if let Some((trait_path, _)) = &block.trait_ {
         diag.at(
             trait_path,
             "`#[helper]` marks an inherent `impl` block, which `uses` names by its type; \

@@ -14,7 +14,7 @@ pub(crate) fn signature(sig: &syn::Signature, diag: &mut Diagnostics) {
         );
     }
     // The generated code calls the function safely.
-    if let Some(unsafety) = &sig.unsafety {
+    if let syn::Safety::Unsafe(unsafety) = &sig.safety {
         diag.at(
             unsafety,
             "a task cannot be `unsafe`; call the unsafe code inside a safe task function",
