@@ -225,17 +225,12 @@ impl Journal {
 
     /// Adds the line of node `index`, settled with `outcome`.
     fn settled(&self, index: usize, outcome: &NodeOutcome) {
-        let status = recorded(outcome.status);
-        let ran = !matches!(
-            outcome.status,
-            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-        );
-        let secs = |nanos: u64| Duration::from_nanos(nanos).as_secs_f64();
+        let (started_secs, duration_secs) = outcome.times_secs();
         let line = JournalLine {
             node: u32::try_from(index).unwrap_or(u32::MAX),
-            status,
-            started_secs: ran.then(|| secs(outcome.started)),
-            duration_secs: ran.then(|| secs(outcome.duration)),
+            status: recorded(outcome.status),
+            started_secs,
+            duration_secs,
             worker: (outcome.worker != NO_WORKER).then_some(outcome.worker),
             error: outcome
                 .details

@@ -18,7 +18,7 @@ use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
 use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
-use crate::report::{NodeReport, NodeStatus, RunReport};
+use crate::report::{NodeReport, RunReport};
 use crate::text::{hex_bytes, node_file_name, safe_name};
 
 /// The folder of a run directory that holds one file per failed node.
@@ -299,7 +299,7 @@ impl<'a> NodeOut<'a> {
         node: Node<'a>,
         outcome: &NodeReport<'a>,
     ) -> Self {
-        let (started_secs, duration_secs) = times(outcome);
+        let (started_secs, duration_secs) = outcome.times_secs();
         let task = node.task();
         NodeOut {
             name: node.name(),
@@ -337,22 +337,9 @@ impl<'a> NodeOut<'a> {
     }
 }
 
-/// When a node or branch started and how long it took, in seconds; none for one that never
-/// started (upstream failed, or not needed).
-fn times(outcome: &NodeReport<'_>) -> (Option<f64>, Option<f64>) {
-    let settled = !matches!(
-        outcome.status(),
-        NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-    );
-    (
-        settled.then(|| outcome.started().as_secs_f64()),
-        settled.then(|| outcome.duration().as_secs_f64()),
-    )
-}
-
 /// The record of one branch of a mapped node, whose element's short digest is `element`.
 fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecord {
-    let (started_secs, duration_secs) = times(&branch);
+    let (started_secs, duration_secs) = branch.times_secs();
     BranchRecord {
         name: branch.name().to_owned(),
         element,
