@@ -93,6 +93,12 @@ impl RunDir {
                     )
                 })
                 .collect(),
+            maps: pipeline
+                .nodes
+                .maps()
+                .iter()
+                .map(|map| (map.node.index() as u32, map.over.index() as u32))
+                .collect(),
         };
         let journal_path = dir.join(JOURNAL);
         let mut line = serde_json::to_vec(&header).map_err(|e| {
@@ -170,6 +176,11 @@ impl RunDir {
         for node in &mut record.nodes {
             if node.status == RecordedStatus::Pending {
                 node.status = RecordedStatus::Cancelled;
+            }
+            for branch in &mut node.branches {
+                if branch.status == RecordedStatus::Pending {
+                    branch.status = RecordedStatus::Cancelled;
+                }
             }
         }
         write_json_atomically(&path, &record, false)

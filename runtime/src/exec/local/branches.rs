@@ -147,6 +147,9 @@ impl<'p> Run<'p> {
             .binary_search_by_key(&id, |m| m.node)
             .expect("a mapped node has a map");
         let _ = self.maps[k].set(Arc::new(branches));
+        if let Some(progress) = self.settings.progress {
+            progress.branches_made(id.index(), n);
+        }
         // The maps over this one need only their own branch of it: they are ready as soon
         // as its branches are made, not when they all settle.
         let paired: Vec<NodeId> = self.branches_of(id).map_or_else(Vec::new, |b| {
@@ -271,6 +274,10 @@ impl<'p> Run<'p> {
             let branches = self.branches_of(id).expect("branches are made");
             let slot = self.run_branch(id, branches, i, &source);
             drop(source);
+            if let (Some(progress), Some(outcome)) = (self.settings.progress, &slot.outcome) {
+                let upstream = slot.failed_upstream.map(|(up, j)| (up.index(), j));
+                progress.branch_settled(id.index(), i, outcome, upstream);
+            }
             *lock(&branches.slots[i]) = slot;
             // The paired branches below whose node is ready start now.
             for (child, gates) in &branches.paired {
