@@ -761,3 +761,111 @@ fn status_shows_the_branches_of_a_run_in_progress() {
     assert_eq!(statuses(written), statuses(done));
     assert_eq!(written.branches[1].error, ["1 is refused"]);
 }
+
+#[task(name = "cli.square")]
+fn square(x: &u32) -> u32 {
+    x * x
+}
+
+#[task(name = "cli.add_up")]
+fn add_up(parts: &[&u32]) -> u32 {
+    parts.iter().copied().sum()
+}
+
+/// The status of `node` on its line of what `run --verbose` printed, `out`.
+fn status_in(out: &str, node: &str) -> Option<String> {
+    let line = out
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.split_whitespace().next() == Some(node))?;
+    let rest = line[node.len()..].trim_start();
+    Some(rest.get(..15).unwrap_or(rest).trim().to_owned())
+}
+
+/// A branch of a mapped node, `squares[1]`, is a node of the command line: `run --target`
+/// runs the list and that branch, `--force` runs it again, `explain` explains it from the
+/// last run; a position beyond the list fails the mapped node, saying how long it is, and
+/// a branch of no mapped node is an unknown node.
+#[test]
+fn a_branch_is_named_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let p = pipeline! {
+        name = "cli-branch-target";
+        let xs = numbers(3);
+        let squares = for x in xs { square(x) };
+        let total = add_up(squares);
+    };
+    let status = status_in;
+
+    let (code, out) = cli(&p, data, &["run", "--target", "squares[1]", "--verbose"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    for (node, expected) in [
+        ("xs", "ran"),
+        ("squares[0]", "not needed"),
+        ("squares[1]", "ran"),
+        ("squares[2]", "not needed"),
+        ("total", "not needed"),
+    ] {
+        assert_eq!(
+            status(&out, node).as_deref(),
+            Some(expected),
+            "{node}: {out}"
+        );
+    }
+
+    let (code, out) = cli(&p, data, &["run", "--verbose"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert_eq!(
+        status(&out, "squares[1]").as_deref(),
+        Some("cached"),
+        "{out}"
+    );
+    assert_eq!(status(&out, "squares[2]").as_deref(), Some("ran"), "{out}");
+
+    let (code, out) = cli(&p, data, &["run", "--force", "squares[2]", "--verbose"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    for (node, expected) in [
+        ("squares[0]", "cached"),
+        ("squares[1]", "cached"),
+        ("squares[2]", "ran"),
+        ("total", "cached"),
+    ] {
+        assert_eq!(
+            status(&out, node).as_deref(),
+            Some(expected),
+            "{node}: {out}"
+        );
+    }
+
+    // `plan` and `explain` take the same names.
+    let (code, out) = cli(&p, data, &["plan", "--target", "squares[1]"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let (code, out) = cli(
+        &p,
+        data,
+        &["explain", "squares[1]", "--force", "squares[0]"],
+    );
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.starts_with("`squares[1]` is a branch"), "{out}");
+
+    let (code, out) = cli(&p, data, &["run", "--target", "squares[3]"]);
+    assert_eq!(code, ExitCode::from(1), "{out}");
+    assert!(
+        out.contains("there is no branch `squares[3]`: the list of `xs` has 3 elements"),
+        "{out}"
+    );
+
+    let runs = || std::fs::read_dir(data.join("runs")).unwrap().count();
+    let before = runs();
+    for name in ["squarez[1]", "total[0]", "squares[x]"] {
+        for args in [
+            &["run", "--target", name][..],
+            &["run", "--force", name],
+            &["explain", name],
+        ] {
+            assert_eq!(cli(&p, data, args).0, ExitCode::from(2), "{args:?}");
+        }
+    }
+    assert_eq!(runs(), before);
+}
