@@ -379,6 +379,59 @@ mod tests {
     }
 
     #[test]
+    fn an_abandoned_run_records_what_had_not_settled_as_cancelled() {
+        use super::super::schema::{JournalHeader, JournalLine};
+        let dir = tempfile::tempdir().unwrap();
+        let header = JournalHeader {
+            format: RECORD_FORMAT,
+            pipeline: "p".into(),
+            started: "2026-01-01T00:00:00.000000Z".into(),
+            data_dir: Path::new("/data").into(),
+            jobs: 1,
+            host: "here".to_owned(),
+            pid: 7,
+            params: None,
+            nodes: vec![
+                ("list".into(), "t".into(), vec![]),
+                ("m".into(), "u".into(), vec![0]),
+            ],
+            maps: vec![(1, 0)],
+        };
+        let lines = [
+            serde_json::to_string(&header).unwrap(),
+            serde_json::to_string(&JournalLine::new(0, RecordedStatus::Ran)).unwrap(),
+            serde_json::to_string(&JournalLine {
+                branches: Some(2),
+                ..JournalLine::new(1, RecordedStatus::Pending)
+            })
+            .unwrap(),
+            serde_json::to_string(&JournalLine {
+                branch: Some(0),
+                ..JournalLine::new(1, RecordedStatus::Ran)
+            })
+            .unwrap(),
+        ];
+        fs::write(dir.path().join(JOURNAL), lines.join("\n") + "\n").unwrap();
+        RunDir::abandon(dir.path()).unwrap();
+        let record = RunRecord::read(dir.path()).unwrap();
+        assert_eq!(record.status, "cancelled");
+        let mapped = &record.nodes[1];
+        assert_eq!(mapped.status, RecordedStatus::Cancelled);
+        let branches: Vec<(&str, RecordedStatus)> = mapped
+            .branches
+            .iter()
+            .map(|b| (b.name.as_str(), b.status))
+            .collect();
+        assert_eq!(
+            branches,
+            [
+                ("m[0]", RecordedStatus::Ran),
+                ("m[1]", RecordedStatus::Cancelled)
+            ]
+        );
+    }
+
+    #[test]
     fn a_node_is_written_as_its_record_writes_it() {
         let full = NodeOut {
             name: "n",
