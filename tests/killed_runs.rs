@@ -138,10 +138,12 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     assert_eq!(writing.len(), 1, "{writing:?}");
     assert!(writing[0].starts_with(".tmp-"), "{writing:?}");
 
-    // While it runs, `status` shows what finished.
+    // While it runs, `status` shows what finished, and what did not as pending.
     let (_, out) = cli(&p, &data, &["status"]);
     assert!(out.contains("running in process "), "{out}");
-    assert!(line_of(&out, "numbers").contains(" ran "), "{out}");
+    let status = |node: &str| line_of(&out, node).split_whitespace().nth(1);
+    assert_eq!(status("numbers"), Some("ran"), "{out}");
+    assert_eq!(status("sum"), Some("pending"), "{out}");
 
     child.0.kill().unwrap();
     child.0.wait().unwrap();

@@ -298,16 +298,28 @@ const SUGGESTIONS: usize = 3;
 /// suggested; what clap asks of a flag.
 const ALIKE: f64 = 0.7;
 
-/// Checks that `pipeline` has a node named `name`; if not, the error names the closest
-/// names it has.
+/// Checks that `pipeline` has a node named `name`, or a mapped node that `name` names a
+/// branch of (`counts[3]`); if not, the error names the closest names it has (a branch at
+/// the same position of each mapped node, for a name that looks like a branch's).
 fn check_node(pipeline: &Pipeline, name: &str) -> Result<(), CliError> {
-    if pipeline.node(name).is_some() {
+    if pipeline.node(name).is_some() || pipeline.branch(name).is_some() {
         return Ok(());
     }
+    let branches: Vec<String> = match crate::graph::branch_of(name) {
+        Some((_, i)) => pipeline
+            .all_nodes()
+            .filter(|node| node.map().is_some())
+            .map(|node| format!("{}[{i}]", node.name()))
+            .collect(),
+        None => Vec::new(),
+    };
     Err(unknown_node(
         pipeline.name(),
         name,
-        pipeline.all_nodes().map(|node| node.name()),
+        pipeline
+            .all_nodes()
+            .map(|node| node.name())
+            .chain(branches.iter().map(String::as_str)),
     ))
 }
 

@@ -239,11 +239,7 @@ fn json_field(params: &serde_json::Value, name: &str) -> String {
         .map_or_else(|| "?".to_owned(), serde_json::Value::to_string)
 }
 
-/// The mapped node and position that the branch name `name` (`counts[3]`) stands for.
-pub(crate) fn branch_of(name: &str) -> Option<(&str, usize)> {
-    let (mapped, rest) = name.strip_suffix(']')?.rsplit_once('[')?;
-    Some((mapped, rest.parse().ok()?))
-}
+pub(crate) use crate::graph::branch_of;
 
 /// Why branch `name` of a mapped node (over `over`, running task `task`) will run or not,
 /// as far as the last run says: `recorded` is that run's directory, how many branches

@@ -19,7 +19,7 @@ mod value;
 
 pub use builder::Builder;
 use builder::Refused;
-pub(crate) use map::{ELEMENT, Elements, MapSpec};
+pub(crate) use map::{ELEMENT, Elements, MapSpec, branch_of};
 pub use map::{Mapped, Over};
 pub(crate) use nodes::{Node, Nodes, Wire};
 
@@ -192,6 +192,15 @@ impl Pipeline {
     /// The node named `name`, if any.
     pub fn node(&self, name: &str) -> Option<NodeId> {
         self.nodes.find(&self.names, name)
+    }
+
+    /// The mapped node and position of the branch named `name` (`counts[3]`), if `name`
+    /// names a branch of one of its mapped nodes; whether the list has that many elements
+    /// is known only when the run makes it.
+    pub(crate) fn branch(&self, name: &str) -> Option<(NodeId, usize)> {
+        let (mapped, i) = branch_of(name)?;
+        let id = self.node(mapped)?;
+        self.nodes.map(id).is_some().then_some((id, i))
     }
 
     /// Every node's name, in the order the nodes were added.

@@ -52,6 +52,28 @@ impl Progress {
         }
     }
 
+    /// Mapped node `index` made `branches` branches.
+    pub(crate) fn branches_made(&self, index: usize, branches: usize) {
+        if let Some(journal) = &self.journal {
+            journal.branches_made(index, branches);
+        }
+    }
+
+    /// Branch `branch` of mapped node `index` settled with `outcome`, after the failed
+    /// branch `failed_upstream` (a mapped node's index, and its branch) if it did not run
+    /// because of it.
+    pub(crate) fn branch_settled(
+        &self,
+        index: usize,
+        branch: usize,
+        outcome: &NodeOutcome,
+        failed_upstream: Option<(usize, usize)>,
+    ) {
+        if let Some(journal) = &self.journal {
+            journal.branch_settled(index, branch, outcome, failed_upstream);
+        }
+    }
+
     /// Removes the bar, and writes and closes the journal.
     ///
     /// # Errors
@@ -225,30 +247,42 @@ impl Journal {
 
     /// Adds the line of node `index`, settled with `outcome`.
     fn settled(&self, index: usize, outcome: &NodeOutcome) {
-        let status = recorded(outcome.status);
-        let ran = !matches!(
-            outcome.status,
-            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-        );
-        let secs = |nanos: u64| Duration::from_nanos(nanos).as_secs_f64();
-        let line = JournalLine {
-            node: u32::try_from(index).unwrap_or(u32::MAX),
-            status,
-            started_secs: ran.then(|| secs(outcome.started)),
-            duration_secs: ran.then(|| secs(outcome.duration)),
-            worker: (outcome.worker != NO_WORKER).then_some(outcome.worker),
-            error: outcome
-                .details
-                .as_ref()
-                .and_then(|d| d.error.as_deref())
-                .map(|e| chain(e))
-                .unwrap_or_default(),
-            upstream_failed: (outcome.status == NodeStatus::UpstreamFailed
-                && outcome.failed_upstream != NO_NODE)
-                .then_some(outcome.failed_upstream),
-        };
+        let mut line = settled_line(index, outcome);
+        line.upstream_failed = (outcome.status == NodeStatus::UpstreamFailed
+            && outcome.failed_upstream != NO_NODE)
+            .then_some(outcome.failed_upstream);
+        self.add(&line);
+    }
+
+    /// Adds the line that says mapped node `index` made `branches` branches.
+    fn branches_made(&self, index: usize, branches: usize) {
+        let mut line = JournalLine::new(position(index), RecordedStatus::Pending);
+        line.branches = Some(position(branches));
+        self.add(&line);
+    }
+
+    /// Adds the line of branch `branch` of mapped node `index`, settled with `outcome`
+    /// after the failed branch `failed_upstream`, if any.
+    fn branch_settled(
+        &self,
+        index: usize,
+        branch: usize,
+        outcome: &NodeOutcome,
+        failed_upstream: Option<(usize, usize)>,
+    ) {
+        let mut line = settled_line(index, outcome);
+        line.branch = Some(position(branch));
+        if let Some((up, i)) = failed_upstream {
+            line.upstream_failed = Some(position(up));
+            line.upstream_branch = Some(position(i));
+        }
+        self.add(&line);
+    }
+
+    /// Adds `line`, encoded whole before the lock is taken.
+    fn add(&self, line: &JournalLine) {
         // A line that cannot be encoded (it always can) is left out, never written in part.
-        let Ok(mut bytes) = serde_json::to_vec(&line) else {
+        let Ok(mut bytes) = serde_json::to_vec(line) else {
             return;
         };
         bytes.push(b'\n');
@@ -397,6 +431,28 @@ fn write_lines(shared: &Shared, path: &Path) {
         }
         lines.clear();
     }
+}
+
+/// A position (of a node, a branch, or a count of branches) as a journal line holds it.
+fn position(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
+}
+
+/// The line of node (or branch of mapped node) `index`, settled with `outcome`, without
+/// what it waited on.
+fn settled_line(index: usize, outcome: &NodeOutcome) -> JournalLine {
+    let (started_secs, duration_secs) = outcome.times_secs();
+    let mut line = JournalLine::new(position(index), recorded(outcome.status));
+    line.started_secs = started_secs;
+    line.duration_secs = duration_secs;
+    line.worker = (outcome.worker != NO_WORKER).then_some(outcome.worker);
+    line.error = outcome
+        .details
+        .as_ref()
+        .and_then(|d| d.error.as_deref())
+        .map(|e| chain(e))
+        .unwrap_or_default();
+    line
 }
 
 /// How a node's status is recorded.

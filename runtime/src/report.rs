@@ -230,6 +230,12 @@ impl<'r> NodeReport<'r> {
         Duration::from_nanos(self.outcome.duration)
     }
 
+    /// When it started and how long it took, in seconds, as records hold them (see
+    /// [`NodeOutcome::times_secs`]).
+    pub(crate) fn times_secs(&self) -> (Option<f64>, Option<f64>) {
+        self.outcome.times_secs()
+    }
+
     /// Why it failed, if it did.
     pub fn error(&self) -> Option<&'r TaskError> {
         self.details().and_then(|d| d.error.as_deref())

@@ -1,6 +1,7 @@
 //! [`Runner`]: where a pipeline's outputs are stored, what is forced, and how many workers
 //! run it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -9,7 +10,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::cache::Store;
 use crate::error::{Error, Result};
-use crate::exec::{self, Executor};
+use crate::exec::{self, Executor, Picked};
 use crate::explain::{self, Explanation};
 use crate::gc::Freed;
 use crate::graph::{Handle, Mapped, NodeId, Pipeline};
@@ -224,7 +225,8 @@ impl Runner {
     }
 
     /// Runs the node named `node` again, whatever the store holds. What is below it runs
-    /// again only if its output changed.
+    /// again only if its output changed. A branch of a mapped node, `counts[3]`, runs
+    /// again alone; a position beyond the list its run makes fails the mapped node.
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn force(mut self, node: impl Into<String>) -> Self {
         self.force.push(node.into());
@@ -240,6 +242,12 @@ impl Runner {
 
     /// Runs only the node named `node` and what it depends on; the other nodes end as
     /// *not needed*. Several targets run what any of them needs.
+    ///
+    /// A branch of a mapped node, `counts[3]`, is the branch at that position of the list
+    /// the run makes: what the mapped node depends on runs, and of its branches that one
+    /// only (those of several such targets), the others ending as *not needed*; a position
+    /// beyond the list fails the mapped node with an error that says how long the list
+    /// is. A branch's entry is the one a whole run finds, as it is keyed by its element.
     #[must_use = "a builder method returns the changed runner, which must be used"]
     pub fn target(mut self, node: impl Into<String>) -> Self {
         self.targets.push(node.into());
@@ -315,6 +323,7 @@ impl Runner {
             keep,
             forced,
             needed,
+            picked,
         } = self.flags(pipeline)?;
         self.check_executor()?;
         let active = self.runs.start();
@@ -374,6 +383,7 @@ impl Runner {
                 stop: stop.clone(),
                 in_child: self.executor == Executor::Process,
                 run_dir: record.as_ref().map(|r| r.dir.as_path()),
+                picked: &picked,
             };
             let (outcomes, branches) = match (&self.executor, &self.store, &record) {
                 #[cfg(feature = "slurm")]
@@ -587,24 +597,37 @@ impl Runner {
                 node: pipeline.node_name(map.node).to_owned(),
             });
         }
-        let find = |name: &String| {
-            pipeline.node(name).ok_or_else(|| Error::UnknownNode {
-                pipeline: pipeline.name().to_owned(),
-                node: name.clone(),
-            })
+        // A node, or a branch of a mapped node (`counts[3]`).
+        let find = |name: &String| match pipeline.node(name) {
+            Some(id) => Ok((id, None)),
+            None => pipeline
+                .branch(name)
+                .map(|(id, i)| (id, Some(i)))
+                .ok_or_else(|| Error::UnknownNode {
+                    pipeline: pipeline.name().to_owned(),
+                    node: name.clone(),
+                }),
         };
         let mut keep = vec![false; pipeline.len()];
         let mut needed = vec![self.targets.is_empty(); pipeline.len()];
+        // The nodes the targets need whole: a targeted branch needs its mapped node's
+        // branch only, and what is above the mapped node whole.
+        let mut whole = needed.clone();
+        let mut only: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
         if self.targets.is_empty() {
             for sink in pipeline.sinks() {
                 keep[sink.index()] = true;
             }
         }
         for target in &self.targets {
-            let id = find(target)?;
+            let (id, branch) = find(target)?;
             keep[id.index()] = true;
+            if let Some(i) = branch {
+                only.entry(id).or_default().push(i);
+            }
             for up in pipeline.ancestors(id) {
                 needed[up.index()] = true;
+                whole[up.index()] |= branch.is_none() || up != id;
             }
         }
         let published = self.publish.iter().map(|p| (p.pipeline, p.node));
@@ -614,13 +637,41 @@ impl Runner {
             }
         }
         let mut forced = vec![self.force_all; pipeline.len()];
+        let mut forced_branches: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
         for name in &self.force {
-            forced[find(name)?.index()] = true;
+            match find(name)? {
+                (id, None) => forced[id.index()] = true,
+                (id, Some(i)) => forced_branches.entry(id).or_default().push(i),
+            }
         }
+        only.retain(|id, _| !whole[id.index()]);
+        let picked: Vec<Picked> = only
+            .keys()
+            .chain(forced_branches.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|&node| {
+                let sorted = |branches: Option<&Vec<usize>>| {
+                    branches.map(|b| {
+                        b.iter()
+                            .copied()
+                            .collect::<BTreeSet<_>>()
+                            .into_iter()
+                            .collect()
+                    })
+                };
+                Picked {
+                    node,
+                    only: sorted(only.get(&node)),
+                    forced: sorted(forced_branches.get(&node)).unwrap_or_default(),
+                }
+            })
+            .collect();
         Ok(Flags {
             keep,
             forced,
             needed,
+            picked,
         })
     }
 
@@ -645,4 +696,6 @@ struct Flags {
     keep: Vec<bool>,
     forced: Vec<bool>,
     needed: Vec<bool>,
+    /// The branches of mapped nodes that the targets or forced nodes name.
+    picked: Vec<Picked>,
 }

@@ -538,17 +538,18 @@ fn wait_for(x: &u32, go: std::path::PathBuf, started: std::path::PathBuf) -> u32
     *x
 }
 
-/// What `status --watch` prints; once it has shown the run in progress, it creates the
-/// file that lets the run finish.
+/// What `status --watch` prints; once it has printed `when`, it creates the file that lets
+/// the run finish.
 struct Releasing {
     printed: Vec<u8>,
+    when: &'static str,
     go: std::path::PathBuf,
 }
 
 impl std::io::Write for Releasing {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.printed.extend_from_slice(bytes);
-        if String::from_utf8_lossy(&self.printed).contains("\n2 nodes: 1 ran, 1 pending\n") {
+        if String::from_utf8_lossy(&self.printed).contains(self.when) {
             std::fs::write(&self.go, b"")?;
         }
         Ok(bytes.len())
@@ -579,6 +580,7 @@ fn watching_a_run_in_progress_shows_it_until_it_ends() {
         }
         let mut out = Releasing {
             printed: Vec::new(),
+            when: "\n2 nodes: 1 ran, 1 pending\n",
             go: go.clone(),
         };
         let argv = [
@@ -622,4 +624,248 @@ fn watching_a_run_in_progress_shows_it_until_it_ends() {
         assert!(last.contains("2 nodes: 2 ran in "), "{printed}");
         assert!(last.contains("\nreport "), "{printed}");
     });
+}
+
+#[task(name = "cli.numbers")]
+fn numbers(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+/// Returns 0, refuses 1, and on 2 and above says it started in the file `started`, then
+/// waits until the file `go` exists (for a minute at most).
+#[task(name = "cli.gated", cache = false)]
+fn gated(x: &u32, go: std::path::PathBuf, started: std::path::PathBuf) -> Result<u32, String> {
+    match *x {
+        0 => return Ok(0),
+        1 => return Err("1 is refused".to_owned()),
+        _ => {}
+    }
+    std::fs::write(&started, b"").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !go.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(*x)
+}
+
+/// `status` and `status --watch` of a run in progress show a mapped node with the counts of
+/// its branches as they settle, and each failed branch on a line of its own; the journal
+/// of the finished run holds every branch as `run.json` does.
+#[test]
+fn status_shows_the_branches_of_a_run_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (go, started) = (dir.path().join("go"), dir.path().join("started"));
+    let p = pipeline! {
+        name = "cli-branches";
+        let xs = numbers(4);
+        let gated = for x in xs { gated(x, go.clone(), started.clone()) };
+    };
+    std::thread::scope(|scope| {
+        // One worker runs the branches in order: 0 and 1 settle, 2 waits, 3 waits behind it.
+        let run = scope.spawn(|| cli(&p, &data, &["--quiet", "--jobs", "1"]));
+        while !started.exists() {
+            assert!(
+                !run.is_finished(),
+                "the run ended before its branch started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The journal is written a moment after a branch settles.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let shown = loop {
+            let (_, out) = cli(&p, &data, &["status"]);
+            if out.contains("0 cached, 1 failed") || std::time::Instant::now() > until {
+                break out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(
+            shown.contains(&format!("running in process {}", std::process::id())),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "\n  xs        ran\n  \
+                 gated     pending          4 branches: 1 ran, 0 cached, 1 failed, 2 pending\n  \
+                 gated[1]  failed           1 is refused\n\
+                 2 nodes: 1 ran, 1 pending\n"
+            ),
+            "{shown}"
+        );
+
+        // `status --watch` shows the same, and lets the run finish once it has.
+        let mut out = Releasing {
+            printed: Vec::new(),
+            when: "\n  gated[1]  failed           1 is refused\n",
+            go: go.clone(),
+        };
+        let argv = [
+            "pipeline",
+            "--data",
+            data.to_str().unwrap(),
+            "status",
+            "--watch",
+            "--interval",
+            "0.01",
+        ];
+        assert_eq!(cli::run_with(&p, argv, &mut out), ExitCode::from(1));
+        assert_eq!(run.join().unwrap().0, ExitCode::from(1));
+        let printed = String::from_utf8(out.printed).unwrap();
+        assert!(
+            printed.contains("4 branches: 1 ran, 0 cached, 1 failed, 2 pending\n"),
+            "{printed}"
+        );
+        // Then the finished run, every branch settled.
+        assert!(printed.contains("\nfailed\n"), "{printed}");
+        for (branch, status) in [
+            ("gated[0]", "ran"),
+            ("gated[1]", "failed"),
+            ("gated[2]", "ran"),
+            ("gated[3]", "ran"),
+        ] {
+            assert!(
+                printed
+                    .lines()
+                    .any(|l| l.starts_with(&format!("  {branch}  {status} "))),
+                "{printed}"
+            );
+        }
+    });
+
+    // The journal of the finished run, read alone, says what `run.json` says.
+    let runs: Vec<_> = std::fs::read_dir(data.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let journal_only = dir.path().join("journal-only");
+    std::fs::create_dir(&journal_only).unwrap();
+    std::fs::copy(
+        runs[0].join("journal.jsonl"),
+        journal_only.join("journal.jsonl"),
+    )
+    .unwrap();
+    let finished = pipewright::record::RunRecord::read(&runs[0]).unwrap();
+    let journaled = pipewright::record::RunRecord::read(&journal_only).unwrap();
+    assert_eq!(journaled.status, "running");
+    let (done, written) = (&finished.nodes[1], &journaled.nodes[1]);
+    assert_eq!(written.over.as_deref(), Some("xs"));
+    assert_eq!(written.status, done.status);
+    let statuses = |node: &pipewright::record::NodeRecord| {
+        node.branches
+            .iter()
+            .map(|b| (b.name.clone(), b.status.as_str(), b.error.clone(), b.worker))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses(written), statuses(done));
+    assert_eq!(written.branches[1].error, ["1 is refused"]);
+}
+
+#[task(name = "cli.square")]
+fn square(x: &u32) -> u32 {
+    x * x
+}
+
+#[task(name = "cli.add_up")]
+fn add_up(parts: &[&u32]) -> u32 {
+    parts.iter().copied().sum()
+}
+
+/// The status of `node` on its line of what `run --verbose` printed, `out`.
+fn status_in(out: &str, node: &str) -> Option<String> {
+    let line = out
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.split_whitespace().next() == Some(node))?;
+    let rest = line[node.len()..].trim_start();
+    Some(rest.get(..15).unwrap_or(rest).trim().to_owned())
+}
+
+/// A branch of a mapped node, `squares[1]`, is a node of the command line: `run --target`
+/// runs the list and that branch, `--force` runs it again, `explain` explains it from the
+/// last run; a position beyond the list fails the mapped node, saying how long it is, and
+/// a branch of no mapped node is an unknown node.
+#[test]
+fn a_branch_is_named_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let p = pipeline! {
+        name = "cli-branch-target";
+        let xs = numbers(3);
+        let squares = for x in xs { square(x) };
+        let total = add_up(squares);
+    };
+    let status = status_in;
+
+    let (code, out) = cli(&p, data, &["run", "--target", "squares[1]", "--verbose"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    for (node, expected) in [
+        ("xs", "ran"),
+        ("squares[0]", "not needed"),
+        ("squares[1]", "ran"),
+        ("squares[2]", "not needed"),
+        ("total", "not needed"),
+    ] {
+        assert_eq!(
+            status(&out, node).as_deref(),
+            Some(expected),
+            "{node}: {out}"
+        );
+    }
+
+    let (code, out) = cli(&p, data, &["run", "--verbose"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert_eq!(
+        status(&out, "squares[1]").as_deref(),
+        Some("cached"),
+        "{out}"
+    );
+    assert_eq!(status(&out, "squares[2]").as_deref(), Some("ran"), "{out}");
+
+    let (code, out) = cli(&p, data, &["run", "--force", "squares[2]", "--verbose"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    for (node, expected) in [
+        ("squares[0]", "cached"),
+        ("squares[1]", "cached"),
+        ("squares[2]", "ran"),
+        ("total", "cached"),
+    ] {
+        assert_eq!(
+            status(&out, node).as_deref(),
+            Some(expected),
+            "{node}: {out}"
+        );
+    }
+
+    // `plan` and `explain` take the same names.
+    let (code, out) = cli(&p, data, &["plan", "--target", "squares[1]"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let (code, out) = cli(
+        &p,
+        data,
+        &["explain", "squares[1]", "--force", "squares[0]"],
+    );
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.starts_with("`squares[1]` is a branch"), "{out}");
+
+    let (code, out) = cli(&p, data, &["run", "--target", "squares[3]"]);
+    assert_eq!(code, ExitCode::from(1), "{out}");
+    assert!(
+        out.contains("there is no branch `squares[3]`: the list of `xs` has 3 elements"),
+        "{out}"
+    );
+
+    let runs = || std::fs::read_dir(data.join("runs")).unwrap().count();
+    let before = runs();
+    for name in ["squarez[1]", "total[0]", "squares[x]"] {
+        for args in [
+            &["run", "--target", name][..],
+            &["run", "--force", name],
+            &["explain", name],
+        ] {
+            assert_eq!(cli(&p, data, args).0, ExitCode::from(2), "{args:?}");
+        }
+    }
+    assert_eq!(runs(), before);
 }

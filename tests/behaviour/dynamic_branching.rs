@@ -759,3 +759,142 @@ fn a_paired_branch_starts_once_its_own_branch_above_settled() {
     assert!(run.succeeded(), "{run}");
     assert_eq!(run.branches(doubled).unwrap(), [&8, &8]);
 }
+
+/// The status of each node and branch of `run` named in `names`.
+fn statuses(run: &RunReport, names: &[&str]) -> Vec<Option<NodeStatus>> {
+    names.iter().map(|name| run.status(name)).collect()
+}
+
+#[test]
+fn a_branch_can_be_a_target_and_be_forced() {
+    use NodeStatus::{Cached, NotNeeded, Ran};
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "branch-target";
+    let (p, _, _) = measured(tag, &["a", "bb", "ccc"]);
+    let names = ["list", "lengths[0]", "lengths[1]", "lengths[2]", "total"];
+
+    // The list and that branch run, nothing else.
+    let run = Runner::new(dir.path())
+        .target("lengths[1]")
+        .run(&p)
+        .unwrap();
+    assert_eq!(take(tag), ["measure:bb"]);
+    assert!(run.succeeded());
+    assert_eq!(
+        statuses(&run, &names),
+        [
+            Some(Ran),
+            Some(NotNeeded),
+            Some(Ran),
+            Some(NotNeeded),
+            Some(NotNeeded)
+        ]
+    );
+    assert_eq!(run.status("lengths"), Some(Ran));
+    assert_eq!(run.get_as::<usize>("lengths[1]").unwrap(), &2);
+
+    // Its entry is the one a whole run finds.
+    let run = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(take(tag), ["measure:a", "measure:ccc", "sum:3"]);
+    assert_eq!(run.status("lengths[1]"), Some(Cached));
+
+    // A forced branch runs again alone; its output is the same, so the sum stays cached.
+    let run = Runner::new(dir.path()).force("lengths[2]").run(&p).unwrap();
+    assert_eq!(take(tag), ["measure:ccc"]);
+    assert_eq!(
+        statuses(&run, &names),
+        [
+            Some(Cached),
+            Some(Cached),
+            Some(Cached),
+            Some(Ran),
+            Some(Cached)
+        ]
+    );
+    assert_eq!(
+        run.node("lengths[2]").unwrap().reason(),
+        Some(&RunReason::Forced)
+    );
+
+    // Two branches, forced: those two run.
+    let run = Runner::new(dir.path())
+        .target("lengths[0]")
+        .target("lengths[2]")
+        .force("lengths[0]")
+        .run(&p)
+        .unwrap();
+    assert_eq!(take(tag), ["measure:a"]);
+    assert_eq!(
+        statuses(&run, &names),
+        [
+            Some(Cached),
+            Some(Ran),
+            Some(NotNeeded),
+            Some(Cached),
+            Some(NotNeeded)
+        ]
+    );
+
+    // A position beyond the list fails the mapped node, saying how long the list is.
+    for runner in [
+        Runner::new(dir.path()).target("lengths[3]"),
+        Runner::new(dir.path()).force("lengths[7]"),
+    ] {
+        let run = runner.run(&p).unwrap();
+        assert!(!run.succeeded());
+        let error = run.node("lengths").unwrap().error().unwrap().to_string();
+        assert!(
+            error.starts_with("there is no branch `lengths[")
+                && error.ends_with("]`: the list of `list` has 3 elements"),
+            "{error}"
+        );
+        assert_eq!(take(tag), Vec::<String>::new());
+    }
+
+    // A branch of a node that is not mapped, or of no node, is an unknown node.
+    for name in ["total[0]", "lenghts[0]", "lengths[x]"] {
+        let err = Runner::new(dir.path()).target(name).run(&p).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownNode { node, .. } if node == name),
+            "{err}"
+        );
+        let err = Runner::new(dir.path()).force(name).plan(&p).unwrap_err();
+        assert!(matches!(err, Error::UnknownNode { .. }), "{err}");
+    }
+}
+
+#[test]
+fn a_branch_of_a_map_over_a_map_can_be_a_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = "paired-target";
+    let mut b = Pipeline::builder("paired-target");
+    let words = ["a", "bb", "ccc"].map(str::to_owned).to_vec();
+    let list = b.add("list", list::node(words)).unwrap();
+    let lengths = b
+        .map("lengths", list, |w| measure::node(w, tag.to_owned()))
+        .unwrap();
+    b.map("doubled", lengths, |n| double::node(n, tag.to_owned()))
+        .unwrap();
+    let p = b.build();
+    // What is above the mapped node runs whole; of the mapped node, the branch only.
+    let run = Runner::new(dir.path())
+        .target("doubled[2]")
+        .run(&p)
+        .unwrap();
+    assert_eq!(
+        take(tag),
+        ["double:3", "measure:a", "measure:bb", "measure:ccc"]
+    );
+    assert_eq!(run.get_as::<usize>("doubled[2]").unwrap(), &6);
+    assert_eq!(run.status("doubled[0]"), Some(NodeStatus::NotNeeded));
+
+    let run = Runner::new(dir.path())
+        .target("doubled[3]")
+        .run(&p)
+        .unwrap();
+    let error = run.node("doubled").unwrap().error().unwrap().to_string();
+    assert_eq!(
+        error,
+        "there is no branch `doubled[3]`: `lengths` has 3 branches"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{CliError, exit, io, open_in_browser, print_nodes, report_elsewhere};
 use crate::error::Error;
-use crate::record::schema::{RecordedStatus, RunRecord};
+use crate::record::schema::{BranchRecord, NodeRecord, RecordedStatus, RunRecord};
 use crate::report::RunReport;
 
 /// Prints the status of the run in `dir`, writes its HTML report (and opens it with
@@ -25,8 +25,13 @@ pub(super) fn status(dir: &Path, open: bool, out: &mut dyn Write) -> Result<Exit
     if let Some(params) = shown_params(&record) {
         writeln!(out, "{params}").map_err(io)?;
     }
-    print_nodes(out, &report, true).map_err(io)?;
-    writeln!(out, "{}", report.summary()).map_err(io)?;
+    if record.shown_status() == "running" {
+        // What has not settled yet is pending, not cancelled as in a report.
+        out.write_all(nodes_view(&record).as_bytes()).map_err(io)?;
+    } else {
+        print_nodes(out, &report, true).map_err(io)?;
+        writeln!(out, "{}", report.summary()).map_err(io)?;
+    }
     let html = match crate::render::write_report(dir) {
         Ok(html) => html,
         // A store the user can only read: the report goes to a temporary file.
@@ -116,21 +121,40 @@ fn progress_view(dir: &Path, record: &RunRecord) -> String {
         view.push_str(&params);
         view.push('\n');
     }
-    let width = record.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    view.push_str(&nodes_view(record));
+    view
+}
+
+/// Each node of a run in progress and how it stands, then the counts. A mapped node that
+/// made its branches shows how many of them stand how, and each failed branch has a line
+/// of its own below it; the others are only counted, however many there are.
+fn nodes_view(record: &RunRecord) -> String {
+    let width = record
+        .nodes
+        .iter()
+        .flat_map(|n| std::iter::once(&n.name).chain(failed(n).map(|b| &b.name)))
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    let mut view = String::new();
+    let mut line = |name: &str, status: RecordedStatus, detail: &str| {
+        let line = format!("  {name:<width$}  {:<15}  {detail}", status.as_str());
+        view.push_str(line.trim_end());
+        view.push('\n');
+    };
     let mut counts: Vec<(RecordedStatus, usize)> = Vec::new();
     for node in &record.nodes {
         let detail = match (node.error.first(), &node.upstream_failed) {
+            _ if node.over.is_some() && !node.branches.is_empty() => branch_counts(node),
             (Some(error), _) => error.clone(),
             (None, Some(upstream)) => format!("after `{upstream}`"),
             (None, None) => String::new(),
         };
-        let line = format!(
-            "  {:<width$}  {:<15}  {detail}",
-            node.name,
-            node.status.as_str()
-        );
-        view.push_str(line.trim_end());
-        view.push('\n');
+        line(&node.name, node.status, &detail);
+        for branch in failed(node) {
+            let error = branch.error.first().map_or("", String::as_str);
+            line(&branch.name, branch.status, error);
+        }
         match counts.iter_mut().find(|(status, _)| *status == node.status) {
             Some((_, n)) => *n += 1,
             None => counts.push((node.status, 1)),
@@ -161,4 +185,39 @@ fn progress_view(dir: &Path, record: &RunRecord) -> String {
         counts.join(", ")
     ));
     view
+}
+
+/// The failed branches of mapped node `node`.
+fn failed(node: &NodeRecord) -> impl Iterator<Item = &BranchRecord> {
+    node.branches
+        .iter()
+        .filter(|b| b.status == RecordedStatus::Failed)
+}
+
+/// How the branches of mapped node `node` stand, as pictures count them: `5 branches: 2
+/// ran, 0 cached, 1 failed, 2 pending`, with those upstream failed, not needed or
+/// cancelled when there are any.
+fn branch_counts(node: &NodeRecord) -> String {
+    let count =
+        |status: RecordedStatus| node.branches.iter().filter(|b| b.status == status).count();
+    let n = node.branches.len();
+    let mut words = format!(
+        "{n} branch{}: {} ran, {} cached, {} failed",
+        if n == 1 { "" } else { "es" },
+        count(RecordedStatus::Ran),
+        count(RecordedStatus::Cached),
+        count(RecordedStatus::Failed),
+    );
+    for status in [
+        RecordedStatus::Pending,
+        RecordedStatus::UpstreamFailed,
+        RecordedStatus::NotNeeded,
+        RecordedStatus::Cancelled,
+    ] {
+        let k = count(status);
+        if k > 0 || status == RecordedStatus::Pending {
+            words.push_str(&format!(", {k} {status}"));
+        }
+    }
+    words
 }

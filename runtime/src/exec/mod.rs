@@ -40,6 +40,31 @@ pub(crate) struct Settings<'a> {
     pub(crate) in_child: bool,
     /// The run's directory, where the process executor keeps each node's job and log.
     pub(crate) run_dir: Option<&'a Path>,
+    /// The branches of mapped nodes that the run's targets or forced nodes name by
+    /// position, in the order of the mapped nodes.
+    pub(crate) picked: &'a [Picked],
+}
+
+/// The branches of one mapped node that a run names by position (`counts[3]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Picked {
+    /// The mapped node.
+    pub(crate) node: crate::graph::NodeId,
+    /// The only branches to run, in order, when targets name branches of it and nothing the
+    /// run needs takes it whole; `None` runs them all.
+    pub(crate) only: Option<Vec<usize>>,
+    /// The branches that run whatever the store holds, in order.
+    pub(crate) forced: Vec<usize>,
+}
+
+impl Settings<'_> {
+    /// What the run names of the branches of mapped node `id`, if anything.
+    pub(crate) fn picked(&self, id: crate::graph::NodeId) -> Option<&Picked> {
+        self.picked
+            .binary_search_by_key(&id, |p| p.node)
+            .ok()
+            .map(|k| &self.picked[k])
+    }
 }
 
 /// Where the nodes that must run are run.

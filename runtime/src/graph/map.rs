@@ -164,6 +164,12 @@ pub(crate) struct MapSpec {
     pub(crate) elements: Option<Elements>,
 }
 
+/// The mapped node and position that the branch name `name` (`counts[3]`) stands for.
+pub(crate) fn branch_of(name: &str) -> Option<(&str, usize)> {
+    let (mapped, rest) = name.strip_suffix(']')?.rsplit_once('[')?;
+    Some((mapped, rest.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -460,13 +460,24 @@ pub(crate) struct JournalHeader<'a> {
     pub(crate) params: Option<serde_json::Value>,
     /// Each node: its name, its task's name, and the positions of its distinct parents.
     pub(crate) nodes: Vec<(Cow<'a, str>, Cow<'a, str>, Vec<u32>)>,
+    /// Each mapped node's position, with that of the node it goes over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) maps: Vec<(u32, u32)>,
 }
 
-/// A line of a journal after the header: how one node settled.
+/// A line of a journal after the header: how one node settled; or how one branch of a
+/// mapped node settled (`branch`); or how many branches a mapped node made (`branches`,
+/// with the node still `pending`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct JournalLine {
     /// The node's position in the pipeline.
     pub(crate) node: u32,
+    /// The branch's position in its mapped node's list, for a branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) branch: Option<u32>,
+    /// How many branches the mapped node made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) branches: Option<u32>,
     pub(crate) status: RecordedStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) started_secs: Option<f64>,
@@ -479,6 +490,28 @@ pub(crate) struct JournalLine {
     /// The position of the failed upstream node it waited on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) upstream_failed: Option<u32>,
+    /// For a branch that waited on a failed branch, that branch's position in the mapped
+    /// node `upstream_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_branch: Option<u32>,
+}
+
+impl JournalLine {
+    /// The line of node `node` with `status` and nothing else.
+    pub(crate) fn new(node: u32, status: RecordedStatus) -> Self {
+        JournalLine {
+            node,
+            branch: None,
+            branches: None,
+            status,
+            started_secs: None,
+            duration_secs: None,
+            worker: None,
+            error: Vec::new(),
+            upstream_failed: None,
+            upstream_branch: None,
+        }
+    }
 }
 
 /// The record of a run that has not written its `run.json`, read from its journal at
@@ -552,11 +585,25 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
             branches: Vec::new(),
         });
     }
+    for &(node, over) in &header.maps {
+        let over = name_of(over, 1)?;
+        name_of(node, 1)?;
+        nodes[node as usize].over = Some(over);
+    }
     for (i, line) in lines.enumerate() {
         let number = i + 2;
         let settled: JournalLine = serde_json::from_slice(line)
             .map_err(|e| record_error(path, format!("line {number} does not parse: {e}")))?;
         name_of(settled.node, number)?;
+        if settled.branch.is_some() || settled.branches.is_some() {
+            let upstream = settled
+                .upstream_failed
+                .map(|up| name_of(up, number))
+                .transpose()?;
+            let node = &mut nodes[settled.node as usize];
+            branch_line(node, settled, upstream);
+            continue;
+        }
         let node = &mut nodes[settled.node as usize];
         node.status = settled.status;
         node.cached = settled.status == RecordedStatus::Cached;
@@ -585,6 +632,47 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
     })
 }
 
+/// Records in mapped node `node` what a journal line about its branches says: how many it
+/// made (each pending until its own line comes), or how one of them settled, after the
+/// failed node `upstream` (a branch of it, if the line names one).
+fn branch_line(node: &mut NodeRecord, line: JournalLine, upstream: Option<String>) {
+    let pending = |name: &str, i: usize| BranchRecord {
+        name: format!("{name}[{i}]"),
+        element: None,
+        status: RecordedStatus::Pending,
+        key: None,
+        output_digest: None,
+        reason: None,
+        started_secs: None,
+        duration_secs: None,
+        worker: None,
+        error: Vec::new(),
+        upstream_failed: None,
+    };
+    let made = match (line.branch, line.branches) {
+        (Some(branch), _) => (branch as usize + 1).max(node.branches.len()),
+        (None, Some(n)) => n as usize,
+        (None, None) => return,
+    };
+    let name = node.name.clone();
+    let len = node.branches.len();
+    node.branches.truncate(made);
+    node.branches.extend((len..made).map(|i| pending(&name, i)));
+    let Some(i) = line.branch else {
+        return;
+    };
+    let branch = &mut node.branches[i as usize];
+    branch.status = line.status;
+    branch.started_secs = line.started_secs;
+    branch.duration_secs = line.duration_secs;
+    branch.worker = line.worker.map(|w| w as usize);
+    branch.error = line.error;
+    branch.upstream_failed = match line.upstream_branch {
+        Some(j) => upstream.map(|up| format!("{up}[{j}]")),
+        None => upstream,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,15 +693,13 @@ mod tests {
                 ("b".into(), "tb".into(), vec![]),
                 ("c".into(), "tc".into(), vec![0, 1]),
             ],
+            maps: Vec::new(),
         };
         let ran = JournalLine {
-            node: 0,
-            status: RecordedStatus::Ran,
             started_secs: Some(0.5),
             duration_secs: Some(1.5),
             worker: Some(1),
-            error: Vec::new(),
-            upstream_failed: None,
+            ..JournalLine::new(0, RecordedStatus::Ran)
         };
         let failed = JournalLine {
             node: 1,
@@ -682,6 +768,73 @@ mod tests {
         finished.status = "succeeded".to_owned();
         write_json_atomically(&dir.path().join(RUN_JSON), &finished, false).unwrap();
         assert_eq!(RunRecord::read(dir.path()).unwrap().status, "succeeded");
+    }
+
+    #[test]
+    fn a_journal_reads_back_the_branches_that_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = journal().replacen("\"nodes\":[", "\"maps\":[[1,0],[2,1]],\"nodes\":[", 1);
+        let lines = [
+            // `b` maps over `a` and made three branches; `c` maps over `b`.
+            JournalLine {
+                branches: Some(3),
+                ..JournalLine::new(1, RecordedStatus::Pending)
+            },
+            JournalLine {
+                branch: Some(0),
+                started_secs: Some(1.0),
+                duration_secs: Some(0.5),
+                worker: Some(0),
+                ..JournalLine::new(1, RecordedStatus::Ran)
+            },
+            JournalLine {
+                branch: Some(2),
+                error: vec!["no".to_owned()],
+                ..JournalLine::new(1, RecordedStatus::Failed)
+            },
+            // A branch of `c` whose paired branch of `b` failed.
+            JournalLine {
+                branch: Some(2),
+                upstream_failed: Some(1),
+                upstream_branch: Some(2),
+                ..JournalLine::new(2, RecordedStatus::UpstreamFailed)
+            },
+        ];
+        for line in &lines {
+            text.push_str(&serde_json::to_string(line).unwrap());
+            text.push('\n');
+        }
+        // `journal()` settled `b` as failed: lines about its branches leave that as it is.
+        fs::write(dir.path().join(JOURNAL), &text).unwrap();
+        let record = RunRecord::read(dir.path()).unwrap();
+        let (b, c) = (&record.nodes[1], &record.nodes[2]);
+        assert_eq!(b.over.as_deref(), Some("a"));
+        assert_eq!(c.over.as_deref(), Some("b"));
+        assert_eq!(b.status, RecordedStatus::Failed);
+        let shown: Vec<(&str, RecordedStatus)> = b
+            .branches
+            .iter()
+            .map(|br| (br.name.as_str(), br.status))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("b[0]", RecordedStatus::Ran),
+                ("b[1]", RecordedStatus::Pending),
+                ("b[2]", RecordedStatus::Failed),
+            ]
+        );
+        assert_eq!(
+            (b.branches[0].started_secs, b.branches[0].worker),
+            (Some(1.0), Some(0))
+        );
+        assert_eq!(b.branches[2].error, ["no"]);
+        // A branch line before its made line still reads, its earlier siblings pending.
+        assert_eq!(c.branches.len(), 3);
+        assert_eq!(c.branches[2].status, RecordedStatus::UpstreamFailed);
+        assert_eq!(c.branches[2].upstream_failed.as_deref(), Some("b[2]"));
+        assert_eq!(c.branches[0].status, RecordedStatus::Pending);
+        assert_eq!(c.status, RecordedStatus::Pending);
     }
 
     #[test]

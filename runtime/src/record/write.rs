@@ -18,7 +18,7 @@ use crate::cache::{StoreError, write_atomically, write_json_atomically};
 use crate::chain::chain;
 use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
-use crate::report::{NodeReport, NodeStatus, RunReport};
+use crate::report::{NodeReport, RunReport};
 use crate::text::{hex_bytes, node_file_name, safe_name};
 
 /// The folder of a run directory that holds one file per failed node.
@@ -92,6 +92,12 @@ impl RunDir {
                         node.upstream().iter().map(|id| id.index() as u32).collect(),
                     )
                 })
+                .collect(),
+            maps: pipeline
+                .nodes
+                .maps()
+                .iter()
+                .map(|map| (map.node.index() as u32, map.over.index() as u32))
                 .collect(),
         };
         let journal_path = dir.join(JOURNAL);
@@ -170,6 +176,11 @@ impl RunDir {
         for node in &mut record.nodes {
             if node.status == RecordedStatus::Pending {
                 node.status = RecordedStatus::Cancelled;
+            }
+            for branch in &mut node.branches {
+                if branch.status == RecordedStatus::Pending {
+                    branch.status = RecordedStatus::Cancelled;
+                }
             }
         }
         write_json_atomically(&path, &record, false)
@@ -299,7 +310,7 @@ impl<'a> NodeOut<'a> {
         node: Node<'a>,
         outcome: &NodeReport<'a>,
     ) -> Self {
-        let (started_secs, duration_secs) = times(outcome);
+        let (started_secs, duration_secs) = outcome.times_secs();
         let task = node.task();
         NodeOut {
             name: node.name(),
@@ -337,22 +348,9 @@ impl<'a> NodeOut<'a> {
     }
 }
 
-/// When a node or branch started and how long it took, in seconds; none for one that never
-/// started (upstream failed, or not needed).
-fn times(outcome: &NodeReport<'_>) -> (Option<f64>, Option<f64>) {
-    let settled = !matches!(
-        outcome.status(),
-        NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
-    );
-    (
-        settled.then(|| outcome.started().as_secs_f64()),
-        settled.then(|| outcome.duration().as_secs_f64()),
-    )
-}
-
 /// The record of one branch of a mapped node, whose element's short digest is `element`.
 fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecord {
-    let (started_secs, duration_secs) = times(&branch);
+    let (started_secs, duration_secs) = branch.times_secs();
     BranchRecord {
         name: branch.name().to_owned(),
         element,
@@ -378,6 +376,59 @@ mod tests {
         let written = serde_json::to_string(node).unwrap();
         let read: NodeRecord = serde_json::from_str(&written).unwrap();
         (written, serde_json::to_string(&read).unwrap())
+    }
+
+    #[test]
+    fn an_abandoned_run_records_what_had_not_settled_as_cancelled() {
+        use super::super::schema::{JournalHeader, JournalLine};
+        let dir = tempfile::tempdir().unwrap();
+        let header = JournalHeader {
+            format: RECORD_FORMAT,
+            pipeline: "p".into(),
+            started: "2026-01-01T00:00:00.000000Z".into(),
+            data_dir: Path::new("/data").into(),
+            jobs: 1,
+            host: "here".to_owned(),
+            pid: 7,
+            params: None,
+            nodes: vec![
+                ("list".into(), "t".into(), vec![]),
+                ("m".into(), "u".into(), vec![0]),
+            ],
+            maps: vec![(1, 0)],
+        };
+        let lines = [
+            serde_json::to_string(&header).unwrap(),
+            serde_json::to_string(&JournalLine::new(0, RecordedStatus::Ran)).unwrap(),
+            serde_json::to_string(&JournalLine {
+                branches: Some(2),
+                ..JournalLine::new(1, RecordedStatus::Pending)
+            })
+            .unwrap(),
+            serde_json::to_string(&JournalLine {
+                branch: Some(0),
+                ..JournalLine::new(1, RecordedStatus::Ran)
+            })
+            .unwrap(),
+        ];
+        fs::write(dir.path().join(JOURNAL), lines.join("\n") + "\n").unwrap();
+        RunDir::abandon(dir.path()).unwrap();
+        let record = RunRecord::read(dir.path()).unwrap();
+        assert_eq!(record.status, "cancelled");
+        let mapped = &record.nodes[1];
+        assert_eq!(mapped.status, RecordedStatus::Cancelled);
+        let branches: Vec<(&str, RecordedStatus)> = mapped
+            .branches
+            .iter()
+            .map(|b| (b.name.as_str(), b.status))
+            .collect();
+        assert_eq!(
+            branches,
+            [
+                ("m[0]", RecordedStatus::Ran),
+                ("m[1]", RecordedStatus::Cancelled)
+            ]
+        );
     }
 
     #[test]

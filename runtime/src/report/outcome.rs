@@ -69,6 +69,21 @@ impl NodeOutcome {
     pub(crate) fn details_mut(&mut self) -> &mut Details {
         self.details.get_or_insert_with(Box::default)
     }
+
+    /// When it started and how long it took, in seconds from the start of the run, as
+    /// records hold them; none for a node or branch that never started (upstream failed,
+    /// or not needed).
+    pub(crate) fn times_secs(&self) -> (Option<f64>, Option<f64>) {
+        let started = !matches!(
+            self.status,
+            NodeStatus::UpstreamFailed | NodeStatus::NotNeeded
+        );
+        let secs = |nanos: u64| Duration::from_nanos(nanos).as_secs_f64();
+        (
+            started.then(|| secs(self.started)),
+            started.then(|| secs(self.duration)),
+        )
+    }
 }
 
 /// A duration in whole nanoseconds, as an outcome holds it (enough for 584 years).

@@ -10,9 +10,13 @@
 //! holds the element's canonical digest where a node's holds an input's output digest, and
 //! the mapped node's name, never the branch's position, so that a branch is found again
 //! wherever its element moves in the list.
+//!
+//! A run's targets and forced nodes may name branches by position (`counts[3]`): those are
+//! checked against the list once it is made, only the targeted ones run (the others are
+//! not needed), and the forced ones run whatever the store holds.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rayon::Scope;
 
@@ -123,7 +127,11 @@ impl<'p> Run<'p> {
                 .and_then(|over| self.make(id, spec, Some(over))),
             None => self.make(id, spec, None),
         };
-        let (branches, source) = match made {
+        let made = made.and_then(|(branches, source)| {
+            self.check_picked(id, spec, &branches)?;
+            Ok((branches, source))
+        });
+        let (mut branches, source) = match made {
             Ok(made) => made,
             Err(error) => {
                 let status = if matches!(error, TaskError::Cancelled) {
@@ -140,6 +148,18 @@ impl<'p> Run<'p> {
             }
         };
         let n = branches.slots.len();
+        // Only the branches the targets name run; the others are not needed.
+        let only = self.settings.picked(id).and_then(|p| p.only.as_deref());
+        if let Some(only) = only {
+            *branches.left.get_mut() = only.len();
+            for (i, slot) in branches.slots.iter_mut().enumerate() {
+                if only.binary_search(&i).is_err() {
+                    slot.get_mut()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .outcome = Some(NodeOutcome::new(NodeStatus::NotNeeded));
+                }
+            }
+        }
         let k = self
             .pipeline
             .nodes
@@ -147,6 +167,15 @@ impl<'p> Run<'p> {
             .binary_search_by_key(&id, |m| m.node)
             .expect("a mapped node has a map");
         let _ = self.maps[k].set(Arc::new(branches));
+        if let Some(progress) = self.settings.progress {
+            progress.branches_made(id.index(), n);
+            if let Some(only) = only {
+                let not_needed = NodeOutcome::new(NodeStatus::NotNeeded);
+                for i in (0..n).filter(|i| only.binary_search(i).is_err()) {
+                    progress.branch_settled(id.index(), i, &not_needed, None);
+                }
+            }
+        }
         // The maps over this one need only their own branch of it: they are ready as soon
         // as its branches are made, not when they all settle.
         let paired: Vec<NodeId> = self.branches_of(id).map_or_else(Vec::new, |b| {
@@ -159,7 +188,14 @@ impl<'p> Run<'p> {
             return self.finish_map(scope, id);
         }
         match spec.elements {
-            // Each branch holds the list until it is done with it.
+            // Each branch holds the list until it is done with it. The few the targets name
+            // are a job each.
+            Some(_) if only.is_some() => {
+                for &i in only.into_iter().flatten() {
+                    let source = source.clone();
+                    scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
+                }
+            }
             // A job runs a few branches in turn: spawning one job per branch would cost more
             // than a trivial branch does.
             Some(_) => {
@@ -181,6 +217,9 @@ impl<'p> Run<'p> {
                         .map(|(_, gates)| gates)
                 });
                 for i in 0..n {
+                    if !self.runs_branch(id, i) {
+                        continue;
+                    }
                     if gates.is_none_or(|g| g[i].fetch_sub(1, Ordering::AcqRel) == 1) {
                         let source = source.clone();
                         scope.spawn(move |scope| self.drive_branch(scope, id, i, source));
@@ -189,6 +228,49 @@ impl<'p> Run<'p> {
             }
         }
         None
+    }
+
+    /// Whether branch `i` of mapped node `id` runs: the run's targets name it, or no
+    /// branch of that node.
+    fn runs_branch(&self, id: NodeId, i: usize) -> bool {
+        self.settings
+            .picked(id)
+            .and_then(|p| p.only.as_ref())
+            .is_none_or(|only| only.binary_search(&i).is_ok())
+    }
+
+    /// Refuses the branches of mapped node `id` (`spec`), just made, if the run names one
+    /// by a position beyond them.
+    fn check_picked(
+        &self,
+        id: NodeId,
+        spec: &MapSpec,
+        branches: &Branches,
+    ) -> Result<(), TaskError> {
+        let Some(picked) = self.settings.picked(id) else {
+            return Ok(());
+        };
+        let n = branches.slots.len();
+        let Some(beyond) = picked
+            .only
+            .iter()
+            .flatten()
+            .chain(&picked.forced)
+            .copied()
+            .find(|&i| i >= n)
+        else {
+            return Ok(());
+        };
+        let over = self.pipeline.node_name(spec.over);
+        let plural = if n == 1 { "" } else { "s" };
+        let has = match spec.elements {
+            Some(_) => format!("the list of `{over}` has {n} element{plural}"),
+            None => format!("`{over}` has {n} branch{}", if n == 1 { "" } else { "es" }),
+        };
+        Err(TaskError::failed(format!(
+            "there is no branch `{}`: {has}",
+            branch_name(self.pipeline.node_name(id), beyond)
+        )))
     }
 
     /// Tells `child`, which maps over a mapped node whose branches were just made, that it
@@ -271,10 +353,14 @@ impl<'p> Run<'p> {
             let branches = self.branches_of(id).expect("branches are made");
             let slot = self.run_branch(id, branches, i, &source);
             drop(source);
+            if let (Some(progress), Some(outcome)) = (self.settings.progress, &slot.outcome) {
+                let upstream = slot.failed_upstream.map(|(up, j)| (up.index(), j));
+                progress.branch_settled(id.index(), i, outcome, upstream);
+            }
             *lock(&branches.slots[i]) = slot;
             // The paired branches below whose node is ready start now.
             for (child, gates) in &branches.paired {
-                if gates[i].fetch_sub(1, Ordering::AcqRel) == 1 {
+                if gates[i].fetch_sub(1, Ordering::AcqRel) == 1 && self.runs_branch(*child, i) {
                     let child = *child;
                     let paired = Source::Paired(id);
                     scope.spawn(move |scope| self.drive_branch(scope, child, i, paired));
@@ -469,8 +555,13 @@ impl<'p> Run<'p> {
         digests: Vec<Vec<Digest>>,
     ) -> Result<BranchDone, TaskError> {
         let meta = node.task().meta();
+        let forced = self.settings.forced[id.index()]
+            || self
+                .settings
+                .picked(id)
+                .is_some_and(|p| p.forced.binary_search(&i).is_ok());
         let check = Check {
-            forced: self.settings.forced[id.index()],
+            forced,
             verify: self.settings.keep[id.index()],
             repair: true,
             look: Look::Remembered,
@@ -500,7 +591,7 @@ impl<'p> Run<'p> {
         }
         let spec = node.map().expect("a mapped node has a map");
         if self.settings.in_child {
-            let replace = self.settings.forced[id.index()] || !meta.cache;
+            let replace = forced || !meta.cache;
             let entry =
                 self.branch_in_child(node, name, spec, source, i, &digests, store, &key, replace)?;
             drop(lock);
@@ -746,7 +837,11 @@ impl<'p> Run<'p> {
         let mut ended = 0;
         for (i, slot) in branches.slots.iter().enumerate() {
             let mut slot = lock(slot);
-            let Some(outcome) = slot.outcome.as_mut() else {
+            let Some(outcome) = slot
+                .outcome
+                .as_mut()
+                .filter(|o| o.status != NodeStatus::NotNeeded)
+            else {
                 values.push(None);
                 continue;
             };
