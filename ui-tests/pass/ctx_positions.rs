@@ -17,7 +17,7 @@ fn last(a: &String, ctx: &Ctx) -> String {
     format!("{a}|{}", ctx.task())
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     let p = pipeline! {
         name = "ctx";
         let a = first(1);

@@ -3,7 +3,7 @@
 use pipewright::prelude::*;
 
 #[task]
-fn number(n: u64) -> u64 {
+fn part(n: u64) -> u64 {
     n
 }
 
@@ -12,12 +12,12 @@ fn merge(parts: &[&u64], scale: u64) -> Vec<u64> {
     parts.iter().map(|p| *p * scale).collect()
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     let p = pipeline! {
         name = "gather";
-        let a = number(1);
-        let b = number(2);
-        let c = number(3);
+        let a = part(1);
+        let b = part(2);
+        let c = part(3);
         let all = merge([c, a, b], 10);
         let none = merge([], 10);
     };

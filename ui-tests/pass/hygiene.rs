@@ -75,7 +75,7 @@ fn total(counts: &[&usize]) -> usize {
     counts.iter().copied().sum()
 }
 
-fn main() {
+pub(crate) fn main() {
     let p = pipeline! {
         name = "hygiene";
         let w = words("a b c".into());

@@ -4,12 +4,12 @@
 use pipewright::prelude::*;
 
 #[task]
-fn words(text: String) -> Vec<String> {
+fn split_words(text: String) -> Vec<String> {
     text.split(' ').map(str::to_owned).collect()
 }
 
 #[task]
-fn count(word: &String, times: usize) -> usize {
+fn length_times(word: &String, times: usize) -> usize {
     word.len() * times
 }
 
@@ -19,21 +19,21 @@ fn label(n: &usize, prefix: &String) -> String {
 }
 
 #[task]
-fn total(counts: &[&usize]) -> usize {
+fn add_counts(counts: &[&usize]) -> usize {
     counts.iter().copied().sum()
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     let times = 2;
     let p = pipeline! {
         name = "map";
-        let text = words("a bb ccc".to_owned());
+        let text = split_words("a bb ccc".to_owned());
         let prefix = value!("n=".to_owned());
-        let counts = for word in text { count(word, times) };
+        let counts = for word in text { length_times(word, times) };
         let labels = for n in counts { label(n, prefix) };
-        let sum = total(counts);
+        let sum = add_counts(counts);
         // The element may shadow a binding's name.
-        let again = for text in text { count(text, times + 1) };
+        let again = for text in text { length_times(text, times + 1) };
     };
     assert_eq!(p.len(), 6);
     let _: Mapped<usize> = p.counts;

@@ -12,7 +12,7 @@ fn add(a: &u32, b: &u32) -> u32 {
     a + b
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     let p = pipeline! {
         name = "many";
         let one = number(1);

@@ -22,16 +22,16 @@ mod etl {
 }
 
 #[task]
-fn total(values: &Vec<f64>) -> f64 {
+fn total_of(values: &Vec<f64>) -> f64 {
     values.iter().sum()
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     let p = pipeline! {
         name = "paths";
         let raw = etl::load(4);
-        let norm = crate::etl::steps::normalize(raw);
-        let sum = self::total(norm);
+        let norm = crate::paths::etl::steps::normalize(raw);
+        let sum = self::total_of(norm);
     };
     let run = Runner::new(std::env::temp_dir().join("pipewright-ui-paths")).run(&p)?;
     assert_eq!(*run.get(p.sum)?, 2.5);

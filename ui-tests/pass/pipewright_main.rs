@@ -8,7 +8,7 @@ fn one() -> u32 {
 }
 
 #[pipewright::main]
-fn main() -> Result<(), String> {
+pub(crate) fn main() -> Result<(), String> {
     let p = pipeline! {
         name = "marked";
         let x = one();

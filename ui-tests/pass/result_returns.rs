@@ -34,7 +34,7 @@ fn check(n: &u32) -> Result<u32, String> {
     }
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     let p = pipeline! {
         name = "results";
         let n = parse("20".to_string());

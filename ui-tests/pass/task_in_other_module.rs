@@ -10,7 +10,7 @@ mod tasks {
 }
 
 mod app {
-    use crate::tasks::greet;
+    use crate::task_in_other_module::tasks::greet;
     use pipewright::prelude::*;
 
     pub fn run() -> pipewright::Result<String> {
@@ -24,7 +24,7 @@ mod app {
     }
 }
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     assert_eq!(app::run()?, "hello, world");
     Ok(())
 }

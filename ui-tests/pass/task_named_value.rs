@@ -9,18 +9,18 @@ fn value(n: u32) -> u32 {
 }
 
 #[task]
-fn add(a: &u32, b: &u32) -> u32 {
+fn add_both(a: &u32, b: &u32) -> u32 {
     a + b
 }
 
-fn main() {
+pub(crate) fn main() {
     let p = pipeline! {
         name = "task-named-value";
         let constant = value!(1_u32);
         let computed = value(2);
         let by_path = self::value(3);
-        let sum = add(constant, computed);
-        let more = add(sum, by_path);
+        let sum = add_both(constant, computed);
+        let more = add_both(sum, by_path);
     };
     let run = Runner::in_memory()
         .keep(p.constant)

@@ -19,7 +19,7 @@ mod etl {
 use etl::load_numbers as load;
 use etl::sum as add_up;
 
-fn main() -> pipewright::Result<()> {
+pub(crate) fn main() -> pipewright::Result<()> {
     assert_eq!(load(3), vec![1, 2, 3]);
     let p = pipeline! {
         name = "alias";
