@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub(crate) mod local;
+pub(crate) mod mapped;
 #[cfg(unix)]
 pub(crate) mod process;
 #[cfg(feature = "slurm")]

@@ -156,16 +156,22 @@ impl<'a> Submission<'a> {
                 job: JobFiles::new(&self.jobs_dir, &name, PathBuf::new()),
                 rc: self.jobs_dir.join(format!("{name}.rc")),
             };
-            let Ok(inputs) = input_refs(pipeline, &node, |up| {
-                let key = match &self.states[up.index()] {
-                    State::Stored { key, .. } => Some(key.clone()),
-                    _ => None,
-                };
-                let status = self.files[up.index()]
-                    .as_ref()
-                    .map(|f| f.job.status.clone());
-                Ok::<_, Infallible>((key, status))
-            });
+            let Ok(inputs) = input_refs(
+                pipeline,
+                &node,
+                None,
+                |_| None,
+                |up, _| {
+                    let key = match &self.states[up.index()] {
+                        State::Stored { key, .. } => Some(key.clone()),
+                        _ => None,
+                    };
+                    let status = self.files[up.index()]
+                        .as_ref()
+                        .map(|f| f.job.status.clone());
+                    Ok::<_, Infallible>((key, status))
+                },
+            );
             let job = Job::new(
                 pipeline,
                 &node,
