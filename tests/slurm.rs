@@ -501,6 +501,11 @@ fn times(a: &Stamped, factor: &u64) -> Stamped {
     (a.0 * factor, job())
 }
 
+#[task]
+fn scale_by(x: &u64, factor: &u64) -> Stamped {
+    (x * factor, job())
+}
+
 /// The job arrays that ran `values`' branches, each with the tasks it ran.
 fn arrays_of<'a>(
     jobs: impl IntoIterator<Item = &'a String>,
@@ -655,35 +660,42 @@ fn a_failed_branch_fails_alone_with_what_is_below_it() {
     // Every node and branch ends as it does in process.
     let here_dir = tempfile::tempdir().unwrap();
     let here = Runner::new(here_dir.path()).run(&p).unwrap();
-    let ends = |run: &RunReport| {
-        run.nodes()
-            .map(|n| {
-                (
-                    n.name().to_owned(),
-                    n.status(),
-                    n.failed_upstream().map(str::to_owned),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(ends(&run), ends(&here));
     assert_eq!(ends(&run).len(), 4 + 3 + 3);
 }
 
-/// The map over `each` also waits on `factor`, which is stored only after `each` settled
-/// (its branches are a second or two of work, `factor` five seconds): its branches are
-/// made after the branch above them failed, and the others run all the same.
+/// How each node and branch of `run` ended: its name, its status, and the node whose
+/// failure kept it from running.
+fn ends(run: &RunReport) -> Vec<(String, NodeStatus, Option<String>)> {
+    run.nodes()
+        .map(|n| {
+            (
+                n.name().to_owned(),
+                n.status(),
+                n.failed_upstream().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The maps `scaled` and `tens` also wait on `factor`, which is stored only after `each`
+/// settled (its branches are a second or two of work, `factor` five seconds): the branches
+/// of `tens` are made after the branch above them failed, and the others run all the
+/// same; those of `scaled` are made after those of `each`, which comes after it.
 fn a_map_over_a_failed_map_runs_the_branches_it_can() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline! {
         name = "slurm-map-after-failure";
         let list = spread(3);
-        let each = for x in list { refuse_two(x) };
         let factor = slow_factor(10, 5);
+        let scaled = for x in list { scale_by(x, factor) };
+        let each = for x in list { refuse_two(x) };
         let tens = for e in each { times(e, factor) };
         let total = sum_all(tens);
     };
     let run = slurm_runner(dir.path()).run(&p).unwrap();
+    let scaled = run.branches(p.scaled).unwrap();
+    assert_eq!(scaled.iter().map(|s| s.0).collect::<Vec<_>>(), [10, 20, 30]);
     assert_eq!(run.status("each"), Some(NodeStatus::Failed));
     for (name, value) in [("tens[0]", 10), ("tens[2]", 30)] {
         assert_eq!(run.status(name), Some(NodeStatus::Ran), "{name}");
@@ -698,6 +710,9 @@ fn a_map_over_a_failed_map_runs_the_branches_it_can() {
         run.node("total").unwrap().failed_upstream(),
         Some("each[1]")
     );
+    let here_dir = tempfile::tempdir().unwrap();
+    let here = Runner::new(here_dir.path()).run(&p).unwrap();
+    assert_eq!(ends(&run), ends(&here));
 }
 
 fn a_stored_list_is_mapped_at_once() {

@@ -20,7 +20,8 @@ impl Submission<'_> {
             self.slots.iter().map(|s| (s.node, s.branch)).collect();
         let slots = std::mem::take(&mut self.slots);
         let mut outcomes = Vec::with_capacity(n);
-        let mut branches: Vec<BranchSlot> = Vec::with_capacity(slots.len() - n);
+        // Each mapped node's branches, in the order the maps were made.
+        let mut branches: Vec<Option<BranchSlot>> = Vec::with_capacity(slots.len() - n);
         for slot in slots {
             let mut up = None;
             let mut outcome = self.outcome(
@@ -42,22 +43,25 @@ impl Submission<'_> {
             if slot.branch.is_none() {
                 outcomes.push(outcome);
             } else {
-                branches.push(BranchSlot {
+                branches.push(Some(BranchSlot {
                     outcome: Some(outcome),
                     digest: None,
                     entry: None,
                     failed_upstream,
-                });
+                }));
             }
         }
-        let mut branches = branches.into_iter();
         let made = std::mem::take(&mut self.made)
             .into_iter()
             .map(|made| {
                 let made = made?;
+                let first = made.first - n;
                 Some(MadeBranches {
                     elements: made.elements,
-                    slots: branches.by_ref().take(made.n).collect(),
+                    slots: branches[first..first + made.n]
+                        .iter_mut()
+                        .filter_map(Option::take)
+                        .collect(),
                     first_bad: made.first_bad,
                 })
             })
