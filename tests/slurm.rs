@@ -464,6 +464,305 @@ fn input_and_output_files_behave_in_jobs_as_in_process() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "HELLO WORLD");
 }
 
+#[task]
+fn spread(n: u64) -> Vec<u64> {
+    (1..=n).collect()
+}
+
+/// Ten times its element, the job it ran in, and the node its context names.
+#[task]
+fn tenfold(x: &u64, ctx: &Ctx) -> (u64, String, String) {
+    (x * 10, job(), ctx.node().to_owned())
+}
+
+#[task]
+fn plus_one(x: &(u64, String, String)) -> Stamped {
+    (x.0 + 1, job())
+}
+
+#[task]
+fn refuse_two(x: &u64) -> Result<Stamped, String> {
+    if *x == 2 {
+        Err(format!("refusing element {x}"))
+    } else {
+        Ok((*x, job()))
+    }
+}
+
+/// `factor`, after `secs` seconds.
+#[task]
+fn slow_factor(factor: u64, secs: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(secs));
+    factor
+}
+
+#[task]
+fn times(a: &Stamped, factor: &u64) -> Stamped {
+    (a.0 * factor, job())
+}
+
+#[task]
+fn scale_by(x: &u64, factor: &u64) -> Stamped {
+    (x * factor, job())
+}
+
+/// The job arrays that ran `values`' branches, each with the tasks it ran.
+fn arrays_of<'a>(
+    jobs: impl IntoIterator<Item = &'a String>,
+) -> std::collections::BTreeMap<String, Vec<u32>> {
+    let mut arrays = std::collections::BTreeMap::<String, Vec<u32>>::new();
+    for job in jobs {
+        let (array, task) = job.split_once('_').expect("an array task");
+        arrays
+            .entry(array.to_owned())
+            .or_default()
+            .push(task.parse().unwrap());
+    }
+    arrays
+}
+
+/// The job descriptions a run wrote (not the status files its workers wrote).
+fn job_specs(run: &RunReport) -> Vec<String> {
+    files_ending(&run.run_dir().unwrap().join("jobs"), ".json")
+        .into_iter()
+        .filter(|f| !f.ends_with(".status.json"))
+        .collect()
+}
+
+fn maps_run_as_job_arrays_with_the_keys_they_have_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |n: u64| {
+        pipeline! {
+            name = "slurm-map";
+            let list = spread(n);
+            let tens = for x in list { tenfold(x) };
+            let next = for t in tens { plus_one(t) };
+            let total = sum_all(next);
+        }
+    };
+    let p = build(3);
+    let runner = slurm_runner(dir.path());
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    let tens = run.branches(p.tens).unwrap();
+    assert_eq!(tens.iter().map(|t| t.0).collect::<Vec<_>>(), [10, 20, 30]);
+    // Each branch saw its mapped node's name, and ran as a task of one job array.
+    assert!(tens.iter().all(|t| t.2 == "tens"), "{tens:?}");
+    let tens_arrays = arrays_of(tens.iter().map(|t| &t.1));
+    assert_eq!(tens_arrays.values().collect::<Vec<_>>(), [&vec![0, 1, 2]]);
+    // The map over the map: one more array, branch `i` paired with branch `i`.
+    let next = run.branches(p.next).unwrap();
+    assert_eq!(next.iter().map(|t| t.0).collect::<Vec<_>>(), [11, 21, 31]);
+    let next_arrays = arrays_of(next.iter().map(|t| &t.1));
+    assert_eq!(next_arrays.values().collect::<Vec<_>>(), [&vec![0, 1, 2]]);
+    assert_ne!(tens_arrays.keys().next(), next_arrays.keys().next());
+    assert_eq!(run.get(p.total).unwrap().0, 11 + 21 + 31);
+    for name in [
+        "list", "tens", "next", "total", "tens[0]", "tens[2]", "next[1]",
+    ] {
+        assert_eq!(run.status(name), Some(NodeStatus::Ran), "{name}");
+    }
+    // The list, each map's array and the total: four submissions.
+    assert_eq!(
+        files_ending(&run.run_dir().unwrap().join("slurm"), ".sh").len(),
+        4
+    );
+    // The record lists every branch.
+    let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    assert_eq!(record.status, "succeeded");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.run_dir().unwrap().join("run.json")).unwrap())
+            .unwrap();
+    let next_record = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "next")
+        .unwrap();
+    let names: Vec<&str> = next_record["branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["next[0]", "next[1]", "next[2]"]);
+
+    // The branches' entries are those the in-process executor looks for.
+    let here = Runner::new(dir.path()).run(&p).unwrap();
+    assert_eq!(here.count(NodeStatus::Ran), 0, "{here}");
+    assert_eq!(here.get(p.total).unwrap().0, 63);
+
+    // One more element: one more branch of each map, each alone in its array.
+    let p = build(4);
+    let run = runner.run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    for name in [
+        "tens[0]", "tens[1]", "tens[2]", "next[0]", "next[1]", "next[2]",
+    ] {
+        assert_eq!(run.status(name), Some(NodeStatus::Cached), "{name}");
+    }
+    assert_eq!(run.status("tens[3]"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("next[3]"), Some(NodeStatus::Ran));
+    assert!(run.branches(p.tens).unwrap()[3].1.ends_with("_0"));
+    assert!(run.branches(p.next).unwrap()[3].1.ends_with("_0"));
+    assert_eq!(run.get(p.total).unwrap().0, 63 + 41);
+    let specs = job_specs(&run);
+    assert_eq!(specs.len(), 4, "{specs:?}");
+    assert!(specs.iter().any(|s| s.starts_with("tens_3_")), "{specs:?}");
+    assert!(specs.iter().any(|s| s.starts_with("next_3_")), "{specs:?}");
+
+    // Nothing changed: nothing is submitted.
+    let again = runner.run(&p).unwrap();
+    assert_eq!(again.count(NodeStatus::Ran), 0, "{again}");
+    assert!(job_specs(&again).is_empty());
+}
+
+fn a_failed_branch_fails_alone_with_what_is_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-map-failure";
+        let list = spread(3);
+        let each = for x in list { refuse_two(x) };
+        let tens = for e in each { scale(e, 10) };
+        let total = sum_all(tens);
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    assert_eq!(run.status("each[1]"), Some(NodeStatus::Failed));
+    assert_eq!(
+        run.node("each[1]").unwrap().error().unwrap().to_string(),
+        "refusing element 2"
+    );
+    for name in ["each[0]", "each[2]", "tens[0]", "tens[2]"] {
+        assert_eq!(run.status(name), Some(NodeStatus::Ran), "{name}");
+    }
+    // The paired branch below never started; Slurm held it back.
+    assert_eq!(run.status("tens[1]"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(
+        run.node("tens[1]").unwrap().failed_upstream(),
+        Some("each[1]")
+    );
+    assert!(run.branches(p.tens).is_err());
+    let each = run.node("each").unwrap();
+    assert_eq!(each.status(), NodeStatus::Failed);
+    assert_eq!(
+        each.error().unwrap().to_string(),
+        "1 of 3 branches failed, the first `each[1]`"
+    );
+    assert_eq!(run.status("tens"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(run.status("total"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(
+        run.node("total").unwrap().failed_upstream(),
+        Some("each[1]")
+    );
+    let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    assert_eq!(record.status, "failed");
+
+    // Every node and branch ends as it does in process.
+    let here_dir = tempfile::tempdir().unwrap();
+    let here = Runner::new(here_dir.path()).run(&p).unwrap();
+    assert_eq!(ends(&run), ends(&here));
+    assert_eq!(ends(&run).len(), 4 + 3 + 3);
+}
+
+/// How each node and branch of `run` ended: its name, its status, and the node whose
+/// failure kept it from running.
+fn ends(run: &RunReport) -> Vec<(String, NodeStatus, Option<String>)> {
+    run.nodes()
+        .map(|n| {
+            (
+                n.name().to_owned(),
+                n.status(),
+                n.failed_upstream().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The maps `scaled` and `tens` also wait on `factor`, which is stored only after `each`
+/// settled (its branches are a second or two of work, `factor` five seconds): the branches
+/// of `tens` are made after the branch above them failed, and the others run all the
+/// same; those of `scaled` are made after those of `each`, which comes after it.
+fn a_map_over_a_failed_map_runs_the_branches_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-map-after-failure";
+        let list = spread(3);
+        let factor = slow_factor(10, 5);
+        let scaled = for x in list { scale_by(x, factor) };
+        let each = for x in list { refuse_two(x) };
+        let tens = for e in each { times(e, factor) };
+        let total = sum_all(tens);
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    let scaled = run.branches(p.scaled).unwrap();
+    assert_eq!(scaled.iter().map(|s| s.0).collect::<Vec<_>>(), [10, 20, 30]);
+    assert_eq!(run.status("each"), Some(NodeStatus::Failed));
+    for (name, value) in [("tens[0]", 10), ("tens[2]", 30)] {
+        assert_eq!(run.status(name), Some(NodeStatus::Ran), "{name}");
+        assert_eq!(run.get_as::<Stamped>(name).unwrap().0, value, "{name}");
+    }
+    assert_eq!(run.status("tens[1]"), Some(NodeStatus::UpstreamFailed));
+    assert_eq!(
+        run.node("tens[1]").unwrap().failed_upstream(),
+        Some("each[1]")
+    );
+    assert_eq!(
+        run.node("total").unwrap().failed_upstream(),
+        Some("each[1]")
+    );
+    let here_dir = tempfile::tempdir().unwrap();
+    let here = Runner::new(here_dir.path()).run(&p).unwrap();
+    assert_eq!(ends(&run), ends(&here));
+}
+
+fn a_stored_list_is_mapped_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The list alone, stored by a run in this process.
+    let mut b = Pipeline::builder("slurm-map-stored-list");
+    b.add("list", spread::node(3)).unwrap();
+    let listed = Runner::new(dir.path()).run(&b.build()).unwrap();
+    assert_eq!(listed.count(NodeStatus::Ran), 1, "{listed}");
+
+    let p = pipeline! {
+        name = "slurm-map-stored-list";
+        let list = spread(3);
+        let tens = for x in list { tenfold(x) };
+        let next = for t in tens { plus_one(t) };
+        let total = sum_all(next);
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(run.status("list"), Some(NodeStatus::Cached));
+    assert_eq!(
+        run.branches(p.tens)
+            .unwrap()
+            .iter()
+            .map(|t| t.0)
+            .collect::<Vec<_>>(),
+        [10, 20, 30]
+    );
+    assert_eq!(run.get(p.total).unwrap().0, 63);
+    // The list was read from the store, and the map's branches made before anything was
+    // submitted: both maps and the total went in the first pass.
+    let specs = job_specs(&run);
+    assert_eq!(specs.len(), 7, "{specs:?}");
+    assert!(!specs.iter().any(|s| s.starts_with("list")), "{specs:?}");
+    let log = std::fs::read_to_string(run.run_dir().unwrap().join("run.log")).unwrap();
+    let passes: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            ["branches made", "submitting"]
+                .into_iter()
+                .find(|m| l.contains(m))
+        })
+        .collect();
+    assert_eq!(
+        passes,
+        ["branches made", "branches made", "submitting"],
+        "{log}"
+    );
+}
+
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
     let succeeds = |program: &str, arg: &str| {
@@ -481,7 +780,7 @@ fn main() -> std::process::ExitCode {
     };
     // The slowest scenario starts first, on a thread of its own, while the others run one
     // after the other on the second thread.
-    let scenarios: [(&str, fn()); 9] = [
+    let scenarios: [(&str, fn()); 13] = [
         (
             "a_job_past_its_time_limit_ends_as_timeout",
             a_job_past_its_time_limit_ends_as_timeout,
@@ -511,6 +810,22 @@ fn main() -> std::process::ExitCode {
         (
             "input_and_output_files_behave_in_jobs_as_in_process",
             input_and_output_files_behave_in_jobs_as_in_process,
+        ),
+        (
+            "maps_run_as_job_arrays_with_the_keys_they_have_in_process",
+            maps_run_as_job_arrays_with_the_keys_they_have_in_process,
+        ),
+        (
+            "a_failed_branch_fails_alone_with_what_is_below_it",
+            a_failed_branch_fails_alone_with_what_is_below_it,
+        ),
+        (
+            "a_stored_list_is_mapped_at_once",
+            a_stored_list_is_mapped_at_once,
+        ),
+        (
+            "a_map_over_a_failed_map_runs_the_branches_it_can",
+            a_map_over_a_failed_map_runs_the_branches_it_can,
         ),
     ];
     support::run_trials_on(

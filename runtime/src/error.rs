@@ -58,17 +58,6 @@ pub enum Error {
         node: String,
     },
 
-    /// An executor that cannot run a mapped node.
-    #[error(
-        "the {executor} executor cannot run mapped node `{node}`: run this pipeline in process or with the process executor"
-    )]
-    MapUnsupported {
-        /// The executor.
-        executor: &'static str,
-        /// The first mapped node of the pipeline.
-        node: String,
-    },
-
     /// The report holds no branches of this mapped node: it made none in this run.
     #[error("mapped node `{node}` made no branches in this run")]
     NotMapped {

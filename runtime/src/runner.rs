@@ -388,7 +388,7 @@ impl Runner {
             let (outcomes, branches) = match (&self.executor, &self.store, &record) {
                 #[cfg(feature = "slurm")]
                 (Executor::Slurm(slurm), Some(_), Some(_)) => {
-                    (exec::slurm::run(pipeline, slurm, &settings)?, Vec::new())
+                    exec::slurm::run(pipeline, slurm, &settings)?
                 }
                 _ => exec::local::run(pipeline, &span, &pool, settings),
             };
@@ -590,13 +590,6 @@ impl Runner {
             crate::registry::check_unique(node.task().meta())?;
         }
         pipeline.check_params()?;
-        #[cfg(feature = "slurm")]
-        if let (Some(map), Executor::Slurm(_)) = (pipeline.nodes.maps().first(), &self.executor) {
-            return Err(Error::MapUnsupported {
-                executor: "Slurm",
-                node: pipeline.node_name(map.node).to_owned(),
-            });
-        }
         // A node, or a branch of a mapped node (`counts[3]`).
         let find = |name: &String| match pipeline.node(name) {
             Some(id) => Ok((id, None)),

@@ -566,23 +566,6 @@ fn a_plan_says_when_branches_are_made_and_how_many_there_were() {
     take(tag);
 }
 
-#[test]
-fn the_slurm_executor_refuses_a_mapped_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let (p, _, _) = measured("process", &["a"]);
-    let err = Runner::new(dir.path())
-        .executor(Executor::Slurm(pipewright::Slurm::new()))
-        .run(&p)
-        .unwrap_err();
-    assert!(matches!(err, Error::MapUnsupported { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        "the Slurm executor cannot run mapped node `lengths`: run this pipeline in process or \
-         with the process executor"
-    );
-    assert_eq!(take("process"), Vec::<String>::new());
-}
-
 static CANCEL: Mutex<Option<pipewright::Cancel>> = Mutex::new(None);
 
 #[task(name = "dynamic_branching.stopping")]

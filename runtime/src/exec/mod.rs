@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub(crate) mod local;
+pub(crate) mod mapped;
 #[cfg(unix)]
 pub(crate) mod process;
 #[cfg(feature = "slurm")]
@@ -109,7 +110,8 @@ pub enum Executor {
     /// Unix only.
     Process,
     /// Each node as a job of a Slurm cluster, submitted with `sbatch` in dependency order
-    /// so that the cluster holds the order; see [`Slurm`] for what a cluster needs.
+    /// so that the cluster holds the order, and a mapped node's branches as a job array
+    /// once its list is stored; see [`Slurm`] for what a cluster needs.
     #[cfg(feature = "slurm")]
     Slurm(Slurm),
 }

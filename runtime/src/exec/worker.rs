@@ -121,34 +121,70 @@ impl Job {
     }
 }
 
-/// The inputs of `node` as a worker finds them in the store, in argument order. `locate`
-/// gives each upstream node's key, or else the status file of the worker that will know it.
-#[cfg_attr(
-    not(feature = "slurm"),
-    expect(dead_code, reason = "Slurm's jobs use it")
-)]
+/// Where a worker finds one stored output: its key, when it is known, else the status file
+/// of the worker that computes it, which will hold the key.
+pub(crate) type Location = (Option<String>, Option<PathBuf>);
+
+/// The inputs of `node` as a worker finds them in the store, in argument order; of its
+/// branch `i` when `branch` is `Some((i, element))`, whose element is element `i` of the
+/// list it maps over, with the digest `element` (in hex), or branch `i` of the mapped node
+/// it maps over. A gathered mapped node gives each of its branches, in order:
+/// `branches(up)` is the number of branches of the mapped node `up`, `None` for a node.
+/// `locate(up, i)` says where the output of node `up` is, or that of its branch `i`.
 pub(crate) fn input_refs<E>(
     pipeline: &Pipeline,
     node: &Node<'_>,
-    mut locate: impl FnMut(NodeId) -> Result<(Option<String>, Option<PathBuf>), E>,
+    branch: Option<(usize, Option<&str>)>,
+    branches: impl Fn(NodeId) -> Option<usize>,
+    mut locate: impl FnMut(NodeId, Option<usize>) -> Result<Location, E>,
 ) -> Result<Vec<Vec<InputRef>>, E> {
-    node.wires()
-        .map(|wire| {
-            wire.ids()
-                .iter()
-                .map(|&up| {
-                    let (key, status) = locate(up)?;
-                    Ok(InputRef {
-                        node: pipeline.node_name(up).to_owned(),
-                        task: pipeline.node_at(up).task().meta().name.to_owned(),
-                        key,
-                        status,
-                        element: None,
-                    })
-                })
-                .collect()
-        })
-        .collect()
+    let map = node.map().filter(|_| branch.is_some());
+    let mut refs = Vec::with_capacity(node.wires().len());
+    for (w, wire) in node.wires().enumerate() {
+        let mut wire_refs = Vec::with_capacity(wire.ids().len());
+        if let (Some(spec), Some((i, element))) = (map, branch)
+            && spec.element_inputs.contains(&w)
+        {
+            let mut input = match element {
+                Some(_) => input_ref(pipeline, spec.over, None, locate(spec.over, None)?),
+                None => input_ref(pipeline, spec.over, Some(i), locate(spec.over, Some(i))?),
+            };
+            input.element = element.map(|digest| ElementRef {
+                index: i,
+                digest: digest.to_owned(),
+            });
+            refs.push(vec![input]);
+            continue;
+        }
+        for &up in wire.ids() {
+            match branches(up) {
+                Some(n) => {
+                    for i in 0..n {
+                        wire_refs.push(input_ref(pipeline, up, Some(i), locate(up, Some(i))?));
+                    }
+                }
+                None => wire_refs.push(input_ref(pipeline, up, None, locate(up, None)?)),
+            }
+        }
+        refs.push(wire_refs);
+    }
+    Ok(refs)
+}
+
+/// The input that is the output of node `up`, or of its branch `branch`, found at `at`.
+fn input_ref(pipeline: &Pipeline, up: NodeId, branch: Option<usize>, at: Location) -> InputRef {
+    let name = pipeline.node_name(up);
+    let (key, status) = at;
+    InputRef {
+        node: match branch {
+            Some(i) => crate::exec::mapped::branch_name(name, i),
+            None => name.to_owned(),
+        },
+        task: pipeline.task_of(up).name.to_owned(),
+        key,
+        status,
+        element: None,
+    }
 }
 
 /// Where one node's job, status and log are kept in a run directory.
@@ -185,19 +221,6 @@ pub(crate) struct InputRef {
     /// For the element of a branch: which element of the stored list is the input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) element: Option<ElementRef>,
-}
-
-impl InputRef {
-    /// The output of node (or branch) `node`, of task `task`, stored under `key`.
-    pub(crate) fn stored(node: String, task: &str, key: String) -> Self {
-        InputRef {
-            node,
-            task: task.to_owned(),
-            key: Some(key),
-            status: None,
-            element: None,
-        }
-    }
 }
 
 /// The element of a branch, as its worker reads it: element `index` of a stored list,

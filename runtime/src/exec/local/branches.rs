@@ -22,7 +22,7 @@ use rayon::Scope;
 
 use super::{Gathered, NONE, Run, lock};
 use crate::cache::{Entry, Look, Store};
-use crate::exec::worker::{ElementRef, InputRef};
+use crate::exec::mapped::{BranchSlot, MadeBranches, Tally, branch_name, map_outcomes};
 use crate::graph::{Elements, MapSpec, Node, NodeId};
 use crate::key::{Digest, hex};
 use crate::node::RunReason;
@@ -46,6 +46,13 @@ pub(super) struct Branches {
     first_bad: OnceLock<Option<usize>>,
 }
 
+impl Branches {
+    /// How many branches there are.
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
 /// Where a mapped node's elements come from.
 #[derive(Clone)]
 enum Source {
@@ -56,28 +63,12 @@ enum Source {
     Paired(NodeId),
 }
 
-/// How one branch ended.
-#[derive(Default)]
-struct BranchSlot {
-    outcome: Option<NodeOutcome>,
-    /// Its output's digest and entry (with a store).
-    digest: Option<Digest>,
-    entry: Option<Box<Entry>>,
-    /// The branch of another mapped node whose failure kept it from running.
-    failed_upstream: Option<(NodeId, usize)>,
-}
-
 /// The output of a settled mapped node, as its consumers read it: each branch's output in
 /// order, where it is in memory (a cached branch's is read from its entry when needed).
 pub(super) struct BranchValues(pub(super) Vec<Option<Arc<Value>>>);
 
 /// How many branches of a list one job of the pool runs, one after the other.
 const BRANCHES_PER_JOB: usize = 16;
-
-/// The name of branch `i` of mapped node `node`, as reports show it.
-pub(crate) fn branch_name(node: &str, i: usize) -> String {
-    format!("{node}[{i}]")
-}
 
 impl<'p> Run<'p> {
     /// The branches of mapped node `id`, once they are made.
@@ -640,27 +631,15 @@ impl<'p> Run<'p> {
         key: &str,
         replace: bool,
     ) -> Result<Box<Entry>, TaskError> {
-        let mut inputs = Vec::with_capacity(node.wires().len());
-        for (w, wire) in node.wires().enumerate() {
-            if !spec.element_inputs.contains(&w) {
-                inputs.push(self.stored_refs(wire)?);
-                continue;
-            }
-            inputs.push(vec![match source {
-                Source::List(..) => {
-                    let mut list = self.stored_refs(wire)?;
-                    let mut list = list.pop().ok_or_else(|| {
-                        TaskError::failed("a branch's element has no list to come from")
-                    })?;
-                    list.element = Some(ElementRef {
-                        index: i,
-                        digest: hex(&digests[w][0]),
-                    });
-                    list
-                }
-                Source::Paired(up) => self.branch_ref(*up, i)?,
-            }]);
-        }
+        let element = match source {
+            Source::List(..) => spec
+                .element_inputs
+                .first()
+                .and_then(|&w| digests.get(w)?.first())
+                .map(hex),
+            Source::Paired(_) => None,
+        };
+        let inputs = self.stored_inputs(node, Some((i, element.as_deref())))?;
         self.job_in_child(node, name, store, key, replace, inputs)
     }
 
@@ -794,15 +773,11 @@ impl<'p> Run<'p> {
         (0..n).map(|i| branch_name(name, i)).collect()
     }
 
-    /// Where a worker finds the output of branch `i` of the settled mapped node `id`.
-    pub(super) fn branch_ref(&self, id: NodeId, i: usize) -> Result<InputRef, TaskError> {
-        let name = branch_name(self.pipeline.node_name(id), i);
-        let key = self
-            .branches_of(id)
-            .and_then(|b| b.slots.get(i))
-            .and_then(|slot| lock(slot).entry.as_ref().map(|e| e.key.clone()))
-            .ok_or_else(|| TaskError::failed(format!("the output of `{name}` is not stored")))?;
-        Ok(InputRef::stored(name, self.pipeline.task_of(id).name, key))
+    /// The key of the entry of branch `i` of the mapped node `id`, once it settled on one.
+    pub(super) fn branch_key(&self, id: NodeId, i: usize) -> Option<String> {
+        let branches = self.branches_of(id)?;
+        let slot = lock(branches.slots.get(i)?);
+        slot.entry.as_ref().map(|e| e.key.clone())
     }
 
     /// Appends to `values` the output of each branch of the mapped node `id`, whose
@@ -830,63 +805,20 @@ impl<'p> Run<'p> {
         let branches = self.branches_of(id).expect("branches are made");
         let name = self.pipeline.node_name(id);
         let mut values = Vec::with_capacity(branches.slots.len());
-        let (mut ran, mut failed, mut upstream_failed, mut cancelled) = (0, 0, 0, 0);
-        let mut first_bad = None;
-        let mut first_failed = None;
-        let mut started = u64::MAX;
-        let mut ended = 0;
+        let mut tally = Tally::default();
         for (i, slot) in branches.slots.iter().enumerate() {
-            let mut slot = lock(slot);
-            let Some(outcome) = slot
+            let slot = lock(slot);
+            // A branch the targets do not need is neither counted nor gathered.
+            let outcome = slot
                 .outcome
-                .as_mut()
-                .filter(|o| o.status != NodeStatus::NotNeeded)
-            else {
-                values.push(None);
-                continue;
-            };
-            started = started.min(outcome.started);
-            ended = ended.max(outcome.started.saturating_add(outcome.duration));
-            values.push(outcome.value.clone());
-            match outcome.status {
-                NodeStatus::Ran => ran += 1,
-                NodeStatus::Cached => {}
-                status => {
-                    first_bad.get_or_insert(i);
-                    match status {
-                        NodeStatus::Failed => {
-                            failed += 1;
-                            first_failed.get_or_insert(i);
-                        }
-                        NodeStatus::UpstreamFailed => upstream_failed += 1,
-                        _ => cancelled += 1,
-                    }
-                }
-            }
+                .as_ref()
+                .filter(|o| o.status != NodeStatus::NotNeeded);
+            tally.add(i, outcome);
+            values.push(outcome.and_then(|o| o.value.clone()));
         }
-        let _ = branches.first_bad.set(first_failed.or(first_bad));
-        let n = branches.slots.len();
-        let status = if failed > 0 {
-            NodeStatus::Failed
-        } else if upstream_failed > 0 {
-            NodeStatus::UpstreamFailed
-        } else if cancelled > 0 {
-            NodeStatus::Cancelled
-        } else if ran > 0 || self.settings.store.is_none() {
-            NodeStatus::Ran
-        } else {
-            NodeStatus::Cached
-        };
-        let mut outcome = NodeOutcome::new(status);
-        outcome.started = if n == 0 { self.clock() } else { started };
-        outcome.duration = ended.saturating_sub(outcome.started);
-        if let Some(i) = first_failed {
-            outcome.details_mut().error = Some(Arc::new(TaskError::failed(format!(
-                "{failed} of {n} branches failed, the first `{}`",
-                branch_name(name, i)
-            ))));
-        }
-        if status == NodeStatus::UpstreamFailed {
+        let _ = branches.first_bad.set(tally.first_bad());
+        let outcome = tally.outcome(name, self.settings.store.is_some(), self.clock());
+        if outcome.status == NodeStatus::UpstreamFailed {
             // Pointed at its first branch that did not run when the report is made.
             self.cells[id.index()]
                 .failed_upstream
@@ -941,72 +873,37 @@ pub(super) fn outcomes(
     made: Vec<OnceLock<Arc<Branches>>>,
     outcomes: &mut [NodeOutcome],
 ) -> Vec<MapOutcomes> {
-    // Where each mapped node's branches start among every node and branch of the run.
-    let mut first = Vec::with_capacity(maps.len());
-    let mut next = outcomes.len();
-    for branches in &made {
-        first.push(next);
-        next += branches.get().map_or(0, |b| b.slots.len());
-    }
-    let global = |node: NodeId, i: usize| {
-        maps.binary_search_by_key(&node, |m| m.node)
-            .map_or(NO_NODE_U32, |k| (first[k] + i) as u32)
-    };
-    let mut all = Vec::with_capacity(made.len());
-    for (k, branches) in made.into_iter().enumerate() {
-        let Some(branches) = branches.into_inner() else {
-            continue;
-        };
-        let node = maps[k].node;
-        let kept = outcomes[node.index()].value.take();
-        let kept = kept.as_ref().map(branch_values);
-        let branches = Arc::try_unwrap(branches).unwrap_or_else(|shared| Branches {
-            elements: shared.elements.clone(),
-            slots: shared
-                .slots
-                .iter()
-                .map(|slot| Mutex::new(std::mem::take(&mut *lock(slot))))
-                .collect(),
-            left: AtomicUsize::new(0),
-            paired: Vec::new(),
-            first_bad: OnceLock::new(),
-        });
-        let first_bad = branches.first_bad.get().copied().flatten();
-        let mut branch_outcomes = Vec::with_capacity(branches.slots.len());
-        for (i, slot) in branches.slots.into_iter().enumerate() {
-            let slot = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-            let mut outcome = slot
-                .outcome
-                .unwrap_or_else(|| NodeOutcome::new(NodeStatus::Cancelled));
-            if let Some(value) = kept.and_then(|k| k.0.get(i).cloned().flatten()) {
-                outcome.value = Some(value);
-            }
-            if let Some(entry) = slot.entry {
-                outcome.details_mut().entry = Some(entry);
-            }
-            if let Some((up, j)) = slot.failed_upstream {
-                outcome.failed_upstream = global(up, j);
-            }
-            branch_outcomes.push(outcome);
-        }
-        if let Some(i) = first_bad {
-            // The nodes that waited on the mapped node waited on this branch.
-            let bad = (first[k] + i) as u32;
-            for outcome in outcomes.iter_mut() {
-                if outcome.status == NodeStatus::UpstreamFailed && outcome.failed_upstream == node.0
-                {
-                    outcome.failed_upstream = bad;
-                }
-            }
-        }
-        all.push(MapOutcomes {
-            node,
-            elements: branches.elements,
-            outcomes: branch_outcomes,
-        });
-    }
-    all
+    let made = made
+        .into_iter()
+        .map(|branches| {
+            let branches = branches.into_inner()?;
+            let branches = Arc::try_unwrap(branches).unwrap_or_else(|shared| Branches {
+                elements: shared.elements.clone(),
+                slots: shared
+                    .slots
+                    .iter()
+                    .map(|slot| Mutex::new(std::mem::take(&mut *lock(slot))))
+                    .collect(),
+                left: AtomicUsize::new(0),
+                paired: Vec::new(),
+                first_bad: OnceLock::new(),
+            });
+            let first_bad = branches.first_bad.get().copied().flatten();
+            Some(MadeBranches {
+                elements: branches.elements,
+                slots: branches
+                    .slots
+                    .into_iter()
+                    .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
+                    .collect(),
+                first_bad,
+            })
+        })
+        .collect();
+    map_outcomes(maps, made, outcomes, |mapped, i| {
+        mapped
+            .value
+            .as_ref()
+            .and_then(|kept| branch_values(kept).0.get(i).cloned().flatten())
+    })
 }
-
-/// No node, as an outcome's failed upstream.
-const NO_NODE_U32: u32 = crate::report::NO_NODE;

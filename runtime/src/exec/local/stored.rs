@@ -4,7 +4,8 @@
 
 use super::{Run, lock};
 use crate::cache::{Entry, Look, Store};
-use crate::exec::worker::InputRef;
+use crate::exec::mapped::branch_name;
+use crate::exec::worker::{InputRef, input_refs};
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::{Components, Digest, KeyError, hex, with_input_files};
 use crate::node::RunReason;
@@ -184,45 +185,39 @@ impl<'p> Run<'p> {
         key: &str,
         replace: bool,
     ) -> Result<(), TaskError> {
-        let inputs = node
-            .wires()
-            .map(|wire| self.stored_refs(wire))
-            .collect::<Result<_, _>>()?;
+        let inputs = self.stored_inputs(node, None)?;
         let entry = self.job_in_child(node, node.name(), store, key, replace, inputs)?;
         self.set_entry(id, entry);
         Ok(())
     }
 
-    /// Where a worker finds the outputs `wire` reads: each node's entry, and each branch's
-    /// of a mapped node, in order.
-    pub(super) fn stored_refs(&self, wire: Wire<'_>) -> Result<Vec<InputRef>, TaskError> {
-        let mut refs = Vec::with_capacity(wire.ids().len());
-        for &up in wire.ids() {
-            if self.is_mapped(up) {
-                for i in 0..self.branch_names_of(up).len() {
-                    refs.push(self.branch_ref(up, i)?);
-                }
-                continue;
-            }
-            let slot = lock(&self.cells[up.index()].slot);
-            let key = slot
-                .stored
-                .as_ref()
-                .and_then(|s| s.entry.as_ref())
-                .map(|entry| entry.key.clone())
-                .ok_or_else(|| {
-                    TaskError::failed(format!(
-                        "the output of `{}` is not stored",
-                        self.pipeline.node_name(up)
-                    ))
-                })?;
-            refs.push(InputRef::stored(
-                self.pipeline.node_name(up).to_owned(),
-                self.pipeline.task_of(up).name,
-                key,
-            ));
-        }
-        Ok(refs)
+    /// Where a worker finds the inputs of `node` (of its branch, as `branch` says for
+    /// [`input_refs`]): each node's entry, and each branch's of a mapped node, in order.
+    pub(super) fn stored_inputs(
+        &self,
+        node: &Node<'_>,
+        branch: Option<(usize, Option<&str>)>,
+    ) -> Result<Vec<Vec<InputRef>>, TaskError> {
+        let branches = |up| {
+            self.is_mapped(up)
+                .then(|| self.branches_of(up).map_or(0, |b| b.len()))
+        };
+        input_refs(self.pipeline, node, branch, branches, |up, i| {
+            let key = match i {
+                Some(i) => self.branch_key(up, i),
+                None => lock(&self.cells[up.index()].slot)
+                    .stored
+                    .as_ref()
+                    .and_then(|s| s.entry.as_ref())
+                    .map(|entry| entry.key.clone()),
+            };
+            let key = key.ok_or_else(|| {
+                let name = self.pipeline.node_name(up);
+                let name = i.map_or_else(|| name.to_owned(), |i| branch_name(name, i));
+                TaskError::failed(format!("the output of `{name}` is not stored"))
+            })?;
+            Ok((Some(key), None))
+        })
     }
 
     /// Runs `node`'s task in a child process, as the node (or branch) `name`, on the

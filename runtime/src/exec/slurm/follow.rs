@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Files, GRACE, JobRef, POLL, State};
+use super::{Files, GRACE, JobRef, Slot, State};
 use crate::exec::Stop;
 use crate::exec::worker::JobStatus;
 use crate::graph::Pipeline;
@@ -13,141 +13,130 @@ use crate::progress::Progress;
 use crate::report::{NodeOutcome, NodeStatus};
 use crate::task::{TaskError, WorkerExit};
 
-/// Waits for every submitted node to end, asking Slurm every [`POLL`]; on stop, cancels
-/// the jobs still open.
-pub(super) fn follow(
+/// Asks Slurm once about the slots whose jobs have not ended, and settles those that have;
+/// on stop, cancels the jobs still open instead, and settles every open slot.
+pub(super) fn poll(
     pipeline: &Pipeline,
-    states: &mut [State],
-    files: &[Option<Files>],
+    slots: &mut [Slot],
     stop: &Stop,
     progress: Option<&Progress>,
 ) {
-    loop {
-        let open: Vec<usize> = (0..states.len())
-            .filter(|&i| matches!(states[i], State::Open { .. }))
+    let open: Vec<usize> = (0..slots.len())
+        .filter(|&i| matches!(slots[i].state, State::Open { .. }))
+        .collect();
+    if open.is_empty() {
+        return;
+    }
+    if stop.is_set() {
+        let ids: Vec<String> = open
+            .iter()
+            .filter_map(|&i| match &slots[i].state {
+                State::Open { job, .. } => Some(job.id.clone()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
-        if open.is_empty() {
-            return;
-        }
-        if stop.is_set() {
-            let ids: Vec<String> = open
-                .iter()
-                .filter_map(|&i| match &states[i] {
-                    State::Open { job, .. } => Some(job.id.clone()),
-                    _ => None,
-                })
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            tracing::warn!(target: "pipewright", jobs = ids.len(), "cancelling the submitted jobs");
-            let _ = Command::new("scancel").args(&ids).status();
-            for i in open {
-                // A job that ended before the cancel keeps its outcome.
-                let settled = files[i]
-                    .as_ref()
-                    .and_then(|f| JobStatus::read(&f.job.status))
-                    .map(|status| {
-                        from_status(status, &pipeline.node_at(crate::graph::NodeId::at(i)))
-                    });
-                states[i] = settled.unwrap_or(State::Cancelled);
-            }
-            return;
-        }
-        let queue = squeue(open.iter().filter_map(|&i| match &states[i] {
-            State::Open { job, .. } => Some(job.id.as_str()),
-            _ => None,
-        }));
-        let now = Instant::now();
-        // In the pipeline's order, so that an upstream node settles before the nodes
-        // Slurm cancelled because of it.
+        tracing::warn!(target: "pipewright", jobs = ids.len(), "cancelling the submitted jobs");
+        let _ = Command::new("scancel").args(&ids).status();
         for i in open {
-            let Some(node_files) = &files[i] else {
+            // A job that ended before the cancel keeps its outcome.
+            let slot = &slots[i];
+            let settled = slot
+                .files
+                .as_ref()
+                .and_then(|f| JobStatus::read(&f.job.status))
+                .map(|status| from_status(status, &pipeline.node_at(slot.node)));
+            slots[i].state = settled.unwrap_or(State::Cancelled);
+        }
+        return;
+    }
+    let queue = squeue(open.iter().filter_map(|&i| match &slots[i].state {
+        State::Open { job, .. } => Some(job.id.as_str()),
+        _ => None,
+    }));
+    let now = Instant::now();
+    for i in open {
+        let slot = &slots[i];
+        let Some(node_files) = &slot.files else {
+            continue;
+        };
+        let node = pipeline.node_at(slot.node);
+        let state = if let Some(status) = JobStatus::read(&node_files.job.status) {
+            from_status(status, &node)
+        } else {
+            let State::Open { job, ended } = &slot.state else {
                 continue;
             };
-            if let Some(status) = JobStatus::read(&node_files.job.status) {
-                states[i] = from_status(status, &pipeline.node_at(crate::graph::NodeId::at(i)));
-            } else {
-                let State::Open { job, ended } = &mut states[i] else {
-                    continue;
-                };
-                let slurm_state = match &queue {
-                    Some(queue) => queue.get(&job.name()).cloned().or_else(|| {
-                        // Not listed: ended and purged, or never known.
-                        Some(SlurmState {
-                            state: "UNKNOWN".to_owned(),
-                            reason: "the cluster no longer knows the job".to_owned(),
-                        })
-                    }),
-                    None => None,
-                };
-                let Some(slurm_state) = slurm_state else {
-                    continue;
-                };
-                if !slurm_state.is_terminal() {
-                    continue;
-                }
-                let ended_at = *ended.get_or_insert(now);
-                let dependency_failed = slurm_state.state == "CANCELLED"
-                    && slurm_state.reason == "DependencyNeverSatisfied";
-                if !dependency_failed
-                    && now.duration_since(ended_at) < GRACE
-                    && !node_files.rc.exists()
+            let slurm_state = match &queue {
+                Some(queue) => queue.get(&job.name()).cloned().or_else(|| {
+                    // Not listed: ended and purged, or never known.
+                    Some(SlurmState {
+                        state: "UNKNOWN".to_owned(),
+                        reason: "the cluster no longer knows the job".to_owned(),
+                    })
+                }),
+                None => None,
+            };
+            let Some(slurm_state) = slurm_state else {
+                continue;
+            };
+            if !slurm_state.is_terminal() {
+                continue;
+            }
+            let ended_at = ended.unwrap_or(now);
+            let dependency_failed = slurm_state.state == "CANCELLED"
+                && slurm_state.reason == "DependencyNeverSatisfied";
+            if dependency_failed {
+                // Blamed on the job it waited on that did not succeed, once that one has
+                // settled: slots are read in order, and a branch comes after its nodes.
+                let deps = &slot.deps;
+                match deps
+                    .iter()
+                    .find(|&&d| slots[d].state.settled() == Some(false))
                 {
-                    // Give a shared file system time to show the worker's files.
-                    continue;
+                    Some(&up) => State::UpstreamFailed(up),
+                    None if deps.iter().any(|&d| slots[d].state.settled().is_none()) => continue,
+                    None => match deps.first() {
+                        Some(&up) => State::UpstreamFailed(up),
+                        None => State::Failed(job_error(job, &slurm_state, node_files)),
+                    },
                 }
-                let job = job.clone();
-                states[i] = if dependency_failed {
-                    let upstream = pipeline
-                        .node_at(crate::graph::NodeId::at(i))
-                        .upstream()
-                        .iter()
-                        .find(|up| {
-                            matches!(
-                                states[up.index()],
-                                State::Failed(_) | State::UpstreamFailed(_) | State::Cancelled
-                            )
-                        })
-                        .or_else(|| {
-                            pipeline
-                                .node_at(crate::graph::NodeId::at(i))
-                                .upstream()
-                                .first()
-                        })
-                        .copied();
-                    match upstream {
-                        Some(up) => State::UpstreamFailed(up),
-                        None => State::Failed(job_error(&job, &slurm_state, node_files)),
-                    }
-                } else {
-                    State::Failed(job_error(&job, &slurm_state, node_files))
-                };
+            } else if now.duration_since(ended_at) < GRACE && !node_files.rc.exists() {
+                // Give a shared file system time to show the worker's files.
+                if let State::Open { ended, .. } = &mut slots[i].state {
+                    ended.get_or_insert(now);
+                }
+                continue;
+            } else {
+                State::Failed(job_error(job, &slurm_state, node_files))
             }
-            if let (Some(progress), false) = (progress, matches!(states[i], State::Open { .. })) {
-                let outcome = NodeOutcome::new(status_of(&states[i]));
-                progress.settled(
-                    i,
-                    pipeline.node_at(crate::graph::NodeId::at(i)).name(),
-                    &outcome,
-                );
-            }
-        }
-        let guard = stop.guard();
-        if !stop.is_set() {
-            drop(stop.wait(guard, Some(Instant::now() + POLL)));
+        };
+        let slot = &mut slots[i];
+        slot.state = state;
+        if let (Some(progress), None) = (progress, slot.branch) {
+            let outcome = NodeOutcome::new(status_of(&slot.state));
+            progress.settled(slot.node.index(), node.name(), &outcome);
         }
     }
 }
 
 /// The status a settled state shows in the progress bar.
-fn status_of(state: &State) -> NodeStatus {
+pub(super) fn status_of(state: &State) -> NodeStatus {
     match state {
         State::Stored { ran: true, .. } => NodeStatus::Ran,
         State::Stored { ran: false, .. } => NodeStatus::Cached,
         State::Failed(_) => NodeStatus::Failed,
         State::UpstreamFailed(_) => NodeStatus::UpstreamFailed,
         State::NotNeeded => NodeStatus::NotNeeded,
-        State::Cancelled | State::Open { .. } => NodeStatus::Cancelled,
+        State::Mapped {
+            settled: Some(outcome),
+        } => outcome.status,
+        State::Cancelled
+        | State::Open { .. }
+        | State::Waiting
+        | State::Queued
+        | State::Mapped { settled: None } => NodeStatus::Cancelled,
     }
 }
 

@@ -2,6 +2,10 @@
 //! as a worker, submitted in dependency order with `--dependency=afterok:...`, so that the
 //! cluster holds the order. Nodes whose entries are stored are never submitted.
 //!
+//! A mapped node's branches are made once its list is stored, which the client reads:
+//! they become one job array, the nodes below wait on it, and the branches of a map over
+//! it pair with its tasks through `--dependency=aftercorr:...` (see `submit`).
+//!
 //! A node's key hashes its inputs' content, so the key of a node below one that runs is
 //! not known at submission: its worker computes it from the entries its inputs wrote (their
 //! workers' status files name them) and uses an entry already stored under it instead of
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant};
 use super::worker::JobFiles;
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
+use crate::plan::RunReason;
+use crate::report::NodeOutcome;
 use crate::task::TaskError;
 
 mod follow;
@@ -39,6 +45,10 @@ const GRACE: Duration = Duration::from_secs(5);
 /// every node of the cluster shares, at the same paths: each job runs this program (as
 /// `#[pipewright::main]` allows) to read its inputs from the store and write its output
 /// there.
+///
+/// A mapped node's branches run as one job array, submitted once the list they go over
+/// is stored, with the keys they have in process; a map over a mapped node pairs each of
+/// its tasks with one above (`--dependency=aftercorr`).
 ///
 /// # Examples
 ///
@@ -62,7 +72,8 @@ pub struct Slurm {
     /// Further `sbatch` arguments for every job.
     pub sbatch_args: Vec<String>,
     /// Whether nodes of one task that wait on the same jobs go in one job array (the
-    /// default) rather than a job each.
+    /// default) rather than a job each. A mapped node's branches are a job array either
+    /// way.
     pub arrays: bool,
 }
 
@@ -141,10 +152,48 @@ impl JobRef {
     }
 }
 
-/// What became of a node.
+/// A node, or a branch of a mapped node, as the client follows it.
+struct Slot {
+    node: NodeId,
+    /// Which branch of the mapped node `node` it is, if it is one.
+    branch: Option<usize>,
+    state: State,
+    /// Its files, once its job is written.
+    files: Option<Files>,
+    /// When it was submitted, from the start of the run (zero if it was not).
+    submitted_at: Duration,
+    /// Why it runs, when that was known before it was submitted.
+    reason: Option<RunReason>,
+    /// The slots whose jobs its job waits on.
+    deps: Vec<usize>,
+    /// For a branch in a job array: the first slot of that array, which names it.
+    array: Option<usize>,
+}
+
+impl Slot {
+    fn new(node: NodeId, branch: Option<usize>, state: State) -> Self {
+        Slot {
+            node,
+            branch,
+            state,
+            files: None,
+            submitted_at: Duration::ZERO,
+            reason: None,
+            deps: Vec::new(),
+            array: None,
+        }
+    }
+}
+
+/// What became of a node or a branch.
 enum State {
     /// Not needed by the run's targets.
     NotNeeded,
+    /// Not submitted yet: it waits on an upstream node whose job is not submitted, or on a
+    /// mapped node whose branches are not made (with a mapped node, on its inputs).
+    Waiting,
+    /// Its job is written, and is submitted at the end of the pass that wrote it.
+    Queued,
     /// Its entry is stored: fresh at submission, or found by its worker.
     Stored {
         key: String,
@@ -156,9 +205,33 @@ enum State {
         job: JobRef,
         ended: Option<Instant>,
     },
+    /// A mapped node whose branches are made; its outcome once they all settled.
+    Mapped {
+        settled: Option<NodeOutcome>,
+    },
     Failed(TaskError),
-    UpstreamFailed(NodeId),
+    /// Kept from running by the slot given, which did not succeed.
+    UpstreamFailed(usize),
     Cancelled,
+}
+
+impl State {
+    /// Whether it will not change any more (`Some`), and then whether it succeeded.
+    fn settled(&self) -> Option<bool> {
+        match self {
+            State::Waiting | State::Queued | State::Open { .. } => None,
+            State::Mapped { settled } => settled.as_ref().map(|o| o.status.is_success()),
+            State::Stored { .. } => Some(true),
+            State::NotNeeded | State::Failed(_) | State::UpstreamFailed(_) | State::Cancelled => {
+                Some(false)
+            }
+        }
+    }
+
+    /// Whether its job is submitted, or about to be, and has not ended.
+    fn pending(&self) -> bool {
+        matches!(self, State::Queued | State::Open { .. })
+    }
 }
 
 /// One node's files in the run directory.

@@ -1,32 +1,52 @@
-//! Submitting a run's nodes: each node's job written, nodes grouped into jobs and job
-//! arrays, `sbatch` called in dependency order; and each node's outcome once all ended.
+//! Submitting a run's nodes, in passes: each node's job written, nodes grouped into jobs
+//! and job arrays, `sbatch` called in dependency order; and each node's outcome once all
+//! ended.
+//!
+//! The first pass submits every node that does not wait on a mapped node; each later one,
+//! after the client has asked Slurm which jobs ended, what that made ready. A mapped
+//! node's branches are made once its inputs are stored (a map over a mapped node: once
+//! that node's branches are made), each decided by its key as in process: those whose
+//! entries are not stored are submitted as one job array, and the nodes that gather them
+//! wait on it with `afterok`. The branches of a map over a mapped node wait on their
+//! paired branches above with `aftercorr`: task `j` of their array waits on task `j` of
+//! the array above, so each starts when its own input is there, and a failed branch keeps
+//! only its paired branch below from running. Its key is then known only to its worker.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::follow::follow;
-use super::{Files, JobRef, Slurm, State};
-use crate::cache::{Lookup, Store, write_atomically};
+use super::follow::{poll, status_of};
+use super::{Files, JobRef, POLL, Slot, Slurm, State};
+use crate::cache::{Store, write_atomically};
 use crate::error::{Error, Result};
 use crate::exec::Settings;
+use crate::exec::mapped::branch_name;
 use crate::exec::worker::{Job, JobFiles, WORKER_ARG, input_refs};
-use crate::graph::{NodeId, Pipeline};
+use crate::graph::{Node, NodeId, Pipeline};
+use crate::key::Digest;
 use crate::plan::{Decision, Plan, RunReason};
-use crate::report::{Details, NodeOutcome, NodeStatus, nanos};
+use crate::report::{MapOutcomes, NodeOutcome};
 use crate::task::TaskError;
 use crate::text::node_file_name;
 
-/// Runs `pipeline` on a Slurm cluster as `settings` say; see the module docs.
+mod maps;
+mod outcomes;
+
+/// The most tasks of one job array: Slurm's default `MaxArraySize` (1001) allows the
+/// indices 0 to 1000. More branches go in more arrays; a map over them pairs with each.
+const ARRAY_TASKS: usize = 1000;
+
+/// Runs `pipeline` on a Slurm cluster as `settings` say; see the module docs. Returns how
+/// each node ended, and each branch of its mapped nodes.
 pub(crate) fn run(
     pipeline: &Pipeline,
     slurm: &Slurm,
     settings: &Settings<'_>,
-) -> Result<Vec<NodeOutcome>> {
+) -> Result<(Vec<NodeOutcome>, Vec<MapOutcomes>)> {
     let (Some(store), Some(run_dir)) = (settings.store, settings.run_dir) else {
         return Err(Error::Executor(
             "the Slurm executor needs a store and a run directory".to_owned(),
@@ -35,33 +55,43 @@ pub(crate) fn run(
     let started = Instant::now();
     let (plan, _) = crate::plan::plan(pipeline, Some(store), settings.keep, settings.forced)?;
     let mut submission = Submission::new(pipeline, slurm, settings, store, run_dir, started)?;
-    let to_submit = submission.prepare(&plan)?;
-    let groups = submission.group(to_submit);
-    for group in &groups {
-        submission.submit(group)?;
+    loop {
+        submission.advance(&plan)?;
+        if !submission
+            .slots
+            .iter()
+            .any(|s| matches!(s.state, State::Open { .. }))
+        {
+            break;
+        }
+        let guard = settings.stop.guard();
+        if !settings.stop.is_set() {
+            drop(settings.stop.wait(guard, Some(Instant::now() + POLL)));
+        }
+        poll(
+            pipeline,
+            &mut submission.slots,
+            &settings.stop,
+            settings.progress,
+        );
     }
     tracing::info!(
         target: "pipewright",
-        jobs = groups.len(),
-        nodes = submission.submitted_at.iter().filter(|t| !t.is_zero()).count(),
+        jobs = submission.jobs,
+        slots = submission.slots.iter().filter(|s| !s.submitted_at.is_zero()).count(),
         elapsed = ?started.elapsed(),
-        "all jobs submitted"
+        "all jobs ended"
     );
-    follow(
-        pipeline,
-        &mut submission.states,
-        &submission.files,
-        &settings.stop,
-        settings.progress,
-    );
-    Ok(submission.outcomes(store, &plan))
+    Ok(submission.outcomes())
 }
 
-/// The nodes of a run on the cluster, from their jobs' files to how each ended.
+/// The nodes and branches of a run on the cluster, from their jobs' files to how each
+/// ended.
 struct Submission<'a> {
     pipeline: &'a Pipeline,
     slurm: &'a Slurm,
     settings: &'a Settings<'a>,
+    store: &'a Store,
     /// When the run started.
     started: Instant,
     /// This program, which every job runs as a worker.
@@ -71,16 +101,55 @@ struct Submission<'a> {
     /// The directories of the jobs' files and of Slurm's scripts and logs.
     jobs_dir: PathBuf,
     slurm_dir: PathBuf,
-    /// What became of each node.
-    states: Vec<State>,
-    /// The files of each node that is submitted.
-    files: Vec<Option<Files>>,
-    /// When each node was submitted, from the start of the run (zero if it was not).
-    submitted_at: Vec<Duration>,
+    /// Each node, by its index, then the branches of each mapped node, in the order they
+    /// were made.
+    slots: Vec<Slot>,
+    /// The branches of each mapped node (in the order of the pipeline's maps), once made.
+    made: Vec<Option<Made>>,
+    /// How many tasks each job array submitted has.
+    arrays: HashMap<String, usize>,
+    /// How many jobs and job arrays were submitted.
+    jobs: usize,
 }
 
-/// A node to submit, with the submitted upstream nodes it waits on.
-type ToSubmit = (NodeId, Vec<NodeId>);
+/// The branches of a mapped node, once made: the slots `first..first + n`.
+struct Made {
+    first: usize,
+    n: usize,
+    /// Each branch's element digest (over a list).
+    elements: Vec<Digest>,
+    /// The first branch that did not succeed, once the mapped node settled.
+    first_bad: Option<usize>,
+}
+
+/// Slots submitted together: one job, or a job array with a task per slot.
+struct Unit {
+    members: Vec<usize>,
+    /// The slots whose jobs every member waits on.
+    deps: Vec<usize>,
+    /// Whether each member waits on the task of a job array above that its first dep is,
+    /// and takes that task's index in its own array (a map over a mapped node).
+    corr: bool,
+    /// Whether it is a job array even with one member (a mapped node's branches).
+    array: bool,
+}
+
+/// Whether a node that waits can be decided now.
+enum Ready {
+    /// Not yet: an input it needs is not there.
+    NotYet,
+    /// Never: the slot given did not succeed.
+    Blocked(usize),
+    Yes,
+}
+
+/// What a store says of a key.
+enum Decided {
+    /// Its entry can be used.
+    Stored(String),
+    /// It must run, for the reason given.
+    Run(String, RunReason),
+}
 
 impl<'a> Submission<'a> {
     /// Makes the run's directories; every path is absolute, as jobs may start in another
@@ -89,7 +158,7 @@ impl<'a> Submission<'a> {
         pipeline: &'a Pipeline,
         slurm: &'a Slurm,
         settings: &'a Settings<'a>,
-        store: &Store,
+        store: &'a Store,
         run_dir: &Path,
         started: Instant,
     ) -> Result<Self> {
@@ -106,154 +175,385 @@ impl<'a> Submission<'a> {
         let data_dir = std::path::absolute(store.root()).map_err(|e| {
             Error::Executor(format!("cannot make the data directory absolute: {e}"))
         })?;
-        let n = pipeline.len();
+        let slots = (0..pipeline.len())
+            .map(|i| {
+                let state = if settings.needed[i] {
+                    State::Waiting
+                } else {
+                    State::NotNeeded
+                };
+                Slot::new(NodeId::at(i), None, state)
+            })
+            .collect();
         Ok(Submission {
             pipeline,
             slurm,
             settings,
+            store,
             started,
             exe,
             data_dir,
             jobs_dir,
             slurm_dir,
-            states: Vec::with_capacity(n),
-            files: (0..n).map(|_| None).collect(),
-            submitted_at: vec![Duration::ZERO; n],
+            slots,
+            made: pipeline.nodes.maps().iter().map(|_| None).collect(),
+            arrays: HashMap::new(),
+            jobs: 0,
         })
     }
 
-    /// Writes the job of every node that must run, as `plan` decided, and returns them
-    /// in the pipeline's (topological) order.
-    fn prepare(&mut self, plan: &Plan) -> Result<Vec<ToSubmit>> {
-        let pipeline = self.pipeline;
-        let mut to_submit = Vec::new();
-        for (i, node) in pipeline.all_nodes().enumerate() {
-            let id = NodeId(i as u32);
-            if !self.settings.needed[i] {
-                self.states.push(State::NotNeeded);
-                continue;
-            }
-            let (key, replace) = match &plan.nodes[i].decision {
-                Decision::Fresh { key } => {
-                    self.states.push(State::Stored {
-                        key: key.clone(),
-                        ran: false,
-                        duration: Duration::ZERO,
-                    });
+    /// One pass: settles the mapped nodes whose branches all settled, decides every
+    /// waiting node that can be decided now (as `plan` did, where it could), makes the
+    /// branches of each mapped node whose inputs are there, and submits what must run.
+    fn advance(&mut self, plan: &Plan) -> Result<()> {
+        let stopped = self.settings.stop.is_set();
+        let mut units = Vec::new();
+        for i in 0..self.pipeline.len() {
+            let id = NodeId::at(i);
+            match self.slots[i].state {
+                State::Mapped { settled: None } => {
+                    self.settle_map(id);
                     continue;
                 }
-                Decision::Run { key, reason } => (
-                    key.clone(),
-                    matches!(reason, RunReason::Forced | RunReason::NotCached),
-                ),
-                // The runner refuses a pipeline with a mapped node before this.
-                Decision::Pending { .. } | Decision::Mapped { .. } => {
-                    (None, self.settings.forced[i] || !node.task().meta().cache)
+                State::Waiting => {}
+                _ => continue,
+            }
+            if stopped {
+                self.slots[i].state = State::Cancelled;
+                continue;
+            }
+            match self.readiness(id) {
+                Ready::NotYet => continue,
+                Ready::Blocked(up) => self.slots[i].state = State::UpstreamFailed(up),
+                Ready::Yes if self.pipeline.node_at(id).map().is_some() => {
+                    self.make(id, &mut units)?;
+                    self.settle_map(id);
+                    continue;
                 }
-            };
-            let name = node_file_name(node.name());
-            let node_files = Files {
-                job: JobFiles::new(&self.jobs_dir, &name, PathBuf::new()),
-                rc: self.jobs_dir.join(format!("{name}.rc")),
-            };
-            let Ok(inputs) = input_refs(pipeline, &node, |up| {
-                let key = match &self.states[up.index()] {
-                    State::Stored { key, .. } => Some(key.clone()),
-                    _ => None,
-                };
-                let status = self.files[up.index()]
-                    .as_ref()
-                    .map(|f| f.job.status.clone());
-                Ok::<_, Infallible>((key, status))
-            });
-            let job = Job::new(
-                pipeline,
-                &node,
-                self.data_dir.clone(),
-                key,
-                inputs,
-                replace,
-                node_files.job.status.clone(),
-            );
-            job.write(&node_files.job.spec)?;
-            let _ = std::fs::remove_file(&node_files.job.status);
-            let _ = std::fs::remove_file(&node_files.rc);
-            let deps = node
-                .upstream()
-                .iter()
-                .copied()
-                .filter(|up| self.files[up.index()].is_some())
-                .collect();
-            self.files[i] = Some(node_files);
-            // Placeholder until submitted.
-            self.states.push(State::Cancelled);
-            to_submit.push((id, deps));
+                Ready::Yes => self.queue_node(plan, id, &mut units)?,
+            }
+            if let (Some(progress), Some(_)) =
+                (self.settings.progress, self.slots[i].state.settled())
+            {
+                let outcome = NodeOutcome::new(status_of(&self.slots[i].state));
+                progress.settled(i, self.pipeline.node_name(id), &outcome);
+            }
         }
-        Ok(to_submit)
+        let units = self.group(units);
+        if !units.is_empty() {
+            tracing::info!(target: "pipewright", units = units.len(), "submitting");
+        }
+        for unit in &units {
+            self.submit(unit)?;
+        }
+        Ok(())
     }
 
-    /// Groups the nodes into jobs: with arrays, nodes of one task with the same resource
-    /// hints that wait on the same jobs share one job array.
-    fn group(&self, to_submit: Vec<ToSubmit>) -> Vec<Vec<ToSubmit>> {
-        let mut groups: Vec<Vec<ToSubmit>> = Vec::new();
-        let mut group_of: HashMap<(&'static str, Vec<NodeId>, bool), usize> = HashMap::new();
-        for (id, deps) in to_submit {
-            let node = &self.pipeline.node_at(id);
-            let replace = self.settings.forced[id.index()];
-            let slot = self
-                .slurm
-                .arrays
-                .then(|| (node.task().meta().name, deps.clone(), replace));
-            match slot.as_ref().and_then(|k| group_of.get(k)) {
-                Some(&g) => groups[g].push((id, deps)),
-                None => {
-                    if let Some(k) = slot {
-                        group_of.insert(k, groups.len());
+    /// Whether the waiting node `id` can be decided now: its inputs are stored or their
+    /// jobs submitted; a mapped node's inputs must be stored, but for the mapped node it
+    /// maps over, whose branches need only be made.
+    fn readiness(&self, id: NodeId) -> Ready {
+        let node = self.pipeline.node_at(id);
+        let paired = node.map().filter(|m| m.elements.is_none()).map(|m| m.over);
+        let mut ready = Ready::Yes;
+        for &up in node.upstream() {
+            let state = &self.slots[up.index()].state;
+            if paired == Some(up) && matches!(state, State::Mapped { .. }) {
+                // Each branch waits only on its own branch above, failed or not.
+                continue;
+            }
+            match state.settled() {
+                Some(false) => return Ready::Blocked(up.index()),
+                Some(true) => continue,
+                None => {}
+            }
+            match state {
+                State::Mapped { .. } if node.map().is_none() => {
+                    // A branch that already failed would never give its output.
+                    let bad = self
+                        .branch_slots(up)
+                        .find(|&s| self.slots[s].state.settled() == Some(false));
+                    if let Some(bad) = bad {
+                        return Ready::Blocked(bad);
                     }
-                    groups.push(vec![(id, deps)]);
+                }
+                State::Queued | State::Open { .. } if node.map().is_none() => {}
+                _ => ready = Ready::NotYet,
+            }
+        }
+        ready
+    }
+
+    /// The slots of the branches of mapped node `id`, once made.
+    fn branch_slots(&self, id: NodeId) -> std::ops::Range<usize> {
+        self.made_of(id).map_or(0..0, |m| m.first..m.first + m.n)
+    }
+
+    /// The branches of mapped node `id`, once made.
+    fn made_of(&self, id: NodeId) -> Option<&Made> {
+        let k = self
+            .pipeline
+            .nodes
+            .maps()
+            .binary_search_by_key(&id, |m| m.node)
+            .ok()?;
+        self.made[k].as_ref()
+    }
+
+    /// The name of a slot: its node's, or its branch's.
+    fn slot_name(&self, s: usize) -> String {
+        let slot = &self.slots[s];
+        let name = self.pipeline.node_name(slot.node);
+        match slot.branch {
+            Some(i) => branch_name(name, i),
+            None => name.to_owned(),
+        }
+    }
+
+    /// Decides node `id`, whose inputs are stored or submitted: stored as `plan` or its
+    /// inputs' entries say, else its job written and queued into `units`.
+    fn queue_node(&mut self, plan: &Plan, id: NodeId, units: &mut Vec<Unit>) -> Result<()> {
+        let i = id.index();
+        let node = self.pipeline.node_at(id);
+        let decided = match &plan.nodes[i].decision {
+            Decision::Fresh { key } => Some(Decided::Stored(key.clone())),
+            Decision::Run {
+                key: Some(key),
+                reason,
+            } => Some(Decided::Run(key.clone(), reason.clone())),
+            // Its inputs are known now if they are all stored.
+            _ => match self.input_digests(&node) {
+                Some(digests) => match self.decide_key(id, &node, node.name(), digests) {
+                    Ok(decided) => Some(decided),
+                    Err(error) => {
+                        self.slots[i].state = State::Failed(error);
+                        return Ok(());
+                    }
+                },
+                None => None,
+            },
+        };
+        let (key, replace) = match decided {
+            Some(Decided::Stored(key)) => {
+                self.slots[i].state = State::Stored {
+                    key,
+                    ran: false,
+                    duration: Duration::ZERO,
+                };
+                return Ok(());
+            }
+            Some(Decided::Run(key, reason)) => {
+                let replace = matches!(reason, RunReason::Forced | RunReason::NotCached);
+                self.slots[i].reason = Some(reason);
+                (Some(key), replace)
+            }
+            None => (None, self.settings.forced[i] || !node.task().meta().cache),
+        };
+        self.write_job(i, key, replace, None)?;
+        let deps = self.deps_of(&node);
+        self.slots[i].deps.clone_from(&deps);
+        units.push(Unit {
+            members: vec![i],
+            deps,
+            corr: false,
+            array: false,
+        });
+        Ok(())
+    }
+
+    /// The submitted slots whose outputs `node` reads: its upstream nodes', and the
+    /// branches' of each mapped node it gathers.
+    fn deps_of(&self, node: &Node<'_>) -> Vec<usize> {
+        let mut deps = Vec::new();
+        for &up in node.upstream() {
+            match &self.slots[up.index()].state {
+                State::Mapped { settled: None } => deps.extend(
+                    self.branch_slots(up)
+                        .filter(|&s| self.slots[s].state.pending()),
+                ),
+                state if state.pending() => deps.push(up.index()),
+                _ => {}
+            }
+        }
+        deps
+    }
+
+    /// Writes the job of slot `s`, under `key` where it is known, with the digest of its
+    /// element (in hex) for a branch over a list; the slot is then queued.
+    fn write_job(
+        &mut self,
+        s: usize,
+        key: Option<String>,
+        replace: bool,
+        element: Option<String>,
+    ) -> Result<()> {
+        let name = self.slot_name(s);
+        let file = node_file_name(&name);
+        let files = Files {
+            job: JobFiles::new(&self.jobs_dir, &file, PathBuf::new()),
+            rc: self.jobs_dir.join(format!("{file}.rc")),
+        };
+        let slot = &self.slots[s];
+        let node = self.pipeline.node_at(slot.node);
+        let branch = slot.branch.map(|i| (i, element.as_deref()));
+        let branches = |up| {
+            self.pipeline
+                .nodes
+                .map(up)
+                .map(|_| self.branch_slots(up).len())
+        };
+        let Ok(inputs) = input_refs(self.pipeline, &node, branch, branches, |up, i| {
+            let at = match i {
+                Some(i) => self.branch_slots(up).start + i,
+                None => up.index(),
+            };
+            let key = match &self.slots[at].state {
+                State::Stored { key, .. } => Some(key.clone()),
+                _ => None,
+            };
+            let status = self.slots[at].files.as_ref().map(|f| f.job.status.clone());
+            Ok::<_, Infallible>((key, status))
+        });
+        let mut job = Job::new(
+            self.pipeline,
+            &node,
+            self.data_dir.clone(),
+            key,
+            inputs,
+            replace,
+            files.job.status.clone(),
+        );
+        if slot.branch.is_some() {
+            job.entry_node = Some(name);
+        }
+        job.write(&files.job.spec)?;
+        let _ = std::fs::remove_file(&files.job.status);
+        let _ = std::fs::remove_file(&files.rc);
+        let slot = &mut self.slots[s];
+        slot.files = Some(files);
+        slot.state = State::Queued;
+        Ok(())
+    }
+
+    /// Groups the units of single nodes: with arrays, nodes of one task with the same
+    /// resource hints that wait on the same jobs share one job array.
+    fn group(&self, units: Vec<Unit>) -> Vec<Unit> {
+        let mut groups: Vec<Unit> = Vec::new();
+        let mut group_of: HashMap<(&'static str, Vec<usize>, bool), usize> = HashMap::new();
+        for unit in units {
+            if unit.array || unit.members.len() != 1 || !self.slurm.arrays {
+                groups.push(unit);
+                continue;
+            }
+            let node = self.slots[unit.members[0]].node;
+            let slot = (
+                self.pipeline.task_of(node).name,
+                unit.deps.clone(),
+                self.settings.forced[node.index()],
+            );
+            match group_of.get(&slot) {
+                Some(&g) => groups[g].members.extend(unit.members),
+                None => {
+                    group_of.insert(slot, groups.len());
+                    groups.push(unit);
                 }
             }
         }
         groups
     }
 
-    /// Submits one group, which waits only on nodes before its first member: groups are
-    /// submitted in order.
-    fn submit(&mut self, group: &[ToSubmit]) -> Result<()> {
-        let members: Vec<NodeId> = group.iter().map(|(id, _)| *id).collect();
-        let deps = &group[0].1;
+    /// The `--dependency` of `unit`: `afterok` on the jobs it waits on (a whole array by
+    /// its id), and `aftercorr` on the array `corr` it pairs with.
+    fn dependency(&self, unit: &Unit, corr: Option<&str>) -> Option<String> {
+        let mut by_job: Vec<(&str, Vec<String>)> = Vec::new();
+        for d in &unit.deps {
+            if let State::Open { job, .. } = &self.slots[*d].state {
+                match by_job.iter_mut().find(|(id, _)| *id == job.id) {
+                    Some((_, names)) => names.push(job.name()),
+                    None => by_job.push((&job.id, vec![job.name()])),
+                }
+            }
+        }
+        let mut names = Vec::new();
+        for (id, tasks) in by_job {
+            if self.arrays.get(id) == Some(&tasks.len()) {
+                names.push(id.to_owned());
+            } else {
+                names.extend(tasks);
+            }
+        }
+        let mut parts = Vec::new();
+        if !names.is_empty() {
+            parts.push(format!("afterok:{}", names.join(":")));
+        }
+        if let Some(corr) = corr {
+            parts.push(format!("aftercorr:{corr}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(","))
+    }
+
+    /// Submits one unit, which waits only on slots submitted before it.
+    fn submit(&mut self, unit: &Unit) -> Result<()> {
+        let mut members = unit.members.clone();
         if self.settings.stop.is_set() {
-            for id in &members {
-                self.states[id.index()] = State::Cancelled;
+            for &s in &members {
+                self.slots[s].state = State::Cancelled;
             }
             return Ok(());
         }
-        if let Some(failed) = deps
-            .iter()
-            .find(|d| !matches!(self.states[d.index()], State::Open { .. }))
-        {
-            for id in &members {
-                self.states[id.index()] = State::UpstreamFailed(*failed);
+        let open = |s: usize| matches!(self.slots[s].state, State::Open { .. });
+        if let Some(&failed) = unit.deps.iter().find(|&&d| !open(d)) {
+            for &s in &members {
+                self.slots[s].state = State::UpstreamFailed(failed);
             }
             return Ok(());
         }
-        let dependency: Vec<String> = deps
-            .iter()
-            .filter_map(|d| match &self.states[d.index()] {
-                State::Open { job, .. } => Some(job.name()),
-                _ => None,
-            })
-            .collect();
-        let first = self.pipeline.node_at(members[0]);
-        let base = node_file_name(first.name());
-        let array = members.len() > 1;
+        // Each task's index in the array: a paired array takes those of the tasks above,
+        // which `aftercorr` pairs it with.
+        let mut indices: Vec<usize> = (0..members.len()).collect();
+        let mut corr = None;
+        if unit.corr {
+            indices.clear();
+            members.retain(|&s| {
+                let up = self.slots[s].deps.first().copied().unwrap_or(s);
+                match &self.slots[up].state {
+                    State::Open {
+                        job:
+                            JobRef {
+                                id,
+                                index: Some(index),
+                            },
+                        ..
+                    } => {
+                        corr = Some(id.clone());
+                        indices.push(*index);
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            for &s in &unit.members {
+                if !members.contains(&s) {
+                    let up = self.slots[s].deps.first().copied().unwrap_or(s);
+                    self.slots[s].state = State::UpstreamFailed(up);
+                }
+            }
+            if members.is_empty() {
+                return Ok(());
+            }
+        }
+        let dependency = self.dependency(unit, corr.as_deref());
+        let first = self.pipeline.node_at(self.slots[members[0]].node);
+        let base = node_file_name(&self.slot_name(members[0]));
+        let branches = self.slots[members[0]].branch.is_some();
+        let array = unit.array || members.len() > 1;
         let script = self.slurm_dir.join(format!("{base}.sh"));
-        let specs: Vec<&Path> = members
+        let specs: Vec<(usize, &Path)> = members
             .iter()
-            .filter_map(|id| {
-                self.files[id.index()]
-                    .as_ref()
-                    .map(|f| f.job.spec.as_path())
+            .zip(&indices)
+            .filter_map(|(&s, &index)| {
+                let files = self.slots[s].files.as_ref()?;
+                Some((index, files.job.spec.as_path()))
             })
             .collect();
         write_atomically(&script, job_script(&self.exe, &specs).as_bytes())?;
@@ -267,7 +567,7 @@ impl<'a> Submission<'a> {
         } else {
             self.slurm_dir.join(format!("{base}.err"))
         };
-        let job_name = if array {
+        let job_name = if array && !branches {
             first.task().meta().name
         } else {
             first.name()
@@ -279,11 +579,11 @@ impl<'a> Submission<'a> {
             .arg(format!("--output={}", out.display()))
             .arg(format!("--error={}", err.display()));
         if array {
-            sbatch.arg(format!("--array=0-{}", members.len() - 1));
+            sbatch.arg(format!("--array={}", array_indices(&indices)));
         }
-        if !dependency.is_empty() {
+        if let Some(dependency) = dependency {
             sbatch
-                .arg(format!("--dependency=afterok:{}", dependency.join(":")))
+                .arg(format!("--dependency={dependency}"))
                 .arg("--kill-on-invalid-dep=yes");
         }
         sbatch.args(resource_args(first.task().meta().resources));
@@ -308,87 +608,40 @@ impl<'a> Submission<'a> {
             Ok(id) => id,
             Err(why) => {
                 tracing::error!(target: "pipewright", node = %first.name(), "{why}");
-                for member in &members {
-                    self.states[member.index()] = State::Failed(TaskError::failed(why.clone()));
+                for &s in &members {
+                    self.slots[s].state = State::Failed(TaskError::failed(why.clone()));
                 }
                 return Ok(());
             }
         };
         tracing::info!(target: "pipewright", job = %id, nodes = members.len(), "job submitted");
-        for (index, member) in members.iter().enumerate() {
-            let job = JobRef {
-                id: id.clone(),
-                index: array.then_some(index),
-            };
-            if let Some(f) = self.files[member.index()].as_mut() {
+        self.jobs += 1;
+        if array {
+            self.arrays.insert(id.clone(), members.len());
+        }
+        for (&index, &s) in indices.iter().zip(&members) {
+            let name = self.slot_name(s);
+            let slot = &mut self.slots[s];
+            if let Some(f) = slot.files.as_mut() {
                 f.job.log = if array {
                     self.slurm_dir.join(format!("{base}_{index}.out"))
                 } else {
                     out.clone()
                 };
             }
-            self.submitted_at[member.index()] = at;
-            self.states[member.index()] = State::Open { job, ended: None };
+            slot.submitted_at = at;
+            slot.state = State::Open {
+                job: JobRef {
+                    id: id.clone(),
+                    index: array.then_some(index),
+                },
+                ended: None,
+            };
             if let Some(progress) = self.settings.progress {
-                progress.started(self.pipeline.node_at(*member).name());
+                progress.started(&name);
             }
         }
         Ok(())
-    }
-
-    /// The outcome of every node, with the entry of each stored one.
-    fn outcomes(self, store: &Store, plan: &Plan) -> Vec<NodeOutcome> {
-        let mut outcomes = Vec::with_capacity(self.states.len());
-        for (i, state) in self.states.into_iter().enumerate() {
-            let node = &self.pipeline.node_at(NodeId::at(i));
-            let submitted_at = self.submitted_at[i];
-            let mut outcome = NodeOutcome::new(NodeStatus::NotNeeded);
-            match state {
-                State::NotNeeded => {}
-                State::Stored { key, ran, duration } => {
-                    let mut details = Details {
-                        reason: match (ran, &plan.nodes[i].decision) {
-                            (true, Decision::Run { reason, .. }) => Some(reason.clone()),
-                            _ => None,
-                        },
-                        ..Details::default()
-                    };
-                    match store.lookup_fresh(node.task().meta().name, &key) {
-                        Lookup::Present(meta) => {
-                            details.output_digest = Some(meta.output_digest());
-                            details.entry = Some(meta);
-                            if ran {
-                                outcome.status = NodeStatus::Ran;
-                                outcome.started = nanos(submitted_at);
-                                outcome.duration = nanos(duration);
-                            } else {
-                                outcome.status = NodeStatus::Cached;
-                            }
-                        }
-                        _ => {
-                            outcome.status = NodeStatus::Failed;
-                            details.error = Some(Arc::new(TaskError::failed(
-                                "the worker reported an output, but its entry is not in the store",
-                            )));
-                        }
-                    }
-                    details.key = Some(key);
-                    outcome.details = Some(Box::new(details));
-                }
-                State::Failed(error) => {
-                    outcome.status = NodeStatus::Failed;
-                    outcome.started = nanos(submitted_at);
-                    outcome.details_mut().error = Some(Arc::new(error));
-                }
-                State::UpstreamFailed(up) => {
-                    outcome.status = NodeStatus::UpstreamFailed;
-                    outcome.failed_upstream = up.0;
-                }
-                State::Cancelled | State::Open { .. } => outcome.status = NodeStatus::Cancelled,
-            }
-            outcomes.push(outcome);
-        }
-        outcomes
     }
 }
 
@@ -426,11 +679,11 @@ fn resource_args(resources: crate::task::Resources) -> Vec<String> {
 
 /// The batch script of a job: runs the worker on the spec of its array task (or its only
 /// spec), then writes the worker's exit code beside the spec, after the worker returned.
-fn job_script(exe: &Path, specs: &[&Path]) -> String {
+fn job_script(exe: &Path, specs: &[(usize, &Path)]) -> String {
     let mut script =
         String::from("#!/bin/bash\n# A pipewright job: each array task runs one node.\nspecs=(\n");
-    for spec in specs {
-        let _ = writeln!(script, "  {}", quote(&spec.display().to_string()));
+    for (index, spec) in specs {
+        let _ = writeln!(script, "  [{index}]={}", quote(&spec.display().to_string()));
     }
     let _ = write!(
         script,
@@ -442,6 +695,20 @@ fn job_script(exe: &Path, specs: &[&Path]) -> String {
         quote(&exe.display().to_string())
     );
     script
+}
+
+/// The `--array` indices of an array's tasks: a range where they are one.
+fn array_indices(indices: &[usize]) -> String {
+    match indices {
+        [first, .., last] if indices.windows(2).all(|w| w[1] == w[0] + 1) => {
+            format!("{first}-{last}")
+        }
+        _ => indices
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
 }
 
 /// `text` quoted for bash.
@@ -473,10 +740,20 @@ mod tests {
     fn scripts_quote_their_paths() {
         let script = job_script(
             Path::new("/opt/it's here/prog"),
-            &[Path::new("/runs/a.json"), Path::new("/runs/b.json")],
+            &[
+                (0, Path::new("/runs/a.json")),
+                (3, Path::new("/runs/b.json")),
+            ],
         );
         assert!(script.contains("'/opt/it'\\''s here/prog' __pipewright-worker \"$spec\""));
-        assert!(script.contains("  '/runs/b.json'\n"));
+        assert!(script.contains("  [3]='/runs/b.json'\n"));
         assert!(script.contains("exit \"$rc\""));
+    }
+
+    #[test]
+    fn array_indices_are_a_range_where_they_can_be() {
+        assert_eq!(array_indices(&[0, 1, 2]), "0-2");
+        assert_eq!(array_indices(&[4]), "4");
+        assert_eq!(array_indices(&[0, 2, 3]), "0,2,3");
     }
 }
