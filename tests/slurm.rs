@@ -586,6 +586,11 @@ fn maps_run_as_job_arrays_with_the_keys_they_have_in_process() {
         .map(|b| b["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["next[0]", "next[1]", "next[2]"]);
+    // The journal, which `status` reads while the run goes on, had every branch too.
+    assert_eq!(
+        journaled_branches(run.run_dir().unwrap()),
+        recorded_branches(&record)
+    );
 
     // The branches' entries are those the in-process executor looks for.
     let here = Runner::new(dir.path()).run(&p).unwrap();
@@ -656,6 +661,14 @@ fn a_failed_branch_fails_alone_with_what_is_below_it() {
     );
     let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
     assert_eq!(record.status, "failed");
+    let journaled = journaled_branches(run.run_dir().unwrap());
+    assert_eq!(journaled, recorded_branches(&record));
+    let blamed = (
+        "tens[1]".to_owned(),
+        "UpstreamFailed".to_owned(),
+        Some("each[1]".to_owned()),
+    );
+    assert!(journaled.contains(&blamed), "{journaled:?}");
 
     // Every node and branch ends as it does in process.
     let here_dir = tempfile::tempdir().unwrap();
@@ -842,4 +855,33 @@ fn main() -> std::process::ExitCode {
             .collect(),
         2,
     )
+}
+
+/// Each branch's name, status and failed upstream branch, as the run's journal alone says.
+fn journaled_branches(run_dir: &Path) -> Vec<(String, String, Option<String>)> {
+    let only = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        run_dir.join("journal.jsonl"),
+        only.path().join("journal.jsonl"),
+    )
+    .unwrap();
+    recorded_branches(&pipewright::record::RunRecord::read(only.path()).unwrap())
+}
+
+/// Each branch's name, status and failed upstream branch, as `record` says.
+fn recorded_branches(
+    record: &pipewright::record::RunRecord,
+) -> Vec<(String, String, Option<String>)> {
+    record
+        .nodes
+        .iter()
+        .flat_map(|n| &n.branches)
+        .map(|b| {
+            (
+                b.name.clone(),
+                format!("{:?}", b.status),
+                b.upstream_failed.clone(),
+            )
+        })
+        .collect()
 }

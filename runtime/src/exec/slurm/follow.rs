@@ -112,11 +112,32 @@ pub(super) fn poll(
                 State::Failed(job_error(job, &slurm_state, node_files))
             }
         };
-        let slot = &mut slots[i];
-        slot.state = state;
-        if let (Some(progress), None) = (progress, slot.branch) {
-            let outcome = NodeOutcome::new(status_of(&slot.state));
-            progress.settled(slot.node.index(), node.name(), &outcome);
+        slots[i].state = state;
+        report_settled(progress, pipeline, slots, i);
+    }
+}
+
+/// Tells the progress bar and the journal that slot `i`, a node or a branch, settled.
+pub(super) fn report_settled(
+    progress: Option<&Progress>,
+    pipeline: &Pipeline,
+    slots: &[Slot],
+    i: usize,
+) {
+    let Some(progress) = progress else {
+        return;
+    };
+    let slot = &slots[i];
+    let outcome = NodeOutcome::new(status_of(&slot.state));
+    match slot.branch {
+        None => progress.settled(slot.node.index(), pipeline.node_name(slot.node), &outcome),
+        Some(branch) => {
+            // The branch it paired with above, if that one failed it.
+            let upstream = match slot.state {
+                State::UpstreamFailed(up) => slots[up].branch.map(|j| (slots[up].node.index(), j)),
+                _ => None,
+            };
+            progress.branch_settled(slot.node.index(), branch, &outcome, upstream);
         }
     }
 }

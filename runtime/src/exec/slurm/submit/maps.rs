@@ -9,7 +9,7 @@ use super::{ARRAY_TASKS, Decided, Made, Submission, Unit};
 use crate::cache::{Look, Lookup};
 use crate::error::Result;
 use crate::exec::mapped::{Tally, branch_name};
-use crate::exec::slurm::follow::status_of;
+use crate::exec::slurm::follow::{report_settled, status_of};
 use crate::exec::slurm::{Slot, State};
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::{Digest, KeyError, hex, with_input_files};
@@ -159,6 +159,14 @@ impl Submission<'_> {
         });
         self.slots[id.index()].state = State::Mapped { settled: None };
         tracing::info!(target: "pipewright", node = %node.name(), branches = n, "branches made");
+        if let Some(progress) = self.settings.progress {
+            progress.branches_made(id.index(), n);
+        }
+        for s in first..first + n {
+            if self.slots[s].state.settled().is_some() {
+                report_settled(self.settings.progress, self.pipeline, &self.slots, s);
+            }
+        }
         Ok(())
     }
 
