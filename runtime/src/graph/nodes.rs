@@ -190,8 +190,12 @@ impl Nodes {
 
     /// What node `id` maps over, if it is a mapped node.
     pub(crate) fn map(&self, id: NodeId) -> Option<&MapSpec> {
-        let i = self.maps.binary_search_by_key(&id, |m| m.node).ok()?;
-        Some(&self.maps[i])
+        Some(&self.maps[self.map_index(id)?])
+    }
+
+    /// The position of node `id` among the mapped nodes, if it is one.
+    pub(crate) fn map_index(&self, id: NodeId) -> Option<usize> {
+        self.maps.binary_search_by_key(&id, |m| m.node).ok()
     }
 
     /// The mapped nodes, in the order they were added.

@@ -73,12 +73,7 @@ const BRANCHES_PER_JOB: usize = 16;
 impl<'p> Run<'p> {
     /// The branches of mapped node `id`, once they are made.
     pub(super) fn branches_of(&self, id: NodeId) -> Option<&Arc<Branches>> {
-        let k = self
-            .pipeline
-            .nodes
-            .maps()
-            .binary_search_by_key(&id, |m| m.node)
-            .ok()?;
+        let k = self.pipeline.nodes.map_index(id)?;
         self.maps[k].get()
     }
 
@@ -154,8 +149,7 @@ impl<'p> Run<'p> {
         let k = self
             .pipeline
             .nodes
-            .maps()
-            .binary_search_by_key(&id, |m| m.node)
+            .map_index(id)
             .expect("a mapped node has a map");
         let _ = self.maps[k].set(Arc::new(branches));
         if let Some(progress) = self.settings.progress {

@@ -291,12 +291,7 @@ impl<'a> Submission<'a> {
 
     /// The branches of mapped node `id`, once made.
     fn made_of(&self, id: NodeId) -> Option<&Made> {
-        let k = self
-            .pipeline
-            .nodes
-            .maps()
-            .binary_search_by_key(&id, |m| m.node)
-            .ok()?;
+        let k = self.pipeline.nodes.map_index(id)?;
         self.made[k].as_ref()
     }
 

@@ -27,12 +27,7 @@ impl Submission<'_> {
         let Some(spec) = node.map() else {
             return Ok(());
         };
-        let Ok(k) = self
-            .pipeline
-            .nodes
-            .maps()
-            .binary_search_by_key(&id, |m| m.node)
-        else {
+        let Some(k) = self.pipeline.nodes.map_index(id) else {
             return Ok(());
         };
         // The digests of the inputs that do not take the element, all stored.
@@ -195,11 +190,7 @@ impl Submission<'_> {
         if let Some(progress) = self.settings.progress {
             progress.settled(id.index(), name, &outcome);
         }
-        if let Ok(k) = self
-            .pipeline
-            .nodes
-            .maps()
-            .binary_search_by_key(&id, |m| m.node)
+        if let Some(k) = self.pipeline.nodes.map_index(id)
             && let Some(made) = self.made[k].as_mut()
         {
             made.first_bad = tally.first_bad();
