@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pipewright::prelude::*;
-use pipewright::{Slurm, TaskError};
+use pipewright::{RunReason, Slurm, TaskError};
 
 mod support;
 use support::{names, with_status, write_dated};
@@ -677,6 +677,61 @@ fn a_failed_branch_fails_alone_with_what_is_below_it() {
     assert_eq!(ends(&run).len(), 4 + 3 + 3);
 }
 
+/// A branch named as a target runs alone below what its map needs whole, and has the
+/// entry a whole run finds; a branch forced runs again alone; a position beyond the list
+/// fails the mapped node, as in process.
+fn a_branch_can_be_a_target_and_be_forced() {
+    use NodeStatus::{Cached, NotNeeded, Ran};
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-map-target";
+        let list = spread(3);
+        let tens = for x in list { tenfold(x) };
+        let next = for t in tens { plus_one(t) };
+        let total = sum_all(next);
+    };
+    let names = [
+        "list", "tens[0]", "tens[1]", "tens[2]", "next[0]", "next[1]", "next[2]", "total",
+    ];
+    let statuses = |run: &RunReport| names.map(|name| run.status(name));
+    let run = slurm_runner(dir.path()).target("next[1]").run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(
+        statuses(&run),
+        [Ran, Ran, Ran, Ran, NotNeeded, Ran, NotNeeded, NotNeeded].map(Some)
+    );
+    assert_eq!(run.get_as::<Stamped>("next[1]").unwrap().0, 21);
+    assert_eq!(run.status("next"), Some(Ran));
+
+    // A whole run finds that branch's entry, and runs the two others.
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    assert_eq!(
+        statuses(&run),
+        [Cached, Cached, Cached, Cached, Ran, Cached, Ran, Ran].map(Some)
+    );
+    assert_eq!(run.get(p.total).unwrap().0, 11 + 21 + 31);
+
+    // A forced branch runs again, alone of its map: its output names its new job, so its
+    // paired branch below and the total run again too.
+    let run = slurm_runner(dir.path()).force("tens[2]").run(&p).unwrap();
+    assert_eq!(
+        statuses(&run),
+        [Cached, Cached, Cached, Ran, Cached, Cached, Ran, Ran].map(Some)
+    );
+    assert_eq!(
+        run.node("tens[2]").unwrap().reason(),
+        Some(&RunReason::Forced)
+    );
+
+    // A position beyond the list fails the mapped node, saying how long the list is.
+    let run = slurm_runner(dir.path()).target("next[5]").run(&p).unwrap();
+    assert!(!run.succeeded());
+    assert_eq!(
+        run.node("next").unwrap().error().unwrap().to_string(),
+        "there is no branch `next[5]`: `tens` has 3 branches"
+    );
+}
+
 /// How each node and branch of `run` ended: its name, its status, and the node whose
 /// failure kept it from running.
 fn ends(run: &RunReport) -> Vec<(String, NodeStatus, Option<String>)> {
@@ -793,7 +848,7 @@ fn main() -> std::process::ExitCode {
     };
     // The slowest scenario starts first, on a thread of its own, while the others run one
     // after the other on the second thread.
-    let scenarios: [(&str, fn()); 13] = [
+    let scenarios: [(&str, fn()); 14] = [
         (
             "a_job_past_its_time_limit_ends_as_timeout",
             a_job_past_its_time_limit_ends_as_timeout,
@@ -835,6 +890,10 @@ fn main() -> std::process::ExitCode {
         (
             "a_stored_list_is_mapped_at_once",
             a_stored_list_is_mapped_at_once,
+        ),
+        (
+            "a_branch_can_be_a_target_and_be_forced",
+            a_branch_can_be_a_target_and_be_forced,
         ),
         (
             "a_map_over_a_failed_map_runs_the_branches_it_can",

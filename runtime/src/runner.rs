@@ -325,14 +325,6 @@ impl Runner {
             needed,
             picked,
         } = self.flags(pipeline)?;
-        #[cfg(feature = "slurm")]
-        if let (Executor::Slurm(_), Some(picked)) = (&self.executor, picked.first()) {
-            let name = pipeline.node_name(picked.node);
-            return Err(Error::Executor(format!(
-                "the Slurm executor makes all the branches of a mapped node together, so it \
-                 cannot target or force a branch of `{name}` alone: name `{name}` instead"
-            )));
-        }
         self.check_executor()?;
         let active = self.runs.start();
         let stop = &active.stop;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use pipewright::prelude::*;
-use pipewright::{Decision, Error, RunReason, Slurm};
+use pipewright::{Decision, Error, RunReason};
 use support::{store, with_status};
 
 /// What the tasks below computed, as `tag:task:element`, since the last `take`.
@@ -830,22 +830,6 @@ fn a_branch_can_be_a_target_and_be_forced() {
             error.starts_with("there is no branch `lengths[")
                 && error.ends_with("]`: the list of `list` has 3 elements"),
             "{error}"
-        );
-        assert_eq!(take(tag), Vec::<String>::new());
-    }
-
-    // The Slurm executor makes a map's branches together: it refuses to pick one, before
-    // it looks for a cluster or runs anything.
-    for runner in [
-        Runner::new(dir.path()).target("lengths[1]"),
-        Runner::new(dir.path()).force("lengths[1]"),
-    ] {
-        let runner = runner.executor(Executor::Slurm(Slurm::new()));
-        let err = runner.run(&p).unwrap_err().to_string();
-        assert!(
-            err.contains("the Slurm executor")
-                && err.contains("cannot target or force a branch of `lengths` alone"),
-            "{err}"
         );
         assert_eq!(take(tag), Vec::<String>::new());
     }

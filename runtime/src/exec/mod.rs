@@ -58,6 +58,48 @@ pub(crate) struct Picked {
     pub(crate) forced: Vec<usize>,
 }
 
+impl Picked {
+    /// Whether branch `i` runs: the run's targets name it, or no branch of this node.
+    pub(crate) fn runs(picked: Option<&Picked>, i: usize) -> bool {
+        picked
+            .and_then(|p| p.only.as_ref())
+            .is_none_or(|only| only.binary_search(&i).is_ok())
+    }
+
+    /// Whether branch `i` is forced by name.
+    pub(crate) fn forces(picked: Option<&Picked>, i: usize) -> bool {
+        picked.is_some_and(|p| p.forced.binary_search(&i).is_ok())
+    }
+
+    /// The error of mapped node `id` (`spec`), which made `n` branches, if the run names
+    /// one by a position beyond them.
+    pub(crate) fn beyond(
+        picked: Option<&Picked>,
+        pipeline: &crate::graph::Pipeline,
+        id: crate::graph::NodeId,
+        spec: &crate::graph::MapSpec,
+        n: usize,
+    ) -> Option<crate::task::TaskError> {
+        let beyond = picked?
+            .only
+            .iter()
+            .flatten()
+            .chain(&picked?.forced)
+            .copied()
+            .find(|&i| i >= n)?;
+        let over = pipeline.node_name(spec.over);
+        let plural = if n == 1 { "" } else { "s" };
+        let has = match spec.elements {
+            Some(_) => format!("the list of `{over}` has {n} element{plural}"),
+            None => format!("`{over}` has {n} branch{}", if n == 1 { "" } else { "es" }),
+        };
+        Some(crate::task::TaskError::failed(format!(
+            "there is no branch `{}`: {has}",
+            mapped::branch_name(pipeline.node_name(id), beyond)
+        )))
+    }
+}
+
 impl Settings<'_> {
     /// What the run names of the branches of mapped node `id`, if anything.
     pub(crate) fn picked(&self, id: crate::graph::NodeId) -> Option<&Picked> {

@@ -22,6 +22,7 @@ use rayon::Scope;
 
 use super::{Gathered, NONE, Run, lock};
 use crate::cache::{Entry, Look, Store};
+use crate::exec::Picked;
 use crate::exec::mapped::{BranchSlot, MadeBranches, Tally, branch_name, map_outcomes};
 use crate::graph::{Elements, MapSpec, Node, NodeId};
 use crate::key::{Digest, hex};
@@ -114,8 +115,11 @@ impl<'p> Run<'p> {
             None => self.make(id, spec, None),
         };
         let made = made.and_then(|(branches, source)| {
-            self.check_picked(id, spec, &branches)?;
-            Ok((branches, source))
+            let picked = self.settings.picked(id);
+            match Picked::beyond(picked, self.pipeline, id, spec, branches.slots.len()) {
+                Some(error) => Err(error),
+                None => Ok((branches, source)),
+            }
         });
         let (mut branches, source) = match made {
             Ok(made) => made,
@@ -202,7 +206,7 @@ impl<'p> Run<'p> {
                         .map(|(_, gates)| gates)
                 });
                 for i in 0..n {
-                    if !self.runs_branch(id, i) {
+                    if !Picked::runs(self.settings.picked(id), i) {
                         continue;
                     }
                     if gates.is_none_or(|g| g[i].fetch_sub(1, Ordering::AcqRel) == 1) {
@@ -213,49 +217,6 @@ impl<'p> Run<'p> {
             }
         }
         None
-    }
-
-    /// Whether branch `i` of mapped node `id` runs: the run's targets name it, or no
-    /// branch of that node.
-    fn runs_branch(&self, id: NodeId, i: usize) -> bool {
-        self.settings
-            .picked(id)
-            .and_then(|p| p.only.as_ref())
-            .is_none_or(|only| only.binary_search(&i).is_ok())
-    }
-
-    /// Refuses the branches of mapped node `id` (`spec`), just made, if the run names one
-    /// by a position beyond them.
-    fn check_picked(
-        &self,
-        id: NodeId,
-        spec: &MapSpec,
-        branches: &Branches,
-    ) -> Result<(), TaskError> {
-        let Some(picked) = self.settings.picked(id) else {
-            return Ok(());
-        };
-        let n = branches.slots.len();
-        let Some(beyond) = picked
-            .only
-            .iter()
-            .flatten()
-            .chain(&picked.forced)
-            .copied()
-            .find(|&i| i >= n)
-        else {
-            return Ok(());
-        };
-        let over = self.pipeline.node_name(spec.over);
-        let plural = if n == 1 { "" } else { "s" };
-        let has = match spec.elements {
-            Some(_) => format!("the list of `{over}` has {n} element{plural}"),
-            None => format!("`{over}` has {n} branch{}", if n == 1 { "" } else { "es" }),
-        };
-        Err(TaskError::failed(format!(
-            "there is no branch `{}`: {has}",
-            branch_name(self.pipeline.node_name(id), beyond)
-        )))
     }
 
     /// Tells `child`, which maps over a mapped node whose branches were just made, that it
@@ -345,7 +306,9 @@ impl<'p> Run<'p> {
             *lock(&branches.slots[i]) = slot;
             // The paired branches below whose node is ready start now.
             for (child, gates) in &branches.paired {
-                if gates[i].fetch_sub(1, Ordering::AcqRel) == 1 && self.runs_branch(*child, i) {
+                if gates[i].fetch_sub(1, Ordering::AcqRel) == 1
+                    && Picked::runs(self.settings.picked(*child), i)
+                {
                     let child = *child;
                     let paired = Source::Paired(id);
                     scope.spawn(move |scope| self.drive_branch(scope, child, i, paired));
@@ -540,11 +503,8 @@ impl<'p> Run<'p> {
         digests: Vec<Vec<Digest>>,
     ) -> Result<BranchDone, TaskError> {
         let meta = node.task().meta();
-        let forced = self.settings.forced[id.index()]
-            || self
-                .settings
-                .picked(id)
-                .is_some_and(|p| p.forced.binary_search(&i).is_ok());
+        let forced =
+            self.settings.forced[id.index()] || Picked::forces(self.settings.picked(id), i);
         let check = Check {
             forced,
             verify: self.settings.keep[id.index()],

@@ -318,7 +318,13 @@ impl<'a> Submission<'a> {
             } => Some(Decided::Run(key.clone(), reason.clone())),
             // Its inputs are known now if they are all stored.
             _ => match self.input_digests(&node) {
-                Some(digests) => match self.decide_key(id, &node, node.name(), digests) {
+                Some(digests) => match self.decide_key(
+                    id,
+                    &node,
+                    node.name(),
+                    digests,
+                    self.settings.forced[id.index()],
+                ) {
                     Ok(decided) => Some(decided),
                     Err(error) => {
                         self.slots[i].state = State::Failed(error);

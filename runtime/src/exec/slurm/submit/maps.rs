@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{ARRAY_TASKS, Decided, Made, Submission, Unit};
 use crate::cache::{Look, Lookup};
 use crate::error::Result;
+use crate::exec::Picked;
 use crate::exec::mapped::{Tally, branch_name};
 use crate::exec::slurm::follow::{report_settled, status_of};
 use crate::exec::slurm::{Slot, State};
@@ -72,17 +73,28 @@ impl Submission<'_> {
             }
             None => (self.branch_slots(spec.over).len(), Vec::new()),
         };
+        let settings = self.settings;
+        let picked = settings.picked(id);
+        if let Some(error) = Picked::beyond(picked, self.pipeline, id, spec, n) {
+            self.slots[id.index()].state = State::Failed(error);
+            return Ok(());
+        }
         let first = self.slots.len();
         let over_first = self.branch_slots(spec.over).start;
         // The branches to submit: those that wait on nothing, then those of each array
         // above whose tasks they pair with, by that array.
         let mut free = Vec::new();
         let mut paired: Vec<(usize, Vec<usize>)> = Vec::new();
-        let forced = self.settings.forced[id.index()];
         let uncached = !node.task().meta().cache;
         for i in 0..n {
             let s = self.slots.len();
             self.slots.push(Slot::new(id, Some(i), State::Waiting));
+            // Only the branches the targets name run; the others are not needed.
+            if !Picked::runs(picked, i) {
+                self.slots[s].state = State::NotNeeded;
+                continue;
+            }
+            let forced = settings.forced[id.index()] || Picked::forces(picked, i);
             let name = branch_name(node.name(), i);
             let element = match spec.elements {
                 Some(_) => elements.get(i).copied(),
@@ -122,7 +134,7 @@ impl Submission<'_> {
             for &w in &spec.element_inputs {
                 digests[w] = vec![element];
             }
-            match self.decide_key(id, &node, &name, digests) {
+            match self.decide_key(id, &node, &name, digests, forced) {
                 Ok(Decided::Stored(key)) => {
                     self.slots[s].state = State::Stored {
                         key,
@@ -179,7 +191,12 @@ impl Submission<'_> {
         }
         let mut tally = Tally::default();
         for (i, s) in range.enumerate() {
-            tally.add(i, Some(&self.light_outcome(s)));
+            // A branch the targets do not need is not counted.
+            let outcome = self.light_outcome(s);
+            tally.add(
+                i,
+                (outcome.status != NodeStatus::NotNeeded).then_some(&outcome),
+            );
         }
         let name = self.pipeline.node_name(id);
         let mut outcome = tally.outcome(name, true, nanos(self.started.elapsed()));
@@ -283,13 +300,14 @@ impl Submission<'_> {
     }
 
     /// The key of node `id` (or of its branch `name`) on inputs with output digests
-    /// `digests`, and whether its entry can be used.
+    /// `digests`, and whether its entry can be used (never when `forced`).
     pub(super) fn decide_key(
         &self,
         id: NodeId,
         node: &Node<'_>,
         name: &str,
         digests: Vec<Vec<Digest>>,
+        forced: bool,
     ) -> Result<Decided, TaskError> {
         let components = with_input_files(Some(self.store), || {
             node.components(self.pipeline.name(), digests)
@@ -297,7 +315,7 @@ impl Submission<'_> {
         .map_err(KeyError::into_task_error)?;
         let key = hex(&components.key());
         let check = Check {
-            forced: self.settings.forced[id.index()],
+            forced,
             verify: self.settings.keep[id.index()],
             repair: false,
             look: Look::Fresh,
