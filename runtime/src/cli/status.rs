@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{CliError, exit, io, open_in_browser, print_nodes, report_elsewhere};
+use super::{CliError, exit, io, open_in_browser, report_elsewhere};
 use crate::error::Error;
 use crate::record::schema::{BranchRecord, NodeRecord, RecordedStatus, RunRecord};
 use crate::report::RunReport;
@@ -27,9 +27,11 @@ pub(super) fn status(dir: &Path, open: bool, out: &mut dyn Write) -> Result<Exit
     }
     if record.shown_status() == "running" {
         // What has not settled yet is pending, not cancelled as in a report.
-        out.write_all(nodes_view(&record).as_bytes()).map_err(io)?;
+        out.write_all(nodes_view(&record, false).as_bytes())
+            .map_err(io)?;
     } else {
-        print_nodes(out, &report, true).map_err(io)?;
+        out.write_all(nodes_view(&record, true).as_bytes())
+            .map_err(io)?;
         writeln!(out, "{}", report.summary()).map_err(io)?;
     }
     let html = match crate::render::write_report(dir) {
@@ -121,14 +123,15 @@ fn progress_view(dir: &Path, record: &RunRecord) -> String {
         view.push_str(&params);
         view.push('\n');
     }
-    view.push_str(&nodes_view(record));
+    view.push_str(&nodes_view(record, false));
     view
 }
 
-/// Each node of a run in progress and how it stands, then the counts. A mapped node that
-/// made its branches shows how many of them stand how, and each failed branch has a line
-/// of its own below it; the others are only counted, however many there are.
-fn nodes_view(record: &RunRecord) -> String {
+/// Each node of a run and how it stands (with how long it ran, once the run has ended),
+/// then, while it goes on, the counts. A mapped node that made its branches shows how many
+/// of them stand how, and each failed branch has a line of its own below it; the others are
+/// only counted, however many there are.
+fn nodes_view(record: &RunRecord, ended: bool) -> String {
     let width = record
         .nodes
         .iter()
@@ -145,15 +148,23 @@ fn nodes_view(record: &RunRecord) -> String {
     let mut counts: Vec<(RecordedStatus, usize)> = Vec::new();
     for node in &record.nodes {
         let detail = match (node.error.first(), &node.upstream_failed) {
-            _ if node.over.is_some() && !node.branches.is_empty() => branch_counts(node),
+            _ if node.over.is_some() && !node.branches.is_empty() => branch_counts(node, ended),
             (Some(error), _) => error.clone(),
             (None, Some(upstream)) => format!("after `{upstream}`"),
-            (None, None) => String::new(),
+            (None, None) => match node.duration_secs {
+                Some(secs) if ended && node.status == RecordedStatus::Ran => {
+                    format!("{:.2?}", Duration::from_secs_f64(secs))
+                }
+                _ => String::new(),
+            },
         };
         line(&node.name, node.status, &detail);
         for branch in failed(node) {
             let error = branch.error.first().map_or("", String::as_str);
             line(&branch.name, branch.status, error);
+        }
+        if ended {
+            continue;
         }
         match counts.iter_mut().find(|(status, _)| *status == node.status) {
             Some((_, n)) => *n += 1,
@@ -174,6 +185,9 @@ fn nodes_view(record: &RunRecord) -> String {
         .position(|s| s == status)
         .unwrap_or(usize::MAX)
     });
+    if ended {
+        return view;
+    }
     let total = record.nodes.len();
     let counts: Vec<String> = counts
         .iter()
@@ -195,9 +209,9 @@ fn failed(node: &NodeRecord) -> impl Iterator<Item = &BranchRecord> {
 }
 
 /// How the branches of mapped node `node` stand, as pictures count them: `5 branches: 2
-/// ran, 0 cached, 1 failed, 2 pending`, with those upstream failed, not needed or
-/// cancelled when there are any.
-fn branch_counts(node: &NodeRecord) -> String {
+/// ran, 0 cached, 1 failed, 2 pending` (pending until the run has `ended`), with those
+/// upstream failed, not needed or cancelled when there are any.
+fn branch_counts(node: &NodeRecord, ended: bool) -> String {
     let count =
         |status: RecordedStatus| node.branches.iter().filter(|b| b.status == status).count();
     let n = node.branches.len();
@@ -215,7 +229,7 @@ fn branch_counts(node: &NodeRecord) -> String {
         RecordedStatus::Cancelled,
     ] {
         let k = count(status);
-        if k > 0 || status == RecordedStatus::Pending {
+        if k > 0 || (status == RecordedStatus::Pending && !ended) {
             words.push_str(&format!(", {k} {status}"));
         }
     }
