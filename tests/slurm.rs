@@ -667,8 +667,16 @@ fn a_failed_branch_fails_alone_with_what_is_below_it() {
         "tens[1]".to_owned(),
         "UpstreamFailed".to_owned(),
         Some("each[1]".to_owned()),
+        vec![],
     );
     assert!(journaled.contains(&blamed), "{journaled:?}");
+    let failed = (
+        "each[1]".to_owned(),
+        "Failed".to_owned(),
+        None,
+        vec!["refusing element 2".to_owned()],
+    );
+    assert!(journaled.contains(&failed), "{journaled:?}");
 
     // Every node and branch ends as it does in process.
     let here_dir = tempfile::tempdir().unwrap();
@@ -723,13 +731,43 @@ fn a_branch_can_be_a_target_and_be_forced() {
         Some(&RunReason::Forced)
     );
 
-    // A position beyond the list fails the mapped node, saying how long the list is.
+    // A position beyond the list fails the mapped node, saying how long the list is; the
+    // journal says so too.
     let run = slurm_runner(dir.path()).target("next[5]").run(&p).unwrap();
     assert!(!run.succeeded());
+    let error = "there is no branch `next[5]`: `tens` has 3 branches";
     assert_eq!(
         run.node("next").unwrap().error().unwrap().to_string(),
-        "there is no branch `next[5]`: `tens` has 3 branches"
+        error
     );
+    let journaled = journaled_record(run.run_dir().unwrap());
+    let next = journaled.nodes.iter().find(|n| n.name == "next").unwrap();
+    assert_eq!(
+        (format!("{:?}", next.status), next.error.clone()),
+        ("Failed".to_owned(), vec![error.to_owned()])
+    );
+}
+
+/// A submission Slurm refuses fails its node, and what is below it, mapped or not, ends as
+/// upstream failed: the run goes on deciding after the last job it could follow.
+fn a_refused_submission_fails_what_is_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline! {
+        name = "slurm-map-refused";
+        let list = spread(3);
+        let each = for x in list { refuse_two(x) };
+        let total = sum_all(each);
+    };
+    let runner = Runner::new(dir.path())
+        .executor(Executor::Slurm(Slurm::new().partition("no-such-partition")));
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.status("list"), Some(NodeStatus::Failed), "{run}");
+    let error = run.node("list").unwrap().error().unwrap().to_string();
+    assert!(error.contains("sbatch"), "{error}");
+    for name in ["each", "total"] {
+        assert_eq!(run.status(name), Some(NodeStatus::UpstreamFailed), "{name}");
+        assert_eq!(run.node(name).unwrap().failed_upstream(), Some("list"));
+    }
 }
 
 /// How each node and branch of `run` ended: its name, its status, and the node whose
@@ -848,7 +886,7 @@ fn main() -> std::process::ExitCode {
     };
     // The slowest scenario starts first, on a thread of its own, while the others run one
     // after the other on the second thread.
-    let scenarios: [(&str, fn()); 14] = [
+    let scenarios: [(&str, fn()); 15] = [
         (
             "a_job_past_its_time_limit_ends_as_timeout",
             a_job_past_its_time_limit_ends_as_timeout,
@@ -896,6 +934,10 @@ fn main() -> std::process::ExitCode {
             a_branch_can_be_a_target_and_be_forced,
         ),
         (
+            "a_refused_submission_fails_what_is_below_it",
+            a_refused_submission_fails_what_is_below_it,
+        ),
+        (
             "a_map_over_a_failed_map_runs_the_branches_it_can",
             a_map_over_a_failed_map_runs_the_branches_it_can,
         ),
@@ -916,21 +958,27 @@ fn main() -> std::process::ExitCode {
     )
 }
 
-/// Each branch's name, status and failed upstream branch, as the run's journal alone says.
-fn journaled_branches(run_dir: &Path) -> Vec<(String, String, Option<String>)> {
+/// The record of the run in `run_dir` as its journal alone says, without `run.json`.
+fn journaled_record(run_dir: &Path) -> pipewright::record::RunRecord {
     let only = tempfile::tempdir().unwrap();
     std::fs::copy(
         run_dir.join("journal.jsonl"),
         only.path().join("journal.jsonl"),
     )
     .unwrap();
-    recorded_branches(&pipewright::record::RunRecord::read(only.path()).unwrap())
+    pipewright::record::RunRecord::read(only.path()).unwrap()
 }
 
-/// Each branch's name, status and failed upstream branch, as `record` says.
-fn recorded_branches(
-    record: &pipewright::record::RunRecord,
-) -> Vec<(String, String, Option<String>)> {
+/// A branch's name, status, failed upstream branch and error, as a record says.
+type Branch = (String, String, Option<String>, Vec<String>);
+
+/// Each branch as the run's journal alone says.
+fn journaled_branches(run_dir: &Path) -> Vec<Branch> {
+    recorded_branches(&journaled_record(run_dir))
+}
+
+/// Each branch as `record` says.
+fn recorded_branches(record: &pipewright::record::RunRecord) -> Vec<Branch> {
     record
         .nodes
         .iter()
@@ -940,6 +988,7 @@ fn recorded_branches(
                 b.name.clone(),
                 format!("{:?}", b.status),
                 b.upstream_failed.clone(),
+                b.error.clone(),
             )
         })
         .collect()

@@ -315,5 +315,10 @@ mod tests {
         assert_eq!(branch_of("counts"), None);
         assert_eq!(branch_of("counts[x]"), None);
         assert_eq!(branch_of("counts[-1]"), None);
+        // Only as reports write it.
+        assert_eq!(branch_of("counts[0]"), Some(("counts", 0)));
+        for name in ["counts[+3]", "counts[03]", "counts[]", "counts[ 3]"] {
+            assert_eq!(branch_of(name), None, "{name}");
+        }
     }
 }

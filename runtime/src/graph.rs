@@ -19,7 +19,7 @@ mod value;
 
 pub use builder::Builder;
 use builder::Refused;
-pub(crate) use map::{ELEMENT, Elements, MapSpec, branch_of};
+pub(crate) use map::{ELEMENT, Elements, MapSpec, branch_name, branch_of};
 pub use map::{Mapped, Over};
 pub(crate) use nodes::{Node, Nodes, Wire};
 

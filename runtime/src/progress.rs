@@ -59,18 +59,22 @@ impl Progress {
         }
     }
 
-    /// Branch `branch` of mapped node `index` settled with `outcome`, after the failed
-    /// branch `failed_upstream` (a mapped node's index, and its branch) if it did not run
-    /// because of it.
+    /// Branch `branch` of mapped node `index` (named `node`) settled with `outcome`, after
+    /// the failed branch `failed_upstream` (a mapped node's index, and its branch) if it did
+    /// not run because of it.
     pub(crate) fn branch_settled(
         &self,
         index: usize,
+        node: &str,
         branch: usize,
         outcome: &NodeOutcome,
         failed_upstream: Option<(usize, usize)>,
     ) {
         if let Some(journal) = &self.journal {
             journal.branch_settled(index, branch, outcome, failed_upstream);
+        }
+        if let Some(bar) = &self.bar {
+            bar.branch_settled(node, branch);
         }
     }
 
@@ -127,6 +131,14 @@ impl Bar {
         self.show(&running);
     }
 
+    /// A branch is not counted, as the bar counts nodes, but is no longer running.
+    fn branch_settled(&self, node: &str, branch: usize) {
+        let mut running = lock(&self.running);
+        if !running.is_empty() && running.remove(&crate::graph::branch_name(node, branch)) {
+            self.show(&running);
+        }
+    }
+
     fn settled(&self, node: &str, cached: bool) {
         if cached {
             self.cached.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +177,10 @@ impl Bar {
     }
 
     fn started(&self, _node: &str) {
+        match *self {}
+    }
+
+    fn branch_settled(&self, _node: &str, _branch: usize) {
         match *self {}
     }
 

@@ -245,6 +245,19 @@ fn a_failed_branch_fails_what_depends_on_it_and_the_others_run() {
             "measure:ccc"
         ]
     );
+
+    // With the failed branch as the only target, the count is of the branches the run
+    // needed.
+    let dir = tempfile::tempdir().unwrap();
+    let run = Runner::new(dir.path())
+        .target("lengths[1]")
+        .run(&p)
+        .unwrap();
+    assert_eq!(
+        run.node("lengths").unwrap().error().unwrap().to_string(),
+        "1 of 1 branch failed, the first `lengths[1]`"
+    );
+    take(tag);
 }
 
 #[test]

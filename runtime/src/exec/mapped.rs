@@ -9,10 +9,7 @@ use crate::key::Digest;
 use crate::report::{MapOutcomes, NO_NODE, NodeOutcome, NodeStatus};
 use crate::task::TaskError;
 
-/// The name of branch `i` of mapped node `node`, as reports show it.
-pub(crate) fn branch_name(node: &str, i: usize) -> String {
-    format!("{node}[{i}]")
-}
+pub(crate) use crate::graph::branch_name;
 
 /// How one branch ended.
 #[derive(Default)]
@@ -65,12 +62,13 @@ impl Default for Tally {
 }
 
 impl Tally {
-    /// Counts branch `i`, which ended as `outcome` (none: it never settled).
+    /// Counts branch `i`, which ended as `outcome` (none: it never settled, or the run did
+    /// not need it, and it is not counted).
     pub(crate) fn add(&mut self, i: usize, outcome: Option<&NodeOutcome>) {
-        self.n += 1;
         let Some(outcome) = outcome else {
             return;
         };
+        self.n += 1;
         self.started = self.started.min(outcome.started);
         self.ended = self
             .ended
@@ -118,9 +116,10 @@ impl Tally {
         outcome.duration = self.ended.saturating_sub(outcome.started);
         if let Some(i) = self.first_failed {
             outcome.details_mut().error = Some(Arc::new(TaskError::failed(format!(
-                "{} of {} branches failed, the first `{}`",
+                "{} of {} branch{} failed, the first `{}`",
                 self.failed,
                 self.n,
+                if self.n == 1 { "" } else { "es" },
                 branch_name(name, i)
             ))));
         }

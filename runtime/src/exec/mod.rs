@@ -152,7 +152,7 @@ pub enum Executor {
     /// Unix only.
     Process,
     /// Each node as a job of a Slurm cluster, submitted with `sbatch` in dependency order
-    /// so that the cluster holds the order, and a mapped node's branches as a job array
+    /// so that the cluster holds the order, and a mapped node's branches as job arrays
     /// once its list is stored; see [`Slurm`] for what a cluster needs.
     #[cfg(feature = "slurm")]
     Slurm(Slurm),

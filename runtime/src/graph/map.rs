@@ -164,10 +164,17 @@ pub(crate) struct MapSpec {
     pub(crate) elements: Option<Elements>,
 }
 
-/// The mapped node and position that the branch name `name` (`counts[3]`) stands for.
+/// The name of branch `i` of mapped node `node`, as reports show it.
+pub(crate) fn branch_name(node: &str, i: usize) -> String {
+    format!("{node}[{i}]")
+}
+
+/// The mapped node and position that the branch name `name` (`counts[3]`) stands for: the
+/// position written as reports write it, in plain digits without a leading zero.
 pub(crate) fn branch_of(name: &str) -> Option<(&str, usize)> {
     let (mapped, rest) = name.strip_suffix(']')?.rsplit_once('[')?;
-    Some((mapped, rest.parse().ok()?))
+    let plain = rest.bytes().all(|b| b.is_ascii_digit()) && (rest == "0" || !rest.starts_with('0'));
+    Some((mapped, rest.parse().ok().filter(|_| plain)?))
 }
 
 #[cfg(test)]

@@ -161,7 +161,13 @@ impl<'p> Run<'p> {
             if let Some(only) = only {
                 let not_needed = NodeOutcome::new(NodeStatus::NotNeeded);
                 for i in (0..n).filter(|i| only.binary_search(i).is_err()) {
-                    progress.branch_settled(id.index(), i, &not_needed, None);
+                    progress.branch_settled(
+                        id.index(),
+                        self.pipeline.node_name(id),
+                        i,
+                        &not_needed,
+                        None,
+                    );
                 }
             }
         }
@@ -301,7 +307,13 @@ impl<'p> Run<'p> {
             drop(source);
             if let (Some(progress), Some(outcome)) = (self.settings.progress, &slot.outcome) {
                 let upstream = slot.failed_upstream.map(|(up, j)| (up.index(), j));
-                progress.branch_settled(id.index(), i, outcome, upstream);
+                progress.branch_settled(
+                    id.index(),
+                    self.pipeline.node_name(id),
+                    i,
+                    outcome,
+                    upstream,
+                );
             }
             *lock(&branches.slots[i]) = slot;
             // The paired branches below whose node is ready start now.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Files, GRACE, JobRef, Slot, State};
@@ -10,17 +11,12 @@ use crate::exec::Stop;
 use crate::exec::worker::JobStatus;
 use crate::graph::Pipeline;
 use crate::progress::Progress;
-use crate::report::{NodeOutcome, NodeStatus};
+use crate::report::{NodeOutcome, NodeStatus, nanos};
 use crate::task::{TaskError, WorkerExit};
 
 /// Asks Slurm once about the slots whose jobs have not ended, and settles those that have;
 /// on stop, cancels the jobs still open instead, and settles every open slot.
-pub(super) fn poll(
-    pipeline: &Pipeline,
-    slots: &mut [Slot],
-    stop: &Stop,
-    progress: Option<&Progress>,
-) {
+pub(super) fn poll(pipeline: &Pipeline, slots: &mut [Slot], stop: &Stop) {
     let open: Vec<usize> = (0..slots.len())
         .filter(|&i| matches!(slots[i].state, State::Open { .. }))
         .collect();
@@ -113,37 +109,79 @@ pub(super) fn poll(
             }
         };
         slots[i].state = state;
-        report_settled(progress, pipeline, slots, i);
     }
 }
 
-/// Tells the progress bar and the journal that slot `i`, a node or a branch, settled.
-pub(super) fn report_settled(
-    progress: Option<&Progress>,
-    pipeline: &Pipeline,
-    slots: &[Slot],
-    i: usize,
-) {
+/// Tells the progress bar and the journal how each slot, a node or a branch, settled, once:
+/// those that settled since the last call.
+pub(super) fn report_settled(progress: Option<&Progress>, pipeline: &Pipeline, slots: &mut [Slot]) {
     let Some(progress) = progress else {
         return;
     };
-    let slot = &slots[i];
-    let outcome = NodeOutcome::new(status_of(&slot.state));
-    match slot.branch {
-        None => progress.settled(slot.node.index(), pipeline.node_name(slot.node), &outcome),
-        Some(branch) => {
-            // The branch it paired with above, if that one failed it.
-            let upstream = match slot.state {
-                State::UpstreamFailed(up) => slots[up].branch.map(|j| (slots[up].node.index(), j)),
-                _ => None,
-            };
-            progress.branch_settled(slot.node.index(), branch, &outcome, upstream);
+    for i in 0..slots.len() {
+        if slots[i].reported || slots[i].state.settled().is_none() {
+            continue;
+        }
+        slots[i].reported = true;
+        let slot = &slots[i];
+        let mut outcome = outcome_of(slot);
+        match slot.branch {
+            None => {
+                // A node kept from running by a failed node names it; by a failed branch,
+                // or a mapped node by its own branches, nothing.
+                if let State::UpstreamFailed(up) = slot.state
+                    && up < pipeline.len()
+                {
+                    outcome.failed_upstream = up as u32;
+                }
+                progress.settled(slot.node.index(), pipeline.node_name(slot.node), &outcome);
+            }
+            Some(branch) => {
+                // The branch it paired with above, if that one failed it.
+                let upstream = match slot.state {
+                    State::UpstreamFailed(up) => {
+                        slots[up].branch.map(|j| (slots[up].node.index(), j))
+                    }
+                    _ => None,
+                };
+                progress.branch_settled(
+                    slot.node.index(),
+                    pipeline.node_name(slot.node),
+                    branch,
+                    &outcome,
+                    upstream,
+                );
+            }
         }
     }
 }
 
+/// How a settled slot ended, as far as the client knows without reading its entry: its
+/// status, error, submission time and, once stored, how long its task ran.
+pub(super) fn outcome_of(slot: &Slot) -> NodeOutcome {
+    let mut outcome = NodeOutcome::new(status_of(&slot.state));
+    if !slot.submitted_at.is_zero() {
+        outcome.started = nanos(slot.submitted_at);
+    }
+    match &slot.state {
+        State::Stored { duration, .. } => outcome.duration = nanos(*duration),
+        State::Failed(error) => {
+            outcome.details_mut().error = Some(Arc::new(TaskError::failed(error.to_string())));
+        }
+        State::Mapped {
+            settled: Some(settled),
+        } => {
+            outcome.started = settled.started;
+            outcome.duration = settled.duration;
+            outcome.details_mut().error = settled.details.as_ref().and_then(|d| d.error.clone());
+        }
+        _ => {}
+    }
+    outcome
+}
+
 /// The status a settled state shows in the progress bar.
-pub(super) fn status_of(state: &State) -> NodeStatus {
+fn status_of(state: &State) -> NodeStatus {
     match state {
         State::Stored { ran: true, .. } => NodeStatus::Ran,
         State::Stored { ran: false, .. } => NodeStatus::Cached,

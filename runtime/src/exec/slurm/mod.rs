@@ -3,8 +3,9 @@
 //! cluster holds the order. Nodes whose entries are stored are never submitted.
 //!
 //! A mapped node's branches are made once its list is stored, which the client reads:
-//! they become one job array, the nodes below wait on it, and the branches of a map over
-//! it pair with its tasks through `--dependency=aftercorr:...` (see `submit`).
+//! they become job arrays of up to 1000 tasks, the nodes below wait on them, and the
+//! branches of a map over it pair with its tasks through `--dependency=aftercorr:...` (see
+//! `submit`).
 //!
 //! A node's key hashes its inputs' content, so the key of a node below one that runs is
 //! not known at submission: its worker computes it from the entries its inputs wrote (their
@@ -46,8 +47,8 @@ const GRACE: Duration = Duration::from_secs(5);
 /// `#[pipewright::main]` allows) to read its inputs from the store and write its output
 /// there.
 ///
-/// A mapped node's branches run as one job array, submitted once the list they go over
-/// is stored, with the keys they have in process; a map over a mapped node pairs each of
+/// A mapped node's branches run as job arrays of up to 1000 tasks, submitted once the list
+/// they go over is stored, with the keys they have in process; a map over a mapped node pairs each of
 /// its tasks with one above (`--dependency=aftercorr`).
 ///
 /// # Examples
@@ -168,6 +169,8 @@ struct Slot {
     deps: Vec<usize>,
     /// For a branch in a job array: the first slot of that array, which names it.
     array: Option<usize>,
+    /// Whether the journal and the progress bar were told how it settled.
+    reported: bool,
 }
 
 impl Slot {
@@ -181,6 +184,7 @@ impl Slot {
             reason: None,
             deps: Vec::new(),
             array: None,
+            reported: false,
         }
     }
 }

@@ -6,8 +6,8 @@
 //! after the client has asked Slurm which jobs ended, what that made ready. A mapped
 //! node's branches are made once its inputs are stored (a map over a mapped node: once
 //! that node's branches are made), each decided by its key as in process: those whose
-//! entries are not stored are submitted as one job array, and the nodes that gather them
-//! wait on it with `afterok`. The branches of a map over a mapped node wait on their
+//! entries are not stored are submitted as job arrays of up to 1000 tasks, and the nodes
+//! that gather them wait on those with `afterok`. The branches of a map over a mapped node wait on their
 //! paired branches above with `aftercorr`: task `j` of their array waits on task `j` of
 //! the array above, so each starts when its own input is there, and a failed branch keeps
 //! only its paired branch below from running. Its key is then known only to its worker.
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::follow::{poll, status_of};
+use super::follow::{poll, report_settled};
 use super::{Files, JobRef, POLL, Slot, Slurm, State};
 use crate::cache::{Store, write_atomically};
 use crate::error::{Error, Result};
@@ -56,24 +56,33 @@ pub(crate) fn run(
     let (plan, _) = crate::plan::plan(pipeline, Some(store), settings.keep, settings.forced)?;
     let mut submission = Submission::new(pipeline, slurm, settings, store, run_dir, started)?;
     loop {
-        submission.advance(&plan)?;
+        let before = submission.unsettled();
+        if let Err(error) = submission.advance(&plan) {
+            // The jobs submitted so far would run on with no one to follow them.
+            settings.stop.set();
+            poll(pipeline, &mut submission.slots, &settings.stop);
+            return Err(error);
+        }
+        report_settled(settings.progress, pipeline, &mut submission.slots);
         if !submission
             .slots
             .iter()
             .any(|s| matches!(s.state, State::Open { .. }))
         {
-            break;
+            // What settled in that pass without a job (a submission that failed, a map
+            // whose branches are all stored) may let more be decided: pass again, until a
+            // pass changes nothing.
+            if submission.unsettled() == before {
+                break;
+            }
+            continue;
         }
         let guard = settings.stop.guard();
         if !settings.stop.is_set() {
             drop(settings.stop.wait(guard, Some(Instant::now() + POLL)));
         }
-        poll(
-            pipeline,
-            &mut submission.slots,
-            &settings.stop,
-            settings.progress,
-        );
+        poll(pipeline, &mut submission.slots, &settings.stop);
+        report_settled(settings.progress, pipeline, &mut submission.slots);
     }
     tracing::info!(
         target: "pipewright",
@@ -232,12 +241,6 @@ impl<'a> Submission<'a> {
                 }
                 Ready::Yes => self.queue_node(plan, id, &mut units)?,
             }
-            if let (Some(progress), Some(_)) =
-                (self.settings.progress, self.slots[i].state.settled())
-            {
-                let outcome = NodeOutcome::new(status_of(&self.slots[i].state));
-                progress.settled(i, self.pipeline.node_name(id), &outcome);
-            }
         }
         let units = self.group(units);
         if !units.is_empty() {
@@ -247,6 +250,13 @@ impl<'a> Submission<'a> {
             self.submit(unit)?;
         }
         Ok(())
+    }
+
+    /// How many slots have not settled, and how many there are: a pass that changes
+    /// neither decided nothing.
+    fn unsettled(&self) -> (usize, usize) {
+        let open = self.slots.iter().filter(|s| s.state.settled().is_none());
+        (open.count(), self.slots.len())
     }
 
     /// Whether the waiting node `id` can be decided now: its inputs are stored or their

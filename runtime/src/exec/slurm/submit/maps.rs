@@ -10,14 +10,14 @@ use crate::cache::{Look, Lookup};
 use crate::error::Result;
 use crate::exec::Picked;
 use crate::exec::mapped::{Tally, branch_name};
-use crate::exec::slurm::follow::{report_settled, status_of};
+use crate::exec::slurm::follow::outcome_of;
 use crate::exec::slurm::{Slot, State};
 use crate::graph::{Node, NodeId, Wire};
 use crate::key::{Digest, KeyError, hex, with_input_files};
 use crate::node::decide::{Check, decide};
 use crate::outputs;
 use crate::plan::RunReason;
-use crate::report::{NodeOutcome, NodeStatus, nanos};
+use crate::report::{NodeStatus, nanos};
 use crate::task::{TaskError, Value};
 
 impl Submission<'_> {
@@ -169,11 +169,6 @@ impl Submission<'_> {
         if let Some(progress) = self.settings.progress {
             progress.branches_made(id.index(), n);
         }
-        for s in first..first + n {
-            if self.slots[s].state.settled().is_some() {
-                report_settled(self.settings.progress, self.pipeline, &self.slots, s);
-            }
-        }
         Ok(())
     }
 
@@ -192,7 +187,7 @@ impl Submission<'_> {
         let mut tally = Tally::default();
         for (i, s) in range.enumerate() {
             // A branch the targets do not need is not counted.
-            let outcome = self.light_outcome(s);
+            let outcome = outcome_of(&self.slots[s]);
             tally.add(
                 i,
                 (outcome.status != NodeStatus::NotNeeded).then_some(&outcome),
@@ -204,9 +199,6 @@ impl Submission<'_> {
             // Pointed at its first branch that did not run when the report is made.
             outcome.failed_upstream = id.0;
         }
-        if let Some(progress) = self.settings.progress {
-            progress.settled(id.index(), name, &outcome);
-        }
         if let Some(k) = self.pipeline.nodes.map_index(id)
             && let Some(made) = self.made[k].as_mut()
         {
@@ -215,19 +207,6 @@ impl Submission<'_> {
         self.slots[id.index()].state = State::Mapped {
             settled: Some(outcome),
         };
-    }
-
-    /// The status and times of a settled slot, without reading its entry.
-    fn light_outcome(&self, s: usize) -> NodeOutcome {
-        let slot = &self.slots[s];
-        let mut outcome = NodeOutcome::new(status_of(&slot.state));
-        if !slot.submitted_at.is_zero() {
-            outcome.started = nanos(slot.submitted_at);
-        }
-        if let State::Stored { duration, .. } = &slot.state {
-            outcome.duration = nanos(*duration);
-        }
-        outcome
     }
 
     /// Reads the list that node `over`, stored, made.
