@@ -620,7 +620,7 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
 /// passed where a list is expected is reported with the input's name and the fix.
 fn gather_trait(trait_ident: &syn::Ident, input: &str, task: &str) -> TokenStream {
     let message = format!(
-        "input `{input}` of task `{task}` gathers a list of nodes, and `{{Self}}` is not one"
+        "input `{input}` of task `{task}` gathers a list of `{{T}}` nodes, and `{{Self}}` is not one"
     );
     let note = format!(
         "to gather a single node `n` into `{input}`, put it in brackets: write `[n]`, not `n`"
