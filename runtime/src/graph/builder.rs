@@ -123,31 +123,29 @@ impl Builder {
         refused: Option<&mut Option<Refused>>,
     ) -> Result<Handle<T::Output>> {
         let kept_before = self.nodes.kept.ends.len();
-        let encoded = keeping(&mut self.nodes.kept, || bound.task.__encode_params());
+        let params_before = self.nodes.params.len();
+        let params = &mut self.nodes.params;
+        let encoded = keeping(&mut self.nodes.kept, || bound.task.__encode_params(params));
         let mut kept = self.nodes.kept.ends.len() - kept_before == T::META.params.len()
             && !self.nodes.kept.whole;
-        let params = match encoded {
-            Ok(params) => params,
-            Err((param, loss)) => {
-                kept = false;
-                let why = Refused {
-                    node: name.to_owned(),
-                    task: T::META.name,
-                    param,
-                    loss,
-                };
-                match refused {
-                    Some(refused) => {
-                        refused.get_or_insert(why);
-                        Vec::new()
-                    }
-                    None => {
-                        self.nodes.kept.truncate(kept_before);
-                        return Err(why.error());
-                    }
+        if let Err((param, loss)) = encoded {
+            kept = false;
+            let why = Refused {
+                node: name.to_owned(),
+                task: T::META.name,
+                param,
+                loss,
+            };
+            match refused {
+                Some(refused) => {
+                    refused.get_or_insert(why);
+                }
+                None => {
+                    self.nodes.kept.truncate(kept_before);
+                    return Err(why.error());
                 }
             }
-        };
+        }
         if !kept {
             // Not one encoding per parameter: the key asks the task for its digests.
             self.nodes.kept.truncate(kept_before);
@@ -159,6 +157,7 @@ impl Builder {
             Ok(hash) => hash,
             Err(error) => {
                 self.nodes.kept.truncate(kept_before);
+                self.nodes.params.truncate(params_before);
                 return Err(error);
             }
         };
@@ -176,7 +175,7 @@ impl Builder {
             let end = self.nodes.wired.len();
             self.nodes.wires.push(WireEnd { end, many });
         }
-        let id = self.push(name, hash, Arc::new(bound.task), &params, kept);
+        let id = self.push(name, hash, Arc::new(bound.task), kept);
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -228,20 +227,18 @@ impl Builder {
     }
 
     /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose wires
-    /// are pushed, running `task` with parameters encoded as `params`.
+    /// and encoded parameters are pushed, running `task`.
     fn push(
         &mut self,
         name: &str,
         hash: u64,
         task: Arc<dyn ErasedTask>,
-        params: &[u8],
         params_kept: bool,
     ) -> NodeId {
         let id = NodeId::at(self.nodes.len());
         self.names.push(name);
         self.nodes.index(&self.names, id, hash);
         self.nodes.tasks.push(task);
-        self.nodes.params.extend_from_slice(params);
         self.nodes.close(params_kept, &mut self.seen);
         id
     }
@@ -263,7 +260,8 @@ impl Builder {
             let many = matches!(wire, Wire::Many(_));
             self.nodes.wires.push(WireEnd { end, many });
         }
-        Ok(self.push(name, hash, task, params, false))
+        self.nodes.params.extend_from_slice(params);
+        Ok(self.push(name, hash, task, false))
     }
 
     /// The node named `name`, if it was added.

@@ -52,9 +52,7 @@ where
         Ok(vec![("value", canonical_digest(&self.value)?)])
     }
 
-    fn __encode_params(&self) -> Result<Vec<u8>, (&'static str, ParamLoss)> {
-        let mut out = Vec::new();
-        encode_param(&self.value, |_, _| None, &mut out).map_err(|loss| ("value", loss))?;
-        Ok(out)
+    fn __encode_params(&self, out: &mut Vec<u8>) -> Result<(), (&'static str, ParamLoss)> {
+        encode_param(&self.value, |_, _| None, out).map_err(|loss| ("value", loss))
     }
 }

@@ -1,6 +1,7 @@
 //! The check that a parameter survives the codec, which the key depends on, and the
 //! canonical encodings it makes, kept for the key ([`Kept`]).
 
+use std::any::TypeId;
 use std::cell::RefCell;
 use std::{fmt, mem};
 
@@ -89,6 +90,12 @@ thread_local! {
     static KEEPING: RefCell<Option<Kept>> = const { RefCell::new(None) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many values [`check_rebuilt`] decoded on this thread.
+    static ROUND_TRIPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Calls `f` with the [`Kept`] of this thread, if it is keeping: borrowed for the call, so
 /// that a parameter encoded inside another one's `Serialize` impl, which finds it
 /// borrowed, is not kept.
@@ -130,9 +137,38 @@ pub(crate) fn keeping<R>(kept: &mut Kept, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether every value of `T` comes back from the default codec as itself, bit for bit,
+/// whatever it holds: integers, floats (by bit pattern), `bool`, `char`, `String` and `()`.
+/// Such a value needs no round trip to be checked; a type not listed here always gets one.
+fn lossless<T: 'static>() -> bool {
+    let t = TypeId::of::<T>();
+    [
+        TypeId::of::<u8>(),
+        TypeId::of::<u16>(),
+        TypeId::of::<u32>(),
+        TypeId::of::<u64>(),
+        TypeId::of::<u128>(),
+        TypeId::of::<usize>(),
+        TypeId::of::<i8>(),
+        TypeId::of::<i16>(),
+        TypeId::of::<i32>(),
+        TypeId::of::<i64>(),
+        TypeId::of::<i128>(),
+        TypeId::of::<isize>(),
+        TypeId::of::<f32>(),
+        TypeId::of::<f64>(),
+        TypeId::of::<bool>(),
+        TypeId::of::<char>(),
+        TypeId::of::<String>(),
+        TypeId::of::<()>(),
+    ]
+    .contains(&t)
+}
+
 /// Appends `value`'s encoding with the default codec to `out`, once it has checked that
 /// `value` survives the trip: it decodes from its encoding, and the rebuilt value equals it
-/// and has its canonical hash.
+/// and has its canonical hash. A value of a type that always survives it ([`lossless`]) is
+/// only encoded, canonically too where the encodings are kept.
 ///
 /// Equality is `eq` where the type has `PartialEq` (`eq` returns `None` where it does not);
 /// where it has none, or where `value` is not equal to itself (it holds a NaN), the `Debug`
@@ -142,7 +178,7 @@ pub(crate) fn keeping<R>(kept: &mut Kept, f: impl FnOnce() -> R) -> R {
 /// # Errors
 ///
 /// The [`ParamLoss`] that says how `value` does not survive.
-pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug>(
+pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug + 'static>(
     value: &T,
     eq: impl Fn(&T, &T) -> Option<bool>,
     out: &mut Vec<u8>,
@@ -153,7 +189,13 @@ pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug>(
         let bytes = &out[start..];
         let checked = encoded
             .map_err(|e| ParamLoss::Encode(codec_reason(e)))
-            .and_then(|()| check_rebuilt(value, bytes, eq, kept));
+            .and_then(|()| {
+                if lossless::<T>() {
+                    keep_canonical(value, kept)
+                } else {
+                    check_rebuilt(value, bytes, eq, kept)
+                }
+            });
         if checked.is_err() {
             out.truncate(start);
         }
@@ -163,17 +205,38 @@ pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug>(
 
 /// [`encode_param`] for a task whose parameters are checked as one value, `task` itself;
 /// marks the [`Kept`] of this thread, if it is keeping, as [`whole`](Kept::whole).
-pub(crate) fn encode_whole<T: Serialize + DeserializeOwned + fmt::Debug>(
+pub(crate) fn encode_whole<T: Serialize + DeserializeOwned + fmt::Debug + 'static>(
     task: &T,
-) -> Result<Vec<u8>, ParamLoss> {
+    out: &mut Vec<u8>,
+) -> Result<(), ParamLoss> {
     with_kept(|kept| {
         if let Some(kept) = kept {
             kept.whole = true;
         }
-        let mut out = Vec::new();
-        encode_param(task, |_, _| None, &mut out)?;
-        Ok(out)
+        // The encodings are borrowed here, so this check keeps none.
+        encode_param(task, |_, _| None, out)
     })
+}
+
+/// Appends the canonical encoding of `value`, of a [`lossless`] type (which holds no input
+/// file), to `kept`, if given.
+fn keep_canonical<T: Serialize>(value: &T, kept: Option<&mut Kept>) -> Result<(), ParamLoss> {
+    let Some(kept) = kept else {
+        return Ok(());
+    };
+    let mut out = Out {
+        bytes: mem::take(&mut kept.bytes),
+        sorted: false,
+    };
+    let start = out.bytes.len();
+    let encoded = encode(value, &mut out);
+    if encoded.is_err() {
+        out.bytes.truncate(start);
+    } else {
+        kept.ends.push(out.bytes.len());
+    }
+    kept.bytes = out.bytes;
+    encoded.map_err(ParamLoss::Hash)
 }
 
 /// Checks that `value`, encoded as `bytes`, is rebuilt from them intact; appends its
@@ -184,6 +247,8 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
     eq: impl Fn(&T, &T) -> Option<bool>,
     kept: Option<&mut Kept>,
 ) -> Result<(), ParamLoss> {
+    #[cfg(test)]
+    ROUND_TRIPS.with(|n| n.set(n.get() + 1));
     let rebuilt: T = DefaultCodec::decode(bytes).map_err(|e| {
         let mut reason = codec_reason(e);
         if reason.contains("AnyNotSupported") {
@@ -278,6 +343,74 @@ mod tests {
                 .map_err(serde::ser::Error::custom)?;
             serializer.serialize_newtype_struct("Outer", &self.0)
         }
+    }
+
+    /// A struct that serializes as its first field alone, as a `u64` does.
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(from = "u64")]
+    struct FirstOnly(u64, u64);
+
+    impl From<u64> for FirstOnly {
+        fn from(first: u64) -> Self {
+            FirstOnly(first, 0)
+        }
+    }
+
+    impl Serialize for FirstOnly {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_u64(self.0)
+        }
+    }
+
+    /// Checks `value` while keeping, and returns how many values were decoded to check it,
+    /// and what was kept.
+    fn counted<T: Serialize + DeserializeOwned + fmt::Debug + PartialEq + 'static>(
+        value: &T,
+    ) -> (Result<(), ParamLoss>, usize, Kept) {
+        let mut kept = Kept::default();
+        let before = ROUND_TRIPS.with(|n| n.get());
+        let checked = keeping(&mut kept, || {
+            encode_param(value, |a, b| Some(a == b), &mut Vec::new())
+        });
+        (checked, ROUND_TRIPS.with(|n| n.get()) - before, kept)
+    }
+
+    #[test]
+    fn values_of_lossless_types_are_kept_without_a_round_trip() {
+        fn check<T: Serialize + DeserializeOwned + fmt::Debug + PartialEq + 'static>(value: T) {
+            let (checked, round_trips, kept) = counted(&value);
+            assert_eq!(checked, Ok(()), "{value:?}");
+            assert_eq!(round_trips, 0, "{value:?}");
+            let mut alone = Out::with_capacity(0);
+            encode(&value, &mut alone).unwrap();
+            assert_eq!(kept.ends.len(), 1);
+            assert_eq!(kept.get(0), &alone.bytes[..], "{value:?}");
+        }
+        check(7u64);
+        check(-3i32);
+        check(u128::MAX);
+        check(f64::NAN);
+        check(-0.0f32);
+        check(true);
+        check('é');
+        check("text".to_owned());
+        check(());
+    }
+
+    #[test]
+    fn values_of_other_types_are_checked_by_a_round_trip() {
+        let (checked, round_trips, kept) = counted(&Some(7u64));
+        assert_eq!(checked, Ok(()));
+        assert_eq!(round_trips, 1);
+        assert_eq!(kept.ends.len(), 1);
+        // Encoded as a `u64` is, but not one: its loss is found.
+        let (checked, round_trips, kept) = counted(&FirstOnly(1, 2));
+        assert_eq!(
+            checked.unwrap_err().to_string(),
+            "it comes back as `FirstOnly(1, 0)` instead of `FirstOnly(1, 2)`"
+        );
+        assert_eq!(round_trips, 1);
+        assert_eq!(kept.ends.len(), 0);
     }
 
     #[test]
