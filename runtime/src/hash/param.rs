@@ -167,8 +167,9 @@ fn lossless<T: 'static>() -> bool {
 
 /// Appends `value`'s encoding with the default codec to `out`, once it has checked that
 /// `value` survives the trip: it decodes from its encoding, and the rebuilt value equals it
-/// and has its canonical hash. A value of a type that always survives it ([`lossless`]) is
-/// only encoded, canonically too where the encodings are kept.
+/// and has its canonical hash. A value of a type that always survives it (an integer, a
+/// float, `bool`, `char`, `String` or `()`) is only encoded, canonically too where the
+/// encodings are kept.
 ///
 /// Equality is `eq` where the type has `PartialEq` (`eq` returns `None` where it does not);
 /// where it has none, or where `value` is not equal to itself (it holds a NaN), the `Debug`
