@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::codec::{Codec, CodecError};
-use crate::hash::{HashError, ParamLoss};
+use crate::hash::{HashError, ParamLoss, Params};
 use serde::de::DeserializeOwned;
 
 mod ctx;
@@ -110,7 +110,7 @@ pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync 
     /// digests must then be those of `__param_digests`; by default, it keeps none, and the
     /// key asks `__param_digests`.
     #[doc(hidden)]
-    fn __encode_params(&self, out: &mut Vec<u8>) -> Result<(), (&'static str, ParamLoss)> {
+    fn __encode_params(&self, out: &mut Params<'_>) -> Result<(), (&'static str, ParamLoss)> {
         crate::hash::encode_whole(self, out).map_err(|loss| (type_name::<Self>(), loss))
     }
 

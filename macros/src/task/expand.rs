@@ -301,7 +301,7 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
 
             fn __encode_params(
                 &self,
-                _: &mut __pw::std::vec::Vec<u8>,
+                _: &mut __pw::Params<'_>,
             ) -> ::core::result::Result<(), (&'static str, __pw::ParamLoss)> {
                 ::core::result::Result::Ok(())
             }
@@ -326,7 +326,7 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
         // encodings in argument order are the encoding of `Self`.
         fn __encode_params(
             &self,
-            __out: &mut __pw::std::vec::Vec<u8>,
+            __out: &mut __pw::Params<'_>,
         ) -> ::core::result::Result<(), (&'static str, __pw::ParamLoss)> {
             let __start = __out.len();
             #(
@@ -517,7 +517,7 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 value: &T,
                 eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
-                out: &mut __pw::std::vec::Vec<u8>,
+                out: &mut __pw::Params<'_>,
             ) -> ::core::result::Result<(), __pw::ParamLoss>
             where
                 T: 'static;
@@ -550,7 +550,7 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 value: &T,
                 eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
-                out: &mut __pw::std::vec::Vec<u8>,
+                out: &mut __pw::Params<'_>,
             ) -> ::core::result::Result<(), __pw::ParamLoss>
             where
                 T: 'static,
@@ -587,7 +587,7 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 _: &T,
                 _: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
-                _: &mut __pw::std::vec::Vec<u8>,
+                _: &mut __pw::Params<'_>,
             ) -> ::core::result::Result<(), __pw::ParamLoss> {
                 ::core::unreachable!()
             }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::hash::{ParamLoss, keeping};
+use crate::hash::{ParamLoss, Params};
 use crate::task::{NodeNames, Task};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -124,8 +124,8 @@ impl Builder {
     ) -> Result<Handle<T::Output>> {
         let kept_before = self.nodes.kept.ends.len();
         let params_before = self.nodes.params.len();
-        let params = &mut self.nodes.params;
-        let encoded = keeping(&mut self.nodes.kept, || bound.task.__encode_params(params));
+        let mut params = Params::keeping(&mut self.nodes.params, &mut self.nodes.kept);
+        let encoded = bound.task.__encode_params(&mut params);
         let mut kept = self.nodes.kept.ends.len() - kept_before == T::META.params.len()
             && !self.nodes.kept.whole;
         if let Err((param, loss)) = encoded {

@@ -2,7 +2,6 @@
 //! canonical encodings it makes, kept for the key ([`Kept`]).
 
 use std::any::TypeId;
-use std::cell::RefCell;
 use std::{fmt, mem};
 
 use serde::Serialize;
@@ -57,8 +56,8 @@ fn shown(value: &dyn fmt::Debug) -> String {
     }
 }
 
-/// The canonical encodings of parameters, kept as [`encode_param`] checks them on a thread
-/// that is [`keeping`] them: a node's key hashes them, so each parameter is encoded
+/// The canonical encodings of parameters, kept as [`encode_param`] checks them into a
+/// [`Params`] that keeps them: a node's key hashes them, so each parameter is encoded
 /// canonically once, when its node is added.
 #[derive(Debug, Default)]
 pub(crate) struct Kept {
@@ -85,56 +84,54 @@ impl Kept {
     }
 }
 
-thread_local! {
-    /// Where [`encode_param`] keeps the canonical encodings it makes, while [`keeping`].
-    static KEEPING: RefCell<Option<Kept>> = const { RefCell::new(None) };
+/// Where [`encode_param`] appends the parameters it checks: their encodings with the
+/// default codec, and, for a node being added to a pipeline, their canonical encodings,
+/// kept for its key. A parameter checked inside another one's `Serialize` impl is checked
+/// into a `Params` of its own, which keeps nothing.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Params<'a> {
+    bytes: &'a mut Vec<u8>,
+    kept: Option<&'a mut Kept>,
+}
+
+impl<'a> Params<'a> {
+    /// Parameters encoded into `bytes`, keeping nothing else.
+    pub fn new(bytes: &'a mut Vec<u8>) -> Self {
+        Params { bytes, kept: None }
+    }
+
+    /// Parameters encoded into `bytes`, their canonical encodings kept in `kept`, whose
+    /// [`whole`](Kept::whole) it clears.
+    pub(crate) fn keeping(bytes: &'a mut Vec<u8>, kept: &'a mut Kept) -> Self {
+        kept.whole = false;
+        Params {
+            bytes,
+            kept: Some(kept),
+        }
+    }
+
+    /// The length of the encodings so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether nothing is encoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Forgets the encodings from byte `len` on (what was kept stays: the caller that
+    /// keeps forgets it).
+    pub fn truncate(&mut self, len: usize) {
+        self.bytes.truncate(len);
+    }
 }
 
 #[cfg(test)]
 thread_local! {
     /// How many values [`check_rebuilt`] decoded on this thread.
     static ROUND_TRIPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Calls `f` with the [`Kept`] of this thread, if it is keeping: borrowed for the call, so
-/// that a parameter encoded inside another one's `Serialize` impl, which finds it
-/// borrowed, is not kept.
-fn with_kept<R>(f: impl FnOnce(Option<&mut Kept>) -> R) -> R {
-    KEEPING.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut kept) => f(kept.as_mut()),
-        Err(_) => f(None),
-    })
-}
-
-/// Runs `f`, appending to `kept` the canonical encoding of each parameter that
-/// [`encode_param`] checks on this thread meanwhile, and clearing [`Kept::whole`] first.
-pub(crate) fn keeping<R>(kept: &mut Kept, f: impl FnOnce() -> R) -> R {
-    /// Takes the kept encodings back into `kept` when dropped.
-    struct TakeBack<'a>(&'a mut Kept);
-    impl Drop for TakeBack<'_> {
-        fn drop(&mut self) {
-            let taken =
-                KEEPING.with(|cell| cell.try_borrow_mut().ok().and_then(|mut slot| slot.take()));
-            if let Some(kept) = taken {
-                *self.0 = kept;
-            }
-        }
-    }
-    kept.whole = false;
-    // Inside a parameter's `Serialize` impl, where the encodings are borrowed, nothing is
-    // kept: the node's key then asks its task for its parameters' digests.
-    let placed = KEEPING.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slot) => {
-            *slot = Some(mem::take(kept));
-            true
-        }
-        Err(_) => false,
-    });
-    if !placed {
-        return f();
-    }
-    let _back = TakeBack(kept);
-    f()
 }
 
 /// Whether every value of `T` comes back from the default codec as itself, bit for bit,
@@ -182,41 +179,37 @@ fn lossless<T: 'static>() -> bool {
 pub fn encode_param<T: Serialize + DeserializeOwned + fmt::Debug + 'static>(
     value: &T,
     eq: impl Fn(&T, &T) -> Option<bool>,
-    out: &mut Vec<u8>,
+    out: &mut Params<'_>,
 ) -> Result<(), ParamLoss> {
-    with_kept(|kept| {
-        let start = out.len();
-        let encoded = DefaultCodec::encode_into(value, out);
-        let bytes = &out[start..];
-        let checked = encoded
-            .map_err(|e| ParamLoss::Encode(codec_reason(e)))
-            .and_then(|()| {
-                if lossless::<T>() {
-                    keep_canonical(value, kept)
-                } else {
-                    check_rebuilt(value, bytes, eq, kept)
-                }
-            });
-        if checked.is_err() {
-            out.truncate(start);
-        }
-        checked
-    })
+    let start = out.bytes.len();
+    let encoded = DefaultCodec::encode_into(value, out.bytes);
+    let bytes = &out.bytes[start..];
+    let kept = out.kept.as_deref_mut();
+    let checked = encoded
+        .map_err(|e| ParamLoss::Encode(codec_reason(e)))
+        .and_then(|()| {
+            if lossless::<T>() {
+                keep_canonical(value, kept)
+            } else {
+                check_rebuilt(value, bytes, eq, kept)
+            }
+        });
+    if checked.is_err() {
+        out.bytes.truncate(start);
+    }
+    checked
 }
 
 /// [`encode_param`] for a task whose parameters are checked as one value, `task` itself;
-/// marks the [`Kept`] of this thread, if it is keeping, as [`whole`](Kept::whole).
+/// marks what `out` keeps, if anything, as [`whole`](Kept::whole), and keeps nothing.
 pub(crate) fn encode_whole<T: Serialize + DeserializeOwned + fmt::Debug + 'static>(
     task: &T,
-    out: &mut Vec<u8>,
+    out: &mut Params<'_>,
 ) -> Result<(), ParamLoss> {
-    with_kept(|kept| {
-        if let Some(kept) = kept {
-            kept.whole = true;
-        }
-        // The encodings are borrowed here, so this check keeps none.
-        encode_param(task, |_, _| None, out)
-    })
+    if let Some(kept) = out.kept.as_deref_mut() {
+        kept.whole = true;
+    }
+    encode_param(task, |_, _| None, &mut Params::new(out.bytes))
 }
 
 /// Appends the canonical encoding of `value`, of a [`lossless`] type (which holds no input
@@ -340,8 +333,12 @@ mod tests {
 
     impl Serialize for Outer {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            encode_param(&7u64, |a, b| Some(a == b), &mut Vec::new())
-                .map_err(serde::ser::Error::custom)?;
+            encode_param(
+                &7u64,
+                |a, b| Some(a == b),
+                &mut Params::new(&mut Vec::new()),
+            )
+            .map_err(serde::ser::Error::custom)?;
             serializer.serialize_newtype_struct("Outer", &self.0)
         }
     }
@@ -370,9 +367,12 @@ mod tests {
     ) -> (Result<(), ParamLoss>, usize, Kept) {
         let mut kept = Kept::default();
         let before = ROUND_TRIPS.with(|n| n.get());
-        let checked = keeping(&mut kept, || {
-            encode_param(value, |a, b| Some(a == b), &mut Vec::new())
-        });
+        let mut bytes = Vec::new();
+        let checked = encode_param(
+            value,
+            |a, b| Some(a == b),
+            &mut Params::keeping(&mut bytes, &mut kept),
+        );
         (checked, ROUND_TRIPS.with(|n| n.get()) - before, kept)
     }
 
@@ -418,17 +418,16 @@ mod tests {
     fn a_parameter_checked_inside_another_ones_serialization_is_not_kept() {
         let mut kept = Kept::default();
         let mut out = Vec::new();
-        keeping(&mut kept, || {
-            encode_param(&Outer(3), |a, b| Some(a == b), &mut out)
-        })
+        encode_param(
+            &Outer(3),
+            |a, b| Some(a == b),
+            &mut Params::keeping(&mut out, &mut kept),
+        )
         .unwrap();
         assert_eq!(kept.ends.len(), 1);
         let mut alone = Out::with_capacity(0);
         encode(&Outer(3), &mut alone).unwrap();
         assert_eq!(kept.get(0), &alone.bytes[..]);
         assert_eq!(DefaultCodec::decode::<Outer>(&out).unwrap(), Outer(3));
-        // Nothing is kept once `keeping` has returned.
-        encode_param(&Outer(4), |a, b| Some(a == b), &mut Vec::new()).unwrap();
-        assert_eq!(kept.ends.len(), 1);
     }
 }
