@@ -288,13 +288,13 @@ struct State {
 
 /// The index of the store directory `dir` held in `slot`, opened into it if need be
 /// (created if `create`); `None` if there is none and `create` is false.
-fn open_index<'a>(
-    slot: &'a mut Option<Index>,
-    dir: &Path,
+fn open_index(
+    slot: &mut Option<Index>,
+    dir: impl FnOnce() -> PathBuf,
     create: bool,
-) -> Result<Option<&'a mut Index>, StoreError> {
+) -> Result<Option<&mut Index>, StoreError> {
     if slot.is_none() {
-        *slot = Index::open(dir, create)?;
+        *slot = Index::open(&dir(), create)?;
     }
     Ok(slot.as_mut())
 }
@@ -386,7 +386,7 @@ impl Store {
             state.loaded.clear();
             lock::reopen();
         }
-        open_index(&mut state.index, &self.dir(), true)?;
+        open_index(&mut state.index, || self.dir(), true)?;
         Ok(())
     }
 
@@ -423,7 +423,7 @@ impl Store {
         f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let mut state = self.state();
-        match open_index(&mut state.index, &self.dir(), false)? {
+        match open_index(&mut state.index, || self.dir(), false)? {
             Some(index) => f(index).map(Some),
             None => Ok(None),
         }
@@ -550,13 +550,14 @@ impl Store {
             loaded,
             ..
         } = &mut *state;
-        let index = match open_index(index, &self.dir(), false) {
+        let index = match open_index(index, || self.dir(), false) {
             Ok(Some(index)) => index,
             Ok(None) => return Lookup::Missing,
             Err(e) => return Lookup::Damaged(e.to_string()),
         };
         if look != Look::Fresh {
-            if loaded.insert(task.to_owned()) {
+            if !loaded.contains(task) {
+                loaded.insert(task.to_owned());
                 match index.last_of_task(task) {
                     Ok(rows) => known.extend(
                         rows.into_iter()
@@ -855,7 +856,7 @@ impl Store {
     fn put_rows(&self, rows: &[(u64, NewRow)]) -> Result<(), StoreError> {
         let mut state = self.state();
         let State { index, known, .. } = &mut *state;
-        let Some(index) = open_index(index, &self.dir(), true)? else {
+        let Some(index) = open_index(index, || self.dir(), true)? else {
             unreachable!("an index opened to be created exists");
         };
         index.put_all(rows.iter().map(|(_, row)| row))?;

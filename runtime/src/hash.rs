@@ -109,8 +109,8 @@ pub(crate) use content::{
 pub(crate) use fields::field_digests;
 #[cfg(test)]
 use fields::fields;
-pub(crate) use param::{Kept, encode_whole, keeping};
-pub use param::{ParamLoss, encode_param};
+pub(crate) use param::{Kept, encode_whole};
+pub use param::{ParamLoss, Params, encode_param};
 
 #[cfg(test)]
 mod tests {

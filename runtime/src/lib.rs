@@ -70,7 +70,7 @@ pub mod __private {
     pub use crate::codec::DefaultCodec;
     pub use crate::exec::worker::main_entry;
     pub use crate::graph::{Bound, Gather, Handle, Mapped, Over, Pipeline, Slot};
-    pub use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
+    pub use crate::hash::{HashError, ParamLoss, Params, canonical_digest, encode_param};
     pub use crate::registry::Registration;
     pub use crate::task::{
         Ctx, Fallible, Helper, HelperMeta, InputKind, InputSpec, Inputs, Resources, Task,

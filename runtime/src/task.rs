@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::codec::{Codec, CodecError};
-use crate::hash::{HashError, ParamLoss};
+use crate::hash::{HashError, ParamLoss, Params};
 use serde::de::DeserializeOwned;
 
 mod ctx;
@@ -98,8 +98,9 @@ pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync 
         crate::hash::field_digests(self)
     }
 
-    /// `Self` encoded with the default codec, once each parameter is checked to survive the
-    /// trip; or the first parameter that does not, by name. `#[task]` checks each parameter
+    /// Appends `Self` encoded with the default codec to `out`, once each parameter is checked
+    /// to survive the trip; or returns the first parameter that does not, by name, with
+    /// `out` as it was. `#[task]` checks each parameter
     /// as its own type, with its `PartialEq` where it has one, and puts their encodings one
     /// after the other, as the codec encodes a struct; by default, `Self` is checked as one
     /// value.
@@ -109,8 +110,8 @@ pub trait Task: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync 
     /// digests must then be those of `__param_digests`; by default, it keeps none, and the
     /// key asks `__param_digests`.
     #[doc(hidden)]
-    fn __encode_params(&self) -> Result<Vec<u8>, (&'static str, ParamLoss)> {
-        crate::hash::encode_whole(self).map_err(|loss| (type_name::<Self>(), loss))
+    fn __encode_params(&self, out: &mut Params<'_>) -> Result<(), (&'static str, ParamLoss)> {
+        crate::hash::encode_whole(self, out).map_err(|loss| (type_name::<Self>(), loss))
     }
 
     /// Element `i` of `list`, if `list` is a `Vec` of the type of input argument `input`

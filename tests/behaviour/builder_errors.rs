@@ -35,6 +35,8 @@ fn names_that_cannot_be_file_names_are_rejected() {
         ("a/b", "it contains a path separator"),
         ("a\\b", "it contains a path separator"),
         ("a\0b", "it contains a control character"),
+        ("a\u{7f}b", "it contains a control character"),
+        ("a\u{85}b", "it contains a control character"),
         (&"x".repeat(201), "it is longer than 200 bytes"),
         (
             "counts[3]",
@@ -51,6 +53,8 @@ fn names_that_cannot_be_file_names_are_rejected() {
     assert!(b.is_empty());
     b.add("x".repeat(200), one::node()).unwrap();
     b.add("spaces and ünïcödé are fine", one::node()).unwrap();
+    // Written with the byte 0xC2 in UTF-8, as C1 control characters are.
+    b.add("a £ or a ° sign too", one::node()).unwrap();
     for bracketed in ["a[b]", "a[]", "[3]x", "a[3]b"] {
         b.add(bracketed, one::node()).unwrap();
     }

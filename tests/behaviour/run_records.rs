@@ -397,3 +397,23 @@ fn a_record_with_an_unknown_node_status_does_not_read() {
     let err = pipewright::RunReport::open(&run_dir).unwrap_err();
     assert!(matches!(err, Error::Record { .. }), "{err:?}");
 }
+
+#[test]
+fn cached_nodes_are_logged_in_one_line_and_have_no_spans_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("logged cache");
+    let a = b.add("a", numbers::node(2)).unwrap();
+    let c = b.add("c", numbers::node(3)).unwrap();
+    let sum = b.add("sum", total::node([a, c], 1)).unwrap();
+    let p = b.build();
+    let runner = Runner::new(dir.path().join("data")).log_dir(dir.path().join("runs"));
+    assert!(runner.run(&p).unwrap().succeeded());
+
+    let run = runner.run(&p).unwrap();
+    assert_eq!(run.count(NodeStatus::Cached), 3, "{run}");
+    assert_eq!(*run.get(sum).unwrap(), 10);
+    let log = fs::read_to_string(run.run_dir().unwrap().join("run.log")).unwrap();
+    assert!(log.contains("cached 3: a, c, sum"), "{log}");
+    assert!(!log.contains("node{"), "{log}");
+    assert!(log.contains("3 nodes: 0 ran, 3 cached"), "{log}");
+}

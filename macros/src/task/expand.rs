@@ -301,9 +301,9 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
 
             fn __encode_params(
                 &self,
-            ) -> ::core::result::Result<__pw::std::vec::Vec<u8>, (&'static str, __pw::ParamLoss)>
-            {
-                ::core::result::Result::Ok(__pw::std::vec::Vec::new())
+                _: &mut __pw::Params<'_>,
+            ) -> ::core::result::Result<(), (&'static str, __pw::ParamLoss)> {
+                ::core::result::Result::Ok(())
             }
         };
     }
@@ -326,15 +326,18 @@ fn param_methods(params: &[(&syn::Ident, &syn::Type)]) -> TokenStream {
         // encodings in argument order are the encoding of `Self`.
         fn __encode_params(
             &self,
-        ) -> ::core::result::Result<__pw::std::vec::Vec<u8>, (&'static str, __pw::ParamLoss)>
-        {
-            let mut __out = __pw::std::vec::Vec::new();
+            __out: &mut __pw::Params<'_>,
+        ) -> ::core::result::Result<(), (&'static str, __pw::ParamLoss)> {
+            let __start = __out.len();
             #(
-                #vias
-                    .__encode(&self.#names, |__a, __b| #vias.__eq(__a, __b), &mut __out)
-                    .map_err(|__loss| (#name_strs, __loss))?;
+                if let ::core::result::Result::Err(__loss) =
+                    #vias.__encode(&self.#names, |__a, __b| #vias.__eq(__a, __b), __out)
+                {
+                    __out.truncate(__start);
+                    return ::core::result::Result::Err((#name_strs, __loss));
+                }
             )*
-            ::core::result::Result::Ok(__out)
+            ::core::result::Result::Ok(())
         }
     }
 }
@@ -508,12 +511,16 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 deserializer: D,
             ) -> ::core::result::Result<T, D::Error>;
             fn __digest(&self, value: &T) -> ::core::result::Result<[u8; 32], __pw::HashError>;
+            // `'static` as every field of a task is: a type known to survive the codec is
+            // not checked by a round trip, and is known by its `TypeId`.
             fn __encode(
                 &self,
                 value: &T,
                 eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
-                out: &mut __pw::std::vec::Vec<u8>,
-            ) -> ::core::result::Result<(), __pw::ParamLoss>;
+                out: &mut __pw::Params<'_>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss>
+            where
+                T: 'static;
         }
 
         impl<T: __PwParam> __PwHas<T> for __PwVia<T> {
@@ -543,8 +550,11 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 value: &T,
                 eq: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
-                out: &mut __pw::std::vec::Vec<u8>,
-            ) -> ::core::result::Result<(), __pw::ParamLoss> {
+                out: &mut __pw::Params<'_>,
+            ) -> ::core::result::Result<(), __pw::ParamLoss>
+            where
+                T: 'static,
+            {
                 __pw::encode_param::<T>(value, eq, out)
             }
         }
@@ -577,7 +587,7 @@ fn param_impls(ident: &syn::Ident, params: &[(&syn::Ident, &syn::Type)]) -> Toke
                 &self,
                 _: &T,
                 _: impl ::core::ops::Fn(&T, &T) -> ::core::option::Option<bool>,
-                _: &mut __pw::std::vec::Vec<u8>,
+                _: &mut __pw::Params<'_>,
             ) -> ::core::result::Result<(), __pw::ParamLoss> {
                 ::core::unreachable!()
             }

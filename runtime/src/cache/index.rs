@@ -47,6 +47,12 @@ CREATE TABLE nodes (
 ) WITHOUT ROWID;
 ";
 
+/// The key of each node's last entry, by task, apart from what the entry was made of: the
+/// first lookup of a task in a run reads its nodes' keys from here, a few pages, instead of
+/// the whole `nodes` table, which is mostly that record. An index made before it existed
+/// gets it on its first write; an older pipewright reads and updates it as it is.
+const NODES_BY_KEY: &str = "CREATE INDEX IF NOT EXISTS nodes_by_key ON nodes (task, key);";
+
 /// The stat cache of input files: what each file's stat was when its content was hashed,
 /// and when that was. An index made before it existed gets it on the first write: an older
 /// pipewright, which does not know it, reads the index as before.
@@ -100,6 +106,8 @@ pub(crate) struct Index {
     path: PathBuf,
     /// Whether the stat cache's table is known to exist.
     files_table: bool,
+    /// Whether the index of the nodes' keys is known to exist.
+    nodes_by_key: bool,
 }
 
 impl std::fmt::Debug for Index {
@@ -177,6 +185,7 @@ impl Index {
             conn,
             path,
             files_table: false,
+            nodes_by_key: false,
         };
         if !index.check_format(create)? {
             return Ok(None);
@@ -215,6 +224,7 @@ impl Index {
                     .map_err(damaged)?;
                 tx.execute_batch(SCHEMA).map_err(damaged)?;
                 tx.execute_batch(FILES_SCHEMA).map_err(damaged)?;
+                tx.execute_batch(NODES_BY_KEY).map_err(damaged)?;
                 tx.pragma_update(None, "application_id", APPLICATION_ID)
                     .map_err(damaged)?;
                 tx.pragma_update(None, "user_version", FORMAT)
@@ -268,15 +278,8 @@ impl Index {
     /// The entry that each node of `task` wrote last, which the next run of the same
     /// pipeline most likely asks for.
     pub(crate) fn last_of_task(&self, task: &str) -> Result<Vec<Row>, StoreError> {
-        let columns = COLUMNS
-            .split(", ")
-            .map(|c| format!("e.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         self.conn
-            .prepare_cached(&format!(
-                "SELECT {columns} FROM nodes n JOIN entries e ON e.key = n.key WHERE n.task = ?1"
-            ))
+            .prepare_cached(&last_of_task_query())
             .and_then(|mut s| s.query_map(params![task], row)?.collect())
             .map_err(|e| damaged(&self.path, e))
     }
@@ -317,6 +320,9 @@ impl Index {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed)?;
+        if !self.nodes_by_key {
+            tx.execute_batch(NODES_BY_KEY).map_err(failed)?;
+        }
         for NewRow {
             entry,
             output,
@@ -351,7 +357,9 @@ impl Index {
             .and_then(|mut s| s.execute(params![entry.task, entry.node, key, meta]))
             .map_err(failed)?;
         }
-        tx.commit().map_err(failed)
+        tx.commit().map_err(failed)?;
+        self.nodes_by_key = true;
+        Ok(())
     }
 
     /// Removes the entry under `key`; returns whether there was one.
@@ -506,5 +514,86 @@ fn not_written(path: &Path, e: rusqlite::Error) -> StoreError {
             path,
             std::io::Error::other(e),
         ),
+    }
+}
+
+/// The query of [`Index::last_of_task`].
+fn last_of_task_query() -> String {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {columns} FROM nodes n JOIN entries e ON e.key = n.key WHERE n.task = ?1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Entry, Place};
+
+    /// A new row of node `node` of task `t`, under a key of its own.
+    fn new_row(node: &str) -> NewRow {
+        NewRow {
+            entry: Entry {
+                task: "t".to_owned(),
+                node: node.to_owned(),
+                key: crate::text::hex_bytes(blake3::hash(node.as_bytes()).as_bytes()),
+                digest: [7; 32],
+                size: 1,
+                place: Place::Inline,
+                work: false,
+                stamp: 1,
+                duration_secs: 0.5,
+            },
+            output: Some(vec![1]),
+            meta: "{}".to_owned(),
+        }
+    }
+
+    /// How SQLite reads the nodes' last entries of a task.
+    fn plan(index: &Index) -> String {
+        let mut s = index
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", last_of_task_query()))
+            .unwrap();
+        let steps = s
+            .query_map(params!["t"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        steps.join("; ")
+    }
+
+    #[test]
+    fn the_last_entries_of_a_task_are_found_by_the_index_of_keys_even_in_an_older_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::open(dir.path(), true).unwrap().unwrap();
+        index.put_all(&[new_row("a")]).unwrap();
+        assert!(
+            plan(&index).contains("COVERING INDEX nodes_by_key"),
+            "{}",
+            plan(&index)
+        );
+        // An index made before the index of keys existed gets it on its first write.
+        index.conn.execute_batch("DROP INDEX nodes_by_key").unwrap();
+        drop(index);
+        let mut index = Index::open(dir.path(), false).unwrap().unwrap();
+        assert!(!plan(&index).contains("nodes_by_key"), "{}", plan(&index));
+        assert_eq!(index.last_of_task("t").unwrap().len(), 1);
+        index.put_all(&[new_row("b")]).unwrap();
+        assert!(
+            plan(&index).contains("COVERING INDEX nodes_by_key"),
+            "{}",
+            plan(&index)
+        );
+        let mut nodes: Vec<_> = index
+            .last_of_task("t")
+            .unwrap()
+            .into_iter()
+            .map(|(entry, sound)| (entry.node, sound))
+            .collect();
+        nodes.sort();
+        assert_eq!(nodes, [("a".to_owned(), true), ("b".to_owned(), true)]);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
-use crate::hash::{ParamLoss, keeping};
+use crate::hash::{ParamLoss, Params};
 use crate::task::{NodeNames, Task};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -123,31 +123,29 @@ impl Builder {
         refused: Option<&mut Option<Refused>>,
     ) -> Result<Handle<T::Output>> {
         let kept_before = self.nodes.kept.ends.len();
-        let encoded = keeping(&mut self.nodes.kept, || bound.task.__encode_params());
+        let params_before = self.nodes.params.len();
+        let mut params = Params::keeping(&mut self.nodes.params, &mut self.nodes.kept);
+        let encoded = bound.task.__encode_params(&mut params);
         let mut kept = self.nodes.kept.ends.len() - kept_before == T::META.params.len()
             && !self.nodes.kept.whole;
-        let params = match encoded {
-            Ok(params) => params,
-            Err((param, loss)) => {
-                kept = false;
-                let why = Refused {
-                    node: name.to_owned(),
-                    task: T::META.name,
-                    param,
-                    loss,
-                };
-                match refused {
-                    Some(refused) => {
-                        refused.get_or_insert(why);
-                        Vec::new()
-                    }
-                    None => {
-                        self.nodes.kept.truncate(kept_before);
-                        return Err(why.error());
-                    }
+        if let Err((param, loss)) = encoded {
+            kept = false;
+            let why = Refused {
+                node: name.to_owned(),
+                task: T::META.name,
+                param,
+                loss,
+            };
+            match refused {
+                Some(refused) => {
+                    refused.get_or_insert(why);
+                }
+                None => {
+                    self.nodes.kept.truncate(kept_before);
+                    return Err(why.error());
                 }
             }
-        };
+        }
         if !kept {
             // Not one encoding per parameter: the key asks the task for its digests.
             self.nodes.kept.truncate(kept_before);
@@ -159,6 +157,7 @@ impl Builder {
             Ok(hash) => hash,
             Err(error) => {
                 self.nodes.kept.truncate(kept_before);
+                self.nodes.params.truncate(params_before);
                 return Err(error);
             }
         };
@@ -176,7 +175,7 @@ impl Builder {
             let end = self.nodes.wired.len();
             self.nodes.wires.push(WireEnd { end, many });
         }
-        let id = self.push(name, hash, Arc::new(bound.task), &params, kept);
+        let id = self.push(name, hash, Arc::new(bound.task), kept);
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -211,7 +210,7 @@ impl Builder {
     }
 
     /// Checks that `name` can name one more node; returns its hash in the index.
-    fn check_new(&self, name: &str) -> Result<u64> {
+    fn check_new(&self, name: &str) -> Result<u32> {
         check_node_name(name)?;
         let (hash, new) = self.nodes.is_new(&self.names, name);
         if !new {
@@ -228,20 +227,18 @@ impl Builder {
     }
 
     /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose wires
-    /// are pushed, running `task` with parameters encoded as `params`.
+    /// and encoded parameters are pushed, running `task`.
     fn push(
         &mut self,
         name: &str,
-        hash: u64,
+        hash: u32,
         task: Arc<dyn ErasedTask>,
-        params: &[u8],
         params_kept: bool,
     ) -> NodeId {
         let id = NodeId::at(self.nodes.len());
         self.names.push(name);
-        self.nodes.index(&self.names, id, hash);
+        self.nodes.index(id, hash);
         self.nodes.tasks.push(task);
-        self.nodes.params.extend_from_slice(params);
         self.nodes.close(params_kept, &mut self.seen);
         id
     }
@@ -263,7 +260,8 @@ impl Builder {
             let many = matches!(wire, Wire::Many(_));
             self.nodes.wires.push(WireEnd { end, many });
         }
-        Ok(self.push(name, hash, task, params, false))
+        self.nodes.params.extend_from_slice(params);
+        Ok(self.push(name, hash, task, false))
     }
 
     /// The node named `name`, if it was added.
@@ -526,15 +524,20 @@ fn is_branch_name(name: &str) -> bool {
 /// Node names become file names later on: reject what cannot be one, and what a branch
 /// is named.
 fn check_node_name(name: &str) -> Result<()> {
+    // A name without these bytes has no separator and no control character (C1 controls
+    // are written 0xC2 0x80 to 0xC2 0x9F), which a name seldom has: it needs no closer look.
+    let unusual = name
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == b'/' || b == b'\\');
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > MAX_NODE_NAME {
         "it is longer than 200 bytes"
     } else if name == "." || name == ".." {
         "it names a directory"
-    } else if name.contains(['/', '\\']) {
+    } else if unusual && name.contains(['/', '\\']) {
         "it contains a path separator"
-    } else if name.chars().any(char::is_control) {
+    } else if unusual && name.chars().any(char::is_control) {
         "it contains a control character"
     } else if is_branch_name(name) {
         "a name that ends in `[` digits `]` is a branch's (`counts[3]` is branch 3 of the \

@@ -33,8 +33,9 @@ pub(super) struct WireEnd {
 /// vector (and starts where node `i - 1`'s ends).
 #[derive(Default)]
 pub(crate) struct Nodes {
-    /// The index of nodes by name (the names themselves are in [`NodeNames`]).
-    index: HashTable<NodeId>,
+    /// The index of nodes by name (the names themselves are in [`NodeNames`]), with half
+    /// of each name's hash, from which the index's hash is made again when it grows.
+    index: HashTable<(NodeId, u32)>,
     hasher: DefaultHashBuilder,
     pub(super) tasks: Vec<Arc<dyn ErasedTask>>,
     /// Each node's parameters encoded with the default codec, one after the other: what a
@@ -61,6 +62,17 @@ pub(crate) struct Nodes {
     pub(super) maps: Vec<MapSpec>,
 }
 
+/// The half of a name's hash that the index keeps: its high bits.
+fn half_hash(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The index's hash of a name whose kept half is `half`: both the bits the index places an
+/// entry by (the low ones) and those it tells entries apart by (the top seven) come from it.
+fn spread(half: u32) -> u64 {
+    u64::from(half) << 32 | u64::from(half)
+}
+
 /// The start of node `i`'s slice of a shared vector whose ends are `ends`.
 fn start(ends: &[usize], i: usize) -> usize {
     i.checked_sub(1).map_or(0, |j| ends[j])
@@ -74,27 +86,28 @@ impl Nodes {
 
     /// The node named `name`, its names being `names`.
     pub(crate) fn find(&self, names: &NodeNames, name: &str) -> Option<NodeId> {
-        let hash = self.hasher.hash_one(name);
+        let hash = half_hash(self.hasher.hash_one(name));
         self.find_hashed(names, name, hash)
     }
 
-    fn find_hashed(&self, names: &NodeNames, name: &str, hash: u64) -> Option<NodeId> {
+    fn find_hashed(&self, names: &NodeNames, name: &str, hash: u32) -> Option<NodeId> {
         self.index
-            .find(hash, |id| names.get(id.index()) == name)
-            .copied()
+            .find(spread(hash), |&(id, h)| {
+                h == hash && names.get(id.index()) == name
+            })
+            .map(|&(id, _)| id)
     }
 
     /// The hash of `name` in the index, and whether no node has that name yet.
-    pub(super) fn is_new(&self, names: &NodeNames, name: &str) -> (u64, bool) {
-        let hash = self.hasher.hash_one(name);
+    pub(super) fn is_new(&self, names: &NodeNames, name: &str) -> (u32, bool) {
+        let hash = half_hash(self.hasher.hash_one(name));
         (hash, self.find_hashed(names, name, hash).is_none())
     }
 
-    /// Indexes node `id`, whose name (in `names`) has the hash `hash`.
-    pub(super) fn index(&mut self, names: &NodeNames, id: NodeId, hash: u64) {
-        let hasher = &self.hasher;
+    /// Indexes node `id`, whose name has the hash `hash`.
+    pub(super) fn index(&mut self, id: NodeId, hash: u32) {
         self.index
-            .insert_unique(hash, id, |id| hasher.hash_one(names.get(id.index())));
+            .insert_unique(spread(hash), (id, hash), |&(_, h)| spread(h));
     }
 
     /// Where node `i`'s wired nodes start in `wired`; node `i - 1` is closed.

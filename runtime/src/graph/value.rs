@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::hash::{HashError, ParamLoss, canonical_digest, encode_param};
+use crate::hash::{HashError, ParamLoss, Params, canonical_digest, encode_param};
 use crate::task::{Ctx, Inputs, Resources, Task, TaskError, TaskMeta, TaskMetaFields};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -52,9 +52,7 @@ where
         Ok(vec![("value", canonical_digest(&self.value)?)])
     }
 
-    fn __encode_params(&self) -> Result<Vec<u8>, (&'static str, ParamLoss)> {
-        let mut out = Vec::new();
-        encode_param(&self.value, |_, _| None, &mut out).map_err(|loss| ("value", loss))?;
-        Ok(out)
+    fn __encode_params(&self, out: &mut Params<'_>) -> Result<(), (&'static str, ParamLoss)> {
+        encode_param(&self.value, |_, _| None, out).map_err(|loss| ("value", loss))
     }
 }

@@ -34,7 +34,7 @@ use crate::node::compute::{self, Retries, call};
 use crate::report::{MapOutcomes, NO_WORKER, NodeOutcome, NodeStatus, nanos};
 use crate::task::{Ctx, InputValues, TaskError, Value};
 use cells::{Cell, Slot, UNSETTLED};
-use stored::Done;
+use stored::{Done, Looked};
 
 mod branches;
 mod cells;
@@ -166,6 +166,7 @@ fn run_here(
             scope.spawn(move |scope| run_ref.drive(scope, root));
         }
     });
+    run.log_cached();
     let mut run = run;
     let made = std::mem::take(&mut run.maps);
     let mut outcomes = run.finish();
@@ -222,6 +223,35 @@ impl<'p> Run<'p> {
         }
     }
 
+    /// Logs the nodes settled on their entries, in one line: a cached node has no span and
+    /// no line of its own.
+    fn log_cached(&self) {
+        let log = || {
+            if !tracing::enabled!(target: "pipewright", tracing::Level::DEBUG) {
+                return;
+            }
+            let mut names = String::new();
+            let mut count = 0usize;
+            for i in 0..self.cells.len() {
+                let id = NodeId::at(i);
+                if self.status(id) == NodeStatus::Cached {
+                    if count > 0 {
+                        names.push_str(", ");
+                    }
+                    names.push_str(self.pipeline.node_name(id));
+                    count += 1;
+                }
+            }
+            if count > 0 {
+                tracing::debug!(target: "pipewright", parent: self.span, "cached {count}: {names}");
+            }
+        };
+        match self.settings.dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, log),
+            None => log(),
+        }
+    }
+
     /// Records in `outcome` that its node's (or branch's) work ended after `duration` with
     /// `error`: cancelled, or failed, which halts the run under fail-fast.
     fn ended_with(&self, outcome: &mut NodeOutcome, error: TaskError, duration: Duration) {
@@ -268,6 +298,24 @@ impl<'p> Run<'p> {
     ) -> (u64, Option<Handoff>) {
         let node = &self.pipeline.node_at(id);
         let meta = node.task().meta();
+        let mut looked = None;
+        if let Some(store) = self.settings.store
+            && !self.stopped()
+        {
+            match self.look(id, node, store) {
+                Ok(Looked::Cached(Done::Cached { key })) => {
+                    self.release_inputs(id);
+                    let end = self.clock();
+                    let mut outcome = NodeOutcome::new(NodeStatus::Cached);
+                    outcome.started = start;
+                    outcome.worker = worker;
+                    outcome.details_mut().key = Some(key);
+                    self.settle_with(id, outcome, None);
+                    return (end, None);
+                }
+                other => looked = Some(other),
+            }
+        }
         let span = tracing::info_span!(
             target: "pipewright",
             parent: self.span,
@@ -299,7 +347,11 @@ impl<'p> Run<'p> {
                 Err(error) => Err(error),
             },
             Some(store) => {
-                let result = self.work(id, node, store);
+                let result = match looked.unwrap_or_else(|| self.look(id, node, store)) {
+                    Ok(Looked::Cached(done)) => Ok(done),
+                    Ok(Looked::Unsettled(keyed)) => self.work(id, node, store, keyed),
+                    Err(error) => Err(error),
+                };
                 self.release_inputs(id);
                 result
             }
@@ -319,7 +371,6 @@ impl<'p> Run<'p> {
                 details.reason = Some(reason);
             }
             Ok(Done::Cached { key }) => {
-                tracing::debug!(target: "pipewright", key = %&key[..12], "cached");
                 outcome.status = NodeStatus::Cached;
                 outcome.details_mut().key = Some(key);
             }

@@ -3,7 +3,7 @@
 //! committed.
 
 use super::{Run, lock};
-use crate::cache::{Entry, Look, Store};
+use crate::cache::{Entry, Look, Lookup, Store};
 use crate::exec::mapped::branch_name;
 use crate::exec::worker::{InputRef, input_refs};
 use crate::graph::{Node, NodeId, Wire};
@@ -24,14 +24,56 @@ pub(super) enum Done {
     },
 }
 
+/// A node's key, and what it is made of.
+pub(super) struct Keyed {
+    digests: Vec<Vec<Digest>>,
+    components: Components,
+    key: String,
+}
+
+/// What a first look at a node's entry found.
+pub(super) enum Looked {
+    /// Its entry, which it settled on.
+    Cached(Done),
+    /// Not an entry it can settle on without a closer look.
+    Unsettled(Keyed),
+}
+
 impl<'p> Run<'p> {
-    /// The work on one node with a store: decide from its key whether its entry can be
-    /// used, else run it.
+    /// Makes the key of node `id` and settles the node on its entry if the entries this
+    /// run read of the index hold one for the key, the node is neither forced nor kept (a
+    /// kept output is read, to check it), and its task is cached. Logs nothing: a node it
+    /// settles needs no span of its own.
+    pub(super) fn look(
+        &self,
+        id: NodeId,
+        node: &Node<'_>,
+        store: &Store,
+    ) -> Result<Looked, TaskError> {
+        let meta = node.task().meta();
+        let digests = self.input_digests(node);
+        let components = self.components(node, &digests)?;
+        let key = hex(&components.key());
+        let plain =
+            meta.cache && !self.settings.forced[id.index()] && !self.settings.keep[id.index()];
+        if plain && let Lookup::Present(entry) = store.look(meta.name, &key, Look::Remembered) {
+            return Ok(Looked::Cached(self.cached(id, key, entry)));
+        }
+        Ok(Looked::Unsettled(Keyed {
+            digests,
+            components,
+            key,
+        }))
+    }
+
+    /// The work on one node with a store, whose key is `keyed`: decide whether its entry
+    /// can be used, else run it.
     pub(super) fn work(
         &self,
         id: NodeId,
         node: &Node<'_>,
         store: &Store,
+        keyed: Keyed,
     ) -> Result<Done, TaskError> {
         let meta = node.task().meta();
         let forced = self.settings.forced[id.index()];
@@ -52,9 +94,11 @@ impl<'p> Run<'p> {
             decide(store, meta, node.name(), key, check)
         };
 
-        let mut digests = self.input_digests(node);
-        let mut components = self.components(node, &digests)?;
-        let mut key = hex(&components.key());
+        let Keyed {
+            mut digests,
+            mut components,
+            mut key,
+        } = keyed;
         let mut reason = match use_entry(&key) {
             Ok(entry) => return Ok(self.cached(id, key, entry)),
             Err(reason) => reason,
