@@ -869,17 +869,39 @@ fn a_stored_list_is_mapped_at_once() {
     );
 }
 
+/// How long a controller that is up takes at most to answer `sinfo`; one that is down keeps
+/// it retrying for about ten seconds.
+const CONTROLLER_ANSWERS: Duration = Duration::from_secs(3);
+
+/// Whether `program arg` exits successfully within `limit` (it is killed after that).
+fn succeeds_within(program: &str, arg: &str, limit: Duration) -> bool {
+    let Ok(mut child) = Command::new(program)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
 #[pipewright::main]
 fn main() -> std::process::ExitCode {
-    let succeeds = |program: &str, arg: &str| {
-        Command::new(program)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let missing = if !succeeds("sbatch", "--version") {
+    let missing = if !succeeds_within("sbatch", "--version", Duration::from_secs(10)) {
         Some("no sbatch here (start a cluster with .ci/slurm-up.sh)")
-    } else if !succeeds("sinfo", "--noheader") {
+    } else if !succeeds_within("sinfo", "--noheader", CONTROLLER_ANSWERS) {
         Some("no Slurm controller answers (start a cluster with .ci/slurm-up.sh)")
     } else {
         None
