@@ -90,7 +90,7 @@ impl Branched {
                 .iter()
                 .flat_map(|&(node, n)| {
                     let name = names.get(node.index());
-                    (0..n).map(move |i| Arc::from(format!("{name}[{i}]")))
+                    (0..n).map(move |i| Arc::from(crate::graph::branch_name(name, i)))
                 })
                 .collect()
         })

@@ -11,6 +11,20 @@ use crate::task::TaskError;
 
 pub(crate) use crate::graph::branch_name;
 
+/// The input digests of one branch of the mapped node `spec` describes: `digests`, the
+/// node's, with `element`'s digest for each input that takes the element. Its key is made
+/// from them, so every executor gives a branch the same key.
+pub(crate) fn branch_digests(
+    spec: &MapSpec,
+    mut digests: Vec<Vec<Digest>>,
+    element: Digest,
+) -> Vec<Vec<Digest>> {
+    for &w in &spec.element_inputs {
+        digests[w] = vec![element];
+    }
+    digests
+}
+
 /// How one branch ended.
 #[derive(Default)]
 pub(crate) struct BranchSlot {

@@ -23,7 +23,7 @@ use rayon::Scope;
 use super::{Gathered, NONE, Run, lock};
 use crate::cache::{Entry, Look, Store};
 use crate::exec::Picked;
-use crate::exec::mapped::{BranchSlot, MadeBranches, Tally, branch_name, map_outcomes};
+use crate::exec::mapped::{self, BranchSlot, MadeBranches, Tally, branch_name, map_outcomes};
 use crate::graph::{Elements, MapSpec, Node, NodeId};
 use crate::key::{Digest, hex};
 use crate::node::RunReason;
@@ -463,7 +463,6 @@ impl<'p> Run<'p> {
         branches: &Branches,
         i: usize,
     ) -> Vec<Vec<Digest>> {
-        let mut digests = self.input_digests(node);
         let element = match spec.elements {
             Some(_) => branches.elements[i],
             // The paired branch above has settled: its output's digest is known.
@@ -473,10 +472,7 @@ impl<'p> Run<'p> {
                     lock(&up.slots[i]).digest.unwrap_or_default()
                 }),
         };
-        for &w in &spec.element_inputs {
-            digests[w] = vec![element];
-        }
-        digests
+        mapped::branch_digests(spec, self.input_digests(node), element)
     }
 
     /// The inputs of branch `i` of `node`, whose elements come from `source`.

@@ -9,7 +9,7 @@ use super::{ARRAY_TASKS, Decided, Made, Submission, Unit};
 use crate::cache::{Look, Lookup};
 use crate::error::Result;
 use crate::exec::Picked;
-use crate::exec::mapped::{Tally, branch_name};
+use crate::exec::mapped::{Tally, branch_digests, branch_name};
 use crate::exec::slurm::follow::outcome_of;
 use crate::exec::slurm::{Slot, State};
 use crate::graph::{Node, NodeId, Wire};
@@ -130,10 +130,7 @@ impl Submission<'_> {
                 )));
                 continue;
             };
-            let mut digests = digests.clone();
-            for &w in &spec.element_inputs {
-                digests[w] = vec![element];
-            }
+            let digests = branch_digests(spec, digests.clone(), element);
             match self.decide_key(id, &node, &name, digests, forced) {
                 Ok(Decided::Stored(key)) => {
                     self.slots[s].state = State::Stored {
