@@ -5,7 +5,8 @@
 //! step took. `/usr/bin/time -v` around it gives the peak memory. With
 //! `MILLION_NODES_DATA=DIR`, the runner stores every output under `DIR` instead: the graph
 //! is run once to fill the store (not counted), then planned and run again, every node
-//! cached.
+//! cached. This workspace's release profile builds SQLite without optimization, for a
+//! shorter first build; measure the store with `--profile bench` instead of `--release`.
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! A helper edited between two builds of a program re-runs exactly the tasks that use it,
 //! and `explain` names it; a comment or a new layout in it re-runs nothing. The program is
-//! a small crate written here and built with cargo, against this pipewright, into a
-//! target directory of its own that later runs of the test build on.
+//! a small crate written here and compiled three times against the pipewright this test
+//! links, with one edit between builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,51 +67,42 @@ fn main() {
 }
 "#;
 
-/// The fixture crate's directory and its target directory.
+/// The program's source, where it is built, and its data directory.
 struct Fixture {
-    dir: PathBuf,
-    target: PathBuf,
+    dir: tempfile::TempDir,
     data: tempfile::TempDir,
 }
 
 impl Fixture {
     fn new() -> Self {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helper-edits");
-        let dir = root.join("crate");
-        std::fs::create_dir_all(dir.join("src")).unwrap();
-        // The workspace, whose root package is pipewright.
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        // The program needs none of pipewright's features, nor debug information: the less
-        // its first build compiles, the sooner the test runs on a clean machine.
-        let manifest = format!(
-            "[package]\nname = \"helper_fixture\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [dependencies]\npipewright = {{ path = {:?}, default-features = false }}\n\n\
-             [profile.dev]\ndebug = false\n\n[workspace]\n",
-            workspace
-        );
-        std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
-        // The workspace's versions of every dependency, which are on this machine.
-        let lock = workspace.join("Cargo.lock");
-        std::fs::copy(lock, dir.join("Cargo.lock")).unwrap();
         Fixture {
-            dir,
-            target: root.join("target"),
+            dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
             data: tempfile::tempdir().unwrap(),
         }
     }
 
-    /// Builds the program with `scale` as its helper's body.
+    /// Builds the program with `scale` as its helper's body: `rustc` against the
+    /// pipewright this test was built with and its dependencies, as cargo would build a
+    /// binary that depends on it, without building them again.
     fn build(&self, scale: &str) {
-        std::fs::write(
-            self.dir.join("src/main.rs"),
-            PROGRAM.replace("{SCALE}", scale),
-        )
-        .unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--offline", "--quiet"])
-            .current_dir(&self.dir)
-            .env("CARGO_TARGET_DIR", &self.target)
+        let source = self.dir.path().join("main.rs");
+        std::fs::write(&source, PROGRAM.replace("{SCALE}", scale)).unwrap();
+        let deps = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_owned();
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let out = Command::new(rustc)
+            .args(["--edition", "2024", "--crate-name", "helper_fixture"])
+            .args(["--crate-type", "bin", "-C", "debuginfo=0"])
+            .arg("-L")
+            .arg(format!("dependency={}", deps.display()))
+            .arg("--extern")
+            .arg(format!("pipewright={}", pipewright_rlib(&deps).display()))
+            .arg("-o")
+            .arg(self.program())
+            .arg(&source)
             .output()
             .unwrap();
         assert!(
@@ -121,9 +112,15 @@ impl Fixture {
         );
     }
 
+    fn program(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("helper_fixture{}", std::env::consts::EXE_SUFFIX))
+    }
+
     /// Runs the program on its data directory, with `args` after it; its output.
     fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(self.target.join("debug/helper_fixture"))
+        let out = Command::new(self.program())
             .arg(self.data.path())
             .args(args)
             .output()
@@ -176,4 +173,18 @@ fn an_edited_helper_reruns_exactly_the_tasks_that_use_it() {
     let (ran, after) = fixture.ran();
     assert_eq!(ran, ["parsed", "scaled"]);
     assert_eq!(after, values);
+}
+
+/// The pipewright library cargo built beside this test: the newest, where builds with other
+/// features left others.
+fn pipewright_rlib(deps: &Path) -> PathBuf {
+    std::fs::read_dir(deps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("libpipewright-") && name.ends_with(".rlib")
+        })
+        .max_by_key(|p| p.metadata().unwrap().modified().unwrap())
+        .expect("cargo builds pipewright's library beside its tests")
 }
