@@ -76,23 +76,38 @@ impl Codec for Bincode {
     const ID: &'static str = "bincode-2-serde-le-fixint-limit34";
 
     fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-        bincode::serde::encode_to_vec(value, bincode_config())
-            .map_err(|e| CodecError::Encode(e.to_string()))
+        bincode::serde::encode_to_vec(value, bincode_config()).map_err(encode_error)
     }
 
     fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        bincode::serde::encode_into_std_write(value, out, bincode_config())
-            .map(|_| ())
-            .map_err(|e| CodecError::Encode(e.to_string()))
+        match bincode::serde::encode_into_std_write(value, out, bincode_config()) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(encode_error(e)),
+        }
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-        let (value, read) = bincode::serde::decode_from_slice(bytes, bincode_config())
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
-        match bytes.len() - read {
-            0 => Ok(value),
-            left => Err(CodecError::Trailing(left)),
+        match bincode::serde::decode_from_slice(bytes, bincode_config()) {
+            Ok((value, read)) => whole(bytes, read).map(|()| value),
+            Err(e) => Err(decode_error(e)),
         }
+    }
+}
+
+// Not generic, so that each type the codec encodes or decodes does not instantiate them.
+fn encode_error(e: bincode::error::EncodeError) -> CodecError {
+    CodecError::Encode(e.to_string())
+}
+
+fn decode_error(e: bincode::error::DecodeError) -> CodecError {
+    CodecError::Decode(e.to_string())
+}
+
+/// Whether reading `read` bytes of `bytes` read them all.
+fn whole(bytes: &[u8], read: usize) -> Result<(), CodecError> {
+    match bytes.len() - read {
+        0 => Ok(()),
+        left => Err(CodecError::Trailing(left)),
     }
 }
 

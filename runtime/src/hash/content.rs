@@ -73,6 +73,21 @@ thread_local! {
 /// so that modes nest.
 struct Restore(Option<Mode>);
 
+impl Restore {
+    /// Puts `mode` in force on this thread, until [`leave`](Self::leave) or a drop.
+    fn enter(mode: Mode) -> Self {
+        Restore(Some(
+            MODE.with(|m| mem::replace(&mut *m.borrow_mut(), mode)),
+        ))
+    }
+
+    /// Puts the mode that was in force back; returns the one that is replaced.
+    fn leave(mut self) -> Mode {
+        let before = self.0.take().unwrap_or(Mode::Read);
+        MODE.with(|m| mem::replace(&mut *m.borrow_mut(), before))
+    }
+}
+
 impl Drop for Restore {
     fn drop(&mut self) {
         if let Some(mode) = self.0.take() {
@@ -82,14 +97,11 @@ impl Drop for Restore {
 }
 
 /// Runs `f` with `mode` in force on this thread; returns its result and the mode as `f`
-/// left it.
+/// left it. (Generic over `f` only in its call: each task's parameters instantiate it.)
 fn with_mode<R>(mode: Mode, f: impl FnOnce() -> R) -> (R, Mode) {
-    let before = MODE.with(|m| mem::replace(&mut *m.borrow_mut(), mode));
-    let mut restore = Restore(Some(before));
+    let restore = Restore::enter(mode);
     let result = f();
-    let before = restore.0.take().unwrap_or(Mode::Read);
-    let after = MODE.with(|m| mem::replace(&mut *m.borrow_mut(), before));
-    (result, after)
+    (result, restore.leave())
 }
 
 /// Runs `f` with input files encoded as their paths, reading nothing; returns its result
