@@ -61,6 +61,34 @@ fn names_that_cannot_be_file_names_are_rejected() {
 }
 
 #[test]
+fn a_node_is_named_by_any_kind_of_string() {
+    let mut b = Pipeline::builder("string_kinds");
+    let owned = String::from("owned");
+    b.add("literal", one::node()).unwrap();
+    b.add(&owned, one::node()).unwrap();
+    b.add(format!("{owned}_too"), one::node()).unwrap();
+    b.add(std::sync::Arc::<str>::from("shared"), one::node())
+        .unwrap();
+    b.add(std::borrow::Cow::Borrowed("borrowed"), one::node())
+        .unwrap();
+    b.value(Box::<str>::from("boxed"), 1u8).unwrap();
+    let err = b.add(&owned, one::node()).unwrap_err();
+    assert!(matches!(&err, Error::DuplicateNode { node, .. } if node == "owned"));
+    let p = b.build();
+    assert_eq!(
+        p.node_names().collect::<Vec<_>>(),
+        [
+            "literal",
+            "owned",
+            "owned_too",
+            "shared",
+            "borrowed",
+            "boxed"
+        ]
+    );
+}
+
+#[test]
 fn a_handle_of_another_pipeline_is_an_error() {
     let mut first = Pipeline::builder("first");
     let a = first.add("a", one::node()).unwrap();

@@ -93,7 +93,8 @@ impl Builder {
         }
     }
 
-    /// Adds a node named `name` running `bound` and returns the handle of its output.
+    /// Adds a node named `name` running `bound` and returns the handle of its output. The
+    /// name is copied from what is passed: a `&str`, a `String`, or a reference to one.
     ///
     /// # Errors
     ///
@@ -104,12 +105,11 @@ impl Builder {
     /// parameter does not come back intact from its encoding (see [`ParamLoss`]).
     pub fn add<T: Task>(
         &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
         crate::registry::check_unique(&T::META)?;
-        let name = name.into();
-        self.add_bound(&name, bound, None)
+        self.add_bound(name.as_ref(), bound, None)
     }
 
     /// Adds a node running `bound`: encodes its parameters, keeping their canonical
@@ -343,13 +343,12 @@ impl Builder {
     /// ```
     pub fn map<T, U: Task>(
         &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         over: impl Over<T>,
         body: impl FnOnce(Handle<T>) -> Bound<U>,
     ) -> Result<Mapped<U::Output>> {
         crate::registry::check_unique(&U::META)?;
-        let name = name.into();
-        self.map_bound(&name, over, body, None)
+        self.map_bound(name.as_ref(), over, body, None)
     }
 
     /// [`map`](Self::map) for `for x in xs { task(x) }` in `pipeline!`, which has checked the
@@ -462,7 +461,7 @@ impl Builder {
     ///     Ok(())
     /// }
     /// ```
-    pub fn value<T>(&mut self, name: impl Into<String>, value: T) -> Result<Handle<T>>
+    pub fn value<T>(&mut self, name: impl AsRef<str>, value: T) -> Result<Handle<T>>
     where
         T: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static,
     {
