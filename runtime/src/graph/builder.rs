@@ -520,14 +520,31 @@ fn is_branch_name(name: &str) -> bool {
         .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The bytes a name's closer look starts from: the control characters, `/` and `\`, and
+/// 0xC2, the first byte of a C1 control (0xC2 0x80 to 0xC2 0x9F).
+const UNUSUAL: [bool; 256] = {
+    let mut unusual = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        unusual[b] = true;
+        b += 1;
+    }
+    unusual[0x7f] = true;
+    unusual[0xc2] = true;
+    unusual[b'/' as usize] = true;
+    unusual[b'\\' as usize] = true;
+    unusual
+};
+
 /// Node names become file names later on: reject what cannot be one, and what a branch
 /// is named.
 fn check_node_name(name: &str) -> Result<()> {
-    // A name without these bytes has no separator and no control character (C1 controls
-    // are written 0xC2 0x80 to 0xC2 0x9F), which a name seldom has: it needs no closer look.
+    // A name without an unusual byte has no separator and no control character, which a
+    // name seldom has: it needs no closer look. Every byte is looked up, without a branch
+    // per byte.
     let unusual = name
         .bytes()
-        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == b'/' || b == b'\\');
+        .fold(false, |unusual, b| unusual | UNUSUAL[usize::from(b)]);
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > MAX_NODE_NAME {
