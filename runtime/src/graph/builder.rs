@@ -175,7 +175,8 @@ impl Builder {
             let end = self.nodes.wired.len();
             self.nodes.wires.push(WireEnd { end, many });
         }
-        let id = self.push(name, hash, Arc::new(bound.task), kept);
+        self.nodes.tasks.push(bound.task);
+        let id = self.push(name, hash, kept);
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -226,19 +227,13 @@ impl Builder {
         Ok(hash)
     }
 
-    /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose wires
-    /// and encoded parameters are pushed, running `task`.
-    fn push(
-        &mut self,
-        name: &str,
-        hash: u32,
-        task: Arc<dyn ErasedTask>,
-        params_kept: bool,
-    ) -> NodeId {
-        let id = NodeId::at(self.nodes.len());
+    /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose task,
+    /// wires and encoded parameters are pushed.
+    fn push(&mut self, name: &str, hash: u32, params_kept: bool) -> NodeId {
+        // Its name is pushed last of all: the names so far are those of the nodes before.
+        let id = NodeId::at(self.names.len());
         self.names.push(name);
         self.nodes.index(id, hash);
-        self.nodes.tasks.push(task);
         self.nodes.close(params_kept, &mut self.seen);
         id
     }
@@ -261,7 +256,8 @@ impl Builder {
             self.nodes.wires.push(WireEnd { end, many });
         }
         self.nodes.params.extend_from_slice(params);
-        Ok(self.push(name, hash, task, false))
+        self.nodes.tasks.push_shared(task);
+        Ok(self.push(name, hash, false))
     }
 
     /// The node named `name`, if it was added.

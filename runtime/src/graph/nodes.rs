@@ -1,15 +1,16 @@
 //! The nodes of a pipeline in flat vectors, one entry per node in each: every name, task,
 //! parameter and edge is kept once, and a node is an index into them ([`Node`]).
 
+use std::any::{Any, TypeId};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use crate::erased::ErasedTask;
 use crate::hash::{HashError, Kept};
 use crate::key::{Components, Digest, Names};
-use crate::task::NodeNames;
+use crate::task::{NodeNames, Task};
 
 use super::{MapSpec, NodeId};
 
@@ -37,7 +38,7 @@ pub(crate) struct Nodes {
     /// of each name's hash, from which the index's hash is made again when it grows.
     index: HashTable<(NodeId, u32)>,
     hasher: DefaultHashBuilder,
-    pub(super) tasks: Vec<Arc<dyn ErasedTask>>,
+    pub(super) tasks: Tasks,
     /// Each node's parameters encoded with the default codec, one after the other: what a
     /// worker process, or a pipeline rebuilt from a run record, makes the task from.
     pub(super) params: Vec<u8>,
@@ -62,6 +63,132 @@ pub(crate) struct Nodes {
     pub(super) maps: Vec<MapSpec>,
 }
 
+/// The tasks of the nodes, each kept by value in a vector of its own type's (a column), so
+/// that adding a node allocates nothing for its task.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    columns: Vec<Box<dyn Column>>,
+    /// The column of each type, by its `TypeId`.
+    by_type: HashMap<TypeId, u32>,
+    /// The type and the column of the last task pushed: a graph mostly adds nodes of one
+    /// task after the other.
+    last: Option<(TypeId, u32)>,
+    /// Per node: its task's column, and its place in that column.
+    at: Vec<(u32, u32)>,
+}
+
+/// A vector of tasks of one type.
+trait Column: Send + Sync {
+    /// The number of tasks in the column.
+    fn len(&self) -> usize;
+    /// Task `i` of the column.
+    fn get(&self, i: usize) -> &dyn ErasedTask;
+    /// The column as a value of its own type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Frees the room kept for more tasks.
+    fn shrink_to_fit(&mut self);
+}
+
+impl<T: Task> Column for Vec<T> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn get(&self, i: usize) -> &dyn ErasedTask {
+        &self[i]
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn shrink_to_fit(&mut self) {
+        Vec::shrink_to_fit(self);
+    }
+}
+
+/// The column of tasks made elsewhere, by a worker or from a run record, as
+/// [`ErasedTask`] objects.
+#[derive(Default)]
+struct Shared(Vec<Arc<dyn ErasedTask>>);
+
+impl Column for Shared {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, i: usize) -> &dyn ErasedTask {
+        &*self.0[i]
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+}
+
+impl Tasks {
+    /// Adds `task` as the next node's.
+    pub(super) fn push<T: Task>(&mut self, task: T) {
+        self.push_to::<Vec<T>>(|column| column.push(task));
+    }
+
+    /// Adds `task`, made elsewhere, as the next node's.
+    pub(super) fn push_shared(&mut self, task: Arc<dyn ErasedTask>) {
+        self.push_to::<Shared>(|column| column.0.push(task));
+    }
+
+    /// Adds a task to the column of type `C` with `push`, and notes its place as the next
+    /// node's.
+    fn push_to<C: Column + Default + Any>(&mut self, push: impl FnOnce(&mut C)) {
+        let ty = TypeId::of::<C>();
+        let column = match self.last {
+            Some((last, column)) if last == ty => column,
+            _ => self.column(ty, || Box::<C>::default()),
+        };
+        let Some(tasks) = self.columns[column as usize]
+            .as_any_mut()
+            .downcast_mut::<C>()
+        else {
+            unreachable!("a column holds tasks of the type it is found by")
+        };
+        // A column holds at most every node, and node indices are below `u32::MAX`.
+        let place = tasks.len() as u32;
+        push(tasks);
+        self.at.push((column, place));
+    }
+
+    /// The column of the tasks of type `ty`, made by `make` if there is none yet, which the
+    /// next task of that type is pushed to as well.
+    #[cold]
+    fn column(&mut self, ty: TypeId, make: fn() -> Box<dyn Column>) -> u32 {
+        let columns = &mut self.columns;
+        let column = *self.by_type.entry(ty).or_insert_with(|| {
+            columns.push(make());
+            (columns.len() - 1) as u32
+        });
+        self.last = Some((ty, column));
+        column
+    }
+
+    /// The task of node `i`.
+    fn get(&self, i: usize) -> &dyn ErasedTask {
+        let (column, place) = self.at[i];
+        self.columns[column as usize].get(place as usize)
+    }
+
+    /// Frees the room kept for more tasks.
+    fn shrink_to_fit(&mut self) {
+        for column in &mut self.columns {
+            column.shrink_to_fit();
+        }
+        self.at.shrink_to_fit();
+    }
+}
+
 /// The half of a name's hash that the index keeps: its high bits.
 fn half_hash(hash: u64) -> u32 {
     (hash >> 32) as u32
@@ -81,7 +208,7 @@ fn start(ends: &[usize], i: usize) -> usize {
 impl Nodes {
     /// The number of nodes.
     pub(crate) fn len(&self) -> usize {
-        self.tasks.len()
+        self.tasks.at.len()
     }
 
     /// The node named `name`, its names being `names`.
@@ -273,7 +400,7 @@ impl<'a> Node<'a> {
     }
 
     pub(crate) fn task(self) -> &'a dyn ErasedTask {
-        &*self.nodes.tasks[self.i]
+        self.nodes.tasks.get(self.i)
     }
 
     /// The task's parameters encoded with the default codec: what a worker process, or a
@@ -385,7 +512,10 @@ impl<'a> Node<'a> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::sync::Arc;
 
+    use crate::erased::ErasedTask;
+    use crate::graph::value::Constant;
     use crate::graph::{NodeId, Pipeline};
 
     /// The key components of node `id`, and those its task computes on its own, as a
@@ -418,5 +548,45 @@ mod tests {
         // The value's encoding is the task's, as workers and records decode it.
         let bytes = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("abc").unwrap();
         assert_eq!(p.node_at(text.id()).params(), bytes.as_slice());
+    }
+
+    #[test]
+    fn each_node_runs_its_own_task_whatever_order_the_task_types_come_in() {
+        let mut b = Pipeline::builder("columns");
+        b.value("a", 1u32).unwrap();
+        b.value("b", "two".to_owned()).unwrap();
+        b.value("c", 3u32).unwrap();
+        // A task made elsewhere, as a pipeline rebuilt from a run record has.
+        let shared: Arc<dyn ErasedTask> = Arc::new(Constant { value: 4u8 });
+        b.add_node("d", shared, &[4], &[]).unwrap();
+        b.value("e", vec![5u8]).unwrap();
+        b.value("f", 6u32).unwrap();
+        let shared: Arc<dyn ErasedTask> = Arc::new(Constant { value: 7i64 });
+        b.add_node("g", shared, &[14], &[]).unwrap();
+        b.value("h", "eight".to_owned()).unwrap();
+        let p = b.build();
+        let tasks: Vec<String> = (0..p.len())
+            .map(|i| {
+                let node = p.node_at(NodeId::at(i));
+                format!("{} {:?}", node.name(), node.task().params())
+            })
+            .collect();
+        assert_eq!(
+            tasks,
+            [
+                "a Constant { value: 1 }",
+                "b Constant { value: \"two\" }",
+                "c Constant { value: 3 }",
+                "d Constant { value: 4 }",
+                "e Constant { value: [5] }",
+                "f Constant { value: 6 }",
+                "g Constant { value: 7 }",
+                "h Constant { value: \"eight\" }",
+            ]
+        );
+        // Each node's parameters stay its own too.
+        assert_eq!(p.node_at(NodeId::at(6)).params(), [14]);
+        let eight = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("eight").unwrap();
+        assert_eq!(p.node_at(NodeId::at(7)).params(), eight.as_slice());
     }
 }
