@@ -30,8 +30,8 @@ pub(super) struct WireEnd {
 }
 
 /// The nodes of a pipeline, but their names ([`NodeNames`]): node `i` is entry `i` of each
-/// per-node vector, and its slice of a shared one ends at entry `i` of that one's `_end`
-/// vector (and starts where node `i - 1`'s ends).
+/// per-node vector, and its slice of a shared one ends where entry `i` of `ends` (or of
+/// `downstream_end`) says, and starts where node `i - 1`'s ends.
 #[derive(Default)]
 pub(crate) struct Nodes {
     /// The index of nodes by name (the names themselves are in [`NodeNames`]), with half
@@ -42,23 +42,19 @@ pub(crate) struct Nodes {
     /// Each node's parameters encoded with the default codec, one after the other: what a
     /// worker process, or a pipeline rebuilt from a run record, makes the task from.
     pub(super) params: Vec<u8>,
-    pub(super) params_end: Vec<usize>,
     /// The canonical encoding of each parameter, made when its node was added, for keys.
     pub(super) kept: Kept,
-    /// Per node: the end of its parameters in `kept.ends`.
-    pub(super) kept_end: Vec<usize>,
     /// The nodes each input argument reads, argument after argument.
     pub(super) wired: Vec<NodeId>,
     pub(super) wires: Vec<WireEnd>,
-    pub(super) wires_end: Vec<usize>,
     /// The distinct upstream nodes of the nodes without [`DISTINCT_INPUTS`], in first-use
     /// order (those of the others are their wired nodes).
     pub(super) upstream: Vec<NodeId>,
-    pub(super) upstream_end: Vec<usize>,
     /// The distinct downstream nodes, made by [`finish`](Self::finish).
     downstream: Vec<NodeId>,
     downstream_end: Vec<usize>,
-    pub(super) flags: Vec<u8>,
+    /// Per node: where its slices end, and its flags.
+    ends: Vec<Ends>,
     /// The mapped nodes, in the order they were added.
     pub(super) maps: Vec<MapSpec>,
 }
@@ -189,6 +185,21 @@ impl Tasks {
     }
 }
 
+/// Where a node's slices of the shared vectors of [`Nodes`] end, and its flags: one entry
+/// per node, pushed at once.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends {
+    /// In [`Nodes::params`].
+    params: usize,
+    /// In `ends` of [`Nodes::kept`].
+    kept: usize,
+    /// In [`Nodes::wires`].
+    wires: usize,
+    /// In [`Nodes::upstream`].
+    upstream: usize,
+    flags: u8,
+}
+
 /// The half of a name's hash that the index keeps: its high bits.
 fn half_hash(hash: u64) -> u32 {
     (hash >> 32) as u32
@@ -237,9 +248,15 @@ impl Nodes {
             .insert_unique(spread(hash), (id, hash), |&(_, h)| spread(h));
     }
 
+    /// Where node `i`'s slices start: where node `i - 1`'s end, which is closed.
+    fn starts(&self, i: usize) -> Ends {
+        i.checked_sub(1)
+            .map_or_else(Ends::default, |j| self.ends[j])
+    }
+
     /// Where node `i`'s wired nodes start in `wired`; node `i - 1` is closed.
     fn wired_start(&self, i: usize) -> usize {
-        match start(&self.wires_end, i) {
+        match self.starts(i).wires {
             0 => 0,
             w => self.wires[w - 1].end,
         }
@@ -249,11 +266,13 @@ impl Nodes {
     /// finds its distinct upstream nodes, and notes whether the canonical encodings of its
     /// parameters were kept. `seen` holds no entry equal to the node's index plus one.
     pub(super) fn close(&mut self, params_kept: bool, seen: &mut Vec<u32>) {
-        let i = self.wires_end.len();
+        let i = self.ends.len();
         let first = self.wired_start(i);
         // Node indices are below `u32::MAX`, so the mark is never 0, which no node is.
         let mark = i as u32 + 1;
-        seen.resize(i, 0);
+        if first < self.wired.len() {
+            seen.resize(i, 0);
+        }
         let mut distinct = true;
         for id in &self.wired[first..] {
             let seen = &mut seen[id.index()];
@@ -270,21 +289,22 @@ impl Nodes {
                 }
             }
         }
-        self.upstream_end.push(self.upstream.len());
-        self.wires_end.push(self.wires.len());
-        self.params_end.push(self.params.len());
-        self.kept_end.push(self.kept.ends.len());
         let kept = if params_kept { PARAMS_KEPT } else { 0 };
-        self.flags
-            .push(kept | if distinct { DISTINCT_INPUTS } else { 0 });
+        self.ends.push(Ends {
+            params: self.params.len(),
+            kept: self.kept.ends.len(),
+            wires: self.wires.len(),
+            upstream: self.upstream.len(),
+            flags: kept | if distinct { DISTINCT_INPUTS } else { 0 },
+        });
     }
 
     /// The distinct upstream nodes of node `i`, in first-use order.
     fn upstream_of(&self, i: usize) -> &[NodeId] {
-        if self.flags[i] & DISTINCT_INPUTS != 0 {
+        if self.ends[i].flags & DISTINCT_INPUTS != 0 {
             &self.wired[self.wired_start(i)..self.wired_start(i + 1)]
         } else {
-            &self.upstream[start(&self.upstream_end, i)..self.upstream_end[i]]
+            &self.upstream[self.starts(i).upstream..self.ends[i].upstream]
         }
     }
 
@@ -315,16 +335,12 @@ impl Nodes {
         self.downstream_end = at;
         self.tasks.shrink_to_fit();
         self.params.shrink_to_fit();
-        self.params_end.shrink_to_fit();
         self.kept.bytes.shrink_to_fit();
         self.kept.ends.shrink_to_fit();
-        self.kept_end.shrink_to_fit();
         self.wired.shrink_to_fit();
         self.wires.shrink_to_fit();
-        self.wires_end.shrink_to_fit();
         self.upstream.shrink_to_fit();
-        self.upstream_end.shrink_to_fit();
-        self.flags.shrink_to_fit();
+        self.ends.shrink_to_fit();
         self.maps.shrink_to_fit();
     }
 
@@ -406,24 +422,25 @@ impl<'a> Node<'a> {
     /// The task's parameters encoded with the default codec: what a worker process, or a
     /// pipeline rebuilt from a run record, makes the task from.
     pub(crate) fn params(self) -> &'a [u8] {
-        let ends = &self.nodes.params_end;
-        &self.nodes.params[start(ends, self.i)..ends[self.i]]
+        let start = self.nodes.starts(self.i).params;
+        &self.nodes.params[start..self.nodes.ends[self.i].params]
     }
 
     /// How each input argument is wired, in argument order.
     pub(crate) fn wires(self) -> impl ExactSizeIterator<Item = Wire<'a>> + 'a {
         let nodes = self.nodes;
-        let ends = &nodes.wires_end;
-        let first = start(ends, self.i);
+        let first = nodes.starts(self.i).wires;
         let mut from = nodes.wired_start(self.i);
-        nodes.wires[first..ends[self.i]].iter().map(move |wire| {
-            let ids = &nodes.wired[from..wire.end];
-            from = wire.end;
-            match (wire.many, ids) {
-                (false, [id]) => Wire::One(id),
-                _ => Wire::Many(ids),
-            }
-        })
+        nodes.wires[first..nodes.ends[self.i].wires]
+            .iter()
+            .map(move |wire| {
+                let ids = &nodes.wired[from..wire.end];
+                from = wire.end;
+                match (wire.many, ids) {
+                    (false, [id]) => Wire::One(id),
+                    _ => Wire::Many(ids),
+                }
+            })
     }
 
     /// How input argument `i` is wired.
@@ -459,7 +476,7 @@ impl<'a> Node<'a> {
     /// Whether each upstream node is read by one input only, so that the inputs, in
     /// argument order, are [`upstream`](Self::upstream) itself.
     pub(crate) fn distinct_inputs(self) -> bool {
-        self.nodes.flags[self.i] & DISTINCT_INPUTS != 0
+        self.nodes.ends[self.i].flags & DISTINCT_INPUTS != 0
     }
 
     /// The key components of this node of pipeline `pipeline`, on inputs with the given
@@ -475,11 +492,11 @@ impl<'a> Node<'a> {
             node: self.name(),
         };
         let task = self.task();
-        if self.nodes.flags[self.i] & PARAMS_KEPT == 0 {
+        if self.nodes.ends[self.i].flags & PARAMS_KEPT == 0 {
             return task.components(names, inputs);
         }
         let meta = task.meta();
-        let first = start(&self.nodes.kept_end, self.i);
+        let first = self.nodes.starts(self.i).kept;
         let params = meta
             .params
             .iter()
@@ -516,7 +533,7 @@ mod tests {
 
     use crate::erased::ErasedTask;
     use crate::graph::value::Constant;
-    use crate::graph::{NodeId, Pipeline};
+    use crate::graph::{NodeId, Pipeline, Wire};
 
     /// The key components of node `id`, and those its task computes on its own, as a
     /// worker does.
@@ -539,7 +556,7 @@ mod tests {
         let p = b.build();
         for id in [set.id(), text.id()] {
             // Kept when the node was added, not asked of the task.
-            assert_ne!(p.nodes.flags[id.index()] & super::PARAMS_KEPT, 0);
+            assert_ne!(p.nodes.ends[id.index()].flags & super::PARAMS_KEPT, 0);
             let (kept, asked) = both(&p, id);
             assert_eq!(kept.params.len(), 1);
             assert_eq!(kept, asked);
@@ -588,5 +605,34 @@ mod tests {
         assert_eq!(p.node_at(NodeId::at(6)).params(), [14]);
         let eight = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("eight").unwrap();
         assert_eq!(p.node_at(NodeId::at(7)).params(), eight.as_slice());
+    }
+
+    #[test]
+    fn each_node_keeps_its_own_inputs_after_nodes_without_any() {
+        let mut b = Pipeline::builder("ends");
+        let a = b.value("a", 1u32).unwrap().id();
+        let c = b.value("c", 2u32).unwrap().id();
+        let task: Arc<dyn ErasedTask> = Arc::new(Constant { value: 0u8 });
+        let wires = [Wire::One(&a), Wire::Many(&[c, a])];
+        let d = b.add_node("d", task.clone(), &[0], &wires).unwrap();
+        let e = b.value("e", 3u32).unwrap().id();
+        let f = b
+            .add_node("f", task, &[9], &[Wire::Many(&[d, e, d])])
+            .unwrap();
+        let p = b.build();
+        let ids = |node: super::Node<'_>| -> Vec<Vec<NodeId>> {
+            node.wires().map(|wire| wire.ids().to_vec()).collect()
+        };
+        assert_eq!(ids(p.node_at(d)), [vec![a], vec![c, a]]);
+        assert_eq!(p.node_at(d).upstream(), [a, c]);
+        assert!(!p.node_at(d).distinct_inputs());
+        assert_eq!(ids(p.node_at(e)), Vec::<Vec<NodeId>>::new());
+        assert_eq!(ids(p.node_at(f)), [vec![d, e, d]]);
+        assert_eq!(p.node_at(f).upstream(), [d, e]);
+        assert_eq!(p.node_at(f).params(), [9]);
+        assert_eq!(p.node_at(a).downstream(), [d]);
+        assert_eq!(p.node_at(c).downstream(), [d]);
+        assert_eq!(p.node_at(d).downstream(), [f]);
+        assert_eq!(p.node_at(e).downstream(), [f]);
     }
 }
