@@ -150,9 +150,17 @@ impl Builder {
             // Not one encoding per parameter: the key asks the task for its digests.
             self.nodes.kept.truncate(kept_before);
         }
+        let wired = bound
+            .slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::One(..) => 1,
+                Slot::Many(handles) => handles.len(),
+            })
+            .sum();
         let checked = self
             .check_slots(name, &bound.slots)
-            .and_then(|()| self.check_new(name));
+            .and_then(|()| self.check_new(name, bound.slots.len(), wired));
         let hash = match checked {
             Ok(hash) => hash,
             Err(error) => {
@@ -210,8 +218,9 @@ impl Builder {
         }
     }
 
-    /// Checks that `name` can name one more node; returns its hash in the index.
-    fn check_new(&self, name: &str) -> Result<u32> {
+    /// Checks that `name` can name one more node, with `wires` input arguments that read
+    /// `wired` nodes in all; returns its hash in the index.
+    fn check_new(&self, name: &str, wires: usize, wired: usize) -> Result<u32> {
         check_node_name(name)?;
         let (hash, new) = self.nodes.is_new(&self.names, name);
         if !new {
@@ -220,8 +229,7 @@ impl Builder {
                 node: name.to_owned(),
             });
         }
-        // Node indices stay below `u32::MAX`: see `Nodes::close`.
-        if self.nodes.len() >= u32::MAX as usize {
+        if !self.nodes.fits(wires, wired) {
             return Err(Error::TooManyNodes);
         }
         Ok(hash)
@@ -248,7 +256,8 @@ impl Builder {
         params: &[u8],
         wires: &[Wire<'_>],
     ) -> Result<NodeId> {
-        let hash = self.check_new(name)?;
+        let wired = wires.iter().map(|wire| wire.ids().len()).sum();
+        let hash = self.check_new(name, wires.len(), wired)?;
         for wire in wires {
             self.nodes.wired.extend_from_slice(wire.ids());
             let end = self.nodes.wired.len();

@@ -186,17 +186,18 @@ impl Tasks {
 }
 
 /// Where a node's slices of the shared vectors of [`Nodes`] end, and its flags: one entry
-/// per node, pushed at once.
+/// per node, pushed at once. The counts of kept encodings, input arguments and upstream
+/// nodes are at most `u32::MAX` ([`Nodes::fits`]), so 24 bytes hold a node's entry.
 #[derive(Debug, Clone, Copy, Default)]
 struct Ends {
     /// In [`Nodes::params`].
     params: usize,
     /// In `ends` of [`Nodes::kept`].
-    kept: usize,
+    kept: u32,
     /// In [`Nodes::wires`].
-    wires: usize,
+    wires: u32,
     /// In [`Nodes::upstream`].
-    upstream: usize,
+    upstream: u32,
     flags: u8,
 }
 
@@ -256,10 +257,22 @@ impl Nodes {
 
     /// Where node `i`'s wired nodes start in `wired`; node `i - 1` is closed.
     fn wired_start(&self, i: usize) -> usize {
-        match self.starts(i).wires {
+        match self.starts(i).wires as usize {
             0 => 0,
             w => self.wires[w - 1].end,
         }
+    }
+
+    /// Whether one more node fits, with `wires` input arguments that read `wired` nodes in
+    /// all, its parameters' encodings kept: there are at most `u32::MAX` nodes (the last
+    /// one's index is below it), and at most as many kept encodings, input arguments and
+    /// upstream nodes, which [`Ends`] counts in `u32`s.
+    pub(super) fn fits(&self, wires: usize, wired: usize) -> bool {
+        let most = u32::MAX as usize;
+        self.len() < most
+            && self.kept.ends.len() <= most
+            && self.wires.len().saturating_add(wires) <= most
+            && self.upstream.len().saturating_add(wired) <= most
     }
 
     /// Closes the entries of the last node, whose task, parameters and wires were pushed:
@@ -290,11 +303,12 @@ impl Nodes {
             }
         }
         let kept = if params_kept { PARAMS_KEPT } else { 0 };
+        // Each count was checked to fit in a `u32` by `fits`.
         self.ends.push(Ends {
             params: self.params.len(),
-            kept: self.kept.ends.len(),
-            wires: self.wires.len(),
-            upstream: self.upstream.len(),
+            kept: self.kept.ends.len() as u32,
+            wires: self.wires.len() as u32,
+            upstream: self.upstream.len() as u32,
             flags: kept | if distinct { DISTINCT_INPUTS } else { 0 },
         });
     }
@@ -304,7 +318,7 @@ impl Nodes {
         if self.ends[i].flags & DISTINCT_INPUTS != 0 {
             &self.wired[self.wired_start(i)..self.wired_start(i + 1)]
         } else {
-            &self.upstream[self.starts(i).upstream..self.ends[i].upstream]
+            &self.upstream[self.starts(i).upstream as usize..self.ends[i].upstream as usize]
         }
     }
 
@@ -429,9 +443,9 @@ impl<'a> Node<'a> {
     /// How each input argument is wired, in argument order.
     pub(crate) fn wires(self) -> impl ExactSizeIterator<Item = Wire<'a>> + 'a {
         let nodes = self.nodes;
-        let first = nodes.starts(self.i).wires;
+        let first = nodes.starts(self.i).wires as usize;
         let mut from = nodes.wired_start(self.i);
-        nodes.wires[first..nodes.ends[self.i].wires]
+        nodes.wires[first..nodes.ends[self.i].wires as usize]
             .iter()
             .map(move |wire| {
                 let ids = &nodes.wired[from..wire.end];
@@ -496,7 +510,7 @@ impl<'a> Node<'a> {
             return task.components(names, inputs);
         }
         let meta = task.meta();
-        let first = self.nodes.starts(self.i).kept;
+        let first = self.nodes.starts(self.i).kept as usize;
         let params = meta
             .params
             .iter()
@@ -634,5 +648,16 @@ mod tests {
         assert_eq!(p.node_at(c).downstream(), [d]);
         assert_eq!(p.node_at(d).downstream(), [f]);
         assert_eq!(p.node_at(e).downstream(), [f]);
+    }
+
+    #[test]
+    fn a_node_fits_while_its_counts_fit_in_a_u32() {
+        let nodes = super::Nodes::default();
+        let most = u32::MAX as usize;
+        assert!(nodes.fits(most, most));
+        assert!(!nodes.fits(most + 1, 0));
+        assert!(!nodes.fits(0, most + 1));
+        assert!(!nodes.fits(0, usize::MAX));
+        assert_eq!(std::mem::size_of::<super::Ends>(), 24);
     }
 }
