@@ -65,8 +65,12 @@ pub enum Error {
         node: String,
     },
 
-    /// A pipeline with more than `u32::MAX` nodes.
-    #[error("a pipeline holds at most 4294967295 nodes")]
+    /// A pipeline with more than `u32::MAX` nodes, or more parameters, input arguments or
+    /// upstream nodes of its nodes in all.
+    #[error(
+        "a pipeline holds at most 4294967295 nodes, and at most as many parameters, input \
+         arguments and upstream nodes of its nodes in all"
+    )]
     TooManyNodes,
 
     /// No node has this name.

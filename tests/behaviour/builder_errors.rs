@@ -61,6 +61,62 @@ fn names_that_cannot_be_file_names_are_rejected() {
 }
 
 #[test]
+fn a_separator_or_a_control_character_is_found_wherever_it_is() {
+    let separator = "it contains a path separator";
+    let control = "it contains a control character";
+    let mut unusual: Vec<(String, &str)> = (0u8..0x20)
+        .map(|b| (char::from(b).to_string(), control))
+        .collect();
+    unusual.extend([
+        ("/".to_owned(), separator),
+        ("\\".to_owned(), separator),
+        ("\u{7f}".to_owned(), control),
+        ("\u{80}".to_owned(), control),
+        ("\u{9f}".to_owned(), control),
+    ]);
+    let mut b = Pipeline::builder("unusual");
+    for (text, reason) in &unusual {
+        for at in 0..20 {
+            let name = format!("{}{text}{}", "a".repeat(at), "b".repeat(19 - at));
+            let err = b.add(&name, one::node()).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidNodeName { reason: r, .. } if r == reason),
+                "{name:?}: {err}"
+            );
+        }
+    }
+    assert!(b.is_empty());
+}
+
+#[test]
+fn a_node_is_named_by_any_kind_of_string() {
+    let mut b = Pipeline::builder("string_kinds");
+    let owned = String::from("owned");
+    b.add("literal", one::node()).unwrap();
+    b.add(&owned, one::node()).unwrap();
+    b.add(format!("{owned}_too"), one::node()).unwrap();
+    b.add(std::sync::Arc::<str>::from("shared"), one::node())
+        .unwrap();
+    b.add(std::borrow::Cow::Borrowed("borrowed"), one::node())
+        .unwrap();
+    b.value(Box::<str>::from("boxed"), 1u8).unwrap();
+    let err = b.add(&owned, one::node()).unwrap_err();
+    assert!(matches!(&err, Error::DuplicateNode { node, .. } if node == "owned"));
+    let p = b.build();
+    assert_eq!(
+        p.node_names().collect::<Vec<_>>(),
+        [
+            "literal",
+            "owned",
+            "owned_too",
+            "shared",
+            "borrowed",
+            "boxed"
+        ]
+    );
+}
+
+#[test]
 fn a_handle_of_another_pipeline_is_an_error() {
     let mut first = Pipeline::builder("first");
     let a = first.add("a", one::node()).unwrap();

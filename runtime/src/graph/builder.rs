@@ -93,7 +93,8 @@ impl Builder {
         }
     }
 
-    /// Adds a node named `name` running `bound` and returns the handle of its output.
+    /// Adds a node named `name` running `bound` and returns the handle of its output. The
+    /// name is copied from what is passed: a `&str`, a `String`, or a reference to one.
     ///
     /// # Errors
     ///
@@ -104,12 +105,11 @@ impl Builder {
     /// parameter does not come back intact from its encoding (see [`ParamLoss`]).
     pub fn add<T: Task>(
         &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         bound: Bound<T>,
     ) -> Result<Handle<T::Output>> {
         crate::registry::check_unique(&T::META)?;
-        let name = name.into();
-        self.add_bound(&name, bound, None)
+        self.add_bound(name.as_ref(), bound, None)
     }
 
     /// Adds a node running `bound`: encodes its parameters, keeping their canonical
@@ -150,9 +150,17 @@ impl Builder {
             // Not one encoding per parameter: the key asks the task for its digests.
             self.nodes.kept.truncate(kept_before);
         }
+        let wired = bound
+            .slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::One(..) => 1,
+                Slot::Many(handles) => handles.len(),
+            })
+            .sum();
         let checked = self
             .check_slots(name, &bound.slots)
-            .and_then(|()| self.check_new(name));
+            .and_then(|()| self.check_new(name, bound.slots.len(), wired));
         let hash = match checked {
             Ok(hash) => hash,
             Err(error) => {
@@ -175,7 +183,8 @@ impl Builder {
             let end = self.nodes.wired.len();
             self.nodes.wires.push(WireEnd { end, many });
         }
-        let id = self.push(name, hash, Arc::new(bound.task), kept);
+        self.nodes.tasks.push(bound.task);
+        let id = self.push(name, hash, kept);
         Ok(Handle {
             pipeline: self.id,
             id,
@@ -209,8 +218,9 @@ impl Builder {
         }
     }
 
-    /// Checks that `name` can name one more node; returns its hash in the index.
-    fn check_new(&self, name: &str) -> Result<u32> {
+    /// Checks that `name` can name one more node, with `wires` input arguments that read
+    /// `wired` nodes in all; returns its hash in the index.
+    fn check_new(&self, name: &str, wires: usize, wired: usize) -> Result<u32> {
         check_node_name(name)?;
         let (hash, new) = self.nodes.is_new(&self.names, name);
         if !new {
@@ -219,26 +229,19 @@ impl Builder {
                 node: name.to_owned(),
             });
         }
-        // Node indices stay below `u32::MAX`: see `Nodes::close`.
-        if self.nodes.len() >= u32::MAX as usize {
+        if !self.nodes.fits(wires, wired) {
             return Err(Error::TooManyNodes);
         }
         Ok(hash)
     }
 
-    /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose wires
-    /// and encoded parameters are pushed, running `task`.
-    fn push(
-        &mut self,
-        name: &str,
-        hash: u32,
-        task: Arc<dyn ErasedTask>,
-        params_kept: bool,
-    ) -> NodeId {
-        let id = NodeId::at(self.nodes.len());
+    /// Adds node `name`, checked to be new, whose name has the hash `hash`, whose task,
+    /// wires and encoded parameters are pushed.
+    fn push(&mut self, name: &str, hash: u32, params_kept: bool) -> NodeId {
+        // Its name is pushed last of all: the names so far are those of the nodes before.
+        let id = NodeId::at(self.names.len());
         self.names.push(name);
         self.nodes.index(id, hash);
-        self.nodes.tasks.push(task);
         self.nodes.close(params_kept, &mut self.seen);
         id
     }
@@ -253,7 +256,8 @@ impl Builder {
         params: &[u8],
         wires: &[Wire<'_>],
     ) -> Result<NodeId> {
-        let hash = self.check_new(name)?;
+        let wired = wires.iter().map(|wire| wire.ids().len()).sum();
+        let hash = self.check_new(name, wires.len(), wired)?;
         for wire in wires {
             self.nodes.wired.extend_from_slice(wire.ids());
             let end = self.nodes.wired.len();
@@ -261,7 +265,8 @@ impl Builder {
             self.nodes.wires.push(WireEnd { end, many });
         }
         self.nodes.params.extend_from_slice(params);
-        Ok(self.push(name, hash, task, false))
+        self.nodes.tasks.push_shared(task);
+        Ok(self.push(name, hash, false))
     }
 
     /// The node named `name`, if it was added.
@@ -343,13 +348,12 @@ impl Builder {
     /// ```
     pub fn map<T, U: Task>(
         &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         over: impl Over<T>,
         body: impl FnOnce(Handle<T>) -> Bound<U>,
     ) -> Result<Mapped<U::Output>> {
         crate::registry::check_unique(&U::META)?;
-        let name = name.into();
-        self.map_bound(&name, over, body, None)
+        self.map_bound(name.as_ref(), over, body, None)
     }
 
     /// [`map`](Self::map) for `for x in xs { task(x) }` in `pipeline!`, which has checked the
@@ -462,7 +466,7 @@ impl Builder {
     ///     Ok(())
     /// }
     /// ```
-    pub fn value<T>(&mut self, name: impl Into<String>, value: T) -> Result<Handle<T>>
+    pub fn value<T>(&mut self, name: impl AsRef<str>, value: T) -> Result<Handle<T>>
     where
         T: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static,
     {
@@ -521,14 +525,31 @@ fn is_branch_name(name: &str) -> bool {
         .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The bytes a name's closer look starts from: the control characters, `/` and `\`, and
+/// 0xC2, the first byte of a C1 control (0xC2 0x80 to 0xC2 0x9F).
+const UNUSUAL: [bool; 256] = {
+    let mut unusual = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        unusual[b] = true;
+        b += 1;
+    }
+    unusual[0x7f] = true;
+    unusual[0xc2] = true;
+    unusual[b'/' as usize] = true;
+    unusual[b'\\' as usize] = true;
+    unusual
+};
+
 /// Node names become file names later on: reject what cannot be one, and what a branch
 /// is named.
 fn check_node_name(name: &str) -> Result<()> {
-    // A name without these bytes has no separator and no control character (C1 controls
-    // are written 0xC2 0x80 to 0xC2 0x9F), which a name seldom has: it needs no closer look.
+    // A name without an unusual byte has no separator and no control character, which a
+    // name seldom has: it needs no closer look. Every byte is looked up, without a branch
+    // per byte.
     let unusual = name
         .bytes()
-        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == b'/' || b == b'\\');
+        .fold(false, |unusual, b| unusual | UNUSUAL[usize::from(b)]);
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > MAX_NODE_NAME {

@@ -1,15 +1,16 @@
 //! The nodes of a pipeline in flat vectors, one entry per node in each: every name, task,
 //! parameter and edge is kept once, and a node is an index into them ([`Node`]).
 
+use std::any::{Any, TypeId};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use crate::erased::ErasedTask;
 use crate::hash::{HashError, Kept};
 use crate::key::{Components, Digest, Names};
-use crate::task::NodeNames;
+use crate::task::{NodeNames, Task};
 
 use super::{MapSpec, NodeId};
 
@@ -29,37 +30,175 @@ pub(super) struct WireEnd {
 }
 
 /// The nodes of a pipeline, but their names ([`NodeNames`]): node `i` is entry `i` of each
-/// per-node vector, and its slice of a shared one ends at entry `i` of that one's `_end`
-/// vector (and starts where node `i - 1`'s ends).
+/// per-node vector, and its slice of a shared one ends where entry `i` of `ends` (or of
+/// `downstream_end`) says, and starts where node `i - 1`'s ends.
 #[derive(Default)]
 pub(crate) struct Nodes {
     /// The index of nodes by name (the names themselves are in [`NodeNames`]), with half
     /// of each name's hash, from which the index's hash is made again when it grows.
     index: HashTable<(NodeId, u32)>,
     hasher: DefaultHashBuilder,
-    pub(super) tasks: Vec<Arc<dyn ErasedTask>>,
+    pub(super) tasks: Tasks,
     /// Each node's parameters encoded with the default codec, one after the other: what a
     /// worker process, or a pipeline rebuilt from a run record, makes the task from.
     pub(super) params: Vec<u8>,
-    pub(super) params_end: Vec<usize>,
     /// The canonical encoding of each parameter, made when its node was added, for keys.
     pub(super) kept: Kept,
-    /// Per node: the end of its parameters in `kept.ends`.
-    pub(super) kept_end: Vec<usize>,
     /// The nodes each input argument reads, argument after argument.
     pub(super) wired: Vec<NodeId>,
     pub(super) wires: Vec<WireEnd>,
-    pub(super) wires_end: Vec<usize>,
     /// The distinct upstream nodes of the nodes without [`DISTINCT_INPUTS`], in first-use
     /// order (those of the others are their wired nodes).
     pub(super) upstream: Vec<NodeId>,
-    pub(super) upstream_end: Vec<usize>,
     /// The distinct downstream nodes, made by [`finish`](Self::finish).
     downstream: Vec<NodeId>,
     downstream_end: Vec<usize>,
-    pub(super) flags: Vec<u8>,
+    /// Per node: where its slices end, and its flags.
+    ends: Vec<Ends>,
     /// The mapped nodes, in the order they were added.
     pub(super) maps: Vec<MapSpec>,
+}
+
+/// The tasks of the nodes, each kept by value in a vector of its own type's (a column), so
+/// that adding a node allocates nothing for its task.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    columns: Vec<Box<dyn Column>>,
+    /// The column of each type, by its `TypeId`.
+    by_type: HashMap<TypeId, u32>,
+    /// The type and the column of the last task pushed: a graph mostly adds nodes of one
+    /// task after the other.
+    last: Option<(TypeId, u32)>,
+    /// Per node: its task's column, and its place in that column.
+    at: Vec<(u32, u32)>,
+}
+
+/// A vector of tasks of one type.
+trait Column: Send + Sync {
+    /// The number of tasks in the column.
+    fn len(&self) -> usize;
+    /// Task `i` of the column.
+    fn get(&self, i: usize) -> &dyn ErasedTask;
+    /// The column as a value of its own type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Frees the room kept for more tasks.
+    fn shrink_to_fit(&mut self);
+}
+
+impl<T: Task> Column for Vec<T> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn get(&self, i: usize) -> &dyn ErasedTask {
+        &self[i]
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn shrink_to_fit(&mut self) {
+        Vec::shrink_to_fit(self);
+    }
+}
+
+/// The column of tasks made elsewhere, by a worker or from a run record, as
+/// [`ErasedTask`] objects.
+#[derive(Default)]
+struct Shared(Vec<Arc<dyn ErasedTask>>);
+
+impl Column for Shared {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, i: usize) -> &dyn ErasedTask {
+        &*self.0[i]
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+}
+
+impl Tasks {
+    /// Adds `task` as the next node's.
+    pub(super) fn push<T: Task>(&mut self, task: T) {
+        self.push_to::<Vec<T>>(|column| column.push(task));
+    }
+
+    /// Adds `task`, made elsewhere, as the next node's.
+    pub(super) fn push_shared(&mut self, task: Arc<dyn ErasedTask>) {
+        self.push_to::<Shared>(|column| column.0.push(task));
+    }
+
+    /// Adds a task to the column of type `C` with `push`, and notes its place as the next
+    /// node's.
+    fn push_to<C: Column + Default + Any>(&mut self, push: impl FnOnce(&mut C)) {
+        let ty = TypeId::of::<C>();
+        let column = match self.last {
+            Some((last, column)) if last == ty => column,
+            _ => self.column(ty, || Box::<C>::default()),
+        };
+        let Some(tasks) = self.columns[column as usize]
+            .as_any_mut()
+            .downcast_mut::<C>()
+        else {
+            unreachable!("a column holds tasks of the type it is found by")
+        };
+        // A column holds at most every node, and node indices are below `u32::MAX`.
+        let place = tasks.len() as u32;
+        push(tasks);
+        self.at.push((column, place));
+    }
+
+    /// The column of the tasks of type `ty`, made by `make` if there is none yet, which the
+    /// next task of that type is pushed to as well.
+    #[cold]
+    fn column(&mut self, ty: TypeId, make: fn() -> Box<dyn Column>) -> u32 {
+        let columns = &mut self.columns;
+        let column = *self.by_type.entry(ty).or_insert_with(|| {
+            columns.push(make());
+            (columns.len() - 1) as u32
+        });
+        self.last = Some((ty, column));
+        column
+    }
+
+    /// The task of node `i`.
+    fn get(&self, i: usize) -> &dyn ErasedTask {
+        let (column, place) = self.at[i];
+        self.columns[column as usize].get(place as usize)
+    }
+
+    /// Frees the room kept for more tasks.
+    fn shrink_to_fit(&mut self) {
+        for column in &mut self.columns {
+            column.shrink_to_fit();
+        }
+        self.at.shrink_to_fit();
+    }
+}
+
+/// Where a node's slices of the shared vectors of [`Nodes`] end, and its flags: one entry
+/// per node, pushed at once. The counts of kept encodings, input arguments and upstream
+/// nodes are at most `u32::MAX` ([`Nodes::fits`]), so 24 bytes hold a node's entry.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends {
+    /// In [`Nodes::params`].
+    params: usize,
+    /// In `ends` of [`Nodes::kept`].
+    kept: u32,
+    /// In [`Nodes::wires`].
+    wires: u32,
+    /// In [`Nodes::upstream`].
+    upstream: u32,
+    flags: u8,
 }
 
 /// The half of a name's hash that the index keeps: its high bits.
@@ -81,7 +220,7 @@ fn start(ends: &[usize], i: usize) -> usize {
 impl Nodes {
     /// The number of nodes.
     pub(crate) fn len(&self) -> usize {
-        self.tasks.len()
+        self.tasks.at.len()
     }
 
     /// The node named `name`, its names being `names`.
@@ -110,23 +249,43 @@ impl Nodes {
             .insert_unique(spread(hash), (id, hash), |&(_, h)| spread(h));
     }
 
+    /// Where node `i`'s slices start: where node `i - 1`'s end, which is closed.
+    fn starts(&self, i: usize) -> Ends {
+        i.checked_sub(1)
+            .map_or_else(Ends::default, |j| self.ends[j])
+    }
+
     /// Where node `i`'s wired nodes start in `wired`; node `i - 1` is closed.
     fn wired_start(&self, i: usize) -> usize {
-        match start(&self.wires_end, i) {
+        match self.starts(i).wires as usize {
             0 => 0,
             w => self.wires[w - 1].end,
         }
+    }
+
+    /// Whether one more node fits, with `wires` input arguments that read `wired` nodes in
+    /// all, its parameters' encodings kept: there are at most `u32::MAX` nodes (the last
+    /// one's index is below it), and at most as many kept encodings, input arguments and
+    /// upstream nodes, which [`Ends`] counts in `u32`s.
+    pub(super) fn fits(&self, wires: usize, wired: usize) -> bool {
+        let most = u32::MAX as usize;
+        self.len() < most
+            && self.kept.ends.len() <= most
+            && self.wires.len().saturating_add(wires) <= most
+            && self.upstream.len().saturating_add(wired) <= most
     }
 
     /// Closes the entries of the last node, whose task, parameters and wires were pushed:
     /// finds its distinct upstream nodes, and notes whether the canonical encodings of its
     /// parameters were kept. `seen` holds no entry equal to the node's index plus one.
     pub(super) fn close(&mut self, params_kept: bool, seen: &mut Vec<u32>) {
-        let i = self.wires_end.len();
+        let i = self.ends.len();
         let first = self.wired_start(i);
         // Node indices are below `u32::MAX`, so the mark is never 0, which no node is.
         let mark = i as u32 + 1;
-        seen.resize(i, 0);
+        if first < self.wired.len() {
+            seen.resize(i, 0);
+        }
         let mut distinct = true;
         for id in &self.wired[first..] {
             let seen = &mut seen[id.index()];
@@ -143,21 +302,23 @@ impl Nodes {
                 }
             }
         }
-        self.upstream_end.push(self.upstream.len());
-        self.wires_end.push(self.wires.len());
-        self.params_end.push(self.params.len());
-        self.kept_end.push(self.kept.ends.len());
         let kept = if params_kept { PARAMS_KEPT } else { 0 };
-        self.flags
-            .push(kept | if distinct { DISTINCT_INPUTS } else { 0 });
+        // Each count was checked to fit in a `u32` by `fits`.
+        self.ends.push(Ends {
+            params: self.params.len(),
+            kept: self.kept.ends.len() as u32,
+            wires: self.wires.len() as u32,
+            upstream: self.upstream.len() as u32,
+            flags: kept | if distinct { DISTINCT_INPUTS } else { 0 },
+        });
     }
 
     /// The distinct upstream nodes of node `i`, in first-use order.
     fn upstream_of(&self, i: usize) -> &[NodeId] {
-        if self.flags[i] & DISTINCT_INPUTS != 0 {
+        if self.ends[i].flags & DISTINCT_INPUTS != 0 {
             &self.wired[self.wired_start(i)..self.wired_start(i + 1)]
         } else {
-            &self.upstream[start(&self.upstream_end, i)..self.upstream_end[i]]
+            &self.upstream[self.starts(i).upstream as usize..self.ends[i].upstream as usize]
         }
     }
 
@@ -188,16 +349,12 @@ impl Nodes {
         self.downstream_end = at;
         self.tasks.shrink_to_fit();
         self.params.shrink_to_fit();
-        self.params_end.shrink_to_fit();
         self.kept.bytes.shrink_to_fit();
         self.kept.ends.shrink_to_fit();
-        self.kept_end.shrink_to_fit();
         self.wired.shrink_to_fit();
         self.wires.shrink_to_fit();
-        self.wires_end.shrink_to_fit();
         self.upstream.shrink_to_fit();
-        self.upstream_end.shrink_to_fit();
-        self.flags.shrink_to_fit();
+        self.ends.shrink_to_fit();
         self.maps.shrink_to_fit();
     }
 
@@ -273,30 +430,31 @@ impl<'a> Node<'a> {
     }
 
     pub(crate) fn task(self) -> &'a dyn ErasedTask {
-        &*self.nodes.tasks[self.i]
+        self.nodes.tasks.get(self.i)
     }
 
     /// The task's parameters encoded with the default codec: what a worker process, or a
     /// pipeline rebuilt from a run record, makes the task from.
     pub(crate) fn params(self) -> &'a [u8] {
-        let ends = &self.nodes.params_end;
-        &self.nodes.params[start(ends, self.i)..ends[self.i]]
+        let start = self.nodes.starts(self.i).params;
+        &self.nodes.params[start..self.nodes.ends[self.i].params]
     }
 
     /// How each input argument is wired, in argument order.
     pub(crate) fn wires(self) -> impl ExactSizeIterator<Item = Wire<'a>> + 'a {
         let nodes = self.nodes;
-        let ends = &nodes.wires_end;
-        let first = start(ends, self.i);
+        let first = nodes.starts(self.i).wires as usize;
         let mut from = nodes.wired_start(self.i);
-        nodes.wires[first..ends[self.i]].iter().map(move |wire| {
-            let ids = &nodes.wired[from..wire.end];
-            from = wire.end;
-            match (wire.many, ids) {
-                (false, [id]) => Wire::One(id),
-                _ => Wire::Many(ids),
-            }
-        })
+        nodes.wires[first..nodes.ends[self.i].wires as usize]
+            .iter()
+            .map(move |wire| {
+                let ids = &nodes.wired[from..wire.end];
+                from = wire.end;
+                match (wire.many, ids) {
+                    (false, [id]) => Wire::One(id),
+                    _ => Wire::Many(ids),
+                }
+            })
     }
 
     /// How input argument `i` is wired.
@@ -332,7 +490,7 @@ impl<'a> Node<'a> {
     /// Whether each upstream node is read by one input only, so that the inputs, in
     /// argument order, are [`upstream`](Self::upstream) itself.
     pub(crate) fn distinct_inputs(self) -> bool {
-        self.nodes.flags[self.i] & DISTINCT_INPUTS != 0
+        self.nodes.ends[self.i].flags & DISTINCT_INPUTS != 0
     }
 
     /// The key components of this node of pipeline `pipeline`, on inputs with the given
@@ -348,11 +506,11 @@ impl<'a> Node<'a> {
             node: self.name(),
         };
         let task = self.task();
-        if self.nodes.flags[self.i] & PARAMS_KEPT == 0 {
+        if self.nodes.ends[self.i].flags & PARAMS_KEPT == 0 {
             return task.components(names, inputs);
         }
         let meta = task.meta();
-        let first = start(&self.nodes.kept_end, self.i);
+        let first = self.nodes.starts(self.i).kept as usize;
         let params = meta
             .params
             .iter()
@@ -385,8 +543,11 @@ impl<'a> Node<'a> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::sync::Arc;
 
-    use crate::graph::{NodeId, Pipeline};
+    use crate::erased::ErasedTask;
+    use crate::graph::value::Constant;
+    use crate::graph::{NodeId, Pipeline, Wire};
 
     /// The key components of node `id`, and those its task computes on its own, as a
     /// worker does.
@@ -409,7 +570,7 @@ mod tests {
         let p = b.build();
         for id in [set.id(), text.id()] {
             // Kept when the node was added, not asked of the task.
-            assert_ne!(p.nodes.flags[id.index()] & super::PARAMS_KEPT, 0);
+            assert_ne!(p.nodes.ends[id.index()].flags & super::PARAMS_KEPT, 0);
             let (kept, asked) = both(&p, id);
             assert_eq!(kept.params.len(), 1);
             assert_eq!(kept, asked);
@@ -418,5 +579,85 @@ mod tests {
         // The value's encoding is the task's, as workers and records decode it.
         let bytes = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("abc").unwrap();
         assert_eq!(p.node_at(text.id()).params(), bytes.as_slice());
+    }
+
+    #[test]
+    fn each_node_runs_its_own_task_whatever_order_the_task_types_come_in() {
+        let mut b = Pipeline::builder("columns");
+        b.value("a", 1u32).unwrap();
+        b.value("b", "two".to_owned()).unwrap();
+        b.value("c", 3u32).unwrap();
+        // A task made elsewhere, as a pipeline rebuilt from a run record has.
+        let shared: Arc<dyn ErasedTask> = Arc::new(Constant { value: 4u8 });
+        b.add_node("d", shared, &[4], &[]).unwrap();
+        b.value("e", vec![5u8]).unwrap();
+        b.value("f", 6u32).unwrap();
+        let shared: Arc<dyn ErasedTask> = Arc::new(Constant { value: 7i64 });
+        b.add_node("g", shared, &[14], &[]).unwrap();
+        b.value("h", "eight".to_owned()).unwrap();
+        let p = b.build();
+        let tasks: Vec<String> = (0..p.len())
+            .map(|i| {
+                let node = p.node_at(NodeId::at(i));
+                format!("{} {:?}", node.name(), node.task().params())
+            })
+            .collect();
+        assert_eq!(
+            tasks,
+            [
+                "a Constant { value: 1 }",
+                "b Constant { value: \"two\" }",
+                "c Constant { value: 3 }",
+                "d Constant { value: 4 }",
+                "e Constant { value: [5] }",
+                "f Constant { value: 6 }",
+                "g Constant { value: 7 }",
+                "h Constant { value: \"eight\" }",
+            ]
+        );
+        // Each node's parameters stay its own too.
+        assert_eq!(p.node_at(NodeId::at(6)).params(), [14]);
+        let eight = <crate::codec::DefaultCodec as crate::codec::Codec>::encode("eight").unwrap();
+        assert_eq!(p.node_at(NodeId::at(7)).params(), eight.as_slice());
+    }
+
+    #[test]
+    fn each_node_keeps_its_own_inputs_after_nodes_without_any() {
+        let mut b = Pipeline::builder("ends");
+        let a = b.value("a", 1u32).unwrap().id();
+        let c = b.value("c", 2u32).unwrap().id();
+        let task: Arc<dyn ErasedTask> = Arc::new(Constant { value: 0u8 });
+        let wires = [Wire::One(&a), Wire::Many(&[c, a])];
+        let d = b.add_node("d", task.clone(), &[0], &wires).unwrap();
+        let e = b.value("e", 3u32).unwrap().id();
+        let f = b
+            .add_node("f", task, &[9], &[Wire::Many(&[d, e, d])])
+            .unwrap();
+        let p = b.build();
+        let ids = |node: super::Node<'_>| -> Vec<Vec<NodeId>> {
+            node.wires().map(|wire| wire.ids().to_vec()).collect()
+        };
+        assert_eq!(ids(p.node_at(d)), [vec![a], vec![c, a]]);
+        assert_eq!(p.node_at(d).upstream(), [a, c]);
+        assert!(!p.node_at(d).distinct_inputs());
+        assert_eq!(ids(p.node_at(e)), Vec::<Vec<NodeId>>::new());
+        assert_eq!(ids(p.node_at(f)), [vec![d, e, d]]);
+        assert_eq!(p.node_at(f).upstream(), [d, e]);
+        assert_eq!(p.node_at(f).params(), [9]);
+        assert_eq!(p.node_at(a).downstream(), [d]);
+        assert_eq!(p.node_at(c).downstream(), [d]);
+        assert_eq!(p.node_at(d).downstream(), [f]);
+        assert_eq!(p.node_at(e).downstream(), [f]);
+    }
+
+    #[test]
+    fn a_node_fits_while_its_counts_fit_in_a_u32() {
+        let nodes = super::Nodes::default();
+        let most = u32::MAX as usize;
+        assert!(nodes.fits(most, most));
+        assert!(!nodes.fits(most + 1, 0));
+        assert!(!nodes.fits(0, most + 1));
+        assert!(!nodes.fits(0, usize::MAX));
+        assert_eq!(std::mem::size_of::<super::Ends>(), 24);
     }
 }

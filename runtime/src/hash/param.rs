@@ -63,8 +63,8 @@ fn shown(value: &dyn fmt::Debug) -> String {
 pub(crate) struct Kept {
     /// The encodings, one after the other.
     pub(crate) bytes: Vec<u8>,
-    /// Where each encoding ends in `bytes`.
-    pub(crate) ends: Vec<usize>,
+    /// Where each encoding ends in `bytes`, which keeps at most `u32::MAX` bytes.
+    pub(crate) ends: Vec<u32>,
     /// Set when a task's parameters were checked as one value ([`encode_whole`]), not one
     /// by one: what was kept, if anything, is not the key's.
     pub(crate) whole: bool,
@@ -73,14 +73,24 @@ pub(crate) struct Kept {
 impl Kept {
     /// The encoding of parameter `i`.
     pub(crate) fn get(&self, i: usize) -> &[u8] {
-        let start = i.checked_sub(1).map_or(0, |j| self.ends[j]);
-        &self.bytes[start..self.ends[i]]
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j] as usize);
+        &self.bytes[start..self.ends[i] as usize]
     }
 
     /// Forgets every parameter from the `len`-th on.
     pub(crate) fn truncate(&mut self, len: usize) {
         self.ends.truncate(len);
-        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+        self.bytes
+            .truncate(self.ends.last().map_or(0, |&end| end as usize));
+    }
+
+    /// Keeps the encoding written from byte `start` to the end of `bytes`; past `u32::MAX`
+    /// bytes in all, forgets it instead, and the key of its node asks its task.
+    fn keep(&mut self, start: usize) {
+        match u32::try_from(self.bytes.len()) {
+            Ok(end) => self.ends.push(end),
+            Err(_) => self.bytes.truncate(start),
+        }
     }
 }
 
@@ -226,10 +236,11 @@ fn keep_canonical<T: Serialize>(value: &T, kept: Option<&mut Kept>) -> Result<()
     let encoded = encode(value, &mut out);
     if encoded.is_err() {
         out.bytes.truncate(start);
-    } else {
-        kept.ends.push(out.bytes.len());
     }
     kept.bytes = out.bytes;
+    if encoded.is_ok() {
+        kept.keep(start);
+    }
     encoded.map_err(ParamLoss::Hash)
 }
 
@@ -274,7 +285,7 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
     if let Some(kept) = kept {
         kept.bytes = out.bytes;
         if end != start {
-            kept.ends.push(end);
+            kept.keep(start);
         }
     }
     checked.map(drop)
