@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
 use crate::hash::{ParamLoss, Params};
-use crate::task::{NodeNames, Task};
+use crate::task::{NodeNames, Task, TaskMeta};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -122,17 +122,41 @@ impl Builder {
         bound: Bound<T>,
         refused: Option<&mut Option<Refused>>,
     ) -> Result<Handle<T::Output>> {
-        let kept_before = self.nodes.kept.ends.len();
-        let params_before = self.nodes.params.len();
+        let Bound { task, slots } = bound;
+        let before = (self.nodes.kept.ends.len(), self.nodes.params.len());
         let mut params = Params::keeping(&mut self.nodes.params, &mut self.nodes.kept);
-        let encoded = bound.task.__encode_params(&mut params);
-        let mut kept = self.nodes.kept.ends.len() - kept_before == T::META.params.len()
-            && !self.nodes.kept.whole;
+        let encoded = task.__encode_params(&mut params);
+        let (hash, kept) = self.admit(name, &T::META, encoded, &slots, before, refused)?;
+        self.nodes.tasks.push(task);
+        let id = self.push(name, hash, kept);
+        Ok(Handle {
+            pipeline: self.id,
+            id,
+            _output: PhantomData,
+        })
+    }
+
+    /// The part of [`add_bound`](Self::add_bound) that does not depend on the task's type
+    /// (so that each task does not instantiate it): takes or refuses the parameters that
+    /// `encoded` says were pushed after `before` (the lengths of the kept encodings and of
+    /// the parameters' bytes), checks the wires in `slots` and the name, and pushes the
+    /// wires. Returns the name's hash and whether the parameters' encodings are kept.
+    fn admit(
+        &mut self,
+        name: &str,
+        meta: &TaskMeta,
+        encoded: std::result::Result<(), (&'static str, ParamLoss)>,
+        slots: &[Slot],
+        (kept_before, params_before): (usize, usize),
+        refused: Option<&mut Option<Refused>>,
+    ) -> Result<(u32, bool)> {
+        let mut kept =
+            self.nodes.kept.ends.len() - kept_before == meta.params.len() && !self.nodes.kept.whole;
         if let Err((param, loss)) = encoded {
             kept = false;
             let why = Refused {
                 node: name.to_owned(),
-                task: T::META.name,
+                task: meta.name,
                 param,
                 loss,
             };
@@ -150,8 +174,7 @@ impl Builder {
             // Not one encoding per parameter: the key asks the task for its digests.
             self.nodes.kept.truncate(kept_before);
         }
-        let wired = bound
-            .slots
+        let wired = slots
             .iter()
             .map(|slot| match slot {
                 Slot::One(..) => 1,
@@ -159,8 +182,8 @@ impl Builder {
             })
             .sum();
         let checked = self
-            .check_slots(name, &bound.slots)
-            .and_then(|()| self.check_new(name, bound.slots.len(), wired));
+            .check_slots(name, slots)
+            .and_then(|()| self.check_new(name, slots.len(), wired));
         let hash = match checked {
             Ok(hash) => hash,
             Err(error) => {
@@ -169,7 +192,7 @@ impl Builder {
                 return Err(error);
             }
         };
-        for slot in &bound.slots {
+        for slot in slots {
             let many = match slot {
                 Slot::One(_, id) => {
                     self.nodes.wired.push(*id);
@@ -183,13 +206,7 @@ impl Builder {
             let end = self.nodes.wired.len();
             self.nodes.wires.push(WireEnd { end, many });
         }
-        self.nodes.tasks.push(bound.task);
-        let id = self.push(name, hash, kept);
-        Ok(Handle {
-            pipeline: self.id,
-            id,
-            _output: PhantomData,
-        })
+        Ok((hash, kept))
     }
 
     /// Checks that every handle wired in `slots` is one of this pipeline's, and none is the
@@ -287,7 +304,7 @@ impl Builder {
             Ok(handle) => handle,
             // Names are checked when `pipeline!` compiles; a handle of another pipeline in a
             // parameter expression is the one mistake left to find here.
-            Err(error) => panic!("`pipeline!` cannot add node `{name}`: {error}"),
+            Err(error) => not_added(name, error),
         }
     }
 
@@ -570,4 +587,11 @@ fn check_node_name(name: &str) -> Result<()> {
         name: name.to_owned(),
         reason,
     })
+}
+
+/// The panic of [`Builder::__add_checked`], out of line so that each task does not
+/// instantiate it.
+#[cold]
+fn not_added(name: &str, error: Error) -> ! {
+    panic!("`pipeline!` cannot add node `{name}`: {error}")
 }

@@ -254,25 +254,10 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
 ) -> Result<(), ParamLoss> {
     #[cfg(test)]
     ROUND_TRIPS.with(|n| n.set(n.get() + 1));
-    let rebuilt: T = DefaultCodec::decode(bytes).map_err(|e| {
-        let mut reason = codec_reason(e);
-        if reason.contains("AnyNotSupported") {
-            reason.push_str(
-                " (the codec decodes by type, so untagged and internally tagged enums, \
-                 `#[serde(flatten)]` fields and `serde_json::Value` cannot be parameters)",
-            );
-        }
-        ParamLoss::Decode(reason)
-    })?;
+    let rebuilt: T = DefaultCodec::decode(bytes).map_err(decode_loss)?;
     // Both canonical encodings are written one after the other, after those kept before.
     let mut kept = kept;
-    let mut out = match kept.as_deref_mut() {
-        Some(kept) => Out {
-            bytes: mem::take(&mut kept.bytes),
-            sorted: false,
-        },
-        None => Out::with_capacity(2 * bytes.len() + 32),
-    };
+    let mut out = canonical_out(kept.as_deref_mut(), bytes.len());
     let start = out.bytes.len();
     // Input files are compared by path, and not read: they may change before the run.
     let (checked, files) = paths_only(|| compare(value, &rebuilt, eq, &mut out));
@@ -281,6 +266,37 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
         Ok(end) if !files => *end,
         _ => start,
     };
+    keep_first(kept, out, start, end);
+    checked.map(drop)
+}
+
+/// Why a parameter's encoding does not decode.
+fn decode_loss(e: CodecError) -> ParamLoss {
+    let mut reason = codec_reason(e);
+    if reason.contains("AnyNotSupported") {
+        reason.push_str(
+            " (the codec decodes by type, so untagged and internally tagged enums, \
+             `#[serde(flatten)]` fields and `serde_json::Value` cannot be parameters)",
+        );
+    }
+    ParamLoss::Decode(reason)
+}
+
+/// Where two canonical encodings of a parameter encoded in `len` bytes are written: after
+/// those `kept` holds (taken out of it meanwhile), or in a buffer of their own.
+fn canonical_out(kept: Option<&mut Kept>, len: usize) -> Out {
+    match kept {
+        Some(kept) => Out {
+            bytes: mem::take(&mut kept.bytes),
+            sorted: false,
+        },
+        None => Out::with_capacity(2 * len + 32),
+    }
+}
+
+/// Keeps in `kept`, if given, the canonical encoding `out` holds from `start` to `end`
+/// (none if they are equal), and gives it back the bytes before.
+fn keep_first(kept: Option<&mut Kept>, mut out: Out, start: usize, end: usize) {
     out.bytes.truncate(end);
     if let Some(kept) = kept {
         kept.bytes = out.bytes;
@@ -288,7 +304,6 @@ fn check_rebuilt<T: Serialize + DeserializeOwned + fmt::Debug>(
             kept.keep(start);
         }
     }
-    checked.map(drop)
 }
 
 /// Compares `value` with `rebuilt`, and their canonical encodings, which it appends to
