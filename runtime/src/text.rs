@@ -5,12 +5,13 @@
 /// [`blake3::Hash::to_hex`]; this is for bytes of any length, such as encoded parameters.
 pub(crate) fn hex_bytes(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    let mut digits = vec![0; bytes.len() * 2];
+    for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    s
+    // Hex digits are ASCII, so this never fails.
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// Reads bytes written as pairs of hex digits.
