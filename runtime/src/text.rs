@@ -24,6 +24,37 @@ pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Reads `text`, hex digits two per byte, into `out`: whether it was exactly that many
+/// digits.
+pub(crate) fn hex_into(text: &str, out: &mut [u8]) -> bool {
+    /// Each byte's value as a hex digit, or 16 if it is none.
+    const VALUES: [u8; 256] = {
+        let mut values = [16; 256];
+        let mut i = 0;
+        while i < 10 {
+            values[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            values[b'a' as usize + i] = 10 + i as u8;
+            values[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        values
+    };
+    if text.len() != 2 * out.len() {
+        return false;
+    }
+    let mut bad = 0;
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let (hi, lo) = (VALUES[usize::from(pair[0])], VALUES[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *byte = hi << 4 | (lo & 0x0f);
+    }
+    bad < 16
+}
+
 /// A file name for node `name`: the name itself where it is a safe file name, else its
 /// [`safe_name`] with a digest of the name, so that two nodes never share a file.
 pub(crate) fn node_file_name(name: &str) -> String {
@@ -57,7 +88,7 @@ pub(crate) fn safe_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{hex_bytes, parse_hex_bytes, safe_name};
+    use super::{hex_bytes, hex_into, parse_hex_bytes, safe_name};
 
     #[test]
     fn names_become_safe_file_names() {
@@ -77,5 +108,10 @@ mod tests {
         assert_eq!(parse_hex_bytes("007FABFF").as_deref(), Some(&bytes[..]));
         assert_eq!(parse_hex_bytes("abc"), None);
         assert_eq!(parse_hex_bytes("zz"), None);
+        let mut out = [0; 4];
+        assert!(hex_into("007FabfF", &mut out));
+        assert_eq!(out, bytes);
+        assert!(!hex_into("007fabf", &mut out));
+        assert!(!hex_into("+07fabff", &mut out));
     }
 }
