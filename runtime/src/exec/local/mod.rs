@@ -177,9 +177,9 @@ fn run_here(
     (outcomes, branches)
 }
 
-/// Nodes from which a run reads its tasks' last entries on every thread of the pool at
-/// once; below, on this thread alone.
-const READ_IN_PARTS: usize = 1_000;
+/// Nodes per part in which a run reads its tasks' last entries, each part on a thread of
+/// the pool and a connection of its own: a smaller run reads them on this thread alone.
+const NODES_PER_PART: usize = 1_000;
 
 /// Reads the last entries of every cached task of the nodes `needed` of `pipeline` before
 /// the first node runs, as their lookups will ask for them all.
@@ -193,10 +193,7 @@ fn read_last_entries(pipeline: &Pipeline, needed: &[bool], store: &Store) {
             tasks.push(meta.name);
         }
     }
-    let parts = match nodes >= READ_IN_PARTS {
-        true => rayon::current_num_threads(),
-        false => 1,
-    };
+    let parts = (nodes / NODES_PER_PART).clamp(1, rayon::current_num_threads());
     store.read_last_entries(&tasks, parts);
 }
 
