@@ -12,7 +12,8 @@
 //! output is read, and each row carries a checksum of what it says, so a torn, truncated or
 //! altered entry is a miss, never a wrong value. A cached node is settled from the index
 //! with no file access of its own: the entries each node of a task wrote last are read into
-//! memory, at once, the first time the run asks for one of that task.
+//! memory, at once, when the run starts (see [`Store::read_last_entries`]), or else the
+//! first time the run asks for one of that task.
 //!
 //! The lock of a key (see [`lock`]) keeps two processes from computing the same entry at
 //! once; entries are replaced and removed only under it, and a reader that finds an entry
@@ -679,8 +680,8 @@ impl Store {
     /// digest is checked when it is read. An entry that looks damaged is looked at again
     /// under the key's lock, as a replacement in progress can look damaged from outside it.
     ///
-    /// The first lookup of a task in a run reads the entries each of its nodes wrote last,
-    /// which later lookups find in memory; a key that is not among them is looked up in the
+    /// The first lookup of a task in a run reads the entries each of its nodes wrote last
+    /// (unless the run read them when it started), which later lookups find in memory; a key that is not among them is looked up in the
     /// index. An entry found in memory may have been replaced or removed by another process
     /// since (its output is still checked when read); where that matters, ask
     /// [`lookup_fresh`](Self::lookup_fresh).
