@@ -12,7 +12,8 @@
 //! output is read, and each row carries a checksum of what it says, so a torn, truncated or
 //! altered entry is a miss, never a wrong value. A cached node is settled from the index
 //! with no file access of its own: the entries each node of a task wrote last are read into
-//! memory, at once, the first time the run asks for one of that task.
+//! memory, at once, when the run starts (see [`Store::read_last_entries`]), or else the
+//! first time the run asks for one of that task.
 //!
 //! The lock of a key (see [`lock`]) keeps two processes from computing the same entry at
 //! once; entries are replaced and removed only under it, and a reader that finds an entry
@@ -176,18 +177,20 @@ impl Entry {
     /// A checksum of everything the row of this entry says, but its output (whose own
     /// digest is checked when it is read).
     fn checksum(&self) -> [u8; 16] {
-        let mut h = blake3::Hasher::new();
+        // What is hashed, gathered first: blake3 hashes it at once faster than in pieces.
+        let mut bytes =
+            Vec::with_capacity(self.task.len() + self.node.len() + self.key.len() + 32 + 8 * 6 + 2);
         for text in [&self.task, &self.node, &self.key] {
-            h.update(&(text.len() as u64).to_le_bytes());
-            h.update(text.as_bytes());
+            bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
         }
-        h.update(&self.digest);
-        h.update(&self.size.to_le_bytes());
-        h.update(&[self.place as u8, u8::from(self.work)]);
-        h.update(&self.stamp.to_le_bytes());
-        h.update(&self.duration_secs.to_le_bytes());
+        bytes.extend_from_slice(&self.digest);
+        bytes.extend_from_slice(&self.size.to_le_bytes());
+        bytes.extend_from_slice(&[self.place as u8, u8::from(self.work)]);
+        bytes.extend_from_slice(&self.stamp.to_le_bytes());
+        bytes.extend_from_slice(&self.duration_secs.to_le_bytes());
         let mut sum = [0; 16];
-        sum.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        sum.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
         sum
     }
 }
@@ -212,8 +215,9 @@ pub(crate) enum Lookup {
     Missing,
     /// An entry that cannot be used, and why.
     Damaged(String),
-    /// An entry whose row is sound (its output's digest is checked when it is read).
-    Present(Box<Entry>),
+    /// An entry whose row is sound (its output's digest is checked when it is read),
+    /// shared with what the store remembers of it.
+    Present(Arc<Entry>),
 }
 
 /// An entry being written. Its work directory, if the task asks for one, is made in a
@@ -269,7 +273,75 @@ pub(crate) struct Output {
     pub(crate) bytes: Vec<u8>,
     /// The entry they belong to, when it is not the one asked for: it was replaced meanwhile
     /// by a complete entry with another output.
-    pub(crate) replaced: Option<Box<Entry>>,
+    pub(crate) replaced: Option<Arc<Entry>>,
+}
+
+/// A key as the index holds it: the 32 bytes of a key in hex, or of any other name its
+/// digest (as [`index`] makes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyId([u8; 32]);
+
+impl KeyId {
+    /// The id of `key`.
+    pub(crate) fn of(key: &str) -> Self {
+        let mut id = [0; 32];
+        if key.len() == 64 && crate::text::hex_into(key, &mut id) {
+            KeyId(id)
+        } else {
+            KeyId(*blake3::hash(key.as_bytes()).as_bytes())
+        }
+    }
+
+    /// The id of the key that is the hex of `digest`.
+    pub(crate) fn of_digest(digest: [u8; 32]) -> Self {
+        KeyId(digest)
+    }
+
+    /// The id of the key whose bytes are `bytes`, if they are a key's 32.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(KeyId)
+    }
+}
+
+impl std::hash::Hash for KeyId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // A key is a digest: any 8 of its bytes are as good a hash as a hash of all 32.
+        let mut word = [0; 8];
+        word.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
+
+/// Hashes a [`KeyId`] by the word it writes, as it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `KeyId` is hashed here, which writes one word; anything else is mixed in.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 ^= word;
+    }
+}
+
+/// The entries a run read of the index, by key, each shared with the lookups that found it.
+pub(crate) type Known = HashMap<KeyId, Arc<Entry>, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The last entries of one task whose keys are in one part of the range, as one connection
+/// read them, and whether it could.
+#[derive(Default)]
+struct Part {
+    entries: Vec<(KeyId, Arc<Entry>)>,
+    read: bool,
 }
 
 /// The index, once opened, and the entries of it read so far in this run.
@@ -277,9 +349,11 @@ pub(crate) struct Output {
 struct State {
     index: Option<Index>,
     /// Entries by key.
-    known: HashMap<String, Entry>,
+    known: Known,
     /// The tasks whose nodes' last entries are in `known`.
     loaded: HashSet<String>,
+    /// More connections to the index, each to read a part of the last entries at once.
+    readers: Vec<Index>,
     /// The tasks whose directories were swept of dead writers' temporaries in this run:
     /// each once, before its first new entry, so that a run does not list a task's
     /// directory again for every node it stores.
@@ -382,6 +456,7 @@ impl Store {
             // The data directory was deleted, or its index replaced, since the last run:
             // what this store holds open or remembers of it is of another store.
             state.index = None;
+            state.readers.clear();
             state.known.clear();
             state.loaded.clear();
             lock::reopen();
@@ -456,6 +531,92 @@ impl Store {
         state.loaded.clear();
     }
 
+    /// Reads the entry each node of each of `tasks` wrote last, as the first lookup of a task
+    /// in a run does, in `parts` parts at once on threads of the current pool, each on a
+    /// connection of its own: a run asks for them all, so none of its workers waits for
+    /// another to read them. A task whose entries cannot be read is left to its first
+    /// lookup, which says why.
+    pub(crate) fn read_last_entries(&self, tasks: &[&str], parts: usize) {
+        let mut state = self.state();
+        let tasks: Vec<&str> = tasks
+            .iter()
+            .copied()
+            .filter(|task| !state.loaded.contains(*task))
+            .collect();
+        if tasks.is_empty()
+            || !matches!(
+                open_index(&mut state.index, || self.dir(), false),
+                Ok(Some(_))
+            )
+        {
+            return;
+        }
+        if parts <= 1 {
+            let State {
+                index,
+                known,
+                loaded,
+                ..
+            } = &mut *state;
+            let Some(index) = index else {
+                return;
+            };
+            for task in tasks {
+                if index.last_of_task(task, known).is_ok() {
+                    loaded.insert(task.to_owned());
+                }
+            }
+            return;
+        }
+        let mut readers = std::mem::take(&mut state.readers);
+        drop(state);
+        while readers.len() < parts {
+            match Index::open(&self.dir(), false) {
+                Ok(Some(reader)) => readers.push(reader),
+                _ => return self.read_last_entries(&tasks, 1),
+            }
+        }
+        let n = readers.len();
+        // Part `i` of task `t` is `parts[i * tasks.len() + t]`.
+        let mut parts: Vec<Part> = Vec::new();
+        parts.resize_with(n * tasks.len(), Part::default);
+        rayon::scope(|scope| {
+            for (i, (reader, parts)) in readers
+                .iter_mut()
+                .zip(parts.chunks_mut(tasks.len()))
+                .enumerate()
+            {
+                let tasks = &tasks;
+                scope.spawn(move |_| {
+                    let reader = &*reader;
+                    for (task, part) in tasks.iter().zip(parts) {
+                        part.read = reader
+                            .last_of_task_in(task, (i, n), |id, entry| {
+                                part.entries.push((id, entry));
+                            })
+                            .is_ok();
+                    }
+                });
+            }
+        });
+        let mut state = self.state();
+        state.readers = readers;
+        let State { known, loaded, .. } = &mut *state;
+        known.reserve(parts.iter().map(|part| part.entries.len()).sum());
+        for (t, task) in tasks.iter().enumerate() {
+            if !parts[t..].iter().step_by(tasks.len()).all(|part| part.read) {
+                continue;
+            }
+            for part in parts[t..].iter_mut().step_by(tasks.len()) {
+                for (id, entry) in part.entries.drain(..) {
+                    // What a lookup or a commit put here meanwhile is at least as new.
+                    known.entry(id).or_insert(entry);
+                }
+            }
+            loaded.insert((*task).to_owned());
+        }
+    }
+
     /// Removes, once per run and task, the temporaries in `task`'s directory (`.tmp-…`
     /// and `.trash-…`, of any key) whose writers are gone. Listing the directory costs in
     /// proportion to the task's files, so it is done before the task's first new entry
@@ -519,8 +680,8 @@ impl Store {
     /// digest is checked when it is read. An entry that looks damaged is looked at again
     /// under the key's lock, as a replacement in progress can look damaged from outside it.
     ///
-    /// The first lookup of a task in a run reads the entries each of its nodes wrote last,
-    /// which later lookups find in memory; a key that is not among them is looked up in the
+    /// The first lookup of a task in a run reads the entries each of its nodes wrote last
+    /// (unless the run read them when it started), which later lookups find in memory; a key that is not among them is looked up in the
     /// index. An entry found in memory may have been replaced or removed by another process
     /// since (its output is still checked when read); where that matters, ask
     /// [`lookup_fresh`](Self::lookup_fresh).
@@ -535,14 +696,26 @@ impl Store {
 
     /// [`lookup`](Self::lookup), as far as `look` says.
     pub(crate) fn look(&self, task: &str, key: &str, look: Look) -> Lookup {
-        match self.lookup_once(task, key, look) {
-            Lookup::Damaged(_) => self.under_lock(key, || self.lookup_once(task, key, Look::Fresh)),
+        self.look_id(task, key, KeyId::of(key), look)
+    }
+
+    /// [`look`](Self::look), for `key` whose id is `id`.
+    pub(crate) fn look_id(&self, task: &str, key: &str, id: KeyId, look: Look) -> Lookup {
+        match self.lookup_once(task, key, id, look) {
+            Lookup::Damaged(_) => {
+                self.under_lock(key, || self.lookup_once(task, key, id, Look::Fresh))
+            }
             found => found,
         }
     }
 
     /// [`look`](Self::look), without looking again.
-    fn lookup_once(&self, task: &str, key: &str, look: Look) -> Lookup {
+    fn look_once(&self, task: &str, key: &str, look: Look) -> Lookup {
+        self.lookup_once(task, key, KeyId::of(key), look)
+    }
+
+    /// [`look_once`](Self::look_once), for `key` whose id is `id`.
+    fn lookup_once(&self, task: &str, key: &str, id: KeyId, look: Look) -> Lookup {
         let mut state = self.state();
         let State {
             index,
@@ -558,17 +731,12 @@ impl Store {
         if look != Look::Fresh {
             if !loaded.contains(task) {
                 loaded.insert(task.to_owned());
-                match index.last_of_task(task) {
-                    Ok(rows) => known.extend(
-                        rows.into_iter()
-                            .filter(|(_, sound)| *sound)
-                            .map(|(entry, _)| (entry.key.clone(), entry)),
-                    ),
-                    Err(e) => return Lookup::Damaged(e.to_string()),
+                if let Err(e) = index.last_of_task(task, known) {
+                    return Lookup::Damaged(e.to_string());
                 }
             }
-            if let Some(entry) = known.get(key) {
-                return Self::present(task, entry.clone());
+            if let Some(entry) = known.get(&id) {
+                return Self::present(task, Arc::clone(entry));
             }
             if look == Look::Remembered {
                 return Lookup::Missing;
@@ -576,23 +744,24 @@ impl Store {
         }
         match index.get(key) {
             Ok(None) => {
-                known.remove(key);
+                known.remove(&id);
                 Lookup::Missing
             }
             Ok(Some((_, false))) => {
                 Lookup::Damaged("the index's row of the entry does not match its checksum".into())
             }
             Ok(Some((entry, true))) => {
-                known.insert(key.to_owned(), entry.clone());
+                let entry = Arc::new(entry);
+                known.insert(id, Arc::clone(&entry));
                 Self::present(task, entry)
             }
             Err(e) => Lookup::Damaged(e.to_string()),
         }
     }
 
-    fn present(task: &str, entry: Entry) -> Lookup {
+    fn present(task: &str, entry: Arc<Entry>) -> Lookup {
         if entry.task == task {
-            Lookup::Present(Box::new(entry))
+            Lookup::Present(entry)
         } else {
             Lookup::Damaged(format!(
                 "the entry under the key belongs to task `{}`",
@@ -613,7 +782,7 @@ impl Store {
             });
         }
         self.under_lock(&entry.key, || {
-            match self.lookup_once(&entry.task, &entry.key, Look::Fresh) {
+            match self.look_once(&entry.task, &entry.key, Look::Fresh) {
                 Lookup::Present(now) => {
                     let bytes = self.read_output(&now)?;
                     let replaced = (now.digest != entry.digest).then_some(now);
@@ -631,7 +800,7 @@ impl Store {
     /// could not use). A complete entry that replaced the damaged one stays.
     pub(crate) fn remove_damaged(&self, task: &str, key: &str, seen: Option<&Entry>) {
         self.under_lock(key, || {
-            let damaged = match self.lookup_once(task, key, Look::Fresh) {
+            let damaged = match self.look_once(task, key, Look::Fresh) {
                 Lookup::Missing => false,
                 Lookup::Damaged(_) => true,
                 Lookup::Present(now) => {
@@ -650,7 +819,7 @@ impl Store {
     fn remove(&self, task: &str, key: &str) {
         {
             let mut state = self.state();
-            state.known.remove(key);
+            state.known.remove(&KeyId::of(key));
             if let Some(index) = &state.index
                 && let Err(e) = index.remove(key)
             {
@@ -861,7 +1030,7 @@ impl Store {
         };
         index.put_all(rows.iter().map(|(_, row)| row))?;
         for (_, row) in rows {
-            known.insert(row.entry.key.clone(), row.entry.clone());
+            known.insert(KeyId::of(&row.entry.key), Arc::new(row.entry.clone()));
         }
         Ok(())
     }

@@ -198,7 +198,10 @@ impl Components {
 
 /// A digest as 64 lowercase hex digits.
 pub(crate) fn hex(digest: &Digest) -> String {
-    blake3::Hash::from_bytes(*digest).to_hex().to_string()
+    blake3::Hash::from_bytes(*digest)
+        .to_hex()
+        .as_str()
+        .to_owned()
 }
 
 /// Reads a digest written as 64 hex digits.

@@ -5,12 +5,13 @@
 /// [`blake3::Hash::to_hex`]; this is for bytes of any length, such as encoded parameters.
 pub(crate) fn hex_bytes(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    let mut digits = vec![0; bytes.len() * 2];
+    for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    s
+    // Hex digits are ASCII, so this never fails.
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// Reads bytes written as pairs of hex digits.
@@ -21,6 +22,37 @@ pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
     (0..text.len() / 2)
         .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
         .collect()
+}
+
+/// Reads `text`, hex digits two per byte, into `out`: whether it was exactly that many
+/// digits.
+pub(crate) fn hex_into(text: &str, out: &mut [u8]) -> bool {
+    /// Each byte's value as a hex digit, or 16 if it is none.
+    const VALUES: [u8; 256] = {
+        let mut values = [16; 256];
+        let mut i = 0;
+        while i < 10 {
+            values[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            values[b'a' as usize + i] = 10 + i as u8;
+            values[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        values
+    };
+    if text.len() != 2 * out.len() {
+        return false;
+    }
+    let mut bad = 0;
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let (hi, lo) = (VALUES[usize::from(pair[0])], VALUES[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *byte = hi << 4 | (lo & 0x0f);
+    }
+    bad < 16
 }
 
 /// A file name for node `name`: the name itself where it is a safe file name, else its
@@ -56,7 +88,7 @@ pub(crate) fn safe_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{hex_bytes, parse_hex_bytes, safe_name};
+    use super::{hex_bytes, hex_into, parse_hex_bytes, safe_name};
 
     #[test]
     fn names_become_safe_file_names() {
@@ -76,5 +108,10 @@ mod tests {
         assert_eq!(parse_hex_bytes("007FABFF").as_deref(), Some(&bytes[..]));
         assert_eq!(parse_hex_bytes("abc"), None);
         assert_eq!(parse_hex_bytes("zz"), None);
+        let mut out = [0; 4];
+        assert!(hex_into("007FabfF", &mut out));
+        assert_eq!(out, bytes);
+        assert!(!hex_into("007fabf", &mut out));
+        assert!(!hex_into("+07fabff", &mut out));
     }
 }

@@ -30,6 +30,7 @@ mod helpers;
 mod independent_nodes_run_concurrently;
 mod input_files;
 mod large_builder_graph;
+mod last_entries_read_at_start;
 mod lazy_loading;
 mod lint_clean;
 mod lossy_params;

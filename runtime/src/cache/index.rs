@@ -5,11 +5,13 @@
 //! before or after it, never between.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{Entry, Place, StoreError};
+use super::{Entry, KeyId, Known, Place, StoreError};
 
 /// The index's file, in the store's own directory.
 pub(crate) const INDEX: &str = "index.db";
@@ -121,34 +123,45 @@ impl std::fmt::Debug for Index {
 pub(crate) type Row = (Entry, bool);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let key: Vec<u8> = r.get(0)?;
-    let digest: Vec<u8> = r.get(3)?;
-    let checksum: Vec<u8> = r.get(9)?;
+    keyed_row(r).map(|(_, row)| row)
+}
+
+/// [`row`], with the key's id; a blob column of another type makes the row unsound.
+fn keyed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Option<KeyId>, Row)> {
+    fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
+        Ok(match r.get_ref(i)? {
+            ValueRef::Blob(b) => b,
+            _ => &[],
+        })
+    }
+    let key = blob(r, 0)?;
+    let digest = blob(r, 3)?;
     let place = match r.get::<_, i64>(5)? {
         0 => Some(Place::Inline),
         1 => Some(Place::File),
         _ => None,
     };
     let mut entry = Entry {
-        key: crate::text::hex_bytes(&key),
+        key: crate::text::hex_bytes(key),
         task: r.get(1)?,
         node: r.get(2)?,
-        digest: digest.as_slice().try_into().unwrap_or([0; 32]),
+        digest: digest.try_into().unwrap_or([0; 32]),
         size: r.get::<_, i64>(4)?.try_into().unwrap_or(u64::MAX),
         place: place.unwrap_or(Place::Inline),
         work: r.get::<_, i64>(6)? != 0,
         stamp: r.get(7)?,
         duration_secs: r.get(8)?,
     };
+    let id = KeyId::from_bytes(key);
     let sound = place.is_some()
-        && key.len() == 32
+        && id.is_some()
         && digest.len() == 32
-        && checksum.as_slice() == entry.checksum().as_slice();
+        && blob(r, 9)? == entry.checksum().as_slice();
     if !sound {
         // What a damaged row says is not to be trusted, not even for a message.
         entry.size = 0;
     }
-    Ok((entry, sound))
+    Ok((id, (entry, sound)))
 }
 
 /// The 32 bytes of a key in hex, or of any other name as its digest.
@@ -275,13 +288,40 @@ impl Index {
             .map_err(|e| damaged(&self.path, e))
     }
 
-    /// The entry that each node of `task` wrote last, which the next run of the same
-    /// pipeline most likely asks for.
-    pub(crate) fn last_of_task(&self, task: &str) -> Result<Vec<Row>, StoreError> {
-        self.conn
-            .prepare_cached(&last_of_task_query())
-            .and_then(|mut s| s.query_map(params![task], row)?.collect())
-            .map_err(|e| damaged(&self.path, e))
+    /// Puts into `known` the entry that each node of `task` wrote last, which the next run
+    /// of the same pipeline most likely asks for: each whose row is sound.
+    pub(crate) fn last_of_task(&self, task: &str, known: &mut Known) -> Result<(), StoreError> {
+        self.last_of_task_in(task, (0, 1), |id, entry| {
+            known.insert(id, entry);
+        })
+    }
+
+    /// [`last_of_task`](Self::last_of_task), of the keys in part `i` of `n` (`(i, n)`: the
+    /// keys whose first byte is in the `i`th of `n` even ranges), each given to `found`.
+    pub(crate) fn last_of_task_in(
+        &self,
+        task: &str,
+        (i, n): (usize, usize),
+        mut found: impl FnMut(KeyId, Arc<Entry>),
+    ) -> Result<(), StoreError> {
+        // Blobs compare byte by byte, then by length: a key is at least `[b]` when its first
+        // byte is at least `b`, and every key is below 33 bytes `ff`.
+        let bound = |i: usize| match 256 * i / n.max(1) {
+            b @ 0..=255 => vec![b as u8],
+            _ => vec![0xff; 33],
+        };
+        let (from, to) = (bound(i), bound(i + 1));
+        let mut read = || {
+            let mut s = self.conn.prepare_cached(&last_of_task_query())?;
+            let mut rows = s.query(params![task, from, to])?;
+            while let Some(r) = rows.next()? {
+                if let (Some(id), (entry, true)) = keyed_row(r)? {
+                    found(id, Arc::new(entry));
+                }
+            }
+            Ok(())
+        };
+        read().map_err(|e: rusqlite::Error| damaged(&self.path, e))
     }
 
     /// Every entry, for garbage collection.
@@ -524,7 +564,10 @@ fn last_of_task_query() -> String {
         .map(|c| format!("e.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("SELECT {columns} FROM nodes n JOIN entries e ON e.key = n.key WHERE n.task = ?1")
+    format!(
+        "SELECT {columns} FROM nodes n JOIN entries e ON e.key = n.key \
+         WHERE n.task = ?1 AND n.key >= ?2 AND n.key < ?3"
+    )
 }
 
 #[cfg(test)]
@@ -558,7 +601,9 @@ mod tests {
             .prepare(&format!("EXPLAIN QUERY PLAN {}", last_of_task_query()))
             .unwrap();
         let steps = s
-            .query_map(params!["t"], |r| r.get::<_, String>(3))
+            .query_map(params!["t", vec![0u8], vec![0xffu8; 33]], |r| {
+                r.get::<_, String>(3)
+            })
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
@@ -580,20 +625,20 @@ mod tests {
         drop(index);
         let mut index = Index::open(dir.path(), false).unwrap().unwrap();
         assert!(!plan(&index).contains("nodes_by_key"), "{}", plan(&index));
-        assert_eq!(index.last_of_task("t").unwrap().len(), 1);
+        let last = |index: &Index| {
+            let mut known = Known::default();
+            index.last_of_task("t", &mut known).unwrap();
+            let mut nodes: Vec<_> = known.into_values().map(|e| e.node.clone()).collect();
+            nodes.sort();
+            nodes
+        };
+        assert_eq!(last(&index), ["a"]);
         index.put_all(&[new_row("b")]).unwrap();
         assert!(
             plan(&index).contains("COVERING INDEX nodes_by_key"),
             "{}",
             plan(&index)
         );
-        let mut nodes: Vec<_> = index
-            .last_of_task("t")
-            .unwrap()
-            .into_iter()
-            .map(|(entry, sound)| (entry.node, sound))
-            .collect();
-        nodes.sort();
-        assert_eq!(nodes, [("a".to_owned(), true), ("b".to_owned(), true)]);
+        assert_eq!(last(&index), ["a", "b"]);
     }
 }

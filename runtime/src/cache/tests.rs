@@ -196,3 +196,77 @@ fn commits_of_many_threads_are_each_in_the_index_when_they_return() {
     let (sound, damaged) = store.entries().unwrap();
     assert_eq!((sound.len(), damaged.len()), (320, 0));
 }
+
+/// Commits `output` as the entry of node `node` of task `t` under `key` through `store`.
+fn commit_entry(store: &Store, key: &str, node: &str, output: &[u8]) {
+    let _lock = store.lock(key).unwrap();
+    let pending = store.begin("t", key).unwrap();
+    store
+        .commit(pending, &meta("t", node, key, output), output, &[])
+        .unwrap();
+}
+
+#[test]
+fn entries_read_in_parts_at_the_start_of_a_run_leave_later_commits_to_fresh_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    // Another process: a connection of its own.
+    let other = Store::new(dir.path().to_owned());
+    other.prepare().unwrap();
+    let key = |i: u32| blake3::hash(&i.to_le_bytes()).to_hex().to_string();
+    for i in 0..300 {
+        commit_entry(&other, &key(i), &format!("n{i}"), &i.to_le_bytes());
+    }
+    // One row that does not match its checksum.
+    let conn = rusqlite::Connection::open(dir.path().join(STORE_DIR).join(index::INDEX)).unwrap();
+    let damaged = key(7);
+    conn.execute(
+        "UPDATE entries SET size = size + 1 WHERE key = ?1",
+        [crate::text::parse_hex_bytes(&damaged).unwrap()],
+    )
+    .unwrap();
+
+    for parts in [1, 2, 3] {
+        let store = Store::new(dir.path().to_owned());
+        store.prepare().unwrap();
+        store.read_last_entries(&["t"], parts);
+        // Committed by the other process after the entries were read.
+        let late = key(1_000 + parts as u32);
+        commit_entry(&other, &late, &format!("late{parts}"), b"late");
+        let replaced = key(5);
+        commit_entry(&other, &replaced, "n5", format!("again{parts}").as_bytes());
+
+        for i in (0..300).filter(|i| *i != 7 && *i != 5) {
+            match store.look("t", &key(i), Look::Remembered) {
+                Lookup::Present(entry) => assert_eq!(entry.node, format!("n{i}")),
+                found => panic!("n{i} was not read in {parts} parts: {found:?}"),
+            }
+        }
+        assert!(matches!(
+            store.look("t", &damaged, Look::Remembered),
+            Lookup::Missing
+        ));
+        assert!(matches!(
+            store.look("t", &damaged, Look::Fresh),
+            Lookup::Damaged(_)
+        ));
+        // The task's entries were read: what came after is not looked for among them, but
+        // in the index, when the key is looked up afresh.
+        assert!(matches!(
+            store.look("t", &late, Look::Remembered),
+            Lookup::Missing
+        ));
+        match store.look("t", &late, Look::Fresh) {
+            Lookup::Present(entry) => {
+                assert_eq!(store.read_verified(&entry).unwrap().bytes, b"late");
+            }
+            found => panic!("the late entry is not found afresh: {found:?}"),
+        }
+        // An entry replaced since it was read is read as the replacement.
+        let Lookup::Present(seen) = store.look("t", &replaced, Look::Remembered) else {
+            panic!("n5 was not read");
+        };
+        let read = store.read_verified(&seen).unwrap();
+        assert_eq!(read.bytes, format!("again{parts}").as_bytes());
+        assert!(read.replaced.is_some());
+    }
+}

@@ -31,7 +31,7 @@ pub(crate) struct BranchSlot {
     pub(crate) outcome: Option<NodeOutcome>,
     /// Its output's digest and entry (with a store).
     pub(crate) digest: Option<Digest>,
-    pub(crate) entry: Option<Box<Entry>>,
+    pub(crate) entry: Option<Arc<Entry>>,
     /// The branch of another mapped node whose failure kept it from running.
     pub(crate) failed_upstream: Option<(NodeId, usize)>,
 }

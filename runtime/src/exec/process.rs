@@ -13,6 +13,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ pub(crate) fn run_node(
     store: &Store,
     meta: &TaskMeta,
     retries: &Retries<'_>,
-) -> Result<Box<Entry>, TaskError> {
+) -> Result<Arc<Entry>, TaskError> {
     let key = job.key.clone().unwrap_or_default();
     // This process holds the key's lock, and the worker may be told how much memory it
     // can have.

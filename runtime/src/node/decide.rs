@@ -1,6 +1,7 @@
 //! Deciding one node: whether its stored entry can be used, else why it runs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::cache::{Entry, Look, Lookup, Store};
 use crate::task::TaskMeta;
@@ -57,7 +58,7 @@ pub(crate) fn decide(
     node: &str,
     key: &str,
     check: Check,
-) -> Result<Box<Entry>, RunReason> {
+) -> Result<Arc<Entry>, RunReason> {
     if check.forced {
         return Err(RunReason::Forced);
     }

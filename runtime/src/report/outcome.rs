@@ -45,7 +45,7 @@ pub(crate) struct Details {
     pub(crate) reason: Option<RunReason>,
     pub(crate) output_digest: Option<String>,
     /// The stored entry holding the output.
-    pub(crate) entry: Option<Box<Entry>>,
+    pub(crate) entry: Option<Arc<Entry>>,
     /// The output, once read from the store on demand.
     pub(crate) loaded: OnceLock<Arc<Value>>,
 }

@@ -572,7 +572,7 @@ impl<'p> Run<'p> {
             reason,
             value: Some(computed.value),
             digest: computed.digest,
-            entry: computed.entry,
+            entry: computed.entry.map(Arc::from),
         })
     }
 
@@ -592,7 +592,7 @@ impl<'p> Run<'p> {
         store: &Store,
         key: &str,
         replace: bool,
-    ) -> Result<Box<Entry>, TaskError> {
+    ) -> Result<Arc<Entry>, TaskError> {
         let element = match source {
             Source::List(..) => spec
                 .element_inputs
@@ -675,7 +675,7 @@ impl<'p> Run<'p> {
                 details.reason = Some(RunReason::Damaged(why));
                 details.output_digest = Some(hex(&computed.digest));
                 slot.digest = Some(computed.digest);
-                slot.entry = computed.entry;
+                slot.entry = computed.entry.map(Arc::from);
                 Ok(computed.value)
             }
             Err(error) => {
@@ -811,11 +811,11 @@ enum BranchDone {
         /// None when a worker process computed it: it is read from its entry when needed.
         value: Option<Arc<Value>>,
         digest: Digest,
-        entry: Option<Box<Entry>>,
+        entry: Option<Arc<Entry>>,
     },
     Cached {
         key: String,
-        entry: Box<Entry>,
+        entry: Arc<Entry>,
     },
 }
 

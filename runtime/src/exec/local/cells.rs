@@ -82,7 +82,7 @@ pub(super) struct Stored {
     /// The output's content digest.
     pub(super) digest: Option<Digest>,
     /// The entry holding the output (none for a task that is not cached).
-    pub(super) entry: Option<Box<Entry>>,
+    pub(super) entry: Option<Arc<Entry>>,
 }
 
 impl<'p> Run<'p> {
@@ -93,7 +93,7 @@ impl<'p> Run<'p> {
         id: NodeId,
         value: Arc<Value>,
         digest: Option<Digest>,
-        entry: Option<Box<Entry>>,
+        entry: Option<Arc<Entry>>,
     ) {
         let mut slot = lock(&self.cells[id.index()].slot);
         if slot.consumers_left > 0 || self.settings.keep[id.index()] {
@@ -106,7 +106,7 @@ impl<'p> Run<'p> {
 
     /// Records that the output of node `id` is stored in `entry`.
     #[inline]
-    pub(super) fn set_entry(&self, id: NodeId, entry: Box<Entry>) {
+    pub(super) fn set_entry(&self, id: NodeId, entry: Arc<Entry>) {
         lock(&self.cells[id.index()].slot).stored = Some(Box::new(Stored {
             digest: Some(entry.digest),
             entry: Some(entry),

@@ -28,7 +28,7 @@ use rayon::{Scope, ThreadPool};
 use smallvec::SmallVec;
 
 use super::{Settings, Stop};
-use crate::cache::Pending;
+use crate::cache::{Pending, Store};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::node::compute::{self, Retries, call};
 use crate::report::{MapOutcomes, NO_WORKER, NodeOutcome, NodeStatus, nanos};
@@ -160,6 +160,9 @@ fn run_here(
         .filter(|(i, node)| node.upstream().is_empty() && run.settings.needed[*i])
         .map(|(i, _)| NodeId(i as u32));
 
+    if let Some(store) = run.settings.store {
+        read_last_entries(pipeline, needed, store);
+    }
     let run_ref = &run;
     rayon::scope(|scope| {
         for root in roots {
@@ -172,6 +175,26 @@ fn run_here(
     let mut outcomes = run.finish();
     let branches = branches::outcomes(pipeline.nodes.maps(), made, &mut outcomes);
     (outcomes, branches)
+}
+
+/// Nodes per part in which a run reads its tasks' last entries, each part on a thread of
+/// the pool and a connection of its own: a smaller run reads them on this thread alone.
+const NODES_PER_PART: usize = 1_000;
+
+/// Reads the last entries of every cached task of the nodes `needed` of `pipeline` before
+/// the first node runs, as their lookups will ask for them all.
+fn read_last_entries(pipeline: &Pipeline, needed: &[bool], store: &Store) {
+    let mut tasks: Vec<&str> = Vec::new();
+    let mut nodes = 0;
+    for (node, _) in pipeline.all_nodes().zip(needed).filter(|(_, n)| **n) {
+        let meta = node.task().meta();
+        nodes += 1;
+        if meta.cache && !tasks.contains(&meta.name) {
+            tasks.push(meta.name);
+        }
+    }
+    let parts = (nodes / NODES_PER_PART).clamp(1, rayon::current_num_threads());
+    store.read_last_entries(&tasks, parts);
 }
 
 impl<'p> Run<'p> {

@@ -2,8 +2,10 @@
 //! entry used if it can be, else its task run here or in a child process and its output
 //! committed.
 
+use std::sync::Arc;
+
 use super::{Run, lock};
-use crate::cache::{Entry, Look, Lookup, Store};
+use crate::cache::{Entry, KeyId, Look, Lookup, Store};
 use crate::exec::mapped::branch_name;
 use crate::exec::worker::{InputRef, input_refs};
 use crate::graph::{Node, NodeId, Wire};
@@ -53,10 +55,14 @@ impl<'p> Run<'p> {
         let meta = node.task().meta();
         let digests = self.input_digests(node);
         let components = self.components(node, &digests)?;
-        let key = hex(&components.key());
+        let digest = components.key();
+        let key = hex(&digest);
         let plain =
             meta.cache && !self.settings.forced[id.index()] && !self.settings.keep[id.index()];
-        if plain && let Lookup::Present(entry) = store.look(meta.name, &key, Look::Remembered) {
+        if plain
+            && let Lookup::Present(entry) =
+                store.look_id(meta.name, &key, KeyId::of_digest(digest), Look::Remembered)
+        {
             return Ok(Looked::Cached(self.cached(id, key, entry)));
         }
         Ok(Looked::Unsettled(Keyed {
@@ -144,7 +150,12 @@ impl<'p> Run<'p> {
         }
         let entry = self.new_entry(node, &key, &components);
         let computed = self.compute(id, node, &inputs, store, entry)?;
-        self.put(id, computed.value, Some(computed.digest), computed.entry);
+        self.put(
+            id,
+            computed.value,
+            Some(computed.digest),
+            computed.entry.map(Arc::from),
+        );
         drop(lock);
         Ok(Done::Ran {
             key: Some(key),
@@ -153,7 +164,7 @@ impl<'p> Run<'p> {
     }
 
     /// Settles node `id` on its stored entry, without reading the output.
-    pub(super) fn cached(&self, id: NodeId, key: String, entry: Box<Entry>) -> Done {
+    pub(super) fn cached(&self, id: NodeId, key: String, entry: Arc<Entry>) -> Done {
         self.set_entry(id, entry);
         Done::Cached { key }
     }
@@ -274,7 +285,7 @@ impl<'p> Run<'p> {
         key: &str,
         replace: bool,
         inputs: Vec<Vec<InputRef>>,
-    ) -> Result<Box<Entry>, TaskError> {
+    ) -> Result<Arc<Entry>, TaskError> {
         #[cfg(unix)]
         {
             use crate::exec::process::{job_files, run_node};
