@@ -222,6 +222,9 @@ pub(crate) enum Lookup {
 pub(crate) struct Pending {
     task: String,
     tmp: PathBuf,
+    /// Whether the task can make its work directory: only one that takes a `&Ctx`, which
+    /// hands it out. Otherwise none is looked for.
+    work: bool,
 }
 
 impl Pending {
@@ -802,10 +805,11 @@ impl Store {
         }
     }
 
-    /// Starts a new entry for `task` and `key`. Before the first new entry of `task` in a
+    /// Starts a new entry for `task` and `key`, with a work directory if `work` (the task
+    /// takes a `&Ctx`, through which it gets one). Before the first new entry of `task` in a
     /// run, removes what writers of any of its keys that are gone left (see
     /// [`sweep`](Self::sweep)).
-    pub(crate) fn begin(&self, task: &str, key: &str) -> Result<Pending, StoreError> {
+    pub(crate) fn begin(&self, task: &str, key: &str, work: bool) -> Result<Pending, StoreError> {
         self.sweep(task);
         Ok(Pending {
             task: task.to_owned(),
@@ -813,6 +817,7 @@ impl Store {
                 .root
                 .join(task)
                 .join(temporary_name(".tmp-", &key[..16.min(key.len())])),
+            work,
         })
     }
 
@@ -895,7 +900,7 @@ impl Store {
         if !files.is_empty() {
             manifest::write(&pending.tmp, files)?;
         }
-        let work = pending.tmp.exists();
+        let work = (pending.work || !files.is_empty()) && pending.tmp.exists();
         if work {
             self.move_into_place(&pending.tmp, &self.entry_dir(&pending.task, key))?;
         }
@@ -1198,7 +1203,7 @@ impl Store {
 
     /// Drops a pending entry.
     pub(crate) fn discard(&self, pending: Pending) {
-        if pending.tmp.exists() {
+        if pending.work && pending.tmp.exists() {
             let _ = fs::remove_dir_all(&pending.tmp);
         }
     }

@@ -80,7 +80,9 @@ impl NewEntry<'_> {
     ) -> Result<Computed, TaskError> {
         let task = self.task;
         let name = task.meta().name;
-        let pending = store.begin(name, self.key).map_err(TaskError::Store)?;
+        let pending = store
+            .begin(name, self.key, task.meta().names_in_key)
+            .map_err(TaskError::Store)?;
         let result = (|| {
             let start = Instant::now();
             let value = compute(&pending)?;
