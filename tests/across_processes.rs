@@ -1,5 +1,6 @@
 //! Two processes and one data directory: a `HashMap` parameter gives the same key in every
-//! process, and two processes running one pipeline at once compute each node once.
+//! process, and two processes running one pipeline at once compute each node once, also
+//! when one waits for a key whose entry the other has queued to be committed.
 //!
 //! This file has its own `main`: the test re-runs its own executable as the second
 //! process (`PIPEWRIGHT_CHILD=<scenario>`).
@@ -48,6 +49,29 @@ fn add_up(parts: &[&u32], log: PathBuf, ctx: &Ctx) -> u32 {
     parts.iter().copied().sum()
 }
 
+#[task]
+fn quick(i: u32, log: PathBuf, ctx: &Ctx) -> u32 {
+    log_run(&log, ctx);
+    i + 1
+}
+
+/// How many quick nodes the pipeline of queued entries has.
+const QUICK: u32 = 400;
+
+/// Many quick nodes, whose entries each process queues and commits in batches, holding
+/// each key's lock until its entry is committed.
+fn quick_pipeline(log: &Path) -> (Pipeline, Handle<u32>) {
+    let mut b = Pipeline::builder("quick");
+    let parts: Vec<_> = (0..QUICK)
+        .map(|i| {
+            b.add(format!("quick_{i}"), quick::node(i, log.to_owned()))
+                .unwrap()
+        })
+        .collect();
+    let sum = b.add("sum", add_up::node(parts, log.to_owned())).unwrap();
+    (b.build(), sum)
+}
+
 fn shared_pipeline(log: &Path) -> (Pipeline, Handle<u32>) {
     let mut b = Pipeline::builder("shared");
     let parts: Vec<_> = (0..6)
@@ -77,8 +101,11 @@ fn child(scenario: &str, data: &Path, log: &Path) {
             let value = *run.get(p.total).unwrap();
             (run, value)
         }
-        "shared" => {
-            let (p, sum) = shared_pipeline(log);
+        "shared" | "quick" => {
+            let (p, sum) = match scenario {
+                "shared" => shared_pipeline(log),
+                _ => quick_pipeline(log),
+            };
             let run = runner.run(&p).unwrap();
             let value = u64::from(*run.get(sum).unwrap());
             (run, value)
@@ -163,6 +190,28 @@ fn two_processes_compute_each_node_once() {
     assert_eq!(log_lines(&log), expected_log);
 }
 
+/// Two processes run many quick nodes at once: each waits for keys whose entries the other
+/// has queued, and finds them committed once it has their locks.
+fn a_key_whose_entry_is_queued_is_computed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let a = spawn("quick", &data, &log);
+    let b = spawn("quick", &data, &log);
+    let (a, b) = (
+        summary(a.wait_with_output().unwrap()),
+        summary(b.wait_with_output().unwrap()),
+    );
+    let expected: u64 = (1..=u64::from(QUICK)).sum();
+    assert_eq!((a.2, b.2), (expected, expected));
+    let nodes = QUICK as usize + 1;
+    assert_eq!(a.0 + b.0, nodes, "{a:?} {b:?}");
+    assert_eq!((a.0 + a.1, b.0 + b.1), (nodes, nodes));
+    let mut expected_log: Vec<String> = (0..QUICK).map(|i| format!("quick_{i}")).collect();
+    expected_log.push("sum".to_owned());
+    expected_log.sort();
+    assert_eq!(log_lines(&log), expected_log);
+}
+
 fn main() -> ExitCode {
     if let Ok(scenario) = std::env::var("PIPEWRIGHT_CHILD") {
         let data = PathBuf::from(std::env::var_os("PIPEWRIGHT_DATA").unwrap());
@@ -178,6 +227,10 @@ fn main() -> ExitCode {
         (
             "two_processes_compute_each_node_once",
             two_processes_compute_each_node_once,
+        ),
+        (
+            "a_key_whose_entry_is_queued_is_computed_once",
+            a_key_whose_entry_is_queued_is_computed_once,
         ),
     ])
 }

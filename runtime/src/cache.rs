@@ -32,7 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -226,6 +226,9 @@ pub(crate) enum Lookup {
 pub(crate) struct Pending {
     task: String,
     tmp: PathBuf,
+    /// Whether the task can make its work directory: only one that takes a `&Ctx`, which
+    /// hands it out. Otherwise none is looked for.
+    work: bool,
 }
 
 impl Pending {
@@ -383,18 +386,24 @@ pub(crate) struct Store {
 
 /// Rows waiting to be committed to the index. Whoever commits first takes every row
 /// waiting, its own and those that came while another commit was under way, and commits
-/// them in one transaction; the others wait for it. Each writer returns once its row is
-/// committed (or has failed), as if it had committed alone.
+/// them in one transaction, then the rows that came meanwhile, until none is left; the
+/// others wait for it, or go on (see [`Store::commit_queued`]). A row whose writer went on
+/// waits, with its key's lock, at most [`QUEUE_DELAY`], when the store's committer thread
+/// commits it; sooner once [`QUEUE_ROWS`] rows wait, while a thread of this process waits
+/// for a key's lock, when its key is to be locked again, and when the run flushes the
+/// queue (before a child process reads the store for it, and at its end).
 #[derive(Debug, Default)]
 struct Commits {
     queue: Mutex<Queue>,
     settled: Condvar,
+    /// Wakes the committer thread: a row came into an empty queue.
+    wake: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
-    /// Rows waiting, by ticket, in the order of their tickets.
-    rows: Vec<(u64, NewRow)>,
+    /// Rows waiting, in the order of their tickets.
+    rows: Vec<Queued>,
     /// The next ticket.
     next: u64,
     /// Every ticket below this one is settled: committed, or failed.
@@ -403,7 +412,94 @@ struct Queue {
     committing: bool,
     /// Why the commit of a settled ticket failed, until its writer reads it.
     failed: HashMap<u64, String>,
+    /// The keys of the rows waiting or being committed, with the last ticket of each: a
+    /// key's lock is taken again only once its row is committed.
+    keys: HashMap<String, u64>,
+    /// The bytes of the outputs waiting.
+    bytes: usize,
+    /// The threads waiting for a key's lock: while there are any, rows are committed as
+    /// they are queued.
+    waiting: usize,
+    /// When the first of the rows waiting came.
+    since: Option<Instant>,
+    /// Whether the committer thread runs.
+    committer: bool,
+    /// Why a commit of queued rows failed in this run: the queued rows after it are not
+    /// committed, so that no entry is built on an output that was not.
+    broken: Option<String>,
 }
+
+/// A row waiting, with the lock of its key, released once the row is committed.
+#[derive(Debug)]
+struct Queued {
+    ticket: u64,
+    row: NewRow,
+    /// Held until the row is committed.
+    _lock: Option<KeyLock>,
+    /// Whether its writer went on (see [`Store::commit_queued`]) instead of waiting.
+    went_on: bool,
+}
+
+/// A commit handed to the store's queue, whose outcome its writer reads later with
+/// [`Store::failures`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Ticket(u64);
+
+/// Queued rows are committed once this many wait, or their outputs take this many bytes.
+const QUEUE_ROWS: usize = 256;
+const QUEUE_BYTES: usize = 8 << 20;
+
+/// The committer thread of a store (see [`Store::commit_queued`]): it commits the rows
+/// queued once [`QUEUE_DELAY`] has passed since the first of them came, and ends once no
+/// row has come for [`COMMITTER_IDLE`], or the store is gone.
+fn committer(root: PathBuf, state: std::sync::Weak<Mutex<State>>, commits: Arc<Commits>) {
+    let lock = || commits.queue.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut queue = lock();
+    loop {
+        if queue.committing || queue.rows.is_empty() {
+            let (next, waited) = commits
+                .wake
+                .wait_timeout(queue, COMMITTER_IDLE)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue = next;
+            if waited.timed_out() && queue.rows.is_empty() {
+                break;
+            }
+            continue;
+        }
+        let due = queue.since.map_or_else(Instant::now, |t| t + QUEUE_DELAY);
+        let now = Instant::now();
+        if now < due {
+            queue = commits
+                .wake
+                .wait_timeout(queue, due - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            continue;
+        }
+        let Some(state) = state.upgrade() else {
+            break;
+        };
+        let store = Store {
+            root: root.clone(),
+            state,
+            commits: Arc::clone(&commits),
+        };
+        drop(store.commit_waiting(queue));
+        // The store is let go of before the queue is locked again: the last handle of its
+        // index may be this one.
+        drop(store);
+        queue = lock();
+    }
+    queue.committer = false;
+}
+
+/// How long a queued row waits for others to be committed with it, at most: the rows of
+/// nodes that finished are in the index this soon, while the run goes on.
+const QUEUE_DELAY: Duration = Duration::from_millis(5);
+
+/// How long the committer thread waits for a row before it ends.
+const COMMITTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Makes each writing of an entry's stamp unique within a process.
 static NEXT_STAMP: AtomicI64 = AtomicI64::new(0);
@@ -525,6 +621,7 @@ impl Store {
     /// Starts a run: what this store read of the index is read again, and every task's
     /// directory is swept again before its first new entry.
     pub(crate) fn new_run(&self) {
+        self.queue().broken = None;
         let mut state = self.state();
         state.swept.clear();
         state.known.clear();
@@ -836,6 +933,7 @@ impl Store {
     /// Calls `f` holding the lock of `key`: taken for it, unless this thread holds it. If
     /// the lock cannot be taken, `f` is called all the same.
     fn under_lock<T>(&self, key: &str, f: impl FnOnce() -> T) -> T {
+        self.settle_key(key);
         let _lock = if lock::held_here(&self.dir(), key) {
             None
         } else {
@@ -876,10 +974,11 @@ impl Store {
         }
     }
 
-    /// Starts a new entry for `task` and `key`. Before the first new entry of `task` in a
+    /// Starts a new entry for `task` and `key`, with a work directory if `work` (the task
+    /// takes a `&Ctx`, through which it gets one). Before the first new entry of `task` in a
     /// run, removes what writers of any of its keys that are gone left (see
     /// [`sweep`](Self::sweep)).
-    pub(crate) fn begin(&self, task: &str, key: &str) -> Result<Pending, StoreError> {
+    pub(crate) fn begin(&self, task: &str, key: &str, work: bool) -> Result<Pending, StoreError> {
         self.sweep(task);
         Ok(Pending {
             task: task.to_owned(),
@@ -887,6 +986,7 @@ impl Store {
                 .root
                 .join(task)
                 .join(temporary_name(".tmp-", &key[..16.min(key.len())])),
+            work,
         })
     }
 
@@ -903,22 +1003,42 @@ impl Store {
         output: &[u8],
         files: &[FileRecord],
     ) -> Result<Entry, StoreError> {
-        match self.place(&pending, meta, output, files) {
-            Ok(entry) => Ok(entry),
-            Err(e) => {
-                self.discard(pending);
-                Err(e)
-            }
-        }
+        let row = self.place(&pending, meta, output, files).inspect_err(|_| {
+            self.discard(pending);
+        })?;
+        let entry = row.entry.clone();
+        self.commit_row(row)?;
+        Ok(entry)
     }
 
+    /// [`commit`](Self::commit), but the row is queued and the caller goes on: it is
+    /// committed with others in one transaction, by whichever writer commits next, and the
+    /// key's `lock` is released once it is. What became of it is read with
+    /// [`failures`](Self::failures), after [`flush`](Self::flush).
+    pub(crate) fn commit_queued(
+        &self,
+        pending: Pending,
+        meta: &EntryMeta,
+        output: &[u8],
+        files: &[FileRecord],
+        lock: Option<KeyLock>,
+    ) -> Result<(Entry, Ticket), StoreError> {
+        let row = self.place(&pending, meta, output, files).inspect_err(|_| {
+            self.discard(pending);
+        })?;
+        let entry = row.entry.clone();
+        let ticket = self.queue_row(row, lock);
+        Ok((entry, ticket))
+    }
+
+    /// Puts the files of the entry `meta` describes into place, and returns its row.
     fn place(
         &self,
         pending: &Pending,
         meta: &EntryMeta,
         output: &[u8],
         files: &[FileRecord],
-    ) -> Result<Entry, StoreError> {
+    ) -> Result<NewRow, StoreError> {
         let key = &meta.key;
         let task_dir = self.root.join(&pending.task);
         let place = if output.len() > INLINE_MAX {
@@ -949,7 +1069,7 @@ impl Store {
         if !files.is_empty() {
             manifest::write(&pending.tmp, files)?;
         }
-        let work = pending.tmp.exists();
+        let work = (pending.work || !files.is_empty()) && pending.tmp.exists();
         if work {
             self.move_into_place(&pending.tmp, &self.entry_dir(&pending.task, key))?;
         }
@@ -969,67 +1089,220 @@ impl Store {
         let json = serde_json::to_string(meta).map_err(|e| {
             StoreError::new("cannot encode the entry of", &task_dir, io::Error::other(e))
         })?;
-        self.commit_row(NewRow {
-            entry: entry.clone(),
+        Ok(NewRow {
+            entry,
             output: (place == Place::Inline).then(|| output.to_vec()),
             meta: json,
-        })?;
-        Ok(entry)
+        })
     }
 
-    /// Commits `row` to the index, with whatever other rows wait (see [`Commits`]).
-    fn commit_row(&self, row: NewRow) -> Result<(), StoreError> {
-        let commits = &*self.commits;
-        let lock = || commits.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut queue = lock();
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.commits
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `row` to the queue, with the lock of its key if the caller holds one.
+    fn push(queue: &mut Queue, row: NewRow, lock: Option<KeyLock>, went_on: bool) -> u64 {
         let ticket = queue.next;
         queue.next += 1;
-        queue.rows.push((ticket, row));
+        queue.bytes += row.output.as_ref().map_or(0, Vec::len);
+        queue.keys.insert(row.entry.key.clone(), ticket);
+        queue.rows.push(Queued {
+            ticket,
+            row,
+            _lock: lock,
+            went_on,
+        });
+        ticket
+    }
+
+    /// Commits `row` to the index, with whatever other rows wait (see [`Commits`]), and
+    /// returns once it is committed.
+    fn commit_row(&self, row: NewRow) -> Result<(), StoreError> {
+        let mut queue = self.queue();
+        let ticket = Self::push(&mut queue, row, None, false);
         loop {
             if queue.settled > ticket {
                 return match queue.failed.remove(&ticket) {
                     None => Ok(()),
-                    Some(why) => Err(StoreError::with_message(
-                        why.clone(),
-                        &self.dir(),
-                        io::Error::other(why),
-                    )),
+                    Some(why) => Err(self.commit_error(why)),
                 };
             }
             if queue.committing {
-                queue = commits
-                    .settled
-                    .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner);
+                queue = self.wait(queue);
                 continue;
             }
-            queue.committing = true;
+            queue = self.commit_waiting(queue);
+        }
+    }
+
+    /// Queues `row` and its key's `lock`, and commits what waits if there is enough of it.
+    fn queue_row(&self, row: NewRow, lock: Option<KeyLock>) -> Ticket {
+        let mut queue = self.queue();
+        let first = queue.rows.is_empty();
+        let ticket = Self::push(&mut queue, row, lock, true);
+        if queue.committing {
+            return Ticket(ticket);
+        }
+        if queue.waiting > 0 || queue.rows.len() >= QUEUE_ROWS || queue.bytes >= QUEUE_BYTES {
+            drop(self.commit_waiting(queue));
+        } else if first {
+            queue.since = Some(Instant::now());
+            if queue.committer {
+                self.commits.wake.notify_one();
+            } else if self.start_committer() {
+                queue.committer = true;
+            } else {
+                drop(self.commit_waiting(queue));
+            }
+        }
+        Ticket(ticket)
+    }
+
+    /// Starts the thread that commits the rows queued once [`QUEUE_DELAY`] has passed since
+    /// the first of them came; whether it started.
+    fn start_committer(&self) -> bool {
+        let root = self.root.clone();
+        let state = Arc::downgrade(&self.state);
+        let commits = Arc::clone(&self.commits);
+        std::thread::Builder::new()
+            .name("pipewright-commits".to_owned())
+            .spawn(move || committer(root, state, commits))
+            .is_ok()
+    }
+
+    /// Commits every row waiting, and returns once they are committed (or have failed).
+    pub(crate) fn flush(&self) {
+        let mut queue = self.queue();
+        let through = queue.next;
+        while queue.settled < through {
+            if queue.committing {
+                queue = self.wait(queue);
+            } else {
+                queue = self.commit_waiting(queue);
+            }
+        }
+    }
+
+    /// Why each of `tickets` whose commit failed did: the queue is flushed first.
+    pub(crate) fn failures(&self, tickets: &[Ticket]) -> HashMap<Ticket, StoreError> {
+        self.flush();
+        let mut queue = self.queue();
+        if queue.failed.is_empty() {
+            return HashMap::new();
+        }
+        tickets
+            .iter()
+            .filter_map(|t| {
+                let why = queue.failed.remove(&t.0)?;
+                Some((*t, self.commit_error(why)))
+            })
+            .collect()
+    }
+
+    fn commit_error(&self, why: String) -> StoreError {
+        StoreError::with_message(why.clone(), &self.dir(), io::Error::other(why))
+    }
+
+    fn wait<'q>(&self, queue: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
+        self.commits
+            .settled
+            .wait(queue)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no row of `key` waits to be committed, committing the queue if no one
+    /// is: the key's lock may be taken again then, and its entry is in the index.
+    fn settle_key(&self, key: &str) {
+        let mut queue = self.queue();
+        while queue.keys.contains_key(key) {
+            if queue.committing {
+                queue = self.wait(queue);
+            } else {
+                queue = self.commit_waiting(queue);
+            }
+        }
+    }
+
+    /// Commits the rows waiting, and those that come meanwhile, until none is left; the
+    /// caller found no one committing.
+    fn commit_waiting<'q>(&'q self, mut queue: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
+        queue.committing = true;
+        loop {
             let rows = std::mem::take(&mut queue.rows);
+            queue.bytes = 0;
+            queue.since = None;
+            if rows.is_empty() {
+                queue.committing = false;
+                return queue;
+            }
             let through = queue.next;
+            // After a queued row failed, the queued rows behind it are not committed: their
+            // writers went on, and what they computed may be built on it.
+            let (refused, rows): (Vec<_>, Vec<_>) = match &queue.broken {
+                Some(_) => rows.into_iter().partition(|q| q.went_on),
+                None => (Vec::new(), rows),
+            };
             drop(queue);
-            let result = self.put_rows(&rows);
-            queue = lock();
-            queue.committing = false;
-            if let Err(e) = result {
+            let result = if rows.is_empty() {
+                Ok(())
+            } else {
+                self.put_rows(rows.iter().map(|q| &q.row))
+            };
+            // The rows are in the index (or not): their keys' locks are released before
+            // anyone is told.
+            let settled: Vec<(u64, String, bool)> = rows
+                .into_iter()
+                .map(|q| (q.ticket, q.row.entry.key, q.went_on))
+                .collect();
+            let refused: Vec<(u64, String)> = refused
+                .into_iter()
+                .map(|q| (q.ticket, q.row.entry.key))
+                .collect();
+            queue = self.queue();
+            if let Err(e) = &result {
                 let why = e.to_string();
-                queue
-                    .failed
-                    .extend(rows.iter().map(|(ticket, _)| (*ticket, why.clone())));
+                if settled.iter().any(|(_, _, went_on)| *went_on) {
+                    queue.broken = Some(why.clone());
+                }
+                for (ticket, _, _) in &settled {
+                    queue.failed.insert(*ticket, why.clone());
+                }
+            }
+            if !refused.is_empty() {
+                let why = format!(
+                    "not committed, as an earlier commit failed: {}",
+                    queue.broken.as_deref().unwrap_or_default()
+                );
+                for (ticket, _) in &refused {
+                    queue.failed.insert(*ticket, why.clone());
+                }
+            }
+            let keys = settled.into_iter().map(|(ticket, key, _)| (ticket, key));
+            for (ticket, key) in keys.chain(refused) {
+                if queue.keys.get(&key) == Some(&ticket) {
+                    queue.keys.remove(&key);
+                }
             }
             queue.settled = through;
-            commits.settled.notify_all();
+            self.commits.settled.notify_all();
         }
     }
 
     /// Commits `rows` to the index in one transaction, and remembers their entries.
-    fn put_rows(&self, rows: &[(u64, NewRow)]) -> Result<(), StoreError> {
+    fn put_rows<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a NewRow> + Clone,
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
         let State { index, known, .. } = &mut *state;
         let Some(index) = open_index(index, || self.dir(), true)? else {
             unreachable!("an index opened to be created exists");
         };
-        index.put_all(rows.iter().map(|(_, row)| row))?;
-        for (_, row) in rows {
+        index.put_all(rows.clone())?;
+        for row in rows {
             known.insert(KeyId::of(&row.entry.key), Arc::new(row.entry.clone()));
         }
         Ok(())
@@ -1099,20 +1372,35 @@ impl Store {
 
     /// Drops a pending entry.
     pub(crate) fn discard(&self, pending: Pending) {
-        if pending.tmp.exists() {
+        if pending.work && pending.tmp.exists() {
             let _ = fs::remove_dir_all(&pending.tmp);
         }
     }
 
     /// The lock of `key`, if no other process (or thread) holds it.
     pub(crate) fn try_lock(&self, key: &str) -> Option<KeyLock> {
+        self.settle_key(key);
         lock::try_lock(&self.dir(), key)
     }
 
     /// Takes the lock of `key`, waiting while another process (or thread) holds it. The OS
-    /// releases it if the holder dies.
+    /// releases it if the holder dies. Before it waits, the rows this process queued are
+    /// committed, and their keys' locks released: whoever holds this one may be waiting
+    /// for one of them.
     pub(crate) fn lock(&self, key: &str) -> Result<KeyLock, StoreError> {
-        lock::lock(&self.dir(), key)
+        self.settle_key(key);
+        let dir = self.dir();
+        if let Some(held) = lock::try_lock(&dir, key) {
+            return Ok(held);
+        }
+        // While this thread waits, rows are committed as they come: the holder, in another
+        // process, may be waiting for a key whose row this process would otherwise keep
+        // queued, while its own queued rows hold the key this thread waits for.
+        self.queue().waiting += 1;
+        self.flush();
+        let held = lock::lock(&dir, key);
+        self.queue().waiting -= 1;
+        held
     }
 }
 

@@ -43,6 +43,7 @@ mod params_change_invalidates;
 mod params_encoded_once;
 mod plan_and_explain;
 mod process_executor_requirements;
+mod queued_commits;
 mod retries_and_timeouts;
 mod run_records;
 mod runs_each_node_once;

@@ -69,7 +69,7 @@ fn only_temporaries_whose_writer_is_gone_are_discarded() {
             .join(format!(".tmp-{}-00000000-{}-0", &key[..16], dead.id()));
     fs::create_dir_all(&elsewhere).unwrap();
 
-    let pending = store.begin("task", &key).unwrap();
+    let pending = store.begin("task", &key, true).unwrap();
     fs::create_dir_all(pending.work_dir()).unwrap();
     assert!(!of_dead.exists());
     assert!(of_live.exists() && elsewhere.exists() && pending.tmp.exists());
@@ -91,10 +91,10 @@ fn only_temporaries_whose_writer_is_gone_are_discarded() {
     ));
     fs::create_dir_all(&later).unwrap();
     let other_key = "cd".repeat(32);
-    store.discard(store.begin("task", &other_key).unwrap());
+    store.discard(store.begin("task", &other_key, true).unwrap());
     assert!(later.exists(), "the same run listed the directory again");
     store.new_run();
-    store.discard(store.begin("task", &other_key).unwrap());
+    store.discard(store.begin("task", &other_key, true).unwrap());
     assert!(!later.exists(), "the next run did not sweep the directory");
 }
 
@@ -178,7 +178,7 @@ fn commits_of_many_threads_are_each_in_the_index_when_they_return() {
                         .to_string();
                     let output = format!("{t}-{i}").into_bytes();
                     let _lock = store.lock(&key).unwrap();
-                    let pending = store.begin("task", &key).unwrap();
+                    let pending = store.begin("task", &key, true).unwrap();
                     let node = format!("n{t}-{i}");
                     store
                         .commit(pending, &meta("task", &node, &key, &output), &output, &[])

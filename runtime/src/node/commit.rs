@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cache::{ENTRY_FORMAT, Entry, EntryMeta, InputDigests, NamedDigest, Pending, Store};
+use crate::cache::{
+    ENTRY_FORMAT, Entry, EntryMeta, FileRecord, InputDigests, KeyLock, NamedDigest, Pending, Store,
+    StoreError, Ticket,
+};
 use crate::erased::ErasedTask;
 use crate::key::{Components, Digest, hex};
 use crate::outputs;
@@ -16,6 +19,8 @@ pub(crate) struct Computed {
     pub(crate) value: Arc<Value>,
     pub(crate) digest: Digest,
     pub(crate) entry: Option<Box<Entry>>,
+    /// The commit of the entry, when it was queued (see [`NewEntry::compute_queued`]).
+    pub(crate) ticket: Option<Ticket>,
 }
 
 /// The node whose output is computed and committed, as its new entry records it.
@@ -41,9 +46,43 @@ impl NewEntry<'_> {
         store: &Store,
         compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
     ) -> Result<Computed, TaskError> {
+        self.compute_then(store, compute, |pending, meta, bytes, files| {
+            Ok((store.commit(pending, meta, bytes, files)?, None))
+        })
+    }
+
+    /// [`compute`](Self::compute), but the entry's row is queued and committed later, with
+    /// others (see [`Store::commit_queued`]); the key's `lock` is released once it is. The
+    /// caller reads what became of the commit with [`Store::failures`].
+    pub(crate) fn compute_queued(
+        self,
+        store: &Store,
+        lock: Option<KeyLock>,
+        compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
+    ) -> Result<Computed, TaskError> {
+        self.compute_then(store, compute, |pending, meta, bytes, files| {
+            let (entry, ticket) = store.commit_queued(pending, meta, bytes, files, lock)?;
+            Ok((entry, Some(ticket)))
+        })
+    }
+
+    /// [`compute`](Self::compute), with the entry committed by `commit`.
+    fn compute_then(
+        self,
+        store: &Store,
+        compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
+        commit: impl FnOnce(
+            Pending,
+            &EntryMeta,
+            &[u8],
+            &[FileRecord],
+        ) -> Result<(Entry, Option<Ticket>), StoreError>,
+    ) -> Result<Computed, TaskError> {
         let task = self.task;
         let name = task.meta().name;
-        let pending = store.begin(name, self.key).map_err(TaskError::Store)?;
+        let pending = store
+            .begin(name, self.key, task.meta().names_in_key)
+            .map_err(TaskError::Store)?;
         let result = (|| {
             let start = Instant::now();
             let value = compute(&pending)?;
@@ -76,12 +115,11 @@ impl NewEntry<'_> {
                 value,
                 digest,
                 entry: None,
+                ticket: None,
             });
         }
         let meta = self.into_meta(&bytes, digest, duration);
-        let entry = store
-            .commit(pending, &meta, &bytes, &files)
-            .map_err(TaskError::Store)?;
+        let (entry, ticket) = commit(pending, &meta, &bytes, &files).map_err(TaskError::Store)?;
         if !files.is_empty() {
             // The value the task returned names its files in the temporary directory the
             // entry was written in; read back, it names them where they are now.
@@ -97,6 +135,7 @@ impl NewEntry<'_> {
             value,
             digest,
             entry: Some(Box::new(entry)),
+            ticket,
         })
     }
 

@@ -28,9 +28,10 @@ use rayon::{Scope, ThreadPool};
 use smallvec::SmallVec;
 
 use super::{Settings, Stop};
-use crate::cache::{Pending, Store};
+use crate::cache::{Pending, Store, StoreError, Ticket};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::node::compute::{self, Retries, call};
+use crate::progress::Progress;
 use crate::report::{MapOutcomes, NO_WORKER, NodeOutcome, NodeStatus, nanos};
 use crate::task::{Ctx, InputValues, TaskError, Value};
 use cells::{Cell, Slot, UNSETTLED};
@@ -83,6 +84,8 @@ struct Run<'p> {
     loaded: Condvar,
     /// The branches of each mapped node (in the order of the pipeline's maps), once made.
     maps: Vec<OnceLock<Arc<branches::Branches>>>,
+    /// The nodes whose entries were queued to be committed, with their commits.
+    commits: Mutex<Vec<(NodeId, Ticket)>>,
 }
 
 /// The task context of one thread, on a cache line of its own.
@@ -153,6 +156,7 @@ fn run_here(
             .iter()
             .map(|_| OnceLock::new())
             .collect(),
+        commits: Mutex::default(),
     };
     let roots = pipeline
         .all_nodes()
@@ -171,8 +175,11 @@ fn run_here(
     });
     run.log_cached();
     let mut run = run;
+    let uncommitted = run.uncommitted();
+    let progress = run.settings.progress;
     let made = std::mem::take(&mut run.maps);
     let mut outcomes = run.finish();
+    fail_uncommitted(pipeline, progress, &mut outcomes, uncommitted);
     let branches = branches::outcomes(pipeline.nodes.maps(), made, &mut outcomes);
     (outcomes, branches)
 }
@@ -614,6 +621,80 @@ impl<'p> Run<'p> {
         outcome.started = self.clock();
         outcome.failed_upstream = failed_upstream;
         self.settle_with(id, outcome, None);
+    }
+}
+
+impl Run<'_> {
+    /// Waits for every row this run queued to be committed, and returns the nodes whose
+    /// rows were not, with why.
+    fn uncommitted(&mut self) -> Vec<(NodeId, StoreError)> {
+        let commits = std::mem::take(
+            self.commits
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let Some(store) = self.settings.store else {
+            return Vec::new();
+        };
+        let tickets: Vec<Ticket> = commits.iter().map(|(_, ticket)| *ticket).collect();
+        let mut failed = store.failures(&tickets);
+        commits
+            .into_iter()
+            .filter_map(|(id, ticket)| Some((id, failed.remove(&ticket)?)))
+            .collect()
+    }
+}
+
+/// Fails each node of `uncommitted` with the error its entry's commit failed with, as if
+/// the commit had failed while it ran, and makes every node below it *upstream failed*,
+/// as if it had never started: no node is reported as built on an output that is not in
+/// the store, and no output computed from one is handed out. The journal hears of each
+/// node again.
+fn fail_uncommitted(
+    pipeline: &Pipeline,
+    progress: Option<&Progress>,
+    outcomes: &mut [NodeOutcome],
+    uncommitted: Vec<(NodeId, StoreError)>,
+) {
+    let Some(first) = uncommitted.iter().map(|(id, _)| id.index()).min() else {
+        return;
+    };
+    let mut errors: Vec<Option<StoreError>> = (0..outcomes.len()).map(|_| None).collect();
+    for (id, error) in uncommitted {
+        errors[id.index()] = Some(error);
+    }
+    // Whether each node failed here, or is below one that did.
+    let mut failed = vec![false; outcomes.len()];
+    // Node indices are a topological order: a node comes after the nodes above it.
+    for i in first..outcomes.len() {
+        let node = pipeline.node_at(NodeId::at(i));
+        let above = node.upstream().iter().find(|up| failed[up.index()]);
+        let outcome = &mut outcomes[i];
+        if let Some(up) = above {
+            failed[i] = true;
+            if matches!(
+                outcome.status,
+                NodeStatus::NotNeeded | NodeStatus::UpstreamFailed
+            ) {
+                continue;
+            }
+            *outcome = NodeOutcome::new(NodeStatus::UpstreamFailed);
+            outcome.failed_upstream = up.0;
+        } else if let Some(error) = errors[i].take() {
+            failed[i] = true;
+            tracing::error!(target: "pipewright", node = %node.name(), error = %error, "failed");
+            outcome.status = NodeStatus::Failed;
+            outcome.value = None;
+            let details = outcome.details_mut();
+            details.entry = None;
+            details.output_digest = None;
+            details.error = Some(Arc::new(TaskError::Store(error)));
+        } else {
+            continue;
+        }
+        if let Some(progress) = progress {
+            progress.settled(i, node.name(), outcome);
+        }
     }
 }
 

@@ -149,14 +149,21 @@ impl<'p> Run<'p> {
             }
         }
         let entry = self.new_entry(node, &key, &components);
-        let computed = self.compute(id, node, &inputs, store, entry)?;
+        let mut ctx = self.new_ctx();
+        // The row is committed later, with others; the key's lock goes with it, released
+        // once it is committed. Its consumers start now, from the output in memory.
+        let computed = entry.compute_queued(store, lock, |pending| {
+            self.invoke(id, node, &inputs, Some(pending), &mut ctx)
+        })?;
+        if let Some(ticket) = computed.ticket {
+            super::lock(&self.commits).push((id, ticket));
+        }
         self.put(
             id,
             computed.value,
             Some(computed.digest),
             computed.entry.map(Arc::from),
         );
-        drop(lock);
         Ok(Done::Ran {
             key: Some(key),
             reason,
@@ -299,6 +306,8 @@ impl<'p> Run<'p> {
             })?;
             let files =
                 job_files(run_dir, &crate::text::node_file_name(name)).map_err(TaskError::Store)?;
+            // The worker reads its inputs from the index: every row queued is committed.
+            store.flush();
             let mut job = Job::new(
                 self.pipeline,
                 node,
