@@ -200,7 +200,7 @@ fn commits_of_many_threads_are_each_in_the_index_when_they_return() {
 /// Commits `output` as the entry of node `node` of task `t` under `key` through `store`.
 fn commit_entry(store: &Store, key: &str, node: &str, output: &[u8]) {
     let _lock = store.lock(key).unwrap();
-    let pending = store.begin("t", key).unwrap();
+    let pending = store.begin("t", key, false).unwrap();
     store
         .commit(pending, &meta("t", node, key, output), output, &[])
         .unwrap();
