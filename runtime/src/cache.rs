@@ -424,9 +424,6 @@ struct Queue {
     since: Option<Instant>,
     /// Whether the committer thread runs.
     committer: bool,
-    /// Why a commit of queued rows failed in this run: the queued rows after it are not
-    /// committed, so that no entry is built on an output that was not.
-    broken: Option<String>,
 }
 
 /// A row waiting, with the lock of its key, released once the row is committed.
@@ -436,8 +433,6 @@ struct Queued {
     row: NewRow,
     /// Held until the row is committed.
     _lock: Option<KeyLock>,
-    /// Whether its writer went on (see [`Store::commit_queued`]) instead of waiting.
-    went_on: bool,
 }
 
 /// A commit handed to the store's queue, whose outcome its writer reads later with
@@ -621,7 +616,6 @@ impl Store {
     /// Starts a run: what this store read of the index is read again, and every task's
     /// directory is swept again before its first new entry.
     pub(crate) fn new_run(&self) {
-        self.queue().broken = None;
         let mut state = self.state();
         state.swept.clear();
         state.known.clear();
@@ -1022,13 +1016,20 @@ impl Store {
         output: &[u8],
         files: &[FileRecord],
         lock: Option<KeyLock>,
-    ) -> Result<(Entry, Ticket), StoreError> {
+    ) -> Result<(Entry, Option<Ticket>), StoreError> {
         let row = self.place(&pending, meta, output, files).inspect_err(|_| {
             self.discard(pending);
         })?;
         let entry = row.entry.clone();
+        if entry.work {
+            // Its directory (work files, the list of its output files) is in place already,
+            // beside the row of any entry it replaces: its own row follows at once.
+            self.commit_row(row)?;
+            drop(lock);
+            return Ok((entry, None));
+        }
         let ticket = self.queue_row(row, lock);
-        Ok((entry, ticket))
+        Ok((entry, Some(ticket)))
     }
 
     /// Puts the files of the entry `meta` describes into place, and returns its row.
@@ -1104,7 +1105,7 @@ impl Store {
     }
 
     /// Adds `row` to the queue, with the lock of its key if the caller holds one.
-    fn push(queue: &mut Queue, row: NewRow, lock: Option<KeyLock>, went_on: bool) -> u64 {
+    fn push(queue: &mut Queue, row: NewRow, lock: Option<KeyLock>) -> u64 {
         let ticket = queue.next;
         queue.next += 1;
         queue.bytes += row.output.as_ref().map_or(0, Vec::len);
@@ -1113,7 +1114,6 @@ impl Store {
             ticket,
             row,
             _lock: lock,
-            went_on,
         });
         ticket
     }
@@ -1122,7 +1122,7 @@ impl Store {
     /// returns once it is committed.
     fn commit_row(&self, row: NewRow) -> Result<(), StoreError> {
         let mut queue = self.queue();
-        let ticket = Self::push(&mut queue, row, None, false);
+        let ticket = Self::push(&mut queue, row, None);
         loop {
             if queue.settled > ticket {
                 return match queue.failed.remove(&ticket) {
@@ -1142,8 +1142,18 @@ impl Store {
     fn queue_row(&self, row: NewRow, lock: Option<KeyLock>) -> Ticket {
         let mut queue = self.queue();
         let first = queue.rows.is_empty();
-        let ticket = Self::push(&mut queue, row, lock, true);
+        let ticket = Self::push(&mut queue, row, lock);
         if queue.committing {
+            // A commit under way (perhaps waiting for another process's write): the writers
+            // wait for it once the queue is full, rather than hold ever more rows and locks.
+            while queue.committing && (queue.rows.len() >= QUEUE_ROWS || queue.bytes >= QUEUE_BYTES)
+            {
+                queue = self
+                    .commits
+                    .settled
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
             return Ticket(ticket);
         }
         if queue.waiting > 0 || queue.rows.len() >= QUEUE_ROWS || queue.bytes >= QUEUE_BYTES {
@@ -1239,49 +1249,35 @@ impl Store {
                 return queue;
             }
             let through = queue.next;
-            // After a queued row failed, the queued rows behind it are not committed: their
-            // writers went on, and what they computed may be built on it.
-            let (refused, rows): (Vec<_>, Vec<_>) = match &queue.broken {
-                Some(_) => rows.into_iter().partition(|q| q.went_on),
-                None => (Vec::new(), rows),
-            };
             drop(queue);
-            let result = if rows.is_empty() {
-                Ok(())
-            } else {
+            // A row built on one whose commit failed is still right for its key: the report,
+            // not the store, says that it was built on an output the store does not hold.
+            // A panic while committing fails the rows like an error, so that no writer waits
+            // for them for ever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.put_rows(rows.iter().map(|q| &q.row))
-            };
+            }))
+            .unwrap_or_else(|_| {
+                Err(StoreError::with_message(
+                    "committing to the store index panicked".to_owned(),
+                    &self.dir(),
+                    io::Error::other("panicked"),
+                ))
+            });
             // The rows are in the index (or not): their keys' locks are released before
             // anyone is told.
-            let settled: Vec<(u64, String, bool)> = rows
-                .into_iter()
-                .map(|q| (q.ticket, q.row.entry.key, q.went_on))
-                .collect();
-            let refused: Vec<(u64, String)> = refused
+            let settled: Vec<(u64, String)> = rows
                 .into_iter()
                 .map(|q| (q.ticket, q.row.entry.key))
                 .collect();
             queue = self.queue();
             if let Err(e) = &result {
                 let why = e.to_string();
-                if settled.iter().any(|(_, _, went_on)| *went_on) {
-                    queue.broken = Some(why.clone());
-                }
-                for (ticket, _, _) in &settled {
+                for (ticket, _) in &settled {
                     queue.failed.insert(*ticket, why.clone());
                 }
             }
-            if !refused.is_empty() {
-                let why = format!(
-                    "not committed, as an earlier commit failed: {}",
-                    queue.broken.as_deref().unwrap_or_default()
-                );
-                for (ticket, _) in &refused {
-                    queue.failed.insert(*ticket, why.clone());
-                }
-            }
-            let keys = settled.into_iter().map(|(ticket, key, _)| (ticket, key));
-            for (ticket, key) in keys.chain(refused) {
+            for (ticket, key) in settled {
                 if queue.keys.get(&key) == Some(&ticket) {
                     queue.keys.remove(&key);
                 }
@@ -1299,7 +1295,11 @@ impl Store {
         let mut state = self.state();
         let State { index, known, .. } = &mut *state;
         let Some(index) = open_index(index, || self.dir(), true)? else {
-            unreachable!("an index opened to be created exists");
+            return Err(StoreError::with_message(
+                "the store index is missing".to_owned(),
+                &self.dir(),
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
         };
         index.put_all(rows.clone())?;
         for row in rows {

@@ -71,6 +71,91 @@ fn a_failed_commit_fails_its_node_and_what_was_computed_from_it() {
     );
 }
 
+#[task(name = "queued_commits.spread")]
+fn spread(x: &u64, ctx: &Ctx) -> Vec<u64> {
+    count(ctx);
+    vec![*x, x + 1, x + 2]
+}
+
+#[test]
+fn the_branches_below_a_failed_commit_are_not_reported_as_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("failed-commit-map");
+    let broken = b
+        .add("broken", break_index::node(dir.path().to_owned()))
+        .unwrap();
+    let list = b.add("list", spread::node(broken)).unwrap();
+    let each = b.map("each", list, next::node).unwrap();
+    let p = b.build();
+    let run = Runner::new(dir.path()).jobs(2).run(&p).unwrap();
+
+    assert!(!run.succeeded(), "{run}");
+    assert_eq!(with_status(&run, NodeStatus::Failed), names(&["broken"]));
+    assert_eq!(
+        run.node("each").unwrap().status(),
+        NodeStatus::UpstreamFailed
+    );
+    for i in 0..3 {
+        let branch = run.node(&format!("each[{i}]")).unwrap();
+        assert_eq!(branch.status(), NodeStatus::UpstreamFailed, "each[{i}]");
+    }
+    assert!(run.branches(each).is_err());
+    let record = pipewright::record::RunRecord::read(run.run_dir().unwrap()).unwrap();
+    let mapped = record.nodes.iter().find(|n| n.name == "each").unwrap();
+    assert!(
+        mapped
+            .branches
+            .iter()
+            .all(|b| b.status == RecordedStatus::UpstreamFailed),
+        "{:?}",
+        mapped.branches.iter().map(|b| b.status).collect::<Vec<_>>()
+    );
+    take_runs("failed-commit-map");
+}
+
+#[task(name = "queued_commits.with_file")]
+fn with_file(text: String, ctx: &Ctx) -> std::io::Result<pipewright::OutputFile> {
+    count(ctx);
+    let file = pipewright::OutputFile::new(ctx, "out.txt")?;
+    std::fs::write(file.path(), text)?;
+    Ok(file)
+}
+
+/// How many rows of the index name node `node`, read while the run goes on.
+#[task(name = "queued_commits.rows_now")]
+fn rows_now(_file: &pipewright::OutputFile, data: PathBuf, node: String, ctx: &Ctx) -> i64 {
+    count(ctx);
+    let index = rusqlite::Connection::open(data.join(".store").join("index.db")).unwrap();
+    index
+        .query_row(
+            "SELECT COUNT(*) FROM entries WHERE node = ?1",
+            [&node],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn an_entry_with_files_of_its_own_is_committed_before_its_consumers_start() {
+    // Its files are in place before its row: the row follows at once, not with a batch.
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("files-committed");
+    let file = b
+        .add("with_file", with_file::node("text".to_owned()))
+        .unwrap();
+    let rows = b
+        .add(
+            "rows",
+            rows_now::node(file, dir.path().to_owned(), "with_file".to_owned()),
+        )
+        .unwrap();
+    let p = b.build();
+    let run = Runner::new(dir.path()).jobs(2).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(*run.get(rows).unwrap(), 1);
+    take_runs("files-committed");
+}
+
 /// The handle of the run that `stop_all` cancels.
 static CANCEL: Mutex<Option<Cancel>> = Mutex::new(None);
 

@@ -61,8 +61,7 @@ impl NewEntry<'_> {
         compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
     ) -> Result<Computed, TaskError> {
         self.compute_then(store, compute, |pending, meta, bytes, files| {
-            let (entry, ticket) = store.commit_queued(pending, meta, bytes, files, lock)?;
-            Ok((entry, Some(ticket)))
+            store.commit_queued(pending, meta, bytes, files, lock)
         })
     }
 

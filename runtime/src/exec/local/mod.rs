@@ -179,8 +179,24 @@ fn run_here(
     let progress = run.settings.progress;
     let made = std::mem::take(&mut run.maps);
     let mut outcomes = run.finish();
-    fail_uncommitted(pipeline, progress, &mut outcomes, uncommitted);
-    let branches = branches::outcomes(pipeline.nodes.maps(), made, &mut outcomes);
+    let failed = fail_uncommitted(pipeline, progress, &mut outcomes, uncommitted);
+    let mut branches = branches::outcomes(pipeline.nodes.maps(), made, &mut outcomes);
+    // The branches of a mapped node below a failed commit were built on what the store
+    // does not hold, as the node itself.
+    for map in &mut branches {
+        if failed.get(map.node.index()) == Some(&true) {
+            let up = outcomes[map.node.index()].failed_upstream;
+            for outcome in &mut map.outcomes {
+                if !matches!(
+                    outcome.status,
+                    NodeStatus::NotNeeded | NodeStatus::UpstreamFailed
+                ) {
+                    *outcome = NodeOutcome::new(NodeStatus::UpstreamFailed);
+                    outcome.failed_upstream = up;
+                }
+            }
+        }
+    }
     (outcomes, branches)
 }
 
@@ -649,15 +665,16 @@ impl Run<'_> {
 /// the commit had failed while it ran, and makes every node below it *upstream failed*,
 /// as if it had never started: no node is reported as built on an output that is not in
 /// the store, and no output computed from one is handed out. The journal hears of each
-/// node again.
+/// node again. Returns whether each node failed here or is below one that did (empty if
+/// none did).
 fn fail_uncommitted(
     pipeline: &Pipeline,
     progress: Option<&Progress>,
     outcomes: &mut [NodeOutcome],
     uncommitted: Vec<(NodeId, StoreError)>,
-) {
+) -> Vec<bool> {
     let Some(first) = uncommitted.iter().map(|(id, _)| id.index()).min() else {
-        return;
+        return Vec::new();
     };
     let mut errors: Vec<Option<StoreError>> = (0..outcomes.len()).map(|_| None).collect();
     for (id, error) in uncommitted {
@@ -696,6 +713,7 @@ fn fail_uncommitted(
             progress.settled(i, node.name(), outcome);
         }
     }
+    failed
 }
 
 /// A context for the tasks of a run of `pipeline` that stops when `stop` is set.

@@ -140,12 +140,13 @@ impl<'p> Run<'p> {
             components = self.components(node, &digests)?;
             key = hex(&components.key());
             drop(lock.take());
+            // Under the new key's lock, as above: who held it may have made the entry.
+            if meta.cache {
+                lock = Some(store.lock(&key).map_err(TaskError::Store)?);
+            }
             match use_entry_now(&key) {
                 Ok(entry) => return Ok(self.cached(id, key, entry)),
                 Err(why) => reason = why,
-            }
-            if meta.cache {
-                lock = Some(store.lock(&key).map_err(TaskError::Store)?);
             }
         }
         let entry = self.new_entry(node, &key, &components);
