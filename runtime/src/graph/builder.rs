@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::erased::ErasedTask;
 use crate::error::{Error, Result};
 use crate::hash::{ParamLoss, Params};
-use crate::task::{NodeNames, Task, TaskMeta};
+use crate::task::{NodeNames, Task};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -122,41 +122,17 @@ impl Builder {
         bound: Bound<T>,
         refused: Option<&mut Option<Refused>>,
     ) -> Result<Handle<T::Output>> {
-        let Bound { task, slots } = bound;
-        let before = (self.nodes.kept.ends.len(), self.nodes.params.len());
+        let kept_before = self.nodes.kept.ends.len();
+        let params_before = self.nodes.params.len();
         let mut params = Params::keeping(&mut self.nodes.params, &mut self.nodes.kept);
-        let encoded = task.__encode_params(&mut params);
-        let (hash, kept) = self.admit(name, &T::META, encoded, &slots, before, refused)?;
-        self.nodes.tasks.push(task);
-        let id = self.push(name, hash, kept);
-        Ok(Handle {
-            pipeline: self.id,
-            id,
-            _output: PhantomData,
-        })
-    }
-
-    /// The part of [`add_bound`](Self::add_bound) that does not depend on the task's type
-    /// (so that each task does not instantiate it): takes or refuses the parameters that
-    /// `encoded` says were pushed after `before` (the lengths of the kept encodings and of
-    /// the parameters' bytes), checks the wires in `slots` and the name, and pushes the
-    /// wires. Returns the name's hash and whether the parameters' encodings are kept.
-    fn admit(
-        &mut self,
-        name: &str,
-        meta: &TaskMeta,
-        encoded: std::result::Result<(), (&'static str, ParamLoss)>,
-        slots: &[Slot],
-        (kept_before, params_before): (usize, usize),
-        refused: Option<&mut Option<Refused>>,
-    ) -> Result<(u32, bool)> {
-        let mut kept =
-            self.nodes.kept.ends.len() - kept_before == meta.params.len() && !self.nodes.kept.whole;
+        let encoded = bound.task.__encode_params(&mut params);
+        let mut kept = self.nodes.kept.ends.len() - kept_before == T::META.params.len()
+            && !self.nodes.kept.whole;
         if let Err((param, loss)) = encoded {
             kept = false;
             let why = Refused {
                 node: name.to_owned(),
-                task: meta.name,
+                task: T::META.name,
                 param,
                 loss,
             };
@@ -174,7 +150,8 @@ impl Builder {
             // Not one encoding per parameter: the key asks the task for its digests.
             self.nodes.kept.truncate(kept_before);
         }
-        let wired = slots
+        let wired = bound
+            .slots
             .iter()
             .map(|slot| match slot {
                 Slot::One(..) => 1,
@@ -182,8 +159,8 @@ impl Builder {
             })
             .sum();
         let checked = self
-            .check_slots(name, slots)
-            .and_then(|()| self.check_new(name, slots.len(), wired));
+            .check_slots(name, &bound.slots)
+            .and_then(|()| self.check_new(name, bound.slots.len(), wired));
         let hash = match checked {
             Ok(hash) => hash,
             Err(error) => {
@@ -192,7 +169,7 @@ impl Builder {
                 return Err(error);
             }
         };
-        for slot in slots {
+        for slot in &bound.slots {
             let many = match slot {
                 Slot::One(_, id) => {
                     self.nodes.wired.push(*id);
@@ -206,7 +183,13 @@ impl Builder {
             let end = self.nodes.wired.len();
             self.nodes.wires.push(WireEnd { end, many });
         }
-        Ok((hash, kept))
+        self.nodes.tasks.push(bound.task);
+        let id = self.push(name, hash, kept);
+        Ok(Handle {
+            pipeline: self.id,
+            id,
+            _output: PhantomData,
+        })
     }
 
     /// Checks that every handle wired in `slots` is one of this pipeline's, and none is the

@@ -140,29 +140,20 @@ impl Tasks {
     /// Adds a task to the column of type `C` with `push`, and notes its place as the next
     /// node's.
     fn push_to<C: Column + Default + Any>(&mut self, push: impl FnOnce(&mut C)) {
-        let column = self.column_of(TypeId::of::<C>(), || Box::<C>::default());
+        let ty = TypeId::of::<C>();
+        let column = match self.last {
+            Some((last, column)) if last == ty => column,
+            _ => self.column(ty, || Box::<C>::default()),
+        };
         let Some(tasks) = self.columns[column as usize]
             .as_any_mut()
             .downcast_mut::<C>()
         else {
             unreachable!("a column holds tasks of the type it is found by")
         };
-        push(tasks);
-        self.placed(column);
-    }
-
-    /// The column of the tasks of type `ty`: the last one's if it is of that type.
-    fn column_of(&mut self, ty: TypeId, make: fn() -> Box<dyn Column>) -> u32 {
-        match self.last {
-            Some((last, column)) if last == ty => column,
-            _ => self.column(ty, make),
-        }
-    }
-
-    /// Notes the last task of `column` as the next node's.
-    fn placed(&mut self, column: u32) {
         // A column holds at most every node, and node indices are below `u32::MAX`.
-        let place = self.columns[column as usize].len() as u32 - 1;
+        let place = tasks.len() as u32;
+        push(tasks);
         self.at.push((column, place));
     }
 

@@ -75,6 +75,7 @@ struct Restore(Option<Mode>);
 
 impl Restore {
     /// Puts `mode` in force on this thread, until [`leave`](Self::leave) or a drop.
+    #[inline]
     fn enter(mode: Mode) -> Self {
         Restore(Some(
             MODE.with(|m| mem::replace(&mut *m.borrow_mut(), mode)),
@@ -82,6 +83,7 @@ impl Restore {
     }
 
     /// Puts the mode that was in force back; returns the one that is replaced.
+    #[inline]
     fn leave(mut self) -> Mode {
         let before = self.0.take().unwrap_or(Mode::Read);
         MODE.with(|m| mem::replace(&mut *m.borrow_mut(), before))

@@ -284,6 +284,7 @@ fn decode_loss(e: CodecError) -> ParamLoss {
 
 /// Where two canonical encodings of a parameter encoded in `len` bytes are written: after
 /// those `kept` holds (taken out of it meanwhile), or in a buffer of their own.
+#[inline]
 fn canonical_out(kept: Option<&mut Kept>, len: usize) -> Out {
     match kept {
         Some(kept) => Out {
@@ -296,6 +297,7 @@ fn canonical_out(kept: Option<&mut Kept>, len: usize) -> Out {
 
 /// Keeps in `kept`, if given, the canonical encoding `out` holds from `start` to `end`
 /// (none if they are equal), and gives it back the bytes before.
+#[inline]
 fn keep_first(kept: Option<&mut Kept>, mut out: Out, start: usize, end: usize) {
     out.bytes.truncate(end);
     if let Some(kept) = kept {
