@@ -1185,14 +1185,20 @@ impl Store {
 
     /// Commits every row waiting, and returns once they are committed (or have failed).
     pub(crate) fn flush(&self) {
+        let through = self.queue().next;
+        self.commit_while(|queue| queue.settled < through);
+    }
+
+    /// Commits the rows waiting, or waits for whoever commits them, while `unsettled` says
+    /// of the queue.
+    fn commit_while(&self, unsettled: impl Fn(&Queue) -> bool) {
         let mut queue = self.queue();
-        let through = queue.next;
-        while queue.settled < through {
-            if queue.committing {
-                queue = self.wait(queue);
+        while unsettled(&queue) {
+            queue = if queue.committing {
+                self.wait(queue)
             } else {
-                queue = self.commit_waiting(queue);
-            }
+                self.commit_waiting(queue)
+            };
         }
     }
 
@@ -1226,14 +1232,7 @@ impl Store {
     /// Waits until no row of `key` waits to be committed, committing the queue if no one
     /// is: the key's lock may be taken again then, and its entry is in the index.
     fn settle_key(&self, key: &str) {
-        let mut queue = self.queue();
-        while queue.keys.contains_key(key) {
-            if queue.committing {
-                queue = self.wait(queue);
-            } else {
-                queue = self.commit_waiting(queue);
-            }
-        }
+        self.commit_while(|queue| queue.keys.contains_key(key));
     }
 
     /// Commits the rows waiting, and those that come meanwhile, until none is left; the
@@ -1258,11 +1257,7 @@ impl Store {
                 self.put_rows(rows.iter().map(|q| &q.row))
             }))
             .unwrap_or_else(|_| {
-                Err(StoreError::with_message(
-                    "committing to the store index panicked".to_owned(),
-                    &self.dir(),
-                    io::Error::other("panicked"),
-                ))
+                Err(self.commit_error("committing to the store index panicked".to_owned()))
             });
             // The rows are in the index (or not): their keys' locks are released before
             // anyone is told.

@@ -18,7 +18,7 @@ use crate::task::{TaskError, Value};
 pub(crate) struct Computed {
     pub(crate) value: Arc<Value>,
     pub(crate) digest: Digest,
-    pub(crate) entry: Option<Box<Entry>>,
+    pub(crate) entry: Option<Arc<Entry>>,
     /// The commit of the entry, when it was queued (see [`NewEntry::compute_queued`]).
     pub(crate) ticket: Option<Ticket>,
 }
@@ -133,7 +133,7 @@ impl NewEntry<'_> {
         Ok(Computed {
             value,
             digest,
-            entry: Some(Box::new(entry)),
+            entry: Some(Arc::new(entry)),
             ticket,
         })
     }

@@ -572,7 +572,7 @@ impl<'p> Run<'p> {
             reason,
             value: Some(computed.value),
             digest: computed.digest,
-            entry: computed.entry.map(Arc::from),
+            entry: computed.entry,
         })
     }
 
@@ -675,7 +675,7 @@ impl<'p> Run<'p> {
                 details.reason = Some(RunReason::Damaged(why));
                 details.output_digest = Some(hex(&computed.digest));
                 slot.digest = Some(computed.digest);
-                slot.entry = computed.entry.map(Arc::from);
+                slot.entry = computed.entry;
                 Ok(computed.value)
             }
             Err(error) => {

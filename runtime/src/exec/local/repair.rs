@@ -272,7 +272,7 @@ impl<'p> Run<'p> {
                 details.reason = Some(RunReason::Damaged(why));
                 slot.stored = Some(Box::new(Stored {
                     digest: Some(computed.digest),
-                    entry: computed.entry.map(Arc::from),
+                    entry: computed.entry,
                 }));
                 drop(slot);
                 cell.status

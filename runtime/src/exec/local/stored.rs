@@ -159,12 +159,7 @@ impl<'p> Run<'p> {
         if let Some(ticket) = computed.ticket {
             super::lock(&self.commits).push((id, ticket));
         }
-        self.put(
-            id,
-            computed.value,
-            Some(computed.digest),
-            computed.entry.map(Arc::from),
-        );
+        self.put(id, computed.value, Some(computed.digest), computed.entry);
         Ok(Done::Ran {
             key: Some(key),
             reason,
