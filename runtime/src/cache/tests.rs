@@ -270,3 +270,86 @@ fn entries_read_in_parts_at_the_start_of_a_run_leave_later_commits_to_fresh_look
         assert!(read.replaced.is_some());
     }
 }
+
+/// The node whose rows [`Store::put_rows`] panics on, in tests.
+pub(super) const PANICS: &str = "panics on commit";
+
+/// Queues the entry of node `node` of task `t` under `key` for `output` through `store`;
+/// its ticket.
+fn queue_entry(store: &Store, key: &str, node: &str, output: &[u8]) -> Ticket {
+    let pending = store.begin("t", key, false).unwrap();
+    let meta = meta("t", node, key, output);
+    let (_, ticket) = store
+        .commit_queued(pending, &meta, output, &[], None)
+        .unwrap();
+    ticket.expect("a row without a directory is queued")
+}
+
+/// What another process finds under `key` in the store of `dir`.
+fn found(dir: &Path, key: &str) -> Option<Vec<u8>> {
+    let other = Store::new(dir.to_owned());
+    match other.lookup_fresh("t", key) {
+        Lookup::Present(entry) => Some(other.read_verified(&entry).unwrap().bytes),
+        Lookup::Missing => None,
+        Lookup::Damaged(why) => panic!("damaged: {why}"),
+    }
+}
+
+fn key_of(i: u32) -> String {
+    blake3::hash(&i.to_le_bytes()).to_hex().to_string()
+}
+
+#[test]
+fn a_failed_batch_leaves_the_rows_queued_after_it_to_be_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    store.prepare().unwrap();
+    // Another connection makes the index refuse the rows of one node.
+    let conn = rusqlite::Connection::open(dir.path().join(STORE_DIR).join(index::INDEX)).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.node = 'refused' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .unwrap();
+    let refused = queue_entry(&store, &key_of(0), "refused", b"no");
+    let failed = store.failures(&[refused]);
+    let why = failed
+        .get(&refused)
+        .expect("the refused row failed")
+        .to_string();
+    assert!(why.starts_with("cannot write the store index"), "{why}");
+    assert_eq!(found(dir.path(), &key_of(0)), None);
+
+    // A row queued after the failure, of another node, is committed as any other.
+    let later = queue_entry(&store, &key_of(1), "later", b"yes");
+    let failed = store.failures(&[later]);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(found(dir.path(), &key_of(1)).as_deref(), Some(&b"yes"[..]));
+}
+
+#[test]
+fn a_panic_while_committing_fails_the_batch_and_leaves_the_queue_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    store.prepare().unwrap();
+    // No committer thread is started: the rows wait for the flush, in one batch.
+    store.queue().committer = true;
+    let panics = queue_entry(&store, &key_of(0), PANICS, b"no");
+    let beside = queue_entry(&store, &key_of(1), "beside", b"no");
+    let failed = store.failures(&[panics, beside]);
+    for ticket in [panics, beside] {
+        let why = failed.get(&ticket).map(ToString::to_string);
+        assert_eq!(
+            why.as_deref(),
+            Some("committing to the store index panicked")
+        );
+    }
+    assert_eq!(found(dir.path(), &key_of(1)), None);
+    // Their keys are free again, and the rows queued next are committed.
+    assert!(store.try_lock(&key_of(0)).is_some());
+    assert!(store.try_lock(&key_of(1)).is_some());
+    let later = queue_entry(&store, &key_of(2), "later", b"yes");
+    let failed = store.failures(&[later]);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(found(dir.path(), &key_of(2)).as_deref(), Some(&b"yes"[..]));
+}
