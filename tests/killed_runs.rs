@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use pipewright::cli;
 use pipewright::prelude::*;
+use pipewright::record::RecordedStatus;
 
 mod support;
 
@@ -178,6 +179,119 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     assert_eq!(status_in(&run_dir), "interrupted");
 }
 
+#[task]
+fn quick(i: u64) -> u64 {
+    i + 1
+}
+
+/// Says so in `ready`, then sleeps until it is killed.
+#[task]
+fn hang_after(x: &u64, ready: PathBuf) -> u64 {
+    fs::write(&ready, b"").unwrap();
+    std::thread::sleep(Duration::from_secs(1000));
+    *x
+}
+
+/// A quick node, whose entry is queued to be committed with others, and a node below it
+/// that hangs.
+fn queued_pipeline(dir: &Path) -> Pipeline {
+    let mut b = Pipeline::builder("queued");
+    let fresh = b.add("fresh", quick::node(1)).unwrap();
+    b.add("hang", hang_after::node(fresh, dir.join("ready")))
+        .unwrap();
+    b.build()
+}
+
+/// A run killed while the entry of a node that ran is queued, not committed (another
+/// connection holds the index's write lock): neither its journal nor `status` says that
+/// the node's entry is stored, and the next run computes it again.
+fn a_run_killed_with_an_entry_queued_does_not_record_it_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The index, made by a run of another pipeline.
+    let mut b = Pipeline::builder("first");
+    b.add("zero", quick::node(0)).unwrap();
+    assert!(Runner::new(&data).run(&b.build()).unwrap().succeeded());
+    let earlier: Vec<PathBuf> = fs::read_dir(data.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let writer = store::open(&data);
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let mut child = Killed(
+        Command::new(std::env::current_exe().unwrap())
+            .env("PIPEWRIGHT_CHILD", "queued")
+            .env("PIPEWRIGHT_DIR", dir.path())
+            .spawn()
+            .unwrap(),
+    );
+    let run_dir = || {
+        fs::read_dir(data.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|path| !earlier.contains(path))
+    };
+    // Once `hang` runs, and the journal has the line of `fresh`.
+    let start = Instant::now();
+    let settled = |run_dir: &Path| {
+        pipewright::record::RunRecord::read(run_dir)
+            .is_ok_and(|record| record.nodes[0].status == RecordedStatus::Ran)
+    };
+    while !dir.path().join("ready").exists() || !run_dir().is_some_and(|run| settled(&run)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "`fresh` never settled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    writer.execute_batch("ROLLBACK").unwrap();
+    drop(writer);
+
+    let run_dir = run_dir().unwrap();
+    assert!(
+        store::entries(&data)
+            .iter()
+            .all(|entry| entry.node != "fresh"),
+        "the entry of `fresh` was committed"
+    );
+    let record = pipewright::record::RunRecord::read(&run_dir).unwrap();
+    let fresh = &record.nodes[0];
+    assert_eq!(
+        (fresh.name.as_str(), fresh.status, fresh.uncommitted),
+        ("fresh", RecordedStatus::Ran, true)
+    );
+    let p = queued_pipeline(dir.path());
+    let (_, out) = cli(&p, &data, &["status", run_dir.to_str().unwrap()]);
+    assert!(out.contains("interrupted: its process ("), "{out}");
+    let line = line_of(&out, "fresh");
+    assert!(line.contains(" ran "), "{out}");
+    assert!(
+        line.ends_with("its entry is not recorded as stored"),
+        "{out}"
+    );
+    assert!(line_of(&out, "hang").contains(" pending"), "{out}");
+
+    // The next run computes it again.
+    let mut b = Pipeline::builder("queued");
+    let fresh = b.add("fresh", quick::node(1)).unwrap();
+    let run = Runner::new(&data).run(&b.build()).unwrap();
+    assert_eq!(run.node("fresh").unwrap().status(), NodeStatus::Ran);
+    assert_eq!(*run.get(fresh).unwrap(), 2);
+    // Its journal, read as a killed run's would be, says that the entry is stored.
+    let copy = dir.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    let journal = run.run_dir().unwrap().join("journal.jsonl");
+    fs::copy(&journal, copy.join("journal.jsonl")).unwrap();
+    let record = pipewright::record::RunRecord::read(&copy).unwrap();
+    assert_eq!(
+        (record.nodes[0].status, record.nodes[0].uncommitted),
+        (RecordedStatus::Ran, false)
+    );
+}
+
 /// How many nodes the run killed in the middle of its commits has.
 const PIECES: u64 = 240;
 
@@ -299,6 +413,8 @@ fn main() -> ExitCode {
         let data = dir.join("data");
         let _ = if child == "pieces" {
             Runner::new(data).jobs(2).run(&pieces().0)
+        } else if child == "queued" {
+            Runner::new(data).jobs(2).run(&queued_pipeline(&dir))
         } else {
             Runner::new(data).run(&the_pipeline(&dir))
         };
@@ -308,6 +424,10 @@ fn main() -> ExitCode {
         (
             "a_killed_run_is_interrupted_and_its_leftovers_are_removed",
             a_killed_run_is_interrupted_and_its_leftovers_are_removed,
+        ),
+        (
+            "a_run_killed_with_an_entry_queued_does_not_record_it_as_stored",
+            a_run_killed_with_an_entry_queued_does_not_record_it_as_stored,
         ),
         (
             "runs_killed_in_the_middle_of_their_commits_leave_only_whole_entries",

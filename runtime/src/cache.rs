@@ -433,6 +433,48 @@ struct Queued {
     row: NewRow,
     /// Held until the row is committed.
     _lock: Option<KeyLock>,
+    /// Who hears that the row is committed.
+    note: Option<Note>,
+}
+
+/// Who hears which queued rows were committed, each by the number its writer gave it with
+/// a [`Note`]: the journal of the run that queued them.
+pub(crate) trait Committed: Send + Sync {
+    /// The rows numbered `rows` are committed.
+    fn committed(&self, rows: &[u32]);
+}
+
+/// What a queued row's writer asks to be told once the row is committed: `row` is told to
+/// `to`.
+pub(crate) struct Note {
+    pub(crate) to: Arc<dyn Committed>,
+    pub(crate) row: u32,
+}
+
+impl std::fmt::Debug for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Note").field("row", &self.row).finish()
+    }
+}
+
+/// Tells who asked of each row of `rows` (all committed) that it is, in one call for each
+/// run of rows with the same listener.
+fn tell_committed(rows: &[Queued]) {
+    let mut to: Option<&Arc<dyn Committed>> = None;
+    let mut numbers = Vec::new();
+    for note in rows.iter().filter_map(|q| q.note.as_ref()) {
+        if let Some(current) = to
+            && !Arc::ptr_eq(current, &note.to)
+        {
+            current.committed(&numbers);
+            numbers.clear();
+        }
+        to = Some(&note.to);
+        numbers.push(note.row);
+    }
+    if let Some(to) = to {
+        to.committed(&numbers);
+    }
 }
 
 /// A commit handed to the store's queue, whose outcome its writer reads later with
@@ -1007,8 +1049,9 @@ impl Store {
 
     /// [`commit`](Self::commit), but the row is queued and the caller goes on: it is
     /// committed with others in one transaction, by whichever writer commits next, and the
-    /// key's `lock` is released once it is. What became of it is read with
-    /// [`failures`](Self::failures), after [`flush`](Self::flush).
+    /// key's `lock` is released once it is; `note` is told then, if it is. What became of
+    /// it is read with [`failures`](Self::failures), after [`flush`](Self::flush). An entry
+    /// committed at once has no ticket, and its `note` is not told.
     pub(crate) fn commit_queued(
         &self,
         pending: Pending,
@@ -1016,6 +1059,7 @@ impl Store {
         output: &[u8],
         files: &[FileRecord],
         lock: Option<KeyLock>,
+        note: Option<Note>,
     ) -> Result<(Entry, Option<Ticket>), StoreError> {
         let row = self.place(&pending, meta, output, files).inspect_err(|_| {
             self.discard(pending);
@@ -1028,7 +1072,7 @@ impl Store {
             drop(lock);
             return Ok((entry, None));
         }
-        let ticket = self.queue_row(row, lock);
+        let ticket = self.queue_row(row, lock, note);
         Ok((entry, Some(ticket)))
     }
 
@@ -1104,8 +1148,9 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds `row` to the queue, with the lock of its key if the caller holds one.
-    fn push(queue: &mut Queue, row: NewRow, lock: Option<KeyLock>) -> u64 {
+    /// Adds `row` to the queue, with the lock of its key if the caller holds one, and who
+    /// to tell once it is committed.
+    fn push(queue: &mut Queue, row: NewRow, lock: Option<KeyLock>, note: Option<Note>) -> u64 {
         let ticket = queue.next;
         queue.next += 1;
         queue.bytes += row.output.as_ref().map_or(0, Vec::len);
@@ -1114,6 +1159,7 @@ impl Store {
             ticket,
             row,
             _lock: lock,
+            note,
         });
         ticket
     }
@@ -1122,7 +1168,7 @@ impl Store {
     /// returns once it is committed.
     fn commit_row(&self, row: NewRow) -> Result<(), StoreError> {
         let mut queue = self.queue();
-        let ticket = Self::push(&mut queue, row, None);
+        let ticket = Self::push(&mut queue, row, None, None);
         loop {
             if queue.settled > ticket {
                 return match queue.failed.remove(&ticket) {
@@ -1138,11 +1184,12 @@ impl Store {
         }
     }
 
-    /// Queues `row` and its key's `lock`, and commits what waits if there is enough of it.
-    fn queue_row(&self, row: NewRow, lock: Option<KeyLock>) -> Ticket {
+    /// Queues `row`, its key's `lock` and its `note`, and commits what waits if there is
+    /// enough of it.
+    fn queue_row(&self, row: NewRow, lock: Option<KeyLock>, note: Option<Note>) -> Ticket {
         let mut queue = self.queue();
         let first = queue.rows.is_empty();
-        let ticket = Self::push(&mut queue, row, lock);
+        let ticket = Self::push(&mut queue, row, lock, note);
         if queue.committing {
             // A commit under way (perhaps waiting for another process's write): the writers
             // wait for it once the queue is full, rather than hold ever more rows and locks.
@@ -1259,6 +1306,9 @@ impl Store {
             .unwrap_or_else(|_| {
                 Err(self.commit_error("committing to the store index panicked".to_owned()))
             });
+            if result.is_ok() {
+                tell_committed(&rows);
+            }
             // The rows are in the index (or not): their keys' locks are released before
             // anyone is told.
             let settled: Vec<(u64, String)> = rows

@@ -1,7 +1,9 @@
 //! The progress of a run while it goes on: a bar on the terminal (nodes settled out of those
 //! to settle, how many were cached, and which tasks are running), and the journal in its
-//! run directory (a line for each node as it settles).
+//! run directory (a line for each node as it settles, and one for each batch of the entries
+//! committed after their nodes settled).
 
+use std::borrow::Cow;
 #[cfg(feature = "progress")]
 use std::collections::BTreeSet;
 use std::fs;
@@ -15,9 +17,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cache::StoreError;
+use serde::Serialize;
+
+use crate::cache::{Committed, StoreError};
 use crate::chain::chain;
-use crate::record::schema::{JournalLine, RecordedStatus};
+use crate::record::schema::{JournalLine, RecordedStatus, StoredLine};
 use crate::report::{NO_NODE, NO_WORKER, NodeOutcome, NodeStatus};
 
 /// The progress of one run: its bar, its journal, or both.
@@ -50,6 +54,13 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.settled(node, outcome.status == NodeStatus::Cached);
         }
+    }
+
+    /// Who hears, by node index, that the entries of nodes whose rows were queued are
+    /// committed: the journal, which says so.
+    pub(crate) fn committed(&self) -> Option<Arc<dyn Committed>> {
+        let journal = self.journal.as_ref()?;
+        Some(journal.shared.clone())
     }
 
     /// Mapped node `index` made `branches` branches.
@@ -267,6 +278,7 @@ impl Journal {
         line.upstream_failed = (outcome.status == NodeStatus::UpstreamFailed
             && outcome.failed_upstream != NO_NODE)
             .then_some(outcome.failed_upstream);
+        line.queued = outcome.queued;
         self.add(&line);
     }
 
@@ -295,26 +307,9 @@ impl Journal {
         self.add(&line);
     }
 
-    /// Adds `line`, encoded whole before the lock is taken.
+    /// Adds `line`.
     fn add(&self, line: &JournalLine) {
-        // A line that cannot be encoded (it always can) is left out, never written in part.
-        let Ok(mut bytes) = serde_json::to_vec(line) else {
-            return;
-        };
-        bytes.push(b'\n');
-        let mut waiting = lock(&self.shared.waiting);
-        if waiting.failed.is_some() {
-            return;
-        }
-        waiting.lines.extend_from_slice(&bytes);
-        let idle = std::mem::take(&mut waiting.idle);
-        drop(waiting);
-        // Only a thread waiting for a first line is woken; one that gathers writes this line
-        // with the others. All are woken, as a thread flushing the journal waits on the same
-        // condition.
-        if idle {
-            self.shared.wake.notify_all();
-        }
+        self.shared.add(line);
     }
 
     /// Writes every line that waits, stops the thread, and says whether every write
@@ -333,6 +328,40 @@ impl Journal {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+impl Shared {
+    /// Adds `line`, encoded whole before the lock is taken.
+    fn add(&self, line: &impl Serialize) {
+        // A line that cannot be encoded (it always can) is left out, never written in part.
+        let Ok(mut bytes) = serde_json::to_vec(line) else {
+            return;
+        };
+        bytes.push(b'\n');
+        let mut waiting = lock(&self.waiting);
+        if waiting.failed.is_some() {
+            return;
+        }
+        waiting.lines.extend_from_slice(&bytes);
+        let idle = std::mem::take(&mut waiting.idle);
+        drop(waiting);
+        // Only a thread waiting for a first line is woken; one that gathers writes this line
+        // with the others. All are woken, as a thread flushing the journal waits on the same
+        // condition.
+        if idle {
+            self.wake.notify_all();
+        }
+    }
+}
+
+/// The nodes whose queued entries were committed have a line that says so, one for each
+/// batch of them.
+impl Committed for Shared {
+    fn committed(&self, rows: &[u32]) {
+        self.add(&StoredLine {
+            stored: Cow::Borrowed(rows),
+        });
     }
 }
 

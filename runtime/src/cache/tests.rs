@@ -280,7 +280,7 @@ fn queue_entry(store: &Store, key: &str, node: &str, output: &[u8]) -> Ticket {
     let pending = store.begin("t", key, false).unwrap();
     let meta = meta("t", node, key, output);
     let (_, ticket) = store
-        .commit_queued(pending, &meta, output, &[], None)
+        .commit_queued(pending, &meta, output, &[], None, None)
         .unwrap();
     ticket.expect("a row without a directory is queued")
 }
@@ -352,4 +352,64 @@ fn a_panic_while_committing_fails_the_batch_and_leaves_the_queue_working() {
     let failed = store.failures(&[later]);
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(found(dir.path(), &key_of(2)).as_deref(), Some(&b"yes"[..]));
+}
+
+/// Hears which rows were committed.
+#[derive(Default)]
+struct Heard(Mutex<Vec<Vec<u32>>>);
+
+impl Committed for Heard {
+    fn committed(&self, rows: &[u32]) {
+        self.0.lock().unwrap().push(rows.to_vec());
+    }
+}
+
+#[test]
+fn who_asked_hears_of_each_queued_row_once_it_is_committed_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    store.prepare().unwrap();
+    store.queue().committer = true;
+    let (first, second) = (Arc::new(Heard::default()), Arc::new(Heard::default()));
+    let queue = |i: u32, node: &str, to: &Arc<Heard>| {
+        let key = key_of(i);
+        let pending = store.begin("t", &key, false).unwrap();
+        let note = Note {
+            to: to.clone(),
+            row: i,
+        };
+        store
+            .commit_queued(
+                pending,
+                &meta("t", node, &key, b"x"),
+                b"x",
+                &[],
+                None,
+                Some(note),
+            )
+            .unwrap()
+            .1
+            .unwrap()
+    };
+    let tickets = [
+        queue(0, "a", &first),
+        queue(1, "b", &first),
+        queue(2, "c", &second),
+        queue(3, "d", &first),
+    ];
+    assert!(first.0.lock().unwrap().is_empty(), "told before the commit");
+    assert!(store.failures(&tickets).is_empty());
+    assert_eq!(*first.0.lock().unwrap(), [vec![0, 1], vec![3]]);
+    assert_eq!(*second.0.lock().unwrap(), [vec![2]]);
+
+    // A row whose commit fails is not told of.
+    let conn = rusqlite::Connection::open(dir.path().join(STORE_DIR).join(index::INDEX)).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.node = 'refused' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .unwrap();
+    let refused = queue(4, "refused", &second);
+    assert_eq!(store.failures(&[refused]).len(), 1);
+    assert_eq!(*second.0.lock().unwrap(), [vec![2]]);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cache::{
-    ENTRY_FORMAT, Entry, EntryMeta, FileRecord, InputDigests, KeyLock, NamedDigest, Pending, Store,
-    StoreError, Ticket,
+    ENTRY_FORMAT, Entry, EntryMeta, FileRecord, InputDigests, KeyLock, NamedDigest, Note, Pending,
+    Store, StoreError, Ticket,
 };
 use crate::erased::ErasedTask;
 use crate::key::{Components, Digest, hex};
@@ -52,16 +52,17 @@ impl NewEntry<'_> {
     }
 
     /// [`compute`](Self::compute), but the entry's row is queued and committed later, with
-    /// others (see [`Store::commit_queued`]); the key's `lock` is released once it is. The
-    /// caller reads what became of the commit with [`Store::failures`].
+    /// others (see [`Store::commit_queued`]); the key's `lock` is released once it is, and
+    /// `note` told. The caller reads what became of the commit with [`Store::failures`].
     pub(crate) fn compute_queued(
         self,
         store: &Store,
         lock: Option<KeyLock>,
+        note: Option<Note>,
         compute: impl FnOnce(&Pending) -> Result<Arc<Value>, TaskError>,
     ) -> Result<Computed, TaskError> {
         self.compute_then(store, compute, |pending, meta, bytes, files| {
-            store.commit_queued(pending, meta, bytes, files, lock)
+            store.commit_queued(pending, meta, bytes, files, lock, note)
         })
     }
 

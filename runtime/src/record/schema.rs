@@ -111,6 +111,12 @@ pub struct NodeRecord {
     /// The branches of a mapped node, in the order of the list it went over.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub branches: Vec<BranchRecord>,
+    /// Whether it ran but its entry is not recorded as committed to the store: only in the
+    /// record of a run that has not ended, or never did (killed), read from its journal,
+    /// for a node whose entry was to be committed after it settled. The store may not hold
+    /// its output.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uncommitted: bool,
 }
 
 /// One branch of a mapped node in a [`NodeRecord`].
@@ -181,6 +187,8 @@ struct StoredNode {
     over: Option<String>,
     #[serde(default)]
     branches: Vec<BranchRecord>,
+    #[serde(default)]
+    uncommitted: bool,
 }
 
 impl From<StoredNode> for NodeRecord {
@@ -212,6 +220,7 @@ impl From<StoredNode> for NodeRecord {
             upstream_failed: node.upstream_failed,
             over: node.over,
             branches: node.branches,
+            uncommitted: node.uncommitted,
         }
     }
 }
@@ -403,7 +412,8 @@ impl RunRecord {
 pub(crate) const RUN_JSON: &str = "run.json";
 
 /// The file of a run directory that the run appends to while it goes on: a header line,
-/// then a line for each node as it settles. It stays once `run.json` is written, which is
+/// then a line for each node as it settles, and one for each batch of entries committed
+/// after their nodes settled. It stays once `run.json` is written, which is
 /// then what is read (removing it would cost the next new files of some file systems more
 /// than it saves).
 pub(crate) const JOURNAL: &str = "journal.jsonl";
@@ -494,6 +504,18 @@ pub(crate) struct JournalLine {
     /// node `upstream_failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) upstream_branch: Option<u32>,
+    /// The node's entry was queued to be committed after it settled: the store holds it
+    /// once a [`StoredLine`] names the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) queued: bool,
+}
+
+/// A line of a journal that says that the entries of the nodes it names (by position),
+/// queued when they settled, are committed to the store.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoredLine<'a> {
+    pub(crate) stored: Cow<'a, [u32]>,
 }
 
 impl JournalLine {
@@ -510,6 +532,7 @@ impl JournalLine {
             error: Vec::new(),
             upstream_failed: None,
             upstream_branch: None,
+            queued: false,
         }
     }
 }
@@ -583,6 +606,7 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
             upstream_failed: None,
             over: None,
             branches: Vec::new(),
+            uncommitted: false,
         });
     }
     for &(node, over) in &header.maps {
@@ -590,10 +614,28 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
         name_of(node, 1)?;
         nodes[node as usize].over = Some(over);
     }
+    // Whether each node's last line said its entry was queued, and whether a line said
+    // that its entry was committed since (which may come first).
+    let mut queued = vec![false; nodes.len()];
+    let mut stored = vec![false; nodes.len()];
     for (i, line) in lines.enumerate() {
         let number = i + 2;
-        let settled: JournalLine = serde_json::from_slice(line)
-            .map_err(|e| record_error(path, format!("line {number} does not parse: {e}")))?;
+        let settled: JournalLine = match serde_json::from_slice(line) {
+            Ok(settled) => settled,
+            Err(e) => {
+                let Ok(StoredLine { stored: committed }) = serde_json::from_slice(line) else {
+                    return Err(record_error(
+                        path,
+                        format!("line {number} does not parse: {e}"),
+                    ));
+                };
+                for &at in committed.iter() {
+                    name_of(at, number)?;
+                    stored[at as usize] = true;
+                }
+                continue;
+            }
+        };
         name_of(settled.node, number)?;
         if settled.branch.is_some() || settled.branches.is_some() {
             let upstream = settled
@@ -604,6 +646,7 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
             branch_line(node, settled, upstream);
             continue;
         }
+        queued[settled.node as usize] = settled.queued;
         let node = &mut nodes[settled.node as usize];
         node.status = settled.status;
         node.cached = settled.status == RecordedStatus::Cached;
@@ -615,6 +658,9 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
             .upstream_failed
             .map(|up| name_of(up, number))
             .transpose()?;
+    }
+    for ((node, queued), stored) in nodes.iter_mut().zip(queued).zip(stored) {
+        node.uncommitted = queued && !stored;
     }
     Ok(RunRecord {
         format: header.format,
@@ -835,6 +881,47 @@ mod tests {
         assert_eq!(c.branches[2].upstream_failed.as_deref(), Some("b[2]"));
         assert_eq!(c.branches[0].status, RecordedStatus::Pending);
         assert_eq!(c.status, RecordedStatus::Pending);
+    }
+
+    #[test]
+    fn a_node_whose_queued_entry_no_line_says_is_committed_reads_as_uncommitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |lines: &[&str]| {
+            let text = lines
+                .iter()
+                .fold(journal(), |text, line| text + line + "\n");
+            fs::write(dir.path().join(JOURNAL), text).unwrap();
+            RunRecord::read(dir.path())
+        };
+        let queued = r#"{"node":2,"status":"ran","queued":true}"#;
+        let c = read(&[queued]).unwrap().nodes.remove(2);
+        assert_eq!((c.status, c.uncommitted), (RecordedStatus::Ran, true));
+        // Said committed, after its line or before it (the commit may be told first).
+        for lines in [
+            [queued, r#"{"stored":[0,2]}"#],
+            [r#"{"stored":[2]}"#, queued],
+        ] {
+            let record = read(&lines).unwrap();
+            assert!(record.nodes.iter().all(|n| !n.uncommitted), "{lines:?}");
+            assert_eq!(record.nodes[2].status, RecordedStatus::Ran);
+        }
+        // A node settled again after its commit failed is failed, not uncommitted.
+        let failed = r#"{"node":2,"status":"failed","error":["cannot write"]}"#;
+        let c = read(&[queued, failed]).unwrap().nodes.remove(2);
+        assert_eq!((c.status, c.uncommitted), (RecordedStatus::Failed, false));
+        // A line that names a node the run does not have is refused.
+        let err = read(&[r#"{"stored":[2,3]}"#]).unwrap_err().to_string();
+        assert!(
+            err.ends_with("line 4 names node 3, but the run has 3"),
+            "{err}"
+        );
+        // What a finished run's record holds of a node does not say it.
+        let record = read(&[queued]).unwrap();
+        let json = serde_json::to_string(&record.nodes[0]).unwrap();
+        assert!(!json.contains("uncommitted"), "{json}");
+        let json = serde_json::to_string(&record.nodes[2]).unwrap();
+        let back: NodeRecord = serde_json::from_str(&json).unwrap();
+        assert!(back.uncommitted, "{json}");
     }
 
     #[test]

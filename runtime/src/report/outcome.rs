@@ -16,6 +16,9 @@ pub(crate) struct NodeOutcome {
     pub(crate) status: NodeStatus,
     /// It ran because the runner keeps nothing on disk ([`RunReason::InMemory`]).
     pub(crate) in_memory: bool,
+    /// Its entry's row was queued when it settled, to be committed with others: the journal
+    /// says it is stored once the row is.
+    pub(crate) queued: bool,
     /// The worker that ran or settled it, or [`NO_WORKER`].
     pub(crate) worker: u32,
     /// The failed upstream node it waited on (with [`NodeStatus::UpstreamFailed`]), or
@@ -56,6 +59,7 @@ impl NodeOutcome {
         NodeOutcome {
             status,
             in_memory: false,
+            queued: false,
             worker: NO_WORKER,
             failed_upstream: NO_NODE,
             started: 0,

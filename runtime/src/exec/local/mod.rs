@@ -28,7 +28,7 @@ use rayon::{Scope, ThreadPool};
 use smallvec::SmallVec;
 
 use super::{Settings, Stop};
-use crate::cache::{Pending, Store, StoreError, Ticket};
+use crate::cache::{Committed, Pending, Store, StoreError, Ticket};
 use crate::graph::{Node, NodeId, Pipeline, Wire};
 use crate::node::compute::{self, Retries, call};
 use crate::progress::Progress;
@@ -86,6 +86,8 @@ struct Run<'p> {
     maps: Vec<OnceLock<Arc<branches::Branches>>>,
     /// The nodes whose entries were queued to be committed, with their commits.
     commits: Mutex<Vec<(NodeId, Ticket)>>,
+    /// Who hears that a node's queued entry is committed, by the node's index: the journal.
+    committed: Option<Arc<dyn Committed>>,
 }
 
 /// The task context of one thread, on a cache line of its own.
@@ -113,6 +115,7 @@ fn run_here(
     settings: Settings<'_>,
 ) -> (Vec<NodeOutcome>, Vec<MapOutcomes>) {
     let needed = settings.needed;
+    let committed = settings.progress.and_then(Progress::committed);
     let run = Run {
         pipeline,
         stop: settings.stop.clone(),
@@ -157,6 +160,7 @@ fn run_here(
             .map(|_| OnceLock::new())
             .collect(),
         commits: Mutex::default(),
+        committed,
     };
     let roots = pipeline
         .all_nodes()
@@ -409,9 +413,14 @@ impl<'p> Run<'p> {
         outcome.worker = worker;
 
         match result {
-            Ok(Done::Ran { key, reason }) => {
+            Ok(Done::Ran {
+                key,
+                reason,
+                queued,
+            }) => {
                 tracing::info!(target: "pipewright", ?duration, "finished");
                 outcome.duration = nanos(duration);
+                outcome.queued = queued;
                 let details = outcome.details_mut();
                 details.key = key;
                 details.reason = Some(reason);

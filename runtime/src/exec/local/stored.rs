@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Run, lock};
-use crate::cache::{Entry, KeyId, Look, Lookup, Store};
+use crate::cache::{Entry, KeyId, Look, Lookup, Note, Store};
 use crate::exec::mapped::branch_name;
 use crate::exec::worker::{InputRef, input_refs};
 use crate::graph::{Node, NodeId, Wire};
@@ -20,6 +20,8 @@ pub(super) enum Done {
     Ran {
         key: Option<String>,
         reason: RunReason,
+        /// Its entry's row was queued, to be committed after the node settles.
+        queued: bool,
     },
     Cached {
         key: String,
@@ -130,6 +132,7 @@ impl<'p> Run<'p> {
             return Ok(Done::Ran {
                 key: Some(key),
                 reason,
+                queued: false,
             });
         }
         let inputs = self.gather(node)?;
@@ -153,9 +156,15 @@ impl<'p> Run<'p> {
         let mut ctx = self.new_ctx();
         // The row is committed later, with others; the key's lock goes with it, released
         // once it is committed. Its consumers start now, from the output in memory.
-        let computed = entry.compute_queued(store, lock, |pending| {
+        // The journal hears when it is committed.
+        let note = self.committed.as_ref().map(|to| Note {
+            to: Arc::clone(to),
+            row: id.0,
+        });
+        let computed = entry.compute_queued(store, lock, note, |pending| {
             self.invoke(id, node, &inputs, Some(pending), &mut ctx)
         })?;
+        let queued = computed.ticket.is_some();
         if let Some(ticket) = computed.ticket {
             super::lock(&self.commits).push((id, ticket));
         }
@@ -163,6 +172,7 @@ impl<'p> Run<'p> {
         Ok(Done::Ran {
             key: Some(key),
             reason,
+            queued,
         })
     }
 
