@@ -56,6 +56,21 @@ impl Progress {
         }
     }
 
+    /// Node `index`, which settled as `before`, settled again with `outcome` (its entry's
+    /// commit failed after it settled, or one above it did): the journal has its new line,
+    /// and the bar, which counted it once, counts it as it is now.
+    pub(crate) fn resettled(&self, index: usize, before: NodeStatus, outcome: &NodeOutcome) {
+        if let Some(journal) = &self.journal {
+            journal.settled(index, outcome);
+        }
+        if let Some(bar) = &self.bar {
+            bar.resettled(
+                before == NodeStatus::Cached,
+                outcome.status == NodeStatus::Cached,
+            );
+        }
+    }
+
     /// Who hears, by node index, that the entries of nodes whose rows were queued are
     /// committed: the journal, which says so.
     pub(crate) fn committed(&self) -> Option<Arc<dyn Committed>> {
@@ -105,6 +120,28 @@ impl Progress {
     }
 }
 
+#[cfg(all(test, feature = "progress"))]
+impl Progress {
+    /// The progress of a run of `total` nodes with a bar drawn nowhere, and no journal.
+    pub(crate) fn with_hidden_bar(total: usize) -> Self {
+        Progress {
+            bar: Some(Bar::new(total, indicatif::ProgressDrawTarget::hidden())),
+            journal: None,
+        }
+    }
+
+    /// How many nodes the bar counts as settled, out of how many, and how many of them as
+    /// cached.
+    pub(crate) fn counts(&self) -> Option<(u64, Option<u64>, u64)> {
+        let bar = self.bar.as_ref()?;
+        Some((
+            bar.bar.position(),
+            bar.bar.length(),
+            bar.cached.load(Ordering::Relaxed),
+        ))
+    }
+}
+
 /// The bar of one run.
 #[cfg(feature = "progress")]
 struct Bar {
@@ -117,23 +154,29 @@ struct Bar {
 impl Bar {
     /// A bar for `total` nodes on stderr, if stderr is a terminal.
     fn on_stderr(total: usize) -> Option<Self> {
-        use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
         if !std::io::stderr().is_terminal() {
             return None;
         }
-        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        let bar = Self::new(total, indicatif::ProgressDrawTarget::stderr());
+        bar.bar.enable_steady_tick(Duration::from_millis(120));
+        Some(bar)
+    }
+
+    /// A bar for `total` nodes, drawn on `target`.
+    fn new(total: usize, target: indicatif::ProgressDrawTarget) -> Self {
+        use indicatif::{ProgressBar, ProgressStyle};
+
+        let bar = ProgressBar::with_draw_target(Some(total as u64), target);
         let style = ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} nodes {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Some(Bar {
+        Bar {
             bar,
             cached: AtomicU64::new(0),
             running: Mutex::new(BTreeSet::new()),
-        })
+        }
     }
 
     fn started(&self, node: &str) {
@@ -158,6 +201,19 @@ impl Bar {
         running.remove(node);
         self.bar.inc(1);
         self.show(&running);
+    }
+
+    /// A node counted already settled again: only whether it counts as cached may change.
+    fn resettled(&self, was_cached: bool, cached: bool) {
+        if was_cached == cached {
+            return;
+        }
+        if cached {
+            self.cached.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.cached.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.show(&lock(&self.running));
     }
 
     fn finish(&self) {
@@ -196,6 +252,10 @@ impl Bar {
     }
 
     fn settled(&self, _node: &str, _cached: bool) {
+        match *self {}
+    }
+
+    fn resettled(&self, _was_cached: bool, _cached: bool) {
         match *self {}
     }
 

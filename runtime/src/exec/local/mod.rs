@@ -674,8 +674,8 @@ impl Run<'_> {
 /// the commit had failed while it ran, and makes every node below it *upstream failed*,
 /// as if it had never started: no node is reported as built on an output that is not in
 /// the store, and no output computed from one is handed out. The journal hears of each
-/// node again. Returns whether each node failed here or is below one that did (empty if
-/// none did).
+/// node again; the bar counts it once still. Returns whether each node failed here or is
+/// below one that did (empty if none did).
 fn fail_uncommitted(
     pipeline: &Pipeline,
     progress: Option<&Progress>,
@@ -696,6 +696,7 @@ fn fail_uncommitted(
         let node = pipeline.node_at(NodeId::at(i));
         let above = node.upstream().iter().find(|up| failed[up.index()]);
         let outcome = &mut outcomes[i];
+        let before = outcome.status;
         if let Some(up) = above {
             failed[i] = true;
             if matches!(
@@ -718,8 +719,9 @@ fn fail_uncommitted(
         } else {
             continue;
         }
+        // Settled once already: counted once.
         if let Some(progress) = progress {
-            progress.settled(i, node.name(), outcome);
+            progress.resettled(i, before, outcome);
         }
     }
     failed
@@ -732,4 +734,79 @@ fn run_ctx(pipeline: &Pipeline, stop: &Stop) -> Ctx {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(all(test, feature = "progress"))]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::codec::DefaultCodec;
+    use crate::erased::ErasedTask;
+    use crate::task::{Inputs, Task, TaskMeta};
+
+    /// A task that is never run here: the nodes only need one.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    struct Idle;
+
+    impl Task for Idle {
+        type Output = u32;
+        type Codec = DefaultCodec;
+        const META: TaskMeta = TaskMeta::for_tests("local_tests_idle", "exec::local::tests");
+
+        fn run(&self, _: &Inputs<'_>, _: &Ctx) -> Result<u32, TaskError> {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn nodes_settled_again_after_a_failed_commit_are_counted_once() {
+        // `a` above `b` above `c`, and `d` apart.
+        let mut builder = Pipeline::builder("counted-once");
+        let task: Arc<dyn ErasedTask> = Arc::new(Idle);
+        let a = builder.add_node("a", task.clone(), &[], &[]).unwrap();
+        let b = builder
+            .add_node("b", task.clone(), &[], &[Wire::One(&a)])
+            .unwrap();
+        builder
+            .add_node("c", task.clone(), &[], &[Wire::One(&b)])
+            .unwrap();
+        builder.add_node("d", task, &[], &[]).unwrap();
+        let p = builder.build();
+        let progress = Progress::with_hidden_bar(4);
+        let mut outcomes: Vec<NodeOutcome> = [
+            NodeStatus::Ran,
+            NodeStatus::Ran,
+            NodeStatus::Cached,
+            NodeStatus::Ran,
+        ]
+        .into_iter()
+        .map(NodeOutcome::new)
+        .collect();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            progress.settled(i, p.node_name(NodeId::at(i)), outcome);
+        }
+        assert_eq!(progress.counts(), Some((4, Some(4), 1)));
+
+        // The commit of `a`'s entry failed after every node settled.
+        let error = StoreError::with_message(
+            "refused".to_owned(),
+            Path::new("/data/.store"),
+            std::io::Error::other("refused"),
+        );
+        let failed = fail_uncommitted(&p, Some(&progress), &mut outcomes, vec![(a, error)]);
+        assert_eq!(failed, [true, true, true, false]);
+        let statuses: Vec<NodeStatus> = outcomes.iter().map(|o| o.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                NodeStatus::Failed,
+                NodeStatus::UpstreamFailed,
+                NodeStatus::UpstreamFailed,
+                NodeStatus::Ran
+            ]
+        );
+        // Each node is counted once still, and `c` no longer as cached.
+        assert_eq!(progress.counts(), Some((4, Some(4), 0)));
+    }
 }
