@@ -518,6 +518,11 @@ pub(crate) struct StoredLine<'a> {
     pub(crate) stored: Cow<'a, [u32]>,
 }
 
+/// The most branches a journal line may give one mapped node (as a count, or by the
+/// position of one): a line that claims more is damaged. A record of that many would take
+/// gigabytes to read and show.
+pub(crate) const MOST_BRANCHES: u32 = 1 << 24;
+
 impl JournalLine {
     /// The line of node `node` with `status` and nothing else.
     pub(crate) fn new(node: u32, status: RecordedStatus) -> Self {
@@ -638,6 +643,9 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
         };
         name_of(settled.node, number)?;
         if settled.branch.is_some() || settled.branches.is_some() {
+            let node = &nodes[settled.node as usize];
+            check_branches(&settled, node)
+                .map_err(|why| record_error(path, format!("line {number} is damaged: {why}")))?;
             let upstream = settled
                 .upstream_failed
                 .map(|up| name_of(up, number))
@@ -676,6 +684,30 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
         pid: Some(header.pid),
         params: header.params,
     })
+}
+
+/// Why `line`, about branches of `node`, cannot be true: the node is not mapped, or it
+/// claims more branches than [`MOST_BRANCHES`].
+fn check_branches(line: &JournalLine, node: &NodeRecord) -> Result<(), String> {
+    if node.over.is_none() {
+        return Err(format!(
+            "it gives branches to `{}`, which is not a mapped node",
+            node.name
+        ));
+    }
+    let claimed = match (line.branch, line.branches) {
+        (Some(branch), _) => u64::from(branch) + 1,
+        (None, Some(n)) => u64::from(n),
+        (None, None) => 0,
+    };
+    if claimed > u64::from(MOST_BRANCHES) {
+        return Err(format!(
+            "it claims {claimed} branches of `{}`, more than the {MOST_BRANCHES} a record \
+             holds of a mapped node",
+            node.name
+        ));
+    }
+    Ok(())
 }
 
 /// Records in mapped node `node` what a journal line about its branches says: how many it
@@ -922,6 +954,48 @@ mod tests {
         let json = serde_json::to_string(&record.nodes[2]).unwrap();
         let back: NodeRecord = serde_json::from_str(&json).unwrap();
         assert!(back.uncommitted, "{json}");
+    }
+
+    #[test]
+    fn a_line_that_claims_branches_no_record_can_hold_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        // `b` maps over `a`; `c` is not mapped.
+        let mapped = journal().replacen("\"nodes\":[", "\"maps\":[[1,0]],\"nodes\":[", 1);
+        let read = |line: &str| {
+            fs::write(dir.path().join(JOURNAL), mapped.clone() + line + "\n").unwrap();
+            RunRecord::read(dir.path())
+        };
+        for (line, claimed) in [
+            (
+                r#"{"node":1,"status":"pending","branches":4000000000}"#,
+                4_000_000_000u64,
+            ),
+            (
+                r#"{"node":1,"branch":4294967295,"status":"ran"}"#,
+                4_294_967_296,
+            ),
+        ] {
+            let err = read(line).unwrap_err().to_string();
+            assert!(
+                err.ends_with(&format!(
+                    "line 4 is damaged: it claims {claimed} branches of `b`, more than the \
+                     {MOST_BRANCHES} a record holds of a mapped node"
+                )),
+                "{err}"
+            );
+        }
+        let err = read(r#"{"node":2,"branch":0,"status":"ran"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "line 4 is damaged: it gives branches to `c`, which is not a mapped node"
+            ),
+            "{err}"
+        );
+        // As many as a record holds are read.
+        let record = read(r#"{"node":1,"branch":9,"status":"ran"}"#).unwrap();
+        assert_eq!(record.nodes[1].branches.len(), 10);
     }
 
     #[test]
