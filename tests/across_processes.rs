@@ -1,6 +1,7 @@
 //! Two processes and one data directory: a `HashMap` parameter gives the same key in every
 //! process, and two processes running one pipeline at once compute each node once, also
-//! when one waits for a key whose entry the other has queued to be committed.
+//! when one waits for a key whose entry the other has queued to be committed, and when a
+//! node's key is known only once a damaged input is recomputed.
 //!
 //! This file has its own `main`: the test re-runs its own executable as the second
 //! process (`PIPEWRIGHT_CHILD=<scenario>`).
@@ -55,6 +56,62 @@ fn quick(i: u32, log: PathBuf, ctx: &Ctx) -> u32 {
     i + 1
 }
 
+/// The text in `value`, which is no parameter: computed again after `value` changed, its
+/// output differs under the same key.
+#[task]
+fn read_value(value: PathBuf, log: PathBuf, ctx: &Ctx) -> String {
+    log_run(&log, ctx);
+    std::fs::read_to_string(value).unwrap()
+}
+
+/// Once `gate` exists, says in it that this process's run started (after it read the
+/// entries of the store it remembers), and waits until another process has said so too.
+#[task(cache = false)]
+fn both_started(gate: PathBuf) -> u32 {
+    if !gate.exists() {
+        return 0;
+    }
+    std::fs::write(gate.join(std::process::id().to_string()), b"").unwrap();
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&gate).unwrap().count() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the other process never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    0
+}
+
+#[task]
+fn slow_len(text: &String, _started: &u32, log: PathBuf, ctx: &Ctx) -> u32 {
+    log_run(&log, ctx);
+    // Long enough for the other process to look for the entry while this one computes it.
+    std::thread::sleep(Duration::from_secs(1));
+    text.len() as u32
+}
+
+/// `source`; and if `with_sink`, `sink` below it and `started`, which it waits for, so that
+/// in two processes each has read the entries it remembers (the damaged one of `source`
+/// among them) before either reads the output of `source`.
+fn repaired_pipeline(dir: &Path, log: &Path, with_sink: bool) -> (Pipeline, Option<Handle<u32>>) {
+    let mut b = Pipeline::builder("repaired");
+    let source = b
+        .add(
+            "source",
+            read_value::node(dir.join("value"), log.to_owned()),
+        )
+        .unwrap();
+    let sink = with_sink.then(|| {
+        let started = b
+            .add("started", both_started::node(dir.join("gate")))
+            .unwrap();
+        b.add("sink", slow_len::node(source, started, log.to_owned()))
+            .unwrap()
+    });
+    (b.build(), sink)
+}
+
 /// How many quick nodes the pipeline of queued entries has.
 const QUICK: u32 = 400;
 
@@ -99,6 +156,13 @@ fn child(scenario: &str, data: &Path, log: &Path) {
             };
             let run = runner.run(&p).unwrap();
             let value = *run.get(p.total).unwrap();
+            (run, value)
+        }
+        "repaired" => {
+            let dir = data.parent().unwrap();
+            let (p, sink) = repaired_pipeline(dir, log, true);
+            let run = runner.run(&p).unwrap();
+            let value = u64::from(*run.get(sink.unwrap()).unwrap());
             (run, value)
         }
         "shared" | "quick" => {
@@ -212,6 +276,32 @@ fn a_key_whose_entry_is_queued_is_computed_once() {
     assert_eq!(log_lines(&log), expected_log);
 }
 
+/// Two processes run a node whose input's entry is damaged, and recomputed with other
+/// bytes, so that the node's key is known only once its inputs are read: the one that
+/// waited for the new key's lock finds the entry the other committed under it.
+fn a_key_known_once_a_damaged_input_is_recomputed_is_computed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    std::fs::write(dir.path().join("value"), "one").unwrap();
+    let (first, _) = repaired_pipeline(dir.path(), &log, false);
+    assert!(Runner::new(&data).run(&first).unwrap().succeeded());
+    // The entry of `source` is damaged, and computed again it gives other bytes.
+    let entry = support::store::entry_of(&data, "source");
+    support::store::set_output(&data, &entry, b"damaged");
+    std::fs::write(dir.path().join("value"), "two!").unwrap();
+    std::fs::create_dir(dir.path().join("gate")).unwrap();
+
+    let a = spawn("repaired", &data, &log);
+    let b = spawn("repaired", &data, &log);
+    let (a, b) = (
+        summary(a.wait_with_output().unwrap()),
+        summary(b.wait_with_output().unwrap()),
+    );
+    assert_eq!((a.2, b.2), (4, 4));
+    // `source` computed by the first run, then once again; `sink` once.
+    assert_eq!(log_lines(&log), ["sink", "source", "source"]);
+}
+
 fn main() -> ExitCode {
     if let Ok(scenario) = std::env::var("PIPEWRIGHT_CHILD") {
         let data = PathBuf::from(std::env::var_os("PIPEWRIGHT_DATA").unwrap());
@@ -231,6 +321,10 @@ fn main() -> ExitCode {
         (
             "a_key_whose_entry_is_queued_is_computed_once",
             a_key_whose_entry_is_queued_is_computed_once,
+        ),
+        (
+            "a_key_known_once_a_damaged_input_is_recomputed_is_computed_once",
+            a_key_known_once_a_damaged_input_is_recomputed_is_computed_once,
         ),
     ])
 }
