@@ -127,11 +127,11 @@ fn progress_view(dir: &Path, record: &RunRecord) -> String {
     view
 }
 
-/// Each node of a run and how it stands (with how long it ran, once the run has ended, or
-/// that its entry is not recorded as stored, if it is not), then, while it goes on, the
-/// counts. A mapped node that made its branches shows how many
-/// of them stand how, and each failed branch has a line of its own below it; the others are
-/// only counted, however many there are.
+/// Each node of a run and how it stands (once the run has ended, with how long it ran, or
+/// that its entry is not recorded as stored if the run ended before it was), then, while it
+/// goes on, the counts. A mapped node that made its branches shows how many of them stand
+/// how, and each failed branch has a line of its own below it; the others are only counted,
+/// however many there are.
 fn nodes_view(record: &RunRecord, ended: bool) -> String {
     let width = record
         .nodes
@@ -150,9 +150,9 @@ fn nodes_view(record: &RunRecord, ended: bool) -> String {
     for node in &record.nodes {
         let detail = match (node.error.first(), &node.upstream_failed) {
             _ if node.over.is_some() && !node.branches.is_empty() => branch_counts(node, ended),
-            // Its entry was to be committed after it settled, and is not known to be.
+            // Its entry was to be committed after it settled, and the run ended before it
+            // was known to be. While the run goes on, that takes milliseconds: not shown.
             _ if node.uncommitted && ended => "its entry is not recorded as stored".to_owned(),
-            _ if node.uncommitted => "storing its entry".to_owned(),
             (Some(error), _) => error.clone(),
             (None, Some(upstream)) => format!("after `{upstream}`"),
             (None, None) => match node.duration_secs {
