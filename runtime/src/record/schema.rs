@@ -413,9 +413,9 @@ pub(crate) const RUN_JSON: &str = "run.json";
 
 /// The file of a run directory that the run appends to while it goes on: a header line,
 /// then a line for each node as it settles, and one for each batch of entries committed
-/// after their nodes settled. It stays once `run.json` is written, which is
-/// then what is read (removing it would cost the next new files of some file systems more
-/// than it saves).
+/// after their nodes settled. It stays once `run.json` is written, which is then what is
+/// read (removing it would cost the next new files of some file systems more than it
+/// saves).
 pub(crate) const JOURNAL: &str = "journal.jsonl";
 
 /// Whether `dir` holds the record of a run, finished or not.
@@ -947,7 +947,7 @@ mod tests {
             err.ends_with("line 4 names node 3, but the run has 3"),
             "{err}"
         );
-        // What a finished run's record holds of a node does not say it.
+        // Written to a record, the field is left out where it is false, and read back.
         let record = read(&[queued]).unwrap();
         let json = serde_json::to_string(&record.nodes[0]).unwrap();
         assert!(!json.contains("uncommitted"), "{json}");
