@@ -91,7 +91,12 @@ pub(crate) struct FileRow {
 }
 
 /// The columns of an entry, without its output, in the order [`row`] reads them.
-const COLUMNS: &str = "key, task, node, digest, size, place, work, stamp, duration, checksum";
+macro_rules! columns {
+    () => {
+        "key, task, node, digest, size, place, work, stamp, duration, checksum"
+    };
+}
+const COLUMNS: &str = columns!();
 
 /// An entry to commit: its row, its output if the index holds it, and what it was made of
 /// (its `EntryMeta` as JSON).
@@ -285,7 +290,11 @@ impl Index {
     /// The entry under `key`.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Row>, StoreError> {
         self.conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE key = ?1"))
+            .prepare_cached(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM entries WHERE key = ?1"
+            ))
             .and_then(|mut s| s.query_row(params![key_bytes(key)], row).optional())
             .map_err(|e| damaged(&self.path, e))
     }

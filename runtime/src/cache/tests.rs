@@ -168,14 +168,14 @@ fn a_keys_lock_is_a_byte_of_the_file_of_its_first_digit() {
     let held = store.lock(&key).unwrap();
     assert!(locked("locks-a"));
     assert!(!locked("locks") && !locked("locks-b"));
-    assert!(lock::held_here(&store.dir(), &key));
+    assert!(lock::held_here(store.dir(), &key));
     std::thread::scope(|s| {
-        s.spawn(|| assert!(!lock::held_here(&store.dir(), &key)));
+        s.spawn(|| assert!(!lock::held_here(store.dir(), &key)));
     });
     drop(held);
     assert!(!locked("locks-a"));
-    assert!(!lock::held_here(&store.dir(), &key));
-    let creating = lock::lock(&store.dir(), "creating the index").unwrap();
+    assert!(!lock::held_here(store.dir(), &key));
+    let creating = lock::lock(store.dir(), "creating the index").unwrap();
     assert!(locked("locks"));
     drop(creating);
 }
