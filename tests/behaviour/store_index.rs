@@ -389,7 +389,7 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
 }
 
 /// An index of format 2, whose pipewright locks keys in one file (`locks`) where this one
-/// spreads them over sixteen, is refused: the two on one store could both compute a key.
+/// spreads them over four, is refused: the two on one store could both compute a key.
 #[test]
 fn an_index_whose_keys_are_locked_in_one_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,12 +1,11 @@
 //! The lock of one key, which keeps two processes (or two threads) from computing one entry
-//! at once. On Linux every key is one byte of one of [`imp::KEY_FILES`] files,
-//! `DATA/.store/locks-0` to `locks-f` by the key's first hex digit, locked as an open file
-//! description's record lock: no file per key, and the system releases it when its holder
-//! dies. The system keeps a file's record locks in one list, which it walks on every lock
-//! and unlock; with hundreds of keys locked at once (rows waiting to be committed), spread
-//! over several files, each list stays short. Each thread opens the files once, so two
-//! threads' locks exclude each other as two processes' do. Elsewhere each key has a lock
-//! file of its own.
+//! at once. On Linux every key is one byte of one of four files, `DATA/.store/locks-0` to
+//! `locks-3` by the first two bits of the key, locked as an open file description's record
+//! lock: no file per key, and the system releases it when its holder dies. The system keeps
+//! a file's record locks in one list, which it walks on every lock and unlock; with hundreds
+//! of keys locked at once (rows waiting to be committed), spread over several files, each
+//! list is shorter. Each thread opens the files once, so two threads' locks exclude each
+//! other as two processes' do. Elsewhere each key has a lock file of its own.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -127,9 +126,12 @@ mod imp {
     /// store's index one at a time, then each refuses the other's format.
     pub(super) const LOCKS: &str = "locks";
 
-    /// How many files the keys' locks are spread over, by the first hex digit of the key:
-    /// `locks-0` to `locks-f`.
-    pub(super) const KEY_FILES: usize = 16;
+    /// How many files the keys' locks are spread over, by the first two bits of the key:
+    /// `locks-0` to `locks-3`. Four files keep each list a quarter as long; more would
+    /// shorten them further, but each is a file a new store creates, and on a disk that is
+    /// slow to create files (ext4 soon after many deletions, half a millisecond a file)
+    /// sixteen cost a run of a thousand nodes more than their shorter lists save.
+    pub(super) const KEY_FILES: usize = 4;
 
     /// How many stores' lock files a thread keeps open.
     const OPEN_PER_THREAD: usize = 4;
@@ -168,14 +170,14 @@ mod imp {
     }
 
     /// The file (by its place in [`Files`]) and the byte of `key`: a key (a hex digest) is
-    /// its first 63 bits in the file of its first digit; any other name, the first 63 bits
+    /// its first 63 bits in the file of its first two bits; any other name, the first 63 bits
     /// of its digest in [`LOCKS`].
     fn place(key: &str) -> (usize, i64) {
         let (file, bits) = match key
             .get(..16)
             .and_then(|hex| u64::from_str_radix(hex, 16).ok())
         {
-            Some(bits) => ((bits >> 60) as usize, bits),
+            Some(bits) => ((bits >> 62) as usize, bits),
             None => {
                 let digest = blake3::hash(key.as_bytes());
                 let mut first = [0; 8];

@@ -137,7 +137,7 @@ fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
     });
 }
 
-/// Keys' locks are spread over files by the key's first hex digit, so that no file's list
+/// Keys' locks are spread over files by the key's first two bits, so that no file's list
 /// of locks grows long; another name's lock (the index's creation) stays in `locks`, where
 /// an older pipewright takes it too.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -166,14 +166,15 @@ fn a_keys_lock_is_a_byte_of_the_file_of_its_first_digit() {
     };
     let key = "ab".repeat(32);
     let held = store.lock(&key).unwrap();
-    assert!(locked("locks-a"));
-    assert!(!locked("locks") && !locked("locks-b"));
+    // `a` is `1010`: the key's first two bits are 2.
+    assert!(locked("locks-2"));
+    assert!(!locked("locks") && !locked("locks-3"));
     assert!(lock::held_here(store.dir(), &key));
     std::thread::scope(|s| {
         s.spawn(|| assert!(!lock::held_here(store.dir(), &key)));
     });
     drop(held);
-    assert!(!locked("locks-a"));
+    assert!(!locked("locks-2"));
     assert!(!lock::held_here(store.dir(), &key));
     let creating = lock::lock(store.dir(), "creating the index").unwrap();
     assert!(locked("locks"));
