@@ -142,7 +142,7 @@ fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
 /// an older pipewright takes it too.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
-fn a_keys_lock_is_a_byte_of_the_file_of_its_first_digit() {
+fn a_keys_lock_is_a_byte_of_the_file_of_its_first_two_bits() {
     use nix::fcntl::{FcntlArg, fcntl};
     use nix::libc;
 
