@@ -23,6 +23,7 @@
 
 mod files;
 mod index;
+mod json;
 mod lock;
 mod manifest;
 
@@ -365,13 +366,13 @@ struct State {
 
 /// The index of the store directory `dir` held in `slot`, opened into it if need be
 /// (created if `create`); `None` if there is none and `create` is false.
-fn open_index(
-    slot: &mut Option<Index>,
-    dir: impl FnOnce() -> PathBuf,
+fn open_index<'a>(
+    slot: &'a mut Option<Index>,
+    dir: &Path,
     create: bool,
-) -> Result<Option<&mut Index>, StoreError> {
+) -> Result<Option<&'a mut Index>, StoreError> {
     if slot.is_none() {
-        *slot = Index::open(&dir(), create)?;
+        *slot = Index::open(dir, create)?;
     }
     Ok(slot.as_mut())
 }
@@ -380,6 +381,8 @@ fn open_index(
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     root: PathBuf,
+    /// The store's own directory, `root/.store`: the index and the lock files.
+    dir: PathBuf,
     state: Arc<Mutex<State>>,
     commits: Arc<Commits>,
 }
@@ -518,6 +521,7 @@ fn committer(root: PathBuf, state: std::sync::Weak<Mutex<State>>, commits: Arc<C
             break;
         };
         let store = Store {
+            dir: root.join(STORE_DIR),
             root: root.clone(),
             state,
             commits: Arc::clone(&commits),
@@ -553,6 +557,7 @@ fn new_stamp() -> i64 {
 impl Store {
     pub(crate) fn new(root: PathBuf) -> Self {
         Store {
+            dir: root.join(STORE_DIR),
             root,
             state: Arc::default(),
             commits: Arc::default(),
@@ -565,8 +570,8 @@ impl Store {
     }
 
     /// The store's own directory: the index and the lock file.
-    fn dir(&self) -> PathBuf {
-        self.root.join(STORE_DIR)
+    fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -594,7 +599,7 @@ impl Store {
             state.loaded.clear();
             lock::reopen();
         }
-        open_index(&mut state.index, || self.dir(), true)?;
+        open_index(&mut state.index, self.dir(), true)?;
         Ok(())
     }
 
@@ -631,7 +636,7 @@ impl Store {
         f: impl FnOnce(&mut Index) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let mut state = self.state();
-        match open_index(&mut state.index, || self.dir(), false)? {
+        match open_index(&mut state.index, self.dir(), false)? {
             Some(index) => f(index).map(Some),
             None => Ok(None),
         }
@@ -677,10 +682,7 @@ impl Store {
             .filter(|task| !state.loaded.contains(*task))
             .collect();
         if tasks.is_empty()
-            || !matches!(
-                open_index(&mut state.index, || self.dir(), false),
-                Ok(Some(_))
-            )
+            || !matches!(open_index(&mut state.index, self.dir(), false), Ok(Some(_)))
         {
             return;
         }
@@ -704,7 +706,7 @@ impl Store {
         let mut readers = std::mem::take(&mut state.readers);
         drop(state);
         while readers.len() < parts {
-            match Index::open(&self.dir(), false) {
+            match Index::open(self.dir(), false) {
                 Ok(Some(reader)) => readers.push(reader),
                 _ => return self.read_last_entries(&tasks, 1),
             }
@@ -856,7 +858,7 @@ impl Store {
             loaded,
             ..
         } = &mut *state;
-        let index = match open_index(index, || self.dir(), false) {
+        let index = match open_index(index, self.dir(), false) {
             Ok(Some(index)) => index,
             Ok(None) => return Lookup::Missing,
             Err(e) => return Lookup::Damaged(e.to_string()),
@@ -970,7 +972,7 @@ impl Store {
     /// the lock cannot be taken, `f` is called all the same.
     fn under_lock<T>(&self, key: &str, f: impl FnOnce() -> T) -> T {
         self.settle_key(key);
-        let _lock = if lock::held_here(&self.dir(), key) {
+        let _lock = if lock::held_here(self.dir(), key) {
             None
         } else {
             self.lock(key).ok()
@@ -1131,7 +1133,7 @@ impl Store {
             stamp: new_stamp(),
             duration_secs: meta.duration_secs,
         };
-        let json = serde_json::to_string(meta).map_err(|e| {
+        let json = json::to_string(meta).map_err(|e| {
             StoreError::new("cannot encode the entry of", &task_dir, io::Error::other(e))
         })?;
         Ok(NewRow {
@@ -1266,7 +1268,7 @@ impl Store {
     }
 
     fn commit_error(&self, why: String) -> StoreError {
-        StoreError::with_message(why.clone(), &self.dir(), io::Error::other(why))
+        StoreError::with_message(why.clone(), self.dir(), io::Error::other(why))
     }
 
     fn wait<'q>(&self, queue: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
@@ -1344,10 +1346,10 @@ impl Store {
         }
         let mut state = self.state();
         let State { index, known, .. } = &mut *state;
-        let Some(index) = open_index(index, || self.dir(), true)? else {
+        let Some(index) = open_index(index, self.dir(), true)? else {
             return Err(StoreError::with_message(
                 "the store index is missing".to_owned(),
-                &self.dir(),
+                self.dir(),
                 io::Error::from(io::ErrorKind::NotFound),
             ));
         };
@@ -1430,7 +1432,7 @@ impl Store {
     /// The lock of `key`, if no other process (or thread) holds it.
     pub(crate) fn try_lock(&self, key: &str) -> Option<KeyLock> {
         self.settle_key(key);
-        lock::try_lock(&self.dir(), key)
+        lock::try_lock(self.dir(), key)
     }
 
     /// Takes the lock of `key`, waiting while another process (or thread) holds it. The OS
@@ -1440,7 +1442,7 @@ impl Store {
     pub(crate) fn lock(&self, key: &str) -> Result<KeyLock, StoreError> {
         self.settle_key(key);
         let dir = self.dir();
-        if let Some(held) = lock::try_lock(&dir, key) {
+        if let Some(held) = lock::try_lock(dir, key) {
             return Ok(held);
         }
         // While this thread waits, rows are committed as they come: the holder, in another
@@ -1448,7 +1450,7 @@ impl Store {
         // queued, while its own queued rows hold the key this thread waits for.
         self.queue().waiting += 1;
         self.flush();
-        let held = lock::lock(&dir, key);
+        let held = lock::lock(dir, key);
         self.queue().waiting -= 1;
         held
     }

@@ -356,7 +356,7 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
     let data = dir.path().join("data");
     let p = the_pipeline("newer", 10);
     drop(Runner::new(&data).run(&p).unwrap());
-    store::execute(&data, "PRAGMA user_version = 3");
+    store::execute(&data, "PRAGMA user_version = 4");
     take_runs("newer");
 
     let runner = Runner::new(&data);
@@ -373,8 +373,8 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
     assert_ne!(code, ExitCode::SUCCESS, "{status}");
     assert_eq!(status, "", "status shows nothing of the run");
     let message = format!(
-        "cannot use the store index `{}`: it was written by a newer pipewright (store format 3; \
-         this version reads format 2 only); run `clean` to empty the store",
+        "cannot use the store index `{}`: it was written by a newer pipewright (store format 4; \
+         this version reads format 3 only); run `clean` to empty the store",
         store::index_path(&data).display()
     );
     for error in errors {
@@ -386,6 +386,30 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
     let run = runner.run(&p).unwrap();
     assert_eq!(run.count(NodeStatus::Ran), 3);
     check_values(&run, 10, true);
+}
+
+/// An index of format 2, whose pipewright locks keys in one file (`locks`) where this one
+/// spreads them over four, is refused: the two on one store could both compute a key.
+#[test]
+fn an_index_whose_keys_are_locked_in_one_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = the_pipeline("one_lock_file", 10);
+    drop(Runner::new(&data).run(&p).unwrap());
+    store::execute(&data, "PRAGMA user_version = 2");
+    take_runs("one_lock_file");
+
+    let runner = Runner::new(&data);
+    let error = runner.run(&p).map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "cannot use the store index `{}`: it has store format 2, which this version does \
+             not read; run `clean` to empty the store",
+            store::index_path(&data).display()
+        )
+    );
+    assert!(take_runs("one_lock_file").is_empty(), "nothing ran");
 }
 
 /// A data directory of the previous format: a lock file per key in `.locks`, and a

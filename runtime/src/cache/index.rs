@@ -17,8 +17,10 @@ use super::{Entry, KeyId, Known, Place, StoreError};
 pub(crate) const INDEX: &str = "index.db";
 
 /// The format of the index, kept as its `user_version`; a store of another format is
-/// refused, never misread.
-pub(crate) const FORMAT: i64 = 2;
+/// refused, never misread. Format 3 is format 2 with the keys' locks spread over several
+/// files (see `lock.rs`): a pipewright of format 2 locks them elsewhere, so the two must
+/// not work on one store, where both could compute one key at once.
+pub(crate) const FORMAT: i64 = 3;
 
 /// The index's `application_id`: `pwst`.
 const APPLICATION_ID: i64 = 0x7077_7374;
@@ -89,7 +91,12 @@ pub(crate) struct FileRow {
 }
 
 /// The columns of an entry, without its output, in the order [`row`] reads them.
-const COLUMNS: &str = "key, task, node, digest, size, place, work, stamp, duration, checksum";
+macro_rules! columns {
+    () => {
+        "key, task, node, digest, size, place, work, stamp, duration, checksum"
+    };
+}
+const COLUMNS: &str = columns!();
 
 /// An entry to commit: its row, its output if the index holds it, and what it was made of
 /// (its `EntryMeta` as JSON).
@@ -283,7 +290,11 @@ impl Index {
     /// The entry under `key`.
     pub(crate) fn get(&self, key: &str) -> Result<Option<Row>, StoreError> {
         self.conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE key = ?1"))
+            .prepare_cached(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM entries WHERE key = ?1"
+            ))
             .and_then(|mut s| s.query_row(params![key_bytes(key)], row).optional())
             .map_err(|e| damaged(&self.path, e))
     }

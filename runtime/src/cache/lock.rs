@@ -1,20 +1,30 @@
 //! The lock of one key, which keeps two processes (or two threads) from computing one entry
-//! at once. On Linux every key is one byte of one file, `DATA/.store/locks`, locked as an
-//! open file description's record lock: no file per key, and the system releases it when
-//! its holder dies. Each thread opens the file once, so two threads' locks exclude each
+//! at once. On Linux every key is one byte of one of four files, `DATA/.store/locks-0` to
+//! `locks-3` by the first two bits of the key, locked as an open file description's record
+//! lock: no file per key, and the system releases it when its holder dies. The system keeps
+//! a file's record locks in one list, which it walks on every lock and unlock; with hundreds
+//! of keys locked at once (rows waiting to be committed), spread over several files, each
+//! list is shorter. Each thread opens the files once, so two threads' locks exclude each
 //! other as two processes' do. Elsewhere each key has a lock file of its own.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::thread::ThreadId;
 
 use super::StoreError;
 
 /// The key locks this process holds, by data directory and key, with the thread that holds
-/// each: a thread that holds a key's lock looks again at its entry without taking the lock
-/// twice.
-static HELD: Mutex<Vec<(PathBuf, String, ThreadId)>> = Mutex::new(Vec::new());
+/// each (and how many times): a thread that holds a key's lock looks again at its entry
+/// without taking the lock twice.
+static HELD: LazyLock<Mutex<HeldKeys>> = LazyLock::new(Mutex::default);
+
+type HeldKeys = HashMap<PathBuf, HashMap<String, (ThreadId, usize)>>;
+
+fn held() -> std::sync::MutexGuard<'static, HeldKeys> {
+    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The lock of one key, from [`lock`] or [`try_lock`]; released when dropped.
 #[derive(Debug)]
@@ -26,12 +36,18 @@ pub(crate) struct KeyLock {
 
 impl Drop for KeyLock {
     fn drop(&mut self) {
-        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = held
-            .iter()
-            .position(|(dir, key, _)| *dir == self.dir && *key == self.key)
-        {
-            held.swap_remove(i);
+        let mut held = held();
+        let Some(keys) = held.get_mut(&self.dir) else {
+            return;
+        };
+        if let Some((_, count)) = keys.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                keys.remove(&self.key);
+                if keys.is_empty() {
+                    held.remove(&self.dir);
+                }
+            }
         }
     }
 }
@@ -39,22 +55,29 @@ impl Drop for KeyLock {
 /// Whether this thread holds the lock of `key` in the store directory `dir`.
 pub(crate) fn held_here(dir: &Path, key: &str) -> bool {
     let me = std::thread::current().id();
-    HELD.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|(d, k, thread)| d == dir && k == key && *thread == me)
+    held()
+        .get(dir)
+        .and_then(|keys| keys.get(key))
+        .is_some_and(|(thread, _)| *thread == me)
 }
 
-fn holding(dir: &Path, key: &str, held: imp::Held) -> KeyLock {
-    HELD.lock().unwrap_or_else(PoisonError::into_inner).push((
-        dir.to_owned(),
-        key.to_owned(),
-        std::thread::current().id(),
-    ));
+fn holding(dir: &Path, key: &str, file: imp::Held) -> KeyLock {
+    let me = std::thread::current().id();
+    let mut held = held();
+    let keys = match held.get_mut(dir) {
+        Some(keys) => keys,
+        None => held.entry(dir.to_owned()).or_default(),
+    };
+    keys.entry(key.to_owned())
+        .and_modify(|(thread, count)| {
+            *thread = me;
+            *count += 1;
+        })
+        .or_insert((me, 1));
     KeyLock {
         dir: dir.to_owned(),
         key: key.to_owned(),
-        _held: held,
+        _held: file,
     }
 }
 
@@ -98,15 +121,29 @@ mod imp {
     use nix::fcntl::{FcntlArg, fcntl};
     use nix::libc;
 
+    /// The file of the locks of names that are not keys (the index's creation), as it
+    /// was before the keys' locks were spread: an older pipewright and this one create a
+    /// store's index one at a time, then each refuses the other's format.
     pub(super) const LOCKS: &str = "locks";
+
+    /// How many files the keys' locks are spread over, by the first two bits of the key:
+    /// `locks-0` to `locks-3`. Four files keep each list a quarter as long; more would
+    /// shorten them further, but each is a file a new store creates, and on a disk that is
+    /// slow to create files (ext4 soon after many deletions, half a millisecond a file)
+    /// sixteen cost a run of a thousand nodes more than their shorter lists save.
+    pub(super) const KEY_FILES: usize = 4;
 
     /// How many stores' lock files a thread keeps open.
     const OPEN_PER_THREAD: usize = 4;
 
+    /// A store's lock files, as one thread opened them: the keys' files by their digit, and
+    /// [`LOCKS`] last.
+    type Files = [Option<Arc<File>>; KEY_FILES + 1];
+
     thread_local! {
-        /// The lock file of each store this thread has locked a key of, opened once, with
-        /// the generation it was opened in.
-        static FILES: RefCell<Vec<(PathBuf, Arc<File>, u64)>> = const { RefCell::new(Vec::new()) };
+        /// The lock files of each store this thread has locked a key of, each opened once,
+        /// with the generation they were opened in.
+        static FILES: RefCell<Vec<(PathBuf, Files, u64)>> = const { RefCell::new(Vec::new()) };
     }
 
     /// Counts the times a store found its directory replaced: a lock file opened before is
@@ -132,18 +169,32 @@ mod imp {
         }
     }
 
-    /// The byte of `key`: its first 63 bits (keys are hex digests), or those of its digest.
-    fn byte(key: &str) -> i64 {
-        let bits = key
+    /// The file (by its place in [`Files`]) and the byte of `key`: a key (a hex digest) is
+    /// its first 63 bits in the file of its first two bits; any other name, the first 63 bits
+    /// of its digest in [`LOCKS`].
+    fn place(key: &str) -> (usize, i64) {
+        let (file, bits) = match key
             .get(..16)
             .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-            .unwrap_or_else(|| {
+        {
+            Some(bits) => ((bits >> 62) as usize, bits),
+            None => {
                 let digest = blake3::hash(key.as_bytes());
                 let mut first = [0; 8];
                 first.copy_from_slice(&digest.as_bytes()[..8]);
-                u64::from_le_bytes(first)
-            });
-        i64::try_from(bits >> 1).unwrap_or(i64::MAX)
+                (KEY_FILES, u64::from_le_bytes(first))
+            }
+        };
+        (file, i64::try_from(bits >> 1).unwrap_or(i64::MAX))
+    }
+
+    /// The name of the lock file at `place` in [`Files`].
+    fn name(place: usize) -> String {
+        if place < KEY_FILES {
+            format!("{LOCKS}-{place:x}")
+        } else {
+            LOCKS.to_owned()
+        }
     }
 
     fn range(kind: libc::c_int, byte: i64) -> libc::flock {
@@ -156,19 +207,19 @@ mod imp {
         }
     }
 
-    /// This thread's lock file of the store directory `dir`.
-    fn file(dir: &Path) -> Result<Arc<File>, StoreError> {
+    /// This thread's lock file at `place` of the store directory `dir`.
+    fn file(dir: &Path, place: usize) -> Result<Arc<File>, StoreError> {
         let generation = GENERATION.load(Ordering::Relaxed);
         if let Some(file) = FILES.with_borrow_mut(|files| {
             files.retain(|(_, _, g)| *g == generation);
             files
                 .iter()
                 .find(|(d, _, _)| d == dir)
-                .map(|(_, f, _)| Arc::clone(f))
+                .and_then(|(_, f, _)| f[place].clone())
         }) {
             return Ok(file);
         }
-        let path = dir.join(LOCKS);
+        let path = dir.join(name(place));
         let open = || {
             File::options()
                 .create(true)
@@ -184,19 +235,27 @@ mod imp {
             .map(Arc::new)
             .map_err(|e| StoreError::new("cannot open the lock file", &path, e))?;
         FILES.with_borrow_mut(|files| {
-            // A thread that works on many stores in turn keeps the files of the last few.
-            if files.len() >= OPEN_PER_THREAD {
-                files.remove(0);
-            }
-            files.push((dir.to_owned(), Arc::clone(&file), generation));
+            let i = match files.iter().position(|(d, _, _)| d == dir) {
+                Some(i) => i,
+                None => {
+                    // A thread that works on many stores in turn keeps the files of the
+                    // last few.
+                    if files.len() >= OPEN_PER_THREAD {
+                        files.remove(0);
+                    }
+                    files.push((dir.to_owned(), Default::default(), generation));
+                    files.len() - 1
+                }
+            };
+            files[i].1[place] = Some(Arc::clone(&file));
         });
         Ok(file)
     }
 
     /// The key's lock; `None` if `wait` is false and another holds it.
     pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<Held>, StoreError> {
-        let file = file(dir)?;
-        let byte = byte(key);
+        let (place, byte) = place(key);
+        let file = file(dir, place)?;
         let range = range(libc::F_WRLCK, byte);
         loop {
             let arg = if wait {
@@ -211,7 +270,7 @@ mod imp {
                 Err(e) => {
                     return Err(StoreError::new(
                         "cannot take a key's lock in",
-                        &dir.join(LOCKS),
+                        &dir.join(name(place)),
                         std::io::Error::from(e),
                     ));
                 }

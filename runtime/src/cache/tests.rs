@@ -137,6 +137,50 @@ fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
     });
 }
 
+/// Keys' locks are spread over files by the key's first two bits, so that no file's list
+/// of locks grows long; another name's lock (the index's creation) stays in `locks`, where
+/// an older pipewright takes it too.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn a_keys_lock_is_a_byte_of_the_file_of_its_first_two_bits() {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::libc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    let locks = dir.path().join(STORE_DIR);
+    // Whether another open file description finds a lock anywhere in `name`.
+    let locked = |name: &str| {
+        let Ok(file) = fs::File::options().write(true).open(locks.join(name)) else {
+            return false;
+        };
+        let mut range = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        fcntl(&file, FcntlArg::F_OFD_GETLK(&mut range)).unwrap();
+        range.l_type != libc::F_UNLCK as libc::c_short
+    };
+    let key = "ab".repeat(32);
+    let held = store.lock(&key).unwrap();
+    // `a` is `1010`: the key's first two bits are 2.
+    assert!(locked("locks-2"));
+    assert!(!locked("locks") && !locked("locks-3"));
+    assert!(lock::held_here(store.dir(), &key));
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(!lock::held_here(store.dir(), &key)));
+    });
+    drop(held);
+    assert!(!locked("locks-2"));
+    assert!(!lock::held_here(store.dir(), &key));
+    let creating = lock::lock(store.dir(), "creating the index").unwrap();
+    assert!(locked("locks"));
+    drop(creating);
+}
+
 /// What the store records of an entry of task `task` under `key`, for `output`.
 fn meta(task: &str, node: &str, key: &str, output: &[u8]) -> EntryMeta {
     EntryMeta {
