@@ -184,21 +184,31 @@ fn quick(i: u64) -> u64 {
     i + 1
 }
 
-/// Says so in `ready`, then sleeps until it is killed.
+/// `i + 1`, once `ready` exists.
 #[task]
-fn hang_after(x: &u64, ready: PathBuf) -> u64 {
-    fs::write(&ready, b"").unwrap();
-    std::thread::sleep(Duration::from_secs(1000));
-    *x
+fn once_ready(i: u64, ready: PathBuf) -> u64 {
+    while !ready.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    i + 1
 }
 
-/// A quick node, whose entry is queued to be committed with others, and a node below it
-/// that hangs.
+/// Says so in `ready`, then sleeps until it is killed.
+#[task]
+fn hang_ready(ready: PathBuf) -> u64 {
+    fs::write(&ready, b"").unwrap();
+    std::thread::sleep(Duration::from_secs(1000));
+    0
+}
+
+/// A quick node, whose entry is queued to be committed with others, and beside it a node
+/// that hangs. The quick one returns only once the other runs, so that no node asks the
+/// store for anything once its entry is queued.
 fn queued_pipeline(dir: &Path) -> Pipeline {
     let mut b = Pipeline::builder("queued");
-    let fresh = b.add("fresh", quick::node(1)).unwrap();
-    b.add("hang", hang_after::node(fresh, dir.join("ready")))
+    b.add("fresh", once_ready::node(1, dir.join("ready")))
         .unwrap();
+    b.add("hang", hang_ready::node(dir.join("ready"))).unwrap();
     b.build()
 }
 
@@ -276,7 +286,9 @@ fn a_run_killed_with_an_entry_queued_does_not_record_it_as_stored() {
 
     // The next run computes it again.
     let mut b = Pipeline::builder("queued");
-    let fresh = b.add("fresh", quick::node(1)).unwrap();
+    let fresh = b
+        .add("fresh", once_ready::node(1, dir.path().join("ready")))
+        .unwrap();
     let run = Runner::new(&data).run(&b.build()).unwrap();
     assert_eq!(run.node("fresh").unwrap().status(), NodeStatus::Ran);
     assert_eq!(*run.get(fresh).unwrap(), 2);

@@ -869,6 +869,31 @@ fn a_stored_list_is_mapped_at_once() {
     );
 }
 
+/// A map over a stored list of more elements than a run makes branches fails its node
+/// when its branches would be made, before any job of it is submitted.
+fn a_map_over_more_elements_than_a_run_makes_fails_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = (1 << 20) + 1;
+    let mut b = Pipeline::builder("slurm-map-too-many");
+    b.add("list", spread::node(n)).unwrap();
+    let listed = Runner::new(dir.path()).run(&b.build()).unwrap();
+    assert_eq!(listed.count(NodeStatus::Ran), 1, "{listed}");
+
+    let p = pipeline! {
+        name = "slurm-map-too-many";
+        let list = spread(n);
+        let tens = for x in list { tenfold(x) };
+    };
+    let run = slurm_runner(dir.path()).run(&p).unwrap();
+    assert_eq!(run.status("list"), Some(NodeStatus::Cached), "{run}");
+    assert_eq!(run.status("tens"), Some(NodeStatus::Failed), "{run}");
+    assert_eq!(
+        run.node("tens").unwrap().error().unwrap().to_string(),
+        "the map would make 1048577 branches, more than the 1048576 a run may make"
+    );
+    assert_eq!(job_specs(&run), Vec::<String>::new());
+}
+
 /// How long a controller that is up takes at most to answer `sinfo`; one that is down keeps
 /// it retrying for about ten seconds.
 const CONTROLLER_ANSWERS: Duration = Duration::from_secs(3);
@@ -908,7 +933,7 @@ fn main() -> std::process::ExitCode {
     };
     // The slowest scenario starts first, on a thread of its own, while the others run one
     // after the other on the second thread.
-    let scenarios: [(&str, fn()); 15] = [
+    let scenarios: [(&str, fn()); 16] = [
         (
             "a_job_past_its_time_limit_ends_as_timeout",
             a_job_past_its_time_limit_ends_as_timeout,
@@ -962,6 +987,10 @@ fn main() -> std::process::ExitCode {
         (
             "a_map_over_a_failed_map_runs_the_branches_it_can",
             a_map_over_a_failed_map_runs_the_branches_it_can,
+        ),
+        (
+            "a_map_over_more_elements_than_a_run_makes_fails_its_node",
+            a_map_over_more_elements_than_a_run_makes_fails_its_node,
         ),
     ];
     support::run_trials_on(

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use pipewright::prelude::*;
-use pipewright::{Decision, Error, RunReason};
+use pipewright::{Decision, Error, RunReason, TaskError};
 use support::{store, with_status};
 
 /// What the tasks below computed, as `tag:task:element`, since the last `take`.
@@ -893,4 +893,47 @@ fn a_branch_of_a_map_over_a_map_can_be_a_target() {
         error,
         "there is no branch `doubled[3]`: `lengths` has 3 branches"
     );
+}
+
+#[task(name = "dynamic_branching.numbers")]
+fn numbers(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+#[task(name = "dynamic_branching.halve")]
+fn halve(n: &u64, tag: String) -> u64 {
+    note(&tag, "halve", n);
+    n / 2
+}
+
+#[test]
+fn a_map_that_would_make_more_branches_than_a_run_makes_fails_before_any_runs() {
+    let tag = "too-many";
+    let mut b = Pipeline::builder("too-many");
+    let list = b.add("numbers", numbers::node((1 << 20) + 1)).unwrap();
+    let halves = b
+        .map("halves", list, |n| halve::node(n, tag.to_owned()))
+        .unwrap();
+    let p = b.build();
+    let run = Runner::in_memory().run(&p).unwrap();
+    assert_eq!(run.status("numbers"), Some(NodeStatus::Ran));
+    assert_eq!(run.status("halves"), Some(NodeStatus::Failed));
+    let error = run.node("halves").unwrap().error().unwrap();
+    assert!(
+        matches!(
+            error,
+            TaskError::TooManyBranches {
+                branches: 1_048_577,
+                made: 0,
+                limit: 1_048_576,
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the map would make 1048577 branches, more than the 1048576 a run may make"
+    );
+    assert!(run.branches(halves).is_err());
+    assert_eq!(take(tag), Vec::<String>::new());
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::cache::Entry;
 use crate::graph::{MapSpec, NodeId};
 use crate::key::Digest;
+use crate::record::schema::MOST_BRANCHES;
 use crate::report::{MapOutcomes, NO_NODE, NodeOutcome, NodeStatus};
 use crate::task::TaskError;
 
@@ -23,6 +24,21 @@ pub(crate) fn branch_digests(
         digests[w] = vec![element];
     }
     digests
+}
+
+/// The branches of a run, `made` by its mapped nodes so far and `n` more that a mapped
+/// node would make, if they are at most [`MOST_BRANCHES`]: a run makes no more, so that its
+/// record reads back.
+pub(crate) fn more_branches(made: usize, n: usize) -> Result<usize, TaskError> {
+    let limit = MOST_BRANCHES as usize;
+    match made.checked_add(n) {
+        Some(total) if total <= limit => Ok(total),
+        _ => Err(TaskError::TooManyBranches {
+            branches: n,
+            made,
+            limit,
+        }),
+    }
 }
 
 /// How one branch ended.
@@ -203,4 +219,35 @@ pub(crate) fn map_outcomes(
         });
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_makes_at_most_its_limit_of_branches_over_all_its_maps() {
+        let limit = MOST_BRANCHES as usize;
+        assert_eq!(more_branches(0, limit).unwrap(), limit);
+        assert_eq!(more_branches(limit - 3, 3).unwrap(), limit);
+        let error = more_branches(limit - 3, 4).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TaskError::TooManyBranches { branches: 4, made, limit: l }
+                    if made == limit - 3 && l == limit
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "the map would make 4 branches, which with the 1048573 its run made before is \
+             more than the 1048576 a run may make"
+        );
+        assert_eq!(
+            more_branches(0, limit + 1).unwrap_err().to_string(),
+            "the map would make 1048577 branches, more than the 1048576 a run may make"
+        );
+        assert!(more_branches(usize::MAX, 1).is_err());
+    }
 }

@@ -305,6 +305,9 @@ impl Builder {
     /// named `name[i]` in reports. Pass the returned [`Mapped`] where a gathered `&[&U]`
     /// input is expected to take every branch's output in order (an empty list gathers an
     /// empty slice), and read them with [`RunReport::branches`](crate::RunReport::branches).
+    /// A run makes at most 2^20 (1,048,576) branches, all its mapped nodes together: a
+    /// mapped node that would make more fails with
+    /// [`TaskError::TooManyBranches`](crate::TaskError::TooManyBranches).
     ///
     /// # Errors
     ///

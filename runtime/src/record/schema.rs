@@ -518,10 +518,10 @@ pub(crate) struct StoredLine<'a> {
     pub(crate) stored: Cow<'a, [u32]>,
 }
 
-/// The most branches a journal line may give one mapped node (as a count, or by the
-/// position of one): a line that claims more is damaged. A record of that many would take
-/// gigabytes to read and show.
-pub(crate) const MOST_BRANCHES: u32 = 1 << 24;
+/// The most branches a run makes, all its mapped nodes together: every executor fails a
+/// mapped node that would make more, and a journal whose lines claim more is damaged. A
+/// record of that many takes a few hundred megabytes to read.
+pub(crate) const MOST_BRANCHES: u32 = 1 << 20;
 
 impl JournalLine {
     /// The line of node `node` with `status` and nothing else.
@@ -623,6 +623,10 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
     // that its entry was committed since (which may come first).
     let mut queued = vec![false; nodes.len()];
     let mut stored = vec![false; nodes.len()];
+    // How many branches each mapped node's last count line said it made, and how many
+    // branches the record holds so far, all nodes together.
+    let mut counts: Vec<Option<u32>> = vec![None; nodes.len()];
+    let mut held = 0;
     for (i, line) in lines.enumerate() {
         let number = i + 2;
         let settled: JournalLine = match serde_json::from_slice(line) {
@@ -643,9 +647,12 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
         };
         name_of(settled.node, number)?;
         if settled.branch.is_some() || settled.branches.is_some() {
-            let node = &nodes[settled.node as usize];
-            check_branches(&settled, node)
+            let at = settled.node as usize;
+            held = check_branches(&settled, &nodes[at], counts[at], held)
                 .map_err(|why| record_error(path, format!("line {number} is damaged: {why}")))?;
+            if settled.branch.is_none() {
+                counts[at] = settled.branches;
+            }
             let upstream = settled
                 .upstream_failed
                 .map(|up| name_of(up, number))
@@ -686,28 +693,50 @@ fn from_journal(path: &Path, bytes: &[u8]) -> crate::error::Result<RunRecord> {
     })
 }
 
-/// Why `line`, about branches of `node`, cannot be true: the node is not mapped, or it
-/// claims more branches than [`MOST_BRANCHES`].
-fn check_branches(line: &JournalLine, node: &NodeRecord) -> Result<(), String> {
+/// How many branches a record holds, `held` before `line` about branches of `node`, once
+/// the line is read; or why the line cannot be true: the node is not mapped, the line
+/// names a branch beyond the `count` its node's last count line gave, or the record would
+/// hold more branches than a run makes ([`MOST_BRANCHES`]).
+fn check_branches(
+    line: &JournalLine,
+    node: &NodeRecord,
+    count: Option<u32>,
+    held: usize,
+) -> Result<usize, String> {
     if node.over.is_none() {
         return Err(format!(
             "it gives branches to `{}`, which is not a mapped node",
             node.name
         ));
     }
+    let has = node.branches.len();
     let claimed = match (line.branch, line.branches) {
-        (Some(branch), _) => u64::from(branch) + 1,
-        (None, Some(n)) => u64::from(n),
-        (None, None) => 0,
+        (Some(branch), _) => {
+            if let Some(count) = count.filter(|count| branch >= *count) {
+                return Err(format!(
+                    "it names branch {branch} of `{}`, which made {count}",
+                    node.name
+                ));
+            }
+            (branch as usize).saturating_add(1).max(has)
+        }
+        (None, Some(n)) => n as usize,
+        (None, None) => has,
     };
-    if claimed > u64::from(MOST_BRANCHES) {
+    let others = held - has;
+    if others.saturating_add(claimed) > MOST_BRANCHES as usize {
+        let beside = if others == 0 {
+            String::new()
+        } else {
+            format!(" which with the {others} of other nodes is")
+        };
         return Err(format!(
-            "it claims {claimed} branches of `{}`, more than the {MOST_BRANCHES} a record \
-             holds of a mapped node",
+            "it claims {claimed} branches of `{}`,{beside} more than the {MOST_BRANCHES} \
+             a run makes",
             node.name
         ));
     }
-    Ok(())
+    Ok(others + claimed)
 }
 
 /// Records in mapped node `node` what a journal line about its branches says: how many it
@@ -979,7 +1008,7 @@ mod tests {
             assert!(
                 err.ends_with(&format!(
                     "line 4 is damaged: it claims {claimed} branches of `b`, more than the \
-                     {MOST_BRANCHES} a record holds of a mapped node"
+                     {MOST_BRANCHES} a run makes"
                 )),
                 "{err}"
             );
@@ -996,6 +1025,62 @@ mod tests {
         // As many as a record holds are read.
         let record = read(r#"{"node":1,"branch":9,"status":"ran"}"#).unwrap();
         assert_eq!(record.nodes[1].branches.len(), 10);
+        // A branch beyond the count its node made is damaged; one below it is read.
+        let made = r#"{"node":1,"status":"pending","branches":3}"#;
+        let err = read(&format!(
+            "{made}\n{}",
+            r#"{"node":1,"branch":3,"status":"ran"}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with("line 5 is damaged: it names branch 3 of `b`, which made 3"),
+            "{err}"
+        );
+        let record = read(&format!(
+            "{made}\n{}",
+            r#"{"node":1,"branch":2,"status":"ran"}"#
+        ))
+        .unwrap();
+        let statuses: Vec<_> = record.nodes[1].branches.iter().map(|b| b.status).collect();
+        let (pending, ran) = (RecordedStatus::Pending, RecordedStatus::Ran);
+        assert_eq!(statuses, [pending, pending, ran]);
+    }
+
+    #[test]
+    fn a_journal_whose_mapped_nodes_claim_more_branches_than_a_run_makes_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        // `m1` to `m4` map over `list`.
+        let header = JournalHeader {
+            nodes: std::iter::once(("list".into(), "t".into(), vec![]))
+                .chain((1..=4).map(|i| (format!("m{i}").into(), "t".into(), vec![0])))
+                .collect(),
+            maps: (1..=4).map(|i| (i, 0)).collect(),
+            ..serde_json::from_str(journal().lines().next().unwrap()).unwrap()
+        };
+        let mut text = serde_json::to_string(&header).unwrap() + "\n";
+        // Each claims as many as a run makes.
+        for i in 1..=4 {
+            let line = JournalLine {
+                branches: Some(MOST_BRANCHES),
+                ..JournalLine::new(i, RecordedStatus::Pending)
+            };
+            text += &(serde_json::to_string(&line).unwrap() + "\n");
+        }
+        fs::write(dir.path().join(JOURNAL), text).unwrap();
+        // Not `unwrap_err`, which would print every branch of a record read.
+        let Err(err) = RunRecord::read(dir.path()) else {
+            panic!("a journal of more branches than a run makes was read");
+        };
+        let err = err.to_string();
+        assert!(
+            err.ends_with(&format!(
+                "line 3 is damaged: it claims {MOST_BRANCHES} branches of `m2`, which with \
+                 the {MOST_BRANCHES} of other nodes is more than the {MOST_BRANCHES} a run \
+                 makes"
+            )),
+            "{err}"
+        );
     }
 
     #[test]

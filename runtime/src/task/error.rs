@@ -51,6 +51,27 @@ pub enum TaskError {
     /// No worker process could be started for the task (process executor).
     #[error("cannot start a worker process")]
     Spawn(#[source] std::io::Error),
+    /// A mapped node would make more branches than a run may make in all: the record of
+    /// a run with more would take too much memory to read.
+    #[error("{}", too_many_branches(*branches, *made, *limit))]
+    TooManyBranches {
+        /// The branches the mapped node would make.
+        branches: usize,
+        /// The branches the run's other mapped nodes made before it.
+        made: usize,
+        /// The most branches a run makes.
+        limit: usize,
+    },
+}
+
+/// What [`TaskError::TooManyBranches`] says.
+fn too_many_branches(branches: usize, made: usize, limit: usize) -> String {
+    let before = if made == 0 {
+        String::new()
+    } else {
+        format!(" which with the {made} its run made before is")
+    };
+    format!("the map would make {branches} branches,{before} more than the {limit} a run may make")
 }
 
 /// What a task returns to stop because its run was cancelled, as

@@ -117,7 +117,10 @@ impl<'p> Run<'p> {
         let made = made.and_then(|(branches, source)| {
             let picked = self.settings.picked(id);
             match Picked::beyond(picked, self.pipeline, id, spec, branches.slots.len()) {
-                Some(error) => Err(error),
+                Some(error) => {
+                    self.uncount_branches(branches.slots.len());
+                    Err(error)
+                }
                 None => Ok((branches, source)),
             }
         });
@@ -254,22 +257,26 @@ impl<'p> Run<'p> {
         let (source, n, elements) = match (spec.elements, over) {
             (Some(read), Some(over)) => {
                 let n = (read.len)(&*over);
+                self.count_branches(n)?;
                 let mut elements = Vec::new();
                 if self.settings.store.is_some() {
                     elements.reserve_exact(n);
                     for i in 0..n {
-                        elements.push((read.digest)(&*over, i).map_err(|e| {
+                        let digest = (read.digest)(&*over, i).map_err(|e| {
+                            self.uncount_branches(n);
                             TaskError::failed(format!(
                                 "element {i} of `{}` cannot be hashed: {e}",
                                 self.pipeline.node_name(spec.over)
                             ))
-                        })?);
+                        })?;
+                        elements.push(digest);
                     }
                 }
                 (Source::List(over, read), n, elements)
             }
             _ => {
                 let n = self.branches_of(spec.over).map_or(0, |up| up.slots.len());
+                self.count_branches(n)?;
                 (Source::Paired(spec.over), n, Vec::new())
             }
         };
@@ -296,6 +303,29 @@ impl<'p> Run<'p> {
             first_bad: OnceLock::new(),
         };
         Ok((branches, source))
+    }
+
+    /// Counts the `n` branches a mapped node is about to make into the run's; an error,
+    /// and nothing counted, if the run would make more than a run may.
+    fn count_branches(&self, n: usize) -> Result<(), TaskError> {
+        let mut made = self.branches_made.load(Ordering::Acquire);
+        loop {
+            let total = mapped::more_branches(made, n)?;
+            match self.branches_made.compare_exchange_weak(
+                made,
+                total,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => made = now,
+            }
+        }
+    }
+
+    /// Takes back the `n` branches counted for a mapped node that did not make them.
+    fn uncount_branches(&self, n: usize) {
+        self.branches_made.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// Runs branch `i` of mapped node `id`, and settles the mapped node if it was the last

@@ -20,7 +20,7 @@
 //! with a store; `repair` reads stored outputs and recomputes damaged ones.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ struct Run<'p> {
     loaded: Condvar,
     /// The branches of each mapped node (in the order of the pipeline's maps), once made.
     maps: Vec<OnceLock<Arc<branches::Branches>>>,
+    /// How many branches the mapped nodes made, all together.
+    branches_made: AtomicUsize,
     /// The nodes whose entries were queued to be committed, with their commits.
     commits: Mutex<Vec<(NodeId, Ticket)>>,
     /// Who hears that a node's queued entry is committed, by the node's index: the journal.
@@ -159,6 +161,7 @@ fn run_here(
             .iter()
             .map(|_| OnceLock::new())
             .collect(),
+        branches_made: AtomicUsize::new(0),
         commits: Mutex::default(),
         committed,
     };

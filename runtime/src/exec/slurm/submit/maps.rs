@@ -9,7 +9,7 @@ use super::{ARRAY_TASKS, Decided, Made, Submission, Unit};
 use crate::cache::{Look, Lookup};
 use crate::error::Result;
 use crate::exec::Picked;
-use crate::exec::mapped::{Tally, branch_digests, branch_name};
+use crate::exec::mapped::{Tally, branch_digests, branch_name, more_branches};
 use crate::exec::slurm::follow::outcome_of;
 use crate::exec::slurm::{Slot, State};
 use crate::graph::{Node, NodeId, Wire};
@@ -49,10 +49,14 @@ impl Submission<'_> {
                 }
             }
         }
+        // The branches the run's other mapped nodes made.
+        let made: usize = self.made.iter().flatten().map(|made| made.n).sum();
         let (n, elements) = match spec.elements {
             Some(read) => {
                 let listed = self.read_list(spec.over).and_then(|list| {
-                    (0..(read.len)(&*list))
+                    let n = (read.len)(&*list);
+                    more_branches(made, n)?;
+                    (0..n)
                         .map(|i| {
                             (read.digest)(&*list, i).map_err(|e| {
                                 TaskError::failed(format!(
@@ -71,7 +75,14 @@ impl Submission<'_> {
                     }
                 }
             }
-            None => (self.branch_slots(spec.over).len(), Vec::new()),
+            None => {
+                let n = self.branch_slots(spec.over).len();
+                if let Err(error) = more_branches(made, n) {
+                    self.slots[id.index()].state = State::Failed(error);
+                    return Ok(());
+                }
+                (n, Vec::new())
+            }
         };
         let settings = self.settings;
         let picked = settings.picked(id);
