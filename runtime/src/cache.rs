@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 use files::remove_aside;
 pub(crate) use files::temporary_name;
 pub(crate) use files::{
-    host_name, process_gone, remove_any, write_atomically, write_json_atomically, writer_gone,
+    host_name, process_gone, remove_any, write_atomically, write_atomically_with,
+    write_json_atomically, writer_gone,
 };
 pub(crate) use index::{FileRow, FileStat};
 use index::{Index, NewRow};
