@@ -79,9 +79,11 @@ impl NewEntry<'_> {
     ) -> Result<Computed, TaskError> {
         let task = self.task;
         let name = task.meta().name;
-        let pending = store
+        let mut pending = store
             .begin(name, self.key, task.meta().names_in_key)
             .map_err(TaskError::Store)?;
+        let keep = self.keep;
+        let key = self.key;
         let result = (|| {
             let start = Instant::now();
             let value = compute(&pending)?;
@@ -90,8 +92,17 @@ impl NewEntry<'_> {
             let (bytes, files) =
                 outputs::encoding_for(&pending.work_dir(), || self.task.encode(&*value));
             let bytes = bytes.map_err(TaskError::Encode)?;
-            let digest = *crate::digest::digest(&bytes).as_bytes();
-            Ok::<_, TaskError>((value, bytes, files, digest, duration))
+            // A large output kept is written to its file while its digest is taken.
+            let digest = if keep {
+                store
+                    .write_output_while(&mut pending, key, &bytes, || {
+                        crate::digest::digest_beside_one(&bytes)
+                    })
+                    .map_err(TaskError::Store)?
+            } else {
+                crate::digest::digest(&bytes)
+            };
+            Ok::<_, TaskError>((value, bytes, files, *digest.as_bytes(), duration))
         })();
         let (mut value, bytes, files, digest, duration) = match result {
             Ok(done) => done,
