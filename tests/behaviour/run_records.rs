@@ -484,3 +484,25 @@ fn run_json_is_what_its_record_writes() {
     assert!(second.count(NodeStatus::Cached) >= 4, "{second}");
     assert_written_as_the_record_writes(&second);
 }
+
+/// Written in parts of thousands of nodes, half of each on a thread beside: the same.
+#[test]
+fn run_json_of_thousands_of_nodes_is_what_its_record_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("wide");
+    let firsts: Vec<_> = (0..5_000)
+        .map(|i| b.add(format!("n{i}"), numbers::node(i % 3)).unwrap())
+        .collect();
+    b.add("all", total::node(firsts, 0)).unwrap();
+    let p = b.build();
+    let run = Runner::new(dir.path().join("data")).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_written_as_the_record_writes(&run);
+    let record = RunRecord::read(run.run_dir().unwrap()).unwrap();
+    let names: Vec<&str> = record.nodes.iter().map(|n| n.name.as_str()).collect();
+    let expected: Vec<String> = (0..5_000)
+        .map(|i| format!("n{i}"))
+        .chain(["all".to_owned()])
+        .collect();
+    assert_eq!(names, expected);
+}
