@@ -5,12 +5,13 @@
 //! outputs in argument order. A parameter that names an input file holds its content's
 //! digest, taken through the store's stat cache ([`with_input_files`]).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::cache::{ENTRY_FORMAT, NamedDigest, Store};
 use crate::files::StatCache;
 use crate::hash::{HashError, Seen, Unreadable, resolving};
-use crate::task::{TaskError, TaskMeta};
+use crate::task::{HelperMeta, TaskError, TaskMeta};
 
 /// A 32-byte blake3 digest.
 pub(crate) type Digest = [u8; 32];
@@ -84,8 +85,42 @@ pub(crate) fn with_input_files(
 /// fingerprint, the module it is defined in, the name of its output type, and the code
 /// fingerprints of the helpers it uses ([`TaskMeta::helpers`]). Two tasks of one name in
 /// two modules, or with two output types, never share a key.
+///
+/// Each thread remembers the last one it made: the nodes of a task, one after the other,
+/// have the same. The helpers are a function of the task's `uses` list, a `'static` slice,
+/// so that a list at the same address is the same list.
 pub(crate) fn fingerprint(meta: &TaskMeta, output_type: &str) -> Digest {
-    identity(meta, output_type, &meta.helpers())
+    /// A fingerprint, and what it was made of.
+    struct Last {
+        fingerprint: [u8; 32],
+        module_path: &'static str,
+        uses: &'static [fn() -> &'static HelperMeta],
+        output_type: String,
+        digest: Digest,
+    }
+    thread_local! {
+        static LAST: RefCell<Option<Last>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(last) = &*last
+            && last.fingerprint == meta.fingerprint
+            && last.module_path == meta.module_path
+            && std::ptr::eq(last.uses, meta.uses.0)
+            && last.output_type == output_type
+        {
+            return last.digest;
+        }
+        let digest = identity(meta, output_type, &meta.helpers());
+        *last = Some(Last {
+            fingerprint: meta.fingerprint,
+            module_path: meta.module_path,
+            uses: meta.uses.0,
+            output_type: output_type.to_owned(),
+            digest,
+        });
+        digest
+    })
 }
 
 /// The identity of task `meta`, whose output type is named `output_type`, if it used the
@@ -294,6 +329,26 @@ mod tests {
     /// The key's fingerprint of a task that uses `uses`.
     fn using(uses: &'static [fn() -> &'static HelperMeta]) -> Digest {
         fingerprint(&TaskMeta::for_tests("t", "app").__with_helpers(uses), "u64")
+    }
+
+    #[test]
+    fn a_fingerprint_remembered_by_a_thread_is_no_other_tasks() {
+        let plain = TaskMeta::for_tests("t", "app");
+        let elsewhere = TaskMeta::for_tests("t", "lib");
+        let helped = plain.__with_helpers(&[chain_a]);
+        let fresh = |meta: &TaskMeta, output: &str| identity(meta, output, &meta.helpers());
+        for _ in 0..2 {
+            for (meta, output) in [
+                (&plain, "u64"),
+                (&plain, "u32"),
+                (&elsewhere, "u32"),
+                (&helped, "u32"),
+                (&plain, "u32"),
+            ] {
+                assert_eq!(fingerprint(meta, output), fresh(meta, output));
+            }
+        }
+        assert_ne!(fresh(&plain, "u32"), fresh(&helped, "u32"));
     }
 
     // A chain: `a` uses `b`, which uses `c`; then the same with `c`, or `b`, edited.
