@@ -485,7 +485,7 @@ fn run_json_is_what_its_record_writes() {
     assert_written_as_the_record_writes(&second);
 }
 
-/// Written in parts of thousands of nodes, half of each on a thread beside: the same.
+/// Thousands of nodes, written out through the buffer many times over: the same.
 #[test]
 fn run_json_of_thousands_of_nodes_is_what_its_record_writes() {
     let dir = tempfile::tempdir().unwrap();

@@ -243,13 +243,6 @@ struct FinishedRun<'a> {
 /// How many bytes of JSON are gathered before they are written.
 const JSON_BUFFER: usize = 256 * 1024;
 
-/// How many nodes are taken at a time, half of them written on a thread beside the
-/// calling one.
-const PART: usize = 4096;
-
-/// The fewest nodes of a part worth a thread beside.
-const PART_BESIDE: usize = 256;
-
 impl FinishedRun<'_> {
     /// Writes the record to `file`.
     fn write(&self, file: &mut fs::File) -> std::io::Result<()> {
@@ -271,47 +264,16 @@ impl FinishedRun<'_> {
         out.extend_from_slice(b",\"jobs\":");
         json_u64(&mut out, self.jobs as u64);
         out.extend_from_slice(b",\"nodes\":[");
-        // The nodes in parts, the second half of each written into a buffer of its own on
-        // a thread beside this one (the run's workers are done), then appended.
-        let beside = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-        let mut other = Vec::new();
-        let mut nodes = self.pipeline.all_nodes().zip(self.report.nodes());
-        let mut first = true;
-        loop {
-            let part: Vec<_> = nodes.by_ref().take(PART).collect();
-            if part.is_empty() {
-                break;
+        for (i, (node, outcome)) in self
+            .pipeline
+            .all_nodes()
+            .zip(self.report.nodes())
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(b',');
             }
-            let half = if beside && part.len() >= PART_BESIDE {
-                part.len() / 2
-            } else {
-                part.len()
-            };
-            let (mine, theirs) = part.split_at(half);
-            let write = |out: &mut Vec<u8>, nodes: &[(Node<'_>, NodeReport<'_>)], first: bool| {
-                for (i, (node, outcome)) in nodes.iter().enumerate() {
-                    if i > 0 || !first {
-                        out.push(b',');
-                    }
-                    write_node(out, self.pipeline, self.report, *node, outcome)?;
-                }
-                Ok::<_, std::io::Error>(())
-            };
-            std::thread::scope(|s| {
-                let beside = (!theirs.is_empty()).then(|| {
-                    let other = &mut other;
-                    s.spawn(move || write(other, theirs, false))
-                });
-                write(&mut out, mine, first)?;
-                match beside.map(|b| b.join()) {
-                    None | Some(Ok(Ok(()))) => Ok(()),
-                    Some(Ok(Err(e))) => Err(e),
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                }
-            })?;
-            first = false;
-            out.extend_from_slice(&other);
-            other.clear();
+            write_node(&mut out, self.pipeline, self.report, node, &outcome)?;
             if out.len() >= JSON_BUFFER {
                 file.write_all(&out)?;
                 out.clear();
