@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 use files::remove_aside;
 pub(crate) use files::temporary_name;
 pub(crate) use files::{
-    host_name, process_gone, remove_any, write_atomically, write_json_atomically, writer_gone,
+    host_name, process_gone, remove_any, write_atomically, write_atomically_with,
+    write_json_atomically, writer_gone,
 };
 pub(crate) use index::{FileRow, FileStat};
 use index::{Index, NewRow};
@@ -230,6 +231,9 @@ pub(crate) struct Pending {
     /// Whether the task can make its work directory: only one that takes a `&Ctx`, which
     /// hands it out. Otherwise none is looked for.
     work: bool,
+    /// The temporary file a large output was written to (see
+    /// [`Store::write_output_while`]), renamed into place when the entry is committed.
+    output: Option<PathBuf>,
 }
 
 impl Pending {
@@ -1025,7 +1029,48 @@ impl Store {
                 .join(task)
                 .join(temporary_name(".tmp-", &key[..16.min(key.len())])),
             work,
+            output: None,
         })
+    }
+
+    /// Writes `output`, if it is too large for the index, to a temporary file beside where
+    /// the entry of `pending` (under `key`) will have it, on a thread of its own while
+    /// `beside` runs on this one (the output's digest, taken as it is written), and returns
+    /// what `beside` returned. The file is renamed into place when the entry is committed,
+    /// and removed if it is discarded; a smaller output is left to the commit.
+    pub(crate) fn write_output_while<R>(
+        &self,
+        pending: &mut Pending,
+        key: &str,
+        output: &[u8],
+        beside: impl FnOnce() -> R,
+    ) -> Result<R, StoreError> {
+        if output.len() <= INLINE_MAX {
+            return Ok(beside());
+        }
+        let task_dir = self.root.join(&pending.task);
+        fs::create_dir_all(&task_dir)
+            .map_err(|e| StoreError::new("cannot create the task directory", &task_dir, e))?;
+        let tmp = task_dir.join(format!(
+            "{}.bin",
+            temporary_name(".tmp-", &key[..16.min(key.len())])
+        ));
+        let (written, result) = std::thread::scope(|s| {
+            let writer = s.spawn(|| fs::write(&tmp, output));
+            let result = beside();
+            (writer.join(), result)
+        });
+        match written {
+            Ok(Ok(())) => {
+                pending.output = Some(tmp);
+                Ok(result)
+            }
+            Ok(Err(e)) => {
+                let _ = fs::remove_file(&tmp);
+                Err(StoreError::new("cannot write", &tmp, e))
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Commits `output` as the entry `meta` describes: its files (a large output, the
@@ -1092,8 +1137,16 @@ impl Store {
             fs::create_dir_all(&task_dir)
                 .map_err(|e| StoreError::new("cannot create the task directory", &task_dir, e))?;
             let dest = self.output_file(&pending.task, key);
-            let tmp = task_dir.join(format!("{}.bin", temporary_name(".tmp-", &key[..16])));
-            fs::write(&tmp, output)
+            // Written already, as its digest was taken, or written now.
+            let (tmp, written) = match &pending.output {
+                Some(tmp) => (tmp.clone(), Ok(())),
+                None => {
+                    let tmp = task_dir.join(format!("{}.bin", temporary_name(".tmp-", &key[..16])));
+                    let written = fs::write(&tmp, output);
+                    (tmp, written)
+                }
+            };
+            written
                 .and_then(|()| {
                     fs::rename(&tmp, &dest).or_else(|e| {
                         // A directory where the output goes is no entry's (the caller
@@ -1424,6 +1477,9 @@ impl Store {
 
     /// Drops a pending entry.
     pub(crate) fn discard(&self, pending: Pending) {
+        if let Some(output) = &pending.output {
+            let _ = fs::remove_file(output);
+        }
         if pending.work && pending.tmp.exists() {
             let _ = fs::remove_dir_all(&pending.tmp);
         }

@@ -27,6 +27,16 @@ pub(crate) fn digest(bytes: &[u8]) -> blake3::Hash {
     }
 }
 
+/// [`digest`], while another thread of the process is busy beside it (writing the same
+/// bytes to a file): one core fewer for the blocks, so on two cores the calling thread
+/// hashes them alone.
+pub(crate) fn digest_beside_one(bytes: &[u8]) -> blake3::Hash {
+    match threads_for(bytes.len() as u64).map(|threads| threads - 1) {
+        Some(threads) if threads >= 2 => digest_on(bytes, threads),
+        _ => blake3::hash(bytes),
+    }
+}
+
 /// How many threads hash an input of `len` bytes in blocks; `None` for one, on its own.
 fn threads_for(len: u64) -> Option<usize> {
     if len <= PARALLEL_MIN as u64 {

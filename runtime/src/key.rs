@@ -5,12 +5,15 @@
 //! outputs in argument order. A parameter that names an input file holds its content's
 //! digest, taken through the store's stat cache ([`with_input_files`]).
 
+use std::cell::RefCell;
 use std::rc::Rc;
+
+use smallvec::SmallVec;
 
 use crate::cache::{ENTRY_FORMAT, NamedDigest, Store};
 use crate::files::StatCache;
 use crate::hash::{HashError, Seen, Unreadable, resolving};
-use crate::task::{TaskError, TaskMeta};
+use crate::task::{HelperMeta, TaskError, TaskMeta};
 
 /// A 32-byte blake3 digest.
 pub(crate) type Digest = [u8; 32];
@@ -84,8 +87,42 @@ pub(crate) fn with_input_files(
 /// fingerprint, the module it is defined in, the name of its output type, and the code
 /// fingerprints of the helpers it uses ([`TaskMeta::helpers`]). Two tasks of one name in
 /// two modules, or with two output types, never share a key.
+///
+/// Each thread remembers the last one it made: the nodes of a task, one after the other,
+/// have the same. The helpers are a function of the task's `uses` list, a `'static` slice,
+/// so that a list at the same address is the same list.
 pub(crate) fn fingerprint(meta: &TaskMeta, output_type: &str) -> Digest {
-    identity(meta, output_type, &meta.helpers())
+    /// A fingerprint, and what it was made of.
+    struct Last {
+        fingerprint: [u8; 32],
+        module_path: &'static str,
+        uses: &'static [fn() -> &'static HelperMeta],
+        output_type: String,
+        digest: Digest,
+    }
+    thread_local! {
+        static LAST: RefCell<Option<Last>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(last) = &*last
+            && last.fingerprint == meta.fingerprint
+            && last.module_path == meta.module_path
+            && std::ptr::eq(last.uses, meta.uses.0)
+            && last.output_type == output_type
+        {
+            return last.digest;
+        }
+        let digest = identity(meta, output_type, &meta.helpers());
+        *last = Some(Last {
+            fingerprint: meta.fingerprint,
+            module_path: meta.module_path,
+            uses: meta.uses.0,
+            output_type: output_type.to_owned(),
+            digest,
+        });
+        digest
+    })
 }
 
 /// The identity of task `meta`, whose output type is named `output_type`, if it used the
@@ -142,37 +179,37 @@ impl Components {
         }
     }
 
-    /// The node key.
+    /// The node key. Its bytes are gathered and hashed in one call (the digest of bytes
+    /// hashed in parts is that of the parts one after the other): a few hundred bytes, for
+    /// which blake3's per-call work would cost more than the hashing.
     pub(crate) fn key(&self) -> Digest {
-        let mut h = blake3::Hasher::new();
-        h.update(b"pipewright node key\0");
-        h.update(&ENTRY_FORMAT.to_le_bytes());
-        h.update(&(self.codec.len() as u64).to_le_bytes());
-        h.update(self.codec.as_bytes());
-        h.update(&self.fingerprint);
+        let mut bytes: SmallVec<[u8; 512]> = SmallVec::new();
+        bytes.extend_from_slice(b"pipewright node key\0");
+        bytes.extend_from_slice(&ENTRY_FORMAT.to_le_bytes());
+        bytes.extend_from_slice(&(self.codec.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(self.codec.as_bytes());
+        bytes.extend_from_slice(&self.fingerprint);
         match &self.names {
             Some(names) => {
-                h.update(&[1]);
-                h.update(names);
+                bytes.push(1);
+                bytes.extend_from_slice(names);
             }
-            None => {
-                h.update(&[0]);
-            }
+            None => bytes.push(0),
         }
-        h.update(&(self.params.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(self.params.len() as u64).to_le_bytes());
         for (name, digest) in &self.params {
-            h.update(&(name.len() as u64).to_le_bytes());
-            h.update(name.as_bytes());
-            h.update(digest);
+            bytes.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(digest);
         }
-        h.update(&(self.inputs.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(self.inputs.len() as u64).to_le_bytes());
         for input in &self.inputs {
-            h.update(&(input.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&(input.len() as u64).to_le_bytes());
             for digest in input {
-                h.update(digest);
+                bytes.extend_from_slice(digest);
             }
         }
-        *h.finalize().as_bytes()
+        *blake3::hash(&bytes).as_bytes()
     }
 
     /// The input files and directories, by path, with their content digests in hex, as
@@ -294,6 +331,65 @@ mod tests {
     /// The key's fingerprint of a task that uses `uses`.
     fn using(uses: &'static [fn() -> &'static HelperMeta]) -> Digest {
         fingerprint(&TaskMeta::for_tests("t", "app").__with_helpers(uses), "u64")
+    }
+
+    /// The key as stores hold it: its parts hashed one after the other.
+    #[test]
+    fn a_key_is_the_digest_of_its_parts_in_order() {
+        let meta = load("app", true);
+        let names = Names {
+            pipeline: "p",
+            node: "n",
+        };
+        let params = vec![("x", [3; 32]), ("label", [4; 32])];
+        let inputs = vec![vec![[5; 32]], vec![[6; 32], [7; 32]]];
+        let components = Components::new(&meta, "u64", CODEC, names, params, inputs);
+        let mut h = blake3::Hasher::new();
+        h.update(b"pipewright node key\0");
+        h.update(&ENTRY_FORMAT.to_le_bytes());
+        h.update(&(CODEC.len() as u64).to_le_bytes());
+        h.update(CODEC.as_bytes());
+        h.update(&fingerprint(&meta, "u64"));
+        h.update(&[1]);
+        let mut n = blake3::Hasher::new();
+        for name in ["p", "n"] {
+            n.update(&(name.len() as u64).to_le_bytes());
+            n.update(name.as_bytes());
+        }
+        h.update(n.finalize().as_bytes());
+        h.update(&2u64.to_le_bytes());
+        for (name, digest) in [("x", [3; 32]), ("label", [4; 32])] {
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(&digest);
+        }
+        h.update(&2u64.to_le_bytes());
+        h.update(&1u64.to_le_bytes());
+        h.update(&[5; 32]);
+        h.update(&2u64.to_le_bytes());
+        h.update(&[6; 32]);
+        h.update(&[7; 32]);
+        assert_eq!(components.key(), *h.finalize().as_bytes());
+    }
+
+    #[test]
+    fn a_fingerprint_remembered_by_a_thread_is_no_other_tasks() {
+        let plain = TaskMeta::for_tests("t", "app");
+        let elsewhere = TaskMeta::for_tests("t", "lib");
+        let helped = plain.__with_helpers(&[chain_a]);
+        let fresh = |meta: &TaskMeta, output: &str| identity(meta, output, &meta.helpers());
+        for _ in 0..2 {
+            for (meta, output) in [
+                (&plain, "u64"),
+                (&plain, "u32"),
+                (&elsewhere, "u32"),
+                (&helped, "u32"),
+                (&plain, "u32"),
+            ] {
+                assert_eq!(fingerprint(meta, output), fresh(meta, output));
+            }
+        }
+        assert_ne!(fresh(&plain, "u32"), fresh(&helped, "u32"));
     }
 
     // A chain: `a` uses `b`, which uses `c`; then the same with `c`, or `b`, edited.

@@ -417,3 +417,92 @@ fn cached_nodes_are_logged_in_one_line_and_have_no_spans_of_their_own() {
     assert!(!log.contains("node{"), "{log}");
     assert!(log.contains("3 nodes: 0 ran, 3 cached"), "{log}");
 }
+
+#[task(name = "run_records.words")]
+fn words(words: Vec<String>) -> Vec<String> {
+    words
+}
+
+#[task(name = "run_records.measure")]
+fn measure(word: &String, note: String) -> usize {
+    assert_ne!(word, "bad", "cannot measure `bad` ({note})");
+    word.len()
+}
+
+#[task(name = "run_records.gather")]
+fn gather(parts: &[&usize]) -> usize {
+    parts.iter().copied().sum()
+}
+
+/// `run.json` is, byte for byte, what [`RunRecord`]'s own serializer writes of the record
+/// read back from it: the same fields in the same order, the same escapes and numbers.
+fn assert_written_as_the_record_writes(run: &RunReport) {
+    let run_dir = run.run_dir().unwrap();
+    let written = fs::read_to_string(run_dir.join("run.json")).unwrap();
+    let record = RunRecord::read(run_dir).unwrap();
+    assert_eq!(written, serde_json::to_string(&record).unwrap());
+}
+
+#[test]
+fn run_json_is_what_its_record_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("a \"quoted\" name\\with\tescapes, é");
+    let list = b
+        .add(
+            "list \"of\" words",
+            words::node(["a", "bad", "ccc"].map(str::to_owned).to_vec()),
+        )
+        .unwrap();
+    let lengths = b
+        .map("lengths", list, |w| {
+            measure::node(w, "quote \" and \u{1}".to_owned())
+        })
+        .unwrap();
+    b.add("total", gather::node(lengths)).unwrap();
+    let a = b.add("a", numbers::node(3)).unwrap();
+    let c = b.add("c", numbers::node(4)).unwrap();
+    b.add("sum", total::node([a, c, a], 100)).unwrap();
+    b.add("table", load_table::node(a)).unwrap();
+    let p = b.build();
+    let runner = Runner::new(dir.path().join("data")).record_params(serde_json::json!({
+        "text": "tab\there",
+        "n": 1.5,
+    }));
+    // The first run: nodes that ran, failed (with error chains), a mapped node with
+    // failed branches and a node upstream failed below it.
+    let first = runner.run(&p).unwrap();
+    assert!(!first.succeeded());
+    assert_written_as_the_record_writes(&first);
+    let record = RunRecord::read(first.run_dir().unwrap()).unwrap();
+    let node = |n: &str| record.nodes.iter().find(|r| r.name == n).unwrap();
+    assert_eq!(node("lengths").branches.len(), 3);
+    assert_eq!(node("total").upstream_failed.as_deref(), Some("lengths[1]"));
+    assert!(!node("table").error.is_empty());
+    assert!(node("sum").inputs[0].gathered);
+    // The second: cached nodes beside those that fail again.
+    let second = runner.run(&p).unwrap();
+    assert!(second.count(NodeStatus::Cached) >= 4, "{second}");
+    assert_written_as_the_record_writes(&second);
+}
+
+/// Thousands of nodes, written out through the buffer many times over: the same.
+#[test]
+fn run_json_of_thousands_of_nodes_is_what_its_record_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("wide");
+    let firsts: Vec<_> = (0..5_000)
+        .map(|i| b.add(format!("n{i}"), numbers::node(i % 3)).unwrap())
+        .collect();
+    b.add("all", total::node(firsts, 0)).unwrap();
+    let p = b.build();
+    let run = Runner::new(dir.path().join("data")).run(&p).unwrap();
+    assert!(run.succeeded(), "{run}");
+    assert_written_as_the_record_writes(&run);
+    let record = RunRecord::read(run.run_dir().unwrap()).unwrap();
+    let names: Vec<&str> = record.nodes.iter().map(|n| n.name.as_str()).collect();
+    let expected: Vec<String> = (0..5_000)
+        .map(|i| format!("n{i}"))
+        .chain(["all".to_owned()])
+        .collect();
+    assert_eq!(names, expected);
+}

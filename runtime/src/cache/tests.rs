@@ -457,3 +457,42 @@ fn who_asked_hears_of_each_queued_row_once_it_is_committed_and_not_before() {
     assert_eq!(store.failures(&[refused]).len(), 1);
     assert_eq!(*second.0.lock().unwrap(), [vec![2]]);
 }
+
+#[test]
+fn a_large_output_written_beside_its_digest_is_removed_with_its_discarded_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    let key = "cd".repeat(32);
+    let output: Vec<u8> = (0..(5 << 20) as u32).map(|i| (i % 251) as u8).collect();
+    let mut pending = store.begin("task", &key, false).unwrap();
+    let digest = store
+        .write_output_while(&mut pending, &key, &output, || {
+            crate::digest::digest_beside_one(&output)
+        })
+        .unwrap();
+    assert_eq!(digest, blake3::hash(&output));
+    let files = || -> Vec<PathBuf> {
+        fs::read_dir(dir.path().join("task"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    // Written whole to a temporary, which no reader takes for an entry's output.
+    let written = files();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = written[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with(".tmp-"), "{name}");
+    assert_eq!(fs::read(&written[0]).unwrap(), output);
+    store.discard(pending);
+    assert_eq!(files(), Vec::<PathBuf>::new());
+
+    // A small output is left to the commit: nothing is written beside its digest.
+    let mut pending = store.begin("task", &key, false).unwrap();
+    let small = vec![1u8; 100];
+    let digest = store
+        .write_output_while(&mut pending, &key, &small, || blake3::hash(&small))
+        .unwrap();
+    assert_eq!(digest, blake3::hash(&small));
+    assert_eq!(files(), Vec::<PathBuf>::new());
+    store.discard(pending);
+}

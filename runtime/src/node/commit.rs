@@ -13,6 +13,9 @@ use crate::key::{Components, Digest, hex};
 use crate::outputs;
 use crate::task::{TaskError, Value};
 
+/// Encodings of at least this many bytes are freed on a thread of their own once committed.
+const FREE_APART: usize = 4 << 20;
+
 /// A node's output just computed: the value, its content digest, and its new entry (none
 /// where the entry is not kept).
 pub(crate) struct Computed {
@@ -80,9 +83,11 @@ impl NewEntry<'_> {
     ) -> Result<Computed, TaskError> {
         let task = self.task;
         let name = task.meta().name;
-        let pending = store
+        let mut pending = store
             .begin(name, self.key, task.meta().names_in_key)
             .map_err(TaskError::Store)?;
+        let keep = self.keep;
+        let key = self.key;
         let result = (|| {
             let start = Instant::now();
             let value = compute(&pending)?;
@@ -91,8 +96,17 @@ impl NewEntry<'_> {
             let (bytes, files) =
                 outputs::encoding_for(&pending.work_dir(), || self.task.encode(&*value));
             let bytes = bytes.map_err(TaskError::Encode)?;
-            let digest = *crate::digest::digest(&bytes).as_bytes();
-            Ok::<_, TaskError>((value, bytes, files, digest, duration))
+            // A large output kept is written to its file while its digest is taken.
+            let digest = if keep {
+                store
+                    .write_output_while(&mut pending, key, &bytes, || {
+                        crate::digest::digest_beside_one(&bytes)
+                    })
+                    .map_err(TaskError::Store)?
+            } else {
+                crate::digest::digest(&bytes)
+            };
+            Ok::<_, TaskError>((value, bytes, files, *digest.as_bytes(), duration))
         })();
         let (mut value, bytes, files, digest, duration) = match result {
             Ok(done) => done,
@@ -130,6 +144,13 @@ impl NewEntry<'_> {
                             "cannot read back the output just committed: {e}"
                         ))
                     })?;
+        }
+        if bytes.len() >= FREE_APART {
+            // Returning a large encoding's pages to the OS takes milliseconds that the
+            // node's consumers and the run's end need not wait for.
+            let _ = std::thread::Builder::new()
+                .name("pipewright-free".to_owned())
+                .spawn(move || drop(bytes));
         }
         Ok(Computed {
             value,

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -14,12 +15,12 @@ use super::schema::{
     BranchRecord, JOURNAL, JournalHeader, Provenance, RECORD_FORMAT, RUN_JSON, RecordedStatus,
     RunRecord,
 };
-use crate::cache::{StoreError, write_atomically, write_json_atomically};
+use crate::cache::{StoreError, write_atomically, write_atomically_with, write_json_atomically};
 use crate::chain::chain;
 use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
 use crate::report::{NodeReport, RunReport};
-use crate::text::{hex_bytes, node_file_name, safe_name};
+use crate::text::{node_file_name, safe_name};
 
 /// The folder of a run directory that holds one file per failed node.
 const FAILURES: &str = "failures";
@@ -141,21 +142,22 @@ impl RunDir {
             "failed"
         };
         self.write_failures(report)?;
+        let ended = now();
+        let provenance = self.provenance.join();
         let record = FinishedRun {
             format: RECORD_FORMAT,
-            pipeline: pipeline.name(),
+            pipeline,
+            report,
             status,
             started: &self.started,
-            ended: Some(now()),
-            elapsed_secs: Some(elapsed.as_secs_f64()),
+            ended: &ended,
+            elapsed_secs: elapsed.as_secs_f64(),
             data_dir: &self.data_dir,
             jobs: self.jobs,
-            nodes: NodeRecords { pipeline, report },
-            provenance: self.provenance.join(),
-            pid: Some(std::process::id()),
-            params: self.params,
+            provenance: &provenance,
+            params: self.params.as_ref(),
         };
-        write_json_atomically(&self.dir.join(RUN_JSON), &record, false)?;
+        write_atomically_with(&self.dir.join(RUN_JSON), |file| record.write(file))?;
         Ok(self.dir)
     }
 
@@ -219,132 +221,219 @@ impl RunDir {
     }
 }
 
-/// A finished run as [`RunRecord`] serializes it, its nodes made one at a time as they are
-/// written: a run of a million nodes never holds the records of all of them.
-#[derive(Serialize)]
+/// A finished run, written as [`RunRecord`] reads it: the same JSON as the record's own
+/// serializer writes (its fields in the same order, the same escapes and numbers), each
+/// node written straight from the pipeline and the report into a buffer that is written
+/// out whenever it fills, so that a run of a million nodes never holds the records of all
+/// of them.
 struct FinishedRun<'a> {
     format: u32,
-    pipeline: &'a str,
-    status: &'a str,
-    started: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ended: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    elapsed_secs: Option<f64>,
-    data_dir: &'a Path,
-    jobs: usize,
-    nodes: NodeRecords<'a>,
-    provenance: Provenance,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    params: Option<serde_json::Value>,
-}
-
-/// Every node of a pipeline with its outcome in a report, serialized as a sequence of
-/// [`NodeRecord`](super::schema::NodeRecord)s.
-struct NodeRecords<'a> {
     pipeline: &'a Pipeline,
     report: &'a RunReport,
+    status: &'a str,
+    started: &'a str,
+    ended: &'a str,
+    elapsed_secs: f64,
+    data_dir: &'a Path,
+    jobs: usize,
+    provenance: &'a Provenance,
+    params: Option<&'a serde_json::Value>,
 }
 
-impl Serialize for NodeRecords<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.pipeline
-                .all_nodes()
-                .zip(self.report.nodes())
-                .map(|(node, outcome)| NodeOut::of(self.pipeline, self.report, node, &outcome)),
-        )
+/// How many bytes of JSON are gathered before they are written.
+const JSON_BUFFER: usize = 256 * 1024;
+
+impl FinishedRun<'_> {
+    /// Writes the record to `file`.
+    fn write(&self, file: &mut fs::File) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(JSON_BUFFER + JSON_BUFFER / 4);
+        out.extend_from_slice(b"{\"format\":");
+        json_u64(&mut out, u64::from(self.format));
+        out.extend_from_slice(b",\"pipeline\":");
+        json_str(&mut out, self.pipeline.name());
+        out.extend_from_slice(b",\"status\":");
+        json_str(&mut out, self.status);
+        out.extend_from_slice(b",\"started\":");
+        json_str(&mut out, self.started);
+        out.extend_from_slice(b",\"ended\":");
+        json_str(&mut out, self.ended);
+        out.extend_from_slice(b",\"elapsed_secs\":");
+        json_value(&mut out, &self.elapsed_secs)?;
+        out.extend_from_slice(b",\"data_dir\":");
+        json_value(&mut out, self.data_dir)?;
+        out.extend_from_slice(b",\"jobs\":");
+        json_u64(&mut out, self.jobs as u64);
+        out.extend_from_slice(b",\"nodes\":[");
+        for (i, (node, outcome)) in self
+            .pipeline
+            .all_nodes()
+            .zip(self.report.nodes())
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_node(&mut out, self.pipeline, self.report, node, &outcome)?;
+            if out.len() >= JSON_BUFFER {
+                file.write_all(&out)?;
+                out.clear();
+            }
+        }
+        out.extend_from_slice(b"],\"provenance\":");
+        json_value(&mut out, self.provenance)?;
+        out.extend_from_slice(b",\"pid\":");
+        json_u64(&mut out, u64::from(std::process::id()));
+        if let Some(params) = self.params {
+            out.extend_from_slice(b",\"params\":");
+            json_value(&mut out, params)?;
+        }
+        out.push(b'}');
+        file.write_all(&out)
     }
 }
 
-/// A node as [`NodeRecord`](super::schema::NodeRecord) serializes it, borrowing what the
-/// pipeline and the report hold instead of copying it.
-#[derive(Serialize)]
-struct NodeOut<'a> {
-    name: &'a str,
-    task: &'a str,
-    params: serde_json::Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encoded_params: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    inputs: Vec<InputOut<'a>>,
-    status: RecordedStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output_digest: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    started_secs: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_secs: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    worker: Option<usize>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    error: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upstream_failed: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    over: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    branches: Vec<BranchRecord>,
-}
-
-/// An input as [`InputRecord`](super::schema::InputRecord) serializes it.
-#[derive(Serialize)]
-struct InputOut<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    gathered: bool,
-    nodes: Vec<&'a str>,
-}
-
-impl<'a> NodeOut<'a> {
-    /// `node` of `pipeline`, which ended as `outcome` says in `report`.
-    fn of(
-        pipeline: &'a Pipeline,
-        report: &RunReport,
-        node: Node<'a>,
-        outcome: &NodeReport<'a>,
-    ) -> Self {
-        let (started_secs, duration_secs) = outcome.times_secs();
-        let task = node.task();
-        NodeOut {
-            name: node.name(),
-            task: task.meta().name,
-            params: task.params_json(),
-            encoded_params: Some(hex_bytes(node.params())),
-            inputs: node
-                .wires()
-                .zip(task.meta().inputs)
-                .map(|(wire, spec)| InputOut {
-                    name: spec.name,
-                    gathered: matches!(wire, Wire::Many(_)),
-                    nodes: wire
-                        .ids()
-                        .iter()
-                        .map(|id| pipeline.node_name(*id))
-                        .collect(),
-                })
-                .collect(),
-            status: recorded(outcome.status()),
-            key: outcome.key(),
-            output_digest: outcome.output_digest(),
-            reason: outcome.reason().map(ToString::to_string),
-            started_secs,
-            duration_secs,
-            worker: outcome.worker(),
-            error: outcome.error().map(|e| chain(e)).unwrap_or_default(),
-            upstream_failed: outcome.failed_upstream(),
-            over: node.map().map(|m| pipeline.node_name(m.over)),
-            branches: report
-                .branches_named(node.name())
-                .map(|(branch, element)| branch_record(branch, element))
-                .collect(),
+/// Writes `node` of `pipeline`, which ended as `outcome` says in `report`, as a
+/// [`NodeRecord`](super::schema::NodeRecord) serializes it.
+fn write_node(
+    out: &mut Vec<u8>,
+    pipeline: &Pipeline,
+    report: &RunReport,
+    node: Node<'_>,
+    outcome: &NodeReport<'_>,
+) -> std::io::Result<()> {
+    let task = node.task();
+    let meta = task.meta();
+    out.extend_from_slice(b"{\"name\":");
+    json_str(out, node.name());
+    out.extend_from_slice(b",\"task\":");
+    json_str(out, meta.name);
+    out.extend_from_slice(b",\"params\":");
+    json_value(out, &task.params_json())?;
+    out.extend_from_slice(b",\"encoded_params\":\"");
+    push_hex(out, node.params());
+    out.push(b'"');
+    let mut wires = node.wires().zip(meta.inputs).peekable();
+    if wires.peek().is_some() {
+        out.extend_from_slice(b",\"inputs\":[");
+        for (i, (wire, spec)) in wires.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            json_str(out, spec.name);
+            if matches!(wire, Wire::Many(_)) {
+                out.extend_from_slice(b",\"gathered\":true");
+            }
+            out.extend_from_slice(b",\"nodes\":[");
+            for (j, id) in wire.ids().iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                json_str(out, pipeline.node_name(*id));
+            }
+            out.extend_from_slice(b"]}");
         }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"status\":");
+    json_str(out, recorded(outcome.status()).as_str());
+    if let Some(key) = outcome.key() {
+        out.extend_from_slice(b",\"key\":");
+        json_str(out, key);
+    }
+    if let Some(digest) = outcome.output_digest() {
+        out.extend_from_slice(b",\"output_digest\":");
+        json_str(out, digest);
+    }
+    if let Some(reason) = outcome.reason() {
+        out.extend_from_slice(b",\"reason\":");
+        json_str(out, &reason.to_string());
+    }
+    let (started_secs, duration_secs) = outcome.times_secs();
+    if let Some(secs) = started_secs {
+        out.extend_from_slice(b",\"started_secs\":");
+        json_value(out, &secs)?;
+    }
+    if let Some(secs) = duration_secs {
+        out.extend_from_slice(b",\"duration_secs\":");
+        json_value(out, &secs)?;
+    }
+    if let Some(worker) = outcome.worker() {
+        out.extend_from_slice(b",\"worker\":");
+        json_u64(out, worker as u64);
+    }
+    if let Some(error) = outcome.error() {
+        let lines = chain(error);
+        if !lines.is_empty() {
+            out.extend_from_slice(b",\"error\":");
+            json_value(out, &lines)?;
+        }
+    }
+    if let Some(name) = outcome.failed_upstream() {
+        out.extend_from_slice(b",\"upstream_failed\":");
+        json_str(out, name);
+    }
+    if let Some(map) = node.map() {
+        out.extend_from_slice(b",\"over\":");
+        json_str(out, pipeline.node_name(map.over));
+        // Only a mapped node has branches.
+        let branches: Vec<BranchRecord> = report
+            .branches_named(node.name())
+            .map(|(branch, element)| branch_record(branch, element))
+            .collect();
+        if !branches.is_empty() {
+            out.extend_from_slice(b",\"branches\":");
+            json_value(out, &branches)?;
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Appends `text` as a JSON string: as it is between quotes when it holds nothing JSON
+/// escapes (a quote, a backslash, a control character), as serde_json escapes it otherwise.
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    // Every byte is looked at, without a branch per byte, so that the loop is vectorized.
+    let escaped = text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if escaped {
+        // Writing a string into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Appends `n` in decimal.
+fn json_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `value` as serde_json writes it.
+fn json_value(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)
+}
+
+/// Appends `bytes` in lowercase hex.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
     }
 }
 
@@ -368,15 +457,7 @@ fn branch_record(branch: NodeReport<'_>, element: Option<String>) -> BranchRecor
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::NodeRecord;
     use super::*;
-
-    /// `node` written, read back as a [`NodeRecord`] and written again.
-    fn round_trip(node: &NodeOut<'_>) -> (String, String) {
-        let written = serde_json::to_string(node).unwrap();
-        let read: NodeRecord = serde_json::from_str(&written).unwrap();
-        (written, serde_json::to_string(&read).unwrap())
-    }
 
     #[test]
     fn an_abandoned_run_records_what_had_not_settled_as_cancelled() {
@@ -428,71 +509,6 @@ mod tests {
                 ("m[0]", RecordedStatus::Ran),
                 ("m[1]", RecordedStatus::Cancelled)
             ]
-        );
-    }
-
-    #[test]
-    fn a_node_is_written_as_its_record_writes_it() {
-        let full = NodeOut {
-            name: "n",
-            task: "t",
-            params: serde_json::json!({"x": 1}),
-            encoded_params: Some("01".to_owned()),
-            inputs: vec![
-                InputOut {
-                    name: "a",
-                    gathered: false,
-                    nodes: vec!["m"],
-                },
-                InputOut {
-                    name: "b",
-                    gathered: true,
-                    nodes: vec!["m", "k"],
-                },
-            ],
-            status: RecordedStatus::Failed,
-            key: Some("ab"),
-            output_digest: Some("cd"),
-            reason: Some("new".to_owned()),
-            started_secs: Some(0.5),
-            duration_secs: Some(0.25),
-            worker: Some(1),
-            error: vec!["it failed".to_owned(), "because".to_owned()],
-            upstream_failed: Some("k"),
-            over: Some("m"),
-            branches: Vec::new(),
-        };
-        let (written, again) = round_trip(&full);
-        assert_eq!(written, again);
-        let read: NodeRecord = serde_json::from_str(&written).unwrap();
-        assert_eq!(read.parents, ["m", "k"]);
-        assert_eq!(read.inputs[1].nodes, ["m", "k"]);
-        assert!(read.inputs[1].gathered && !read.inputs[0].gathered);
-        assert_eq!(read.upstream_failed.as_deref(), Some("k"));
-
-        let empty = NodeOut {
-            name: "n",
-            task: "t",
-            params: serde_json::Value::Null,
-            encoded_params: None,
-            inputs: Vec::new(),
-            status: RecordedStatus::NotNeeded,
-            key: None,
-            output_digest: None,
-            reason: None,
-            started_secs: None,
-            duration_secs: None,
-            worker: None,
-            error: Vec::new(),
-            upstream_failed: None,
-            over: None,
-            branches: Vec::new(),
-        };
-        let (written, again) = round_trip(&empty);
-        assert_eq!(written, again);
-        assert_eq!(
-            written,
-            r#"{"name":"n","task":"t","params":null,"status":"not needed"}"#
         );
     }
 }
