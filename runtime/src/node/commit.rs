@@ -13,9 +13,6 @@ use crate::key::{Components, Digest, hex};
 use crate::outputs;
 use crate::task::{TaskError, Value};
 
-/// Encodings of at least this many bytes are freed on a thread of their own once committed.
-const FREE_APART: usize = 4 << 20;
-
 /// A node's output just computed: the value, its content digest, and its new entry (none
 /// where the entry is not kept).
 pub(crate) struct Computed {
@@ -144,13 +141,6 @@ impl NewEntry<'_> {
                             "cannot read back the output just committed: {e}"
                         ))
                     })?;
-        }
-        if bytes.len() >= FREE_APART {
-            // Returning a large encoding's pages to the OS takes milliseconds that the
-            // node's consumers and the run's end need not wait for.
-            let _ = std::thread::Builder::new()
-                .name("pipewright-free".to_owned())
-                .spawn(move || drop(bytes));
         }
         Ok(Computed {
             value,
