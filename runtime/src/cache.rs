@@ -63,6 +63,10 @@ pub(crate) const OLD_NODES: &str = ".nodes";
 /// Outputs up to this size are held in the index; larger ones are files of their own.
 const INLINE_MAX: usize = 64 * 1024;
 
+/// Outputs from this size on are written on a thread of their own while their digest is
+/// taken; below it, starting the thread costs about as much as the overlap saves.
+const WRITE_BESIDE_MIN: usize = 1 << 20;
+
 const WORK: &str = "work";
 
 /// What went into an entry, as the index keeps it for the last entry of each node: for
@@ -1035,8 +1039,8 @@ impl Store {
 
     /// Writes `output`, if it is too large for the index, to a temporary file beside where
     /// the entry of `pending` (under `key`) will have it, on a thread of its own while
-    /// `beside` runs on this one (the output's digest, taken as it is written), and returns
-    /// what `beside` returned. The file is renamed into place when the entry is committed,
+    /// `beside` runs on this one (the output's digest, taken as it is written) if it is a
+    /// megabyte or more, else after it, and returns what `beside` returned. The file is renamed into place when the entry is committed,
     /// and removed if it is discarded; a smaller output is left to the commit.
     pub(crate) fn write_output_while<R>(
         &self,
@@ -1055,11 +1059,16 @@ impl Store {
             "{}.bin",
             temporary_name(".tmp-", &key[..16.min(key.len())])
         ));
-        let (written, result) = std::thread::scope(|s| {
-            let writer = s.spawn(|| fs::write(&tmp, output));
+        let (written, result) = if output.len() < WRITE_BESIDE_MIN {
             let result = beside();
-            (writer.join(), result)
-        });
+            (Ok(fs::write(&tmp, output)), result)
+        } else {
+            std::thread::scope(|s| {
+                let writer = s.spawn(|| fs::write(&tmp, output));
+                let result = beside();
+                (writer.join(), result)
+            })
+        };
         match written {
             Ok(Ok(())) => {
                 pending.output = Some(tmp);
