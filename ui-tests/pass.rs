@@ -28,6 +28,12 @@ mod task_named_value;
 #[path = "pass/use_alias.rs"]
 mod use_alias;
 
+/// A data directory of the calling program's own, removed when it is dropped: each run
+/// starts from an empty store.
+pub(crate) fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
 #[test]
 fn ctx_positions() -> impl std::process::Termination {
     ctx_positions::main()

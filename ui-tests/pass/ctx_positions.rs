@@ -24,7 +24,8 @@ pub(crate) fn main() -> pipewright::Result<()> {
         let b = middle(a, "x".to_string());
         let c = last(b);
     };
-    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-ctx-positions")).run(&p)?;
+    let data = crate::data_dir();
+    let run = Runner::new(data.path()).run(&p)?;
     assert_eq!(run.get(p.c)?, "a:1|b:x|last");
     Ok(())
 }

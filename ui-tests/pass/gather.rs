@@ -21,7 +21,8 @@ pub(crate) fn main() -> pipewright::Result<()> {
         let all = merge([c, a, b], 10);
         let none = merge([], 10);
     };
-    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-gather")).run(&p)?;
+    let data = crate::data_dir();
+    let run = Runner::new(data.path()).run(&p)?;
     assert_eq!(run.get(p.all)?, &vec![30, 10, 20]);
     assert!(run.get(p.none)?.is_empty());
     Ok(())

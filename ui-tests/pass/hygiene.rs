@@ -82,8 +82,7 @@ pub(crate) fn main() {
         let n = count(w, T(10));
         let sum = total([n, n]);
     };
-    let run = pipewright::Runner::new(::std::env::temp_dir().join("pipewright-ui-hygiene"))
-        .run(&p)
-        .unwrap();
+    let data = crate::data_dir();
+    let run = pipewright::Runner::new(data.path()).run(&p).unwrap();
     assert_eq!(*run.get(p.sum).unwrap(), 28);
 }

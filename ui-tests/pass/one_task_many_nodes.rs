@@ -21,8 +21,8 @@ pub(crate) fn main() -> pipewright::Result<()> {
         let six = add(three, three);
     };
     assert_eq!(p.len(), 4);
-    let run =
-        Runner::new(std::env::temp_dir().join("pipewright-ui-one-task-many-nodes")).run(&p)?;
+    let data = crate::data_dir();
+    let run = Runner::new(data.path()).run(&p)?;
     assert_eq!(*run.get(p.six)?, 6);
     Ok(())
 }

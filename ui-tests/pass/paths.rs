@@ -33,7 +33,8 @@ pub(crate) fn main() -> pipewright::Result<()> {
         let norm = crate::paths::etl::steps::normalize(raw);
         let sum = self::total_of(norm);
     };
-    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-paths")).run(&p)?;
+    let data = crate::data_dir();
+    let run = Runner::new(data.path()).run(&p)?;
     assert_eq!(*run.get(p.sum)?, 2.5);
     Ok(())
 }

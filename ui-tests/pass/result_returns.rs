@@ -42,7 +42,8 @@ pub(crate) fn main() -> pipewright::Result<()> {
         let doubled = check(m);
         let bad = parse("twenty".to_string());
     };
-    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-result-returns")).run(&p)?;
+    let data = crate::data_dir();
+    let run = Runner::new(data.path()).run(&p)?;
     assert_eq!(*run.get(p.doubled)?, 42);
     assert!(run.get(p.bad).is_err());
     Ok(())

@@ -18,8 +18,8 @@ mod app {
             name = "modules";
             let hello = greet("world".to_string());
         };
-        let run =
-            Runner::new(std::env::temp_dir().join("pipewright-ui-task-in-other-module")).run(&p)?;
+        let data = crate::data_dir();
+        let run = Runner::new(data.path()).run(&p)?;
         Ok(run.get(p.hello)?.clone())
     }
 }

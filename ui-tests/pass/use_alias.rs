@@ -26,7 +26,8 @@ pub(crate) fn main() -> pipewright::Result<()> {
         let numbers = load(4);
         let total = add_up(numbers);
     };
-    let run = Runner::new(std::env::temp_dir().join("pipewright-ui-use-alias")).run(&p)?;
+    let data = crate::data_dir();
+    let run = Runner::new(data.path()).run(&p)?;
     assert_eq!(*run.get(p.total)?, 10);
     Ok(())
 }
