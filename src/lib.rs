@@ -85,7 +85,8 @@
 ///     let t = text();
 ///     let long_words = words(t, task.min_len);
 /// };
-/// let run = Runner::new(std::env::temp_dir().join("pipewright-doc-task")).run(&p).unwrap();
+/// let data = tempfile::tempdir().unwrap();
+/// let run = Runner::new(data.path()).run(&p).unwrap();
 /// assert_eq!(run.get(p.long_words).unwrap(), &["pipeline", "plain", "functions"]);
 /// ```
 pub use pipewright_macros::task;
@@ -174,7 +175,8 @@ pub use pipewright_macros::task;
 /// };
 /// assert_eq!(p.name(), "etl");
 /// assert_eq!(p.len(), 5);
-/// let run = Runner::new(std::env::temp_dir().join("pipewright-doc-pipeline")).run(&p).unwrap();
+/// let data = tempfile::tempdir().unwrap();
+/// let run = Runner::new(data.path()).run(&p).unwrap();
 /// assert_eq!(*run.get(p.n).unwrap(), 5 + 50 + 10);
 /// ```
 ///

@@ -45,7 +45,8 @@ use super::{
 ///     let sum = b.add("total", total::node(squares))?;
 ///     let p = b.build();
 ///
-///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-builder")).run(&p)?;
+///     let data = tempfile::tempdir().unwrap();
+///     let run = Runner::new(data.path()).run(&p)?;
 ///     assert_eq!(*run.get(sum)?, 385);
 ///     Ok(())
 /// }
@@ -341,7 +342,8 @@ impl Builder {
     ///     let sum = b.add("total", add_lengths::node(counts))?;
     ///     let p = b.build();
     ///
-    ///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-map"))
+    ///     let data = tempfile::tempdir().unwrap();
+    ///     let run = Runner::new(data.path())
     ///         .keep_branches(counts)
     ///         .run(&p)?;
     ///     assert_eq!(*run.get(sum)?, 12);
@@ -464,7 +466,8 @@ impl Builder {
     ///     let sum = b.add("sum", add_up::node(rows))?;
     ///     let p = b.build();
     ///
-    ///     let run = Runner::new(std::env::temp_dir().join("pipewright-doc-value")).run(&p)?;
+    ///     let data = tempfile::tempdir().unwrap();
+    ///     let run = Runner::new(data.path()).run(&p)?;
     ///     assert_eq!(*run.get(sum)?, 6);
     ///     Ok(())
     /// }

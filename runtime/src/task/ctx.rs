@@ -96,8 +96,8 @@ impl NodeNames {
 ///         name = "ctx-demo";
 ///         let hello = greet();
 ///     };
-///     let dir = std::env::temp_dir().join("pipewright-doc-ctx");
-///     let run = Runner::new(dir).run(&p)?;
+///     let dir = tempfile::tempdir().unwrap();
+///     let run = Runner::new(dir.path()).run(&p)?;
 ///     assert_eq!(run.get(p.hello)?, "greet runs as node `hello`");
 ///     Ok(())
 /// }
@@ -170,10 +170,10 @@ impl Ctx {
     ///     Ok(format!("{}/{}: {count}", ctx.pipeline(), ctx.node()))
     /// }
     ///
-    /// let dir = std::env::temp_dir().join("pipewright-doc-for-test");
-    /// let ctx = Ctx::for_test("sales").with_work_dir(&dir);
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let ctx = Ctx::for_test("sales").with_work_dir(dir.path());
     /// assert_eq!(label(&3, &ctx).unwrap(), "test/sales: 3");
-    /// assert_eq!(std::fs::read_to_string(dir.join("note.txt")).unwrap(), "seen");
+    /// assert_eq!(std::fs::read_to_string(dir.path().join("note.txt")).unwrap(), "seen");
     ///
     /// let ctx = Ctx::for_test("sales").with_pipeline("daily");
     /// assert!(ctx.work_dir().is_err());
