@@ -23,7 +23,7 @@
 
 mod files;
 mod index;
-mod json;
+pub(crate) mod json;
 mod lock;
 mod manifest;
 

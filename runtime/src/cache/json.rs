@@ -9,25 +9,25 @@ pub(super) fn to_string(meta: &EntryMeta) -> serde_json::Result<String> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"format\":");
     number(&mut out, u64::from(meta.format));
-    field(&mut out, "task", &meta.task)?;
-    field(&mut out, "node", &meta.node)?;
-    field(&mut out, "key", &meta.key)?;
-    field(&mut out, "codec", &meta.codec)?;
-    field(&mut out, "fingerprint", &meta.fingerprint)?;
+    field(&mut out, "task", &meta.task);
+    field(&mut out, "node", &meta.node);
+    field(&mut out, "key", &meta.key);
+    field(&mut out, "codec", &meta.codec);
+    field(&mut out, "fingerprint", &meta.fingerprint);
     out.extend_from_slice(b",\"version\":");
     match &meta.version {
-        Some(version) => string(&mut out, version)?,
+        Some(version) => string(&mut out, version),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"params\":");
     serde_json::to_writer(&mut out, &meta.params)?;
     out.extend_from_slice(b",\"param_digests\":");
-    named(&mut out, &meta.param_digests)?;
+    named(&mut out, &meta.param_digests);
     out.extend_from_slice(b",\"helpers\":");
-    named(&mut out, &meta.helpers)?;
+    named(&mut out, &meta.helpers);
     if !meta.input_files.is_empty() {
         out.extend_from_slice(b",\"input_files\":");
-        named(&mut out, &meta.input_files)?;
+        named(&mut out, &meta.input_files);
     }
     out.extend_from_slice(b",\"inputs\":[");
     for (
@@ -43,37 +43,37 @@ pub(super) fn to_string(meta: &EntryMeta) -> serde_json::Result<String> {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"name\":");
-        string(&mut out, name)?;
+        string(&mut out, name);
         out.extend_from_slice(b",\"nodes\":");
-        strings(&mut out, nodes)?;
+        strings(&mut out, nodes);
         out.extend_from_slice(b",\"digests\":");
-        strings(&mut out, digests)?;
+        strings(&mut out, digests);
         out.push(b'}');
     }
     out.push(b']');
-    field(&mut out, "output_digest", &meta.output_digest)?;
+    field(&mut out, "output_digest", &meta.output_digest);
     out.extend_from_slice(b",\"output_size\":");
     number(&mut out, meta.output_size);
     out.extend_from_slice(b",\"duration_secs\":");
     serde_json::to_writer(&mut out, &meta.duration_secs)?;
-    field(&mut out, "created", &meta.created)?;
-    field(&mut out, "pipewright", &meta.pipewright)?;
+    field(&mut out, "created", &meta.created);
+    field(&mut out, "pipewright", &meta.pipewright);
     out.push(b'}');
     // Every piece written is UTF-8: the strings are `str`s, escaped or not, the rest ASCII.
     Ok(String::from_utf8(out).unwrap_or_default())
 }
 
 /// `,"name":` and `value` as a JSON string.
-fn field(out: &mut Vec<u8>, name: &str, value: &str) -> serde_json::Result<()> {
+fn field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
-    string(out, value)
+    string(out, value);
 }
 
 /// `value` as a JSON string: as it is between quotes when no byte of it needs escaping
 /// (a control character, a quote or a backslash), else as `serde_json` escapes it.
-fn string(out: &mut Vec<u8>, value: &str) -> serde_json::Result<()> {
+pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
     // Every byte is looked at, without stopping early, so that the loop runs in wide steps.
     let plain = value.bytes().fold(true, |plain, b| {
         plain & (b >= 0x20 && b != b'"' && b != b'\\')
@@ -82,42 +82,40 @@ fn string(out: &mut Vec<u8>, value: &str) -> serde_json::Result<()> {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
-        Ok(())
     } else {
-        serde_json::to_writer(out, value)
+        // Writing a string into a vector cannot fail.
+        let _ = serde_json::to_writer(out, value);
     }
 }
 
-fn strings(out: &mut Vec<u8>, values: &[String]) -> serde_json::Result<()> {
+fn strings(out: &mut Vec<u8>, values: &[String]) {
     out.push(b'[');
     for (i, value) in values.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        string(out, value)?;
+        string(out, value);
     }
     out.push(b']');
-    Ok(())
 }
 
-fn named(out: &mut Vec<u8>, values: &[NamedDigest]) -> serde_json::Result<()> {
+fn named(out: &mut Vec<u8>, values: &[NamedDigest]) {
     out.push(b'[');
     for (i, NamedDigest { name, digest }) in values.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"name\":");
-        string(out, name)?;
+        string(out, name);
         out.extend_from_slice(b",\"digest\":");
-        string(out, digest)?;
+        string(out, digest);
         out.push(b'}');
     }
     out.push(b']');
-    Ok(())
 }
 
-/// `n` in decimal.
-fn number(out: &mut Vec<u8>, mut n: u64) {
+/// Appends `n` in decimal.
+pub(crate) fn number(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

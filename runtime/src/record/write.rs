@@ -15,7 +15,9 @@ use super::schema::{
     BranchRecord, JOURNAL, JournalHeader, Provenance, RECORD_FORMAT, RUN_JSON, RecordedStatus,
     RunRecord,
 };
-use crate::cache::{StoreError, write_atomically, write_atomically_with, write_json_atomically};
+use crate::cache::{
+    StoreError, json, write_atomically, write_atomically_with, write_json_atomically,
+};
 use crate::chain::chain;
 use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
@@ -248,21 +250,21 @@ impl FinishedRun<'_> {
     fn write(&self, file: &mut fs::File) -> std::io::Result<()> {
         let mut out = Vec::with_capacity(JSON_BUFFER + JSON_BUFFER / 4);
         out.extend_from_slice(b"{\"format\":");
-        json_u64(&mut out, u64::from(self.format));
+        json::number(&mut out, u64::from(self.format));
         out.extend_from_slice(b",\"pipeline\":");
-        json_str(&mut out, self.pipeline.name());
+        json::string(&mut out, self.pipeline.name());
         out.extend_from_slice(b",\"status\":");
-        json_str(&mut out, self.status);
+        json::string(&mut out, self.status);
         out.extend_from_slice(b",\"started\":");
-        json_str(&mut out, self.started);
+        json::string(&mut out, self.started);
         out.extend_from_slice(b",\"ended\":");
-        json_str(&mut out, self.ended);
+        json::string(&mut out, self.ended);
         out.extend_from_slice(b",\"elapsed_secs\":");
         json_value(&mut out, &self.elapsed_secs)?;
         out.extend_from_slice(b",\"data_dir\":");
         json_value(&mut out, self.data_dir)?;
         out.extend_from_slice(b",\"jobs\":");
-        json_u64(&mut out, self.jobs as u64);
+        json::number(&mut out, self.jobs as u64);
         out.extend_from_slice(b",\"nodes\":[");
         for (i, (node, outcome)) in self
             .pipeline
@@ -282,7 +284,7 @@ impl FinishedRun<'_> {
         out.extend_from_slice(b"],\"provenance\":");
         json_value(&mut out, self.provenance)?;
         out.extend_from_slice(b",\"pid\":");
-        json_u64(&mut out, u64::from(std::process::id()));
+        json::number(&mut out, u64::from(std::process::id()));
         if let Some(params) = self.params {
             out.extend_from_slice(b",\"params\":");
             json_value(&mut out, params)?;
@@ -304,9 +306,9 @@ fn write_node(
     let task = node.task();
     let meta = task.meta();
     out.extend_from_slice(b"{\"name\":");
-    json_str(out, node.name());
+    json::string(out, node.name());
     out.extend_from_slice(b",\"task\":");
-    json_str(out, meta.name);
+    json::string(out, meta.name);
     out.extend_from_slice(b",\"params\":");
     json_value(out, &task.params_json())?;
     out.extend_from_slice(b",\"encoded_params\":\"");
@@ -320,7 +322,7 @@ fn write_node(
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"name\":");
-            json_str(out, spec.name);
+            json::string(out, spec.name);
             if matches!(wire, Wire::Many(_)) {
                 out.extend_from_slice(b",\"gathered\":true");
             }
@@ -329,25 +331,25 @@ fn write_node(
                 if j > 0 {
                     out.push(b',');
                 }
-                json_str(out, pipeline.node_name(*id));
+                json::string(out, pipeline.node_name(*id));
             }
             out.extend_from_slice(b"]}");
         }
         out.push(b']');
     }
     out.extend_from_slice(b",\"status\":");
-    json_str(out, recorded(outcome.status()).as_str());
+    json::string(out, recorded(outcome.status()).as_str());
     if let Some(key) = outcome.key() {
         out.extend_from_slice(b",\"key\":");
-        json_str(out, key);
+        json::string(out, key);
     }
     if let Some(digest) = outcome.output_digest() {
         out.extend_from_slice(b",\"output_digest\":");
-        json_str(out, digest);
+        json::string(out, digest);
     }
     if let Some(reason) = outcome.reason() {
         out.extend_from_slice(b",\"reason\":");
-        json_str(out, &reason.to_string());
+        json::string(out, &reason.to_string());
     }
     let (started_secs, duration_secs) = outcome.times_secs();
     if let Some(secs) = started_secs {
@@ -360,7 +362,7 @@ fn write_node(
     }
     if let Some(worker) = outcome.worker() {
         out.extend_from_slice(b",\"worker\":");
-        json_u64(out, worker as u64);
+        json::number(out, worker as u64);
     }
     if let Some(error) = outcome.error() {
         let lines = chain(error);
@@ -371,11 +373,11 @@ fn write_node(
     }
     if let Some(name) = outcome.failed_upstream() {
         out.extend_from_slice(b",\"upstream_failed\":");
-        json_str(out, name);
+        json::string(out, name);
     }
     if let Some(map) = node.map() {
         out.extend_from_slice(b",\"over\":");
-        json_str(out, pipeline.node_name(map.over));
+        json::string(out, pipeline.node_name(map.over));
         // Only a mapped node has branches.
         let branches: Vec<BranchRecord> = report
             .branches_named(node.name())
@@ -388,38 +390,6 @@ fn write_node(
     }
     out.push(b'}');
     Ok(())
-}
-
-/// Appends `text` as a JSON string: as it is between quotes when it holds nothing JSON
-/// escapes (a quote, a backslash, a control character), as serde_json escapes it otherwise.
-fn json_str(out: &mut Vec<u8>, text: &str) {
-    // Every byte is looked at, without a branch per byte, so that the loop is vectorized.
-    let escaped = text.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if escaped {
-        // Writing a string into a vector cannot fail.
-        let _ = serde_json::to_writer(&mut *out, text);
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    }
-}
-
-/// Appends `n` in decimal.
-fn json_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends `value` as serde_json writes it.
