@@ -63,6 +63,13 @@ pub(crate) const OLD_NODES: &str = ".nodes";
 /// Outputs up to this size are held in the index; larger ones are files of their own.
 const INLINE_MAX: usize = 64 * 1024;
 
+/// Outputs from this size on, without files of their own, are decoded while their digest
+/// is checked on another thread when they are read.
+const DECODE_BESIDE_MIN: usize = 4 << 20;
+
+/// Why an output read is not the one its entry recorded.
+const DIGEST_MISMATCH: &str = "its output does not match its recorded digest";
+
 /// Outputs from this size on are written on a thread of their own while their digest is
 /// taken; below it, starting the thread costs about as much as the overlap saves.
 const WRITE_BESIDE_MIN: usize = 1 << 20;
@@ -992,6 +999,16 @@ impl Store {
     /// once; an entry whose work directory is gone is damaged too, as its output may name
     /// files in it.
     fn read_output(&self, entry: &Entry) -> Result<Vec<u8>, String> {
+        let bytes = self.read_bytes(entry)?;
+        if *crate::digest::digest(&bytes).as_bytes() != entry.digest {
+            return Err(DIGEST_MISMATCH.to_owned());
+        }
+        self.check_files(entry)?;
+        Ok(bytes)
+    }
+
+    /// Reads the entry's output and checks its size, not yet its digest.
+    fn read_bytes(&self, entry: &Entry) -> Result<Vec<u8>, String> {
         if entry.work && !self.entry_dir(&entry.task, &entry.key).join(WORK).is_dir() {
             return Err("its work directory is gone".to_owned());
         }
@@ -1007,16 +1024,65 @@ impl Store {
                 .map_err(|e| format!("cannot read its output file: {e}"))?,
         };
         if bytes.len() as u64 != entry.size {
-            Err(format!(
+            return Err(format!(
                 "its output has {} bytes, not the {} recorded",
                 bytes.len(),
                 entry.size
-            ))
-        } else if *crate::digest::digest(&bytes).as_bytes() != entry.digest {
-            Err("its output does not match its recorded digest".to_owned())
-        } else {
-            self.check_files(entry)?;
-            Ok(bytes)
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// [`read_verified`](Self::read_verified), then the output decoded by `decode` (given
+    /// its bytes and the entry they belong to). Returns the value, and the entry it came
+    /// from if that replaced `entry` meanwhile.
+    pub(crate) fn read_decoded<T>(
+        &self,
+        entry: &Entry,
+        decode: impl Fn(&[u8], &Entry) -> Result<T, String>,
+    ) -> Result<(T, Option<Arc<Entry>>), String> {
+        if let Ok(value) = self.read_output_decoded(entry, &decode) {
+            return Ok((value, None));
+        }
+        self.under_lock(&entry.key, || {
+            match self.look_once(&entry.task, &entry.key, Look::Fresh) {
+                Lookup::Present(now) => {
+                    let value = self.read_output_decoded(&now, &decode)?;
+                    let replaced = (now.digest != entry.digest).then_some(now);
+                    Ok((value, replaced))
+                }
+                Lookup::Damaged(why) => Err(why),
+                Lookup::Missing => Err("the entry is gone".to_owned()),
+            }
+        })
+    }
+
+    /// The entry's output read, checked as [`read_output`](Self::read_output) checks it,
+    /// and decoded. A large output without files of its own is decoded on this thread
+    /// while its digest is taken on another: a value decoded from bytes that do not match
+    /// the digest is dropped, never returned, and a panic while decoding them is taken for
+    /// the damage it comes from.
+    fn read_output_decoded<T>(
+        &self,
+        entry: &Entry,
+        decode: &impl Fn(&[u8], &Entry) -> Result<T, String>,
+    ) -> Result<T, String> {
+        if entry.work || entry.size < DECODE_BESIDE_MIN as u64 {
+            let bytes = self.read_output(entry)?;
+            return decode(&bytes, entry);
+        }
+        let bytes = self.read_bytes(entry)?;
+        let (matches, decoded) = std::thread::scope(|s| {
+            let digest =
+                s.spawn(|| *crate::digest::digest_beside_one(&bytes).as_bytes() == entry.digest);
+            let decoded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(&bytes, entry)));
+            (digest.join(), decoded)
+        });
+        match matches {
+            Ok(true) => decoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Ok(false) => Err(DIGEST_MISMATCH.to_owned()),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 

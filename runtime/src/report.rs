@@ -583,12 +583,12 @@ impl RunReport {
                     return Err(Error::NotKept { node: name() });
                 };
                 let value = store
-                    .read_verified(entry)
-                    .and_then(|output| {
-                        let files = store.files_dir(output.replaced.as_deref().unwrap_or(entry));
-                        outputs::decoding_from(files.as_deref(), || task.decode(&output.bytes))
+                    .read_decoded(entry, |bytes, read| {
+                        let files = store.files_dir(read);
+                        outputs::decoding_from(files.as_deref(), || task.decode(bytes))
                             .map_err(|e| e.to_string())
                     })
+                    .map(|(value, _)| value)
                     .map_err(|reason| {
                         // A damaged entry must not stay fresh: the next run computes it again.
                         store.remove_damaged(&entry.task, &entry.key, Some(entry));

@@ -496,3 +496,37 @@ fn a_large_output_written_beside_its_digest_is_removed_with_its_discarded_entry(
     assert_eq!(files(), Vec::<PathBuf>::new());
     store.discard(pending);
 }
+
+#[test]
+fn a_large_output_decoded_beside_its_digest_is_never_returned_when_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    store.prepare().unwrap();
+    let key = key_of(7);
+    let output: Vec<u8> = (0..5u32 << 20).map(|i| (i % 251) as u8).collect();
+    assert!(output.len() >= DECODE_BESIDE_MIN);
+    commit_entry(&store, &key, "big", &output);
+    let entry = match store.lookup_fresh("t", &key) {
+        Lookup::Present(entry) => entry,
+        found => panic!("not found: {found:?}"),
+    };
+    let (value, replaced) = store
+        .read_decoded(&entry, |bytes, _| Ok(bytes.to_vec()))
+        .unwrap();
+    assert!(value == output && replaced.is_none());
+    // A decoder that panics on sound bytes panics, as it would without the store.
+    let sound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.read_decoded(&entry, |_, _| -> Result<(), String> { panic!("a bug") })
+    }));
+    assert!(sound.is_err());
+
+    // One byte changed in the file: whatever decoding makes of it is never returned, and a
+    // decoder that panics on it finds the entry damaged.
+    let mut damaged = output.clone();
+    damaged[3 << 20] ^= 1;
+    fs::write(store.output_file("t", &key), &damaged).unwrap();
+    let read = store.read_decoded(&entry, |bytes, _| Ok(bytes.to_vec()));
+    assert_eq!(read.unwrap_err(), DIGEST_MISMATCH);
+    let read = store.read_decoded(&entry, |_, _| -> Result<(), String> { panic!("garbage") });
+    assert_eq!(read.unwrap_err(), DIGEST_MISMATCH);
+}

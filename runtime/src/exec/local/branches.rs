@@ -655,11 +655,13 @@ impl<'p> Run<'p> {
                 "the output of `{name}` is neither in memory nor stored"
             )));
         };
-        let loaded = store.read_verified(&entry).and_then(|output| {
-            let files = store.files_dir(output.replaced.as_deref().unwrap_or(&entry));
-            outputs::decoding_from(files.as_deref(), || node.task().decode(&output.bytes))
-                .map_err(|e| e.to_string())
-        });
+        let loaded = store
+            .read_decoded(&entry, |bytes, read| {
+                let files = store.files_dir(read);
+                outputs::decoding_from(files.as_deref(), || node.task().decode(bytes))
+                    .map_err(|e| e.to_string())
+            })
+            .map(|(value, _)| value);
         let why = match loaded {
             Ok(value) => return Ok(value),
             Err(why) => why,

@@ -204,17 +204,19 @@ impl<'p> Run<'p> {
                 node.name()
             )));
         };
-        let loaded = store.read_verified(&entry).and_then(|output| {
-            let files = store.files_dir(output.replaced.as_deref().unwrap_or(&entry));
-            let value =
-                outputs::decoding_from(files.as_deref(), || node.task().decode(&output.bytes))
-                    .map_err(|e| e.to_string())?;
-            if let Some(now) = output.replaced {
-                // Replaced meanwhile: its consumers' keys take the output they read.
-                self.set_entry(id, now);
-            }
-            Ok(value)
-        });
+        let loaded = store
+            .read_decoded(&entry, |bytes, read| {
+                let files = store.files_dir(read);
+                outputs::decoding_from(files.as_deref(), || node.task().decode(bytes))
+                    .map_err(|e| e.to_string())
+            })
+            .map(|(value, replaced)| {
+                if let Some(now) = replaced {
+                    // Replaced meanwhile: its consumers' keys take the output they read.
+                    self.set_entry(id, now);
+                }
+                value
+            });
         if let Err(why) = &loaded {
             tracing::warn!(
                 target: "pipewright",
