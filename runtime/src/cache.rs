@@ -1072,18 +1072,24 @@ impl Store {
             return decode(&bytes, entry);
         }
         let bytes = self.read_bytes(entry)?;
-        let (matches, decoded) = std::thread::scope(|s| {
-            let digest =
-                s.spawn(|| *crate::digest::digest_beside_one(&bytes).as_bytes() == entry.digest);
+        let matches = || *crate::digest::digest_beside_one(&bytes).as_bytes() == entry.digest;
+        std::thread::scope(|s| {
+            // Where no thread can be started, the digest is checked first, as for others.
+            let Ok(digest) = std::thread::Builder::new().spawn_scoped(s, matches) else {
+                return if matches() {
+                    decode(&bytes, entry)
+                } else {
+                    Err(DIGEST_MISMATCH.to_owned())
+                };
+            };
             let decoded =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(&bytes, entry)));
-            (digest.join(), decoded)
-        });
-        match matches {
-            Ok(true) => decoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Ok(false) => Err(DIGEST_MISMATCH.to_owned()),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+            match digest.join() {
+                Ok(true) => decoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Ok(false) => Err(DIGEST_MISMATCH.to_owned()),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
 
     /// Starts a new entry for `task` and `key`, with a work directory if `work` (the task
@@ -1125,27 +1131,40 @@ impl Store {
             "{}.bin",
             temporary_name(".tmp-", &key[..16.min(key.len())])
         ));
+        // Removes the temporary file unless it is handed to the entry: a failed write, or a
+        // panic of the digest or of the writer, leaves nothing behind.
+        struct Unfinished<'a>(Option<&'a Path>);
+        impl Drop for Unfinished<'_> {
+            fn drop(&mut self) {
+                if let Some(path) = self.0 {
+                    let _ = fs::remove_file(path);
+                }
+            }
+        }
+        let mut unfinished = Unfinished(Some(&tmp));
+        let write = || fs::write(&tmp, output);
         let (written, result) = if output.len() < WRITE_BESIDE_MIN {
             let result = beside();
-            (Ok(fs::write(&tmp, output)), result)
+            (write(), result)
         } else {
             std::thread::scope(|s| {
-                let writer = s.spawn(|| fs::write(&tmp, output));
+                // Where no thread can be started, the output is written after its digest.
+                let Ok(writer) = std::thread::Builder::new().spawn_scoped(s, write) else {
+                    let result = beside();
+                    return (write(), result);
+                };
                 let result = beside();
-                (writer.join(), result)
+                let written = writer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (written, result)
             })
         };
-        match written {
-            Ok(Ok(())) => {
-                pending.output = Some(tmp);
-                Ok(result)
-            }
-            Ok(Err(e)) => {
-                let _ = fs::remove_file(&tmp);
-                Err(StoreError::new("cannot write", &tmp, e))
-            }
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        written.map_err(|e| StoreError::new("cannot write", &tmp, e))?;
+        unfinished.0 = None;
+        drop(unfinished);
+        pending.output = Some(tmp);
+        Ok(result)
     }
 
     /// Commits `output` as the entry `meta` describes: its files (a large output, the

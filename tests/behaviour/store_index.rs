@@ -356,7 +356,7 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
     let data = dir.path().join("data");
     let p = the_pipeline("newer", 10);
     drop(Runner::new(&data).run(&p).unwrap());
-    store::execute(&data, "PRAGMA user_version = 4");
+    store::execute(&data, "PRAGMA user_version = 5");
     take_runs("newer");
 
     let runner = Runner::new(&data);
@@ -373,8 +373,8 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
     assert_ne!(code, ExitCode::SUCCESS, "{status}");
     assert_eq!(status, "", "status shows nothing of the run");
     let message = format!(
-        "cannot use the store index `{}`: it was written by a newer pipewright (store format 4; \
-         this version reads format 3 only); run `clean` to empty the store",
+        "cannot use the store index `{}`: it was written by a newer pipewright (store format 5; \
+         this version reads format 4 only); run `clean` to empty the store",
         store::index_path(&data).display()
     );
     for error in errors {
@@ -388,28 +388,31 @@ fn an_index_of_a_newer_format_is_refused_never_misread() {
     check_values(&run, 10, true);
 }
 
-/// An index of format 2, whose pipewright locks keys in one file (`locks`) where this one
-/// spreads them over four, is refused: the two on one store could both compute a key.
+/// An index of format 2, whose pipewright locks keys in one file (`locks`), or of format 3,
+/// whose pipewright spreads them over sixteen, where this one spreads them over four, is
+/// refused: the two on one store could both compute a key.
 #[test]
-fn an_index_whose_keys_are_locked_in_one_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let p = the_pipeline("one_lock_file", 10);
-    drop(Runner::new(&data).run(&p).unwrap());
-    store::execute(&data, "PRAGMA user_version = 2");
-    take_runs("one_lock_file");
+fn an_index_whose_keys_are_locked_elsewhere_is_refused() {
+    for format in [2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let p = the_pipeline("locked_elsewhere", 10);
+        drop(Runner::new(&data).run(&p).unwrap());
+        store::execute(&data, &format!("PRAGMA user_version = {format}"));
+        take_runs("locked_elsewhere");
 
-    let runner = Runner::new(&data);
-    let error = runner.run(&p).map(|_| ()).unwrap_err().to_string();
-    assert_eq!(
-        error,
-        format!(
-            "cannot use the store index `{}`: it has store format 2, which this version does \
-             not read; run `clean` to empty the store",
-            store::index_path(&data).display()
-        )
-    );
-    assert!(take_runs("one_lock_file").is_empty(), "nothing ran");
+        let runner = Runner::new(&data);
+        let error = runner.run(&p).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "cannot use the store index `{}`: it has store format {format}, which this \
+                 version does not read; run `clean` to empty the store",
+                store::index_path(&data).display()
+            )
+        );
+        assert!(take_runs("locked_elsewhere").is_empty(), "nothing ran");
+    }
 }
 
 /// A data directory of the previous format: a lock file per key in `.locks`, and a

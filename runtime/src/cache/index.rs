@@ -17,10 +17,12 @@ use super::{Entry, KeyId, Known, Place, StoreError};
 pub(crate) const INDEX: &str = "index.db";
 
 /// The format of the index, kept as its `user_version`; a store of another format is
-/// refused, never misread. Format 3 is format 2 with the keys' locks spread over several
-/// files (see `lock.rs`): a pipewright of format 2 locks them elsewhere, so the two must
-/// not work on one store, where both could compute one key at once.
-pub(crate) const FORMAT: i64 = 3;
+/// refused, never misread. Format 4 is format 2 with the keys' locks spread over four files
+/// by the key's first two bits (see `lock.rs`); format 2 locked every key in one file, and
+/// format 3 over sixteen by the key's first digit. A pipewright of another format locks a
+/// key elsewhere, so the two must not work on one store, where both could compute one key
+/// at once.
+pub(crate) const FORMAT: i64 = 4;
 
 /// The index's `application_id`: `pwst`.
 const APPLICATION_ID: i64 = 0x7077_7374;

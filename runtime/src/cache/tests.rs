@@ -495,6 +495,17 @@ fn a_large_output_written_beside_its_digest_is_removed_with_its_discarded_entry(
     assert_eq!(digest, blake3::hash(&small));
     assert_eq!(files(), Vec::<PathBuf>::new());
     store.discard(pending);
+
+    // A digest that panics, beside the writer or after it, leaves no temporary behind.
+    for len in [5 << 20, 200 << 10] {
+        let mut pending = store.begin("task", &key, false).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write_output_while(&mut pending, &key, &output[..len], || panic!("digest"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(files(), Vec::<PathBuf>::new(), "{len} bytes");
+        store.discard(pending);
+    }
 }
 
 #[test]

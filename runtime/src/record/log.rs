@@ -133,7 +133,8 @@ where
         match thread.name() {
             Some(name) => {
                 let width = THREAD_NAME_WIDTH.fetch_max(name.len(), Ordering::Relaxed);
-                for _ in name.len()..width {
+                // Aligned as `{:>width$}` aligns: by characters, to a width in bytes.
+                for _ in name.chars().count()..width {
                     writer.write_char(' ')?;
                 }
                 writer.write_str(name)?;
