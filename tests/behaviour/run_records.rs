@@ -7,7 +7,7 @@ use std::path::Path;
 
 use pipewright::Error;
 use pipewright::prelude::*;
-use pipewright::record::RunRecord;
+use pipewright::record::{RecordedStatus, RunRecord};
 
 #[derive(Debug)]
 struct Outer(std::io::Error);
@@ -483,6 +483,46 @@ fn run_json_is_what_its_record_writes() {
     let second = runner.run(&p).unwrap();
     assert!(second.count(NodeStatus::Cached) >= 4, "{second}");
     assert_written_as_the_record_writes(&second);
+}
+
+/// A map over an empty list, nodes a target does not need, and no parameters recorded:
+/// the same.
+#[test]
+fn run_json_of_an_empty_map_and_a_targeted_run_is_what_its_record_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Pipeline::builder("targeted");
+    let none = b.add("none", words::node(Vec::new())).unwrap();
+    let lengths = b
+        .map("lengths", none, |w| measure::node(w, String::new()))
+        .unwrap();
+    b.add("total", gather::node(lengths)).unwrap();
+    let a = b.add("a", numbers::node(3)).unwrap();
+    b.add("sum", total::node([a], 1)).unwrap();
+    let p = b.build();
+    let data = dir.path().join("data");
+    let all = Runner::new(&data).run(&p).unwrap();
+    assert!(all.succeeded(), "{all}");
+    assert_written_as_the_record_writes(&all);
+    let record = RunRecord::read(all.run_dir().unwrap()).unwrap();
+    let lengths = record.nodes.iter().find(|n| n.name == "lengths").unwrap();
+    assert!(lengths.over.is_some() && lengths.branches.is_empty());
+    assert!(record.params.is_none());
+
+    let targeted = Runner::new(&data).target("a").run(&p).unwrap();
+    assert_eq!(targeted.count(NodeStatus::NotNeeded), 4, "{targeted}");
+    assert_written_as_the_record_writes(&targeted);
+    let record = RunRecord::read(targeted.run_dir().unwrap()).unwrap();
+    let statuses: Vec<RecordedStatus> = record.nodes.iter().map(|n| n.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            RecordedStatus::NotNeeded,
+            RecordedStatus::NotNeeded,
+            RecordedStatus::NotNeeded,
+            RecordedStatus::Cached,
+            RecordedStatus::NotNeeded,
+        ]
+    );
 }
 
 /// Thousands of nodes, written out through the buffer many times over: the same.
