@@ -399,6 +399,9 @@ pub(crate) struct Store {
     /// The store's own directory, `root/.store`: the index and the lock files.
     dir: PathBuf,
     state: Arc<Mutex<State>>,
+    /// The connection rows are committed on, apart from [`State`]'s: a commit that waits
+    /// for another process's write holds only this one, and lookups go on meanwhile.
+    writer: Arc<Mutex<Option<Index>>>,
     commits: Arc<Commits>,
 }
 
@@ -507,7 +510,12 @@ const QUEUE_BYTES: usize = 8 << 20;
 /// The committer thread of a store (see [`Store::commit_queued`]): it commits the rows
 /// queued once [`QUEUE_DELAY`] has passed since the first of them came, and ends once no
 /// row has come for [`COMMITTER_IDLE`], or the store is gone.
-fn committer(root: PathBuf, state: std::sync::Weak<Mutex<State>>, commits: Arc<Commits>) {
+fn committer(
+    root: PathBuf,
+    state: std::sync::Weak<Mutex<State>>,
+    writer: std::sync::Weak<Mutex<Option<Index>>>,
+    commits: Arc<Commits>,
+) {
     let lock = || commits.queue.lock().unwrap_or_else(PoisonError::into_inner);
     let mut queue = lock();
     loop {
@@ -532,13 +540,14 @@ fn committer(root: PathBuf, state: std::sync::Weak<Mutex<State>>, commits: Arc<C
                 .0;
             continue;
         }
-        let Some(state) = state.upgrade() else {
+        let (Some(state), Some(writer)) = (state.upgrade(), writer.upgrade()) else {
             break;
         };
         let store = Store {
             dir: root.join(STORE_DIR),
             root: root.clone(),
             state,
+            writer,
             commits: Arc::clone(&commits),
         };
         drop(store.commit_waiting(queue));
@@ -575,6 +584,7 @@ impl Store {
             dir: root.join(STORE_DIR),
             root,
             state: Arc::default(),
+            writer: Arc::default(),
             commits: Arc::default(),
         }
     }
@@ -1372,10 +1382,11 @@ impl Store {
     fn start_committer(&self) -> bool {
         let root = self.root.clone();
         let state = Arc::downgrade(&self.state);
+        let writer = Arc::downgrade(&self.writer);
         let commits = Arc::clone(&self.commits);
         std::thread::Builder::new()
             .name("pipewright-commits".to_owned())
-            .spawn(move || committer(root, state, commits))
+            .spawn(move || committer(root, state, writer, commits))
             .is_ok()
     }
 
@@ -1491,18 +1502,29 @@ impl Store {
         if rows.clone().any(|row| row.entry.node == tests::PANICS) {
             panic!("a commit made to panic by a test");
         }
+        {
+            let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if writer.as_ref().is_some_and(|index| !index.is_current()) {
+                // The data directory was deleted, or its index replaced, since the last
+                // commit: rows go into the index now at its path.
+                *writer = None;
+            }
+            let Some(index) = open_index(&mut writer, self.dir(), true)? else {
+                return Err(StoreError::with_message(
+                    "the store index is missing".to_owned(),
+                    self.dir(),
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            };
+            index.put_all(rows.clone())?;
+        }
+        // The transaction is over: lookups that went on meanwhile find the rows in the
+        // index, and from now on among the entries known.
         let mut state = self.state();
-        let State { index, known, .. } = &mut *state;
-        let Some(index) = open_index(index, self.dir(), true)? else {
-            return Err(StoreError::with_message(
-                "the store index is missing".to_owned(),
-                self.dir(),
-                io::Error::from(io::ErrorKind::NotFound),
-            ));
-        };
-        index.put_all(rows.clone())?;
         for row in rows {
-            known.insert(KeyId::of(&row.entry.key), Arc::new(row.entry.clone()));
+            state
+                .known
+                .insert(KeyId::of(&row.entry.key), Arc::new(row.entry.clone()));
         }
         Ok(())
     }

@@ -541,3 +541,34 @@ fn a_large_output_decoded_beside_its_digest_is_never_returned_when_damaged() {
     let read = store.read_decoded(&entry, |_, _| -> Result<(), String> { panic!("garbage") });
     assert_eq!(read.unwrap_err(), DIGEST_MISMATCH);
 }
+
+#[test]
+fn a_commit_waiting_for_another_processs_write_leaves_lookups_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    store.prepare().unwrap();
+    commit_entry(&store, &key_of(1), "before", b"one");
+    // Another process is writing to the index.
+    let other = rusqlite::Connection::open(dir.path().join(STORE_DIR).join(index::INDEX)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let ticket = queue_entry(&store, &key_of(2), "queued", b"two");
+    std::thread::scope(|s| {
+        let flushing = s.spawn(|| store.flush());
+        while !store.queue().committing {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The commit waits for the other write; a lookup meanwhile does not wait for it.
+        match store.lookup_fresh("t", &key_of(1)) {
+            Lookup::Present(entry) => assert_eq!(entry.node, "before"),
+            found => panic!("not found: {found:?}"),
+        }
+        assert!(
+            store.queue().committing,
+            "the lookup returned only once the commit had given up"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        flushing.join().unwrap();
+    });
+    assert!(store.failures(&[ticket]).is_empty());
+    assert_eq!(found(dir.path(), &key_of(2)), Some(b"two".to_vec()));
+}
