@@ -36,6 +36,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use files::remove_aside;
 pub(crate) use files::temporary_name;
@@ -191,8 +192,8 @@ impl Entry {
     /// digest is checked when it is read).
     fn checksum(&self) -> [u8; 16] {
         // What is hashed, gathered first: blake3 hashes it at once faster than in pieces.
-        let mut bytes =
-            Vec::with_capacity(self.task.len() + self.node.len() + self.key.len() + 32 + 8 * 6 + 2);
+        // On the stack: every row read is checked.
+        let mut bytes: SmallVec<[u8; 256]> = SmallVec::new();
         for text in [&self.task, &self.node, &self.key] {
             bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
             bytes.extend_from_slice(text.as_bytes());
@@ -377,6 +378,15 @@ struct State {
     /// each once, before its first new entry, so that a run does not list a task's
     /// directory again for every node it stores.
     swept: HashSet<String>,
+}
+
+/// The temporary file, in `task_dir`, that a large output of the entry under `key` is written
+/// to before it is renamed into place.
+fn temporary_output(task_dir: &Path, key: &str) -> PathBuf {
+    task_dir.join(format!(
+        "{}.bin",
+        temporary_name(".tmp-", &key[..16.min(key.len())])
+    ))
 }
 
 /// The index of the store directory `dir` held in `slot`, opened into it if need be
@@ -841,8 +851,8 @@ impl Store {
     /// under the key's lock, as a replacement in progress can look damaged from outside it.
     ///
     /// The first lookup of a task in a run reads the entries each of its nodes wrote last
-    /// (unless the run read them when it started), which later lookups find in memory; a key that is not among them is looked up in the
-    /// index. An entry found in memory may have been replaced or removed by another process
+    /// (unless the run read them when it started), which later lookups find in memory; a
+    /// key that is not among them is looked up in the index. An entry found in memory may have been replaced or removed by another process
     /// since (its output is still checked when read); where that matters, ask
     /// [`lookup_fresh`](Self::lookup_fresh).
     pub(crate) fn lookup(&self, task: &str, key: &str) -> Lookup {
@@ -935,18 +945,27 @@ impl Store {
     /// since it was looked up, and reads the entry found there if it is complete. An error
     /// says why the entry is damaged.
     pub(crate) fn read_verified(&self, entry: &Entry) -> Result<Output, String> {
-        if let Ok(bytes) = self.read_output(entry) {
-            return Ok(Output {
-                bytes,
-                replaced: None,
-            });
+        self.read_checked(entry, |read| self.read_output(read))
+            .map(|(bytes, replaced)| Output { bytes, replaced })
+    }
+
+    /// What `read` makes of the output of `entry`, read and checked; if it cannot, what it
+    /// makes of the entry under the key's lock, since the entry may have been replaced
+    /// since it was looked up, with that entry if it is another.
+    fn read_checked<T>(
+        &self,
+        entry: &Entry,
+        read: impl Fn(&Entry) -> Result<T, String>,
+    ) -> Result<(T, Option<Arc<Entry>>), String> {
+        if let Ok(value) = read(entry) {
+            return Ok((value, None));
         }
         self.under_lock(&entry.key, || {
             match self.look_once(&entry.task, &entry.key, Look::Fresh) {
                 Lookup::Present(now) => {
-                    let bytes = self.read_output(&now)?;
+                    let value = read(&now)?;
                     let replaced = (now.digest != entry.digest).then_some(now);
-                    Ok(Output { bytes, replaced })
+                    Ok((value, replaced))
                 }
                 Lookup::Damaged(why) => Err(why),
                 Lookup::Missing => Err("the entry is gone".to_owned()),
@@ -1051,20 +1070,7 @@ impl Store {
         entry: &Entry,
         decode: impl Fn(&[u8], &Entry) -> Result<T, String>,
     ) -> Result<(T, Option<Arc<Entry>>), String> {
-        if let Ok(value) = self.read_output_decoded(entry, &decode) {
-            return Ok((value, None));
-        }
-        self.under_lock(&entry.key, || {
-            match self.look_once(&entry.task, &entry.key, Look::Fresh) {
-                Lookup::Present(now) => {
-                    let value = self.read_output_decoded(&now, &decode)?;
-                    let replaced = (now.digest != entry.digest).then_some(now);
-                    Ok((value, replaced))
-                }
-                Lookup::Damaged(why) => Err(why),
-                Lookup::Missing => Err("the entry is gone".to_owned()),
-            }
-        })
+        self.read_checked(entry, |read| self.read_output_decoded(read, &decode))
     }
 
     /// The entry's output read, checked as [`read_output`](Self::read_output) checks it,
@@ -1122,8 +1128,9 @@ impl Store {
     /// Writes `output`, if it is too large for the index, to a temporary file beside where
     /// the entry of `pending` (under `key`) will have it, on a thread of its own while
     /// `beside` runs on this one (the output's digest, taken as it is written) if it is a
-    /// megabyte or more, else after it, and returns what `beside` returned. The file is renamed into place when the entry is committed,
-    /// and removed if it is discarded; a smaller output is left to the commit.
+    /// megabyte or more, else after it, and returns what `beside` returned. The file is
+    /// renamed into place when the entry is committed, and removed if it is discarded; a
+    /// smaller output is left to the commit.
     pub(crate) fn write_output_while<R>(
         &self,
         pending: &mut Pending,
@@ -1137,10 +1144,7 @@ impl Store {
         let task_dir = self.root.join(&pending.task);
         fs::create_dir_all(&task_dir)
             .map_err(|e| StoreError::new("cannot create the task directory", &task_dir, e))?;
-        let tmp = task_dir.join(format!(
-            "{}.bin",
-            temporary_name(".tmp-", &key[..16.min(key.len())])
-        ));
+        let tmp = temporary_output(&task_dir, key);
         // Removes the temporary file unless it is handed to the entry: a failed write, or a
         // panic of the digest or of the writer, leaves nothing behind.
         struct Unfinished<'a>(Option<&'a Path>);
@@ -1245,7 +1249,7 @@ impl Store {
             let (tmp, written) = match &pending.output {
                 Some(tmp) => (tmp.clone(), Ok(())),
                 None => {
-                    let tmp = task_dir.join(format!("{}.bin", temporary_name(".tmp-", &key[..16])));
+                    let tmp = temporary_output(&task_dir, key);
                     let written = fs::write(&tmp, output);
                     (tmp, written)
                 }

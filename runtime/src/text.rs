@@ -4,14 +4,20 @@
 /// `bytes` as lowercase hex digits, two per byte. Digests are written by
 /// [`blake3::Hash::to_hex`]; this is for bytes of any length, such as encoded parameters.
 pub(crate) fn hex_bytes(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = vec![0; bytes.len() * 2];
-    for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
+    let mut digits = Vec::new();
+    push_hex(&mut digits, bytes);
     // Hex digits are ASCII, so this never fails.
     String::from_utf8(digits).unwrap_or_default()
+}
+
+/// Appends `bytes` to `out` as pairs of lowercase hex digits.
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
 }
 
 /// Reads bytes written as pairs of hex digits.

@@ -136,8 +136,8 @@ mod imp {
     /// How many stores' lock files a thread keeps open.
     const OPEN_PER_THREAD: usize = 4;
 
-    /// A store's lock files, as one thread opened them: the keys' files by their digit, and
-    /// [`LOCKS`] last.
+    /// A store's lock files, as one thread opened them: the keys' files by the key's first
+    /// two bits, and [`LOCKS`] last.
     type Files = [Option<Arc<File>>; KEY_FILES + 1];
 
     thread_local! {
@@ -191,7 +191,7 @@ mod imp {
     /// The name of the lock file at `place` in [`Files`].
     fn name(place: usize) -> String {
         if place < KEY_FILES {
-            format!("{LOCKS}-{place:x}")
+            format!("{LOCKS}-{place}")
         } else {
             LOCKS.to_owned()
         }

@@ -22,7 +22,7 @@ use crate::chain::chain;
 use crate::graph::{Node, Pipeline, Wire};
 use crate::progress::{Journal, recorded};
 use crate::report::{NodeReport, RunReport};
-use crate::text::{node_file_name, safe_name};
+use crate::text::{node_file_name, push_hex, safe_name};
 
 /// The folder of a run directory that holds one file per failed node.
 const FAILURES: &str = "failures";
@@ -395,16 +395,6 @@ fn write_node(
 /// Appends `value` as serde_json writes it.
 fn json_value(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)
-}
-
-/// Appends `bytes` in lowercase hex.
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
 }
 
 /// The record of one branch of a mapped node, whose element's short digest is `element`.
