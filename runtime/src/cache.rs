@@ -71,8 +71,8 @@ const DECODE_BESIDE_MIN: usize = 4 << 20;
 /// Why an output read is not the one its entry recorded.
 const DIGEST_MISMATCH: &str = "its output does not match its recorded digest";
 
-/// Outputs from this size on are written on a thread of their own while their digest is
-/// taken; below it, starting the thread costs about as much as the overlap saves.
+/// Outputs from this size on are written while their digest is taken on a thread of its
+/// own; below it, starting the thread costs about as much as the overlap saves.
 const WRITE_BESIDE_MIN: usize = 1 << 20;
 
 const WORK: &str = "work";
@@ -1126,9 +1126,9 @@ impl Store {
     }
 
     /// Writes `output`, if it is too large for the index, to a temporary file beside where
-    /// the entry of `pending` (under `key`) will have it, on a thread of its own while
-    /// `beside` runs on this one (the output's digest, taken as it is written) if it is a
-    /// megabyte or more, else after it, and returns what `beside` returned. The file is
+    /// the entry of `pending` (under `key`) will have it, while `beside` (the output's
+    /// digest) runs on a thread of its own if the output is a megabyte or more, else
+    /// before it, and returns what `beside` returned. The file is
     /// renamed into place when the entry is committed, and removed if it is discarded; a
     /// smaller output is left to the commit.
     pub(crate) fn write_output_while<R>(
@@ -1136,8 +1136,11 @@ impl Store {
         pending: &mut Pending,
         key: &str,
         output: &[u8],
-        beside: impl FnOnce() -> R,
-    ) -> Result<R, StoreError> {
+        beside: impl FnOnce() -> R + Send,
+    ) -> Result<R, StoreError>
+    where
+        R: Send,
+    {
         if output.len() <= INLINE_MAX {
             return Ok(beside());
         }
@@ -1161,18 +1164,29 @@ impl Store {
             let result = beside();
             (write(), result)
         } else {
-            std::thread::scope(|s| {
-                // Where no thread can be started, the output is written after its digest.
-                let Ok(writer) = std::thread::Builder::new().spawn_scoped(s, write) else {
-                    let result = beside();
+            // This thread writes and a new one runs `beside`: the thread that made the
+            // output's bytes is the one that gets the file's pages (on a virtual machine
+            // whose host takes freed memory back, a new thread's writes more often landed
+            // on pages the host had to supply again; see `benches/README.md`).
+            let beside = Mutex::new(Some(beside));
+            let run_beside = || {
+                let beside = beside.lock().unwrap_or_else(PoisonError::into_inner).take();
+                beside.map(|beside| beside())
+            };
+            let (written, result) = std::thread::scope(|s| {
+                let Ok(other) = std::thread::Builder::new().spawn_scoped(s, run_beside) else {
+                    // Where no thread can be started, the output is written after `beside`.
+                    let result = run_beside();
                     return (write(), result);
                 };
-                let result = beside();
-                let written = writer
+                let written = write();
+                let result = other
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 (written, result)
-            })
+            });
+            let result = result.expect("`beside` is taken once, by the thread that runs it");
+            (written, result)
         };
         written.map_err(|e| StoreError::new("cannot write", &tmp, e))?;
         unfinished.0 = None;
