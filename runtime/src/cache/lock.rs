@@ -1,53 +1,81 @@
 //! The lock of one key, which keeps two processes (or two threads) from computing one entry
-//! at once. On Linux every key is one byte of one of four files, `DATA/.store/locks-0` to
-//! `locks-3` by the first two bits of the key, locked as an open file description's record
-//! lock: no file per key, and the system releases it when its holder dies. The system keeps
-//! a file's record locks in one list, which it walks on every lock and unlock; with hundreds
-//! of keys locked at once (rows waiting to be committed), spread over several files, each
-//! list is shorter. Each thread opens the files once, so two threads' locks exclude each
-//! other as two processes' do. Elsewhere each key has a lock file of its own.
+//! at once. Within a process, the key's lock is claimed in a table before the system's lock
+//! is taken, so two threads never take one lock at once. On Linux every key is one byte
+//! of one of four files, `DATA/.store/locks-0` to `locks-3` by the first two bits of the
+//! key, locked as an open file description's record lock: no file per key, and the system
+//! releases it when its holder dies. The system keeps a file's record locks in one list,
+//! which it walks on every lock and unlock; with hundreds of keys locked at once (rows
+//! waiting to be committed), spread over several files, each list is shorter. A process
+//! opens each file once, whatever its number of threads. Elsewhere each key has a lock file
+//! of its own.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::thread::ThreadId;
 
 use super::StoreError;
 
-/// The key locks this process holds, by data directory and key, with the thread that holds
-/// each (and how many times): a thread that holds a key's lock looks again at its entry
-/// without taking the lock twice.
-static HELD: LazyLock<Mutex<HeldKeys>> = LazyLock::new(Mutex::default);
+/// The key locks this process holds or is taking, and the condition its threads wait on for
+/// a lock another of them holds.
+static HELD: LazyLock<(Mutex<Table>, Condvar)> = LazyLock::new(Default::default);
 
-type HeldKeys = HashMap<PathBuf, HashMap<String, (ThreadId, usize)>>;
-
-fn held() -> std::sync::MutexGuard<'static, HeldKeys> {
-    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+/// The locks of this process, by data directory and lock, and how many of its threads wait
+/// for one (no other thread is woken when a lock is released and none waits).
+#[derive(Default)]
+struct Table {
+    locks: HashMap<PathBuf, HashMap<imp::Place, Claim>>,
+    waiting: usize,
 }
 
-/// The lock of one key, from [`lock`] or [`try_lock`]; released when dropped.
+/// A lock of this process: the thread that claimed it, how many of its [`KeyLock`]s are
+/// alive (a thread that holds a lock may take it again, for the same key or another key of
+/// the same lock), and the system's lock, once taken.
+#[derive(Debug)]
+struct Claim {
+    thread: ThreadId,
+    count: usize,
+    held: Option<imp::Held>,
+}
+
+fn locked_table() -> MutexGuard<'static, Table> {
+    HELD.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The lock of one key, from [`lock`] or [`try_lock`]; released when the last of a key's
+/// locks in this process is dropped, on whichever thread.
 #[derive(Debug)]
 pub(crate) struct KeyLock {
     dir: PathBuf,
-    key: String,
-    _held: imp::Held,
+    place: imp::Place,
 }
 
 impl Drop for KeyLock {
     fn drop(&mut self) {
-        let mut held = held();
-        let Some(keys) = held.get_mut(&self.dir) else {
+        let mut table = locked_table();
+        let Some(keys) = table.locks.get_mut(&self.dir) else {
             return;
         };
-        if let Some((_, count)) = keys.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                keys.remove(&self.key);
-                if keys.is_empty() {
-                    held.remove(&self.dir);
-                }
-            }
+        let Some(claim) = keys.get_mut(&self.place) else {
+            return;
+        };
+        claim.count -= 1;
+        if claim.count > 0 {
+            return;
+        }
+        // The system's lock is released before the claim, under the table's mutex: a thread
+        // that claims the key next takes the system's lock after this one let it go.
+        if let Some(claim) = keys.remove(&self.place) {
+            drop(claim.held);
+        }
+        if keys.is_empty() {
+            table.locks.remove(&self.dir);
+        }
+        let waiting = table.waiting > 0;
+        drop(table);
+        if waiting {
+            HELD.1.notify_all();
         }
     }
 }
@@ -55,34 +83,15 @@ impl Drop for KeyLock {
 /// Whether this thread holds the lock of `key` in the store directory `dir`.
 pub(crate) fn held_here(dir: &Path, key: &str) -> bool {
     let me = std::thread::current().id();
-    held()
+    locked_table()
+        .locks
         .get(dir)
-        .and_then(|keys| keys.get(key))
-        .is_some_and(|(thread, _)| *thread == me)
+        .and_then(|keys| keys.get(&imp::place(key)))
+        .is_some_and(|claim| claim.thread == me && claim.held.is_some())
 }
 
-fn holding(dir: &Path, key: &str, file: imp::Held) -> KeyLock {
-    let me = std::thread::current().id();
-    let mut held = held();
-    let keys = match held.get_mut(dir) {
-        Some(keys) => keys,
-        None => held.entry(dir.to_owned()).or_default(),
-    };
-    keys.entry(key.to_owned())
-        .and_modify(|(thread, count)| {
-            *thread = me;
-            *count += 1;
-        })
-        .or_insert((me, 1));
-    KeyLock {
-        dir: dir.to_owned(),
-        key: key.to_owned(),
-        _held: file,
-    }
-}
-
-/// Forgets the lock files threads hold open, so that each is opened again at its path: a
-/// store's directory was replaced.
+/// Forgets the lock files this process holds open, so that each is opened again at its
+/// path: a store's directory was replaced.
 pub(crate) fn reopen() {
     imp::reopen();
 }
@@ -90,8 +99,8 @@ pub(crate) fn reopen() {
 /// Takes the lock of `key` in the store directory `dir`, waiting while another process
 /// (or thread) holds it.
 pub(crate) fn lock(dir: &Path, key: &str) -> Result<KeyLock, StoreError> {
-    match imp::lock(dir, key, true)? {
-        Some(file) => Ok(holding(dir, key, file)),
+    match take(dir, key, true)? {
+        Some(lock) => Ok(lock),
         // A lock that waits is always taken.
         None => Err(StoreError::new(
             "cannot take a key's lock in",
@@ -103,16 +112,83 @@ pub(crate) fn lock(dir: &Path, key: &str) -> Result<KeyLock, StoreError> {
 
 /// The lock of `key`, if no other process (or thread) holds it.
 pub(crate) fn try_lock(dir: &Path, key: &str) -> Option<KeyLock> {
-    imp::lock(dir, key, false)
-        .ok()
-        .flatten()
-        .map(|file| holding(dir, key, file))
+    take(dir, key, false).ok().flatten()
+}
+
+/// Claims the lock of `key` in this process (waiting, if `wait`, while another thread holds
+/// it), then takes the system's lock; `None` if `wait` is false and another holds it.
+fn take(dir: &Path, key: &str, wait: bool) -> Result<Option<KeyLock>, StoreError> {
+    let me = std::thread::current().id();
+    let place = imp::place(key);
+    let lock = || KeyLock {
+        dir: dir.to_owned(),
+        place: place.clone(),
+    };
+    let mut table = locked_table();
+    loop {
+        let keys = match table.locks.get_mut(dir) {
+            Some(keys) => keys,
+            None => table.locks.entry(dir.to_owned()).or_default(),
+        };
+        match keys.get_mut(&place) {
+            None => {
+                keys.insert(
+                    place.clone(),
+                    Claim {
+                        thread: me,
+                        count: 1,
+                        held: None,
+                    },
+                );
+                break;
+            }
+            // This thread holds it already (a claim without the system's lock is this
+            // thread's only while it takes that lock, so it is not here).
+            Some(claim) if claim.thread == me && claim.held.is_some() => {
+                claim.count += 1;
+                return Ok(Some(lock()));
+            }
+            Some(_) if !wait => return Ok(None),
+            Some(_) => {
+                table.waiting += 1;
+                table = HELD.1.wait(table).unwrap_or_else(PoisonError::into_inner);
+                table.waiting -= 1;
+            }
+        }
+    }
+    drop(table);
+    // The claim is this thread's: no other thread of the process takes this system lock
+    // until it is released, so one open file description serves every thread.
+    let taken = imp::lock(dir, &place, wait);
+    let mut table = locked_table();
+    let claimed = table.locks.get_mut(dir);
+    match taken {
+        Ok(Some(system)) => {
+            if let Some(claim) = claimed.and_then(|keys| keys.get_mut(&place)) {
+                claim.held = Some(system);
+            }
+            Ok(Some(lock()))
+        }
+        Ok(None) | Err(_) => {
+            if let Some(keys) = claimed {
+                keys.remove(&place);
+                if keys.is_empty() {
+                    table.locks.remove(dir);
+                }
+            }
+            let waiting = table.waiting > 0;
+            drop(table);
+            if waiting {
+                HELD.1.notify_all();
+            }
+            taken.map(|_| None)
+        }
+    }
 }
 
 /// Every key's lock is a byte of one file.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod imp {
-    use std::cell::RefCell;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -133,18 +209,16 @@ mod imp {
     /// sixteen cost a run of a thousand nodes more than their shorter lists save.
     pub(super) const KEY_FILES: usize = 4;
 
-    /// How many stores' lock files a thread keeps open.
-    const OPEN_PER_THREAD: usize = 4;
+    /// How many stores' lock files a process keeps open.
+    const OPEN_STORES: usize = 16;
 
-    /// A store's lock files, as one thread opened them: the keys' files by the key's first
+    /// A store's lock files, as the process opened them: the keys' files by the key's first
     /// two bits, and [`LOCKS`] last.
     type Files = [Option<Arc<File>>; KEY_FILES + 1];
 
-    thread_local! {
-        /// The lock files of each store this thread has locked a key of, each opened once,
-        /// with the generation they were opened in.
-        static FILES: RefCell<Vec<(PathBuf, Files, u64)>> = const { RefCell::new(Vec::new()) };
-    }
+    /// The lock files of each store a thread of this process has locked a key of, each
+    /// opened once, with the generation they were opened in.
+    static FILES: Mutex<Vec<(PathBuf, Files, u64)>> = Mutex::new(Vec::new());
 
     /// Counts the times a store found its directory replaced: a lock file opened before is
     /// opened again, as the path may name another file now.
@@ -154,7 +228,7 @@ mod imp {
         GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A key's byte, locked on a thread's file description; unlocked when dropped, on
+    /// A key's byte, locked on the process's file description; unlocked when dropped, on
     /// whichever thread.
     #[derive(Debug)]
     pub(crate) struct Held {
@@ -169,10 +243,17 @@ mod imp {
         }
     }
 
-    /// The file (by its place in [`Files`]) and the byte of `key`: a key (a hex digest) is
-    /// its first 63 bits in the file of its first two bits; any other name, the first 63 bits
-    /// of its digest in [`LOCKS`].
-    fn place(key: &str) -> (usize, i64) {
+    /// Where a key's lock is: the file (by its place in [`Files`]) and the byte.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub(super) struct Place {
+        file: usize,
+        byte: i64,
+    }
+
+    /// The file and the byte of `key`: a key (a hex digest) is its first 63 bits in the file
+    /// of its first two bits; any other name, the first 63 bits of its digest in [`LOCKS`].
+    /// Two keys may share a lock (once in 2^63 pairs), which then excludes both.
+    pub(super) fn place(key: &str) -> Place {
         let (file, bits) = match key
             .get(..16)
             .and_then(|hex| u64::from_str_radix(hex, 16).ok())
@@ -185,7 +266,10 @@ mod imp {
                 (KEY_FILES, u64::from_le_bytes(first))
             }
         };
-        (file, i64::try_from(bits >> 1).unwrap_or(i64::MAX))
+        Place {
+            file,
+            byte: i64::try_from(bits >> 1).unwrap_or(i64::MAX),
+        }
     }
 
     /// The name of the lock file at `place` in [`Files`].
@@ -207,17 +291,25 @@ mod imp {
         }
     }
 
-    /// This thread's lock file at `place` of the store directory `dir`.
+    /// The process's lock file at `place` of the store directory `dir`.
     fn file(dir: &Path, place: usize) -> Result<Arc<File>, StoreError> {
         let generation = GENERATION.load(Ordering::Relaxed);
-        if let Some(file) = FILES.with_borrow_mut(|files| {
-            files.retain(|(_, _, g)| *g == generation);
-            files
-                .iter()
-                .find(|(d, _, _)| d == dir)
-                .and_then(|(_, f, _)| f[place].clone())
-        }) {
-            return Ok(file);
+        let mut files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
+        files.retain(|(_, _, g)| *g == generation);
+        let i = match files.iter().position(|(d, _, _)| d == dir) {
+            Some(i) => i,
+            None => {
+                // A process that works on many stores in turn keeps the files of the last
+                // few; a lock still held keeps its file open.
+                if files.len() >= OPEN_STORES {
+                    files.remove(0);
+                }
+                files.push((dir.to_owned(), Default::default(), generation));
+                files.len() - 1
+            }
+        };
+        if let Some(file) = &files[i].1[place] {
+            return Ok(Arc::clone(file));
         }
         let path = dir.join(name(place));
         let open = || {
@@ -234,27 +326,16 @@ mod imp {
             })
             .map(Arc::new)
             .map_err(|e| StoreError::new("cannot open the lock file", &path, e))?;
-        FILES.with_borrow_mut(|files| {
-            let i = match files.iter().position(|(d, _, _)| d == dir) {
-                Some(i) => i,
-                None => {
-                    // A thread that works on many stores in turn keeps the files of the
-                    // last few.
-                    if files.len() >= OPEN_PER_THREAD {
-                        files.remove(0);
-                    }
-                    files.push((dir.to_owned(), Default::default(), generation));
-                    files.len() - 1
-                }
-            };
-            files[i].1[place] = Some(Arc::clone(&file));
-        });
+        files[i].1[place] = Some(Arc::clone(&file));
         Ok(file)
     }
 
-    /// The key's lock; `None` if `wait` is false and another holds it.
-    pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<Held>, StoreError> {
-        let (place, byte) = place(key);
+    /// The lock at `place`; `None` if `wait` is false and another process holds it.
+    pub(super) fn lock(
+        dir: &Path,
+        &Place { file: place, byte }: &Place,
+        wait: bool,
+    ) -> Result<Option<Held>, StoreError> {
         let file = file(dir, place)?;
         let range = range(libc::F_WRLCK, byte);
         loop {
@@ -290,6 +371,14 @@ mod imp {
     /// A key's lock file, locked; unlocked when closed.
     pub(crate) type Held = File;
 
+    /// A key's lock is its own.
+    pub(super) type Place = String;
+
+    pub(super) fn place(key: &str) -> Place {
+        key.to_owned()
+    }
+
+    /// The lock of `key`; `None` if `wait` is false and another process holds it.
     pub(super) fn lock(dir: &Path, key: &str, wait: bool) -> Result<Option<Held>, StoreError> {
         let keys = dir.join("keys");
         fs::create_dir_all(&keys).map_err(|e| StoreError::new("cannot create", &keys, e))?;

@@ -137,6 +137,105 @@ fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
     });
 }
 
+/// A thread that waits for a key another thread of the process holds takes it once that
+/// one is released, never before; a key a thread takes twice stays locked until both of its
+/// locks are dropped.
+#[test]
+fn a_key_lock_waited_for_within_a_process_is_taken_only_once_released() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    let key = "ab".repeat(32);
+    let held = store.lock(&key).unwrap();
+    let released = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let taken = store.lock(&key).unwrap();
+            assert!(released.load(SeqCst), "taken while another thread held it");
+            taken
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        released.store(true, SeqCst);
+        drop(held);
+        drop(waiter.join().unwrap());
+    });
+
+    let first = store.lock(&key).unwrap();
+    let second = store.lock(&key).unwrap();
+    drop(first);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(
+                store.try_lock(&key).is_none(),
+                "released while a lock of it was alive"
+            );
+        });
+    });
+    drop(second);
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(store.try_lock(&key).is_some(), "the key stayed locked"));
+    });
+
+    // Two keys of one lock (the same first 63 bits) exclude each other within the process
+    // as across processes: the lock is not given to a second thread, and then released
+    // under the first.
+    let alike = format!("{}{}", &key[..16], "0".repeat(48));
+    let held = store.lock(&key).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(
+                store.try_lock(&alike).is_none(),
+                "another thread took a held lock"
+            );
+        });
+    });
+    drop(held);
+}
+
+/// However many threads take keys' locks, the process opens each of a store's lock files
+/// once: a run of hundreds of jobs does not run out of file descriptors.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_process_opens_each_lock_file_once_whatever_its_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().to_owned());
+    let locks = dir.path().join(STORE_DIR);
+    let threads = 64;
+    let barrier = std::sync::Barrier::new(threads + 1);
+    let open = std::thread::scope(|s| {
+        for thread in 0..threads {
+            let (store, barrier) = (&store, &barrier);
+            s.spawn(move || {
+                // A key in each of the four files (a key's lock is its first 63 bits).
+                let held: Vec<_> = ["0", "4", "8", "c"]
+                    .iter()
+                    .map(|first| {
+                        let key = format!("{first}{thread:014x}{}", "0".repeat(49));
+                        store.lock(&key).unwrap()
+                    })
+                    .collect();
+                barrier.wait();
+                barrier.wait();
+                drop(held);
+            });
+        }
+        barrier.wait();
+        let open = fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| fs::read_link(fd.unwrap().path()).ok())
+            .filter(|target| target.starts_with(&locks))
+            .count();
+        barrier.wait();
+        open
+    });
+    // The four keys' files, and none of the others yet.
+    assert_eq!(
+        open, 4,
+        "descriptors of the lock files, with {threads} threads"
+    );
+}
+
 /// Keys' locks are spread over files by the key's first two bits, so that no file's list
 /// of locks grows long; another name's lock (the index's creation) stays in `locks`, where
 /// an older pipewright takes it too.
@@ -173,7 +272,12 @@ fn a_keys_lock_is_a_byte_of_the_file_of_its_first_two_bits() {
     std::thread::scope(|s| {
         s.spawn(|| assert!(!lock::held_here(store.dir(), &key)));
     });
+    // Taken again by the thread that holds it: another process still finds it locked
+    // once either of the two is dropped, and free once both are.
+    let again = store.lock(&key).unwrap();
     drop(held);
+    assert!(locked("locks-2"));
+    drop(again);
     assert!(!locked("locks-2"));
     assert!(!lock::held_here(store.dir(), &key));
     let creating = lock::lock(store.dir(), "creating the index").unwrap();
