@@ -189,6 +189,7 @@ fn take(dir: &Path, key: &str, wait: bool) -> Result<Option<KeyLock>, StoreError
 /// Every key's lock is a byte of one file.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod imp {
+    use std::cell::RefCell;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -219,6 +220,12 @@ mod imp {
     /// The lock files of each store a thread of this process has locked a key of, each
     /// opened once, with the generation they were opened in.
     static FILES: Mutex<Vec<(PathBuf, Files, u64)>> = Mutex::new(Vec::new());
+
+    thread_local! {
+        /// The process's lock files of the store this thread locked a key of last, so that
+        /// a thread takes one store's locks in turn without the process's mutex.
+        static LAST: RefCell<Option<(PathBuf, Files, u64)>> = const { RefCell::new(None) };
+    }
 
     /// Counts the times a store found its directory replaced: a lock file opened before is
     /// opened again, as the path may name another file now.
@@ -294,6 +301,28 @@ mod imp {
     /// The process's lock file at `place` of the store directory `dir`.
     fn file(dir: &Path, place: usize) -> Result<Arc<File>, StoreError> {
         let generation = GENERATION.load(Ordering::Relaxed);
+        let known = LAST.with_borrow(|last| match last {
+            Some((d, files, g)) if *g == generation && d == dir => files[place].clone(),
+            _ => None,
+        });
+        if let Some(file) = known {
+            return Ok(file);
+        }
+        let file = open_file(dir, place, generation)?;
+        LAST.with_borrow_mut(|last| {
+            match last {
+                Some((d, _, g)) if *g == generation && d == dir => {}
+                _ => *last = Some((dir.to_owned(), Files::default(), generation)),
+            }
+            if let Some((_, files, _)) = last {
+                files[place] = Some(Arc::clone(&file));
+            }
+        });
+        Ok(file)
+    }
+
+    /// [`file`], from the process's files, opening it if it is not among them.
+    fn open_file(dir: &Path, place: usize, generation: u64) -> Result<Arc<File>, StoreError> {
         let mut files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
         files.retain(|(_, _, g)| *g == generation);
         let i = match files.iter().position(|(d, _, _)| d == dir) {
