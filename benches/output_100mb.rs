@@ -89,6 +89,26 @@ fn report(what: &str, pipewright: &[Duration], plain: &[Duration]) {
     );
 }
 
+/// Times `first` and `second` `rounds` times each, in turn: `first` first in even rounds,
+/// `second` first in odd ones.
+fn in_turn(
+    rounds: usize,
+    mut first: impl FnMut() -> Duration,
+    mut second: impl FnMut() -> Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            a.push(first());
+            b.push(second());
+        } else {
+            b.push(second());
+            a.push(first());
+        }
+    }
+    (a, b)
+}
+
 fn run_all(runner: &Runner, pipeline: &Pipeline, status: NodeStatus) -> RunReport {
     let report = runner.run(pipeline).expect("the run starts");
     assert_eq!(report.count(status), pipeline.len(), "{report}");
@@ -161,26 +181,9 @@ fn main() {
         })
     };
 
-    let mut times: [Vec<Duration>; 4] = Default::default();
-    for round in 0..rounds {
-        if round % 2 == 0 {
-            times[0].push(store_pipewright());
-            times[1].push(store_plain());
-        } else {
-            times[1].push(store_plain());
-            times[0].push(store_pipewright());
-        }
-    }
-    for round in 0..rounds {
-        if round % 2 == 0 {
-            times[2].push(load_pipewright());
-            times[3].push(load_plain());
-        } else {
-            times[3].push(load_plain());
-            times[2].push(load_pipewright());
-        }
-    }
+    let (stored, stored_plainly) = in_turn(rounds, store_pipewright, store_plain);
+    let (loaded, loaded_plainly) = in_turn(rounds, load_pipewright, load_plain);
     println!("{rounds} rounds, in {}", scratch.path().display());
-    report("stored", &times[0], &times[1]);
-    report("loaded", &times[2], &times[3]);
+    report("stored", &stored, &stored_plainly);
+    report("loaded", &loaded, &loaded_plainly);
 }
