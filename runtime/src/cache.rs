@@ -1091,7 +1091,8 @@ impl Store {
         let matches = || *crate::digest::digest_beside_one(&bytes).as_bytes() == entry.digest;
         std::thread::scope(|s| {
             // Where no thread can be started, the digest is checked first, as for others.
-            let Ok(digest) = std::thread::Builder::new().spawn_scoped(s, matches) else {
+            let digest = std::thread::Builder::new().name("pipewright-digest".to_owned());
+            let Ok(digest) = digest.spawn_scoped(s, matches) else {
                 return if matches() {
                     decode(&bytes, entry)
                 } else {
@@ -1174,7 +1175,8 @@ impl Store {
                 beside.map(|beside| beside())
             };
             let (written, result) = std::thread::scope(|s| {
-                let Ok(other) = std::thread::Builder::new().spawn_scoped(s, run_beside) else {
+                let digest = std::thread::Builder::new().name("pipewright-digest".to_owned());
+                let Ok(other) = digest.spawn_scoped(s, run_beside) else {
                     // Where no thread can be started, the output is written after `beside`.
                     let result = run_beside();
                     return (write(), result);

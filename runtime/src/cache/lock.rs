@@ -90,6 +90,12 @@ pub(crate) fn held_here(dir: &Path, key: &str) -> bool {
         .is_some_and(|claim| claim.thread == me && claim.held.is_some())
 }
 
+/// How many locks of the store directory `dir` this process holds or is taking.
+#[cfg(test)]
+pub(crate) fn claims(dir: &Path) -> usize {
+    locked_table().locks.get(dir).map_or(0, HashMap::len)
+}
+
 /// Forgets the lock files this process holds open, so that each is opened again at its
 /// path: a store's directory was replaced.
 pub(crate) fn reopen() {
@@ -157,31 +163,64 @@ fn take(dir: &Path, key: &str, wait: bool) -> Result<Option<KeyLock>, StoreError
         }
     }
     drop(table);
+    // Removes the claim unless the system's lock is taken: an error, or a panic while
+    // taking it, leaves no claim that other threads would wait on for ever.
+    let mut unclaim = Unclaim {
+        dir,
+        place: &place,
+        armed: true,
+    };
     // The claim is this thread's: no other thread of the process takes this system lock
     // until it is released, so one open file description serves every thread.
-    let taken = imp::lock(dir, &place, wait);
+    let Some(system) = imp::lock(dir, &place, wait)? else {
+        return Ok(None);
+    };
     let mut table = locked_table();
-    let claimed = table.locks.get_mut(dir);
-    match taken {
-        Ok(Some(system)) => {
-            if let Some(claim) = claimed.and_then(|keys| keys.get_mut(&place)) {
-                claim.held = Some(system);
-            }
-            Ok(Some(lock()))
+    let claim = Claim {
+        thread: me,
+        count: 1,
+        held: Some(system),
+    };
+    match table
+        .locks
+        .get_mut(dir)
+        .and_then(|keys| keys.get_mut(&place))
+    {
+        Some(claimed) => *claimed = claim,
+        // Only this thread removes its claim; were it gone, it is made again.
+        None => {
+            let keys = table.locks.entry(dir.to_owned()).or_default();
+            keys.insert(place.clone(), claim);
         }
-        Ok(None) | Err(_) => {
-            if let Some(keys) = claimed {
-                keys.remove(&place);
-                if keys.is_empty() {
-                    table.locks.remove(dir);
-                }
+    }
+    drop(table);
+    unclaim.armed = false;
+    Ok(Some(lock()))
+}
+
+/// A claim of this thread that did not become a lock, removed when dropped while `armed`.
+struct Unclaim<'a> {
+    dir: &'a Path,
+    place: &'a imp::Place,
+    armed: bool,
+}
+
+impl Drop for Unclaim<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut table = locked_table();
+        if let Some(keys) = table.locks.get_mut(self.dir) {
+            keys.remove(self.place);
+            if keys.is_empty() {
+                table.locks.remove(self.dir);
             }
-            let waiting = table.waiting > 0;
-            drop(table);
-            if waiting {
-                HELD.1.notify_all();
-            }
-            taken.map(|_| None)
+        }
+        let waiting = table.waiting > 0;
+        drop(table);
+        if waiting {
+            HELD.1.notify_all();
         }
     }
 }
@@ -301,32 +340,44 @@ mod imp {
     /// The process's lock file at `place` of the store directory `dir`.
     fn file(dir: &Path, place: usize) -> Result<Arc<File>, StoreError> {
         let generation = GENERATION.load(Ordering::Relaxed);
-        let known = LAST.with_borrow(|last| match last {
-            Some((d, files, g)) if *g == generation && d == dir => files[place].clone(),
-            _ => None,
-        });
+        let known = LAST
+            .try_with(|last| match &*last.borrow() {
+                Some((d, files, g)) if *g == generation && d == dir => files[place].clone(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
         if let Some(file) = known {
             return Ok(file);
         }
-        let file = open_file(dir, place, generation)?;
-        LAST.with_borrow_mut(|last| {
-            match last {
+        let (file, generation) = open_file(dir, place)?;
+        // Not kept by a thread whose locals are being destroyed.
+        let _ = LAST.try_with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
                 Some((d, _, g)) if *g == generation && d == dir => {}
                 _ => *last = Some((dir.to_owned(), Files::default(), generation)),
             }
-            if let Some((_, files, _)) = last {
+            if let Some((_, files, _)) = &mut *last {
                 files[place] = Some(Arc::clone(&file));
             }
         });
         Ok(file)
     }
 
-    /// [`file`], from the process's files, opening it if it is not among them.
-    fn open_file(dir: &Path, place: usize, generation: u64) -> Result<Arc<File>, StoreError> {
+    /// [`file`], from the process's files, opening it if it is not among them; with the
+    /// generation it belongs to.
+    fn open_file(dir: &Path, place: usize) -> Result<(Arc<File>, u64), StoreError> {
         let mut files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read under the mutex: no thread drops the files of a later generation.
+        let generation = GENERATION.load(Ordering::Relaxed);
         files.retain(|(_, _, g)| *g == generation);
         let i = match files.iter().position(|(d, _, _)| d == dir) {
-            Some(i) => i,
+            // The store used last goes last, so the one dropped is the least recently used.
+            Some(i) => {
+                files[i..].rotate_left(1);
+                files.len() - 1
+            }
             None => {
                 // A process that works on many stores in turn keeps the files of the last
                 // few; a lock still held keeps its file open.
@@ -338,7 +389,7 @@ mod imp {
             }
         };
         if let Some(file) = &files[i].1[place] {
-            return Ok(Arc::clone(file));
+            return Ok((Arc::clone(file), generation));
         }
         let path = dir.join(name(place));
         let open = || {
@@ -356,7 +407,7 @@ mod imp {
             .map(Arc::new)
             .map_err(|e| StoreError::new("cannot open the lock file", &path, e))?;
         files[i].1[place] = Some(Arc::clone(&file));
-        Ok(file)
+        Ok((file, generation))
     }
 
     /// The lock at `place`; `None` if `wait` is false and another process holds it.
