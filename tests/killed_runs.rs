@@ -95,10 +95,33 @@ fn line_of<'a>(out: &'a str, node: &str) -> &'a str {
 /// A child process, killed if the test fails before it does.
 struct Killed(Child);
 
+impl Killed {
+    /// This test program again, as the child `role`, working in `dir`.
+    fn spawn(role: &str, dir: &Path) -> Killed {
+        Killed(
+            Command::new(std::env::current_exe().unwrap())
+                .env("PIPEWRIGHT_CHILD", role)
+                .env("PIPEWRIGHT_DIR", dir)
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Waits, looking every `every`, until `done`; fails, saying that `what` never happened,
+/// after two minutes.
+fn wait_until(what: &str, every: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{what}");
+        std::thread::sleep(every);
     }
 }
 
@@ -107,22 +130,11 @@ fn a_killed_run_is_interrupted_and_its_leftovers_are_removed() {
     let data = dir.path().join("data");
     let p = the_pipeline(dir.path());
     fs::write(dir.path().join("hang"), b"").unwrap();
-    let mut child = Killed(
-        Command::new(std::env::current_exe().unwrap())
-            .env("PIPEWRIGHT_CHILD", "1")
-            .env("PIPEWRIGHT_DIR", dir.path())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Killed::spawn("1", dir.path());
     let ready = dir.path().join("ready");
-    let start = Instant::now();
-    while !ready.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the task never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the task never started", Duration::from_millis(20), || {
+        ready.exists()
+    });
 
     // Beside the run in progress: its record, its entries and the temporary directory
     // its task writes in stay.
@@ -229,13 +241,7 @@ fn a_run_killed_with_an_entry_queued_does_not_record_it_as_stored() {
     let writer = store::open(&data);
     writer.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-    let mut child = Killed(
-        Command::new(std::env::current_exe().unwrap())
-            .env("PIPEWRIGHT_CHILD", "queued")
-            .env("PIPEWRIGHT_DIR", dir.path())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Killed::spawn("queued", dir.path());
     let run_dir = || {
         fs::read_dir(data.join("runs"))
             .unwrap()
@@ -243,18 +249,13 @@ fn a_run_killed_with_an_entry_queued_does_not_record_it_as_stored() {
             .find(|path| !earlier.contains(path))
     };
     // Once `hang` runs, and the journal has the line of `fresh`.
-    let start = Instant::now();
     let settled = |run_dir: &Path| {
         pipewright::record::RunRecord::read(run_dir)
             .is_ok_and(|record| record.nodes[0].status == RecordedStatus::Ran)
     };
-    while !dir.path().join("ready").exists() || !run_dir().is_some_and(|run| settled(&run)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "`fresh` never settled"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("`fresh` never settled", Duration::from_millis(20), || {
+        dir.path().join("ready").exists() && run_dir().is_some_and(|run| settled(&run))
+    });
     child.0.kill().unwrap();
     child.0.wait().unwrap();
     writer.execute_batch("ROLLBACK").unwrap();
@@ -356,21 +357,12 @@ fn runs_killed_in_the_middle_of_their_commits_leave_only_whole_entries() {
     let data = dir.path().join("data");
     let mut committed = Vec::new();
     for at in [10, 50, 90, 130, 170, 210] {
-        let mut child = Killed(
-            Command::new(std::env::current_exe().unwrap())
-                .env("PIPEWRIGHT_CHILD", "pieces")
-                .env("PIPEWRIGHT_DIR", dir.path())
-                .spawn()
-                .unwrap(),
+        let mut child = Killed::spawn("pieces", dir.path());
+        wait_until(
+            &format!("the run never committed {at} entries"),
+            Duration::from_millis(2),
+            || store::count(&data) >= at,
         );
-        let start = Instant::now();
-        while store::count(&data) < at {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "the run never committed {at} entries"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
         child.0.kill().unwrap();
         let status = child.0.wait().unwrap();
         assert_eq!(

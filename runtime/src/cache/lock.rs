@@ -61,22 +61,27 @@ impl Drop for KeyLock {
             return;
         };
         claim.count -= 1;
-        if claim.count > 0 {
-            return;
+        if claim.count == 0 {
+            withdraw(table, &self.dir, &self.place);
         }
-        // The system's lock is released before the claim, under the table's mutex: a thread
-        // that claims the key next takes the system's lock after this one let it go.
-        if let Some(claim) = keys.remove(&self.place) {
-            drop(claim.held);
-        }
+    }
+}
+
+/// Removes the claim at `place` of `dir` from `table`, releasing its system lock if it has
+/// one, and wakes the threads that wait for a lock, if any. The system's lock is released
+/// before the claim, under the table's mutex: a thread that claims the lock next takes the
+/// system's lock after this one let it go.
+fn withdraw(mut table: MutexGuard<'_, Table>, dir: &Path, place: &imp::Place) {
+    if let Some(keys) = table.locks.get_mut(dir) {
+        keys.remove(place);
         if keys.is_empty() {
-            table.locks.remove(&self.dir);
+            table.locks.remove(dir);
         }
-        let waiting = table.waiting > 0;
-        drop(table);
-        if waiting {
-            HELD.1.notify_all();
-        }
+    }
+    let waiting = table.waiting > 0;
+    drop(table);
+    if waiting {
+        HELD.1.notify_all();
     }
 }
 
@@ -207,20 +212,8 @@ struct Unclaim<'a> {
 
 impl Drop for Unclaim<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let mut table = locked_table();
-        if let Some(keys) = table.locks.get_mut(self.dir) {
-            keys.remove(self.place);
-            if keys.is_empty() {
-                table.locks.remove(self.dir);
-            }
-        }
-        let waiting = table.waiting > 0;
-        drop(table);
-        if waiting {
-            HELD.1.notify_all();
+        if self.armed {
+            withdraw(locked_table(), self.dir, self.place);
         }
     }
 }

@@ -118,23 +118,22 @@ fn a_key_lock_excludes_other_threads_until_it_is_dropped_wherever() {
     let key = "ab".repeat(32);
     let other = "cd".repeat(32);
     let held = store.lock(&key).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            assert!(
-                store.try_lock(&key).is_none(),
-                "another thread took a held key"
-            );
-            // Another key is free.
-            assert!(store.try_lock(&other).is_some());
-        });
-    });
+    assert!(
+        !free_elsewhere(&store, &key),
+        "another thread took a held key"
+    );
+    // Another key is free.
+    assert!(free_elsewhere(&store, &other));
     // Dropped on another thread than the one that took it, it is released all the same.
     std::thread::scope(|s| {
         s.spawn(move || drop(held));
     });
-    std::thread::scope(|s| {
-        s.spawn(|| assert!(store.try_lock(&key).is_some(), "the key stayed locked"));
-    });
+    assert!(free_elsewhere(&store, &key), "the key stayed locked");
+}
+
+/// Whether another thread of the process can take the lock of `key` now.
+fn free_elsewhere(store: &Store, key: &str) -> bool {
+    std::thread::scope(|s| s.spawn(|| store.try_lock(key).is_some()).join().unwrap())
 }
 
 /// A thread that waits for a key another thread of the process holds takes it once that
@@ -164,32 +163,22 @@ fn a_key_lock_waited_for_within_a_process_is_taken_only_once_released() {
     let first = store.lock(&key).unwrap();
     let second = store.lock(&key).unwrap();
     drop(first);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            assert!(
-                store.try_lock(&key).is_none(),
-                "released while a lock of it was alive"
-            );
-        });
-    });
+    assert!(
+        !free_elsewhere(&store, &key),
+        "released while a lock of it was alive"
+    );
     drop(second);
-    std::thread::scope(|s| {
-        s.spawn(|| assert!(store.try_lock(&key).is_some(), "the key stayed locked"));
-    });
+    assert!(free_elsewhere(&store, &key), "the key stayed locked");
 
     // Two keys of one lock (the same first 63 bits) exclude each other within the process
     // as across processes: the lock is not given to a second thread, and then released
     // under the first.
     let alike = format!("{}{}", &key[..16], "0".repeat(48));
     let held = store.lock(&key).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            assert!(
-                store.try_lock(&alike).is_none(),
-                "another thread took a held lock"
-            );
-        });
-    });
+    assert!(
+        !free_elsewhere(&store, &alike),
+        "another thread took a held lock"
+    );
     drop(held);
 }
 
