@@ -489,13 +489,19 @@ fn a_failed_batch_leaves_the_rows_queued_after_it_to_be_committed() {
     assert_eq!(found(dir.path(), &key_of(1)).as_deref(), Some(&b"yes"[..]));
 }
 
+/// A store in `dir` whose queued rows wait for a flush, to be committed in one batch: no
+/// committer thread is started.
+fn store_without_committer(dir: &Path) -> Store {
+    let store = Store::new(dir.to_owned());
+    store.prepare().unwrap();
+    store.queue().committer = true;
+    store
+}
+
 #[test]
 fn a_panic_while_committing_fails_the_batch_and_leaves_the_queue_working() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path().to_owned());
-    store.prepare().unwrap();
-    // No committer thread is started: the rows wait for the flush, in one batch.
-    store.queue().committer = true;
+    let store = store_without_committer(dir.path());
     let panics = queue_entry(&store, &key_of(0), PANICS, b"no");
     let beside = queue_entry(&store, &key_of(1), "beside", b"no");
     let failed = store.failures(&[panics, beside]);
@@ -529,9 +535,7 @@ impl Committed for Heard {
 #[test]
 fn who_asked_hears_of_each_queued_row_once_it_is_committed_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path().to_owned());
-    store.prepare().unwrap();
-    store.queue().committer = true;
+    let store = store_without_committer(dir.path());
     let (first, second) = (Arc::new(Heard::default()), Arc::new(Heard::default()));
     let queue = |i: u32, node: &str, to: &Arc<Heard>| {
         let key = key_of(i);
